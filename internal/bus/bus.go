@@ -1,0 +1,157 @@
+// Package bus is the plumbing every service shares to talk over NATS
+// JetStream: an embedded server for one box, a connection to a cluster
+// otherwise, the streams and buckets made ready, idempotent publishing, and
+// the one consume loop that owns the ack policy.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// Bus is one connection to JetStream.
+type Bus struct {
+	NC  *nats.Conn
+	JS  jetstream.JetStream
+	log *slog.Logger
+}
+
+// EmbeddedOptions configure a JetStream server inside the process.
+type EmbeddedOptions struct {
+	Dir    string // where streams are stored; survives restarts
+	Listen string // host:port for other processes (tocsin status, a standalone service); "" keeps it in-process only
+}
+
+// StartEmbedded starts a JetStream server in this process and waits until it
+// accepts connections. Call Shutdown and WaitForShutdown to stop it.
+func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
+	so := &server.Options{
+		ServerName: "tocsin",
+		JetStream:  true,
+		StoreDir:   opts.Dir,
+		NoSigs:     true,
+		Host:       "127.0.0.1",
+		Port:       -1,
+	}
+	if opts.Listen == "" {
+		so.DontListen = true
+	} else {
+		host, port, err := splitHostPort(opts.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("nats listen address %q: %w", opts.Listen, err)
+		}
+		so.Host, so.Port = host, port
+	}
+	ns, err := server.NewServer(so)
+	if err != nil {
+		return nil, fmt.Errorf("configure embedded nats server: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats server not ready after 10s (is %s in use, or %s not writable?)", opts.Listen, opts.Dir)
+	}
+	return ns, nil
+}
+
+// Connect connects to a NATS server by URL, or to an embedded one when ns is
+// not nil (without a socket). name shows in the server's connection list.
+func Connect(url string, ns *server.Server, name string, log *slog.Logger, extra ...nats.Option) (*Bus, error) {
+	opts := append([]nats.Option{
+		nats.Name(name),
+		nats.MaxReconnects(-1), // a service outlives a cluster restart
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("disconnected from nats, reconnecting", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to nats", "url", nc.ConnectedUrlRedacted()) }),
+	}, extra...)
+	if ns != nil {
+		opts = append(opts, nats.InProcessServer(ns))
+		url = ns.ClientURL()
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return &Bus{NC: nc, JS: js, log: log}, nil
+}
+
+// Close drains the connection: pending publishes are flushed first.
+func (b *Bus) Close() {
+	if err := b.NC.Drain(); err != nil {
+		b.NC.Close()
+	}
+	for !b.NC.IsClosed() {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Ensure creates every stream and bucket, or updates them to the current
+// configuration. It fails, naming the stream, when an existing one cannot be
+// changed in place (a different retention, say).
+func (b *Bus) Ensure(ctx context.Context, replicas int) error {
+	for _, cfg := range events.StreamConfigs(replicas) {
+		if _, err := b.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("stream %s: %w", cfg.Name, err)
+		}
+	}
+	for _, cfg := range events.BucketConfigs(replicas) {
+		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
+		}
+	}
+	return nil
+}
+
+// KV opens a bucket that Ensure made.
+func (b *Bus) KV(ctx context.Context, bucket string) (jetstream.KeyValue, error) {
+	kv, err := b.JS.KeyValue(ctx, bucket)
+	if err != nil {
+		return nil, fmt.Errorf("open bucket %s: %w", bucket, err)
+	}
+	return kv, nil
+}
+
+// Publish stores an event on its subject with its id as the message id, so
+// that publishing the same event again within the stream's duplicate window
+// stores it once. It returns once JetStream has stored it.
+func (b *Bus) Publish(ctx context.Context, ev events.Event, opts ...jetstream.PublishOpt) error {
+	data, err := ev.Marshal()
+	if err != nil {
+		return err
+	}
+	opts = append([]jetstream.PublishOpt{jetstream.WithMsgID(ev.ID)}, opts...)
+	if _, err := b.JS.Publish(ctx, ev.Subject(), data, opts...); err != nil {
+		return fmt.Errorf("publish %s %s: %w", ev.Type, ev.ID, err)
+	}
+	return nil
+}
+
+// ErrNotFound is what a key-value lookup of a missing key returns.
+var ErrNotFound = jetstream.ErrKeyNotFound
+
+// IsConflict reports whether a key-value write lost a race with another
+// writer (a compare-and-set on a stale revision, or a create of a key that
+// exists).
+func IsConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+}

@@ -1,0 +1,60 @@
+// Package bustest starts a real JetStream server for a test: embedded, on a
+// loopback port, storing to the test's temporary directory.
+package bustest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+)
+
+// Server is an embedded JetStream server listening on 127.0.0.1.
+type Server struct {
+	NS  *server.Server
+	URL string
+}
+
+// Start starts a server that the test shuts down when it ends.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return &Server{NS: ns, URL: ns.ClientURL()}
+}
+
+// Connect returns a bus on s with every stream and bucket in place.
+func (s *Server) Connect(t testing.TB, log *slog.Logger) *bus.Bus {
+	t.Helper()
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	b, err := bus.Connect(s.URL, nil, t.Name(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.NC.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Ensure(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// New starts a server and connects to it.
+func New(t testing.TB) *bus.Bus {
+	t.Helper()
+	return Start(t).Connect(t, nil)
+}

@@ -1,0 +1,157 @@
+package events
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var t0 = time.Date(2026, 11, 21, 2, 15, 0, 0, time.UTC)
+
+// samples is one event of every type; the golden files hold their wire form.
+func samples() map[string]Event {
+	return map[string]Event{
+		"probe_task": New("mx1/5901675", "prober@lon1", t0, &ProbeTask{
+			Server: "mx1", Location: "lon1", Check: "tcp://mx1.internal:25", TimeoutMS: 10000,
+			Slot: 5901675, Due: t0.Add(17 * time.Second), Purpose: PurposeScheduled,
+		}),
+		"probe_result": New("mx1/5901675/result", "prober@lon1", t0.Add(17*time.Second), &ProbeResult{
+			Server: "mx1", Location: "lon1", Check: "tcp://mx1.internal:25", Task: "mx1/5901675",
+			Purpose: PurposeScheduled, Started: t0.Add(17 * time.Second), LatencyMS: 10000, OK: false,
+			Reason: "timeout after 10s",
+		}),
+		"server_state_changed": New("mx1/state/4", "verifier", t0.Add(20*time.Second), &ServerStateChanged{
+			Server: "mx1", Box: "mx", From: StateSuspect, To: StateDown, Since: t0.Add(17 * time.Second),
+			Reason: "timeout after 10s", Incident: "20261121-mx1-4", Locations: []string{"lon1"},
+		}),
+		"incident_opened": New("20261121-mx1-4/opened", "verifier", t0.Add(20*time.Second), &IncidentOpened{
+			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Title: "mx1 (Incoming mail) is down",
+			Servers: []AffectedServer{{
+				Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: t0.Add(17 * time.Second),
+				Reason: "timeout after 10s", Locations: []string{"lon1"},
+			}},
+		}),
+		"incident_resolved": New("20261121-mx1-4/resolved", "verifier", t0.Add(time.Hour), &IncidentResolved{
+			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Resolved: t0.Add(time.Hour),
+			Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},
+		}),
+	}
+}
+
+func TestGolden(t *testing.T) {
+	for name, ev := range samples() {
+		t.Run(name, func(t *testing.T) {
+			got, err := ev.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join("testdata", "golden", name+".json")
+			if *update {
+				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
+				t.Errorf("wire format changed (run with -update if on purpose):\n got %s\nwant %s", got, want)
+			}
+			back, err := Decode(ev.Subject(), want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(ev, back); diff != "" {
+				t.Errorf("decoded golden file differs (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	good, err := samples()["probe_result"].Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	replace := func(old, new string) string {
+		if !strings.Contains(string(good), old) {
+			t.Fatalf("sample has no %q", old)
+		}
+		return strings.Replace(string(good), old, new, 1)
+	}
+	tests := []struct {
+		name, subject, in, want string
+	}{
+		{"not json", "", "hello", "malformed envelope"},
+		{"empty", "", "", "malformed envelope"},
+		{"trailing data", "", string(good) + "{}", "trailing data"},
+		{"newer version", "", replace(`"v":1`, `"v":2`), "unsupported envelope version 2"},
+		{"unknown type", "", replace(`"type":"probe.result"`, `"type":"probe.weird"`), `unknown event type "probe.weird"`},
+		{"missing type", "", replace(`"type":"probe.result"`, `"type":""`), "missing event type"},
+		{"missing id", "", replace(`"id":"mx1/5901675/result"`, `"id":""`), "missing id"},
+		{"id with space", "", replace(`"id":"mx1/5901675/result"`, `"id":"a b"`), "spaces"},
+		{"missing source", "", replace(`"source":"prober@lon1"`, `"source":""`), "missing source"},
+		{"data of wrong shape", "", replace(`"ok":false`, `"ok":"no"`), "malformed data"},
+		{"null data", "", `{"v":1,"id":"x","type":"probe.result","time":"2026-11-21T02:15:00Z","source":"s","data":null}`, "missing data"},
+		{"server with a dot", "", replace(`"server":"mx1"`, `"server":"mx1.internal"`), `server "mx1.internal" must be`},
+		{"failure without reason", "", replace(`,"reason":"timeout after 10s"`, ``), "needs a reason"},
+		{"wrong subject", "probe.result.mx2", string(good), `belongs on "probe.result.mx1", found on "probe.result.mx2"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(tt.subject, []byte(tt.in))
+			if err == nil {
+				t.Fatalf("Decode(%s) succeeded, want error containing %q", tt.in, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Decode error = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMarshalRefusesInvalid(t *testing.T) {
+	ev := New("x", "verifier", t0, &IncidentOpened{Incident: "i1", Opened: t0, Title: "t"})
+	if _, err := ev.Marshal(); err == nil || !strings.Contains(err.Error(), "at least one server") {
+		t.Errorf("Marshal of incident without servers: err = %v", err)
+	}
+}
+
+// FuzzDecode holds Decode to two promises: it never panics, and whatever it
+// accepts survives a round trip unchanged.
+func FuzzDecode(f *testing.F) {
+	for _, ev := range samples() {
+		b, err := ev.Marshal()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"v":1}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ev, err := Decode("", b)
+		if err != nil {
+			return
+		}
+		again, err := ev.Marshal()
+		if err != nil {
+			t.Fatalf("accepted event does not marshal: %v", err)
+		}
+		back, err := Decode(ev.Subject(), again)
+		if err != nil {
+			t.Fatalf("re-encoded event does not decode: %v\n%s", err, again)
+		}
+		if diff := cmp.Diff(ev, back); diff != "" {
+			t.Fatalf("round trip changed the event (-first +second):\n%s", diff)
+		}
+	})
+}

@@ -1,0 +1,250 @@
+package events
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+)
+
+// ProbeTask asks the prober at Location to run one check now. Scheduled tasks
+// carry the slot they belong to; their id is "<server>/<slot>" so that every
+// scheduler replica publishing the same slot stores one task.
+type ProbeTask struct {
+	Server    string    `json:"server"`
+	Location  string    `json:"location"`
+	Check     string    `json:"check"`      // the check URL from the config
+	TimeoutMS int64     `json:"timeout_ms"` // how long the check may take
+	Slot      int64     `json:"slot"`       // interval number since the Unix epoch; 0 for on-demand checks
+	Due       time.Time `json:"due"`        // when the check should run
+	Purpose   Purpose   `json:"purpose"`
+}
+
+// Purpose says why a check was asked for.
+type Purpose string
+
+// The purposes of a probe task.
+const (
+	PurposeScheduled Purpose = "scheduled" // the regular check of every interval
+	PurposeRecheck   Purpose = "recheck"   // the verifier confirming a failure
+)
+
+func (*ProbeTask) EventType() Type    { return TypeProbeTask }
+func (t *ProbeTask) Subject() string { return SubjectProbeTask(t.Location) }
+func (t *ProbeTask) Validate() error {
+	if err := checkToken("server", t.Server); err != nil {
+		return err
+	}
+	if err := checkToken("location", t.Location); err != nil {
+		return err
+	}
+	if err := checkURL(t.Check); err != nil {
+		return err
+	}
+	switch {
+	case t.TimeoutMS <= 0:
+		return fmt.Errorf("timeout_ms must be positive, got %d", t.TimeoutMS)
+	case t.Slot < 0:
+		return fmt.Errorf("slot must not be negative, got %d", t.Slot)
+	case t.Due.IsZero():
+		return errors.New("missing due")
+	}
+	switch t.Purpose {
+	case PurposeScheduled, PurposeRecheck:
+		return nil
+	}
+	return fmt.Errorf("unknown purpose %q", t.Purpose)
+}
+
+// Timeout is TimeoutMS as a duration.
+func (t *ProbeTask) Timeout() time.Duration { return time.Duration(t.TimeoutMS) * time.Millisecond }
+
+// ProbeResult is what one location saw when it checked one server.
+type ProbeResult struct {
+	Server    string    `json:"server"`
+	Location  string    `json:"location"`
+	Check     string    `json:"check"`
+	Task      string    `json:"task"` // id of the task that asked for it
+	Purpose   Purpose   `json:"purpose"`
+	Started   time.Time `json:"started"`
+	LatencyMS float64   `json:"latency_ms"`
+	OK        bool      `json:"ok"`
+	Reason    string    `json:"reason,omitempty"` // why it failed, in words for a person: "connection refused"
+}
+
+func (*ProbeResult) EventType() Type    { return TypeProbeResult }
+func (r *ProbeResult) Subject() string { return SubjectProbeResult(r.Server) }
+func (r *ProbeResult) Validate() error {
+	if err := checkToken("server", r.Server); err != nil {
+		return err
+	}
+	if err := checkToken("location", r.Location); err != nil {
+		return err
+	}
+	switch {
+	case r.Task == "":
+		return errors.New("missing task")
+	case r.Started.IsZero():
+		return errors.New("missing started")
+	case r.LatencyMS < 0:
+		return fmt.Errorf("latency_ms must not be negative, got %g", r.LatencyMS)
+	case !r.OK && r.Reason == "":
+		return errors.New("a failed result needs a reason")
+	}
+	return nil
+}
+
+// ServerState is the verifier's judgement of one server.
+type ServerState string
+
+// The server states.
+const (
+	StateUnknown ServerState = "unknown" // not checked yet
+	StateUp      ServerState = "up"
+	StateSuspect ServerState = "suspect" // failed once, being verified: nobody is told yet
+	StateDown    ServerState = "down"    // failure confirmed
+)
+
+// Valid reports whether s is one of the known states.
+func (s ServerState) Valid() bool {
+	switch s {
+	case StateUnknown, StateUp, StateSuspect, StateDown:
+		return true
+	}
+	return false
+}
+
+// ServerStateChanged records one server moving from one state to another.
+type ServerStateChanged struct {
+	Server    string      `json:"server"`
+	Box       string      `json:"box"`
+	From      ServerState `json:"from"`
+	To        ServerState `json:"to"`
+	Since     time.Time   `json:"since"`              // when the new state began
+	Reason    string      `json:"reason,omitempty"`   // the failure that led here, if any
+	Incident  string      `json:"incident,omitempty"` // the incident this change opened or resolved
+	Locations []string    `json:"locations,omitempty"`
+}
+
+func (*ServerStateChanged) EventType() Type    { return TypeServerStateChanged }
+func (c *ServerStateChanged) Subject() string { return SubjectServerChanged(c.Server) }
+func (c *ServerStateChanged) Validate() error {
+	if err := checkToken("server", c.Server); err != nil {
+		return err
+	}
+	if err := checkToken("box", c.Box); err != nil {
+		return err
+	}
+	switch {
+	case !c.From.Valid():
+		return fmt.Errorf("unknown state %q in from", c.From)
+	case !c.To.Valid():
+		return fmt.Errorf("unknown state %q in to", c.To)
+	case c.From == c.To:
+		return fmt.Errorf("from and to are both %q", c.From)
+	case c.Since.IsZero():
+		return errors.New("missing since")
+	case c.Incident != "" && !ValidToken(c.Incident):
+		return fmt.Errorf("incident %q is not a valid id", c.Incident)
+	}
+	return nil
+}
+
+// AffectedServer is one server of an incident as staff need to see it.
+type AffectedServer struct {
+	Server    string    `json:"server"`
+	Box       string    `json:"box"`
+	Check     string    `json:"check"`
+	Since     time.Time `json:"since"`            // first failure seen
+	Reason    string    `json:"reason,omitempty"` // what the checks saw
+	Locations []string  `json:"locations,omitempty"`
+}
+
+func (a *AffectedServer) validate() error {
+	if err := checkToken("server", a.Server); err != nil {
+		return err
+	}
+	if err := checkToken("box", a.Box); err != nil {
+		return err
+	}
+	if a.Since.IsZero() {
+		return fmt.Errorf("server %s: missing since", a.Server)
+	}
+	return nil
+}
+
+// IncidentOpened records a confirmed outage. Its id is stable: the same
+// outage, judged again after a redelivery or a restart, gets the same id.
+type IncidentOpened struct {
+	Incident string           `json:"incident"`
+	Opened   time.Time        `json:"opened"`
+	Title    string           `json:"title"`
+	Servers  []AffectedServer `json:"servers"`
+}
+
+func (*IncidentOpened) EventType() Type    { return TypeIncidentOpened }
+func (o *IncidentOpened) Subject() string { return SubjectIncident(o.Incident, "opened") }
+func (o *IncidentOpened) Validate() error {
+	if err := checkToken("incident", o.Incident); err != nil {
+		return err
+	}
+	switch {
+	case o.Opened.IsZero():
+		return errors.New("missing opened")
+	case o.Title == "":
+		return errors.New("missing title")
+	case len(o.Servers) == 0:
+		return errors.New("an incident needs at least one server")
+	}
+	for i := range o.Servers {
+		if err := o.Servers[i].validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IncidentResolved records the end of an outage.
+type IncidentResolved struct {
+	Incident string    `json:"incident"`
+	Opened   time.Time `json:"opened"`
+	Resolved time.Time `json:"resolved"`
+	Title    string    `json:"title"`
+	Servers  []string  `json:"servers"`
+}
+
+func (*IncidentResolved) EventType() Type    { return TypeIncidentResolved }
+func (r *IncidentResolved) Subject() string { return SubjectIncident(r.Incident, "resolved") }
+func (r *IncidentResolved) Validate() error {
+	if err := checkToken("incident", r.Incident); err != nil {
+		return err
+	}
+	switch {
+	case r.Opened.IsZero():
+		return errors.New("missing opened")
+	case r.Resolved.Before(r.Opened):
+		return errors.New("resolved before it was opened")
+	case r.Title == "":
+		return errors.New("missing title")
+	case len(r.Servers) == 0:
+		return errors.New("an incident needs at least one server")
+	}
+	return nil
+}
+
+// Duration is how long the incident lasted.
+func (r *IncidentResolved) Duration() time.Duration { return r.Resolved.Sub(r.Opened) }
+
+func checkURL(s string) error {
+	if s == "" {
+		return errors.New("missing check")
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("check is not a URL: %w", err)
+	}
+	if u.Scheme == "" || u.Host == "" {
+		return fmt.Errorf("check %q needs a scheme and a host", s)
+	}
+	return nil
+}
