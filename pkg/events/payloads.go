@@ -29,7 +29,7 @@ const (
 	PurposeRecheck   Purpose = "recheck"   // the verifier confirming a failure
 )
 
-func (*ProbeTask) EventType() Type    { return TypeProbeTask }
+func (*ProbeTask) EventType() Type   { return TypeProbeTask }
 func (t *ProbeTask) Subject() string { return SubjectProbeTask(t.Location) }
 func (t *ProbeTask) Validate() error {
 	if err := checkToken("server", t.Server); err != nil {
@@ -72,7 +72,7 @@ type ProbeResult struct {
 	Reason    string    `json:"reason,omitempty"` // why it failed, in words for a person: "connection refused"
 }
 
-func (*ProbeResult) EventType() Type    { return TypeProbeResult }
+func (*ProbeResult) EventType() Type   { return TypeProbeResult }
 func (r *ProbeResult) Subject() string { return SubjectProbeResult(r.Server) }
 func (r *ProbeResult) Validate() error {
 	if err := checkToken("server", r.Server); err != nil {
@@ -126,7 +126,7 @@ type ServerStateChanged struct {
 	Locations []string    `json:"locations,omitempty"`
 }
 
-func (*ServerStateChanged) EventType() Type    { return TypeServerStateChanged }
+func (*ServerStateChanged) EventType() Type   { return TypeServerStateChanged }
 func (c *ServerStateChanged) Subject() string { return SubjectServerChanged(c.Server) }
 func (c *ServerStateChanged) Validate() error {
 	if err := checkToken("server", c.Server); err != nil {
@@ -182,7 +182,7 @@ type IncidentOpened struct {
 	Servers  []AffectedServer `json:"servers"`
 }
 
-func (*IncidentOpened) EventType() Type    { return TypeIncidentOpened }
+func (*IncidentOpened) EventType() Type   { return TypeIncidentOpened }
 func (o *IncidentOpened) Subject() string { return SubjectIncident(o.Incident, "opened") }
 func (o *IncidentOpened) Validate() error {
 	if err := checkToken("incident", o.Incident); err != nil {
@@ -213,7 +213,7 @@ type IncidentResolved struct {
 	Servers  []string  `json:"servers"`
 }
 
-func (*IncidentResolved) EventType() Type    { return TypeIncidentResolved }
+func (*IncidentResolved) EventType() Type   { return TypeIncidentResolved }
 func (r *IncidentResolved) Subject() string { return SubjectIncident(r.Incident, "resolved") }
 func (r *IncidentResolved) Validate() error {
 	if err := checkToken("incident", r.Incident); err != nil {

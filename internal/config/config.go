@@ -1,0 +1,234 @@
+// Package config reads Tocsin's one YAML file: the fleet (locations, boxes of
+// redundant servers and their checks), the people to tell, the escalation
+// timeouts and the providers. Decoding is strict, defaults are set in one
+// place, and every problem is reported at once as "file:line: problem".
+// Secrets never sit in the file: it names an environment variable or a file.
+package config
+
+import (
+	"slices"
+	"time"
+)
+
+// Config is a loaded, defaulted and validated configuration.
+type Config struct {
+	Site        Site                  `yaml:"site"`
+	Checks      Checks                `yaml:"checks"`
+	Locations   []string              `yaml:"locations"`
+	Roles       map[string]Role       `yaml:"roles"`
+	Datacentres map[string]Datacentre `yaml:"datacentres"`
+	Boxes       []Box                 `yaml:"boxes"`
+	Staff       []Staff               `yaml:"staff"`
+	Escalation  Escalation            `yaml:"escalation"`
+	Maintenance []Maintenance         `yaml:"maintenance"`
+	Providers   Providers             `yaml:"providers"`
+	Statuspage  Statuspage            `yaml:"statuspage"`
+
+	// File is the path the configuration was read from.
+	File string `yaml:"-"`
+}
+
+// Site is the hosting provider the alarm works for.
+type Site struct {
+	Name      string `yaml:"name"`
+	StatusURL string `yaml:"status_url"` // the public status page, linked from every public message
+}
+
+// Checks are the defaults for every server's checks.
+type Checks struct {
+	Interval     Duration `yaml:"interval"` // how often each server is checked
+	Timeout      Duration `yaml:"timeout"`  // how long one check may take
+	Verify       Verify   `yaml:"verify"`
+	RecoverAfter int      `yaml:"recover_after"` // successes in a row before a down server is up again
+}
+
+// Verify says how a failure is confirmed before anyone is told.
+type Verify struct {
+	Locations int `yaml:"locations"` // other locations asked to check again
+	Quorum    int `yaml:"quorum"`    // failures among them that confirm the server down
+}
+
+// Role is what a box does, shown on the status page in its colour.
+type Role struct {
+	Label  string `yaml:"label"`
+	Colour string `yaml:"colour"`
+}
+
+// Datacentre is where boxes live and whom to ask for help.
+type Datacentre struct {
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
+}
+
+// Box is a group of redundant servers: the service is available while one
+// of them is.
+type Box struct {
+	ID         string   `yaml:"id"`
+	Name       string   `yaml:"name"`
+	Role       string   `yaml:"role"`
+	Datacentre string   `yaml:"datacentre"`
+	Interval   Duration `yaml:"interval"` // overrides checks.interval for the box
+	Timeout    Duration `yaml:"timeout"`
+	Servers    []Server `yaml:"servers"`
+}
+
+// Server is one machine and how to check it.
+type Server struct {
+	ID        string   `yaml:"id"`
+	Check     string   `yaml:"check"` // a URL whose scheme picks the check: http, https, tcp
+	InService *bool    `yaml:"in_service"`
+	Interval  Duration `yaml:"interval"`
+	Timeout   Duration `yaml:"timeout"`
+}
+
+// Serving reports whether the server is in service: one being prepared is
+// shown but never checked or paged for.
+func (s *Server) Serving() bool { return s.InService == nil || *s.InService }
+
+// Staff is a person to tell about outages.
+type Staff struct {
+	Name  string `yaml:"name"`
+	Email string `yaml:"email"`
+	Phone string `yaml:"phone"`
+}
+
+// Escalation holds the timeouts after which an open incident goes further.
+type Escalation struct {
+	DatacentreAfter Duration `yaml:"datacentre_after"`
+	SocialAfter     Duration `yaml:"social_after"`
+}
+
+// Maintenance is a planned window during which servers are expected down.
+type Maintenance struct {
+	Servers []string  `yaml:"servers"`
+	From    time.Time `yaml:"from"`
+	Until   time.Time `yaml:"until"`
+	Reason  string    `yaml:"reason"`
+}
+
+// Providers are the outside services messages go through.
+type Providers struct {
+	SMTP     *SMTP     `yaml:"smtp"`
+	Twilio   *Twilio   `yaml:"twilio"`
+	X        *X        `yaml:"x"`
+	Facebook *Facebook `yaml:"facebook"`
+}
+
+// SMTP is the mail server email goes out through.
+type SMTP struct {
+	Host         string `yaml:"host"`
+	Port         int    `yaml:"port"`
+	From         string `yaml:"from"`
+	Username     string `yaml:"username"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+	// TLS is opportunistic (STARTTLS when offered, the default), starttls
+	// (required), implicit (TLS from the first byte, port 465) or none.
+	TLS    string `yaml:"tls"`
+	CAFile string `yaml:"ca_file"` // extra CA to trust, for a server with a private certificate
+
+	Password Secret `yaml:"-"`
+}
+
+// Twilio sends SMS.
+type Twilio struct {
+	From              string `yaml:"from"`
+	AccountSIDEnv     string `yaml:"account_sid_env"`
+	AccountSIDFile    string `yaml:"account_sid_file"`
+	AuthTokenEnv      string `yaml:"auth_token_env"`
+	AuthTokenFile     string `yaml:"auth_token_file"`
+	APIURL            string `yaml:"api_url"`
+	AccountSID        Secret `yaml:"-"`
+	AuthToken         Secret `yaml:"-"`
+	StatusCallbackURL string `yaml:"status_callback_url"`
+}
+
+// X posts to Twitter/X with OAuth 1.0a user context.
+type X struct {
+	ConsumerKeyEnv     string `yaml:"consumer_key_env"`
+	ConsumerKeyFile    string `yaml:"consumer_key_file"`
+	ConsumerSecretEnv  string `yaml:"consumer_secret_env"`
+	ConsumerSecretFile string `yaml:"consumer_secret_file"`
+	TokenEnv           string `yaml:"token_env"`
+	TokenFile          string `yaml:"token_file"`
+	TokenSecretEnv     string `yaml:"token_secret_env"`
+	TokenSecretFile    string `yaml:"token_secret_file"`
+	APIURL             string `yaml:"api_url"`
+
+	ConsumerKey, ConsumerSecret, Token, TokenSecret Secret `yaml:"-"`
+}
+
+// Facebook posts to a page feed.
+type Facebook struct {
+	PageID    string `yaml:"page_id"`
+	TokenEnv  string `yaml:"token_env"`
+	TokenFile string `yaml:"token_file"`
+	APIURL    string `yaml:"api_url"`
+
+	Token Secret `yaml:"-"`
+}
+
+// Statuspage is the public page.
+type Statuspage struct {
+	Listen string `yaml:"listen"`
+}
+
+// Target is one server to check, with the settings that apply to it.
+type Target struct {
+	Box      *Box
+	Server   *Server
+	Interval time.Duration
+	Timeout  time.Duration
+}
+
+// Targets is every server in service, in the order of the file.
+func (c *Config) Targets() []Target {
+	var ts []Target
+	for i := range c.Boxes {
+		b := &c.Boxes[i]
+		for j := range b.Servers {
+			s := &b.Servers[j]
+			if s.Serving() {
+				ts = append(ts, c.target(b, s))
+			}
+		}
+	}
+	return ts
+}
+
+// Target finds a server by id, in service or not.
+func (c *Config) Target(server string) (Target, bool) {
+	for i := range c.Boxes {
+		b := &c.Boxes[i]
+		if j := slices.IndexFunc(b.Servers, func(s Server) bool { return s.ID == server }); j >= 0 {
+			return c.target(b, &b.Servers[j]), true
+		}
+	}
+	return Target{}, false
+}
+
+func (c *Config) target(b *Box, s *Server) Target {
+	return Target{
+		Box:      b,
+		Server:   s,
+		Interval: first(s.Interval, b.Interval, c.Checks.Interval).D(),
+		Timeout:  first(s.Timeout, b.Timeout, c.Checks.Timeout).D(),
+	}
+}
+
+func first(ds ...Duration) Duration {
+	for _, d := range ds {
+		if d > 0 {
+			return d
+		}
+	}
+	return 0
+}
+
+// RoleLabel is the box's role as people read it.
+func (c *Config) RoleLabel(b *Box) string {
+	if r, ok := c.Roles[b.Role]; ok && r.Label != "" {
+		return r.Label
+	}
+	return b.Role
+}

@@ -1,0 +1,142 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected problems of the bad configs")
+
+// testEnv is the environment the corpus is loaded with.
+func testEnv(name string) (string, bool) {
+	v, ok := map[string]string{
+		"TOCSIN_SMTP_PASSWORD": "pa55word-smtp",
+		"TWILIO_ACCOUNT_SID":   "AC0123456789abcdef",
+		"TWILIO_AUTH_TOKEN":    "tok3n-twilio",
+		"X_CONSUMER_KEY":       "ck", "X_CONSUMER_SECRET": "cs", "X_TOKEN": "t",
+		"FACEBOOK_PAGE_TOKEN": "fb-t0ken",
+	}[name]
+	return v, ok
+}
+
+func TestGoodConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/good/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no good configs")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			if _, err := Load(f, testEnv); err != nil {
+				t.Errorf("Load(%s):\n%v", f, err)
+			}
+		})
+	}
+}
+
+// TestBadConfigs holds every bad file to the exact problems it must report,
+// each as file:line: problem, all at once.
+func TestBadConfigs(t *testing.T) {
+	files, _ := filepath.Glob("testdata/bad/*.yaml")
+	if len(files) == 0 {
+		t.Fatal("no bad configs")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			_, err := Load(f, testEnv)
+			var ps Problems
+			if !errors.As(err, &ps) {
+				t.Fatalf("Load(%s) = %v, want problems", f, err)
+			}
+			got := err.Error() + "\n"
+			want := strings.TrimSuffix(f, ".yaml") + ".err"
+			if *update {
+				os.WriteFile(want, []byte(got), 0o644)
+			}
+			b, err := os.ReadFile(want)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(string(b), got); diff != "" {
+				t.Errorf("problems differ (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestDefaultsAndOverrides(t *testing.T) {
+	cfg, err := Load("testdata/good/full.yaml", testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type row struct {
+		Server            string
+		Interval, Timeout time.Duration
+	}
+	var got []row
+	for _, tg := range cfg.Targets() {
+		got = append(got, row{tg.Server.ID, tg.Interval, tg.Timeout})
+	}
+	want := []row{
+		{"mx1", 5 * time.Minute, 10 * time.Second}, // mx2 is not in service
+		{"web1", time.Minute, 5 * time.Second},
+		{"web2", 30 * time.Second, 10 * time.Second},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("targets (-want +got):\n%s", diff)
+	}
+	if cfg.Providers.SMTP.Password.Reveal() != "pa55word-smtp" {
+		t.Error("smtp password not read from the environment")
+	}
+	if cfg.Providers.X.TokenSecret.Reveal() != "s3cr3t-token-secret" {
+		t.Error("x token secret not read from its file, relative to the config")
+	}
+
+	minimal, err := Load("testdata/good/minimal.yaml", testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := minimal.Checks, (Checks{Interval: Duration(5 * time.Minute), Timeout: Duration(10 * time.Second),
+		Verify: Verify{Locations: 2, Quorum: 2}, RecoverAfter: 2}); got != want {
+		t.Errorf("defaults = %+v, want %+v", got, want)
+	}
+}
+
+// TestSecretsNeverLeak: a secret is redacted however it is printed, and a
+// problem about a secret file never quotes its content.
+func TestSecretsNeverLeak(t *testing.T) {
+	cfg, err := Load("testdata/good/full.yaml", testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
+		out := fmt.Sprintf(format, cfg.Providers.SMTP)
+		if strings.Contains(out, "pa55word-smtp") {
+			t.Errorf("%s of the smtp provider shows the password: %s", format, out)
+		}
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "tocsin.yaml")
+	os.WriteFile(path, []byte(`site: {name: S}
+locations: [a]
+boxes: [{id: b, name: B, servers: [{id: s, check: "tcp://h:1"}]}]
+staff: [{name: A, email: a@example.net}]
+providers:
+  smtp: {host: h, from: a@example.net, username: u, password_env: TOCSIN_SMTP_PASSWORD, password_file: pw}
+  facebook: {token_env: "pa55word-smtp"}
+`), 0o600)
+	_, err = Load(path, testEnv)
+	if err == nil {
+		t.Fatal("want problems")
+	}
+	if strings.Contains(strings.ReplaceAll(err.Error(), `"pa55word-smtp" is not`, ""), "pa55word-smtp") {
+		t.Errorf("problems show a secret: %v", err)
+	}
+}

@@ -1,0 +1,446 @@
+package config
+
+import (
+	"fmt"
+	"maps"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// The defaults, in one place.
+const (
+	DefaultInterval     = 5 * time.Minute
+	DefaultTimeout      = 10 * time.Second
+	DefaultRecoverAfter = 2
+	DefaultVerifyQuorum = 2
+	DefaultSMTPPort     = 587
+	DefaultSMTPSPort    = 465
+	DefaultListen       = "127.0.0.1:8080"
+)
+
+func (c *Config) setDefaults() {
+	if c.Checks.Interval == 0 {
+		c.Checks.Interval = Duration(DefaultInterval)
+	}
+	if c.Checks.Timeout == 0 {
+		c.Checks.Timeout = Duration(DefaultTimeout)
+	}
+	if c.Checks.RecoverAfter == 0 {
+		c.Checks.RecoverAfter = DefaultRecoverAfter
+	}
+	if c.Checks.Verify == (Verify{}) {
+		c.Checks.Verify = Verify{Locations: DefaultVerifyQuorum, Quorum: DefaultVerifyQuorum}
+	}
+	if s := c.Providers.SMTP; s != nil {
+		if s.TLS == "" {
+			s.TLS = "opportunistic"
+		}
+		if s.Port == 0 {
+			s.Port = DefaultSMTPPort
+			if s.TLS == "implicit" {
+				s.Port = DefaultSMTPSPort
+			}
+		}
+	}
+	if c.Statuspage.Listen == "" {
+		c.Statuspage.Listen = DefaultListen
+	}
+}
+
+// validator collects problems with the line each one is on.
+type validator struct {
+	file     string
+	root     *yaml.Node
+	env      Env
+	problems Problems
+}
+
+// at reports a problem at the node that path leads to (map keys and list
+// indexes), or at the deepest part of it that exists.
+func (v *validator) at(path []any, format string, args ...any) {
+	v.problems = append(v.problems, Problem{File: v.file, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) line(path []any) int {
+	n := v.root
+	for _, p := range path {
+		next := child(n, p)
+		if next == nil {
+			break
+		}
+		n = next
+	}
+	return n.Line
+}
+
+func child(n *yaml.Node, p any) *yaml.Node {
+	switch k := p.(type) {
+	case string:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					return n.Content[i+1]
+				}
+			}
+		}
+	case int:
+		if n.Kind == yaml.SequenceNode && k < len(n.Content) {
+			return n.Content[k]
+		}
+	}
+	return nil
+}
+
+// p builds a path; it reads better than []any{…} at every call.
+func p(parts ...any) []any { return parts }
+
+var (
+	colourRE = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+	phoneRE  = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	envRE    = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+)
+
+func (v *validator) validate(c *Config) {
+	if c.Site.Name == "" {
+		v.at(p("site"), "site.name is missing: the name people know the provider by")
+	}
+	if c.Site.StatusURL != "" {
+		v.webURL(p("site", "status_url"), c.Site.StatusURL)
+	}
+	v.checks(c)
+	locations := map[string]bool{}
+	if len(c.Locations) == 0 {
+		v.at(p("locations"), "locations is missing: list at least one place the servers are checked from")
+	}
+	for i, l := range c.Locations {
+		v.token(p("locations", i), "location", l)
+		if locations[l] {
+			v.at(p("locations", i), "location %q is listed twice", l)
+		}
+		locations[l] = true
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.Roles)) {
+		r := c.Roles[id]
+		v.token(p("roles", id), "role", id)
+		if r.Label == "" {
+			v.at(p("roles", id), "role %q needs a label", id)
+		}
+		if r.Colour != "" && !colourRE.MatchString(r.Colour) {
+			v.at(p("roles", id, "colour"), "colour %q must be #rgb or #rrggbb", r.Colour)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(c.Datacentres)) {
+		d := c.Datacentres[id]
+		v.token(p("datacentres", id), "datacentre", id)
+		if d.Name == "" {
+			v.at(p("datacentres", id), "datacentre %q needs a name", id)
+		}
+		if d.Email != "" {
+			v.email(p("datacentres", id, "email"), d.Email)
+		}
+	}
+	v.boxes(c)
+	v.staff(c)
+	if c.Escalation.DatacentreAfter < 0 || c.Escalation.SocialAfter < 0 {
+		v.at(p("escalation"), "escalation timeouts must not be negative")
+	}
+	for i, m := range c.Maintenance {
+		path := p("maintenance", i)
+		if len(m.Servers) == 0 {
+			v.at(path, "a maintenance window needs servers")
+		}
+		for j, s := range m.Servers {
+			if _, ok := c.Target(s); !ok {
+				v.at(p("maintenance", i, "servers", j), "no server %q in any box", s)
+			}
+		}
+		if m.From.IsZero() || m.Until.IsZero() {
+			v.at(path, "a maintenance window needs from and until")
+		} else if !m.Until.After(m.From) {
+			v.at(p("maintenance", i, "until"), "until (%s) must be after from (%s)", m.Until.Format(time.RFC3339), m.From.Format(time.RFC3339))
+		}
+	}
+	v.providers(c)
+	if _, _, err := net.SplitHostPort(c.Statuspage.Listen); err != nil {
+		v.at(p("statuspage", "listen"), "listen %q must be host:port, like 127.0.0.1:8080", c.Statuspage.Listen)
+	}
+}
+
+func (v *validator) checks(c *Config) {
+	ch := c.Checks
+	v.interval(p("checks", "interval"), ch.Interval)
+	v.timeout(p("checks", "timeout"), ch.Timeout, ch.Interval)
+	if ch.RecoverAfter < 1 {
+		v.at(p("checks", "recover_after"), "recover_after must be at least 1")
+	}
+	if ch.Verify.Quorum < 1 {
+		v.at(p("checks", "verify", "quorum"), "verify.quorum must be at least 1: one confirming failure at the least")
+	}
+	if ch.Verify.Locations < 0 {
+		v.at(p("checks", "verify", "locations"), "verify.locations must not be negative")
+	}
+	if ch.Verify.Quorum > max(ch.Verify.Locations, 1) {
+		v.at(p("checks", "verify", "quorum"), "verify.quorum (%d) cannot exceed the locations asked (%d)", ch.Verify.Quorum, ch.Verify.Locations)
+	}
+}
+
+func (v *validator) interval(path []any, d Duration) {
+	if d != 0 && d.D() < time.Second {
+		v.at(path, "interval %s is too short: at least 1s", d)
+	}
+}
+
+func (v *validator) timeout(path []any, d, interval Duration) {
+	if d == 0 {
+		return
+	}
+	if d.D() < 10*time.Millisecond {
+		v.at(path, "timeout %s is too short: at least 10ms", d)
+	}
+	if interval > 0 && d > interval {
+		v.at(path, "timeout %s is longer than the interval %s", d, interval)
+	}
+}
+
+func (v *validator) boxes(c *Config) {
+	if len(c.Boxes) == 0 {
+		v.at(p("boxes"), "boxes is missing: there is nothing to watch")
+	}
+	boxes, servers := map[string]bool{}, map[string]bool{}
+	for i, b := range c.Boxes {
+		path := p("boxes", i)
+		v.token(append(path, "id"), "box id", b.ID)
+		if boxes[b.ID] && b.ID != "" {
+			v.at(append(path, "id"), "box id %q is used twice", b.ID)
+		}
+		boxes[b.ID] = true
+		if b.Name == "" {
+			v.at(path, "box %q needs a name", b.ID)
+		}
+		if b.Role != "" {
+			if _, ok := c.Roles[b.Role]; !ok {
+				v.at(p("boxes", i, "role"), "no role %q under roles", b.Role)
+			}
+		}
+		if b.Datacentre != "" {
+			if _, ok := c.Datacentres[b.Datacentre]; !ok {
+				v.at(p("boxes", i, "datacentre"), "no datacentre %q under datacentres", b.Datacentre)
+			}
+		}
+		v.interval(p("boxes", i, "interval"), b.Interval)
+		if len(b.Servers) == 0 {
+			v.at(path, "box %q has no servers", b.ID)
+		}
+		for j, s := range b.Servers {
+			spath := p("boxes", i, "servers", j)
+			v.token(append(spath, "id"), "server id", s.ID)
+			if servers[s.ID] && s.ID != "" {
+				v.at(append(spath, "id"), "server id %q is used twice", s.ID)
+			}
+			servers[s.ID] = true
+			v.check(p("boxes", i, "servers", j, "check"), s.Check)
+			v.interval(p("boxes", i, "servers", j, "interval"), s.Interval)
+			if s.Timeout == 0 && s.Interval == 0 && b.Timeout == 0 && b.Interval == 0 {
+				continue // the defaults were checked under checks:
+			}
+			t := c.target(&c.Boxes[i], &c.Boxes[i].Servers[j])
+			v.timeout(p("boxes", i, "servers", j, "timeout"), Duration(t.Timeout), Duration(t.Interval))
+		}
+	}
+}
+
+// Schemes are the check types this version runs.
+var Schemes = []string{"http", "https", "tcp"}
+
+func (v *validator) check(path []any, s string) {
+	if s == "" {
+		v.at(path, "check is missing: a URL like https://www.example.net/ or tcp://mx1.example.net:25")
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		v.at(path, "check %q is not a URL", s)
+		return
+	}
+	known := false
+	for _, k := range Schemes {
+		known = known || u.Scheme == k
+	}
+	switch {
+	case !known:
+		v.at(path, "check %q: unsupported scheme %q (supported: %s)", s, u.Scheme, strings.Join(Schemes, ", "))
+	case u.Hostname() == "":
+		v.at(path, "check %q has no host", s)
+	case u.Scheme == "tcp" && u.Port() == "":
+		v.at(path, "check %q needs a port, like tcp://host:25", s)
+	}
+}
+
+func (v *validator) staff(c *Config) {
+	if len(c.Staff) == 0 {
+		v.at(p("staff"), "staff is missing: nobody would be told of an outage")
+	}
+	for i, s := range c.Staff {
+		path := p("staff", i)
+		if s.Name == "" {
+			v.at(path, "a staff member needs a name")
+		}
+		if s.Email == "" && s.Phone == "" {
+			v.at(path, "staff member %q needs an email or a phone", s.Name)
+		}
+		if s.Email != "" {
+			v.email(p("staff", i, "email"), s.Email)
+		}
+		if s.Phone != "" && !phoneRE.MatchString(s.Phone) {
+			v.at(p("staff", i, "phone"), "phone must be in international form, like +447700900001")
+		}
+	}
+}
+
+func (v *validator) providers(c *Config) {
+	pr := &c.Providers
+	if s := pr.SMTP; s != nil {
+		if s.Host == "" {
+			v.at(p("providers", "smtp"), "smtp needs a host")
+		}
+		if s.Port < 1 || s.Port > 65535 {
+			v.at(p("providers", "smtp", "port"), "port %d is not a TCP port", s.Port)
+		}
+		if s.From == "" {
+			v.at(p("providers", "smtp"), "smtp needs a from address")
+		} else {
+			v.email(p("providers", "smtp", "from"), s.From)
+		}
+		switch s.TLS {
+		case "opportunistic", "starttls", "implicit", "none":
+		default:
+			v.at(p("providers", "smtp", "tls"), "tls %q must be opportunistic, starttls, implicit or none", s.TLS)
+		}
+		if s.Username != "" {
+			s.Password = v.secret(p("providers", "smtp"), "password", s.PasswordEnv, s.PasswordFile, true)
+		} else if s.PasswordEnv != "" || s.PasswordFile != "" {
+			v.at(p("providers", "smtp"), "a password without a username is never used")
+		}
+		if s.CAFile != "" {
+			s.CAFile = v.resolve(s.CAFile)
+			if _, err := os.Stat(s.CAFile); err != nil {
+				v.at(p("providers", "smtp", "ca_file"), "ca_file: %v", err)
+			}
+		}
+	} else if c.hasEmailStaff() {
+		v.at(p("providers"), "providers.smtp is missing: staff with an email address could not be told")
+	}
+	if t := pr.Twilio; t != nil {
+		path := p("providers", "twilio")
+		if !phoneRE.MatchString(t.From) {
+			v.at(append(path, "from"), "twilio from must be a number in international form, like +447700900000")
+		}
+		t.AccountSID = v.secret(path, "account_sid", t.AccountSIDEnv, t.AccountSIDFile, true)
+		t.AuthToken = v.secret(path, "auth_token", t.AuthTokenEnv, t.AuthTokenFile, true)
+		v.apiURL(append(path, "api_url"), t.APIURL)
+	}
+	if x := pr.X; x != nil {
+		path := p("providers", "x")
+		x.ConsumerKey = v.secret(path, "consumer_key", x.ConsumerKeyEnv, x.ConsumerKeyFile, true)
+		x.ConsumerSecret = v.secret(path, "consumer_secret", x.ConsumerSecretEnv, x.ConsumerSecretFile, true)
+		x.Token = v.secret(path, "token", x.TokenEnv, x.TokenFile, true)
+		x.TokenSecret = v.secret(path, "token_secret", x.TokenSecretEnv, x.TokenSecretFile, true)
+		v.apiURL(append(path, "api_url"), x.APIURL)
+	}
+	if f := pr.Facebook; f != nil {
+		path := p("providers", "facebook")
+		if f.PageID == "" {
+			v.at(path, "facebook needs a page_id")
+		}
+		f.Token = v.secret(path, "token", f.TokenEnv, f.TokenFile, true)
+		v.apiURL(append(path, "api_url"), f.APIURL)
+	}
+}
+
+func (c *Config) hasEmailStaff() bool {
+	for _, s := range c.Staff {
+		if s.Email != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// secret reads name_env or name_file. The value never appears in a problem.
+func (v *validator) secret(path []any, name, env, file string, required bool) Secret {
+	switch {
+	case env != "" && file != "":
+		v.at(append(path, name+"_env"), "give %s_env or %s_file, not both", name, name)
+	case env != "":
+		if !envRE.MatchString(env) {
+			v.at(append(path, name+"_env"), "%s_env %q is not an environment variable name", name, env)
+			return Secret{}
+		}
+		val, ok := v.env(env)
+		if !ok || val == "" {
+			v.at(append(path, name+"_env"), "environment variable %s (%s) is not set", env, name)
+			return Secret{}
+		}
+		return Secret{val}
+	case file != "":
+		b, err := os.ReadFile(v.resolve(file))
+		if err != nil {
+			v.at(append(path, name+"_file"), "%s_file: %v", name, err)
+			return Secret{}
+		}
+		val := strings.TrimSpace(string(b))
+		if val == "" {
+			v.at(append(path, name+"_file"), "%s_file %s is empty", name, file)
+		}
+		return Secret{val}
+	case required:
+		v.at(path, "%s is missing: give %s_env (an environment variable) or %s_file (a file); never the secret itself", name, name, name)
+	}
+	return Secret{}
+}
+
+// resolve makes a path relative to the config file's directory.
+func (v *validator) resolve(path string) string {
+	if filepath.IsAbs(path) {
+		return path
+	}
+	return filepath.Join(filepath.Dir(v.file), path)
+}
+
+func (v *validator) token(path []any, what, s string) {
+	if s == "" {
+		v.at(path, "%s is missing", what)
+	} else if !events.ValidToken(s) {
+		v.at(path, "%s %q must be letters, digits, '-' or '_' (at most 63), starting with a letter or digit", what, s)
+	}
+}
+
+func (v *validator) email(path []any, s string) {
+	if _, err := mail.ParseAddress(s); err != nil {
+		v.at(path, "%q is not an email address", s)
+	}
+}
+
+func (v *validator) webURL(path []any, s string) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		v.at(path, "%q must be an http or https URL", s)
+	}
+}
+
+func (v *validator) apiURL(path []any, s string) {
+	if s != "" {
+		v.webURL(path, s)
+	}
+}
