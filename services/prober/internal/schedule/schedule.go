@@ -1,0 +1,95 @@
+// Package schedule decides when each server is due. Every scheduler replica
+// computes the same slots and due times from the server id alone, so they
+// agree without talking to each other and JetStream's de-duplication of the
+// task id "server/slot" leaves one task per slot.
+package schedule
+
+import (
+	"container/heap"
+	"hash/fnv"
+	"time"
+)
+
+// Offset spreads servers across the interval: each server is due at the
+// same point of every interval, and different servers at different points.
+func Offset(server string, interval time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(server))
+	return time.Duration(h.Sum64() % uint64(interval))
+}
+
+// SlotAt is the slot a server is in at t: the number of whole intervals
+// since the Unix epoch, counted from its offset, and when that slot was due.
+func SlotAt(t time.Time, interval, offset time.Duration) (slot int64, due time.Time) {
+	n := t.UnixNano() - int64(offset)
+	slot = n / int64(interval)
+	return slot, Due(slot, interval, offset)
+}
+
+// Due is when a slot falls due.
+func Due(slot int64, interval, offset time.Duration) time.Time {
+	return time.Unix(0, slot*int64(interval)+int64(offset)).UTC()
+}
+
+// Item is one server in the queue.
+type Item struct {
+	Key      string
+	Interval time.Duration
+	Offset   time.Duration
+	Slot     int64
+	Due      time.Time
+}
+
+// Queue orders servers by the time their next slot is due.
+type Queue struct{ h itemHeap }
+
+// Add puts a server in the queue at its first slot: the current one if it fell
+// due no more than grace ago (a restarted scheduler picks up where the last
+// one was), otherwise the next.
+func (q *Queue) Add(key string, interval time.Duration, now time.Time, grace time.Duration) {
+	off := Offset(key, interval)
+	slot, due := SlotAt(now, interval, off)
+	if now.Sub(due) > grace {
+		slot++
+		due = Due(slot, interval, off)
+	}
+	heap.Push(&q.h, &Item{Key: key, Interval: interval, Offset: off, Slot: slot, Due: due})
+}
+
+// Next is when the earliest item is due; ok is false for an empty queue.
+func (q *Queue) Next() (due time.Time, ok bool) {
+	if len(q.h) == 0 {
+		return time.Time{}, false
+	}
+	return q.h[0].Due, true
+}
+
+// PopDue removes and returns the items due at or before now, and queues each
+// again at its following slot.
+func (q *Queue) PopDue(now time.Time) []Item {
+	var due []Item
+	for len(q.h) > 0 && !q.h[0].Due.After(now) {
+		it := q.h[0]
+		due = append(due, *it)
+		it.Slot++
+		it.Due = Due(it.Slot, it.Interval, it.Offset)
+		heap.Fix(&q.h, 0)
+	}
+	return due
+}
+
+// Len is the number of servers queued.
+func (q *Queue) Len() int { return len(q.h) }
+
+type itemHeap []*Item
+
+func (h itemHeap) Len() int           { return len(h) }
+func (h itemHeap) Less(i, j int) bool { return h[i].Due.Before(h[j].Due) }
+func (h itemHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *itemHeap) Push(x any)        { *h = append(*h, x.(*Item)) }
+func (h *itemHeap) Pop() any {
+	old := *h
+	it := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return it
+}

@@ -1,0 +1,102 @@
+package schedule
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 21, 2, 0, 0, 0, time.UTC)
+
+func TestSlotsAreOnePerInterval(t *testing.T) {
+	const interval = 5 * time.Minute
+	off := Offset("mx1", interval)
+	if off < 0 || off >= interval {
+		t.Fatalf("offset %v outside [0, %v)", off, interval)
+	}
+	var q Queue
+	q.Add("mx1", interval, t0, 0)
+	var slots []int64
+	for now := t0; now.Before(t0.Add(time.Hour)); now = now.Add(time.Second) {
+		for _, it := range q.PopDue(now) {
+			if it.Due.After(now) || now.Sub(it.Due) >= time.Second {
+				t.Fatalf("slot %d due %v popped at %v", it.Slot, it.Due, now)
+			}
+			if got, _ := SlotAt(it.Due, interval, off); got != it.Slot {
+				t.Fatalf("slot %d is due at %v, which SlotAt places in slot %d", it.Slot, it.Due, got)
+			}
+			slots = append(slots, it.Slot)
+		}
+	}
+	if len(slots) != 12 {
+		t.Fatalf("an hour at 5m gave %d slots, want 12: %v", len(slots), slots)
+	}
+	for i := 1; i < len(slots); i++ {
+		if slots[i] != slots[i-1]+1 {
+			t.Fatalf("slots not consecutive: %v", slots)
+		}
+	}
+}
+
+func TestReplicasAgree(t *testing.T) {
+	// Two schedulers started at different moments publish the same ids.
+	var a, b Queue
+	a.Add("web1", time.Minute, t0, 0)
+	b.Add("web1", time.Minute, t0.Add(17*time.Second), 0)
+	ids := func(q *Queue, from time.Time) map[string]bool {
+		m := map[string]bool{}
+		for now := from; now.Before(t0.Add(10 * time.Minute)); now = now.Add(500 * time.Millisecond) {
+			for _, it := range q.PopDue(now) {
+				m[fmt.Sprintf("%s/%d", it.Key, it.Slot)] = true
+			}
+		}
+		return m
+	}
+	ma, mb := ids(&a, t0), ids(&b, t0.Add(17*time.Second))
+	common := 0
+	for id := range mb {
+		if ma[id] {
+			common++
+		}
+	}
+	if common < len(mb)-1 || len(mb) < 9 {
+		t.Errorf("replicas share %d of %d ids: %v vs %v", common, len(mb), ma, mb)
+	}
+}
+
+func TestRestartWithinGraceRepublishesCurrentSlot(t *testing.T) {
+	const interval = time.Minute
+	off := Offset("db1", interval)
+	slot, due := SlotAt(t0, interval, off)
+	tests := []struct {
+		name     string
+		now      time.Time
+		wantSlot int64
+	}{
+		{"just after due", due.Add(time.Second), slot},
+		{"after grace", due.Add(20 * time.Second), slot + 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var q Queue
+			q.Add("db1", interval, tt.now, 10*time.Second)
+			got := q.PopDue(tt.now.Add(interval))
+			if len(got) == 0 || got[0].Slot != tt.wantSlot {
+				t.Errorf("first slot = %v, want %d", got, tt.wantSlot)
+			}
+		})
+	}
+}
+
+func TestOffsetsSpreadServers(t *testing.T) {
+	const interval = 5 * time.Minute
+	buckets := make([]int, 10)
+	for i := range 10000 {
+		buckets[Offset(fmt.Sprintf("server-%d", i), interval)*10/interval]++
+	}
+	for i, n := range buckets {
+		if n < 800 || n > 1200 {
+			t.Errorf("tenth %d of the interval has %d of 10000 servers: %v", i, n, buckets)
+		}
+	}
+}
