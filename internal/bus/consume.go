@@ -60,9 +60,11 @@ type Consumer struct {
 	// Backoff bounds the delay before a failed message is tried again; it
 	// doubles from Min up to Max with each delivery, with jitter.
 	BackoffMin, BackoffMax time.Duration
-	// DeliverNew starts a new consumer at the end of the stream rather than
-	// the beginning.
-	DeliverNew bool
+	// Since, when set, starts a consumer that does not exist yet this long
+	// ago in the stream rather than at its beginning: a service deployed
+	// today need not act on last month's events. An existing consumer
+	// carries on from where it is.
+	Since time.Duration
 }
 
 func (c *Consumer) defaults() {
@@ -93,10 +95,20 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 		MaxDeliver:     -1, // never drop: a message ends acknowledged or dead-lettered
 		MaxAckPending:  max(1000, c.Workers*4),
 	}
-	if c.DeliverNew {
-		cfg.DeliverPolicy = jetstream.DeliverNewPolicy
+	if c.Since > 0 {
+		start := time.Now().Add(-c.Since)
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
 	}
-	cons, err := b.JS.CreateOrUpdateConsumer(ctx, c.Stream, cfg)
+	cons, err := b.JS.CreateConsumer(ctx, c.Stream, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		// Where a consumer starts cannot change; the rest may.
+		var existing jetstream.Consumer
+		if existing, err = b.JS.Consumer(ctx, c.Stream, c.Name); err == nil {
+			old := existing.CachedInfo().Config
+			cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
+			cons, err = b.JS.UpdateConsumer(ctx, c.Stream, cfg)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("consumer %s on %s: %w", c.Name, c.Stream, err)
 	}

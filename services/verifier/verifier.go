@@ -63,8 +63,8 @@ func (v *Verifier) Run(ctx context.Context) error {
 		Filter:  []string{events.SubjectProbeResults},
 		Workers: v.workers,
 		Key:     func(subject string) string { return subject },
-		// A verifier that was never started need not judge a day of old results.
-		DeliverNew: true,
+		// A verifier deployed afresh need not judge a day of old results.
+		Since: 10 * time.Minute,
 	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, kv, ev) })
 }
 

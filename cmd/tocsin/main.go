@@ -1,0 +1,55 @@
+// Command tocsin is the one binary of the Tocsin outage alarm: it runs any
+// set of its services, in one process on an embedded JetStream server or as
+// separate processes against a NATS cluster, and it checks configurations.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `tocsin — the outage alarm of a web and email hosting provider
+
+Usage:
+  tocsin run --config FILE [--data DIR] [--nats URL] [--services LIST] [--location NAME]
+  tocsin validate --config FILE
+  tocsin version
+
+Run "tocsin COMMAND -h" for the flags of a command.
+`
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv)
+	stop()
+	os.Exit(code)
+}
+
+// run is the whole program, testable: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(ctx, args[1:], stderr, env)
+	case "validate":
+		return cmdValidate(args[1:], stdout, stderr, env)
+	case "version":
+		fmt.Fprintln(stdout, "tocsin", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tocsin: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}

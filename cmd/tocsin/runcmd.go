@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/services/notifier"
+	"github.com/tocsin-alarm/tocsin/services/prober"
+	"github.com/tocsin-alarm/tocsin/services/verifier"
+)
+
+// services is every service "run" can start, in start order.
+var services = []string{"prober", "verifier", "notifier"}
+
+// runFlags are the flags of "tocsin run".
+type runFlags struct {
+	config, data, nats, natsListen, services, location, logFormat, logLevel string
+	replicas                                                                int
+	shutdown                                                                time.Duration
+}
+
+func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
+	var f runFlags
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "tocsin.yaml", "the configuration file")
+	fs.StringVar(&f.data, "data", "data", "where the embedded JetStream server keeps its streams")
+	fs.StringVar(&f.nats, "nats", "", "URL of a NATS JetStream server or cluster; empty runs one embedded in this process")
+	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded server listens for other tocsin processes; empty for none")
+	fs.StringVar(&f.services, "services", strings.Join(services, ","), "services to run, comma separated")
+	fs.StringVar(&f.location, "location", "", "the location this prober checks from (default: the config's first)")
+	fs.IntVar(&f.replicas, "replicas", 1, "copies of each stream to keep (3 on a cluster)")
+	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long to finish in-flight work on shutdown")
+	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return &f, nil
+}
+
+func cmdRun(ctx context.Context, args []string, stderr io.Writer, env func(string) (string, bool)) int {
+	f, err := parseRunFlags(args, stderr)
+	if err != nil {
+		return 2
+	}
+	log, err := newLogger(stderr, f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin: %v\n", err)
+		return 2
+	}
+	cfg, code := loadConfig(f.config, stderr, env)
+	if cfg == nil {
+		return code
+	}
+	if err := runServices(ctx, cfg, f, log); err != nil {
+		log.Error("tocsin stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// runServices starts the bus and the chosen services, and stops them all
+// when ctx ends or one of them fails.
+func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog.Logger) error {
+	chosen, err := chooseServices(f.services)
+	if err != nil {
+		return err
+	}
+	var ns *server.Server
+	if f.nats == "" {
+		ns, err = bus.StartEmbedded(bus.EmbeddedOptions{Dir: filepath.Join(f.data, "jetstream"), Listen: f.natsListen})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}()
+		log.Info("embedded JetStream server started", "data", f.data, "listen", f.natsListen)
+	}
+	b, err := bus.Connect(f.nats, ns, "tocsin "+strings.Join(chosen, ","), log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := b.Ensure(setup, f.replicas); err != nil {
+		return fmt.Errorf("prepare streams: %w", err)
+	}
+
+	runners, err := buildServices(cfg, f, chosen, b, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var wg sync.WaitGroup
+	for name, r := range runners {
+		wg.Go(func() {
+			if err := r(ctx); err != nil {
+				stop(fmt.Errorf("%s: %w", name, err))
+			}
+		})
+	}
+	log.Info("tocsin running", "services", chosen, "version", version)
+	<-ctx.Done()
+	log.Info("shutting down", "within", f.shutdown)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(f.shutdown):
+		log.Error("services did not stop in time; leaving unfinished work to redelivery", "timeout", f.shutdown)
+	}
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func chooseServices(list string) ([]string, error) {
+	var chosen []string
+	for s := range strings.SplitSeq(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(services, s) {
+			return nil, fmt.Errorf("unknown service %q (available: %s)", s, strings.Join(services, ", "))
+		}
+		if !slices.Contains(chosen, s) {
+			chosen = append(chosen, s)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, errors.New("no services to run")
+	}
+	return chosen, nil
+}
+
+func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus, log *slog.Logger) (map[string]func(context.Context) error, error) {
+	runners := map[string]func(context.Context) error{}
+	for _, name := range chosen {
+		switch name {
+		case "prober":
+			loc := f.location
+			if loc == "" {
+				loc = cfg.Locations[0]
+			}
+			p, err := prober.New(cfg, prober.Options{Location: loc}, prober.Deps{Bus: b, Log: log})
+			if err != nil {
+				return nil, err
+			}
+			runners[name] = p.Run
+		case "verifier":
+			runners[name] = verifier.New(cfg, verifier.Deps{Bus: b, Log: log}).Run
+		case "notifier":
+			n, err := notifier.New(cfg, notifier.Deps{Bus: b, Log: log})
+			if err != nil {
+				return nil, err
+			}
+			runners[name] = n.Run
+		}
+	}
+	return runners, nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: use text or json", format)
+}

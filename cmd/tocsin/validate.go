@@ -1,0 +1,45 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/tocsin-alarm/tocsin/internal/config"
+)
+
+func cmdValidate(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "tocsin.yaml", "the configuration file to check")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, code := loadConfig(*path, stderr, env)
+	if cfg == nil {
+		return code
+	}
+	servers := 0
+	for _, b := range cfg.Boxes {
+		servers += len(b.Servers)
+	}
+	fmt.Fprintf(stdout, "%s: ok: %d boxes, %d servers, %d locations, %d staff\n", *path, len(cfg.Boxes), servers, len(cfg.Locations), len(cfg.Staff))
+	return 0
+}
+
+// loadConfig loads and validates, printing every problem as file:line.
+func loadConfig(path string, stderr io.Writer, env func(string) (string, bool)) (*config.Config, int) {
+	cfg, err := config.Load(path, env)
+	var problems config.Problems
+	switch {
+	case errors.As(err, &problems):
+		fmt.Fprintln(stderr, problems.Error())
+		fmt.Fprintf(stderr, "%d problem(s) in %s\n", len(problems), path)
+		return nil, 1
+	case err != nil:
+		fmt.Fprintf(stderr, "tocsin: %v\n", err)
+		return nil, 1
+	}
+	return cfg, 0
+}

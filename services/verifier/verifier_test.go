@@ -1,0 +1,204 @@
+package verifier
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(`
+site: {name: Test}
+locations: [lon1]
+checks: {interval: 1m, recover_after: 2}
+boxes:
+  - {id: mx, name: Incoming mail, servers: [{id: mx1, check: "tcp://127.0.0.1:25"}, {id: mx2, check: "tcp://127.0.0.1:26"}]}
+staff: [{name: A, phone: "+447700900001"}]
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// start runs a verifier until the returned stop is called or the test ends.
+func start(t *testing.T, b *bus.Bus, cfg *config.Config) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Run(ctx)
+	}()
+	var once bool
+	stop = func() {
+		if once {
+			return
+		}
+		once = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("verifier: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+var clock = time.Date(2026, 11, 21, 2, 0, 0, 0, time.UTC)
+
+func publishResult(t *testing.T, b *bus.Bus, server string, n int, ok bool) {
+	t.Helper()
+	at := clock.Add(time.Duration(n) * time.Second)
+	r := &events.ProbeResult{Server: server, Location: "lon1", Check: "tcp://127.0.0.1:25", Task: "t", Purpose: events.PurposeScheduled, Started: at, OK: ok}
+	if !ok {
+		r.Reason = "connection refused"
+	}
+	if err := b.Publish(context.Background(), events.New(fmt.Sprintf("%s/%d/result", server, n), "prober@lon1", at, r)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// incidentEvents returns the subjects of every incident event, after waiting
+// for at least n of them.
+func incidentEvents(t *testing.T, b *bus.Bus, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []string
+	for ctx.Err() == nil {
+		got = got[:0]
+		c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		batch, err := c.FetchNoWait(1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			got = append(got, m.Subject())
+		}
+		if len(got) >= n {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("wanted %d incident events, have %v", n, got)
+	return nil
+}
+
+func TestMalformedResultIsSetAsideAndJudgingGoesOn(t *testing.T) {
+	b := bustest.New(t)
+	start(t, b, testConfig(t))
+	ctx := context.Background()
+
+	if _, err := b.JS.Publish(ctx, "probe.result.mx1", []byte(`{"v":1,"id":"x","type":"probe.result","data":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	publishResult(t, b, "mx1", 1, true)
+	publishResult(t, b, "mx1", 2, false)
+	publishResult(t, b, "mx1", 3, false)
+
+	got := incidentEvents(t, b, 1)
+	if len(got) != 1 || !matches(got[0], "incident.*.opened") {
+		t.Errorf("incident events %v, want one opened", got)
+	}
+
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamDeadLetters, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	if err != nil {
+		t.Fatalf("no dead letter: %v", err)
+	}
+	if got, want := m.Headers().Get(events.HeaderDeadReason), "probe.result event \"x\": missing time"; got != want {
+		t.Errorf("dead-letter reason %q, want %q", got, want)
+	}
+	if m.Subject() != "dead.verifier" {
+		t.Errorf("dead letter on %s", m.Subject())
+	}
+}
+
+func TestRestartCarriesOn(t *testing.T) {
+	b := bustest.New(t)
+	cfg := testConfig(t)
+	stop := start(t, b, cfg)
+	publishResult(t, b, "mx1", 1, true)
+	publishResult(t, b, "mx1", 2, false)
+	waitState(t, b, "mx1", events.StateSuspect)
+	stop()
+
+	// The second failure arrives while no verifier runs; the new one
+	// confirms it from the stored state, then sees the recovery.
+	publishResult(t, b, "mx1", 3, false)
+	start(t, b, cfg)
+	waitState(t, b, "mx1", events.StateDown)
+	publishResult(t, b, "mx1", 4, true)
+	publishResult(t, b, "mx1", 5, true)
+	waitState(t, b, "mx1", events.StateUp)
+
+	got := incidentEvents(t, b, 2)
+	if len(got) != 2 || !matches(got[0], "incident.*.opened") || !matches(got[1], "incident.*.resolved") {
+		t.Errorf("incident events %v, want opened then resolved", got)
+	}
+}
+
+func waitState(t *testing.T, b *bus.Bus, server string, want events.ServerState) {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := b.KV(ctx, events.BucketServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, _, err := load(ctx, kv, server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.State == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is %q, want %q", server, s.State, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func matches(subject, pattern string) bool {
+	st, pt := splitDots(subject), splitDots(pattern)
+	if len(st) != len(pt) {
+		return false
+	}
+	for i := range pt {
+		if pt[i] != "*" && pt[i] != st[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func splitDots(s string) []string {
+	var out []string
+	start := 0
+	for i := range len(s) {
+		if s[i] == '.' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, s[start:])
+}
