@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,38 +15,6 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/smtptest"
 )
-
-// website is a real HTTP server on loopback that the test can switch off
-// (connections refused) and on again at the same address.
-type website struct {
-	t    *testing.T
-	addr string
-	srv  *http.Server
-}
-
-func startWebsite(t *testing.T) *website {
-	w := &website{t: t, addr: "127.0.0.1:0"}
-	w.on()
-	t.Cleanup(w.off)
-	return w
-}
-
-func (w *website) on() {
-	l, err := net.Listen("tcp", w.addr)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	w.addr = l.Addr().String()
-	w.srv = &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { io.WriteString(rw, "welcome") })}
-	go w.srv.Serve(l)
-}
-
-func (w *website) off() {
-	if w.srv != nil {
-		w.srv.Close()
-		w.srv = nil
-	}
-}
 
 // process is "tocsin run" with some services, in this process, stoppable
 // and startable again as an operator would restart a service.
@@ -152,7 +118,11 @@ func TestOutageEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
-	web := startWebsite(t)
+	web, err := newLoopbackServer("web1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(web.Off)
 	mail := smtptest.Start(t, smtptest.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
 	nats := bustest.Start(t)
 
@@ -173,13 +143,13 @@ boxes:
     name: Web and webmail
     role: web
     datacentre: dc1
-    servers: [{id: web1, check: "http://%s/"}]
+    servers: [{id: web1, check: "%s"}]
 staff:
   - {name: Alice, email: alice@example.net}
   - {name: Bob, email: bob@example.net}
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
-`, web.addr, mail.Port), 0o600); err != nil {
+`, web.Check(), mail.Port), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -207,7 +177,7 @@ providers:
 
 	// The outage. Failure seen within a 1s interval, confirmed by a re-check:
 	// a few seconds; 20s allows for a loaded machine.
-	web.off()
+	web.Off()
 	took := within(20*time.Second, allHave("DOWN", 1), "DOWN emails")
 	t.Logf("DOWN emails arrived %v after the website stopped", took.Round(100*time.Millisecond))
 	if n := countBy(mail.Messages()); n["alice@example.net RESOLVED"]+n["bob@example.net RESOLVED"] > 0 {
@@ -218,7 +188,9 @@ providers:
 	time.Sleep(3 * time.Second) // time enough for a duplicate to show
 
 	// The recovery, with a restart while the successes are being counted.
-	web.on()
+	if err := web.On(); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(time.Second)
 	judges.restart()
 	took = within(20*time.Second, allHave("RESOLVED", 1), "RESOLVED emails")
@@ -245,7 +217,7 @@ providers:
 		}
 		if strings.Contains(m.Subject, "DOWN:") {
 			opened[m.To[0]] = m.MessageID
-			for _, want := range []string{"web1 (Web and webmail) is down", "connection refused", "from lon1", "datacentre DC One"} {
+			for _, want := range []string{"web1 (Web and webmail) is down", "connection refused", "from lon1", "DC One", "Web Service"} {
 				if !strings.Contains(m.Text, want) {
 					t.Errorf("DOWN email lacks %q:\n%s", want, m.Text)
 				}

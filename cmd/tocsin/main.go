@@ -15,6 +15,7 @@ import (
 const usage = `tocsin — the outage alarm of a web and email hosting provider
 
 Usage:
+  tocsin demo [--interval 5s] [--outage-every 40s]
   tocsin run --config FILE [--data DIR] [--nats URL] [--services LIST] [--location NAME]
   tocsin validate --config FILE
   tocsin version
@@ -41,6 +42,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 	switch args[0] {
 	case "run":
 		return cmdRun(ctx, args[1:], stderr, env)
+	case "demo":
+		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr, env)
 	case "version":

@@ -69,7 +69,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, env func(strin
 	if cfg == nil {
 		return code
 	}
-	if err := runServices(ctx, cfg, f, log); err != nil {
+	if err := runServices(ctx, cfg, f, log, nil); err != nil {
 		log.Error("tocsin stopped", "err", err)
 		return 1
 	}
@@ -77,8 +77,9 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, env func(strin
 }
 
 // runServices starts the bus and the chosen services, and stops them all
-// when ctx ends or one of them fails.
-func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog.Logger) error {
+// when ctx ends or one of them fails. ready, if not nil, is called once the
+// bus is up.
+func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog.Logger, ready func(*bus.Bus)) error {
 	chosen, err := chooseServices(f.services)
 	if err != nil {
 		return err
@@ -119,6 +120,9 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 				stop(fmt.Errorf("%s: %w", name, err))
 			}
 		})
+	}
+	if ready != nil {
+		ready(b)
 	}
 	log.Info("tocsin running", "services", chosen, "version", version)
 	<-ctx.Done()

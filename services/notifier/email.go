@@ -46,7 +46,7 @@ func openedEmail(cfg *config.Config, o *events.IncidentOpened, s config.Staff, d
 	for _, a := range o.Servers {
 		b.WriteString("\n")
 		row(&b, "Server", a.Server)
-		row(&b, "Box", boxLine(cfg, a.Box))
+		boxRows(&b, cfg, a.Box)
 		row(&b, "Check", a.Check)
 		row(&b, "Failing since", stamp(a.Since))
 		seen := a.Reason
@@ -87,19 +87,22 @@ func resolvedEmail(cfg *config.Config, r *events.IncidentResolved, s config.Staf
 	}
 }
 
-func boxLine(cfg *config.Config, id string) string {
+func boxRows(w *strings.Builder, cfg *config.Config, id string) {
 	for i := range cfg.Boxes {
 		b := &cfg.Boxes[i]
 		if b.ID != id {
 			continue
 		}
-		line := fmt.Sprintf("%s (%s)", b.Name, cfg.RoleLabel(b))
-		if dc, ok := cfg.Datacentres[b.Datacentre]; ok {
-			line += ", datacentre " + dc.Name
+		row(w, "Box", fmt.Sprintf("%s (%s)", b.Name, b.ID))
+		if b.Role != "" {
+			row(w, "Role", cfg.RoleLabel(b))
 		}
-		return line
+		if dc, ok := cfg.Datacentres[b.Datacentre]; ok {
+			row(w, "Datacentre", dc.Name)
+		}
+		return
 	}
-	return id
+	row(w, "Box", id)
 }
 
 func row(b *strings.Builder, k, v string) { fmt.Fprintf(b, "%-15s %s\n", k+":", v) }

@@ -1,0 +1,234 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// demoBoxes is the demo fleet: the roles of a web and email hosting provider.
+var demoBoxes = []struct {
+	id, name, role, label, colour, banner string
+	servers                                []string
+}{
+	{"mx", "Incoming mail", "mx", "Incoming mail (MX)", "#2e86de", "220 %s.demo ESMTP", []string{"mx1", "mx2"}},
+	{"av", "AV and greylisting", "av", "AV/GreyListing", "#8e44ad", "220 %s.demo ESMTP", []string{"av1", "av2"}},
+	{"backup-mx", "Backup MX", "backupmx", "Backup MX", "#16a085", "220 %s.demo ESMTP", []string{"bmx1", "bmx2"}},
+	{"web", "Web and webmail", "web", "Web Service", "#27ae60", "", []string{"web1", "web2"}},
+	{"db", "Databases", "db", "Database Service", "#d35400", "demo database %s", []string{"db1", "db2"}},
+	{"ftp", "FTP", "ftp", "FTP Service", "#7f8c8d", "220 %s.demo FTP ready", []string{"ftp1"}},
+	{"hosting", "Hosting", "hosting", "Hosting Service", "#c0392b", "", []string{"host1", "host2", "host3"}},
+}
+
+type demoFlags struct {
+	data, logLevel          string
+	interval, every, outage time.Duration
+}
+
+func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var f demoFlags
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.data, "data", "", "where the embedded JetStream server keeps its streams (default: a temporary directory)")
+	fs.DurationVar(&f.interval, "interval", 5*time.Second, "how often each demo server is checked")
+	fs.DurationVar(&f.every, "outage-every", 40*time.Second, "how often a demo server fails")
+	fs.DurationVar(&f.outage, "outage-for", 20*time.Second, "how long a failure lasts")
+	fs.StringVar(&f.logLevel, "log-level", "error", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if err := runDemo(ctx, f, stdout, stderr); err != nil {
+		fmt.Fprintf(stderr, "tocsin demo: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
+	log, err := newLogger(stderr, "text", f.logLevel)
+	if err != nil {
+		return err
+	}
+	if f.data == "" {
+		dir, err := os.MkdirTemp("", "tocsin-demo-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		f.data = dir
+	}
+	outbox, err := smtptest.New(smtptest.Options{})
+	if err != nil {
+		return err
+	}
+	defer outbox.Close()
+
+	var fleet []*loopbackServer
+	defer func() {
+		for _, s := range fleet {
+			s.Off()
+		}
+	}()
+	var yaml strings.Builder
+	fmt.Fprintf(&yaml, `site: {name: Demo Hosting}
+checks: {interval: %s, timeout: %s, recover_after: 2}
+locations: [lon1]
+datacentres: {dc1: {name: Demo DC, email: noc@dc.demo.invalid}}
+staff:
+  - {name: Alice, email: alice@demo.invalid}
+  - {name: Bob, email: bob@demo.invalid}
+providers:
+  smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alarm@demo.invalid>", tls: none}
+roles:
+`, f.interval, min(2*time.Second, f.interval/2), outbox.Port)
+	for _, b := range demoBoxes {
+		fmt.Fprintf(&yaml, "  %s: {label: %q, colour: %q}\n", b.role, b.label, b.colour)
+	}
+	yaml.WriteString("boxes:\n")
+	for _, b := range demoBoxes {
+		fmt.Fprintf(&yaml, "  - {id: %s, name: %q, role: %s, datacentre: dc1, servers: [", b.id, b.name, b.role)
+		for i, name := range b.servers {
+			banner := ""
+			if b.banner != "" {
+				banner = fmt.Sprintf(b.banner, name)
+			}
+			s, err := newLoopbackServer(name, banner)
+			if err != nil {
+				return err
+			}
+			fleet = append(fleet, s)
+			if i > 0 {
+				yaml.WriteString(", ")
+			}
+			fmt.Fprintf(&yaml, "{id: %s, check: %q}", name, s.Check())
+		}
+		yaml.WriteString("]}\n")
+	}
+	cfg, err := config.Parse("demo.yaml", []byte(yaml.String()), func(string) (string, bool) { return "", false })
+	if err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+
+	fmt.Fprintf(stdout, "Tocsin demo: %d servers in %d boxes on loopback, checked every %s from %s.\n", len(fleet), len(demoBoxes), f.interval, cfg.Locations[0])
+	fmt.Fprintf(stdout, "Every %s one server stops answering for %s; watch it be suspected, confirmed, emailed about and resolved.\n", f.every, f.outage)
+	fmt.Fprintf(stdout, "Emails go to a mail server on loopback (%s) and are shown here. Ctrl-C to stop.\n\n", outbox.Addr)
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	out := &lockedWriter{w: stdout}
+	wg.Go(func() { showMail(ctx, outbox, out) })
+	wg.Go(func() { breakThings(ctx, fleet, f, out) })
+
+	rf := &runFlags{data: f.data, services: strings.Join(services, ","), shutdown: 10 * time.Second, replicas: 1}
+	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
+		wg.Go(func() { showChanges(ctx, b, out) })
+	})
+}
+
+// breakThings switches a random server off now and then, and on again.
+func breakThings(ctx context.Context, fleet []*loopbackServer, f demoFlags, out io.Writer) {
+	next := time.NewTimer(min(f.every, 3*f.interval))
+	defer next.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-next.C:
+		}
+		s := fleet[rand.IntN(len(fleet))]
+		fmt.Fprintf(out, "%s  demo: %s stops answering for %s\n", clock(), s.name, f.outage)
+		s.Off()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(f.outage):
+		}
+		if err := s.On(); err != nil {
+			fmt.Fprintf(out, "%s  demo: %s cannot come back: %v\n", clock(), s.name, err)
+		} else {
+			fmt.Fprintf(out, "%s  demo: %s answers again\n", clock(), s.name)
+		}
+		next.Reset(f.every)
+	}
+}
+
+// showChanges prints every server state change as the verifier publishes it.
+func showChanges(ctx context.Context, b *bus.Bus, out io.Writer) {
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectServerChanges},
+		DeliverPolicy:  jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		return
+	}
+	for ctx.Err() == nil {
+		m, err := c.Next(jetstream.FetchContext(ctx))
+		if err != nil {
+			continue
+		}
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			continue
+		}
+		ch := ev.Data.(*events.ServerStateChanged)
+		line := fmt.Sprintf("%s  %-6s %s → %s", clock(), ch.Server, ch.From, ch.To)
+		if ch.Reason != "" {
+			line += "  (" + ch.Reason + ")"
+		}
+		if ch.Incident != "" {
+			line += "  incident " + ch.Incident
+		}
+		fmt.Fprintln(out, line)
+	}
+}
+
+// showMail prints each email as the loopback mail server receives it; the
+// body once for messages that differ only in their recipient.
+func showMail(ctx context.Context, outbox *smtptest.Server, out io.Writer) {
+	seen, last := 0, ""
+	for {
+		msgs, err := outbox.WaitFor(ctx, func(m []smtptest.Message) bool { return len(m) > seen })
+		if err != nil {
+			return
+		}
+		for _, m := range msgs[seen:] {
+			fmt.Fprintf(out, "%s  email to %s: %s\n", clock(), strings.Join(m.To, ", "), m.Subject)
+			if m.Subject == last {
+				continue
+			}
+			last = m.Subject
+			for line := range strings.SplitSeq(strings.TrimRight(m.Text, "\n"), "\n") {
+				fmt.Fprintf(out, "          │ %s\n", line)
+			}
+		}
+		seen = len(msgs)
+	}
+}
+
+func clock() string { return time.Now().Format("15:04:05") }
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}

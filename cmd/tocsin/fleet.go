@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// loopbackServer is a small server on 127.0.0.1 that can be switched off
+// (connections refused) and on again at the same address: the demo's fleet
+// and the tests' targets.
+type loopbackServer struct {
+	name   string
+	banner string // for a banner protocol (SMTP, FTP): sent on connect; "" serves HTTP
+
+	mu   sync.Mutex
+	addr string
+	l    net.Listener
+	http *http.Server
+}
+
+func newLoopbackServer(name, banner string) (*loopbackServer, error) {
+	s := &loopbackServer{name: name, banner: banner, addr: "127.0.0.1:0"}
+	return s, s.On()
+}
+
+// Addr is host:port, the same across off and on.
+func (s *loopbackServer) Addr() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// Up reports whether the server is answering.
+func (s *loopbackServer) Up() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.l != nil
+}
+
+// On starts answering again.
+func (s *loopbackServer) On() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.l != nil {
+		return nil
+	}
+	l, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	s.l, s.addr = l, l.Addr().String()
+	if s.banner == "" {
+		s.http = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintf(w, "<h1>%s</h1>\n", s.name)
+		})}
+		go s.http.Serve(l)
+		return nil
+	}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			io.WriteString(c, s.banner+"\r\n")
+			c.Close()
+		}
+	}()
+	return nil
+}
+
+// Off stops answering: new connections are refused.
+func (s *loopbackServer) Off() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.http != nil {
+		s.http.Close()
+		s.http = nil
+	} else if s.l != nil {
+		s.l.Close()
+	}
+	s.l = nil
+}
+
+// Check is the check URL that watches this server.
+func (s *loopbackServer) Check() string {
+	if s.banner == "" {
+		return "http://" + s.Addr() + "/"
+	}
+	return "tcp://" + s.Addr()
+}
