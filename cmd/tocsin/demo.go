@@ -22,7 +22,7 @@ import (
 // demoBoxes is the demo fleet: the roles of a web and email hosting provider.
 var demoBoxes = []struct {
 	id, name, role, label, colour, banner string
-	servers                                []string
+	servers                               []string
 }{
 	{"mx", "Incoming mail", "mx", "Incoming mail (MX)", "#2e86de", "220 %s.demo ESMTP", []string{"mx1", "mx2"}},
 	{"av", "AV and greylisting", "av", "AV/GreyListing", "#8e44ad", "220 %s.demo ESMTP", []string{"av1", "av2"}},
