@@ -1,0 +1,93 @@
+package prober
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// TestReplicasScheduleEachSlotOnce runs two probers at one location, each
+// with its scheduler: JetStream's de-duplication of "server/slot" must leave
+// one task, and so one result, per server and slot.
+func TestReplicasScheduleEachSlotOnce(t *testing.T) {
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer web.Close()
+	cfg, err := config.Parse("test.yaml", []byte(`
+site: {name: Test}
+locations: [lon1]
+checks: {interval: 1s, timeout: 500ms}
+boxes:
+  - {id: web, name: Web, servers: [{id: web1, check: "`+web.URL+`"}, {id: web2, check: "`+web.URL+`/x"}, {id: down1, check: "tcp://127.0.0.1:1"}]}
+staff: [{name: A, phone: "+447700900001"}]
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := bustest.Start(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 2)
+	for range 2 {
+		b := srv.Connect(t, nil)
+		p, err := New(cfg, Options{Location: "lon1", Concurrency: 4}, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { done <- p.Run(ctx) }()
+	}
+	time.Sleep(4500 * time.Millisecond)
+	cancel()
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	b := srv.Connect(t, nil)
+	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks := map[string]int{}
+	perServer := map[string]int{}
+	for m := range batch.Messages() {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := ev.Data.(*events.ProbeResult)
+		tasks[r.Task]++
+		perServer[r.Server]++
+		if r.Server == "down1" && (r.OK || r.Reason != "connection refused") {
+			t.Errorf("down1 result ok=%v %q, want connection refused", r.OK, r.Reason)
+		}
+		if r.Server != "down1" && !r.OK {
+			t.Errorf("%s failed: %s", r.Server, r.Reason)
+		}
+	}
+	for id, n := range tasks {
+		if n != 1 {
+			t.Errorf("task %s ran %d times", id, n)
+		}
+	}
+	// 4.5 seconds at 1s: the slot current at the start and the 4 or 5 that
+	// follow, never the 10 or so of two schedulers that did not agree.
+	for _, s := range []string{"web1", "web2", "down1"} {
+		if n := perServer[s]; n < 4 || n > 6 {
+			t.Errorf("%s checked %d times in 4.5s at a 1s interval, want 4 to 6 (all: %v)", s, n, perServer)
+		}
+	}
+}
