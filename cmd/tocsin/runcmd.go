@@ -28,7 +28,7 @@ var services = []string{"prober", "verifier", "notifier"}
 // runFlags are the flags of "tocsin run".
 type runFlags struct {
 	config, data, nats, natsListen, services, location, logFormat, logLevel string
-	replicas                                                                int
+	replicas, concurrency                                                   int
 	shutdown                                                                time.Duration
 }
 
@@ -42,6 +42,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded server listens for other tocsin processes; empty for none")
 	fs.StringVar(&f.services, "services", strings.Join(services, ","), "services to run, comma separated")
 	fs.StringVar(&f.location, "location", "", "the location this prober checks from (default: the config's first)")
+	fs.IntVar(&f.concurrency, "concurrency", 64, "checks a prober runs at once")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of each stream to keep (3 on a cluster)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long to finish in-flight work on shutdown")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -169,7 +170,7 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 			if loc == "" {
 				loc = cfg.Locations[0]
 			}
-			p, err := prober.New(cfg, prober.Options{Location: loc}, prober.Deps{Bus: b, Log: log})
+			p, err := prober.New(cfg, prober.Options{Location: loc, Concurrency: f.concurrency}, prober.Deps{Bus: b, Log: log})
 			if err != nil {
 				return nil, err
 			}
