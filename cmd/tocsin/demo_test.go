@@ -15,7 +15,7 @@ func TestDemo(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out, errs := &syncBuffer{}, &syncBuffer{}
+	out, errs := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"demo", "--interval", "1s", "--outage-every", "1h", "--outage-for", "4s"}, out, errs, testEnv)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -27,7 +26,7 @@ type process struct {
 }
 
 func startProcess(t *testing.T, args ...string) *process {
-	p := &process{t: t, args: args, log: &syncBuffer{}}
+	p := &process{t: t, args: args, log: newSyncBuffer()}
 	p.start()
 	t.Cleanup(p.stop)
 	return p
@@ -52,15 +51,16 @@ func (p *process) stop() {
 
 func (p *process) restart() { p.stop(); p.start() }
 
+// syncBuffer is a buffer that a running tocsin writes to while the test reads it.
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	lockedWriter
+	b bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
+func newSyncBuffer() *syncBuffer {
+	s := &syncBuffer{}
+	s.w = &s.b
+	return s
 }
 
 func (s *syncBuffer) String() string {
