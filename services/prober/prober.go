@@ -107,7 +107,7 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 		return bus.Permanent(fmt.Errorf("a %s event on a task subject", ev.Type))
 	}
 	start := p.now()
-	out := p.checks.Run(ctx, task.Check, task.Timeout())
+	out := p.checks.Run(ctx, check.Spec{URL: task.Check, Timeout: task.Timeout()})
 	res := &events.ProbeResult{
 		Server: task.Server, Location: p.opts.Location, Check: task.Check, Task: ev.ID,
 		Purpose: task.Purpose, Started: start, LatencyMS: float64(out.Latency.Microseconds()) / 1000,

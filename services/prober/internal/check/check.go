@@ -1,5 +1,5 @@
-// Package check runs one check of one server and says, in words a person
-// understands, why it failed.
+// Package check runs one check of one server, in the server's own protocol,
+// and says, in words a person understands, why it failed.
 package check
 
 import (
@@ -18,6 +18,23 @@ import (
 	"time"
 )
 
+// Spec is one check to run.
+type Spec struct {
+	URL     string // its scheme picks the protocol
+	Timeout time.Duration
+	// ExpectStatus is the HTTP status wanted; 0 accepts any below 400.
+	ExpectStatus int
+	// Keyword, if set, must appear in the first 64 KiB of an HTTP body.
+	Keyword string
+	// CertWarnDays fails a TLS check whose certificate expires within that
+	// many days; 0 checks only that it is valid now.
+	CertWarnDays int
+	// StartTLS asks an SMTP check to upgrade with STARTTLS.
+	StartTLS bool
+	// Username and Password, if set, log in (FTP).
+	Username, Password string
+}
+
 // Outcome is what a check saw.
 type Outcome struct {
 	OK      bool
@@ -25,92 +42,142 @@ type Outcome struct {
 	Latency time.Duration
 }
 
-// Runner runs checks. Its zero value is not usable; use New.
-type Runner struct {
-	http *http.Client
-	dial net.Dialer
-	// RootCAs, when set, replace the system roots for https checks (tests,
-	// or a fleet behind a private CA).
-	rootCAs *x509.CertPool
+// checker runs one protocol's check; errors are explained by explain.
+type checker func(ctx context.Context, r *Runner, u *url.URL, s Spec) error
+
+// checkers maps a URL scheme to its check. Each file of the package
+// contributes the protocols it implements; read-only after init.
+var checkers = merge(
+	map[string]checker{"http": httpCheck, "https": httpCheck, "tcp": tcpCheck},
+	mailCheckers,
+	netCheckers,
+)
+
+func merge(ms ...map[string]checker) map[string]checker {
+	all := map[string]checker{}
+	for _, m := range ms {
+		for k, v := range m {
+			all[k] = v
+		}
+	}
+	return all
 }
 
-// New returns a Runner. rootCAs may be nil for the system's roots.
+// Schemes is every scheme a check URL may have.
+func Schemes() []string {
+	var s []string
+	for k := range checkers {
+		s = append(s, k)
+	}
+	return s
+}
+
+// Runner runs checks. It is safe for concurrent use.
+type Runner struct {
+	dialer  net.Dialer
+	rootCAs *x509.CertPool // nil: the system's roots
+	now     func() time.Time
+	http    *http.Client
+}
+
+// New returns a Runner. rootCAs replace the system's roots for TLS checks
+// when not nil (tests, or a fleet behind a private CA).
 func New(rootCAs *x509.CertPool) *Runner {
-	r := &Runner{rootCAs: rootCAs}
-	tr := &http.Transport{
-		Proxy:             nil, // a check measures the server, not a proxy in between
-		DialContext:       r.dial.DialContext,
-		TLSClientConfig:   &tls.Config{RootCAs: rootCAs, MinVersion: tls.VersionTLS12},
-		DisableKeepAlives: true, // every check opens its own connection, as a visitor would
-	}
-	r.http = &http.Client{
-		Transport: tr,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return errors.New("more than 5 redirects")
-			}
-			return nil
-		},
-	}
+	r := &Runner{rootCAs: rootCAs, now: time.Now}
+	r.http = newHTTPClient(r)
 	return r
 }
 
-// Run runs the check that target's scheme names, for at most timeout.
-func (r *Runner) Run(ctx context.Context, target string, timeout time.Duration) Outcome {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// Run runs the check, for at most s.Timeout.
+func (r *Runner) Run(ctx context.Context, s Spec) Outcome {
+	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
 	start := time.Now()
-	err := r.run(ctx, target)
+	err := r.run(ctx, s)
 	o := Outcome{OK: err == nil, Latency: time.Since(start)}
 	if err != nil {
-		o.Reason = explain(ctx, err, timeout)
+		o.Reason = explain(ctx, err, s.Timeout)
 	}
 	return o
 }
 
-func (r *Runner) run(ctx context.Context, target string) error {
-	u, err := url.Parse(target)
+func (r *Runner) run(ctx context.Context, s Spec) error {
+	u, err := url.Parse(s.URL)
 	if err != nil {
-		return fmt.Errorf("bad check URL: %w", err)
+		return failure("bad check URL: " + err.Error())
 	}
-	switch u.Scheme {
-	case "http", "https":
-		return r.httpCheck(ctx, u)
-	case "tcp":
-		return r.tcpCheck(ctx, u)
+	c, ok := checkers[u.Scheme]
+	if !ok {
+		return failure(fmt.Sprintf("unsupported check %q", u.Scheme))
 	}
-	return fmt.Errorf("unsupported check %q", u.Scheme)
+	return c(ctx, r, u, s)
 }
 
-func (r *Runner) httpCheck(ctx context.Context, u *url.URL) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+// failure is a reason already in words for a person: "expected 200, got 503".
+type failure string
+
+func (f failure) Error() string { return string(f) }
+
+// dial opens a TCP connection to u's host, on defaultPort when the URL has
+// none, wrapped in TLS when implicitTLS; the connection's deadline is the
+// context's, so every read and write of the check is bounded by it.
+func (r *Runner) dial(ctx context.Context, u *url.URL, defaultPort string, implicitTLS bool) (net.Conn, error) {
+	addr := u.Host
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), defaultPort)
+	}
+	c, err := r.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	req.Header.Set("User-Agent", "Tocsin-Check/1")
-	resp, err := r.http.Do(req)
-	if err != nil {
-		return err
+	if dl, ok := ctx.Deadline(); ok {
+		c.SetDeadline(dl)
 	}
-	defer resp.Body.Close()
-	// Read some of the body: a server that sends headers and then stalls is not up.
-	if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)); err != nil {
-		return fmt.Errorf("reading the body: %w", err)
+	if implicitTLS {
+		return r.handshake(ctx, c, u.Hostname())
 	}
-	if resp.StatusCode >= 400 {
-		return statusError(resp.StatusCode)
+	return c, nil
+}
+
+// tlsConfig is the client configuration for a server named host.
+func (r *Runner) tlsConfig(host string) *tls.Config {
+	return &tls.Config{ServerName: host, RootCAs: r.rootCAs, MinVersion: tls.VersionTLS12}
+}
+
+// handshake upgrades c to TLS and verifies the certificate.
+func (r *Runner) handshake(ctx context.Context, c net.Conn, host string) (*tls.Conn, error) {
+	tc := tls.Client(c, r.tlsConfig(host))
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// checkExpiry fails when the leaf certificate expires within days.
+func (r *Runner) checkExpiry(cs tls.ConnectionState, days int) error {
+	if days <= 0 || len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	left := cs.PeerCertificates[0].NotAfter.Sub(r.now())
+	if left < time.Duration(days)*24*time.Hour {
+		d := int(left.Hours() / 24)
+		switch {
+		case d <= 0:
+			return failure(fmt.Sprintf("certificate expires in %s", left.Round(time.Minute)))
+		case d == 1:
+			return failure("certificate expires in 1 day")
+		}
+		return failure(fmt.Sprintf("certificate expires in %d days", d))
 	}
 	return nil
 }
 
-type statusError int
-
-func (s statusError) Error() string {
-	return fmt.Sprintf("expected a 2xx or 3xx status, got %d %s", int(s), http.StatusText(int(s)))
-}
-
-func (r *Runner) tcpCheck(ctx context.Context, u *url.URL) error {
-	c, err := r.dial.DialContext(ctx, "tcp", u.Host)
+func tcpCheck(ctx context.Context, r *Runner, u *url.URL, _ Spec) error {
+	if u.Port() == "" {
+		return failure("tcp check needs a port")
+	}
+	c, err := r.dial(ctx, u, "", false)
 	if err != nil {
 		return err
 	}
@@ -119,15 +186,15 @@ func (r *Runner) tcpCheck(ctx context.Context, u *url.URL) error {
 
 // explain turns an error into the words an on-call engineer reads at 3 a.m.
 func explain(ctx context.Context, err error, timeout time.Duration) string {
+	var f failure
 	var dnsErr *net.DNSError
 	var certErr *tls.CertificateVerificationError
 	var hostErr x509.HostnameError
 	var unknownCA x509.UnknownAuthorityError
 	var invalid x509.CertificateInvalidError
-	var status statusError
 	switch {
-	case errors.As(err, &status):
-		return status.Error()
+	case errors.As(err, &f):
+		return f.Error()
 	case errors.Is(ctx.Err(), context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return fmt.Sprintf("timeout after %s", timeout)
 	case errors.As(err, &dnsErr):

@@ -81,7 +81,7 @@ func TestChecks(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := tt.runner.Run(context.Background(), tt.target, tt.timeout)
+			got := tt.runner.Run(context.Background(), Spec{URL: tt.target, Timeout: tt.timeout})
 			if got.OK != tt.ok || !strings.HasPrefix(got.Reason, tt.reason) {
 				t.Errorf("Run(%s) = ok %v %q, want ok %v %q", tt.target, got.OK, got.Reason, tt.ok, tt.reason)
 			}

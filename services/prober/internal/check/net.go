@@ -1,0 +1,4 @@
+package check
+
+// netCheckers are the checks of DNS, databases and ICMP.
+var netCheckers = map[string]checker{}
