@@ -75,10 +75,25 @@ type Box struct {
 // Server is one machine and how to check it.
 type Server struct {
 	ID        string   `yaml:"id"`
-	Check     string   `yaml:"check"` // a URL whose scheme picks the check: http, https, tcp
+	Check     string   `yaml:"check"` // a URL whose scheme picks the check: https://, smtp://, dns://, …
 	InService *bool    `yaml:"in_service"`
 	Interval  Duration `yaml:"interval"`
 	Timeout   Duration `yaml:"timeout"`
+
+	ExpectStatus int    `yaml:"expect_status"`  // http(s): the status wanted; default any below 400
+	Keyword      string `yaml:"keyword"`        // http(s): text the page must contain
+	CertWarnDays int    `yaml:"cert_warn_days"` // TLS checks: fail this many days before the certificate expires
+	StartTLS     bool   `yaml:"starttls"`       // smtp: upgrade with STARTTLS and verify the certificate
+	Login        *Login `yaml:"login"`          // ftp: log in, not just read the banner
+}
+
+// Login is a username and a password by reference, for checks that log in.
+type Login struct {
+	Username     string `yaml:"username"`
+	PasswordEnv  string `yaml:"password_env"`
+	PasswordFile string `yaml:"password_file"`
+
+	Password Secret `yaml:"-"`
 }
 
 // Serving reports whether the server is in service: one being prepared is

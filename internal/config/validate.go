@@ -249,7 +249,7 @@ func (v *validator) boxes(c *Config) {
 				v.at(append(spath, "id"), "server id %q is used twice", s.ID)
 			}
 			servers[s.ID] = true
-			v.check(p("boxes", i, "servers", j, "check"), s.Check)
+			v.check(p("boxes", i, "servers", j), &c.Boxes[i].Servers[j])
 			v.interval(p("boxes", i, "servers", j, "interval"), s.Interval)
 			if s.Timeout == 0 && s.Interval == 0 && b.Timeout == 0 && b.Interval == 0 {
 				continue // the defaults were checked under checks:
@@ -260,30 +260,75 @@ func (v *validator) boxes(c *Config) {
 	}
 }
 
-// Schemes are the check types this version runs.
-var Schemes = []string{"http", "https", "tcp"}
+// Schemes are the check types, by the scheme of the check URL.
+var Schemes = []string{"http", "https", "tcp", "smtp", "smtps", "imap", "imaps", "pop3", "pop3s", "ftp", "dns", "mysql", "postgres", "postgresql", "icmp"}
 
-func (v *validator) check(path []any, s string) {
+// tlsSchemes can warn of a certificate about to expire.
+var tlsSchemes = []string{"https", "smtps", "imaps", "pop3s"}
+
+var dnsTypes = []string{"A", "AAAA", "MX", "NS", "TXT", "CNAME", "SOA", "PTR", "SRV", "CAA"}
+
+func (v *validator) check(path []any, srv *Server) {
+	s := srv.Check
+	at := append(path, "check")
 	if s == "" {
-		v.at(path, "check is missing: a URL like https://www.example.net/ or tcp://mx1.example.net:25")
+		v.at(at, "check is missing: a URL like https://www.example.net/, smtp://mx1.example.net or tcp://db1.example.net:3306")
 		return
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		v.at(path, "check %q is not a URL", s)
+		v.at(at, "check %q is not a URL", s)
 		return
 	}
-	known := false
-	for _, k := range Schemes {
-		known = known || u.Scheme == k
+	if !slices.Contains(Schemes, u.Scheme) {
+		v.at(at, "check %q: unsupported scheme %q (supported: %s)", s, u.Scheme, strings.Join(Schemes, ", "))
+		return
 	}
-	switch {
-	case !known:
-		v.at(path, "check %q: unsupported scheme %q (supported: %s)", s, u.Scheme, strings.Join(Schemes, ", "))
-	case u.Hostname() == "":
-		v.at(path, "check %q has no host", s)
-	case u.Scheme == "tcp" && u.Port() == "":
-		v.at(path, "check %q needs a port, like tcp://host:25", s)
+	if u.Hostname() == "" {
+		v.at(at, "check %q has no host", s)
+		return
+	}
+	switch u.Scheme {
+	case "tcp":
+		if u.Port() == "" {
+			v.at(at, "check %q needs a port, like tcp://host:25", s)
+		}
+	case "icmp":
+		if u.Port() != "" {
+			v.at(at, "check %q: ICMP has no port", s)
+		}
+	case "dns":
+		if strings.Trim(u.Path, "/") == "" {
+			v.at(at, "check %q needs a name to look up, like dns://ns1.example.net/example.net?type=MX", s)
+		}
+		if t := u.Query().Get("type"); t != "" && !slices.Contains(dnsTypes, strings.ToUpper(t)) {
+			v.at(at, "check %q: unknown record type %q (known: %s)", s, t, strings.Join(dnsTypes, ", "))
+		}
+	}
+	isHTTP := u.Scheme == "http" || u.Scheme == "https"
+	if srv.ExpectStatus != 0 && (!isHTTP || srv.ExpectStatus < 100 || srv.ExpectStatus > 599) {
+		v.at(append(path, "expect_status"), "expect_status %d: an HTTP status (100 to 599) for http or https checks", srv.ExpectStatus)
+	}
+	if srv.Keyword != "" && !isHTTP {
+		v.at(append(path, "keyword"), "keyword applies to http and https checks only")
+	}
+	if srv.StartTLS && u.Scheme != "smtp" {
+		v.at(append(path, "starttls"), "starttls applies to smtp checks only (smtps, imaps and pop3s use TLS from the start)")
+	}
+	if srv.CertWarnDays < 0 {
+		v.at(append(path, "cert_warn_days"), "cert_warn_days must not be negative")
+	} else if srv.CertWarnDays > 0 && !slices.Contains(tlsSchemes, u.Scheme) && !(u.Scheme == "smtp" && srv.StartTLS) {
+		v.at(append(path, "cert_warn_days"), "cert_warn_days needs a TLS check: %s, or smtp with starttls", strings.Join(tlsSchemes, ", "))
+	}
+	if l := srv.Login; l != nil {
+		lpath := append(path, "login")
+		if u.Scheme != "ftp" {
+			v.at(lpath, "login applies to ftp checks only")
+		}
+		if l.Username == "" {
+			v.at(lpath, "login needs a username")
+		}
+		l.Password = v.secret(lpath, "password", l.PasswordEnv, l.PasswordFile, true)
 	}
 }
 

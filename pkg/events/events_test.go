@@ -24,6 +24,11 @@ func samples() map[string]Event {
 			Server: "mx1", Location: "lon1", Check: "tcp://mx1.internal:25", TimeoutMS: 10000,
 			Slot: 5901675, Due: t0.Add(17 * time.Second), Purpose: PurposeScheduled,
 		}),
+		"probe_task_on_demand": New("verify/mx1/4/ams1", "verifier", t0, &ProbeTask{
+			Server: "mx1", Location: "ams1", Check: "smtp://mx1.internal:25", TimeoutMS: 10000,
+			Due: t0, Purpose: PurposeOnDemand, Correlation: "mx1/4",
+			Options: &CheckOptions{StartTLS: true, CertWarnDays: 7},
+		}),
 		"probe_result": New("mx1/5901675/result", "prober@lon1", t0.Add(17*time.Second), &ProbeResult{
 			Server: "mx1", Location: "lon1", Check: "tcp://mx1.internal:25", Task: "mx1/5901675",
 			Purpose: PurposeScheduled, Started: t0.Add(17 * time.Second), LatencyMS: 10000, OK: false,

@@ -18,6 +18,20 @@ type ProbeTask struct {
 	Slot      int64     `json:"slot"`       // interval number since the Unix epoch; 0 for on-demand checks
 	Due       time.Time `json:"due"`        // when the check should run
 	Purpose   Purpose   `json:"purpose"`
+	// Correlation, on an on-demand task, is copied to the result so that
+	// whoever asked can tell its answers from the scheduled ones.
+	Correlation string        `json:"correlation,omitempty"`
+	Options     *CheckOptions `json:"options,omitempty"`
+}
+
+// CheckOptions refine a check beyond its URL. Secrets never travel in an
+// event: a prober finds a login's password in its own configuration.
+type CheckOptions struct {
+	ExpectStatus int    `json:"expect_status,omitempty"` // HTTP status wanted; 0: any below 400
+	Keyword      string `json:"keyword,omitempty"`       // must appear in an HTTP body
+	CertWarnDays int    `json:"cert_warn_days,omitempty"`
+	StartTLS     bool   `json:"starttls,omitempty"` // SMTP: upgrade and verify the certificate
+	Username     string `json:"username,omitempty"` // FTP login
 }
 
 // Purpose says why a check was asked for.
@@ -27,6 +41,7 @@ type Purpose string
 const (
 	PurposeScheduled Purpose = "scheduled" // the regular check of every interval
 	PurposeRecheck   Purpose = "recheck"   // the verifier confirming a failure
+	PurposeOnDemand  Purpose = "on-demand" // asked for by a person or another service
 )
 
 func (*ProbeTask) EventType() Type   { return TypeProbeTask }
@@ -50,7 +65,7 @@ func (t *ProbeTask) Validate() error {
 		return errors.New("missing due")
 	}
 	switch t.Purpose {
-	case PurposeScheduled, PurposeRecheck:
+	case PurposeScheduled, PurposeRecheck, PurposeOnDemand:
 		return nil
 	}
 	return fmt.Errorf("unknown purpose %q", t.Purpose)
@@ -61,15 +76,16 @@ func (t *ProbeTask) Timeout() time.Duration { return time.Duration(t.TimeoutMS) 
 
 // ProbeResult is what one location saw when it checked one server.
 type ProbeResult struct {
-	Server    string    `json:"server"`
-	Location  string    `json:"location"`
-	Check     string    `json:"check"`
-	Task      string    `json:"task"` // id of the task that asked for it
-	Purpose   Purpose   `json:"purpose"`
-	Started   time.Time `json:"started"`
-	LatencyMS float64   `json:"latency_ms"`
-	OK        bool      `json:"ok"`
-	Reason    string    `json:"reason,omitempty"` // why it failed, in words for a person: "connection refused"
+	Server      string    `json:"server"`
+	Location    string    `json:"location"`
+	Check       string    `json:"check"`
+	Task        string    `json:"task"` // id of the task that asked for it
+	Purpose     Purpose   `json:"purpose"`
+	Correlation string    `json:"correlation,omitempty"` // the task's, for on-demand checks
+	Started     time.Time `json:"started"`
+	LatencyMS   float64   `json:"latency_ms"`
+	OK          bool      `json:"ok"`
+	Reason      string    `json:"reason,omitempty"` // why it failed, in words for a person: "connection refused"
 }
 
 func (*ProbeResult) EventType() Type   { return TypeProbeResult }

@@ -47,6 +47,9 @@ const (
 	// BucketDeliveries records each notification sent, keyed by notification id,
 	// so that a redelivered event never sends twice.
 	BucketDeliveries = "tocsin-deliveries"
+	// BucketLocations holds each live prober's heartbeat, keyed by location
+	// and instance; a location is live while one of its heartbeats is fresh.
+	BucketLocations = "tocsin-locations"
 )
 
 // TaskDedupWindow is how long JetStream remembers a task id. Scheduler
@@ -115,6 +118,14 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 			History:     1,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
+		},
+		{
+			Bucket:      BucketLocations,
+			Description: "Prober heartbeats: which locations are live.",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			TTL:         time.Hour, // clears the keys of probers long gone; liveness is judged by each heartbeat's own TTL
 		},
 		{
 			Bucket:      BucketDeliveries,

@@ -6,7 +6,9 @@ package schedule
 
 import (
 	"container/heap"
+	"encoding/binary"
 	"hash/fnv"
+	"math/rand/v2"
 	"time"
 )
 
@@ -92,4 +94,48 @@ func (h *itemHeap) Pop() any {
 	it := old[len(old)-1]
 	*h = old[:len(old)-1]
 	return it
+}
+
+// Pick chooses the location that checks key in slot, among live (sorted, as
+// every replica must see the same list). Each run of len(live) slots visits
+// every location once in an order drawn afresh from the key and the run, so
+// work is spread evenly, the order cannot be predicted from outside, and the
+// same location is never chosen twice in a row when there is a choice. It
+// depends on nothing but its arguments, so every scheduler picks alike.
+func Pick(key string, slot int64, live []string) string {
+	n := int64(len(live))
+	switch n {
+	case 0:
+		return ""
+	case 1:
+		return live[0]
+	case 2:
+		return live[(int64(hash(key, 0)%2)+slot)&1]
+	}
+	run, pos := slot/n, slot%n
+	if slot < 0 && pos != 0 {
+		run, pos = run-1, pos+n
+	}
+	perm := permutation(key, run, int(n))
+	if prev := permutation(key, run-1, int(n)); perm[0] == prev[n-1] {
+		// A run begins where the last one ended: swap its first two. For
+		// n > 2 this never touches a run's last place, so it needs no
+		// look further back.
+		perm[0], perm[1] = perm[1], perm[0]
+	}
+	return live[perm[pos]]
+}
+
+func permutation(key string, run int64, n int) []int {
+	rng := rand.New(rand.NewPCG(hash(key, run), uint64(run)))
+	return rng.Perm(n)
+}
+
+func hash(key string, n int64) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(key))
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(n))
+	h.Write(b[:])
+	return h.Sum64()
 }

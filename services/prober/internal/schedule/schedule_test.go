@@ -100,3 +100,38 @@ func TestOffsetsSpreadServers(t *testing.T) {
 		}
 	}
 }
+
+func TestPickNeverRepeatsAndSpreads(t *testing.T) {
+	for _, live := range [][]string{{"a", "b"}, {"a", "b", "c"}, {"ams1", "fra1", "lon1", "nyc1", "sfo1", "sin1", "syd1"}} {
+		t.Run(fmt.Sprint(len(live)), func(t *testing.T) {
+			counts := map[string]int{}
+			for s := range 200 {
+				key := fmt.Sprintf("server-%d", s)
+				prev := ""
+				for slot := int64(1_000_000); slot < 1_000_000+int64(20*len(live)); slot++ {
+					got := Pick(key, slot, live)
+					if got == prev {
+						t.Fatalf("%s: slot %d picks %s again", key, slot, got)
+					}
+					if again := Pick(key, slot, live); again != got {
+						t.Fatalf("%s: slot %d picked %s then %s", key, slot, got, again)
+					}
+					prev = got
+					counts[got]++
+				}
+			}
+			want := 200 * 20
+			for _, l := range live {
+				if c := counts[l]; c < want*9/10 || c > want*11/10 {
+					t.Errorf("location %s picked %d times, want about %d: %v", l, c, want, counts)
+				}
+			}
+		})
+	}
+	if got := Pick("x", 5, nil); got != "" {
+		t.Errorf("Pick with nobody live = %q", got)
+	}
+	if got := Pick("x", 5, []string{"only"}); got != "only" {
+		t.Errorf("Pick with one live = %q", got)
+	}
+}
