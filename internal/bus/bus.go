@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -65,7 +67,7 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 
 // Connect connects to a NATS server by URL, or to an embedded one when ns is
 // not nil (without a socket). name shows in the server's connection list.
-func Connect(url string, ns *server.Server, name string, log *slog.Logger, extra ...nats.Option) (*Bus, error) {
+func Connect(serverURL string, ns *server.Server, name string, log *slog.Logger, extra ...nats.Option) (*Bus, error) {
 	opts := append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1), // a service outlives a cluster restart
@@ -79,11 +81,11 @@ func Connect(url string, ns *server.Server, name string, log *slog.Logger, extra
 	}, extra...)
 	if ns != nil {
 		opts = append(opts, nats.InProcessServer(ns))
-		url = ns.ClientURL()
+		serverURL = ns.ClientURL()
 	}
-	nc, err := nats.Connect(url, opts...)
+	nc, err := nats.Connect(serverURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", url, err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", redactURLs(serverURL), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -91,6 +93,19 @@ func Connect(url string, ns *server.Server, name string, log *slog.Logger, extra
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	return &Bus{NC: nc, JS: js, log: log}, nil
+}
+
+// redactURLs hides the passwords in a comma-separated list of server URLs.
+func redactURLs(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		if u, err := url.Parse(strings.TrimSpace(p)); err == nil {
+			parts[i] = u.Redacted()
+		} else {
+			parts[i] = "(unparseable URL)"
+		}
+	}
+	return strings.Join(parts, ",")
 }
 
 // Close drains the connection: pending publishes are flushed first.

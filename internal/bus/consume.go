@@ -83,10 +83,77 @@ func (c *Consumer) defaults() {
 }
 
 // Consume handles messages until ctx ends, then stops fetching, finishes the
-// messages it holds, and returns nil. It returns an error only when the
-// consumer cannot be set up.
+// messages it holds, and returns nil. It returns an error when the consumer
+// cannot be set up at the start; if the consumer later stops delivering (it
+// was deleted, the cluster lost it) Consume sets it up again rather than
+// leave a service running that does nothing.
 func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 	c.defaults()
+	cons, err := b.consumer(ctx, c)
+	if err != nil {
+		return err
+	}
+	log := b.log.With("consumer", c.Name)
+	queues := make([]chan delivery, c.Workers)
+	shared := make(chan delivery)
+	var wg sync.WaitGroup
+	for i := range queues {
+		q := shared
+		if c.Key != nil {
+			q = make(chan delivery, 4)
+		}
+		queues[i] = q
+		wg.Go(func() {
+			for d := range q {
+				b.handle(ctx, c, log, d, h)
+			}
+		})
+	}
+	dispatch := func(d delivery) {
+		q := shared
+		if c.Key != nil {
+			q = queues[keyIndex(c.Key(d.m.Subject()), len(queues))]
+		}
+		q <- d
+	}
+	for attempt := 0; ; attempt++ {
+		if err := b.pull(ctx, cons, c, dispatch, log); err != nil {
+			log.Error("consumer stopped delivering; setting it up again", "err", err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff(uint64(attempt+1), time.Second, 30*time.Second)):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		if cons, err = b.consumer(ctx, c); err != nil {
+			log.Error("consumer cannot be set up again; retrying", "err", err)
+		}
+	}
+	if c.Key != nil {
+		for _, q := range queues {
+			close(q)
+		}
+	} else {
+		close(shared)
+	}
+	wg.Wait()
+	return nil
+}
+
+// delivery is a message and when it reached us: JetStream's AckWait runs
+// from then, not from when a worker takes it up.
+type delivery struct {
+	m  jetstream.Msg
+	at time.Time
+}
+
+// consumer creates the durable consumer, or updates the one there.
+func (b *Bus) consumer(ctx context.Context, c Consumer) (jetstream.Consumer, error) {
 	cfg := jetstream.ConsumerConfig{
 		Durable:        c.Name,
 		FilterSubjects: c.Filter,
@@ -110,56 +177,38 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("consumer %s on %s: %w", c.Name, c.Stream, err)
+		return nil, fmt.Errorf("consumer %s on %s: %w", c.Name, c.Stream, err)
 	}
+	return cons, nil
+}
+
+// pull hands messages to dispatch until ctx ends (nil) or the consumer
+// stops delivering (an error).
+func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, c Consumer, dispatch func(delivery), log *slog.Logger) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(max(c.Workers*2, 16)))
 	if err != nil {
-		return fmt.Errorf("consumer %s: %w", c.Name, err)
+		return err
 	}
 	stop := context.AfterFunc(ctx, it.Drain)
 	defer stop()
-
-	log := b.log.With("consumer", c.Name)
-	queues := make([]chan jetstream.Msg, c.Workers)
-	shared := make(chan jetstream.Msg)
-	var wg sync.WaitGroup
-	for i := range queues {
-		q := shared
-		if c.Key != nil {
-			q = make(chan jetstream.Msg, 4)
-		}
-		queues[i] = q
-		wg.Go(func() {
-			for m := range q {
-				b.handle(ctx, c, log, m, h)
-			}
-		})
-	}
+	var last error
 	for {
 		m, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			break
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("message iterator closed: %w", errors.Join(last, err))
 		}
 		if err != nil {
-			// Missed heartbeats and the like: the iterator recovers by itself.
+			// Missed heartbeats and the like: the iterator recovers by
+			// itself, or closes and says why above.
 			log.Warn("fetching messages", "err", err)
+			last = err
 			continue
 		}
-		q := shared
-		if c.Key != nil {
-			q = queues[keyIndex(c.Key(m.Subject()), len(queues))]
-		}
-		q <- m
+		dispatch(delivery{m: m, at: time.Now()})
 	}
-	if c.Key != nil {
-		for _, q := range queues {
-			close(q)
-		}
-	} else {
-		close(shared)
-	}
-	wg.Wait()
-	return nil
 }
 
 func keyIndex(key string, n int) int {
@@ -169,9 +218,19 @@ func keyIndex(key string, n int) int {
 }
 
 // handle applies the ack policy, the one place that decides a message's fate.
-func (b *Bus) handle(ctx context.Context, c Consumer, log *slog.Logger, m jetstream.Msg, h Handler) {
-	// In-flight work finishes after shutdown begins, bounded by AckWait.
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.AckWait)
+func (b *Bus) handle(ctx context.Context, c Consumer, log *slog.Logger, d delivery, h Handler) {
+	m := d.m
+	// The handler must finish before JetStream gives the message to someone
+	// else. A message that waited in our queue for a third of AckWait has
+	// its clock restarted first.
+	budget := c.AckWait - time.Since(d.at)
+	if budget < c.AckWait*2/3 {
+		if err := m.InProgress(); err == nil {
+			budget = c.AckWait
+		}
+	}
+	// In-flight work finishes after shutdown begins, bounded by that budget.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget*19/20)
 	defer cancel()
 
 	ev, err := events.Decode(m.Subject(), m.Data())

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
@@ -210,5 +213,63 @@ func TestPublishIsIdempotent(t *testing.T) {
 	}
 	if info.State.Msgs != 1 {
 		t.Errorf("stream holds %d messages after publishing one event three times, want 1", info.State.Msgs)
+	}
+}
+
+// TestConsumerDeletedIsSetUpAgain: a consumer deleted under a running
+// service (by an operator, or lost by the cluster) comes back by itself.
+func TestConsumerDeletedIsSetUpAgain(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	handled := make(chan string, 10)
+	c := resultsConsumer("phoenix")
+	c.Since = time.Minute // the new consumer starts far enough back to see what came meanwhile
+	consume(t, b, c, func(ctx context.Context, ev events.Event) error {
+		handled <- ev.ID
+		return nil
+	})
+	wait := func(id string) {
+		t.Helper()
+		select {
+		case got := <-handled:
+			if got != id {
+				t.Fatalf("handled %s, want %s", got, id)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatalf("%s never handled", id)
+		}
+	}
+	if err := b.Publish(ctx, result("a", 1)); err != nil {
+		t.Fatal(err)
+	}
+	wait("a/1")
+	if err := b.JS.DeleteConsumer(ctx, events.StreamResults, "phoenix"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if err := b.Publish(ctx, result("a", 2)); err != nil {
+		t.Fatal(err)
+	}
+	// Set up again from a minute back, it sees a/1 once more (handlers are
+	// idempotent) and then a/2.
+	for {
+		select {
+		case got := <-handled:
+			if got == "a/2" {
+				return
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("a/2 never handled after the consumer was deleted")
+		}
+	}
+}
+
+func TestConnectErrorHidesPassword(t *testing.T) {
+	_, err := bus.Connect("nats://tocsin:S3cretPW@127.0.0.1:1", nil, "test", slog.New(slog.NewTextHandler(io.Discard, nil)), nats.MaxReconnects(0), nats.Timeout(time.Second))
+	if err == nil {
+		t.Fatal("connected to a closed port")
+	}
+	if strings.Contains(err.Error(), "S3cretPW") || !strings.Contains(err.Error(), "tocsin:xxxxx@127.0.0.1:1") {
+		t.Errorf("error = %v, want the URL with its password hidden", err)
 	}
 }
