@@ -8,6 +8,8 @@ package config
 import (
 	"slices"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
 // Config is a loaded, defaulted and validated configuration.
@@ -94,6 +96,19 @@ type Login struct {
 	PasswordFile string `yaml:"password_file"`
 
 	Password Secret `yaml:"-"`
+}
+
+// CheckOptions are the options of the server's check as a probe task
+// carries them: never the password. Nil when the check has none.
+func (s *Server) CheckOptions() *events.CheckOptions {
+	o := events.CheckOptions{ExpectStatus: s.ExpectStatus, Keyword: s.Keyword, CertWarnDays: s.CertWarnDays, StartTLS: s.StartTLS}
+	if s.Login != nil {
+		o.Username = s.Login.Username
+	}
+	if o == (events.CheckOptions{}) {
+		return nil
+	}
+	return &o
 }
 
 // Serving reports whether the server is in service: one being prepared is

@@ -1,7 +1,10 @@
 // Package locations knows which probers are alive. Each prober announces
 // itself with a heartbeat in a key-value bucket; anyone can watch the bucket
-// and ask which locations are live now. A location is live while one of its
-// probers' heartbeats is younger than the TTL that heartbeat declares.
+// and ask which locations were live at a given moment. A prober is live from
+// the time it started until its latest heartbeat's TTL runs out or it
+// withdraws, all judged by timestamps the bucket keeps, so that every reader
+// asking about the same moment gets the same answer: that is what lets
+// scheduler replicas agree without talking to each other.
 package locations
 
 import (
@@ -19,9 +22,10 @@ import (
 
 // Heartbeat is what a prober writes under "<location>.<instance>".
 type Heartbeat struct {
-	Location string `json:"location"`
-	Instance string `json:"instance"`
-	TTLMS    int64  `json:"ttl_ms"` // how long this heartbeat vouches for the prober
+	Location string    `json:"location"`
+	Instance string    `json:"instance"`
+	Since    time.Time `json:"since"`  // when this prober started
+	TTLMS    int64     `json:"ttl_ms"` // how long this heartbeat vouches for the prober
 }
 
 // Announce writes a heartbeat every period until ctx ends, then deletes it
@@ -56,15 +60,17 @@ func Announce(ctx context.Context, kv jetstream.KeyValue, hb Heartbeat, period t
 
 // Live tracks the heartbeats of a bucket.
 type Live struct {
-	mu    sync.Mutex
-	beats map[string]beat // by key
-	now   func() time.Time
-	ready chan struct{}
+	mu      sync.Mutex
+	probers map[string]*prober // by key
+	now     func() time.Time
+	ready   chan struct{}
 }
 
-type beat struct {
+// prober is what is known of one prober: live from since until until.
+type prober struct {
 	location string
-	until    time.Time
+	since    time.Time
+	until    time.Time // its latest heartbeat's time plus TTL, or when it withdrew
 }
 
 // Watch follows the bucket until ctx ends. Wait for Ready before trusting List.
@@ -73,7 +79,7 @@ func Watch(ctx context.Context, kv jetstream.KeyValue, now func() time.Time) (*L
 	if err != nil {
 		return nil, fmt.Errorf("watch locations: %w", err)
 	}
-	l := &Live{beats: map[string]beat{}, now: now, ready: make(chan struct{})}
+	l := &Live{probers: map[string]*prober{}, now: now, ready: make(chan struct{})}
 	go func() {
 		defer w.Stop()
 		for e := range w.Updates() {
@@ -93,29 +99,42 @@ func (l *Live) Ready() <-chan struct{} { return l.ready }
 func (l *Live) apply(e jetstream.KeyValueEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	p := l.probers[e.Key()]
 	if e.Operation() != jetstream.KeyValuePut {
-		delete(l.beats, e.Key())
+		// Withdrawn (or purged): live until the moment it said so.
+		if p != nil && e.Created().Before(p.until) {
+			p.until = e.Created()
+		}
 		return
 	}
 	var hb Heartbeat
 	if err := json.Unmarshal(e.Value(), &hb); err != nil || hb.Location == "" || hb.TTLMS <= 0 {
-		delete(l.beats, e.Key())
 		return
 	}
-	// The server's timestamp, not ours: a reader that joins late still
-	// sees how old each heartbeat is.
-	l.beats[e.Key()] = beat{location: hb.Location, until: e.Created().Add(time.Duration(hb.TTLMS) * time.Millisecond)}
+	if p == nil {
+		p = &prober{location: hb.Location, since: hb.Since}
+		l.probers[e.Key()] = p
+	}
+	p.until = e.Created().Add(time.Duration(hb.TTLMS) * time.Millisecond)
+	// Forget probers gone for an hour: the bucket does too.
+	for k, old := range l.probers {
+		if e.Created().Sub(old.until) > time.Hour {
+			delete(l.probers, k)
+		}
+	}
 }
 
-// List is the live locations, sorted.
-func (l *Live) List() []string {
+// List is the locations live now, sorted.
+func (l *Live) List() []string { return l.At(l.now()) }
+
+// At is the locations that were live at t, sorted.
+func (l *Live) At(t time.Time) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	now := l.now()
 	var out []string
-	for _, b := range l.beats {
-		if now.Before(b.until) && !slices.Contains(out, b.location) {
-			out = append(out, b.location)
+	for _, p := range l.probers {
+		if !t.Before(p.since) && t.Before(p.until) && !slices.Contains(out, p.location) {
+			out = append(out, p.location)
 		}
 	}
 	slices.Sort(out)

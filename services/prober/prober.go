@@ -11,14 +11,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/locations"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/prober/internal/check"
 	"github.com/tocsin-alarm/tocsin/services/prober/internal/schedule"
@@ -30,8 +34,12 @@ type Options struct {
 	// Concurrency caps the checks running at once, so that a large fleet
 	// never means a socket per server at the same moment.
 	Concurrency int
-	// RootCAs, when set, are the roots trusted by https checks instead of the system's.
+	// RootCAs, when set, are the roots trusted by TLS checks instead of the system's.
 	RootCAs *x509.CertPool
+	// Heartbeat is how often the prober announces its location, and
+	// HeartbeatTTL how long one announcement keeps the location live;
+	// defaults 5s and 15s.
+	Heartbeat, HeartbeatTTL time.Duration
 }
 
 // Deps are what a prober needs from outside.
@@ -60,6 +68,12 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 	if opts.Concurrency <= 0 {
 		opts.Concurrency = 64
 	}
+	if opts.Heartbeat <= 0 {
+		opts.Heartbeat = 5 * time.Second
+	}
+	if opts.HeartbeatTTL <= opts.Heartbeat {
+		opts.HeartbeatTTL = 3 * opts.Heartbeat
+	}
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
@@ -71,11 +85,21 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 	}, nil
 }
 
-// Run schedules and runs checks until ctx ends.
+// Run announces the location, schedules and runs checks until ctx ends.
 func (p *Prober) Run(ctx context.Context) error {
+	kv, err := p.bus.KV(ctx, events.BucketLocations)
+	if err != nil {
+		return err
+	}
+	live, err := locations.Watch(ctx, kv, p.now)
+	if err != nil {
+		return err
+	}
+	hb := locations.Heartbeat{Location: p.opts.Location, Instance: instanceID(), Since: p.now(), TTLMS: p.opts.HeartbeatTTL.Milliseconds()}
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	wg.Go(func() { errs <- p.schedule(ctx) })
+	errs := make(chan error, 3)
+	wg.Go(func() { errs <- locations.Announce(ctx, kv, hb, p.opts.Heartbeat, p.log) })
+	wg.Go(func() { errs <- p.schedule(ctx, live) })
 	wg.Go(func() { errs <- p.work(ctx) })
 	wg.Wait()
 	close(errs)
@@ -107,11 +131,11 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 		return bus.Permanent(fmt.Errorf("a %s event on a task subject", ev.Type))
 	}
 	start := p.now()
-	out := p.checks.Run(ctx, check.Spec{URL: task.Check, Timeout: task.Timeout()})
+	out := p.checks.Run(ctx, p.spec(task))
 	res := &events.ProbeResult{
 		Server: task.Server, Location: p.opts.Location, Check: task.Check, Task: ev.ID,
-		Purpose: task.Purpose, Started: start, LatencyMS: float64(out.Latency.Microseconds()) / 1000,
-		OK: out.OK, Reason: out.Reason,
+		Purpose: task.Purpose, Correlation: task.Correlation, Started: start,
+		LatencyMS: float64(out.Latency.Microseconds()) / 1000, OK: out.OK, Reason: out.Reason,
 	}
 	if !out.OK {
 		p.log.Info("check failed", "server", task.Server, "reason", out.Reason, "purpose", task.Purpose)
@@ -121,9 +145,34 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	return p.bus.Publish(ctx, events.New(ev.ID+"/result", p.source, start.Add(out.Latency), res))
 }
 
-// schedule publishes each server's task when its slot falls due.
-func (p *Prober) schedule(ctx context.Context) error {
+// spec is the check a task asks for. A login's password is looked up in
+// this prober's own config: secrets never travel in events.
+func (p *Prober) spec(t *events.ProbeTask) check.Spec {
+	s := check.Spec{URL: t.Check, Timeout: t.Timeout()}
+	if o := t.Options; o != nil {
+		s.ExpectStatus, s.Keyword, s.CertWarnDays, s.StartTLS, s.Username = o.ExpectStatus, o.Keyword, o.CertWarnDays, o.StartTLS, o.Username
+	}
+	if tg, ok := p.cfg.Target(t.Server); ok && tg.Server.Login != nil && tg.Server.Login.Username == s.Username {
+		s.Password = tg.Server.Login.Password.Reveal()
+	}
+	return s
+}
+
+// settle is how far before a slot falls due its live locations are judged:
+// long enough for every replica to have heard every heartbeat by then.
+const settle = 500 * time.Millisecond
+
+// schedule publishes each server's task, when its slot falls due, to one of
+// the live locations.
+func (p *Prober) schedule(ctx context.Context, live *locations.Live) error {
+	// Until the bucket is read, only this prober's own location is known live.
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	if err := live.WaitReady(wctx); err != nil && ctx.Err() == nil {
+		p.log.Warn("locations not known yet; scheduling for this location only", "err", err)
+	}
+	cancel()
 	targets := map[string]config.Target{}
+	last := map[string]string{} // where each server's last slot went
 	var q schedule.Queue
 	for _, t := range p.cfg.Targets() {
 		targets[t.Server.ID] = t
@@ -139,9 +188,23 @@ func (p *Prober) schedule(ctx context.Context) error {
 		}
 		for _, it := range q.PopDue(p.now()) {
 			t := targets[it.Key]
+			// Every replica asks which locations were live a moment before the
+			// slot fell due, and so sees the same set.
+			alive := live.At(it.Due.Add(-settle))
+			if len(alive) == 0 {
+				alive = []string{p.opts.Location}
+			}
+			loc := schedule.Pick(it.Key, it.Slot, alive)
+			if loc == last[it.Key] && len(alive) > 1 {
+				// The live set changed since the last slot and Pick landed
+				// where the last check was: move on to the next location.
+				loc = alive[(slices.Index(alive, loc)+1)%len(alive)]
+			}
+			last[it.Key] = loc
 			task := &events.ProbeTask{
-				Server: it.Key, Location: p.opts.Location, Check: t.Server.Check,
+				Server: it.Key, Location: loc, Check: t.Server.Check,
 				TimeoutMS: t.Timeout.Milliseconds(), Slot: it.Slot, Due: it.Due, Purpose: events.PurposeScheduled,
+				Options: t.Server.CheckOptions(),
 			}
 			id := fmt.Sprintf("%s/%d", it.Key, it.Slot)
 			// A task nobody took within its interval is stale: the next slot replaces it.
@@ -154,4 +217,15 @@ func (p *Prober) schedule(ctx context.Context) error {
 			timer.Reset(max(0, next.Sub(p.now())))
 		}
 	}
+}
+
+// instanceID tells apart the probers of one location: the host, and a
+// random part for several probers in one process or host.
+func instanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "prober"
+	}
+	host = strings.NewReplacer(".", "-", "*", "-", ">", "-", " ", "-").Replace(host)
+	return host + "-" + nuid.Next()
 }

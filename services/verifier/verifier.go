@@ -1,7 +1,7 @@
 // Package verifier is the false-alarm filter: it judges every probe result,
-// keeps each server's state in a key-value bucket, asks for a second check
-// before believing a failure, and opens and resolves incidents. A restarted
-// verifier carries on from the bucket where the last one stopped.
+// keeps each server's state in a key-value bucket, asks other locations to
+// check again before believing a failure, and opens and resolves incidents.
+// A restarted verifier carries on from the bucket where the last one stopped.
 package verifier
 
 import (
@@ -10,12 +10,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/locations"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
 )
@@ -29,13 +32,11 @@ type Deps struct {
 
 // Verifier judges results.
 type Verifier struct {
-	cfg    *config.Config
-	bus    *bus.Bus
-	log    *slog.Logger
-	now    func() time.Time
-	policy judge.Policy
-	// Workers judge results in parallel; results for one server stay in order.
-	workers int
+	cfg     *config.Config
+	deps    Deps
+	log     *slog.Logger
+	policy  judge.Policy
+	workers int // results for one server stay in order
 }
 
 // New returns a verifier for the fleet in cfg.
@@ -44,20 +45,44 @@ func New(cfg *config.Config, deps Deps) *Verifier {
 		deps.Now = time.Now
 	}
 	return &Verifier{
-		cfg: cfg, bus: deps.Bus, now: deps.Now,
-		log:     deps.Log.With("service", "verifier"),
-		policy:  judge.Policy{ConfirmAfter: 2, RecoverAfter: cfg.Checks.RecoverAfter},
+		cfg: cfg, deps: deps,
+		log: deps.Log.With("service", "verifier"),
+		// A failure is confirmed when quorum re-checks fail as well.
+		policy:  judge.Policy{ConfirmAfter: 1 + cfg.Checks.Verify.Quorum, RecoverAfter: cfg.Checks.RecoverAfter},
 		workers: 16,
 	}
 }
 
+// record is what the bucket holds per server: the judge's state and the
+// events decided but perhaps not yet published.
+type record struct {
+	judge.Server
+	Pending []outgoing `json:"pending,omitempty"`
+}
+
+// outgoing is one event ready to publish.
+type outgoing struct {
+	Subject string          `json:"subject"`
+	ID      string          `json:"id"`
+	Data    json.RawMessage `json:"data"`
+	TTLMS   int64           `json:"ttl_ms,omitempty"`
+}
+
 // Run judges results until ctx ends.
 func (v *Verifier) Run(ctx context.Context) error {
-	kv, err := v.bus.KV(ctx, events.BucketServers)
+	kv, err := v.deps.Bus.KV(ctx, events.BucketServers)
 	if err != nil {
 		return err
 	}
-	return v.bus.Consume(ctx, bus.Consumer{
+	lkv, err := v.deps.Bus.KV(ctx, events.BucketLocations)
+	if err != nil {
+		return err
+	}
+	live, err := locations.Watch(ctx, lkv, v.deps.Now)
+	if err != nil {
+		return err
+	}
+	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
 		Name:    "verifier",
 		Filter:  []string{events.SubjectProbeResults},
@@ -65,10 +90,15 @@ func (v *Verifier) Run(ctx context.Context) error {
 		Key:     func(subject string) string { return subject },
 		// A verifier deployed afresh need not judge a day of old results.
 		Since: 10 * time.Minute,
-	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, kv, ev) })
+	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, kv, live, ev) })
 }
 
-func (v *Verifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.Event) error {
+// handle decides, records the decision with its events, then publishes them.
+// Recording first means a decision is never half carried out: if publishing
+// fails, the events wait in the record and go out when the server's next
+// result (or this one, redelivered) is handled. Every id is derived from the
+// state, so publishing twice stores once.
+func (v *Verifier) handle(ctx context.Context, kv jetstream.KeyValue, live *locations.Live, ev events.Event) error {
 	r, ok := ev.Data.(*events.ProbeResult)
 	if !ok {
 		return bus.Permanent(fmt.Errorf("a %s event on a results subject", ev.Type))
@@ -80,80 +110,162 @@ func (v *Verifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 	}
 	log := v.log.With("server", r.Server)
 
-	s, rev, err := load(ctx, kv, r.Server)
+	rec, rev, err := v.load(ctx, kv, r.Server, log)
 	if err != nil {
 		return err
 	}
-	if judge.Stale(s, r) {
+	if len(rec.Pending) > 0 {
+		if err := v.publish(ctx, rec.Pending); err != nil {
+			return err
+		}
+		rec.Pending = nil
+		if rev, err = store(ctx, kv, r.Server, rec, rev); err != nil {
+			return err
+		}
+	}
+	if judge.Stale(rec.Server, r) {
 		return nil // redelivered or overtaken: already reflected
 	}
-	next, fx := judge.Apply(s, r, judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check}, v.policy)
+	next, fx := judge.Apply(rec.Server, r, judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check}, v.policy)
+	out, err := v.outgoing(fx, r, target, live)
+	if err != nil {
+		return bus.Permanent(err)
+	}
+	rec = record{Server: next, Pending: out}
+	if rev, err = store(ctx, kv, r.Server, rec, rev); err != nil {
+		return err
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	if err := v.publish(ctx, out); err != nil {
+		return err // the redelivery finds them pending
+	}
+	v.logEffects(log, fx)
+	rec.Pending = nil
+	if _, err := store(ctx, kv, r.Server, rec, rev); err != nil {
+		// Harmless: they are published again later, and stored once.
+		log.Warn("published events stay marked pending", "err", err)
+	}
+	return nil
+}
 
-	// Publish first, then record. Every id is derived from the state, so if
-	// we die in between, the redelivered result publishes the same ids again
-	// and JetStream keeps one of each.
+// outgoing turns a decision into the events to publish, in order.
+func (v *Verifier) outgoing(fx judge.Effects, r *events.ProbeResult, target config.Target, live *locations.Live) ([]outgoing, error) {
+	now := v.deps.Now()
+	var evs []events.Event
+	var ttl int64
 	if fx.Recheck != "" {
-		task := &events.ProbeTask{
-			Server: r.Server, Location: r.Location, Check: target.Server.Check,
-			TimeoutMS: target.Timeout.Milliseconds(), Due: v.now(), Purpose: events.PurposeRecheck,
-		}
-		if err := v.bus.Publish(ctx, events.New(fx.Recheck, "verifier", v.now(), task), jetstream.WithMsgTTL(max(target.Interval, time.Second))); err != nil {
-			return err
+		ttl = max(target.Interval, time.Second).Milliseconds()
+		for i, loc := range v.recheckLocations(r.Location, fx.RecheckCount, live.List()) {
+			task := &events.ProbeTask{
+				Server: r.Server, Location: loc, Check: target.Server.Check,
+				TimeoutMS: target.Timeout.Milliseconds(), Due: now, Purpose: events.PurposeRecheck,
+				Correlation: fx.Recheck, Options: target.Server.CheckOptions(),
+			}
+			evs = append(evs, events.New(fmt.Sprintf("%s/%s/%d", fx.Recheck, loc, i), "verifier", now, task))
 		}
 	}
 	for _, c := range fx.Changes {
-		if err := v.bus.Publish(ctx, events.New(c.ID, "verifier", c.Since, &c.ServerStateChanged)); err != nil {
-			return err
+		evs = append(evs, events.New(c.ID, "verifier", c.Since, &c.ServerStateChanged))
+	}
+	if o := fx.Opened; o != nil {
+		evs = append(evs, events.New(o.Incident+"/opened", "verifier", o.Opened, o))
+	}
+	if r := fx.Resolved; r != nil {
+		evs = append(evs, events.New(r.Incident+"/resolved", "verifier", r.Resolved, r))
+	}
+	out := make([]outgoing, 0, len(evs))
+	for _, ev := range evs {
+		b, err := ev.Marshal()
+		if err != nil {
+			return nil, err
 		}
+		o := outgoing{Subject: ev.Subject(), ID: ev.ID, Data: b}
+		if ev.Type == events.TypeProbeTask {
+			o.TTLMS = ttl
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// recheckLocations spreads n re-checks over the live locations other than
+// the one that saw the failure; where there are too few, the same location
+// checks again, and the incident will say so.
+func (v *Verifier) recheckLocations(failedAt string, n int, live []string) []string {
+	others := slices.DeleteFunc(slices.Clone(live), func(l string) bool { return l == failedAt })
+	out := make([]string, 0, n)
+	for i := range n {
+		if len(others) == 0 {
+			out = append(out, failedAt)
+			continue
+		}
+		out = append(out, others[i%len(others)])
+	}
+	return out
+}
+
+func (v *Verifier) publish(ctx context.Context, out []outgoing) error {
+	for _, o := range out {
+		m := nats.NewMsg(o.Subject)
+		m.Data = o.Data
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(o.ID)}
+		if o.TTLMS > 0 {
+			opts = append(opts, jetstream.WithMsgTTL(time.Duration(o.TTLMS)*time.Millisecond))
+		}
+		if _, err := v.deps.Bus.JS.PublishMsg(ctx, m, opts...); err != nil {
+			return fmt.Errorf("publish %s: %w", o.ID, err)
+		}
+	}
+	return nil
+}
+
+func (v *Verifier) logEffects(log *slog.Logger, fx judge.Effects) {
+	for _, c := range fx.Changes {
 		log.Info("server state changed", "from", c.From, "to", c.To, "reason", c.Reason, "incident", c.Incident)
 	}
 	if o := fx.Opened; o != nil {
-		if err := v.bus.Publish(ctx, events.New(o.Incident+"/opened", "verifier", o.Opened, o)); err != nil {
-			return err
-		}
 		log.Warn("incident opened", "incident", o.Incident, "title", o.Title)
 	}
 	if r := fx.Resolved; r != nil {
-		if err := v.bus.Publish(ctx, events.New(r.Incident+"/resolved", "verifier", r.Resolved, r)); err != nil {
-			return err
-		}
 		log.Info("incident resolved", "incident", r.Incident, "after", r.Duration().Round(time.Second))
 	}
-	return store(ctx, kv, next, rev)
 }
 
-// load reads a server's state and the revision to update it at; 0 for a
+// load reads a server's record and the revision to update it at; 0 for a
 // server never seen.
-func load(ctx context.Context, kv jetstream.KeyValue, server string) (judge.Server, uint64, error) {
+func (v *Verifier) load(ctx context.Context, kv jetstream.KeyValue, server string, log *slog.Logger) (record, uint64, error) {
 	e, err := kv.Get(ctx, server)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return judge.Server{}, 0, nil
+		return record{}, 0, nil
 	}
 	if err != nil {
-		return judge.Server{}, 0, fmt.Errorf("read state of %s: %w", server, err)
+		return record{}, 0, fmt.Errorf("read state of %s: %w", server, err)
 	}
-	var s judge.Server
-	if err := json.Unmarshal(e.Value(), &s); err != nil {
+	var rec record
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		// A corrupt record must not stop judging: start this server afresh.
-		return judge.Server{}, e.Revision(), nil
+		log.Error("stored state unreadable; starting this server afresh", "err", err)
+		return record{}, e.Revision(), nil
 	}
-	return s, e.Revision(), nil
+	return rec, e.Revision(), nil
 }
 
-// store writes the state only if nobody wrote it since rev; a lost race
-// is retried by redelivery, against the newer state.
-func store(ctx context.Context, kv jetstream.KeyValue, s judge.Server, rev uint64) error {
-	b, err := json.Marshal(s)
+// store writes the record only if nobody wrote it since rev; a lost race is
+// retried by redelivery, against the newer record.
+func store(ctx context.Context, kv jetstream.KeyValue, server string, rec record, rev uint64) (uint64, error) {
+	b, err := json.Marshal(rec)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if rev == 0 {
-		_, err = kv.Create(ctx, s.ID, b)
+		rev, err = kv.Create(ctx, server, b)
 	} else {
-		_, err = kv.Update(ctx, s.ID, b, rev)
+		rev, err = kv.Update(ctx, server, b, rev)
 	}
 	if err != nil {
-		return fmt.Errorf("record state of %s: %w", s.ID, err)
+		return 0, fmt.Errorf("record state of %s: %w", server, err)
 	}
-	return nil
+	return rev, nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
 )
 
 func testConfig(t *testing.T) *config.Config {
@@ -21,7 +22,7 @@ func testConfig(t *testing.T) *config.Config {
 	cfg, err := config.Parse("test.yaml", []byte(`
 site: {name: Test}
 locations: [lon1]
-checks: {interval: 1m, recover_after: 2}
+checks: {interval: 1m, recover_after: 2, verify: {locations: 1, quorum: 1}}
 boxes:
   - {id: mx, name: Incoming mail, servers: [{id: mx1, check: "tcp://127.0.0.1:25"}, {id: mx2, check: "tcp://127.0.0.1:26"}]}
 staff: [{name: A, phone: "+447700900001"}]
@@ -164,7 +165,7 @@ func waitState(t *testing.T, b *bus.Bus, server string, want events.ServerState)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		s, _, err := load(ctx, kv, server)
+		s, _, err := (&Verifier{}).load(ctx, kv, server, slog.Default())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -176,6 +177,10 @@ func waitState(t *testing.T, b *bus.Bus, server string, want events.ServerState)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func judgeDown() judge.Server {
+	return judge.Server{ID: "mx1", State: events.StateDown, Since: clock, Seq: 2, Last: clock, Incident: "20261121-aaaaaa", IncidentOpened: clock}
 }
 
 func matches(subject, pattern string) bool {
@@ -201,4 +206,91 @@ func splitDots(s string) []string {
 		}
 	}
 	return append(out, s[start:])
+}
+
+// TestRechecksGoToOtherLocations: a failure seen from lon1 is checked again
+// at once from the other live locations, as many as the quorum needs, each
+// task carrying the same correlation id.
+func TestRechecksGoToOtherLocations(t *testing.T) {
+	b := bustest.New(t)
+	cfg := testConfig(t)
+	cfg.Checks.Verify = config.Verify{Locations: 2, Quorum: 2}
+	ctx := context.Background()
+	lkv, err := b.KV(ctx, events.BucketLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, loc := range []string{"lon1", "ams1", "nyc1"} {
+		hb := fmt.Sprintf(`{"location":%q,"instance":"i","since":"2026-01-01T00:00:00Z","ttl_ms":600000}`, loc)
+		if _, err := lkv.Put(ctx, loc+".i", []byte(hb)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start(t, b, cfg)
+	publishResult(t, b, "mx1", 1, true)
+	publishResult(t, b, "mx1", 2, false)
+
+	c, err := b.JS.CreateConsumer(ctx, events.StreamTasks, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for len(got) < 2 {
+		m, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatalf("re-check tasks so far %v: %v", got, err)
+		}
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		task := ev.Data.(*events.ProbeTask)
+		if task.Purpose != events.PurposeRecheck || task.Correlation == "" {
+			t.Errorf("task %+v is not a correlated re-check", task)
+		}
+		got[task.Location] = task.Correlation
+	}
+	if got["ams1"] == "" || got["ams1"] != got["nyc1"] {
+		t.Errorf("re-checks went to %v, want ams1 and nyc1 with one correlation id", got)
+	}
+	waitState(t, b, "mx1", events.StateSuspect)
+
+	// Two failing answers confirm it, and the incident says where from.
+	for i, loc := range []string{"ams1", "nyc1"} {
+		at := clock.Add(time.Duration(3+i) * time.Second)
+		r := &events.ProbeResult{Server: "mx1", Location: loc, Check: "tcp://127.0.0.1:25", Task: "t" + loc, Purpose: events.PurposeRecheck,
+			Correlation: got[loc], Started: at, OK: false, Reason: "connection refused"}
+		if err := b.Publish(ctx, events.New("mx1/answer/"+loc, "prober@"+loc, at, r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitState(t, b, "mx1", events.StateDown)
+}
+
+// TestPendingEventsAreFlushed: events a crashed verifier decided but did not
+// publish wait in the record and go out with the next result.
+func TestPendingEventsAreFlushed(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	kv, err := b.KV(ctx, events.BucketServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opened := events.New("20261121-aaaaaa/opened", "verifier", clock, &events.IncidentOpened{
+		Incident: "20261121-aaaaaa", Opened: clock, Title: "mx1 (Incoming mail) is down",
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://127.0.0.1:25", Since: clock}},
+	})
+	data, err := opened.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := record{Server: judgeDown(), Pending: []outgoing{{Subject: opened.Subject(), ID: opened.ID, Data: data}}}
+	if _, err := store(ctx, kv, "mx1", rec, 0); err != nil {
+		t.Fatal(err)
+	}
+	start(t, b, testConfig(t))
+	publishResult(t, b, "mx1", 100, false)
+	if got := incidentEvents(t, b, 1); got[0] != "incident.20261121-aaaaaa.opened" {
+		t.Errorf("incident events %v, want the pending one", got)
+	}
 }

@@ -38,7 +38,9 @@ type Server struct {
 
 // Policy is how strict the verifier is.
 type Policy struct {
-	ConfirmAfter int // failures in a row that confirm a server down
+	// ConfirmAfter is the failures in a row that confirm a server down: the
+	// first, and the re-checks that must fail too.
+	ConfirmAfter int
 	RecoverAfter int // successes in a row that bring a down server back up
 }
 
@@ -53,10 +55,13 @@ type Facts struct {
 // published. Every id is derived from the server's state, never drawn at
 // random.
 type Effects struct {
-	Recheck  string // if set, the id of a task asking for another check at once
-	Changes  []Change
-	Opened   *events.IncidentOpened
-	Resolved *events.IncidentResolved
+	// Recheck, if set, asks for RecheckCount more checks at once, from other
+	// locations where there are any; it is their correlation id.
+	Recheck      string
+	RecheckCount int
+	Changes      []Change
+	Opened       *events.IncidentOpened
+	Resolved     *events.IncidentResolved
 }
 
 // Change is a state change with its event id.
@@ -119,15 +124,13 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 		if s.Fails >= p.ConfirmAfter {
 			s.confirm(&fx, at, r, f)
 		} else {
-			fx.Recheck = s.recheckID()
+			fx.Recheck, fx.RecheckCount = s.recheckID(), p.ConfirmAfter-s.Fails
 		}
 	case events.StateSuspect:
 		s.Reason = r.Reason
 		s.addLocation(r.Location)
 		if s.Fails >= p.ConfirmAfter {
 			s.confirm(&fx, at, r, f)
-		} else {
-			fx.Recheck = s.recheckID()
 		}
 	case events.StateDown:
 		s.Reason = r.Reason
@@ -137,7 +140,7 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 
 func (s *Server) confirm(fx *Effects, at time.Time, r *events.ProbeResult, f Facts) {
 	change := s.change(&at, events.StateDown, f, r.Reason)
-	s.Incident = IncidentID(s.ID, s.Seq, at)
+	s.Incident = IncidentID(s.ID, s.Seq, s.FailedSince)
 	s.IncidentOpened = at
 	s.IncidentTitle = fmt.Sprintf("%s (%s) is down", s.ID, f.BoxName)
 	change.Incident = s.Incident
@@ -159,10 +162,14 @@ func (s *Server) change(at *time.Time, to events.ServerState, f Facts, reason st
 	}
 	s.State, s.Since = to, *at
 	s.Seq++
-	return Change{ID: fmt.Sprintf("%s/state/%d", s.ID, s.Seq), ServerStateChanged: c}
+	// The time makes the id unique even if the stored state were lost and
+	// Seq began again.
+	return Change{ID: fmt.Sprintf("%s/state/%d-%d", s.ID, s.Seq, at.UnixMilli()), ServerStateChanged: c}
 }
 
-func (s *Server) recheckID() string { return fmt.Sprintf("%s/recheck/%d-%d", s.ID, s.Seq, s.Fails) }
+func (s *Server) recheckID() string {
+	return fmt.Sprintf("%s/recheck/%d-%d", s.ID, s.Seq, s.FailedSince.UnixMilli())
+}
 
 func (s *Server) clearTrouble() {
 	s.FailedSince, s.Reason, s.Locations = time.Time{}, "", nil
@@ -178,9 +185,11 @@ func (s *Server) addLocation(l string) {
 }
 
 // IncidentID is short enough to read out on the phone and to type in an
-// SMS reply, and stable: the same server and state change give the same id.
-func IncidentID(server string, seq int64, at time.Time) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%d", server, seq))
+// SMS reply, and stable: the same server, state change and first failure
+// give the same id, and a new outage a new one.
+func IncidentID(server string, seq int64, failedSince time.Time) string {
+	at := failedSince
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s/%d/%d", server, seq, failedSince.UnixNano()))
 	code := strings.ToLower(base32.StdEncoding.EncodeToString(sum[:])[:6])
 	return at.UTC().Format("20060102") + "-" + code
 }

@@ -1,6 +1,7 @@
 package judge
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -29,7 +30,7 @@ func seq(spec string) []*events.ProbeResult {
 }
 
 // run applies results and describes what happened, one word per result:
-// the state after it, and "+recheck", "+open", "+resolve" for effects.
+// the state after it, and "+recheck1", "+open", "+resolve" for effects.
 func run(rs []*events.ProbeResult) (Server, []string, []Effects) {
 	var s Server
 	var trail []string
@@ -39,7 +40,7 @@ func run(rs []*events.ProbeResult) (Server, []string, []Effects) {
 		s, fx = Apply(s, r, facts, policy)
 		w := string(s.State)
 		if fx.Recheck != "" {
-			w += "+recheck"
+			w += fmt.Sprintf("+recheck%d", fx.RecheckCount)
 		}
 		if fx.Opened != nil {
 			w += "+open"
@@ -58,15 +59,15 @@ func TestStateMachine(t *testing.T) {
 		name, results, want string
 	}{
 		{"first success", "ok ok", "up up"},
-		{"one failure is only suspect", "ok fail", "up suspect+recheck"},
-		{"false alarm", "ok fail ok", "up suspect+recheck up"},
-		{"second failure confirms", "ok fail fail", "up suspect+recheck down+open"},
-		{"failing from the start", "fail fail", "suspect+recheck down+open"},
-		{"down stays down without new incidents", "ok fail fail fail fail", "up suspect+recheck down+open down down"},
-		{"one success is not recovery", "ok fail fail ok", "up suspect+recheck down+open down"},
-		{"recover_after successes resolve", "ok fail fail ok ok", "up suspect+recheck down+open down up+resolve"},
-		{"a failure resets the recovery count", "ok fail fail ok fail ok ok", "up suspect+recheck down+open down down down up+resolve"},
-		{"a second outage is a second incident", "fail fail ok ok fail fail", "suspect+recheck down+open down up+resolve suspect+recheck down+open"},
+		{"one failure is only suspect", "ok fail", "up suspect+recheck1"},
+		{"false alarm", "ok fail ok", "up suspect+recheck1 up"},
+		{"second failure confirms", "ok fail fail", "up suspect+recheck1 down+open"},
+		{"failing from the start", "fail fail", "suspect+recheck1 down+open"},
+		{"down stays down without new incidents", "ok fail fail fail fail", "up suspect+recheck1 down+open down down"},
+		{"one success is not recovery", "ok fail fail ok", "up suspect+recheck1 down+open down"},
+		{"recover_after successes resolve", "ok fail fail ok ok", "up suspect+recheck1 down+open down up+resolve"},
+		{"a failure resets the recovery count", "ok fail fail ok fail ok ok", "up suspect+recheck1 down+open down down down up+resolve"},
+		{"a second outage is a second incident", "fail fail ok ok fail fail", "suspect+recheck1 down+open down up+resolve suspect+recheck1 down+open"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,5 +155,22 @@ func TestIDsAreUniquePerOutage(t *testing.T) {
 	}
 	if n := len(seen); n < 200 {
 		t.Errorf("only %d distinct ids over 50 outages", n)
+	}
+}
+
+func TestQuorumOfRechecks(t *testing.T) {
+	old := policy
+	defer func() { policy = old }()
+	policy = Policy{ConfirmAfter: 3, RecoverAfter: 2} // two re-checks must fail too
+	tests := []struct{ results, want string }{
+		{"ok fail fail fail", "up suspect+recheck2 suspect down+open"},
+		{"ok fail fail ok", "up suspect+recheck2 suspect up"},
+		{"ok fail ok fail", "up suspect+recheck2 up suspect+recheck2"},
+	}
+	for _, tt := range tests {
+		_, trail, _ := run(seq(tt.results))
+		if got := strings.Join(trail, " "); got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.results, got, tt.want)
+		}
 	}
 }
