@@ -1,6 +1,8 @@
 package config
 
 import (
+	"crypto/x509"
+	"errors"
 	"fmt"
 	"maps"
 	"net"
@@ -277,7 +279,11 @@ func (v *validator) check(path []any, srv *Server) {
 	}
 	u, err := url.Parse(s)
 	if err != nil {
-		v.at(at, "check %q is not a URL", s)
+		v.at(at, "check is not a URL: %v", errors.Unwrap(err))
+		return
+	}
+	if _, has := u.User.Password(); has {
+		v.at(at, "check %q holds a password: give it under login with password_env or password_file", u.Redacted())
 		return
 	}
 	if !slices.Contains(Schemes, u.Scheme) {
@@ -335,6 +341,8 @@ func (v *validator) check(path []any, srv *Server) {
 func (v *validator) staff(c *Config) {
 	if len(c.Staff) == 0 {
 		v.at(p("staff"), "staff is missing: nobody would be told of an outage")
+	} else if !c.hasEmailStaff() {
+		v.at(p("staff"), "no staff member has an email address: email is how staff are told of an outage")
 	}
 	for i, s := range c.Staff {
 		path := p("staff", i)
@@ -344,8 +352,8 @@ func (v *validator) staff(c *Config) {
 		if s.Email == "" && s.Phone == "" {
 			v.at(path, "staff member %q needs an email or a phone", s.Name)
 		}
-		if s.Email != "" {
-			v.email(p("staff", i, "email"), s.Email)
+		if _, err := mail.ParseAddress(s.Email); s.Email != "" && err != nil {
+			v.at(p("staff", i, "email"), "the email of %q is not an email address", s.Name)
 		}
 		if s.Phone != "" && !phoneRE.MatchString(s.Phone) {
 			v.at(p("staff", i, "phone"), "phone must be in international form, like +447700900001")
@@ -358,6 +366,8 @@ func (v *validator) providers(c *Config) {
 	if s := pr.SMTP; s != nil {
 		if s.Host == "" {
 			v.at(p("providers", "smtp"), "smtp needs a host")
+		} else if strings.ContainsAny(s.Host, ":/ ") && net.ParseIP(s.Host) == nil {
+			v.at(p("providers", "smtp", "host"), "host %q must be a name or an address; the port goes under port", s.Host)
 		}
 		if s.Port < 1 || s.Port > 65535 {
 			v.at(p("providers", "smtp", "port"), "port %d is not a TCP port", s.Port)
@@ -372,6 +382,9 @@ func (v *validator) providers(c *Config) {
 		default:
 			v.at(p("providers", "smtp", "tls"), "tls %q must be opportunistic, starttls, implicit or none", s.TLS)
 		}
+		if s.Username != "" && s.TLS == "none" && !isLoopback(s.Host) {
+			v.at(p("providers", "smtp", "tls"), "tls: none with a username would send the password in clear text; use starttls or implicit")
+		}
 		if s.Username != "" {
 			s.Password = v.secret(p("providers", "smtp"), "password", s.PasswordEnv, s.PasswordFile, true)
 		} else if s.PasswordEnv != "" || s.PasswordFile != "" {
@@ -379,8 +392,10 @@ func (v *validator) providers(c *Config) {
 		}
 		if s.CAFile != "" {
 			s.CAFile = v.resolve(s.CAFile)
-			if _, err := os.Stat(s.CAFile); err != nil {
+			if b, err := os.ReadFile(s.CAFile); err != nil {
 				v.at(p("providers", "smtp", "ca_file"), "ca_file: %v", err)
+			} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+				v.at(p("providers", "smtp", "ca_file"), "ca_file %s holds no PEM certificate", s.CAFile)
 			}
 		}
 	} else if c.hasEmailStaff() {
@@ -411,6 +426,14 @@ func (v *validator) providers(c *Config) {
 		f.Token = v.secret(path, "token", f.TokenEnv, f.TokenFile, true)
 		v.apiURL(append(path, "api_url"), f.APIURL)
 	}
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) hasEmailStaff() bool {

@@ -28,7 +28,8 @@ locations: [lon1]
 checks: {interval: 1s, timeout: 500ms}
 boxes:
   - {id: web, name: Web, servers: [{id: web1, check: "`+web.URL+`"}, {id: web2, check: "`+web.URL+`/x"}, {id: down1, check: "tcp://127.0.0.1:1"}]}
-staff: [{name: A, phone: "+447700900001"}]
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}
 `), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)

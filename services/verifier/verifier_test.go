@@ -25,7 +25,8 @@ locations: [lon1]
 checks: {interval: 1m, recover_after: 2, verify: {locations: 1, quorum: 1}}
 boxes:
   - {id: mx, name: Incoming mail, servers: [{id: mx1, check: "tcp://127.0.0.1:25"}, {id: mx2, check: "tcp://127.0.0.1:26"}]}
-staff: [{name: A, phone: "+447700900001"}]
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}
 `), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)

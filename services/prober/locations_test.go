@@ -1,0 +1,145 @@
+package prober
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/prober/internal/schedule"
+)
+
+// TestLocationStopsAndItsShareMoves runs three probers at three locations;
+// one of them dies without a word (its connection cut, its heartbeat left to
+// expire). Within one interval the other two take every slot; no slot is
+// ever checked twice; no server is checked from the same place twice in a row.
+func TestLocationStopsAndItsShareMoves(t *testing.T) {
+	const interval = time.Second
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer web.Close()
+	var yaml strings.Builder
+	yaml.WriteString("site: {name: Test}\nlocations: [lon1, ams1, nyc1]\nchecks: {interval: 1s, timeout: 500ms}\nstaff: [{name: A, email: a@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}\nboxes:\n  - id: web\n    name: Web\n    servers:\n")
+	servers := []string{"s1", "s2", "s3", "s4", "s5", "s6"}
+	for _, s := range servers {
+		yaml.WriteString("      - {id: " + s + ", check: \"" + web.URL + "/" + s + "\"}\n")
+	}
+	cfg, err := config.Parse("test.yaml", []byte(yaml.String()), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := bustest.Start(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	type running struct {
+		b      *bus.Bus
+		cancel context.CancelFunc
+		done   chan error
+	}
+	probers := map[string]*running{}
+	for _, loc := range cfg.Locations {
+		b := srv.Connect(t, log)
+		p, err := New(cfg, Options{Location: loc, Heartbeat: 150 * time.Millisecond, HeartbeatTTL: 500 * time.Millisecond}, Deps{Bus: b, Log: log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &running{b: b, cancel: cancel, done: make(chan error, 1)}
+		go func() { r.done <- p.Run(ctx) }()
+		probers[loc] = r
+	}
+	time.Sleep(4 * time.Second)
+
+	// nyc1 dies: its connection is cut before it can withdraw its heartbeat.
+	stopped := time.Now()
+	probers["nyc1"].b.NC.Close()
+	probers["nyc1"].cancel()
+	<-probers["nyc1"].done
+	time.Sleep(5 * time.Second)
+	end := time.Now()
+	for _, loc := range []string{"lon1", "ams1"} {
+		probers[loc].cancel()
+		if err := <-probers[loc].done; err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every result, by server and slot.
+	b := srv.Connect(t, log)
+	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type check struct {
+		slot     int64
+		location string
+	}
+	var mu sync.Mutex
+	bySlot := map[string]map[int64][]string{}
+	for m := range batch.Messages() {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := ev.Data.(*events.ProbeResult)
+		slot, _ := strconv.ParseInt(r.Task[strings.LastIndexByte(r.Task, '/')+1:], 10, 64)
+		mu.Lock()
+		if bySlot[r.Server] == nil {
+			bySlot[r.Server] = map[int64][]string{}
+		}
+		bySlot[r.Server][slot] = append(bySlot[r.Server][slot], r.Location)
+		mu.Unlock()
+	}
+
+	for _, s := range servers {
+		off := schedule.Offset(s, interval)
+		var checks []check
+		for slot, locs := range bySlot[s] {
+			if len(locs) != 1 {
+				t.Errorf("%s slot %d checked %d times, from %v", s, slot, len(locs), locs)
+			}
+			checks = append(checks, check{slot, locs[0]})
+			if due := schedule.Due(slot, interval, off); locs[0] == "nyc1" && due.After(stopped.Add(interval)) {
+				t.Errorf("%s slot %d due %v, over an interval after nyc1 stopped, was given to nyc1", s, slot, due)
+			}
+		}
+		sort.Slice(checks, func(i, j int) bool { return checks[i].slot < checks[j].slot })
+		for i := 1; i < len(checks); i++ {
+			if checks[i].slot == checks[i-1].slot+1 && checks[i].location == checks[i-1].location {
+				t.Errorf("%s checked from %s in slots %d and %d in a row", s, checks[i].location, checks[i-1].slot, checks[i].slot)
+			}
+		}
+		// Every slot due from one interval after the stop until shortly
+		// before the end was checked by lon1 or ams1.
+		first, _ := schedule.SlotAt(stopped.Add(interval), interval, off)
+		last, _ := schedule.SlotAt(end.Add(-interval), interval, off)
+		for slot := first + 1; slot <= last; slot++ {
+			if len(bySlot[s][slot]) == 0 {
+				t.Errorf("%s slot %d (due %v) was never checked; stopped at %v", s, slot, schedule.Due(slot, interval, off).Format("15:04:05.000"), stopped.Format("15:04:05.000"))
+			}
+		}
+		seen := map[string]bool{}
+		for _, c := range checks {
+			seen[c.location] = true
+		}
+		if !seen["lon1"] || !seen["ams1"] || !seen["nyc1"] {
+			t.Errorf("%s was not checked from every location while all were live: %v", s, seen)
+		}
+	}
+}
