@@ -126,10 +126,10 @@ roles:
 	fmt.Fprintf(stdout, "Every %s one server stops answering for %s; watch it be suspected, confirmed, emailed about and resolved.\n", f.every, f.outage)
 	fmt.Fprintf(stdout, "Emails go to a mail server on loopback (%s) and are shown here. Ctrl-C to stop.\n\n", outbox.Addr)
 
+	var wg sync.WaitGroup
+	defer wg.Wait() // deferred first, so it runs after cancel
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	out := &lockedWriter{w: stdout}
 	wg.Go(func() { showMail(ctx, outbox, out) })
 	wg.Go(func() { breakThings(ctx, fleet, f, out) })

@@ -143,13 +143,30 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 		if s.Email == "" {
 			continue
 		}
-		key := fmt.Sprintf("%s.%s.email.%s", incident, step, staffKey(s))
-		if err := n.deliver(ctx, kv, key, s, compose(s), log); err != nil {
+		if step == "opened" && n.recorded(ctx, kv, deliveryKey(incident, "resolved", s)) {
+			// The opening email was held up until after the resolution went
+			// out: telling of the outage now would only confuse.
+			log.Info("outage already resolved for this person; not sending the opening email", "staff", s.Name)
+			continue
+		}
+		if err := n.deliver(ctx, kv, deliveryKey(incident, step, s), s, compose(s), log); err != nil {
 			retry = append(retry, err)
 		}
 	}
 	// Those already told are recorded; a retry reaches only the others.
 	return errors.Join(retry...)
+}
+
+// deliveryKey names the record of one email about one step of an incident.
+func deliveryKey(incident, step string, s config.Staff) string {
+	return fmt.Sprintf("%s.%s.email.%s", incident, step, staffKey(s))
+}
+
+// recorded reports whether a delivery record exists; when the bucket cannot
+// be read it says no, and sending goes ahead.
+func (n *Notifier) recorded(ctx context.Context, kv jetstream.KeyValue, key string) bool {
+	_, err := kv.Get(ctx, key)
+	return err == nil
 }
 
 // deliver sends one email unless its record says it went already.

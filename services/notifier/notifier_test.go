@@ -178,11 +178,13 @@ func TestThreadingAndLogs(t *testing.T) {
 		t.Fatal(err)
 	}
 	first := map[string]string{}
+	resolutions := 0
 	for _, m := range f.mail.Messages() {
 		switch {
 		case strings.Contains(m.Subject, "DOWN:"):
 			first[m.To[0]] = m.MessageID
 		case strings.Contains(m.Subject, "RESOLVED:"):
+			resolutions++
 			if m.InReplyTo != first[m.To[0]] || len(m.References) != 1 || m.References[0] != first[m.To[0]] {
 				t.Errorf("resolution to %s not threaded under %q: %q %q", m.To[0], first[m.To[0]], m.InReplyTo, m.References)
 			}
@@ -191,6 +193,9 @@ func TestThreadingAndLogs(t *testing.T) {
 			}
 		}
 	}
+	if len(first) != 2 || resolutions != 2 {
+		t.Errorf("%d opening and %d resolution emails, want 2 of each", len(first), resolutions)
+	}
 	if first["alice@example.net"] == first["bob@example.net"] {
 		t.Error("two people's emails share a Message-ID")
 	}
@@ -198,5 +203,28 @@ func TestThreadingAndLogs(t *testing.T) {
 		if strings.Contains(f.logs.String(), secret) {
 			t.Errorf("log shows %q:\n%s", secret, f.logs)
 		}
+	}
+}
+
+// TestLateOpeningIsNotSentAfterResolution: when the opening email was held
+// up (a retry) until the resolution went out, it is not sent at all.
+func TestLateOpeningIsNotSentAfterResolution(t *testing.T) {
+	f := newFixture(t)
+	resolved := events.New("20261121-abcdef/resolved", "verifier", t0.Add(time.Hour), &events.IncidentResolved{
+		Incident: "20261121-abcdef", Opened: t0, Resolved: t0.Add(time.Minute), Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},
+	})
+	if err := f.handle(t, resolved); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.handle(t, opened()); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range f.mail.Messages() {
+		if strings.Contains(m.Subject, "DOWN:") {
+			t.Errorf("opening email sent after the resolution: %s", m.Subject)
+		}
+	}
+	if n := len(f.mail.Messages()); n != 2 {
+		t.Errorf("%d emails, want the 2 resolutions", n)
 	}
 }
