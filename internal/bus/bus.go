@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -120,19 +121,42 @@ func (b *Bus) Close() {
 
 // Ensure creates every stream and bucket, or updates them to the current
 // configuration. It fails, naming the stream, when an existing one cannot be
-// changed in place (a different retention, say).
+// changed in place (a different retention, say). A stream already as it
+// should be is left alone: every service ensures at start, and updating a
+// stream while others set up consumers on it is needless churn.
 func (b *Bus) Ensure(ctx context.Context, replicas int) error {
 	for _, cfg := range events.StreamConfigs(replicas) {
-		if _, err := b.JS.CreateOrUpdateStream(ctx, cfg); err != nil {
+		s, err := b.JS.Stream(ctx, cfg.Name)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			_, err = b.JS.CreateStream(ctx, cfg)
+		case err == nil && !sameStream(s.CachedInfo().Config, cfg):
+			_, err = b.JS.UpdateStream(ctx, cfg)
+		}
+		if err != nil {
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
 		}
 	}
 	for _, cfg := range events.BucketConfigs(replicas) {
+		kv, err := b.JS.KeyValue(ctx, cfg.Bucket)
+		if err == nil {
+			var st jetstream.KeyValueStatus
+			if st, err = kv.Status(ctx); err == nil && st.TTL() == cfg.TTL && st.History() == int64(cfg.History) && st.Config().Replicas == cfg.Replicas {
+				continue
+			}
+		}
 		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
 			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
 		}
 	}
 	return nil
+}
+
+// sameStream compares the settings Tocsin chooses.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
+		have.Storage == want.Storage && have.Replicas == want.Replicas && have.MaxAge == want.MaxAge &&
+		have.Duplicates == want.Duplicates && have.AllowMsgTTL == want.AllowMsgTTL && have.Description == want.Description
 }
 
 // KV opens a bucket that Ensure made.

@@ -172,7 +172,6 @@ func (p *Prober) schedule(ctx context.Context, live *locations.Live) error {
 	}
 	cancel()
 	targets := map[string]config.Target{}
-	last := map[string]string{} // where each server's last slot went
 	var q schedule.Queue
 	for _, t := range p.cfg.Targets() {
 		targets[t.Server.ID] = t
@@ -190,17 +189,14 @@ func (p *Prober) schedule(ctx context.Context, live *locations.Live) error {
 			t := targets[it.Key]
 			// Every replica asks which locations were live a moment before the
 			// slot fell due, and so sees the same set.
-			alive := live.At(it.Due.Add(-settle))
-			if len(alive) == 0 {
-				alive = []string{p.opts.Location}
+			loc := schedule.Choose(it.Key, it.Slot, it.Interval, it.Offset, func(due time.Time) []string {
+				return live.At(due.Add(-settle))
+			})
+			if loc == "" {
+				// Nobody was live yet when the slot fell due: this prober
+				// has just started, and checks it itself.
+				loc = p.opts.Location
 			}
-			loc := schedule.Pick(it.Key, it.Slot, alive)
-			if loc == last[it.Key] && len(alive) > 1 {
-				// The live set changed since the last slot and Pick landed
-				// where the last check was: move on to the next location.
-				loc = alive[(slices.Index(alive, loc)+1)%len(alive)]
-			}
-			last[it.Key] = loc
 			task := &events.ProbeTask{
 				Server: it.Key, Location: loc, Check: t.Server.Check,
 				TimeoutMS: t.Timeout.Milliseconds(), Slot: it.Slot, Due: it.Due, Purpose: events.PurposeScheduled,

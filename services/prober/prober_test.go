@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,7 +21,13 @@ import (
 // with its scheduler: JetStream's de-duplication of "server/slot" must leave
 // one task, and so one result, per server and slot.
 func TestReplicasScheduleEachSlotOnce(t *testing.T) {
-	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	var mu sync.Mutex
+	requests := map[string]int{}
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		requests[r.URL.Path]++
+		mu.Unlock()
+	}))
 	defer web.Close()
 	cfg, err := config.Parse("test.yaml", []byte(`
 site: {name: Test}
@@ -81,7 +88,15 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	}
 	for id, n := range tasks {
 		if n != 1 {
-			t.Errorf("task %s ran %d times", id, n)
+			t.Errorf("task %s has %d results", id, n)
+		}
+	}
+	// Results are de-duplicated by task; the server itself counts the checks.
+	mu.Lock()
+	defer mu.Unlock()
+	for server, path := range map[string]string{"web1": "/", "web2": "/x"} {
+		if requests[path] != perServer[server] {
+			t.Errorf("%s was checked %d times for %d results: a task ran twice", server, requests[path], perServer[server])
 		}
 	}
 	// 4.5 seconds at 1s: the slot current at the start and the 4 or 5 that

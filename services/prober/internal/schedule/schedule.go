@@ -139,3 +139,33 @@ func hash(key string, n int64) uint64 {
 	h.Write(b[:])
 	return h.Sum64()
 }
+
+// lookBack is how many slots Choose replays to keep a server from being
+// checked from one location twice in a row across changes of the live set.
+const lookBack = 4
+
+// Choose is Pick for a live set that changes over time: liveAt(due) is the
+// locations live when a slot fell due. When the set changed since the last
+// slot and Pick lands on the location that checked it, Choose moves on to
+// the next one. It replays the previous slots' choices rather than
+// remember them, so that schedulers started at different times, which all
+// see the same live sets, still choose alike. It is "" when nobody was live.
+func Choose(key string, slot int64, interval, offset time.Duration, liveAt func(due time.Time) []string) string {
+	return choose(key, slot, interval, offset, liveAt, lookBack)
+}
+
+func choose(key string, slot int64, interval, offset time.Duration, liveAt func(time.Time) []string, depth int) string {
+	live := liveAt(Due(slot, interval, offset))
+	loc := Pick(key, slot, live)
+	if depth == 0 || len(live) < 2 {
+		return loc
+	}
+	if prev := choose(key, slot-1, interval, offset, liveAt, depth-1); loc == prev {
+		i := 0
+		for i < len(live) && live[i] != loc {
+			i++
+		}
+		loc = live[(i+1)%len(live)]
+	}
+	return loc
+}
