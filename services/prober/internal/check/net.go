@@ -1,4 +1,10 @@
 package check
 
 // netCheckers are the checks of DNS, databases and ICMP.
-var netCheckers = map[string]checker{}
+var netCheckers = map[string]checker{
+	"dns":        dnsCheck,
+	"mysql":      mysqlCheck,
+	"postgres":   postgresCheck,
+	"postgresql": postgresCheck,
+	"icmp":       icmpCheck,
+}
