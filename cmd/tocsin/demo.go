@@ -85,7 +85,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	var yaml strings.Builder
 	fmt.Fprintf(&yaml, `site: {name: Demo Hosting}
 checks: {interval: %s, timeout: %s, recover_after: 2}
-locations: [lon1]
+locations: [lon1, ams1, nyc1]
 datacentres: {dc1: {name: Demo DC, email: noc@dc.demo.invalid}}
 staff:
   - {name: Alice, email: alice@demo.invalid}
@@ -122,7 +122,7 @@ roles:
 		return fmt.Errorf("demo config: %w", err)
 	}
 
-	fmt.Fprintf(stdout, "Tocsin demo: %d servers in %d boxes on loopback, checked every %s from %s.\n", len(fleet), len(demoBoxes), f.interval, cfg.Locations[0])
+	fmt.Fprintf(stdout, "Tocsin demo: %d servers in %d boxes on loopback, checked every %s from %s in turn.\n", len(fleet), len(demoBoxes), f.interval, strings.Join(cfg.Locations, ", "))
 	fmt.Fprintf(stdout, "Every %s one server stops answering for %s; watch it be suspected, confirmed, emailed about and resolved.\n", f.every, f.outage)
 	fmt.Fprintf(stdout, "Emails go to a mail server on loopback (%s) and are shown here. Ctrl-C to stop.\n\n", outbox.Addr)
 
@@ -134,7 +134,7 @@ roles:
 	wg.Go(func() { showMail(ctx, outbox, out) })
 	wg.Go(func() { breakThings(ctx, fleet, f, out) })
 
-	rf := &runFlags{data: f.data, services: strings.Join(services, ","), shutdown: 10 * time.Second, replicas: 1}
+	rf := &runFlags{data: f.data, services: strings.Join(services, ","), location: strings.Join(cfg.Locations, ","), shutdown: 10 * time.Second, replicas: 1}
 	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
 		wg.Go(func() { showChanges(ctx, b, out) })
 	})
@@ -188,7 +188,11 @@ func showChanges(ctx context.Context, b *bus.Bus, out io.Writer) {
 		ch := ev.Data.(*events.ServerStateChanged)
 		line := fmt.Sprintf("%s  %-6s %s → %s", clock(), ch.Server, ch.From, ch.To)
 		if ch.Reason != "" {
-			line += "  (" + ch.Reason + ")"
+			line += "  (" + ch.Reason
+			if ch.To == events.StateDown && len(ch.Locations) > 0 {
+				line += "; seen from " + strings.Join(ch.Locations, ", ")
+			}
+			line += ")"
 		}
 		if ch.Incident != "" {
 			line += "  incident " + ch.Incident

@@ -41,7 +41,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.nats, "nats", "", "URL of a NATS JetStream server or cluster; empty runs one embedded in this process")
 	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded server listens for other tocsin processes; empty for none")
 	fs.StringVar(&f.services, "services", strings.Join(services, ","), "services to run, comma separated")
-	fs.StringVar(&f.location, "location", "", "the location this prober checks from (default: the config's first)")
+	fs.StringVar(&f.location, "location", "", "the location this prober checks from (default: the config's first); a comma-separated list runs a prober for each")
 	fs.IntVar(&f.concurrency, "concurrency", 64, "checks a prober runs at once")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of each stream to keep (3 on a cluster)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long to finish in-flight work on shutdown")
@@ -166,15 +166,17 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 	for _, name := range chosen {
 		switch name {
 		case "prober":
-			loc := f.location
-			if loc == "" {
-				loc = cfg.Locations[0]
+			list := f.location
+			if list == "" {
+				list = cfg.Locations[0]
 			}
-			p, err := prober.New(cfg, prober.Options{Location: loc, Concurrency: f.concurrency}, prober.Deps{Bus: b, Log: log})
-			if err != nil {
-				return nil, err
+			for loc := range strings.SplitSeq(list, ",") {
+				p, err := prober.New(cfg, prober.Options{Location: strings.TrimSpace(loc), Concurrency: f.concurrency}, prober.Deps{Bus: b, Log: log})
+				if err != nil {
+					return nil, err
+				}
+				runners[name+"@"+loc] = p.Run
 			}
-			runners[name] = p.Run
 		case "verifier":
 			runners[name] = verifier.New(cfg, verifier.Deps{Bus: b, Log: log}).Run
 		case "notifier":
