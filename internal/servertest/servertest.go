@@ -1,0 +1,277 @@
+// Package servertest runs real mail and file-transfer servers from Debian's
+// packages — Dovecot for IMAP and POP3, Pure-FTPd for FTP — on loopback for
+// the length of one test, so that clients of those protocols are tested
+// against what the servers really send, multi-line banners and delays on a
+// wrong password included, rather than against what we believe they send.
+//
+// Each server gets a configuration of its own in a fresh temporary
+// directory, runs in the foreground as a child of the test on ports chosen
+// for it, and is stopped and removed when the test ends. A server takes
+// about a second to start, so a test starts one and shares it among its
+// subtests.
+package servertest
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RequireEnv names the environment variable that, set to 1, turns a server
+// that is not installed from a skipped test into a failed one. CI installs
+// the packages and sets it, so that a broken install cannot pass as a run
+// that merely skipped; a developer without the packages still gets a green
+// run of everything else.
+const RequireEnv = "TOCSIN_REQUIRE_SERVERS"
+
+// startTimeout bounds how long a server may take to greet. Both greet
+// within a second; the margin is for a loaded CI machine.
+const startTimeout = 30 * time.Second
+
+// find looks name up in PATH, then in /usr/sbin, which is not in every
+// user's PATH and is where Debian puts both servers.
+func find(t testing.TB, pkg, name string) string {
+	t.Helper()
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	if p := filepath.Join("/usr/sbin", name); isFile(p) {
+		return p
+	}
+	skipOrFail(t, "%s not installed: apt-get install %s", name, pkg)
+	return ""
+}
+
+func isFile(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+func skipOrFail(t testing.TB, format string, args ...any) {
+	t.Helper()
+	msg := fmt.Sprintf(format, args...)
+	if os.Getenv(RequireEnv) == "1" {
+		t.Fatalf("%s (%s=1 requires every server)", msg, RequireEnv)
+	}
+	t.Skip(msg)
+}
+
+// workDir makes a directory for one server and removes it when the test
+// ends. Not t.TempDir: Dovecot's unix sockets live there, and their paths
+// must stay under 108 bytes whatever the test is called.
+func workDir(t testing.TB, name string) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "servertest-"+name+"-")
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// freePort returns a loopback address that was free a moment ago. The
+// server must bind it itself, so there is a small window for another
+// process to take it; on a test machine that is rare enough.
+func freePort(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
+}
+
+// serve starts a server that stays in the foreground, writing its output
+// to logPath, waits until each of greeters sends its first line and each of
+// listeners accepts a connection, and stops the server when the test ends.
+func serve(t testing.TB, logPath string, greeters, listeners []string, name string, args ...string) {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(name, args...)
+	cmd.Dir = filepath.Dir(logPath)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	// Setpgid: both servers fork a process per connection or per role, and
+	// the whole group is stopped together. Pdeathsig: a test binary that is
+	// killed must not leave a server running behind it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("servertest: %s: %v", filepath.Base(name), err)
+	}
+	pgid := cmd.Process.Pid
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		syscall.Kill(-pgid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			<-exited
+		}
+		// Children that outlived their master would hold the ports.
+		syscall.Kill(-pgid, syscall.SIGKILL)
+	})
+	logs := func() string {
+		b, err := os.ReadFile(logPath)
+		if err != nil {
+			return fmt.Sprintf("(no log: %v)", err)
+		}
+		return string(b)
+	}
+
+	deadline := time.Now().Add(startTimeout)
+	wait := func(addr string, ready func(string) error) {
+		for {
+			err := ready(addr)
+			if err == nil {
+				return
+			}
+			select {
+			case err := <-exited:
+				exited <- err // for the cleanup
+				t.Fatalf("servertest: %s exited before answering on %s: %v\n%s", filepath.Base(name), addr, err, logs())
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("servertest: %s not answering on %s after %s: %v\n%s", filepath.Base(name), addr, startTimeout, err, logs())
+			}
+		}
+	}
+	for _, addr := range greeters {
+		wait(addr, greets)
+	}
+	for _, addr := range listeners {
+		wait(addr, listens)
+	}
+}
+
+// greets succeeds once the server at addr sends a line: a server may accept
+// connections before it is ready to greet (Dovecot's login processes wait
+// for its authentication process), and the first check should not measure
+// that.
+func greets(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err = bufio.NewReader(c).ReadString('\n')
+	return err
+}
+
+func listens(addr string) error {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// Cert is a self-signed certificate for loopback, valid for 127.0.0.1, ::1
+// and "localhost", in files a server's configuration can name.
+type Cert struct {
+	// Pool trusts the certificate and nothing else.
+	Pool *x509.CertPool
+	// PEM is the certificate, for a client configured from a file.
+	PEM      []byte
+	NotAfter time.Time
+	// CertFile and KeyFile hold the certificate and its private key in
+	// PEM; the key file is readable by its owner only.
+	CertFile, KeyFile string
+}
+
+// NewCert makes a certificate that expires validFor from now, so that a
+// test can serve one about to expire, and writes it to a directory removed
+// when the test ends.
+func NewCert(t testing.TB, validFor time.Duration) *Cert {
+	t.Helper()
+	c, err := newCert(t.TempDir(), time.Now(), validFor)
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	return c
+}
+
+func newCert(dir string, now time.Time, validFor time.Duration) (*Cert, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate key: %w", err)
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("generate serial: %w", err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: "servertest on localhost"},
+		DNSNames:              []string{"localhost"},
+		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+		NotBefore:             now.Add(-time.Hour), // tolerate a clock a little behind
+		NotAfter:              now.Add(validFor),
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, fmt.Errorf("create certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, fmt.Errorf("parse certificate: %w", err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("encode key: %w", err)
+	}
+	c := &Cert{
+		Pool:     x509.NewCertPool(),
+		PEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		NotAfter: cert.NotAfter,
+		CertFile: filepath.Join(dir, "cert.pem"),
+		KeyFile:  filepath.Join(dir, "key.pem"),
+	}
+	c.Pool.AddCert(cert)
+	if err := os.WriteFile(c.CertFile, c.PEM, 0o644); err != nil {
+		return nil, err
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
+	if err := os.WriteFile(c.KeyFile, keyPEM, 0o600); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// runWithTimeout runs a short preparation step, for at most half a minute.
+func runWithTimeout(name string, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return exec.CommandContext(ctx, name, args...).CombinedOutput()
+}
