@@ -6,7 +6,6 @@
 package config
 
 import (
-	"slices"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -28,6 +27,8 @@ type Config struct {
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
+
+	index map[string][2]int // server id → box, server: Target is asked for every result
 }
 
 // Site is the hosting provider the alarm works for.
@@ -228,13 +229,23 @@ func (c *Config) Targets() []Target {
 
 // Target finds a server by id, in service or not.
 func (c *Config) Target(server string) (Target, bool) {
-	for i := range c.Boxes {
-		b := &c.Boxes[i]
-		if j := slices.IndexFunc(b.Servers, func(s Server) bool { return s.ID == server }); j >= 0 {
-			return c.target(b, &b.Servers[j]), true
+	at, ok := c.index[server]
+	if !ok {
+		return Target{}, false
+	}
+	b := &c.Boxes[at[0]]
+	return c.target(b, &b.Servers[at[1]]), true
+}
+
+func (c *Config) buildIndex() {
+	c.index = map[string][2]int{}
+	for i, b := range c.Boxes {
+		for j, s := range b.Servers {
+			if _, dup := c.index[s.ID]; !dup {
+				c.index[s.ID] = [2]int{i, j}
+			}
 		}
 	}
-	return Target{}, false
 }
 
 func (c *Config) target(b *Box, s *Server) Target {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
@@ -19,6 +20,8 @@ type Problem struct {
 	File string
 	Line int // 0 when the problem has no place, like a missing section
 	Msg  string
+
+	path []any // where in the document, until Line is known
 }
 
 func (p Problem) String() string {
@@ -55,25 +58,16 @@ func Load(path string, env Env) (*Config, error) {
 
 // Parse is Load for a file already read.
 func Parse(path string, data []byte, env Env) (*Config, error) {
-	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, Problems{syntaxProblem(path, err)}
-	}
-	if len(root.Content) == 0 {
-		return nil, Problems{{File: path, Msg: "the file is empty"}}
-	}
-	doc := root.Content[0]
-	if doc.Kind != yaml.MappingNode {
-		return nil, Problems{{File: path, Line: doc.Line, Msg: "the file must be a mapping of sections (site:, boxes:, staff:, …)"}}
-	}
-
 	var cfg Config
 	var problems Problems
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&cfg); err != nil {
 		var te *yaml.TypeError
-		if !errors.As(err, &te) {
+		switch {
+		case errors.Is(err, io.EOF):
+			return nil, Problems{{File: path, Msg: "the file is empty"}}
+		case !errors.As(err, &te):
 			return nil, Problems{syntaxProblem(path, err)}
 		}
 		for _, e := range te.Errors {
@@ -82,8 +76,19 @@ func Parse(path string, data []byte, env Env) (*Config, error) {
 	}
 	cfg.File = path
 	cfg.setDefaults()
-	v := &validator{file: path, root: doc, env: env}
+	cfg.buildIndex()
+	v := &validator{file: path, env: env}
 	v.validate(&cfg)
+	if len(v.problems) > 0 {
+		// Only now is the file read again for the line of each problem: a
+		// file of 100,000 servers is large, and its node tree larger.
+		var root yaml.Node
+		if err := yaml.Unmarshal(data, &root); err == nil && len(root.Content) > 0 {
+			for i := range v.problems {
+				v.problems[i].Line = lineOf(root.Content[0], v.problems[i].path)
+			}
+		}
+	}
 	problems = append(problems, v.problems...)
 	if len(problems) > 0 {
 		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })

@@ -60,10 +60,9 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// validator collects problems with the line each one is on.
+// validator collects problems with where each one is.
 type validator struct {
 	file     string
-	root     *yaml.Node
 	env      Env
 	problems Problems
 }
@@ -71,11 +70,12 @@ type validator struct {
 // at reports a problem at the node that path leads to (map keys and list
 // indexes), or at the deepest part of it that exists.
 func (v *validator) at(path []any, format string, args ...any) {
-	v.problems = append(v.problems, Problem{File: v.file, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
+	v.problems = append(v.problems, Problem{File: v.file, Msg: fmt.Sprintf(format, args...), path: slices.Clone(path)})
 }
 
-func (v *validator) line(path []any) int {
-	n := v.root
+// lineOf is the line of the node that path leads to in the document root.
+func lineOf(root *yaml.Node, path []any) int {
+	n := root
 	for _, p := range path {
 		next := child(n, p)
 		if next == nil {

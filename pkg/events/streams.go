@@ -70,7 +70,11 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Description: "Probe tasks, one subject per location; each task is consumed once.",
 			Subjects:    []string{SubjectProbeTasks},
 			Retention:   jetstream.WorkQueuePolicy,
-			Storage:     jetstream.FileStorage,
+			// In memory: a task lives seconds and the next slot replaces a
+			// lost one, while a file store would write and delete a file
+			// block for nearly every task. On a cluster, replicas keep
+			// tasks through the loss of one server.
+			Storage:     jetstream.MemoryStorage,
 			Replicas:    replicas,
 			MaxAge:      time.Hour, // a task nobody took in an hour is of no use
 			Duplicates:  TaskDedupWindow,

@@ -152,6 +152,9 @@ func (p *Prober) spec(t *events.ProbeTask) check.Spec {
 	if o := t.Options; o != nil {
 		s.ExpectStatus, s.Keyword, s.CertWarnDays, s.StartTLS, s.Username = o.ExpectStatus, o.Keyword, o.CertWarnDays, o.StartTLS, o.Username
 	}
+	if s.Username == "" {
+		return s
+	}
 	if tg, ok := p.cfg.Target(t.Server); ok && tg.Server.Login != nil && tg.Server.Login.Username == s.Username {
 		s.Password = tg.Server.Login.Password.Reveal()
 	}
