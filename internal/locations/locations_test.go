@@ -1,0 +1,80 @@
+package locations_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/locations"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// TestLiveAt: a prober is live from its start until its heartbeat's TTL runs
+// out, or until it withdraws; the answer for a past moment does not change
+// as later heartbeats arrive.
+func TestLiveAt(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kv, err := b.KV(ctx, events.BucketLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := locations.Watch(ctx, kv, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	before := time.Now()
+	time.Sleep(10 * time.Millisecond)
+
+	// lon1 beats once and falls silent, as a crashed prober does; ams1 beats
+	// until it withdraws.
+	hb, _ := json.Marshal(locations.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 1500})
+	if _, err := kv.Put(ctx, "lon1.a", hb); err != nil {
+		t.Fatal(err)
+	}
+	actx, stopAms := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- locations.Announce(actx, kv, locations.Heartbeat{Location: "ams1", Instance: "b", Since: time.Now(), TTLMS: 60_000}, 50*time.Millisecond, log)
+	}()
+	waitFor(t, func() bool { return slices.Equal(live.List(), []string{"ams1", "lon1"}) })
+	during := time.Now()
+
+	stopAms()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return slices.Equal(live.List(), []string{"lon1"}) })
+	if got := live.At(during); !slices.Equal(got, []string{"ams1", "lon1"}) {
+		t.Errorf("live at a past moment changed after ams1 withdrew: %v", got)
+	}
+	if got := live.At(before); len(got) != 0 {
+		t.Errorf("live before anyone started = %v", got)
+	}
+	// lon1's one heartbeat runs out with nobody deleting it.
+	waitFor(t, func() bool { return len(live.List()) == 0 })
+	if got := live.At(during); !slices.Equal(got, []string{"ams1", "lon1"}) {
+		t.Errorf("live at a past moment changed after lon1's heartbeat ran out: %v", got)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
