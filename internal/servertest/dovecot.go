@@ -6,6 +6,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -75,7 +76,7 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 	if err := os.WriteFile(conf, []byte(dovecotConf(dir, d, users)), 0o644); err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
-	serve(t, filepath.Join(dir, "dovecot.log"),
+	proc{dir: dir}.serve(t, syscall.SIGTERM,
 		[]string{d.IMAP, d.POP3}, []string{d.IMAPS, d.POP3S},
 		dovecot, "-F", "-c", conf)
 	return d

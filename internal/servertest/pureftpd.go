@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -71,11 +72,10 @@ func StartFTP(t testing.TB, opts FTPOptions) *FTP {
 	if err := os.WriteFile(passwd, []byte(line), 0o600); err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
-	if out, err := runWithTimeout(purepw, "mkdb", db, "-f", passwd); err != nil {
-		t.Fatalf("servertest: pure-pw mkdb: %v\n%s", err, out)
-	}
+	p := proc{dir: dir}
+	p.run(t, purepw, "mkdb", db, "-f", passwd)
 
-	serve(t, filepath.Join(dir, "pureftpd.log"), []string{f.Addr}, nil, pureftpd,
+	p.serve(t, syscall.SIGTERM, []string{f.Addr}, nil, pureftpd,
 		"-S", "127.0.0.1,"+port(f.Addr),
 		"-l", "puredb:"+db,
 		"-E", // no anonymous logins

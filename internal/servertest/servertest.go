@@ -1,14 +1,15 @@
-// Package servertest runs real mail and file-transfer servers from Debian's
-// packages — Dovecot for IMAP and POP3, Pure-FTPd for FTP — on loopback for
-// the length of one test, so that clients of those protocols are tested
-// against what the servers really send, multi-line banners and delays on a
-// wrong password included, rather than against what we believe they send.
+// Package servertest runs real servers from Debian's packages — Dovecot
+// for IMAP and POP3, Pure-FTPd for FTP, MariaDB and PostgreSQL — on
+// loopback for the length of one test, so that clients of those protocols
+// are tested against what the servers really send, multi-line banners and
+// delays on a wrong password included, rather than against what we believe
+// they send.
 //
-// Each server gets a configuration of its own in a fresh temporary
-// directory, runs in the foreground as a child of the test on ports chosen
-// for it, and is stopped and removed when the test ends. A server takes
-// about a second to start, so a test starts one and shares it among its
-// subtests.
+// Each server gets a configuration or data directory of its own in a fresh
+// temporary directory, runs in the foreground as a child of the test on
+// ports chosen for it, and is stopped and removed when the test ends. A
+// server takes one to three seconds to start, so a test starts one and
+// shares it among its subtests.
 package servertest
 
 import (
@@ -38,19 +39,26 @@ import (
 // run of everything else.
 const RequireEnv = "TOCSIN_REQUIRE_SERVERS"
 
-// startTimeout bounds how long a server may take to greet. Both greet
-// within a second; the margin is for a loaded CI machine.
+// startTimeout bounds how long a server may take to answer, and a step
+// that prepares one to finish. Ready servers answer within a few seconds;
+// the margin is for a loaded CI machine.
 const startTimeout = 30 * time.Second
 
-// find looks name up in PATH, then in /usr/sbin, which is not in every
-// user's PATH and is where Debian puts both servers.
+// stopTimeout bounds how long a server may take to stop when asked before
+// it is killed.
+const stopTimeout = 15 * time.Second
+
+// find looks name up in PATH, then in /usr/sbin and /usr/bin, which are not
+// in every user's PATH.
 func find(t testing.TB, pkg, name string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
-	if p := filepath.Join("/usr/sbin", name); isFile(p) {
-		return p
+	for _, dir := range []string{"/usr/sbin", "/usr/bin"} {
+		if p := filepath.Join(dir, name); isFile(p) {
+			return p
+		}
 	}
 	skipOrFail(t, "%s not installed: apt-get install %s", name, pkg)
 	return ""
@@ -71,8 +79,10 @@ func skipOrFail(t testing.TB, format string, args ...any) {
 }
 
 // workDir makes a directory for one server and removes it when the test
-// ends. Not t.TempDir: Dovecot's unix sockets live there, and their paths
-// must stay under 108 bytes whatever the test is called.
+// ends. Not t.TempDir: a server may run as another user, who could not
+// reach a directory inside the test's private one; and unix socket paths,
+// which Dovecot, MariaDB and PostgreSQL keep there, must stay under 108
+// bytes whatever the test is called.
 func workDir(t testing.TB, name string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "servertest-"+name+"-")
@@ -101,24 +111,100 @@ func port(addr string) string {
 	return p
 }
 
-// serve starts a server that stays in the foreground, writing its output
-// to logPath, waits until each of greeters sends its first line and each of
-// listeners accepts a connection, and stops the server when the test ends.
-func serve(t testing.TB, logPath string, greeters, listeners []string, name string, args ...string) {
+// Database is a database server, MariaDB or PostgreSQL, started for one
+// test.
+type Database struct {
+	Addr string // 127.0.0.1:port, where the server listens
+	Dir  string // the server's data, socket and log, removed at the end
+	// MaxConnections is how many client connections the server takes
+	// before it refuses more; small, so a test can exhaust it cheaply.
+	// MariaDB takes one more, kept for an administrator.
+	MaxConnections int
+
+	proc proc
+}
+
+// Log returns what the server has written so far, for a failing test to
+// show.
+func (db *Database) Log() string { return db.proc.log() }
+
+// newDatabase makes the server's directory and chooses its port.
+func newDatabase(t testing.TB, name string) *Database {
 	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	dir := workDir(t, name)
+	return &Database{Addr: freePort(t), Dir: dir, proc: proc{dir: dir}}
+}
+
+// proc runs a server, and the steps that prepare it, in its work directory
+// dir, as cred when not nil, writing their output to a log there.
+type proc struct {
+	dir  string
+	cred *syscall.Credential
+}
+
+func (p proc) logPath() string { return filepath.Join(p.dir, "server.log") }
+
+// log returns what the server and its preparation have written so far, for
+// a failing test to show.
+func (p proc) log() string {
+	b, err := os.ReadFile(p.logPath())
+	if err != nil {
+		return fmt.Sprintf("(no log: %v)", err)
+	}
+	return string(b)
+}
+
+// command prepares name to run in p's directory as p's user, writing to
+// the log; the caller closes the log.
+func (p proc) command(ctx context.Context, name string, args ...string) (*exec.Cmd, *os.File, error) {
+	logf, err := os.OpenFile(p.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, nil, err
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = p.dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), "LC_ALL=C")
+	// Pdeathsig: a test binary that is killed must not leave a server
+	// running behind it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred, Pdeathsig: syscall.SIGKILL}
+	return cmd, logf, nil
+}
+
+// run runs a step that prepares the server to its end, for at most
+// startTimeout, failing the test if it fails.
+func (p proc) run(t testing.TB, name string, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	cmd, logf, err := p.command(ctx, name, args...)
 	if err != nil {
 		t.Fatalf("servertest: %v", err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(name, args...)
-	cmd.Dir = filepath.Dir(logPath)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
-	// Setpgid: both servers fork a process per connection or per role, and
-	// the whole group is stopped together. Pdeathsig: a test binary that is
-	// killed must not leave a server running behind it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	err = cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("still running after %s", startTimeout)
+	}
+	if err != nil {
+		t.Fatalf("servertest: %s: %v\n%s", filepath.Base(name), err, p.log())
+	}
+}
+
+// serve starts a server that stays in the foreground, waits until each of
+// greeters sends its first line and each of listeners accepts a
+// connection, and when the test ends sends the server stop, the signal
+// that asks it to shut down, and kills whatever of it is left.
+func (p proc) serve(t testing.TB, stop syscall.Signal, greeters, listeners []string, name string, args ...string) {
+	t.Helper()
+	cmd, logf, err := p.command(context.Background(), name, args...)
+	if err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	defer logf.Close()
+	// Setpgid: servers fork a process per connection or per role, and the
+	// whole group is killed together.
+	cmd.SysProcAttr.Setpgid = true
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("servertest: %s: %v", filepath.Base(name), err)
 	}
@@ -126,23 +212,16 @@ func serve(t testing.TB, logPath string, greeters, listeners []string, name stri
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 	t.Cleanup(func() {
-		syscall.Kill(-pgid, syscall.SIGTERM)
+		cmd.Process.Signal(stop)
 		select {
 		case <-exited:
-		case <-time.After(10 * time.Second):
+		case <-time.After(stopTimeout):
 			syscall.Kill(-pgid, syscall.SIGKILL)
 			<-exited
 		}
 		// Children that outlived their master would hold the ports.
 		syscall.Kill(-pgid, syscall.SIGKILL)
 	})
-	logs := func() string {
-		b, err := os.ReadFile(logPath)
-		if err != nil {
-			return fmt.Sprintf("(no log: %v)", err)
-		}
-		return string(b)
-	}
 
 	deadline := time.Now().Add(startTimeout)
 	wait := func(addr string, ready func(string) error) {
@@ -154,11 +233,11 @@ func serve(t testing.TB, logPath string, greeters, listeners []string, name stri
 			select {
 			case err := <-exited:
 				exited <- err // for the cleanup
-				t.Fatalf("servertest: %s exited before answering on %s: %v\n%s", filepath.Base(name), addr, err, logs())
+				t.Fatalf("servertest: %s exited before answering on %s: %v\n%s", filepath.Base(name), addr, err, p.log())
 			case <-time.After(50 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("servertest: %s not answering on %s after %s: %v\n%s", filepath.Base(name), addr, startTimeout, err, logs())
+				t.Fatalf("servertest: %s not answering on %s after %s: %v\n%s", filepath.Base(name), addr, startTimeout, err, p.log())
 			}
 		}
 	}
@@ -185,6 +264,9 @@ func greets(addr string) error {
 	return err
 }
 
+// listens succeeds once the server at addr accepts a connection. It is a
+// bare connect: PostgreSQL logs nothing for it, where any bytes written
+// would be logged as a malformed startup packet.
 func listens(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
@@ -202,7 +284,8 @@ type Cert struct {
 	PEM      []byte
 	NotAfter time.Time
 	// CertFile and KeyFile hold the certificate and its private key in
-	// PEM; the key file is readable by its owner only.
+	// PEM; the key file is readable by its owner only, as PostgreSQL
+	// demands.
 	CertFile, KeyFile string
 }
 
@@ -269,9 +352,10 @@ func newCert(dir string, now time.Time, validFor time.Duration) (*Cert, error) {
 	return c, nil
 }
 
-// runWithTimeout runs a short preparation step, for at most half a minute.
+// runWithTimeout runs a short step whose output a server's preparation
+// needs, for at most startTimeout.
 func runWithTimeout(name string, args ...string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	return exec.CommandContext(ctx, name, args...).CombinedOutput()
 }

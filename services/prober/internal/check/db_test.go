@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/dbtest"
+	"github.com/tocsin-alarm/tocsin/internal/servertest"
 )
 
 // netCase is one check of a table test and the outcome it must have.
@@ -100,7 +100,7 @@ func mysqlPacket(payload []byte) []byte {
 }
 
 func TestMySQL(t *testing.T) {
-	srv := dbtest.MariaDB(t)
+	srv := servertest.StartMariaDB(t)
 	closed, stall := closedPort(t), stalling(t)
 
 	blocked := append([]byte{0xff, 0x69, 0x04}, "#HY000Host '192.0.2.7' is blocked because of many connection errors; unblock with 'mariadb-admin flush-hosts'"...)
@@ -171,7 +171,7 @@ func pgError(severity, code, msg string) []byte {
 }
 
 func TestPostgreSQL(t *testing.T) {
-	srv := dbtest.PostgreSQL(t)
+	srv := servertest.StartPostgreSQL(t)
 	closed, stall := closedPort(t), stalling(t)
 
 	runNetCases(t, []netCase{
