@@ -30,6 +30,22 @@ var mailCheckers = map[string]checker{
 	"ftp":   ftpCheck,
 }
 
+// endpoints are each mail scheme's default port and whether it speaks TLS
+// from the first byte.
+var endpoints = map[string]struct {
+	port     string
+	implicit bool
+}{
+	"smtp": {"25", false}, "smtps": {"465", true},
+	"imap": {"143", false}, "imaps": {"993", true},
+	"pop3": {"110", false}, "pop3s": {"995", true},
+}
+
+func endpoint(scheme string) (port string, implicitTLS bool) {
+	e := endpoints[scheme]
+	return e.port, e.implicit
+}
+
 // maxConversation bounds what a server may send in one check. A greeting
 // and an EHLO answer take a few hundred bytes; a server that streams more
 // is broken, and must not fill the prober's memory until the timeout.

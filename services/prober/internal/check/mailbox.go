@@ -11,11 +11,7 @@ import (
 // (by its address, say): both serve mail. "* BYE" is a refusal, and its
 // text says why; anything else is not an IMAP server.
 func imapCheck(ctx context.Context, r *Runner, u *url.URL, s Spec) error {
-	implicit := u.Scheme == "imaps"
-	port := "143"
-	if implicit {
-		port = "993"
-	}
+	port, implicit := endpoint(u.Scheme)
 	return r.talk(ctx, u, port, implicit, s.CertWarnDays, func(cv *conversation) error {
 		line, err := cv.line()
 		if err != nil {
@@ -53,11 +49,7 @@ func imapStatus(line string) string {
 
 // pop3Check reads the POP3 greeting, which must be +OK, and quits.
 func pop3Check(ctx context.Context, r *Runner, u *url.URL, s Spec) error {
-	implicit := u.Scheme == "pop3s"
-	port := "110"
-	if implicit {
-		port = "995"
-	}
+	port, implicit := endpoint(u.Scheme)
 	return r.talk(ctx, u, port, implicit, s.CertWarnDays, func(cv *conversation) error {
 		line, err := cv.line()
 		if err != nil {

@@ -16,11 +16,7 @@ const ehloName = "tocsin-check"
 // shows up only as mail that stops arriving. smtps is the same over
 // implicit TLS, the port 465 style.
 func smtpCheck(ctx context.Context, r *Runner, u *url.URL, s Spec) error {
-	implicit := u.Scheme == "smtps"
-	port := "25"
-	if implicit {
-		port = "465"
-	}
+	port, implicit := endpoint(u.Scheme)
 	return r.talk(ctx, u, port, implicit, s.CertWarnDays, func(cv *conversation) error {
 		greeting, err := cv.readReply()
 		if err != nil {
