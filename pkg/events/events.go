@@ -25,6 +25,7 @@ const (
 	TypeProbeTask          Type = "probe.task"
 	TypeProbeResult        Type = "probe.result"
 	TypeServerStateChanged Type = "server.state_changed"
+	TypeFalseAlarm         Type = "server.false_alarm"
 	TypeIncidentOpened     Type = "incident.opened"
 	TypeIncidentResolved   Type = "incident.resolved"
 )
@@ -141,6 +142,8 @@ func newPayload(t Type) (Payload, error) {
 		return &ProbeResult{}, nil
 	case TypeServerStateChanged:
 		return &ServerStateChanged{}, nil
+	case TypeFalseAlarm:
+		return &FalseAlarm{}, nil
 	case TypeIncidentOpened:
 		return &IncidentOpened{}, nil
 	case TypeIncidentResolved:

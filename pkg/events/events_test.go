@@ -38,11 +38,16 @@ func samples() map[string]Event {
 			Server: "mx1", Box: "mx", From: StateSuspect, To: StateDown, Since: t0.Add(17 * time.Second),
 			Reason: "timeout after 10s", Incident: "20261121-mx1-4", Locations: []string{"lon1"},
 		}),
+		"false_alarm": New("mx1/false-alarm/2-1795227317000", "verifier", t0.Add(19*time.Second), &FalseAlarm{
+			Server: "mx1", Box: "mx", Seen: t0.Add(17 * time.Second), Reason: "connection refused",
+			Locations: []string{"nyc1"}, Why: "2 of 2 re-checks succeeded", Asked: 2, OK: 2,
+		}),
 		"incident_opened": New("20261121-mx1-4/opened", "verifier", t0.Add(20*time.Second), &IncidentOpened{
 			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Title: "mx1 (Incoming mail) is down",
 			Servers: []AffectedServer{{
 				Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: t0.Add(17 * time.Second),
-				Reason: "timeout after 10s", Locations: []string{"lon1"},
+				Reason: "timeout after 10s", Locations: []string{"lon1", "ams1", "nyc1"},
+				Verification: "confirmed by 2 of 2 re-checks",
 			}},
 		}),
 		"incident_resolved": New("20261121-mx1-4/resolved", "verifier", t0.Add(time.Hour), &IncidentResolved{

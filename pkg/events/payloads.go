@@ -174,6 +174,43 @@ type AffectedServer struct {
 	Since     time.Time `json:"since"`            // first failure seen
 	Reason    string    `json:"reason,omitempty"` // what the checks saw
 	Locations []string  `json:"locations,omitempty"`
+	// Verification says how the failure was confirmed: by how many
+	// re-checks, and whether from other locations.
+	Verification string `json:"verification,omitempty"`
+}
+
+// FalseAlarm records a failure that the re-checks from other locations did
+// not confirm: nobody was told, and this is how anyone can find out.
+type FalseAlarm struct {
+	Server    string    `json:"server"`
+	Box       string    `json:"box"`
+	Seen      time.Time `json:"seen"`   // when the failure was seen
+	Reason    string    `json:"reason"` // what was seen
+	Locations []string  `json:"locations,omitempty"`
+	Why       string    `json:"why"` // why it is judged false
+	Asked     int       `json:"asked"`
+	Failed    int       `json:"failed"`
+	OK        int       `json:"ok"`
+}
+
+func (*FalseAlarm) EventType() Type   { return TypeFalseAlarm }
+func (a *FalseAlarm) Subject() string { return SubjectFalseAlarm(a.Server) }
+func (a *FalseAlarm) Validate() error {
+	if err := checkToken("server", a.Server); err != nil {
+		return err
+	}
+	if err := checkToken("box", a.Box); err != nil {
+		return err
+	}
+	switch {
+	case a.Seen.IsZero():
+		return errors.New("missing seen")
+	case a.Why == "":
+		return errors.New("missing why")
+	case a.Asked < 0 || a.Failed < 0 || a.OK < 0:
+		return errors.New("negative counts")
+	}
+	return nil
 }
 
 func (a *AffectedServer) validate() error {

@@ -13,6 +13,7 @@ const (
 	SubjectProbeTasks    = "probe.task.>"
 	SubjectProbeResults  = "probe.result.>"
 	SubjectServerChanges = "server.*.changed"
+	SubjectFalseAlarms   = "server.*.false_alarm"
 	SubjectIncidents     = "incident.>"
 	SubjectDeadLetters   = "dead.>"
 )
@@ -25,6 +26,9 @@ func SubjectProbeResult(server string) string { return "probe.result." + server 
 
 // SubjectServerChanged is where one server's state changes go.
 func SubjectServerChanged(server string) string { return "server." + server + ".changed" }
+
+// SubjectFalseAlarm is where one server's false alarms go.
+func SubjectFalseAlarm(server string) string { return "server." + server + ".false_alarm" }
 
 // SubjectIncident is where one step of an incident's life goes.
 func SubjectIncident(id, step string) string { return "incident." + id + "." + step }
@@ -92,8 +96,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:        StreamEvents,
-			Description: "Server state changes and incidents: the history every downstream service works from.",
-			Subjects:    []string{SubjectServerChanges, SubjectIncidents},
+			Description: "Server state changes, false alarms and incidents: the history every downstream service works from.",
+			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectIncidents},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,

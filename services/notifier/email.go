@@ -54,6 +54,9 @@ func openedEmail(cfg *config.Config, o *events.IncidentOpened, s config.Staff, d
 			seen += " (from " + strings.Join(a.Locations, ", ") + ")"
 		}
 		row(&b, "Checks saw", seen)
+		if a.Verification != "" {
+			row(&b, "Verified", a.Verification)
+		}
 	}
 	footer(&b, cfg)
 	return smtpmail.Message{

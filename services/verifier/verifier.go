@@ -47,8 +47,8 @@ func New(cfg *config.Config, deps Deps) *Verifier {
 	return &Verifier{
 		cfg: cfg, deps: deps,
 		log: deps.Log.With("service", "verifier"),
-		// A failure is confirmed when quorum re-checks fail as well.
-		policy:  judge.Policy{ConfirmAfter: 1 + cfg.Checks.Verify.Quorum, RecoverAfter: cfg.Checks.RecoverAfter},
+		// A failure is confirmed when quorum of the re-checks fail as well.
+		policy:  judge.Policy{Ask: cfg.Checks.Verify.Locations, Quorum: cfg.Checks.Verify.Quorum, RecoverAfter: cfg.Checks.RecoverAfter},
 		workers: 16,
 	}
 }
@@ -126,8 +126,14 @@ func (v *Verifier) handle(ctx context.Context, kv jetstream.KeyValue, live *loca
 	if judge.Stale(rec.Server, r) {
 		return nil // redelivered or overtaken: already reflected
 	}
-	next, fx := judge.Apply(rec.Server, r, judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check}, v.policy)
-	out, err := v.outgoing(fx, r, target, live)
+	policy := v.policy
+	// Answers may take two check timeouts (a busy location), and then some.
+	policy.RoundTimeout = 2*target.Timeout + 10*time.Second
+	next, fx := judge.Apply(rec.Server, r, judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check}, policy)
+	if fx.Recheck != "" {
+		next.Round.Locations, next.Round.Fallback = v.recheckLocations(r.Location, fx.RecheckCount, live.List())
+	}
+	out, err := v.outgoing(fx, next.Round, r, target)
 	if err != nil {
 		return bus.Permanent(err)
 	}
@@ -151,13 +157,13 @@ func (v *Verifier) handle(ctx context.Context, kv jetstream.KeyValue, live *loca
 }
 
 // outgoing turns a decision into the events to publish, in order.
-func (v *Verifier) outgoing(fx judge.Effects, r *events.ProbeResult, target config.Target, live *locations.Live) ([]outgoing, error) {
+func (v *Verifier) outgoing(fx judge.Effects, round *judge.Round, r *events.ProbeResult, target config.Target) ([]outgoing, error) {
 	now := v.deps.Now()
 	var evs []events.Event
 	var ttl int64
 	if fx.Recheck != "" {
 		ttl = max(target.Interval, time.Second).Milliseconds()
-		for i, loc := range v.recheckLocations(r.Location, fx.RecheckCount, live.List()) {
+		for i, loc := range round.Locations {
 			task := &events.ProbeTask{
 				Server: r.Server, Location: loc, Check: target.Server.Check,
 				TimeoutMS: target.Timeout.Milliseconds(), Due: now, Purpose: events.PurposeRecheck,
@@ -168,6 +174,9 @@ func (v *Verifier) outgoing(fx judge.Effects, r *events.ProbeResult, target conf
 	}
 	for _, c := range fx.Changes {
 		evs = append(evs, events.New(c.ID, "verifier", c.Since, &c.ServerStateChanged))
+	}
+	if fa := fx.FalseAlarm; fa != nil {
+		evs = append(evs, events.New(fx.FalseAlarmID, "verifier", now, fa))
 	}
 	if o := fx.Opened; o != nil {
 		evs = append(evs, events.New(o.Incident+"/opened", "verifier", o.Opened, o))
@@ -191,19 +200,18 @@ func (v *Verifier) outgoing(fx judge.Effects, r *events.ProbeResult, target conf
 }
 
 // recheckLocations spreads n re-checks over the live locations other than
-// the one that saw the failure; where there are too few, the same location
-// checks again, and the incident will say so.
-func (v *Verifier) recheckLocations(failedAt string, n int, live []string) []string {
+// the one that saw the failure, one each; where there are too few, the
+// same location checks again, and fallback says so for the incident.
+func (v *Verifier) recheckLocations(failedAt string, n int, live []string) (locs []string, fallback bool) {
 	others := slices.DeleteFunc(slices.Clone(live), func(l string) bool { return l == failedAt })
-	out := make([]string, 0, n)
 	for i := range n {
-		if len(others) == 0 {
-			out = append(out, failedAt)
-			continue
+		if i < len(others) {
+			locs = append(locs, others[i])
+		} else {
+			locs, fallback = append(locs, failedAt), true
 		}
-		out = append(out, others[i%len(others)])
 	}
-	return out
+	return locs, fallback
 }
 
 func (v *Verifier) publish(ctx context.Context, out []outgoing) error {
@@ -222,6 +230,9 @@ func (v *Verifier) publish(ctx context.Context, out []outgoing) error {
 }
 
 func (v *Verifier) logEffects(log *slog.Logger, fx judge.Effects) {
+	if fa := fx.FalseAlarm; fa != nil {
+		log.Info("false alarm: not confirmed from elsewhere", "reason", fa.Reason, "seen_from", fa.Locations, "why", fa.Why)
+	}
 	for _, c := range fx.Changes {
 		log.Info("server state changed", "from", c.From, "to", c.To, "reason", c.Reason, "incident", c.Incident)
 	}

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,17 +31,39 @@ type Server struct {
 	FailedSince time.Time `json:"failed_since,omitzero"`
 	Reason      string    `json:"reason,omitempty"`
 	Locations   []string  `json:"locations,omitempty"`
+	// The verification under way while the server is suspect.
+	Round *Round `json:"round,omitempty"`
+	// FalseAlarms counts the failures that other locations did not confirm.
+	FalseAlarms int64 `json:"false_alarms,omitempty"`
 	// The open incident, if any.
 	Incident       string    `json:"incident,omitempty"`
 	IncidentOpened time.Time `json:"incident_opened,omitzero"`
 	IncidentTitle  string    `json:"incident_title,omitempty"`
 }
 
+// Round is one verification: re-checks asked of other locations, and what
+// they answered.
+type Round struct {
+	ID      string    `json:"id"` // the correlation id the answers carry
+	Started time.Time `json:"started"`
+	Asked   int       `json:"asked"`
+	// Where the re-checks went, and whether too few live locations made
+	// some go back to where the failure was seen.
+	Locations []string `json:"locations,omitempty"`
+	Fallback  bool     `json:"fallback,omitempty"`
+	Failed    int      `json:"failed"`
+	OK        int      `json:"ok"`
+	Answered  []string `json:"answered,omitempty"` // task ids, so an answer counts once
+}
+
 // Policy is how strict the verifier is.
 type Policy struct {
-	// ConfirmAfter is the failures in a row that confirm a server down: the
-	// first, and the re-checks that must fail too.
-	ConfirmAfter int
+	Ask    int // re-checks asked of other locations when a failure is seen
+	Quorum int // failures among their answers that confirm the server down
+	// RoundTimeout is how long a verification may wait for its answers
+	// (a location may die with the task); after it, the next result starts
+	// a new one.
+	RoundTimeout time.Duration
 	RecoverAfter int // successes in a row that bring a down server back up
 }
 
@@ -60,6 +83,8 @@ type Effects struct {
 	Recheck      string
 	RecheckCount int
 	Changes      []Change
+	FalseAlarm   *events.FalseAlarm
+	FalseAlarmID string
 	Opened       *events.IncidentOpened
 	Resolved     *events.IncidentResolved
 }
@@ -71,9 +96,17 @@ type Change struct {
 }
 
 // Stale reports whether a result is older than what s already reflects:
-// redelivered or overtaken; it must change nothing.
+// redelivered or overtaken; it must change nothing. An answer to the
+// verification under way is never stale until counted: it was asked for.
 func Stale(s Server, r *events.ProbeResult) bool {
+	if s.isAnswer(r) {
+		return slices.Contains(s.Round.Answered, r.Task)
+	}
 	return !r.Started.After(s.Last)
+}
+
+func (s *Server) isAnswer(r *events.ProbeResult) bool {
+	return s.Round != nil && r.Correlation != "" && r.Correlation == s.Round.ID
 }
 
 // Apply judges one result. s is the zero Server for a server never seen.
@@ -81,24 +114,41 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 	if s.ID == "" {
 		s = Server{ID: r.Server, State: events.StateUnknown}
 	}
+	s = s.clone() // the caller's copy stays as it was
 	var fx Effects
 	if Stale(s, r) {
 		return s, fx
 	}
-	s.Last = r.Started
+	if r.Started.After(s.Last) {
+		s.Last = r.Started
+	}
 	at := r.Started
+
+	if s.State == events.StateSuspect {
+		switch {
+		case s.isAnswer(r):
+			s.answer(&fx, r, f, p)
+			return s, fx
+		case at.Sub(s.Round.Started) < p.RoundTimeout:
+			// The verification decides; other results wait for it.
+			return s, fx
+		}
+		// The answers never came: judge afresh.
+		if r.OK {
+			s.falseAlarm(&fx, at, f, "the re-checks were not answered and "+r.Location+" sees it up")
+			return s, fx
+		}
+		s.Round = nil
+		s.ask(&fx, at, r, p)
+		return s, fx
+	}
 
 	if r.OK {
 		s.Fails = 0
 		s.OKs++
 		switch s.State {
-		case events.StateUnknown, events.StateSuspect:
-			reason := ""
-			if s.State == events.StateSuspect {
-				reason = "false alarm: " + s.Reason + " was not seen again"
-			}
-			fx.Changes = append(fx.Changes, s.change(&at, events.StateUp, f, reason))
-			s.clearTrouble()
+		case events.StateUnknown:
+			fx.Changes = append(fx.Changes, s.change(&at, events.StateUp, f, ""))
 		case events.StateDown:
 			if s.OKs >= p.RecoverAfter {
 				change := s.change(&at, events.StateUp, f, "")
@@ -121,24 +171,83 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 	case events.StateUnknown, events.StateUp:
 		s.FailedSince, s.Reason, s.Locations = at, r.Reason, []string{r.Location}
 		fx.Changes = append(fx.Changes, s.change(&at, events.StateSuspect, f, r.Reason))
-		if s.Fails >= p.ConfirmAfter {
+		if p.Quorum <= 0 {
 			s.confirm(&fx, at, r, f)
-		} else {
-			fx.Recheck, fx.RecheckCount = s.recheckID(), p.ConfirmAfter-s.Fails
+			return s, fx
 		}
-	case events.StateSuspect:
-		s.Reason = r.Reason
-		s.addLocation(r.Location)
-		if s.Fails >= p.ConfirmAfter {
-			s.confirm(&fx, at, r, f)
-		}
+		s.ask(&fx, at, r, p)
 	case events.StateDown:
 		s.Reason = r.Reason
 	}
 	return s, fx
 }
 
+// clone copies what Apply changes in place.
+func (s Server) clone() Server {
+	s.Locations = slices.Clone(s.Locations)
+	if s.Round != nil {
+		rd := *s.Round
+		rd.Locations, rd.Answered = slices.Clone(rd.Locations), slices.Clone(rd.Answered)
+		s.Round = &rd
+	}
+	return s
+}
+
+// ask starts a verification: p.Ask re-checks, answered with its id.
+func (s *Server) ask(fx *Effects, at time.Time, r *events.ProbeResult, p Policy) {
+	s.Round = &Round{ID: fmt.Sprintf("%s/verify/%d-%d", s.ID, s.Seq, at.UnixMilli()), Started: at, Asked: max(p.Ask, p.Quorum)}
+	fx.Recheck, fx.RecheckCount = s.Round.ID, s.Round.Asked
+}
+
+// answer counts one answer of the verification under way: quorum failures
+// confirm the server down; once quorum can no longer be reached it was a
+// false alarm.
+func (s *Server) answer(fx *Effects, r *events.ProbeResult, f Facts, p Policy) {
+	at := r.Started
+	rd := s.Round
+	rd.Answered = append(rd.Answered, r.Task)
+	if r.OK {
+		rd.OK++
+	} else {
+		rd.Failed++
+		s.Fails++
+		s.Reason = r.Reason
+		s.addLocation(r.Location)
+	}
+	switch {
+	case rd.Failed >= p.Quorum:
+		s.confirm(fx, at, r, f)
+	case rd.OK > rd.Asked-p.Quorum:
+		s.falseAlarm(fx, at, f, fmt.Sprintf("%d of %d re-checks succeeded", rd.OK, rd.Asked))
+	}
+}
+
+// falseAlarm ends a verification that did not confirm the failure.
+func (s *Server) falseAlarm(fx *Effects, at time.Time, f Facts, why string) {
+	s.FalseAlarms++
+	fa := &events.FalseAlarm{
+		Server: s.ID, Box: f.Box, Seen: s.FailedSince, Reason: s.Reason,
+		Locations: slices.Clone(s.Locations), Why: why,
+	}
+	if rd := s.Round; rd != nil {
+		fa.Asked, fa.Failed, fa.OK = rd.Asked, rd.Failed, rd.OK
+	}
+	fx.FalseAlarm = fa
+	fx.Changes = append(fx.Changes, s.change(&at, events.StateUp, f, "false alarm: "+why))
+	fx.FalseAlarmID = fmt.Sprintf("%s/false-alarm/%d-%d", s.ID, s.Seq, at.UnixMilli())
+	s.clearTrouble()
+	s.Fails = 0
+}
+
 func (s *Server) confirm(fx *Effects, at time.Time, r *events.ProbeResult, f Facts) {
+	note := ""
+	if rd := s.Round; rd != nil {
+		note = fmt.Sprintf("confirmed by %d of %d re-checks", rd.Failed, rd.Asked)
+		if rd.Fallback {
+			note += "; too few live locations, so some re-checks came from where the failure was seen"
+		}
+	}
+	s.Round = nil
 	change := s.change(&at, events.StateDown, f, r.Reason)
 	s.Incident = IncidentID(s.ID, s.Seq, s.FailedSince)
 	s.IncidentOpened = at
@@ -149,7 +258,7 @@ func (s *Server) confirm(fx *Effects, at time.Time, r *events.ProbeResult, f Fac
 		Incident: s.Incident, Opened: at, Title: s.IncidentTitle,
 		Servers: []events.AffectedServer{{
 			Server: s.ID, Box: f.Box, Check: f.Check, Since: s.FailedSince,
-			Reason: s.Reason, Locations: append([]string(nil), s.Locations...),
+			Reason: s.Reason, Locations: append([]string(nil), s.Locations...), Verification: note,
 		}},
 	}
 }
@@ -167,12 +276,8 @@ func (s *Server) change(at *time.Time, to events.ServerState, f Facts, reason st
 	return Change{ID: fmt.Sprintf("%s/state/%d-%d", s.ID, s.Seq, at.UnixMilli()), ServerStateChanged: c}
 }
 
-func (s *Server) recheckID() string {
-	return fmt.Sprintf("%s/recheck/%d-%d", s.ID, s.Seq, s.FailedSince.UnixMilli())
-}
-
 func (s *Server) clearTrouble() {
-	s.FailedSince, s.Reason, s.Locations = time.Time{}, "", nil
+	s.FailedSince, s.Reason, s.Locations, s.Round = time.Time{}, "", nil, nil
 }
 
 func (s *Server) addLocation(l string) {

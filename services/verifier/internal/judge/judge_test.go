@@ -13,42 +13,48 @@ var t0 = time.Date(2026, 11, 21, 2, 0, 0, 0, time.UTC)
 
 var (
 	facts  = Facts{Box: "mx", BoxName: "Incoming mail", Check: "tcp://mx1.internal:25"}
-	policy = Policy{ConfirmAfter: 2, RecoverAfter: 2}
+	policy = Policy{Ask: 2, Quorum: 2, RoundTimeout: time.Minute, RecoverAfter: 2}
 )
 
-// seq turns "ok fail fail" into results one second apart, from lon1.
-func seq(spec string) []*events.ProbeResult {
-	var rs []*events.ProbeResult
-	for i, w := range strings.Fields(spec) {
-		r := &events.ProbeResult{Server: "mx1", Location: "lon1", Started: t0.Add(time.Duration(i) * time.Second), OK: w == "ok"}
-		if !r.OK {
-			r.Reason = "connection refused"
-		}
-		rs = append(rs, r)
-	}
-	return rs
-}
-
-// run applies results and describes what happened, one word per result:
-// the state after it, and "+recheck1", "+open", "+resolve" for effects.
-func run(rs []*events.ProbeResult) (Server, []string, []Effects) {
+// run applies results one second apart, described by words: "ok" and
+// "fail" are scheduled results from lon1; "a-ok" and "a-fail" answer the
+// verification under way (from ams1 and nyc1 in turn). It returns one word
+// per result: the state after it, and "+recheckN", "+open", "+resolve",
+// "+false" for effects.
+func run(p Policy, spec string) (Server, []string, []Effects) {
 	var s Server
 	var trail []string
 	var all []Effects
-	for _, r := range rs {
+	answerFrom := []string{"ams1", "nyc1", "sfo1"}
+	for i, w := range strings.Fields(spec) {
+		r := &events.ProbeResult{Server: "mx1", Location: "lon1", Started: t0.Add(time.Duration(i) * time.Second), Task: fmt.Sprintf("t%d", i)}
+		if a, ok := strings.CutPrefix(w, "a-"); ok {
+			w = a
+			if s.Round != nil {
+				r.Correlation = s.Round.ID
+				r.Location = answerFrom[len(s.Round.Answered)%len(answerFrom)]
+			}
+		}
+		r.OK = w == "ok"
+		if !r.OK {
+			r.Reason = "connection refused"
+		}
 		var fx Effects
-		s, fx = Apply(s, r, facts, policy)
-		w := string(s.State)
+		s, fx = Apply(s, r, facts, p)
+		word := string(s.State)
 		if fx.Recheck != "" {
-			w += fmt.Sprintf("+recheck%d", fx.RecheckCount)
+			word += fmt.Sprintf("+recheck%d", fx.RecheckCount)
 		}
 		if fx.Opened != nil {
-			w += "+open"
+			word += "+open"
 		}
 		if fx.Resolved != nil {
-			w += "+resolve"
+			word += "+resolve"
 		}
-		trail = append(trail, w)
+		if fx.FalseAlarm != nil {
+			word += "+false"
+		}
+		trail = append(trail, word)
 		all = append(all, fx)
 	}
 	return s, trail, all
@@ -59,19 +65,20 @@ func TestStateMachine(t *testing.T) {
 		name, results, want string
 	}{
 		{"first success", "ok ok", "up up"},
-		{"one failure is only suspect", "ok fail", "up suspect+recheck1"},
-		{"false alarm", "ok fail ok", "up suspect+recheck1 up"},
-		{"second failure confirms", "ok fail fail", "up suspect+recheck1 down+open"},
-		{"failing from the start", "fail fail", "suspect+recheck1 down+open"},
-		{"down stays down without new incidents", "ok fail fail fail fail", "up suspect+recheck1 down+open down down"},
-		{"one success is not recovery", "ok fail fail ok", "up suspect+recheck1 down+open down"},
-		{"recover_after successes resolve", "ok fail fail ok ok", "up suspect+recheck1 down+open down up+resolve"},
-		{"a failure resets the recovery count", "ok fail fail ok fail ok ok", "up suspect+recheck1 down+open down down down up+resolve"},
-		{"a second outage is a second incident", "fail fail ok ok fail fail", "suspect+recheck1 down+open down up+resolve suspect+recheck1 down+open"},
+		{"one failure is only suspect", "ok fail", "up suspect+recheck2"},
+		{"both re-checks fail", "ok fail a-fail a-fail", "up suspect+recheck2 suspect down+open"},
+		{"a re-check succeeds: false alarm", "ok fail a-ok", "up suspect+recheck2 up+false"},
+		{"one fails, one succeeds: quorum out of reach", "ok fail a-fail a-ok", "up suspect+recheck2 suspect up+false"},
+		{"scheduled results wait for the verification", "ok fail ok fail a-fail a-fail", "up suspect+recheck2 suspect suspect suspect down+open"},
+		{"down stays down without new incidents", "ok fail a-fail a-fail fail fail", "up suspect+recheck2 suspect down+open down down"},
+		{"one success is not recovery", "ok fail a-fail a-fail ok", "up suspect+recheck2 suspect down+open down"},
+		{"recover_after successes resolve", "ok fail a-fail a-fail ok ok", "up suspect+recheck2 suspect down+open down up+resolve"},
+		{"a failure resets the recovery count", "fail a-fail a-fail ok fail ok ok", "suspect+recheck2 suspect down+open down down down up+resolve"},
+		{"a second outage is a second incident", "fail a-fail a-fail ok ok fail a-fail a-fail", "suspect+recheck2 suspect down+open down up+resolve suspect+recheck2 suspect down+open"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, trail, _ := run(seq(tt.results))
+			_, trail, _ := run(policy, tt.results)
 			if got := strings.Join(trail, " "); got != tt.want {
 				t.Errorf("%s:\n got %s\nwant %s", tt.results, got, tt.want)
 			}
@@ -79,17 +86,69 @@ func TestStateMachine(t *testing.T) {
 	}
 }
 
+func TestQuorumOfThree(t *testing.T) {
+	p := Policy{Ask: 3, Quorum: 2, RoundTimeout: time.Minute, RecoverAfter: 2}
+	tests := []struct{ results, want string }{
+		{"ok fail a-ok a-fail a-fail", "up suspect+recheck3 suspect suspect down+open"},
+		{"ok fail a-fail a-ok a-ok", "up suspect+recheck3 suspect suspect up+false"},
+		{"ok fail a-ok a-ok", "up suspect+recheck3 suspect up+false"},
+	}
+	for _, tt := range tests {
+		_, trail, _ := run(p, tt.results)
+		if got := strings.Join(trail, " "); got != tt.want {
+			t.Errorf("%s:\n got %s\nwant %s", tt.results, got, tt.want)
+		}
+	}
+}
+
+func TestUnansweredVerificationTimesOut(t *testing.T) {
+	p := policy
+	p.RoundTimeout = 2 * time.Second
+	// The answers never come; a scheduled result after the timeout decides.
+	if _, trail, _ := run(p, "ok fail ok ok ok"); strings.Join(trail, " ") != "up suspect+recheck2 suspect up+false up" {
+		t.Errorf("got %v", trail)
+	}
+	if _, trail, _ := run(p, "ok fail fail fail"); strings.Join(trail, " ") != "up suspect+recheck2 suspect suspect+recheck2" {
+		t.Errorf("got %v", trail)
+	}
+}
+
+func TestAnswersCountOnce(t *testing.T) {
+	var s Server
+	s, _ = Apply(s, &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "t0", Started: t0, OK: false, Reason: "x"}, facts, policy)
+	answer := &events.ProbeResult{Server: "mx1", Location: "ams1", Task: "t1", Correlation: s.Round.ID, Started: t0.Add(time.Second), Reason: "x"}
+	s, _ = Apply(s, answer, facts, policy)
+	again, fx := Apply(s, answer, facts, policy)
+	if again.State != events.StateSuspect || fx.Opened != nil || again.Round.Failed != 1 {
+		t.Errorf("a redelivered answer counted twice: %+v", again.Round)
+	}
+	// An answer older than the last result still counts: it was asked for.
+	late := *answer
+	late.Task, late.Started = "t2", t0.Add(-time.Second)
+	s, fx = Apply(s, &late, facts, policy)
+	if fx.Opened == nil {
+		t.Errorf("the second failing answer did not confirm: %+v", s)
+	}
+}
+
 func TestIncidentLifecycle(t *testing.T) {
-	s, _, fx := run(seq("ok fail fail ok ok"))
-	opened, resolved := fx[2].Opened, fx[4].Resolved
-	if opened.Incident != resolved.Incident || opened.Incident == "" {
-		t.Fatalf("opened %q, resolved %q: want the same incident", opened.Incident, resolved.Incident)
+	s, _, fx := run(policy, "ok fail a-fail a-fail ok ok")
+	opened, resolved := fx[3].Opened, fx[5].Resolved
+	if opened == nil || resolved == nil || opened.Incident != resolved.Incident {
+		t.Fatalf("opened %v, resolved %v: want the same incident", opened, resolved)
 	}
 	if !events.ValidToken(opened.Incident) {
 		t.Errorf("incident id %q cannot be a subject token", opened.Incident)
 	}
-	if got, want := opened.Servers[0].Since, t0.Add(time.Second); !got.Equal(want) {
+	a := opened.Servers[0]
+	if got, want := a.Since, t0.Add(time.Second); !got.Equal(want) {
 		t.Errorf("failing since %v, want the first failure at %v", got, want)
+	}
+	if got, want := strings.Join(a.Locations, ","), "lon1,ams1,nyc1"; got != want {
+		t.Errorf("seen failing from %s, want %s", got, want)
+	}
+	if got, want := a.Verification, "confirmed by 2 of 2 re-checks"; got != want {
+		t.Errorf("verification %q, want %q", got, want)
 	}
 	if got, want := opened.Title, "mx1 (Incoming mail) is down"; got != want {
 		t.Errorf("title %q, want %q", got, want)
@@ -97,15 +156,35 @@ func TestIncidentLifecycle(t *testing.T) {
 	if got, want := resolved.Duration(), 2*time.Second; got != want {
 		t.Errorf("incident lasted %v, want %v", got, want)
 	}
-	if s.Incident != "" || s.Reason != "" {
+	if s.Incident != "" || s.Reason != "" || s.Round != nil {
 		t.Errorf("resolved server still holds trouble: %+v", s)
 	}
-	ev := events.New(fx[2].Changes[0].ID, "verifier", t0, &fx[2].Changes[0].ServerStateChanged)
-	if err := ev.Validate(); err != nil {
-		t.Errorf("state change is not a valid event: %v", err)
+	for i, f := range fx {
+		for _, c := range f.Changes {
+			if err := events.New(c.ID, "verifier", t0, &c.ServerStateChanged).Validate(); err != nil {
+				t.Errorf("result %d: state change is not a valid event: %v", i, err)
+			}
+		}
 	}
 	if err := events.New(opened.Incident+"/opened", "verifier", t0, opened).Validate(); err != nil {
 		t.Errorf("incident is not a valid event: %v", err)
+	}
+}
+
+func TestFalseAlarmIsRecorded(t *testing.T) {
+	s, _, fx := run(policy, "ok fail a-ok")
+	fa := fx[2].FalseAlarm
+	if fa == nil || fx[2].FalseAlarmID == "" {
+		t.Fatal("no false alarm")
+	}
+	if fa.Asked != 2 || fa.OK != 1 || fa.Reason != "connection refused" || fa.Locations[0] != "lon1" {
+		t.Errorf("false alarm %+v", fa)
+	}
+	if err := events.New(fx[2].FalseAlarmID, "verifier", t0, fa).Validate(); err != nil {
+		t.Errorf("not a valid event: %v", err)
+	}
+	if s.FalseAlarms != 1 {
+		t.Errorf("false alarms counted %d, want 1", s.FalseAlarms)
 	}
 }
 
@@ -113,21 +192,25 @@ func TestIncidentLifecycle(t *testing.T) {
 // nothing and produces nothing; applying it to the state before it produces
 // the very same ids.
 func TestRedeliveryIsHarmless(t *testing.T) {
-	rs := seq("ok fail fail")
 	var s Server
-	for _, r := range rs[:2] {
-		s, _ = Apply(s, r, facts, policy)
-	}
+	first := &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "t0", Started: t0, Reason: "x"}
+	s, _ = Apply(s, first, facts, policy)
+	a1 := &events.ProbeResult{Server: "mx1", Location: "ams1", Task: "t1", Correlation: s.Round.ID, Started: t0.Add(time.Second), Reason: "x"}
+	a2 := &events.ProbeResult{Server: "mx1", Location: "nyc1", Task: "t2", Correlation: s.Round.ID, Started: t0.Add(2 * time.Second), Reason: "x"}
+	s, _ = Apply(s, a1, facts, policy)
 	before := s
-	after, fx := Apply(s, rs[2], facts, policy)
-	again, fx2 := Apply(after, rs[2], facts, policy)
-	if fx2.Opened != nil || len(fx2.Changes) != 0 || again.Seq != after.Seq {
-		t.Errorf("redelivered result had effects: %+v", fx2)
+	after, fx := Apply(s, a2, facts, policy)
+	if fx.Opened == nil {
+		t.Fatal("not confirmed")
 	}
-	if _, fx3 := Apply(after, rs[0], facts, policy); len(fx3.Changes) != 0 {
+	again, fx2 := Apply(after, a2, facts, policy)
+	if fx2.Opened != nil || len(fx2.Changes) != 0 || again.Seq != after.Seq {
+		t.Errorf("redelivered answer had effects: %+v", fx2)
+	}
+	if _, fx3 := Apply(after, first, facts, policy); len(fx3.Changes) != 0 {
 		t.Errorf("a stale result changed state: %+v", fx3)
 	}
-	_, replay := Apply(before, rs[2], facts, policy)
+	_, replay := Apply(before, a2, facts, policy)
 	if replay.Opened.Incident != fx.Opened.Incident || replay.Changes[0].ID != fx.Changes[0].ID {
 		t.Errorf("replay gave ids %s/%s, first time %s/%s", replay.Opened.Incident, replay.Changes[0].ID, fx.Opened.Incident, fx.Changes[0].ID)
 	}
@@ -135,11 +218,9 @@ func TestRedeliveryIsHarmless(t *testing.T) {
 
 func TestIDsAreUniquePerOutage(t *testing.T) {
 	seen := map[string]bool{}
-	var s Server
-	var fx Effects
-	for i, r := range seq(strings.Repeat("fail fail ok ok ", 50)) {
-		s, fx = Apply(s, r, facts, policy)
-		ids := []string{fx.Recheck}
+	_, _, all := run(policy, strings.Repeat("fail a-fail a-fail ok ok fail a-ok ", 30))
+	for i, fx := range all {
+		ids := []string{fx.Recheck, fx.FalseAlarmID}
 		for _, c := range fx.Changes {
 			ids = append(ids, c.ID)
 		}
@@ -153,24 +234,7 @@ func TestIDsAreUniquePerOutage(t *testing.T) {
 			seen[id] = true
 		}
 	}
-	if n := len(seen); n < 200 {
-		t.Errorf("only %d distinct ids over 50 outages", n)
-	}
-}
-
-func TestQuorumOfRechecks(t *testing.T) {
-	old := policy
-	defer func() { policy = old }()
-	policy = Policy{ConfirmAfter: 3, RecoverAfter: 2} // two re-checks must fail too
-	tests := []struct{ results, want string }{
-		{"ok fail fail fail", "up suspect+recheck2 suspect down+open"},
-		{"ok fail fail ok", "up suspect+recheck2 suspect up"},
-		{"ok fail ok fail", "up suspect+recheck2 up suspect+recheck2"},
-	}
-	for _, tt := range tests {
-		_, trail, _ := run(seq(tt.results))
-		if got := strings.Join(trail, " "); got != tt.want {
-			t.Errorf("%s:\n got %s\nwant %s", tt.results, got, tt.want)
-		}
+	if n := len(seen); n < 250 {
+		t.Errorf("only %d distinct ids over 30 outages and 30 false alarms", n)
 	}
 }
