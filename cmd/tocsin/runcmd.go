@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -27,9 +28,9 @@ var services = []string{"prober", "verifier", "notifier"}
 
 // runFlags are the flags of "tocsin run".
 type runFlags struct {
-	config, data, nats, natsListen, services, location, logFormat, logLevel string
-	replicas, concurrency                                                   int
-	shutdown                                                                time.Duration
+	config, data, nats, natsListen, services, location, logFormat, logLevel, source string
+	replicas, concurrency                                                           int
+	shutdown                                                                        time.Duration
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -43,6 +44,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.services, "services", strings.Join(services, ","), "services to run, comma separated")
 	fs.StringVar(&f.location, "location", "", "the location this prober checks from (default: the config's first); a comma-separated list runs a prober for each")
 	fs.IntVar(&f.concurrency, "concurrency", 64, "checks a prober runs at once")
+	fs.StringVar(&f.source, "source-address", "", "the local address probers check from, on a host with several (default: the system's choice)")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of each stream to keep (3 on a cluster)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long to finish in-flight work on shutdown")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -170,8 +172,14 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 			if list == "" {
 				list = cfg.Locations[0]
 			}
+			var source net.IP
+			if f.source != "" {
+				if source = net.ParseIP(f.source); source == nil {
+					return nil, fmt.Errorf("--source-address %q is not an IP address", f.source)
+				}
+			}
 			for loc := range strings.SplitSeq(list, ",") {
-				p, err := prober.New(cfg, prober.Options{Location: strings.TrimSpace(loc), Concurrency: f.concurrency}, prober.Deps{Bus: b, Log: log})
+				p, err := prober.New(cfg, prober.Options{Location: strings.TrimSpace(loc), Concurrency: f.concurrency, Source: source}, prober.Deps{Bus: b, Log: log})
 				if err != nil {
 					return nil, err
 				}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -36,6 +37,8 @@ type Options struct {
 	Concurrency int
 	// RootCAs, when set, are the roots trusted by TLS checks instead of the system's.
 	RootCAs *x509.CertPool
+	// Source, when set, is the address checks leave from (TCP and UDP).
+	Source net.IP
 	// Heartbeat is how often the prober announces its location, and
 	// HeartbeatTTL how long one announcement keeps the location live;
 	// defaults 5s and 15s.
@@ -80,7 +83,7 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 	return &Prober{
 		cfg: cfg, opts: opts, bus: deps.Bus, now: deps.Now,
 		log:    deps.Log.With("service", "prober", "location", opts.Location),
-		checks: check.New(opts.RootCAs),
+		checks: check.New(opts.RootCAs, check.WithSource(opts.Source)),
 		source: "prober@" + opts.Location,
 	}, nil
 }

@@ -78,14 +78,33 @@ type Runner struct {
 	rootCAs *x509.CertPool // nil: the system's roots
 	now     func() time.Time
 	http    *http.Client
+	source  net.IP // nil: the system chooses
 }
 
 // New returns a Runner. rootCAs replace the system's roots for TLS checks
 // when not nil (tests, or a fleet behind a private CA).
-func New(rootCAs *x509.CertPool) *Runner {
+func New(rootCAs *x509.CertPool, opts ...Option) *Runner {
 	r := &Runner{rootCAs: rootCAs, now: time.Now}
+	for _, o := range opts {
+		o(r)
+	}
 	r.http = newHTTPClient(r)
 	return r
+}
+
+// Option adjusts a Runner.
+type Option func(*Runner)
+
+// WithSource makes TCP and UDP checks leave from the address ip: a prober
+// on a host with several addresses checks from the one its location
+// stands for.
+func WithSource(ip net.IP) Option {
+	return func(r *Runner) {
+		if ip != nil {
+			r.dialer.LocalAddr = &net.TCPAddr{IP: ip}
+			r.source = ip
+		}
+	}
 }
 
 // Run runs the check, for at most s.Timeout.

@@ -91,3 +91,18 @@ func TestChecks(t *testing.T) {
 		})
 	}
 }
+
+func TestWithSource(t *testing.T) {
+	var from string
+	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		from, _, _ = net.SplitHostPort(r.RemoteAddr)
+	}))
+	defer web.Close()
+	r := New(nil, WithSource(net.ParseIP("127.0.0.2")))
+	if o := r.Run(context.Background(), Spec{URL: web.URL, Timeout: time.Second}); !o.OK {
+		t.Fatalf("check failed: %s", o.Reason)
+	}
+	if from != "127.0.0.2" {
+		t.Errorf("the check came from %s, want 127.0.0.2", from)
+	}
+}

@@ -108,7 +108,11 @@ func parseDNSQuery(u *url.URL) (dnsQuery, error) {
 // exchange sends m to the server over network and waits for the answer, for
 // no longer than ctx allows.
 func (q dnsQuery) exchange(ctx context.Context, r *Runner, m *dns.Msg, network string) (*dns.Msg, error) {
-	c := &dns.Client{Net: network, Dialer: &r.dialer}
+	d := r.dialer
+	if r.source != nil && strings.HasPrefix(network, "udp") {
+		d.LocalAddr = &net.UDPAddr{IP: r.source}
+	}
+	c := &dns.Client{Net: network, Dialer: &d}
 	// Without a timeout of its own the client gives up after 2 seconds,
 	// which a longer check timeout would then misreport.
 	if dl, ok := ctx.Deadline(); ok {
