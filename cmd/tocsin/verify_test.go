@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// unreachableFrom is a listener that hangs up at once on connections from
+// one address, as a target that one location cannot reach.
+type unreachableFrom struct {
+	net.Listener
+	blocked string
+}
+
+func (l unreachableFrom) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if host, _, _ := net.SplitHostPort(c.RemoteAddr().String()); host == l.blocked {
+			c.(*net.TCPConn).SetLinger(0) // a reset, as from a broken route
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
+}
+
+// TestFalseAlarmsAreFilteredOut: three locations, one of which (nyc1,
+// checking from 127.0.0.3) cannot reach any target while the other two can.
+// A thousand failures seen from nyc1 open no incident; then a server that
+// really stops answering is confirmed from the two others.
+func TestFalseAlarmsAreFilteredOut(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs three probers and a verifier")
+	}
+	const servers, faults = 100, 1000
+	var broken atomic.Bool // s7 stops answering when set
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/s7" && broken.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})}
+	go web.Serve(unreachableFrom{l, "127.0.0.3"})
+	defer web.Close()
+
+	var cfg strings.Builder
+	cfg.WriteString("site: {name: Example Hosting}\nchecks: {interval: 1s, timeout: 500ms, verify: {locations: 2, quorum: 2}}\nlocations: [lon1, ams1, nyc1]\n")
+	cfg.WriteString("staff: [{name: Alice, email: alice@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 1, from: alarm@example.net, tls: none}}\n")
+	cfg.WriteString("boxes:\n  - id: web\n    name: Web\n    servers:\n")
+	for i := range servers {
+		fmt.Fprintf(&cfg, "      - {id: s%d, check: \"http://%s/s%d\"}\n", i, l.Addr(), i)
+	}
+	cfgFile := filepath.Join(t.TempDir(), "tocsin.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	nats := bustest.Start(t)
+	common := []string{"run", "--config", cfgFile, "--nats", nats.URL, "--shutdown-timeout", "10s"}
+	var procs []*process
+	for i, loc := range []string{"lon1", "ams1", "nyc1"} {
+		procs = append(procs, startProcess(t, append(common, "--services", "prober", "--location", loc, "--source-address", fmt.Sprintf("127.0.0.%d", i+1))...))
+	}
+	procs = append(procs, startProcess(t, append(common, "--services", "verifier")...))
+	defer func() {
+		if t.Failed() {
+			for _, p := range procs {
+				t.Logf("%s:\n%s", strings.Join(p.args, " "), p.log.String())
+			}
+		}
+	}()
+
+	b := nats.Connect(t, nil)
+	ctx := context.Background()
+	count := func(subject string) (int, []jetstream.Msg) {
+		c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := int(info.NumPending)
+		var msgs []jetstream.Msg
+		if subject == events.SubjectIncidents && n > 0 {
+			batch, err := c.FetchNoWait(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range batch.Messages() {
+				msgs = append(msgs, m)
+			}
+		}
+		return n, msgs
+	}
+
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		n, _ := count(events.SubjectFalseAlarms)
+		if n >= faults {
+			t.Logf("%d false alarms", n)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d false alarms in 3 minutes", n)
+		}
+		time.Sleep(time.Second)
+	}
+	if n, msgs := count(events.SubjectIncidents); n != 0 {
+		t.Fatalf("%d incident events for faults only one location saw, first %s", n, msgs[0].Subject())
+	}
+
+	// A real outage: s7 answers 503 to everyone.
+	broken.Store(true)
+	var opened *events.IncidentOpened
+	for opened == nil {
+		if time.Now().After(deadline.Add(time.Minute)) {
+			t.Fatal("the real outage was not confirmed")
+		}
+		time.Sleep(200 * time.Millisecond)
+		_, msgs := count(events.SubjectIncidents)
+		for _, m := range msgs {
+			ev, err := events.Decode(m.Subject(), m.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o, ok := ev.Data.(*events.IncidentOpened); ok {
+				if o.Servers[0].Server != "s7" {
+					t.Fatalf("incident for %s, which nobody broke: %+v", o.Servers[0].Server, o)
+				}
+				opened = o
+			}
+		}
+	}
+	a := opened.Servers[0]
+	seen := strings.Join(a.Locations, ",")
+	if !strings.Contains(seen, "lon1") || !strings.Contains(seen, "ams1") || a.Verification != "confirmed by 2 of 2 re-checks" {
+		t.Errorf("incident seen from %s (%s), want confirmed by lon1 and ams1", seen, a.Verification)
+	}
+}
