@@ -26,6 +26,7 @@ const (
 	TypeProbeResult        Type = "probe.result"
 	TypeServerStateChanged Type = "server.state_changed"
 	TypeFalseAlarm         Type = "server.false_alarm"
+	TypeBoxStateChanged    Type = "box.state_changed"
 	TypeIncidentOpened     Type = "incident.opened"
 	TypeIncidentResolved   Type = "incident.resolved"
 )
@@ -144,6 +145,8 @@ func newPayload(t Type) (Payload, error) {
 		return &ServerStateChanged{}, nil
 	case TypeFalseAlarm:
 		return &FalseAlarm{}, nil
+	case TypeBoxStateChanged:
+		return &BoxStateChanged{}, nil
 	case TypeIncidentOpened:
 		return &IncidentOpened{}, nil
 	case TypeIncidentResolved:

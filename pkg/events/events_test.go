@@ -42,6 +42,10 @@ func samples() map[string]Event {
 			Server: "mx1", Box: "mx", Seen: t0.Add(17 * time.Second), Reason: "connection refused",
 			Locations: []string{"nyc1"}, Why: "2 of 2 re-checks succeeded", Asked: 2, OK: 2,
 		}),
+		"box_state_changed": New("mx/state/3", "verifier", t0.Add(20*time.Second), &BoxStateChanged{
+			Box: "mx", From: BoxOperational, To: BoxDegraded, Since: t0.Add(20 * time.Second),
+			Up: []string{"mx2"}, Down: []string{"mx1"},
+		}),
 		"incident_opened": New("20261121-mx1-4/opened", "verifier", t0.Add(20*time.Second), &IncidentOpened{
 			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Title: "mx1 (Incoming mail) is down",
 			Servers: []AffectedServer{{

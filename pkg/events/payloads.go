@@ -301,3 +301,48 @@ func checkURL(s string) error {
 	}
 	return nil
 }
+
+// BoxState is whether a box's service is available: a box of redundant
+// servers is up while one of its servers is.
+type BoxState string
+
+// The box states.
+const (
+	BoxOperational BoxState = "operational" // every server in service is up
+	BoxDegraded    BoxState = "degraded"    // some down, at least one up: the service is available; staff know, the public need not
+	BoxDown        BoxState = "down"        // every server in service is down: an outage
+)
+
+// Valid reports whether b is one of the known box states.
+func (b BoxState) Valid() bool {
+	return b == BoxOperational || b == BoxDegraded || b == BoxDown
+}
+
+// BoxStateChanged records a box moving from one state to another.
+type BoxStateChanged struct {
+	Box   string    `json:"box"`
+	From  BoxState  `json:"from,omitempty"` // empty for a box never judged before
+	To    BoxState  `json:"to"`
+	Since time.Time `json:"since"`
+	Up    []string  `json:"up,omitempty"`   // its servers that are up
+	Down  []string  `json:"down,omitempty"` // its servers that are down
+}
+
+func (*BoxStateChanged) EventType() Type   { return TypeBoxStateChanged }
+func (c *BoxStateChanged) Subject() string { return SubjectBoxChanged(c.Box) }
+func (c *BoxStateChanged) Validate() error {
+	if err := checkToken("box", c.Box); err != nil {
+		return err
+	}
+	switch {
+	case c.From != "" && !c.From.Valid():
+		return fmt.Errorf("unknown box state %q in from", c.From)
+	case !c.To.Valid():
+		return fmt.Errorf("unknown box state %q in to", c.To)
+	case c.From == c.To:
+		return fmt.Errorf("from and to are both %q", c.To)
+	case c.Since.IsZero():
+		return errors.New("missing since")
+	}
+	return nil
+}

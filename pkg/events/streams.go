@@ -14,6 +14,7 @@ const (
 	SubjectProbeResults  = "probe.result.>"
 	SubjectServerChanges = "server.*.changed"
 	SubjectFalseAlarms   = "server.*.false_alarm"
+	SubjectBoxChanges    = "box.*.changed"
 	SubjectIncidents     = "incident.>"
 	SubjectDeadLetters   = "dead.>"
 )
@@ -29,6 +30,9 @@ func SubjectServerChanged(server string) string { return "server." + server + ".
 
 // SubjectFalseAlarm is where one server's false alarms go.
 func SubjectFalseAlarm(server string) string { return "server." + server + ".false_alarm" }
+
+// SubjectBoxChanged is where one box's state changes go.
+func SubjectBoxChanged(box string) string { return "box." + box + ".changed" }
 
 // SubjectIncident is where one step of an incident's life goes.
 func SubjectIncident(id, step string) string { return "incident." + id + "." + step }
@@ -51,6 +55,8 @@ const (
 	// BucketDeliveries records each notification sent, keyed by notification id,
 	// so that a redelivered event never sends twice.
 	BucketDeliveries = "tocsin-deliveries"
+	// BucketBoxes holds the state of every box, keyed by box id.
+	BucketBoxes = "tocsin-boxes"
 	// BucketLocations holds each live prober's heartbeat, keyed by location
 	// and instance; a location is live while one of its heartbeats is fresh.
 	BucketLocations = "tocsin-locations"
@@ -96,8 +102,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:        StreamEvents,
-			Description: "Server state changes, false alarms and incidents: the history every downstream service works from.",
-			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectIncidents},
+			Description: "Server and box state changes, false alarms and incidents: the history every downstream service works from.",
+			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectBoxChanges, SubjectIncidents},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
@@ -123,6 +129,13 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 		{
 			Bucket:      BucketServers,
 			Description: "The verifier's state of every server.",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		},
+		{
+			Bucket:      BucketBoxes,
+			Description: "The verifier's state of every box.",
 			History:     1,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,

@@ -58,6 +58,9 @@ func New(cfg *config.Config, deps Deps) *Verifier {
 type record struct {
 	judge.Server
 	Pending []outgoing `json:"pending,omitempty"`
+	// BoxDirty says the server's state changed and its box is still to be
+	// judged again.
+	BoxDirty bool `json:"box_dirty,omitempty"`
 }
 
 // outgoing is one event ready to publish.
@@ -82,6 +85,10 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	boxes, err := v.deps.Bus.KV(ctx, events.BucketBoxes)
+	if err != nil {
+		return err
+	}
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
 		Name:    "verifier",
@@ -90,7 +97,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 		Key:     func(subject string) string { return subject },
 		// A verifier deployed afresh need not judge a day of old results.
 		Since: 10 * time.Minute,
-	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, kv, live, ev) })
+	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, kv, boxes, live, ev) })
 }
 
 // handle decides, records the decision with its events, then publishes them.
@@ -98,7 +105,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 // fails, the events wait in the record and go out when the server's next
 // result (or this one, redelivered) is handled. Every id is derived from the
 // state, so publishing twice stores once.
-func (v *Verifier) handle(ctx context.Context, kv jetstream.KeyValue, live *locations.Live, ev events.Event) error {
+func (v *Verifier) handle(ctx context.Context, kv, boxes jetstream.KeyValue, live *locations.Live, ev events.Event) error {
 	r, ok := ev.Data.(*events.ProbeResult)
 	if !ok {
 		return bus.Permanent(fmt.Errorf("a %s event on a results subject", ev.Type))
@@ -114,11 +121,11 @@ func (v *Verifier) handle(ctx context.Context, kv jetstream.KeyValue, live *loca
 	if err != nil {
 		return err
 	}
-	if len(rec.Pending) > 0 {
-		if err := v.publish(ctx, rec.Pending); err != nil {
+	if len(rec.Pending) > 0 || rec.BoxDirty {
+		if err := v.carryOut(ctx, kv, boxes, target, rec); err != nil {
 			return err
 		}
-		rec.Pending = nil
+		rec.Pending, rec.BoxDirty = nil, false
 		if rev, err = store(ctx, kv, r.Server, rec, rev); err != nil {
 			return err
 		}
@@ -137,23 +144,129 @@ func (v *Verifier) handle(ctx context.Context, kv jetstream.KeyValue, live *loca
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	rec = record{Server: next, Pending: out}
+	rec = record{Server: next, Pending: out, BoxDirty: len(fx.Changes) > 0}
 	if rev, err = store(ctx, kv, r.Server, rec, rev); err != nil {
 		return err
 	}
-	if len(out) == 0 {
+	if len(out) == 0 && !rec.BoxDirty {
 		return nil
 	}
-	if err := v.publish(ctx, out); err != nil {
+	if err := v.carryOut(ctx, kv, boxes, target, rec); err != nil {
 		return err // the redelivery finds them pending
 	}
 	v.logEffects(log, fx)
-	rec.Pending = nil
+	rec.Pending, rec.BoxDirty = nil, false
 	if _, err := store(ctx, kv, r.Server, rec, rev); err != nil {
 		// Harmless: they are published again later, and stored once.
 		log.Warn("published events stay marked pending", "err", err)
 	}
 	return nil
+}
+
+// carryOut publishes a record's pending events and, if its state changed,
+// judges its box again.
+func (v *Verifier) carryOut(ctx context.Context, kv, boxes jetstream.KeyValue, target config.Target, rec record) error {
+	if err := v.publish(ctx, rec.Pending); err != nil {
+		return err
+	}
+	if rec.BoxDirty {
+		return v.judgeBox(ctx, kv, boxes, target.Box, rec.Since)
+	}
+	return nil
+}
+
+// boxRecord is what the boxes bucket holds per box.
+type boxRecord struct {
+	State   events.BoxState `json:"state"`
+	Since   time.Time       `json:"since"`
+	Seq     int64           `json:"seq"`
+	Pending []outgoing      `json:"pending,omitempty"`
+}
+
+// judgeBox works a box's state out again from its servers' records, and
+// records and announces a change. Two servers of a box may change at once,
+// in different workers: the box record is written with compare-and-set,
+// and a writer that lost the race reads every server again and retries.
+func (v *Verifier) judgeBox(ctx context.Context, kv, boxes jetstream.KeyValue, box *config.Box, at time.Time) error {
+	for attempt := 0; ; attempt++ {
+		var br boxRecord
+		rev := uint64(0)
+		e, err := boxes.Get(ctx, box.ID)
+		switch {
+		case err == nil:
+			rev = e.Revision()
+			if err := json.Unmarshal(e.Value(), &br); err != nil {
+				br = boxRecord{}
+			}
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return fmt.Errorf("read state of box %s: %w", box.ID, err)
+		}
+		hadPending := len(br.Pending) > 0
+		if hadPending {
+			// A change recorded before a crash, not yet announced.
+			if err := v.publish(ctx, br.Pending); err != nil {
+				return err
+			}
+			br.Pending = nil
+		}
+		states := map[string]events.ServerState{}
+		for _, s := range box.Servers {
+			if !s.Serving() {
+				continue
+			}
+			rec, _, err := v.load(ctx, kv, s.ID, v.log)
+			if err != nil {
+				return err
+			}
+			states[s.ID] = rec.State
+		}
+		state, up, down := judge.BoxState(states)
+		var change []outgoing
+		if state != br.State {
+			c := &events.BoxStateChanged{Box: box.ID, From: br.State, To: state, Since: at, Up: up, Down: down}
+			br.Seq++
+			ev := events.New(fmt.Sprintf("%s/state/%d-%d", box.ID, br.Seq, at.UnixMilli()), "verifier", at, c)
+			b, err := ev.Marshal()
+			if err != nil {
+				return err
+			}
+			change = []outgoing{{Subject: ev.Subject(), ID: ev.ID, Data: b}}
+			br.State, br.Since, br.Pending = state, at, change
+		} else if !hadPending {
+			return nil // nothing to record
+		}
+		b, err := json.Marshal(br)
+		if err != nil {
+			return err
+		}
+		if rev == 0 {
+			rev, err = boxes.Create(ctx, box.ID, b)
+		} else {
+			rev, err = boxes.Update(ctx, box.ID, b, rev)
+		}
+		if bus.IsConflict(err) && attempt < 10 {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("record state of box %s: %w", box.ID, err)
+		}
+		if len(change) == 0 {
+			return nil
+		}
+		if err := v.publish(ctx, change); err != nil {
+			return err // the next judgement of the box publishes it
+		}
+		if state == events.BoxDown {
+			v.log.Warn("box down: no server of it answers", "box", box.ID, "down", down)
+		} else {
+			v.log.Info("box state changed", "box", box.ID, "to", state, "down", down)
+		}
+		br.Pending = nil
+		if b, err = json.Marshal(br); err == nil {
+			_, _ = boxes.Update(ctx, box.ID, b, rev) // best effort: publishing again is harmless
+		}
+		return nil
+	}
 }
 
 // outgoing turns a decision into the events to publish, in order.

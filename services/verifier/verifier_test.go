@@ -2,9 +2,11 @@ package verifier
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -314,5 +316,76 @@ func TestPendingEventsAreFlushed(t *testing.T) {
 	publishResult(t, b, "mx1", 100, false)
 	if got := incidentEvents(t, b, 1); got[0] != "incident.20261121-aaaaaa.opened" {
 		t.Errorf("incident events %v, want the pending one", got)
+	}
+}
+
+// TestBoxOfTwo: one server down leaves its box degraded, both down take it
+// down, and it is operational again when they recover.
+func TestBoxOfTwo(t *testing.T) {
+	b := bustest.New(t)
+	start(t, b, testConfig(t))
+	ctx := context.Background()
+	boxes, err := b.KV(ctx, events.BucketBoxes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBox := func(want events.BoxState) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			var br boxRecord
+			if e, err := boxes.Get(ctx, "mx"); err == nil {
+				json.Unmarshal(e.Value(), &br)
+			}
+			if br.State == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("box mx is %q, want %q", br.State, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	publishResult(t, b, "mx1", 1, true)
+	publishResult(t, b, "mx2", 1, true)
+	waitBox(events.BoxOperational)
+
+	publishResult(t, b, "mx1", 2, false)
+	answer(t, b, "mx1", 3, false)
+	waitBox(events.BoxDegraded)
+
+	publishResult(t, b, "mx2", 4, false)
+	answer(t, b, "mx2", 5, false)
+	waitBox(events.BoxDown)
+
+	for n := 6; n < 8; n++ {
+		publishResult(t, b, "mx1", n, true)
+	}
+	waitBox(events.BoxDegraded)
+	for n := 8; n < 10; n++ {
+		publishResult(t, b, "mx2", n, true)
+	}
+	waitBox(events.BoxOperational)
+
+	// The announcements, in order.
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectBoxChanged("mx")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for len(got) < 5 {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("box events so far %v: %v", got, err)
+		}
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		bc := ev.Data.(*events.BoxStateChanged)
+		got = append(got, fmt.Sprintf("%s(%s)", bc.To, strings.Join(bc.Down, ",")))
+	}
+	if want := "operational() degraded(mx1) down(mx1,mx2) degraded(mx2) operational()"; strings.Join(got, " ") != want {
+		t.Errorf("box events %v, want %s", got, want)
 	}
 }
