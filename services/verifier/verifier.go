@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,6 +38,16 @@ type Verifier struct {
 	log     *slog.Logger
 	policy  judge.Policy
 	workers int // results for one server stay in order
+
+	// cache holds each server's record as last read or written, so that a
+	// result need not read the bucket; a failed write drops the entry.
+	mu    sync.Mutex
+	cache map[string]cached
+}
+
+type cached struct {
+	rec record
+	rev uint64
 }
 
 // New returns a verifier for the fleet in cfg.
@@ -50,7 +61,25 @@ func New(cfg *config.Config, deps Deps) *Verifier {
 		// A failure is confirmed when quorum of the re-checks fail as well.
 		policy:  judge.Policy{Ask: cfg.Checks.Verify.Locations, Quorum: cfg.Checks.Verify.Quorum, RecoverAfter: cfg.Checks.RecoverAfter},
 		workers: 16,
+		cache:   map[string]cached{},
 	}
+}
+
+func (v *Verifier) cached(server string) (cached, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.cache[server]
+	return c, ok
+}
+
+func (v *Verifier) remember(server string, rec record, rev uint64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if rev == 0 {
+		delete(v.cache, server)
+		return
+	}
+	v.cache[server] = cached{rec, rev}
 }
 
 // record is what the bucket holds per server: the judge's state and the
@@ -117,10 +146,28 @@ func (v *Verifier) handle(ctx context.Context, kv, boxes jetstream.KeyValue, liv
 	}
 	log := v.log.With("server", r.Server)
 
-	rec, rev, err := v.load(ctx, kv, r.Server, log)
-	if err != nil {
-		return err
+	c, ok := v.cached(r.Server)
+	if !ok {
+		rec, rev, err := v.load(ctx, kv, r.Server, log)
+		if err != nil {
+			return err
+		}
+		c = cached{rec, rev}
 	}
+	err := v.judge(ctx, kv, boxes, live, r, target, c, log)
+	if err != nil {
+		v.remember(r.Server, record{}, 0) // read it afresh next time
+	}
+	return err
+}
+
+func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live *locations.Live, r *events.ProbeResult, target config.Target, c cached, log *slog.Logger) (err error) {
+	rec, rev := c.rec, c.rev
+	defer func() {
+		if err == nil {
+			v.remember(r.Server, rec, rev)
+		}
+	}()
 	if len(rec.Pending) > 0 || rec.BoxDirty {
 		if err := v.carryOut(ctx, kv, boxes, target, rec); err != nil {
 			return err
@@ -144,6 +191,13 @@ func (v *Verifier) handle(ctx context.Context, kv, boxes jetstream.KeyValue, liv
 	if err != nil {
 		return bus.Permanent(err)
 	}
+	if len(out) == 0 && len(fx.Changes) == 0 && next.Same(rec.Server) {
+		// Nothing but the time of the newest result: not worth a write.
+		// After a restart an older time is read back, and the results
+		// between are judged again, changing nothing again.
+		rec.Server = next
+		return nil
+	}
 	rec = record{Server: next, Pending: out, BoxDirty: len(fx.Changes) > 0}
 	if rev, err = store(ctx, kv, r.Server, rec, rev); err != nil {
 		return err
@@ -156,9 +210,12 @@ func (v *Verifier) handle(ctx context.Context, kv, boxes jetstream.KeyValue, liv
 	}
 	v.logEffects(log, fx)
 	rec.Pending, rec.BoxDirty = nil, false
-	if _, err := store(ctx, kv, r.Server, rec, rev); err != nil {
+	if newRev, err := store(ctx, kv, r.Server, rec, rev); err != nil {
 		// Harmless: they are published again later, and stored once.
 		log.Warn("published events stay marked pending", "err", err)
+		rev = 0 // read it afresh next time
+	} else {
+		rev = newRev
 	}
 	return nil
 }

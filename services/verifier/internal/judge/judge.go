@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"encoding/base32"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -145,7 +146,9 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 
 	if r.OK {
 		s.Fails = 0
-		s.OKs++
+		if s.State == events.StateDown {
+			s.OKs++ // counted only where they lead somewhere: recovery
+		}
 		switch s.State {
 		case events.StateUnknown:
 			fx.Changes = append(fx.Changes, s.change(&at, events.StateUp, f, ""))
@@ -180,6 +183,13 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 		s.Reason = r.Reason
 	}
 	return s, fx
+}
+
+// Same reports whether s and o differ in nothing but when their newest
+// result was taken: a result that changes nothing else need not be written.
+func (s Server) Same(o Server) bool {
+	s.Last, o.Last = time.Time{}, time.Time{}
+	return reflect.DeepEqual(s, o)
 }
 
 // clone copies what Apply changes in place.
