@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"time"
 )
 
@@ -157,25 +156,30 @@ func newPayload(t Type) (Payload, error) {
 	return nil, fmt.Errorf("unknown event type %q", t)
 }
 
-// strictUnmarshal refuses trailing data. Unknown fields are allowed on purpose:
-// a newer producer may add optional fields without breaking older consumers.
-func strictUnmarshal(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if dec.More() {
-		return errors.New("trailing data after JSON value")
-	}
-	return nil
-}
-
-var tokenRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$`)
+// strictUnmarshal refuses trailing data (json.Unmarshal does). Unknown
+// fields are allowed on purpose: a newer producer may add optional fields
+// without breaking older consumers.
+func strictUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
 
 // ValidToken reports whether s can be a server, box, location or incident id:
 // it becomes one token of a NATS subject and of a key-value key, so it may not
-// hold dots, wildcards or spaces.
-func ValidToken(s string) bool { return tokenRE.MatchString(s) }
+// hold dots, wildcards or spaces. It runs for every event decoded, hence no
+// regular expression.
+func ValidToken(s string) bool {
+	if len(s) == 0 || len(s) > 63 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case (c == '-' || c == '_') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 func checkToken(what, s string) error {
 	if s == "" {

@@ -108,7 +108,7 @@ func TestDecodeErrors(t *testing.T) {
 	}{
 		{"not json", "", "hello", "malformed envelope"},
 		{"empty", "", "", "malformed envelope"},
-		{"trailing data", "", string(good) + "{}", "trailing data"},
+		{"trailing data", "", string(good) + "{}", "after top-level value"},
 		{"newer version", "", replace(`"v":1`, `"v":2`), "unsupported envelope version 2"},
 		{"unknown type", "", replace(`"type":"probe.result"`, `"type":"probe.weird"`), `unknown event type "probe.weird"`},
 		{"missing type", "", replace(`"type":"probe.result"`, `"type":""`), "missing event type"},
@@ -170,4 +170,15 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("round trip changed the event (-first +second):\n%s", diff)
 		}
 	})
+}
+
+func TestValidToken(t *testing.T) {
+	for s, want := range map[string]bool{
+		"mx1": true, "web-2": true, "db_3": true, "A9": true, strings.Repeat("a", 63): true,
+		"": false, "-x": false, "_x": false, "mx1.internal": false, "a b": false, "a*": false, "a>": false, strings.Repeat("a", 64): false, "é": false,
+	} {
+		if got := ValidToken(s); got != want {
+			t.Errorf("ValidToken(%q) = %v, want %v", s, got, want)
+		}
+	}
 }

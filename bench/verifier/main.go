@@ -1,0 +1,257 @@
+// Command verifier measures how many probe results per second the verifier
+// judges, and how long a result that changes a server's state takes to
+// come out as a state change. It runs the verifier service against an
+// embedded JetStream server, as `tocsin run` does on one box.
+//
+//	go run ./bench/verifier -servers 10000 -results 1000000
+//
+// docs/benchmarks.md explains the figures and keeps the results.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/verifier"
+)
+
+func main() {
+	servers := flag.Int("servers", 10000, "servers in the fleet, two to a box")
+	results := flag.Int("results", 1_000_000, "results published before the verifier starts, then drained")
+	changes := flag.Int("changes", 2000, "results that change a server's state, timed one by one")
+	rate := flag.Int("rate", 20000, "results per second of the background load while the changes are timed")
+	profile := flag.String("cpuprofile", "", "write a CPU profile of the drain to this file")
+	flag.Parse()
+	if err := run(*servers, *results, *changes, *rate, *profile, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/verifier:", err)
+		os.Exit(1)
+	}
+}
+
+func run(servers, results, changes, rate int, profile string, out io.Writer) error {
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	dir, err := os.MkdirTemp("", "tocsin-bench-verifier-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir})
+	if err != nil {
+		return err
+	}
+	defer ns.Shutdown()
+	b, err := bus.Connect("", ns, "bench verifier", log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	if err := b.Ensure(ctx, 1); err != nil {
+		return err
+	}
+	cfg, err := config.Parse("bench.yaml", fleet(servers), func(string) (string, bool) { return "", false })
+	if err != nil {
+		return err
+	}
+
+	// Phase 1: a backlog of successes, drained as fast as the verifier can.
+	pub, err := bus.Connect("", ns, "bench publisher", log)
+	if err != nil {
+		return err
+	}
+	defer pub.Close()
+	t0 := time.Now()
+	start := time.Now().Add(-time.Hour)
+	for i := range results {
+		s := i % servers
+		at := start.Add(time.Duration(i/servers) * time.Second)
+		if err := publishAsync(pub, s, at, true, fmt.Sprintf("b%d", i)); err != nil {
+			return err
+		}
+	}
+	select {
+	case <-pub.JS.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		return fmt.Errorf("publishing the backlog took over 5 minutes")
+	}
+	fmt.Fprintf(out, "published %d results for %d servers in %s\n", results, servers, time.Since(t0).Round(time.Millisecond))
+
+	vctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var wg sync.WaitGroup
+	var runErr error
+	wg.Go(func() { runErr = verifier.New(cfg, verifier.Deps{Bus: b, Log: log}).Run(vctx) })
+
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+	}
+	u0, s0 := cpu()
+	began := time.Now()
+	for {
+		c, err := b.JS.Consumer(ctx, events.StreamResults, "verifier")
+		if err == nil {
+			info, err := c.Info(ctx)
+			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream > 0 {
+				break
+			}
+		}
+		if time.Since(began) > 10*time.Minute {
+			return fmt.Errorf("the backlog was not drained in 10 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	took := time.Since(began)
+	u1, s1 := cpu()
+	pprof.StopCPUProfile()
+	fmt.Fprintf(out, "drained %d results in %s: %.0f results/s, %.3f CPU-s per 1,000 results (verifier, JetStream and publisher in one process)\n",
+		results, took.Round(time.Millisecond), float64(results)/took.Seconds(), ((u1-u0)+(s1-s0)).Seconds()*1000/float64(results))
+
+	// Phase 2: under a background load of successes, failures of servers
+	// that are up, each timed from its publication to its state change.
+	sub, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectServerChanges}, DeliverPolicy: jetstream.DeliverNewPolicy})
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
+	var lat []time.Duration
+	cc, err := sub.Consume(func(m jetstream.Msg) {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			return
+		}
+		c := ev.Data.(*events.ServerStateChanged)
+		if c.To != events.StateSuspect {
+			return
+		}
+		mu.Lock()
+		if t, ok := sent[c.Server]; ok {
+			lat = append(lat, time.Since(t))
+			delete(sent, c.Server)
+		}
+		mu.Unlock()
+	})
+	if err != nil {
+		return err
+	}
+	defer cc.Stop()
+	bg, bgStop := context.WithCancel(ctx)
+	defer bgStop()
+	var bgWG sync.WaitGroup
+	bgWG.Go(func() {
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; bg.Err() == nil; i++ {
+			<-tick.C
+			for j := range rate / 100 {
+				n := i*(rate/100) + j
+				publishAsync(pub, n%servers, time.Now(), true, fmt.Sprintf("g%d", n))
+			}
+		}
+	})
+	time.Sleep(time.Second)
+	for i := range changes {
+		s := (i * 7919) % servers
+		mu.Lock()
+		sent[serverID(s)] = time.Now()
+		mu.Unlock()
+		if err := publishAsync(pub, s, time.Now().Add(time.Minute), false, fmt.Sprintf("f%d", i)); err != nil {
+			return err
+		}
+		time.Sleep(time.Second / time.Duration(max(changes/10, 1)))
+	}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		mu.Lock()
+		n := len(lat)
+		mu.Unlock()
+		if n >= changes || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	bgStop()
+	bgWG.Wait()
+	mu.Lock()
+	slices.Sort(lat)
+	got := len(lat)
+	p := func(q float64) time.Duration { return lat[min(len(lat)-1, int(q*float64(len(lat))))] }
+	if got > 0 {
+		fmt.Fprintf(out, "state changes under %d results/s: %d of %d timed; result to state change p50 %s, p99 %s, max %s\n",
+			rate, got, changes, p(0.5).Round(10*time.Microsecond), p(0.99).Round(10*time.Microsecond), lat[len(lat)-1].Round(10*time.Microsecond))
+	}
+	mu.Unlock()
+	stop()
+	wg.Wait()
+	if got < changes {
+		return fmt.Errorf("only %d of %d state changes seen", got, changes)
+	}
+	return runErr
+}
+
+func serverID(i int) string { return fmt.Sprintf("s%06d", i) }
+
+func publishAsync(b *bus.Bus, s int, at time.Time, ok bool, id string) error {
+	r := &events.ProbeResult{Server: serverID(s), Location: "lon1", Check: "tcp://127.0.0.1:1", Task: id, Purpose: events.PurposeScheduled, Started: at, OK: ok}
+	if !ok {
+		r.Reason = "connection refused"
+	}
+	data, err := events.New(id, "bench", at, r).Marshal()
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(r.Subject())
+	m.Data = data
+	for {
+		_, err = b.JS.PublishMsgAsync(m, jetstream.WithMsgID(id))
+		if err == nil || !strings.Contains(err.Error(), "too many outstanding") {
+			return err
+		}
+		<-b.JS.PublishAsyncComplete()
+	}
+}
+
+func fleet(servers int) []byte {
+	var y strings.Builder
+	y.WriteString("site: {name: Bench}\nlocations: [lon1]\nchecks: {interval: 5m, verify: {locations: 1, quorum: 1}}\n")
+	y.WriteString("staff: [{name: A, email: a@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}\nboxes:\n")
+	for i := 0; i < servers; i += 2 {
+		fmt.Fprintf(&y, "  - {id: b%d, name: Box %d, servers: [{id: %s, check: \"tcp://127.0.0.1:1\"}", i/2, i/2, serverID(i))
+		if i+1 < servers {
+			fmt.Fprintf(&y, ", {id: %s, check: \"tcp://127.0.0.1:1\"}", serverID(i+1))
+		}
+		y.WriteString("]}\n")
+	}
+	return []byte(y.String())
+}
+
+func cpu() (user, sys time.Duration) {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
+}
+
