@@ -43,6 +43,17 @@ type Checks struct {
 	Timeout      Duration `yaml:"timeout"`  // how long one check may take
 	Verify       Verify   `yaml:"verify"`
 	RecoverAfter int      `yaml:"recover_after"` // successes in a row before a down server is up again
+	Flapping     Flapping `yaml:"flapping"`
+}
+
+// Flapping says when a server changes state too often to page for each
+// change: more than Changes changes between up and down within Window. Its
+// incident then stays open, and nobody is paged again, until it has been up
+// for Settle.
+type Flapping struct {
+	Changes int      `yaml:"changes"` // 0 turns the detection off
+	Window  Duration `yaml:"window"`
+	Settle  Duration `yaml:"settle"`
 }
 
 // Verify says how a failure is confirmed before anyone is told.

@@ -109,7 +109,8 @@ func TestDefaultsAndOverrides(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := minimal.Checks, (Checks{Interval: Duration(5 * time.Minute), Timeout: Duration(10 * time.Second),
-		Verify: Verify{Locations: 2, Quorum: 2}, RecoverAfter: 2}); got != want {
+		Verify: Verify{Locations: 2, Quorum: 2}, RecoverAfter: 2,
+		Flapping: Flapping{Changes: 6, Window: Duration(30 * time.Minute), Settle: Duration(10 * time.Minute)}}); got != want {
 		t.Errorf("defaults = %+v, want %+v", got, want)
 	}
 }

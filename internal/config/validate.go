@@ -29,6 +29,9 @@ const (
 	DefaultSMTPPort     = 587
 	DefaultSMTPSPort    = 465
 	DefaultListen       = "127.0.0.1:8080"
+	DefaultFlapChanges  = 6
+	DefaultFlapWindow   = 30 * time.Minute
+	DefaultFlapSettle   = 10 * time.Minute
 )
 
 func (c *Config) setDefaults() {
@@ -40,6 +43,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Checks.RecoverAfter == 0 {
 		c.Checks.RecoverAfter = DefaultRecoverAfter
+	}
+	if c.Checks.Flapping == (Flapping{}) {
+		c.Checks.Flapping = Flapping{Changes: DefaultFlapChanges, Window: Duration(DefaultFlapWindow), Settle: Duration(DefaultFlapSettle)}
 	}
 	if c.Checks.Verify == (Verify{}) {
 		c.Checks.Verify = Verify{Locations: DefaultVerifyQuorum, Quorum: DefaultVerifyQuorum}
@@ -185,6 +191,9 @@ func (v *validator) checks(c *Config) {
 	v.timeout(p("checks", "timeout"), ch.Timeout, ch.Interval)
 	if ch.RecoverAfter < 1 {
 		v.at(p("checks", "recover_after"), "recover_after must be at least 1")
+	}
+	if fl := ch.Flapping; fl.Changes < 0 || (fl.Changes > 0 && (fl.Window <= 0 || fl.Settle <= 0)) {
+		v.at(p("checks", "flapping"), "flapping needs changes (0 to turn it off), and a window and a settle time when it is on")
 	}
 	if ch.Verify.Quorum < 1 {
 		v.at(p("checks", "verify", "quorum"), "verify.quorum must be at least 1: one confirming failure at the least")

@@ -140,6 +140,9 @@ type ServerStateChanged struct {
 	Reason    string      `json:"reason,omitempty"`   // the failure that led here, if any
 	Incident  string      `json:"incident,omitempty"` // the incident this change opened or resolved
 	Locations []string    `json:"locations,omitempty"`
+	// Flapping: the server changes state too often; its incident stays
+	// open through the changes until it settles.
+	Flapping bool `json:"flapping,omitempty"`
 }
 
 func (*ServerStateChanged) EventType() Type   { return TypeServerStateChanged }

@@ -59,7 +59,10 @@ func New(cfg *config.Config, deps Deps) *Verifier {
 		cfg: cfg, deps: deps,
 		log: deps.Log.With("service", "verifier"),
 		// A failure is confirmed when quorum of the re-checks fail as well.
-		policy:  judge.Policy{Ask: cfg.Checks.Verify.Locations, Quorum: cfg.Checks.Verify.Quorum, RecoverAfter: cfg.Checks.RecoverAfter},
+		policy: judge.Policy{
+			Ask: cfg.Checks.Verify.Locations, Quorum: cfg.Checks.Verify.Quorum, RecoverAfter: cfg.Checks.RecoverAfter,
+			FlapChanges: cfg.Checks.Flapping.Changes, FlapWindow: cfg.Checks.Flapping.Window.D(), FlapSettle: cfg.Checks.Flapping.Settle.D(),
+		},
 		workers: 16,
 		cache:   map[string]cached{},
 	}

@@ -36,6 +36,11 @@ type Server struct {
 	Round *Round `json:"round,omitempty"`
 	// FalseAlarms counts the failures that other locations did not confirm.
 	FalseAlarms int64 `json:"false_alarms,omitempty"`
+	// Flips are the times of the recent changes between up and down, and
+	// Flapping says there were too many: the open incident then stays open
+	// through them, and nobody is paged again, until the server settles.
+	Flips    []time.Time `json:"flips,omitempty"`
+	Flapping bool        `json:"flapping,omitempty"`
 	// The open incident, if any.
 	Incident       string    `json:"incident,omitempty"`
 	IncidentOpened time.Time `json:"incident_opened,omitzero"`
@@ -66,6 +71,10 @@ type Policy struct {
 	// a new one.
 	RoundTimeout time.Duration
 	RecoverAfter int // successes in a row that bring a down server back up
+	// Flapping: more than FlapChanges changes between up and down within
+	// FlapWindow; it has settled once up for FlapSettle. 0 changes: never.
+	FlapChanges            int
+	FlapWindow, FlapSettle time.Duration
 }
 
 // Server facts from the config that the events carry.
@@ -152,17 +161,22 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 		switch s.State {
 		case events.StateUnknown:
 			fx.Changes = append(fx.Changes, s.change(&at, events.StateUp, f, ""))
+		case events.StateUp:
+			if s.Flapping && at.Sub(s.Since) >= p.FlapSettle {
+				// Up long enough: it has settled, and the outage is over.
+				s.Flapping, s.Flips = false, nil
+				s.resolve(&fx, at)
+			}
 		case events.StateDown:
 			if s.OKs >= p.RecoverAfter {
+				s.flip(at, p)
 				change := s.change(&at, events.StateUp, f, "")
-				change.Incident = s.Incident
+				change.Incident, change.Flapping = s.Incident, s.Flapping
 				fx.Changes = append(fx.Changes, change)
-				fx.Resolved = &events.IncidentResolved{
-					Incident: s.Incident, Opened: s.IncidentOpened, Resolved: at,
-					Title: s.IncidentTitle, Servers: []string{s.ID},
-				}
 				s.clearTrouble()
-				s.Incident, s.IncidentOpened, s.IncidentTitle = "", time.Time{}, ""
+				if !s.Flapping {
+					s.resolve(&fx, at)
+				}
 			}
 		}
 		return s, fx
@@ -175,7 +189,7 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 		s.FailedSince, s.Reason, s.Locations = at, r.Reason, []string{r.Location}
 		fx.Changes = append(fx.Changes, s.change(&at, events.StateSuspect, f, r.Reason))
 		if p.Quorum <= 0 {
-			s.confirm(&fx, at, r, f)
+			s.confirm(&fx, at, r, f, p)
 			return s, fx
 		}
 		s.ask(&fx, at, r, p)
@@ -183,6 +197,28 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 		s.Reason = r.Reason
 	}
 	return s, fx
+}
+
+// resolve ends the open incident.
+func (s *Server) resolve(fx *Effects, at time.Time) {
+	fx.Resolved = &events.IncidentResolved{
+		Incident: s.Incident, Opened: s.IncidentOpened, Resolved: at,
+		Title: s.IncidentTitle, Servers: []string{s.ID},
+	}
+	s.Incident, s.IncidentOpened, s.IncidentTitle = "", time.Time{}, ""
+}
+
+// flip records a change between up and down, forgetting those older than
+// the window, and marks the server flapping when there were too many.
+func (s *Server) flip(at time.Time, p Policy) {
+	if p.FlapChanges <= 0 {
+		return
+	}
+	s.Flips = slices.DeleteFunc(s.Flips, func(t time.Time) bool { return at.Sub(t) > p.FlapWindow })
+	s.Flips = append(s.Flips, at)
+	if len(s.Flips) > p.FlapChanges {
+		s.Flapping = true
+	}
 }
 
 // Same reports whether s and o differ in nothing but when their newest
@@ -194,7 +230,7 @@ func (s Server) Same(o Server) bool {
 
 // clone copies what Apply changes in place.
 func (s Server) clone() Server {
-	s.Locations = slices.Clone(s.Locations)
+	s.Locations, s.Flips = slices.Clone(s.Locations), slices.Clone(s.Flips)
 	if s.Round != nil {
 		rd := *s.Round
 		rd.Locations, rd.Answered = slices.Clone(rd.Locations), slices.Clone(rd.Answered)
@@ -226,7 +262,7 @@ func (s *Server) answer(fx *Effects, r *events.ProbeResult, f Facts, p Policy) {
 	}
 	switch {
 	case rd.Failed >= p.Quorum:
-		s.confirm(fx, at, r, f)
+		s.confirm(fx, at, r, f, p)
 	case rd.OK > rd.Asked-p.Quorum:
 		s.falseAlarm(fx, at, f, fmt.Sprintf("%d of %d re-checks succeeded", rd.OK, rd.Asked))
 	}
@@ -249,7 +285,8 @@ func (s *Server) falseAlarm(fx *Effects, at time.Time, f Facts, why string) {
 	s.Fails = 0
 }
 
-func (s *Server) confirm(fx *Effects, at time.Time, r *events.ProbeResult, f Facts) {
+func (s *Server) confirm(fx *Effects, at time.Time, r *events.ProbeResult, f Facts, p Policy) {
+	s.flip(at, p)
 	note := ""
 	if rd := s.Round; rd != nil {
 		note = fmt.Sprintf("confirmed by %d of %d re-checks", rd.Failed, rd.Asked)
@@ -259,6 +296,14 @@ func (s *Server) confirm(fx *Effects, at time.Time, r *events.ProbeResult, f Fac
 	}
 	s.Round = nil
 	change := s.change(&at, events.StateDown, f, r.Reason)
+	change.Flapping = s.Flapping
+	if s.Incident != "" {
+		// Flapping: the incident opened by the first outage is still open,
+		// and nobody is paged again.
+		change.Incident = s.Incident
+		fx.Changes = append(fx.Changes, change)
+		return
+	}
 	s.Incident = IncidentID(s.ID, s.Seq, s.FailedSince)
 	s.IncidentOpened = at
 	s.IncidentTitle = fmt.Sprintf("%s (%s) is down", s.ID, f.BoxName)

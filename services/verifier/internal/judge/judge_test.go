@@ -238,3 +238,27 @@ func TestIDsAreUniquePerOutage(t *testing.T) {
 		t.Errorf("only %d distinct ids over 30 outages and 30 false alarms", n)
 	}
 }
+
+func TestFlappingPagesOnceUntilSettled(t *testing.T) {
+	p := policy
+	p.FlapChanges, p.FlapWindow, p.FlapSettle = 3, time.Hour, 10*time.Second
+	outage := "fail a-fail a-fail ok ok "
+	s, trail, all := run(p, outage+outage+outage+strings.Repeat("ok ", 12))
+	got := strings.Join(trail, " ")
+	want := "suspect+recheck2 suspect down+open down up+resolve " + // first outage: paged and resolved
+		"suspect+recheck2 suspect down+open down up " + // second: the fourth change makes it flapping; the incident stays open
+		"suspect+recheck2 suspect down down up " + // third: no new incident, nobody paged
+		strings.Repeat("up ", 9) + "up+resolve up up" // up for 10s: settled, resolved
+	if got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	opened := 0
+	for _, fx := range all {
+		if fx.Opened != nil {
+			opened++
+		}
+	}
+	if opened != 2 || s.Flapping || s.Incident != "" {
+		t.Errorf("%d incidents opened, flapping %v, incident %q after settling", opened, s.Flapping, s.Incident)
+	}
+}
