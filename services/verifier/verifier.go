@@ -38,6 +38,7 @@ type Verifier struct {
 	log     *slog.Logger
 	policy  judge.Policy
 	workers int // results for one server stay in order
+	ackWait time.Duration
 
 	// cache holds each server's record as last read or written, so that a
 	// result need not read the bucket; a failed write drops the entry.
@@ -50,12 +51,20 @@ type cached struct {
 	rev uint64
 }
 
+// Option adjusts a verifier.
+type Option func(*Verifier)
+
+// WithAckWait sets how long a result may be in hand before JetStream gives
+// it to another verifier (default 30s): after a crash, that long passes
+// before the results it held are judged again.
+func WithAckWait(d time.Duration) Option { return func(v *Verifier) { v.ackWait = d } }
+
 // New returns a verifier for the fleet in cfg.
-func New(cfg *config.Config, deps Deps) *Verifier {
+func New(cfg *config.Config, deps Deps, opts ...Option) *Verifier {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Verifier{
+	v := &Verifier{
 		cfg: cfg, deps: deps,
 		log: deps.Log.With("service", "verifier"),
 		// A failure is confirmed when quorum of the re-checks fail as well.
@@ -66,6 +75,10 @@ func New(cfg *config.Config, deps Deps) *Verifier {
 		workers: 16,
 		cache:   map[string]cached{},
 	}
+	for _, o := range opts {
+		o(v)
+	}
+	return v
 }
 
 func (v *Verifier) cached(server string) (cached, bool) {
@@ -127,6 +140,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 		Filter:  []string{events.SubjectProbeResults},
 		Workers: v.workers,
 		Key:     func(subject string) string { return subject },
+		AckWait: v.ackWait,
 		// A verifier deployed afresh need not judge a day of old results.
 		Since: 10 * time.Minute,
 	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, kv, boxes, live, ev) })

@@ -1,0 +1,184 @@
+package verifier
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// TestVerifierKilledAtRandom kills the verifier without warning (its
+// connection cut mid-work, nothing drained) and starts it again, over and
+// over, while five servers have a real outage and five others are seen
+// failing from one location only. Exactly one incident opens and resolves
+// for each real outage, and none for the false alarms.
+func TestVerifierKilledAtRandom(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills and restarts the verifier for several seconds")
+	}
+	srv := bustest.Start(t)
+	cfg, err := config.Parse("test.yaml", []byte(`
+site: {name: Test}
+locations: [lon1, ams1, nyc1]
+checks: {interval: 1m, timeout: 1s, recover_after: 2, verify: {locations: 2, quorum: 2}}
+boxes:
+  - {id: a, name: A, servers: [{id: s0, check: "tcp://127.0.0.1:1"}, {id: s1, check: "tcp://127.0.0.1:1"}, {id: s2, check: "tcp://127.0.0.1:1"}, {id: s3, check: "tcp://127.0.0.1:1"}, {id: s4, check: "tcp://127.0.0.1:1"}]}
+  - {id: b, name: B, servers: [{id: s5, check: "tcp://127.0.0.1:1"}, {id: s6, check: "tcp://127.0.0.1:1"}, {id: s7, check: "tcp://127.0.0.1:1"}, {id: s8, check: "tcp://127.0.0.1:1"}, {id: s9, check: "tcp://127.0.0.1:1"}]}
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	world := srv.Connect(t, log) // the probers' side: results and answers
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	// The truth: a server is down, or seen failing from lon1 alone.
+	var mu sync.Mutex
+	down, fault := map[string]bool{}, map[string]bool{}
+	truth := func(server, location string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !down[server] && !(fault[server] && location == "lon1")
+	}
+	lkv, err := world.KV(ctx, events.BucketLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, loc := range cfg.Locations {
+		hb := fmt.Sprintf(`{"location":%q,"instance":"i","since":"2020-01-01T00:00:00Z","ttl_ms":3600000}`, loc)
+		if _, err := lkv.Put(ctx, loc+".i", []byte(hb)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var seq atomic.Int64
+	report := func(server, location, task, correlation string) {
+		n := seq.Add(1)
+		at := time.Now()
+		r := &events.ProbeResult{Server: server, Location: location, Check: "tcp://127.0.0.1:1", Task: task,
+			Purpose: events.PurposeScheduled, Correlation: correlation, Started: at, OK: truth(server, location)}
+		if !r.OK {
+			r.Reason = "connection refused"
+		}
+		if err := world.Publish(ctx, events.New(fmt.Sprintf("r%d", n), "prober@"+location, at, r)); err != nil && ctx.Err() == nil {
+			t.Errorf("publish: %v", err)
+		}
+	}
+	// Scheduled checks from lon1, every 40 ms per server.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			for i := range 10 {
+				report(fmt.Sprintf("s%d", i), "lon1", "scheduled", "")
+			}
+			time.Sleep(40 * time.Millisecond)
+		}
+	})
+	// The other locations answer re-checks truthfully.
+	tasks, err := world.JS.CreateConsumer(ctx, events.StreamTasks, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := tasks.Consume(func(m jetstream.Msg) {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err == nil {
+			task := ev.Data.(*events.ProbeTask)
+			report(task.Server, task.Location, ev.ID, task.Correlation)
+		}
+		m.Ack()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+
+	// The verifier, killed and started again every 50 to 300 ms.
+	var kills atomic.Int64
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			b := srv.Connect(t, log)
+			vctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() {
+				New(cfg, Deps{Bus: b, Log: log}, WithAckWait(time.Second)).Run(vctx)
+				close(done)
+			}()
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Duration(50+rand.IntN(250)) * time.Millisecond):
+			}
+			b.NC.Close() // no drain, no goodbye
+			stop()
+			<-done
+			kills.Add(1)
+		}
+	})
+
+	// The script.
+	time.Sleep(time.Second)
+	mu.Lock()
+	for i := range 5 {
+		down[fmt.Sprintf("s%d", i)] = true
+		fault[fmt.Sprintf("s%d", i+5)] = true
+	}
+	mu.Unlock()
+	time.Sleep(4 * time.Second)
+	mu.Lock()
+	clear(down)
+	clear(fault)
+	mu.Unlock()
+	time.Sleep(6 * time.Second)
+
+	// Count what reached the stream.
+	opened, resolved := map[string]int{}, map[string]int{}
+	c, err := world.JS.OrderedConsumer(context.Background(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch d := ev.Data.(type) {
+		case *events.IncidentOpened:
+			opened[d.Servers[0].Server]++
+		case *events.IncidentResolved:
+			resolved[d.Servers[0]]++
+		}
+	}
+	cancel()
+	wg.Wait()
+	t.Logf("verifier killed %d times; incidents opened %v, resolved %v", kills.Load(), opened, resolved)
+	if kills.Load() < 10 {
+		t.Errorf("the verifier was killed only %d times", kills.Load())
+	}
+	for i := range 5 {
+		s := fmt.Sprintf("s%d", i)
+		if opened[s] != 1 || resolved[s] != 1 {
+			t.Errorf("%s: %d incidents opened, %d resolved; want exactly one of each", s, opened[s], resolved[s])
+		}
+		if f := fmt.Sprintf("s%d", i+5); opened[f] != 0 {
+			t.Errorf("%s: %d incidents for failures seen from one location only", f, opened[f])
+		}
+	}
+}
