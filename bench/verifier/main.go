@@ -254,4 +254,3 @@ func cpu() (user, sys time.Duration) {
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano()), time.Duration(ru.Stime.Nano())
 }
-
