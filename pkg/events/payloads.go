@@ -119,12 +119,17 @@ const (
 	StateUp      ServerState = "up"
 	StateSuspect ServerState = "suspect" // failed once, being verified: nobody is told yet
 	StateDown    ServerState = "down"    // failure confirmed
+	// StateMaintenance: in a planned window; whatever the checks see, nobody is paged.
+	StateMaintenance ServerState = "maintenance"
+	// StateNotInService: being prepared, or out of the cluster on purpose:
+	// shown red, never checked, never paged.
+	StateNotInService ServerState = "not_in_service"
 )
 
 // Valid reports whether s is one of the known states.
 func (s ServerState) Valid() bool {
 	switch s {
-	case StateUnknown, StateUp, StateSuspect, StateDown:
+	case StateUnknown, StateUp, StateSuspect, StateDown, StateMaintenance, StateNotInService:
 		return true
 	}
 	return false
@@ -314,11 +319,14 @@ const (
 	BoxOperational BoxState = "operational" // every server in service is up
 	BoxDegraded    BoxState = "degraded"    // some down, at least one up: the service is available; staff know, the public need not
 	BoxDown        BoxState = "down"        // every server in service is down: an outage
+	// BoxMaintenance: every server in service is in a maintenance window, so
+	// the service is off on purpose (the public were warned of it).
+	BoxMaintenance BoxState = "maintenance"
 )
 
 // Valid reports whether b is one of the known box states.
 func (b BoxState) Valid() bool {
-	return b == BoxOperational || b == BoxDegraded || b == BoxDown
+	return b == BoxOperational || b == BoxDegraded || b == BoxDown || b == BoxMaintenance
 }
 
 // BoxStateChanged records a box moving from one state to another.

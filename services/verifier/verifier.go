@@ -134,6 +134,9 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := v.markNotInService(ctx, kv, boxes); err != nil {
+		return err
+	}
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
 		Name:    "verifier",
@@ -200,7 +203,8 @@ func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live
 	policy := v.policy
 	// Answers may take two check timeouts (a busy location), and then some.
 	policy.RoundTimeout = 2*target.Timeout + 10*time.Second
-	next, fx := judge.Apply(rec.Server, r, judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check}, policy)
+	facts := judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check, Maintenance: v.cfg.MaintenanceAt(r.Server, r.Started)}
+	next, fx := judge.Apply(rec.Server, r, facts, policy)
 	if fx.Recheck != "" {
 		next.Round.Locations, next.Round.Fallback = v.recheckLocations(r.Location, fx.RecheckCount, live.List())
 	}
@@ -233,6 +237,64 @@ func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live
 		rev = 0 // read it afresh next time
 	} else {
 		rev = newRev
+	}
+	return nil
+}
+
+// markNotInService records the servers the config says are not in service:
+// they are never checked, so no result would ever say so. A server put back
+// in service is judged afresh by its first result.
+func (v *Verifier) markNotInService(ctx context.Context, kv, boxes jetstream.KeyValue) error {
+	now := v.deps.Now()
+	for i := range v.cfg.Boxes {
+		b := &v.cfg.Boxes[i]
+		for j := range b.Servers {
+			srv := &b.Servers[j]
+			rec, rev, err := v.load(ctx, kv, srv.ID, v.log)
+			if err != nil {
+				return err
+			}
+			to := events.StateNotInService
+			if srv.Serving() {
+				if rec.State != events.StateNotInService {
+					continue
+				}
+				to = events.StateUnknown
+			} else if rec.State == events.StateNotInService {
+				continue
+			}
+			if rec.ID == "" {
+				rec.ID = srv.ID
+			}
+			from := rec.State
+			if from == "" {
+				from = events.StateUnknown
+			}
+			if from == to {
+				continue
+			}
+			rec.Seq++
+			c := &events.ServerStateChanged{Server: srv.ID, Box: b.ID, From: from, To: to, Since: now, Incident: rec.Incident}
+			ev := events.New(fmt.Sprintf("%s/state/%d-%d", srv.ID, rec.Seq, now.UnixMilli()), "verifier", now, c)
+			data, err := ev.Marshal()
+			if err != nil {
+				return err
+			}
+			rec.State, rec.Since, rec.Round = to, now, nil
+			rec.Pending = append(rec.Pending, outgoing{Subject: ev.Subject(), ID: ev.ID, Data: data})
+			rec.BoxDirty = true
+			if rev, err = store(ctx, kv, srv.ID, rec, rev); err != nil {
+				return err
+			}
+			if err := v.carryOut(ctx, kv, boxes, config.Target{Box: b, Server: srv}, rec); err != nil {
+				return err
+			}
+			rec.Pending, rec.BoxDirty = nil, false
+			if _, err := store(ctx, kv, srv.ID, rec, rev); err != nil {
+				v.log.Warn("published events stay marked pending", "server", srv.ID, "err", err)
+			}
+			v.log.Info("server marked", "server", srv.ID, "state", to)
+		}
 	}
 	return nil
 }

@@ -389,3 +389,61 @@ func TestBoxOfTwo(t *testing.T) {
 		t.Errorf("box events %v, want %s", got, want)
 	}
 }
+
+// TestMaintenanceAndNotInService: a server out of service is recorded as
+// such at start and left out of its box; failures inside a maintenance
+// window page nobody.
+func TestMaintenanceAndNotInService(t *testing.T) {
+	b := bustest.New(t)
+	cfg, err := config.Parse("test.yaml", []byte(`
+site: {name: Test}
+locations: [lon1]
+checks: {interval: 1m, recover_after: 2, verify: {locations: 1, quorum: 1}}
+boxes:
+  - {id: mx, name: Incoming mail, servers: [{id: mx1, check: "tcp://127.0.0.1:25"}, {id: mx2, check: "tcp://127.0.0.1:26", in_service: false}]}
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}
+maintenance:
+  - {servers: [mx1], from: 2026-11-21T02:00:10Z, until: 2026-11-21T02:00:20Z, reason: Kernel upgrade}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, b, cfg)
+	waitState(t, b, "mx2", events.StateNotInService)
+
+	publishResult(t, b, "mx1", 1, true)
+	waitState(t, b, "mx1", events.StateUp)
+	for n := 11; n < 15; n++ { // inside the window
+		publishResult(t, b, "mx1", n, false)
+	}
+	waitState(t, b, "mx1", events.StateMaintenance)
+	publishResult(t, b, "mx1", 25, true) // after it
+	waitState(t, b, "mx1", events.StateUp)
+
+	ctx := context.Background()
+	info, err := b.JS.Stream(ctx, events.StreamTasks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := info.CachedInfo().State; st.Msgs != 0 {
+		t.Errorf("%d re-check tasks during maintenance", st.Msgs)
+	}
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ci, err := c.Info(ctx); err != nil || ci.NumPending != 0 {
+		t.Errorf("incident events during maintenance: %v %v", ci, err)
+	}
+	boxes, _ := b.KV(ctx, events.BucketBoxes)
+	e, err := boxes.Get(ctx, "mx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var br boxRecord
+	json.Unmarshal(e.Value(), &br)
+	if br.State != events.BoxOperational {
+		t.Errorf("box mx is %s with mx1 up and mx2 not in service, want operational", br.State)
+	}
+}

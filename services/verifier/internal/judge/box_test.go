@@ -32,3 +32,16 @@ func TestBoxState(t *testing.T) {
 		t.Errorf("up %v, down %v", gotUp, gotDown)
 	}
 }
+
+func TestBoxInMaintenance(t *testing.T) {
+	m, up := events.StateMaintenance, events.StateUp
+	if got, _, _ := BoxState(map[string]events.ServerState{"a": m, "b": m}); got != events.BoxMaintenance {
+		t.Errorf("all in maintenance: %s", got)
+	}
+	if got, _, _ := BoxState(map[string]events.ServerState{"a": m, "b": up}); got != events.BoxOperational {
+		t.Errorf("one in maintenance, one up: %s", got)
+	}
+	if got, _, _ := BoxState(map[string]events.ServerState{"a": m, "b": events.StateDown}); got != events.BoxDown {
+		t.Errorf("one in maintenance, one down: %s", got)
+	}
+}

@@ -82,6 +82,9 @@ type Facts struct {
 	Box     string
 	BoxName string
 	Check   string
+	// Maintenance is the reason of the maintenance window the result falls
+	// in, if any.
+	Maintenance string
 }
 
 // Effects are what follows from one result, in the order they must be
@@ -133,6 +136,12 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 		s.Last = r.Started
 	}
 	at := r.Started
+
+	if f.Maintenance != "" || s.State == events.StateMaintenance {
+		if done := s.maintain(&fx, at, r, f); done {
+			return s, fx
+		}
+	}
 
 	if s.State == events.StateSuspect {
 		switch {
@@ -197,6 +206,27 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 		s.Reason = r.Reason
 	}
 	return s, fx
+}
+
+// maintain handles a result while a maintenance window is open, or the
+// first after one closed; done says the result needs no further judgement.
+// A server that goes into maintenance stops being verified; one that is
+// down keeps its incident, which resolves when it is back.
+func (s *Server) maintain(fx *Effects, at time.Time, r *events.ProbeResult, f Facts) (done bool) {
+	if f.Maintenance != "" {
+		if s.State == events.StateDown {
+			return false
+		}
+		if s.State != events.StateMaintenance {
+			s.clearTrouble()
+			s.Fails, s.OKs = 0, 0
+			fx.Changes = append(fx.Changes, s.change(&at, events.StateMaintenance, f, "maintenance: "+f.Maintenance))
+		}
+		return true
+	}
+	// The window has closed: judge this result as the first ever seen.
+	fx.Changes = append(fx.Changes, s.change(&at, events.StateUnknown, f, "maintenance over"))
+	return false
 }
 
 // resolve ends the open incident.

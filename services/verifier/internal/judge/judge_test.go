@@ -262,3 +262,40 @@ func TestFlappingPagesOnceUntilSettled(t *testing.T) {
 		t.Errorf("%d incidents opened, flapping %v, incident %q after settling", opened, s.Flapping, s.Incident)
 	}
 }
+
+func TestMaintenance(t *testing.T) {
+	// Results 2 to 5 fall in a window: failures there page nobody.
+	var s Server
+	var trail []string
+	opened := 0
+	for i, ok := range []bool{true, true, false, false, false, true, true} {
+		r := &events.ProbeResult{Server: "mx1", Location: "lon1", Task: fmt.Sprint(i), Started: t0.Add(time.Duration(i) * time.Second), OK: ok}
+		if !ok {
+			r.Reason = "connection refused"
+		}
+		f := facts
+		if i >= 2 && i <= 5 {
+			f.Maintenance = "Kernel upgrade"
+		}
+		var fx Effects
+		s, fx = Apply(s, r, f, policy)
+		if fx.Opened != nil || fx.Recheck != "" {
+			opened++
+		}
+		trail = append(trail, string(s.State))
+	}
+	if got, want := strings.Join(trail, " "), "up up maintenance maintenance maintenance maintenance up"; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+	if opened != 0 {
+		t.Errorf("%d verifications or incidents during maintenance", opened)
+	}
+	// A server already down keeps its incident through a window.
+	s, _, _ = run(policy, "ok fail a-fail a-fail")
+	f := facts
+	f.Maintenance = "Kernel upgrade"
+	s2, fx := Apply(s, &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "m", Started: t0.Add(time.Minute), OK: false, Reason: "x"}, f, policy)
+	if s2.State != events.StateDown || s2.Incident == "" || len(fx.Changes) != 0 {
+		t.Errorf("a down server went into maintenance: %s %q", s2.State, s2.Incident)
+	}
+}
