@@ -189,12 +189,11 @@ func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live
 		}
 	}()
 	if len(rec.Pending) > 0 || rec.BoxDirty {
-		if err := v.carryOut(ctx, kv, boxes, target, rec); err != nil {
+		if rec, rev, err = v.finish(ctx, kv, boxes, target, rec, rev); err != nil {
 			return err
 		}
-		rec.Pending, rec.BoxDirty = nil, false
-		if rev, err = store(ctx, kv, r.Server, rec, rev); err != nil {
-			return err
+		if rev == 0 {
+			return errors.New("carried out what the record held, but could not say so; retrying")
 		}
 	}
 	if judge.Stale(rec.Server, r) {
@@ -219,26 +218,42 @@ func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live
 		rec.Server = next
 		return nil
 	}
-	rec = record{Server: next, Pending: out, BoxDirty: len(fx.Changes) > 0}
-	if rev, err = store(ctx, kv, r.Server, rec, rev); err != nil {
-		return err
-	}
-	if len(out) == 0 && !rec.BoxDirty {
-		return nil
-	}
-	if err := v.carryOut(ctx, kv, boxes, target, rec); err != nil {
-		return err // the redelivery finds them pending
+	if rec, rev, err = v.commit(ctx, kv, boxes, target, record{Server: next, Pending: out, BoxDirty: len(fx.Changes) > 0}, rev); err != nil {
+		return err // the redelivery finds the work in the record
 	}
 	v.logEffects(log, fx)
-	rec.Pending, rec.BoxDirty = nil, false
-	if newRev, err := store(ctx, kv, r.Server, rec, rev); err != nil {
-		// Harmless: they are published again later, and stored once.
-		log.Warn("published events stay marked pending", "err", err)
-		rev = 0 // read it afresh next time
-	} else {
-		rev = newRev
-	}
 	return nil
+}
+
+// commit records a decision with the events it implies and whether its box
+// must be judged again, then carries them out. Recording first means a
+// decision is never half carried out: after a crash, the work waits in the
+// record for the server's next result.
+func (v *Verifier) commit(ctx context.Context, kv, boxes jetstream.KeyValue, target config.Target, rec record, rev uint64) (record, uint64, error) {
+	rev, err := store(ctx, kv, target.Server.ID, rec, rev)
+	if err != nil {
+		return rec, 0, err
+	}
+	if len(rec.Pending) == 0 && !rec.BoxDirty {
+		return rec, rev, nil
+	}
+	return v.finish(ctx, kv, boxes, target, rec, rev)
+}
+
+// finish carries out what a stored record holds and marks it done. If the
+// mark cannot be written the work is done again later, harmlessly, and the
+// revision returned is 0: read the record afresh.
+func (v *Verifier) finish(ctx context.Context, kv, boxes jetstream.KeyValue, target config.Target, rec record, rev uint64) (record, uint64, error) {
+	if err := v.carryOut(ctx, kv, boxes, target, rec); err != nil {
+		return rec, 0, err
+	}
+	rec.Pending, rec.BoxDirty = nil, false
+	rev, err := store(ctx, kv, target.Server.ID, rec, rev)
+	if err != nil {
+		v.log.Warn("published events stay marked pending", "server", target.Server.ID, "err", err)
+		return rec, 0, nil
+	}
+	return rec, rev, nil
 }
 
 // markNotInService records the servers the config says are not in service:
@@ -283,15 +298,8 @@ func (v *Verifier) markNotInService(ctx context.Context, kv, boxes jetstream.Key
 			rec.State, rec.Since, rec.Round = to, now, nil
 			rec.Pending = append(rec.Pending, outgoing{Subject: ev.Subject(), ID: ev.ID, Data: data})
 			rec.BoxDirty = true
-			if rev, err = store(ctx, kv, srv.ID, rec, rev); err != nil {
+			if _, _, err := v.commit(ctx, kv, boxes, config.Target{Box: b, Server: srv}, rec, rev); err != nil {
 				return err
-			}
-			if err := v.carryOut(ctx, kv, boxes, config.Target{Box: b, Server: srv}, rec); err != nil {
-				return err
-			}
-			rec.Pending, rec.BoxDirty = nil, false
-			if _, err := store(ctx, kv, srv.ID, rec, rev); err != nil {
-				v.log.Warn("published events stay marked pending", "server", srv.ID, "err", err)
 			}
 			v.log.Info("server marked", "server", srv.ID, "state", to)
 		}
