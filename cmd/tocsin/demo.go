@@ -33,6 +33,9 @@ var demoBoxes = []struct {
 	{"hosting", "Hosting", "hosting", "Hosting Service", "#c0392b", "", []string{"host1", "host2", "host3"}},
 }
 
+// demoSources are the addresses the demo's three locations check from.
+var demoSources = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+
 type demoFlags struct {
 	data, logLevel          string
 	interval, every, outage time.Duration
@@ -123,7 +126,8 @@ roles:
 	}
 
 	fmt.Fprintf(stdout, "Tocsin demo: %d servers in %d boxes on loopback, checked every %s from %s in turn.\n", len(fleet), len(demoBoxes), f.interval, strings.Join(cfg.Locations, ", "))
-	fmt.Fprintf(stdout, "Every %s one server stops answering for %s; watch it be suspected, confirmed, emailed about and resolved.\n", f.every, f.outage)
+	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, emailed about and resolved)\n", f.every, f.outage)
+	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told).\n")
 	fmt.Fprintf(stdout, "Emails go to a mail server on loopback (%s) and are shown here. Ctrl-C to stop.\n\n", outbox.Addr)
 
 	var wg sync.WaitGroup
@@ -132,45 +136,70 @@ roles:
 	defer cancel()
 	out := &lockedWriter{w: stdout}
 	wg.Go(func() { showMail(ctx, outbox, out) })
-	wg.Go(func() { breakThings(ctx, fleet, f, out) })
+	wg.Go(func() { breakThings(ctx, fleet, cfg.Locations, f, out) })
 
-	rf := &runFlags{data: f.data, services: strings.Join(services, ","), location: strings.Join(cfg.Locations, ","), shutdown: 10 * time.Second, replicas: 1}
+	// Each location checks from an address of its own, so that one can lose
+	// its route to a server while the others still reach it.
+	rf := &runFlags{data: f.data, services: strings.Join(services, ","), location: strings.Join(cfg.Locations, ","),
+		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1}
 	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
 		wg.Go(func() { showChanges(ctx, b, out) })
 	})
 }
 
 // breakThings switches a random server off now and then, and on again.
-func breakThings(ctx context.Context, fleet []*loopbackServer, f demoFlags, out io.Writer) {
+func breakThings(ctx context.Context, fleet []*loopbackServer, locations []string, f demoFlags, out io.Writer) {
 	next := time.NewTimer(min(f.every, 3*f.interval))
 	defer next.Stop()
-	for {
+	for round := 0; ; round++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-next.C:
 		}
 		s := fleet[rand.IntN(len(fleet))]
-		fmt.Fprintf(out, "%s  demo: %s stops answering for %s\n", clock(), s.name, f.outage)
-		s.Off()
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(f.outage):
-		}
-		if err := s.On(); err != nil {
-			fmt.Fprintf(out, "%s  demo: %s cannot come back: %v\n", clock(), s.name, err)
+		if round%2 == 1 {
+			// A location loses its route to a server: the others still
+			// reach it, so this must never wake anyone.
+			i := rand.IntN(len(demoSources))
+			fmt.Fprintf(out, "%s  demo: %s loses its route to %s for %s\n", clock(), locations[i], s.name, f.outage)
+			s.Unreachable(demoSources[i])
+			if !sleep(ctx, f.outage) {
+				return
+			}
+			s.Unreachable("")
+			fmt.Fprintf(out, "%s  demo: %s reaches %s again\n", clock(), locations[i], s.name)
 		} else {
-			fmt.Fprintf(out, "%s  demo: %s answers again\n", clock(), s.name)
+			fmt.Fprintf(out, "%s  demo: %s stops answering for %s\n", clock(), s.name, f.outage)
+			s.Off()
+			if !sleep(ctx, f.outage) {
+				return
+			}
+			if err := s.On(); err != nil {
+				fmt.Fprintf(out, "%s  demo: %s cannot come back: %v\n", clock(), s.name, err)
+			} else {
+				fmt.Fprintf(out, "%s  demo: %s answers again\n", clock(), s.name)
+			}
 		}
 		next.Reset(f.every)
 	}
 }
 
-// showChanges prints every server state change as the verifier publishes it.
+// sleep waits for d, or less if ctx ends first; it says whether it slept.
+func sleep(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// showChanges prints every server and box state change, and every false
+// alarm, as the verifier publishes them.
 func showChanges(ctx context.Context, b *bus.Bus, out io.Writer) {
 	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectServerChanges},
+		FilterSubjects: []string{events.SubjectServerChanges, events.SubjectBoxChanges, events.SubjectFalseAlarms},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
@@ -179,26 +208,51 @@ func showChanges(ctx context.Context, b *bus.Bus, out io.Writer) {
 	for ctx.Err() == nil {
 		m, err := c.Next(jetstream.FetchContext(ctx))
 		if err != nil {
+			time.Sleep(100 * time.Millisecond)
 			continue
 		}
 		ev, err := events.Decode(m.Subject(), m.Data())
 		if err != nil {
 			continue
 		}
-		ch := ev.Data.(*events.ServerStateChanged)
-		line := fmt.Sprintf("%s  %-6s %s → %s", clock(), ch.Server, ch.From, ch.To)
-		if ch.Reason != "" {
-			line += "  (" + ch.Reason
-			if ch.To == events.StateDown && len(ch.Locations) > 0 {
-				line += "; seen from " + strings.Join(ch.Locations, ", ")
+		if line := describe(ev); line != "" {
+			fmt.Fprintf(out, "%s  %s\n", clock(), line)
+		}
+	}
+}
+
+// describe puts an event in one line for the demo's reader.
+func describe(ev events.Event) string {
+	switch d := ev.Data.(type) {
+	case *events.ServerStateChanged:
+		line := fmt.Sprintf("%-6s %s → %s", d.Server, d.From, d.To)
+		if d.Reason != "" {
+			line += "  (" + d.Reason
+			if d.To == events.StateDown && len(d.Locations) > 0 {
+				line += "; seen from " + strings.Join(d.Locations, ", ")
 			}
 			line += ")"
 		}
-		if ch.Incident != "" {
-			line += "  incident " + ch.Incident
+		if d.Incident != "" {
+			line += "  incident " + d.Incident
 		}
-		fmt.Fprintln(out, line)
+		return line
+	case *events.BoxStateChanged:
+		line := fmt.Sprintf("box %s: %s", d.Box, d.To)
+		if d.From != "" {
+			line = fmt.Sprintf("box %s: %s → %s", d.Box, d.From, d.To)
+		}
+		if len(d.Down) > 0 {
+			line += "  (down: " + strings.Join(d.Down, ", ") + ")"
+		}
+		if d.To == events.BoxDegraded {
+			line += "  the service is still available"
+		}
+		return line
+	case *events.FalseAlarm:
+		return fmt.Sprintf("%-6s false alarm: %s seen from %s, but %s; nobody told", d.Server, d.Reason, strings.Join(d.Locations, ", "), d.Why)
 	}
+	return ""
 }
 
 // showMail prints each email as the loopback mail server receives it; the

@@ -39,7 +39,7 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo exited %d:\n%s", code, errs)
 	}
 	got := out.String()
-	for _, want := range []string{"14 servers in 7 boxes", "stops answering", "→ suspect", "→ down", "email to alice@demo.invalid", "DOWN:", "answers again", "down → up"} {
+	for _, want := range []string{"14 servers in 7 boxes", "stops answering", "→ suspect", "→ down", "email to alice@demo.invalid", "DOWN:", "answers again", "down → up", "box "} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, got)
 		}

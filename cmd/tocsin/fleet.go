@@ -15,10 +15,24 @@ type loopbackServer struct {
 	name   string
 	banner string // for a banner protocol (SMTP, FTP): sent on connect; "" serves HTTP
 
-	mu   sync.Mutex
-	addr string
-	l    net.Listener
-	http *http.Server
+	mu      sync.Mutex
+	addr    string
+	l       net.Listener
+	http    *http.Server
+	blocked string // a source address whose connections are cut: a lost route
+}
+
+// Unreachable from the source address ip, until it is called with "".
+func (s *loopbackServer) Unreachable(ip string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.blocked = ip
+}
+
+func (s *loopbackServer) isBlocked(host string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.blocked != "" && s.blocked == host
 }
 
 func newLoopbackServer(name, banner string) (*loopbackServer, error) {
@@ -47,10 +61,11 @@ func (s *loopbackServer) On() error {
 	if s.l != nil {
 		return nil
 	}
-	l, err := net.Listen("tcp", s.addr)
+	raw, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
+	l := cutting{raw, s.isBlocked}
 	s.l, s.addr = l, l.Addr().String()
 	if s.banner == "" {
 		s.http = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -91,4 +106,28 @@ func (s *loopbackServer) Check() string {
 		return "http://" + s.Addr() + "/"
 	}
 	return "tcp://" + s.Addr()
+}
+
+// cutting is a listener that resets at once the connections from sources
+// cut says are cut off, as a broken route between a location and a server.
+type cutting struct {
+	net.Listener
+	cut func(host string) bool
+}
+
+func (l cutting) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if host, _, _ := net.SplitHostPort(c.RemoteAddr().String()); l.cut(host) {
+			if tc, ok := c.(*net.TCPConn); ok {
+				tc.SetLinger(0) // a reset rather than a polite close
+			}
+			c.Close()
+			continue
+		}
+		return c, nil
+	}
 }

@@ -44,7 +44,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.services, "services", strings.Join(services, ","), "services to run, comma separated")
 	fs.StringVar(&f.location, "location", "", "the location this prober checks from (default: the config's first); a comma-separated list runs a prober for each")
 	fs.IntVar(&f.concurrency, "concurrency", 64, "checks a prober runs at once")
-	fs.StringVar(&f.source, "source-address", "", "the local address probers check from, on a host with several (default: the system's choice)")
+	fs.StringVar(&f.source, "source-address", "", "the local address probers check from, on a host with several (default: the system's choice); with several --location, a list of as many")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of each stream to keep (3 on a cluster)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long to finish in-flight work on shutdown")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
@@ -172,14 +172,23 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 			if list == "" {
 				list = cfg.Locations[0]
 			}
-			var source net.IP
+			locs := strings.Split(list, ",")
+			sources := make([]net.IP, len(locs))
 			if f.source != "" {
-				if source = net.ParseIP(f.source); source == nil {
-					return nil, fmt.Errorf("--source-address %q is not an IP address", f.source)
+				addrs := strings.Split(f.source, ",")
+				if len(addrs) != 1 && len(addrs) != len(locs) {
+					return nil, fmt.Errorf("--source-address has %d addresses for %d locations", len(addrs), len(locs))
+				}
+				for i := range locs {
+					a := strings.TrimSpace(addrs[min(i, len(addrs)-1)])
+					if sources[i] = net.ParseIP(a); sources[i] == nil {
+						return nil, fmt.Errorf("--source-address %q is not an IP address", a)
+					}
 				}
 			}
-			for loc := range strings.SplitSeq(list, ",") {
-				p, err := prober.New(cfg, prober.Options{Location: strings.TrimSpace(loc), Concurrency: f.concurrency, Source: source}, prober.Deps{Bus: b, Log: log})
+			for i, loc := range locs {
+				loc = strings.TrimSpace(loc)
+				p, err := prober.New(cfg, prober.Options{Location: loc, Concurrency: f.concurrency, Source: sources[i]}, prober.Deps{Bus: b, Log: log})
 				if err != nil {
 					return nil, err
 				}

@@ -18,28 +18,6 @@ import (
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-// unreachableFrom is a listener that hangs up at once on connections from
-// one address, as a target that one location cannot reach.
-type unreachableFrom struct {
-	net.Listener
-	blocked string
-}
-
-func (l unreachableFrom) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if host, _, _ := net.SplitHostPort(c.RemoteAddr().String()); host == l.blocked {
-			c.(*net.TCPConn).SetLinger(0) // a reset, as from a broken route
-			c.Close()
-			continue
-		}
-		return c, nil
-	}
-}
-
 // TestFalseAlarmsAreFilteredOut: three locations, one of which (nyc1,
 // checking from 127.0.0.3) cannot reach any target while the other two can.
 // A thousand failures seen from nyc1 open no incident; then a server that
@@ -59,7 +37,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})}
-	go web.Serve(unreachableFrom{l, "127.0.0.3"})
+	go web.Serve(cutting{l, func(host string) bool { return host == "127.0.0.3" }})
 	defer web.Close()
 
 	var cfg strings.Builder
