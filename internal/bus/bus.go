@@ -183,9 +183,6 @@ func (b *Bus) Publish(ctx context.Context, ev events.Event, opts ...jetstream.Pu
 	return nil
 }
 
-// ErrNotFound is what a key-value lookup of a missing key returns.
-var ErrNotFound = jetstream.ErrKeyNotFound
-
 // IsConflict reports whether a key-value write lost a race with another
 // writer (a compare-and-set on a stale revision, or a create of a key that
 // exists).

@@ -73,7 +73,7 @@ type prober struct {
 	until    time.Time // its latest heartbeat's time plus TTL, or when it withdrew
 }
 
-// Watch follows the bucket until ctx ends. Wait for Ready before trusting List.
+// Watch follows the bucket until ctx ends. Wait with WaitReady before trusting List.
 func Watch(ctx context.Context, kv jetstream.KeyValue, now func() time.Time) (*Live, error) {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
@@ -92,9 +92,6 @@ func Watch(ctx context.Context, kv jetstream.KeyValue, now func() time.Time) (*L
 	}()
 	return l, nil
 }
-
-// Ready is closed once the bucket's current values have been read.
-func (l *Live) Ready() <-chan struct{} { return l.ready }
 
 func (l *Live) apply(e jetstream.KeyValueEntry) {
 	l.mu.Lock()
