@@ -185,6 +185,11 @@ type AffectedServer struct {
 	// Verification says how the failure was confirmed: by how many
 	// re-checks, and whether from other locations.
 	Verification string `json:"verification,omitempty"`
+	// BoxState is the state of the server's box once it is down, and
+	// StillUp the servers of the box still answering: whether the service
+	// is still available is the first thing staff need to know.
+	BoxState BoxState `json:"box_state,omitempty"`
+	StillUp  []string `json:"still_up,omitempty"`
 }
 
 // FalseAlarm records a failure that the re-checks from other locations did

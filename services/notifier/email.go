@@ -47,6 +47,12 @@ func openedEmail(cfg *config.Config, o *events.IncidentOpened, s config.Staff, d
 		b.WriteString("\n")
 		row(&b, "Server", a.Server)
 		boxRows(&b, cfg, a.Box)
+		switch a.BoxState {
+		case events.BoxDown:
+			row(&b, "Service", "DOWN: no server of the box answers")
+		case events.BoxDegraded, events.BoxOperational:
+			row(&b, "Service", "still available: "+strings.Join(a.StillUp, ", ")+" answering")
+		}
 		row(&b, "Check", a.Check)
 		row(&b, "Failing since", stamp(a.Since))
 		seen := a.Reason

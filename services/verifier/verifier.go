@@ -207,6 +207,13 @@ func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live
 	if fx.Recheck != "" {
 		next.Round.Locations, next.Round.Fallback = v.recheckLocations(r.Location, fx.RecheckCount, live.List())
 	}
+	if fx.Opened != nil {
+		// Staff must know at once whether the service is still available.
+		a := &fx.Opened.Servers[0]
+		if a.BoxState, a.StillUp, err = v.boxWith(ctx, kv, target.Box, r.Server, next.State); err != nil {
+			return err
+		}
+	}
 	out, err := v.outgoing(fx, next.Round, r, target)
 	if err != nil {
 		return bus.Permanent(err)
@@ -319,6 +326,34 @@ func (v *Verifier) carryOut(ctx context.Context, kv, boxes jetstream.KeyValue, t
 	return nil
 }
 
+// boxWith judges a box as it is with one of its servers in a new state,
+// from the stored records of the others.
+func (v *Verifier) boxWith(ctx context.Context, kv jetstream.KeyValue, box *config.Box, server string, state events.ServerState) (events.BoxState, []string, error) {
+	states, err := v.boxServers(ctx, kv, box)
+	if err != nil {
+		return "", nil, err
+	}
+	states[server] = state
+	bs, up, _ := judge.BoxState(states)
+	return bs, up, nil
+}
+
+// boxServers is the stored state of each server of a box in service.
+func (v *Verifier) boxServers(ctx context.Context, kv jetstream.KeyValue, box *config.Box) (map[string]events.ServerState, error) {
+	states := map[string]events.ServerState{}
+	for _, s := range box.Servers {
+		if !s.Serving() {
+			continue
+		}
+		rec, _, err := v.load(ctx, kv, s.ID, v.log)
+		if err != nil {
+			return nil, err
+		}
+		states[s.ID] = rec.State
+	}
+	return states, nil
+}
+
 // boxRecord is what the boxes bucket holds per box.
 type boxRecord struct {
 	State   events.BoxState `json:"state"`
@@ -353,16 +388,9 @@ func (v *Verifier) judgeBox(ctx context.Context, kv, boxes jetstream.KeyValue, b
 			}
 			br.Pending = nil
 		}
-		states := map[string]events.ServerState{}
-		for _, s := range box.Servers {
-			if !s.Serving() {
-				continue
-			}
-			rec, _, err := v.load(ctx, kv, s.ID, v.log)
-			if err != nil {
-				return err
-			}
-			states[s.ID] = rec.State
+		states, err := v.boxServers(ctx, kv, box)
+		if err != nil {
+			return err
 		}
 		state, up, down := judge.BoxState(states)
 		var change []outgoing

@@ -372,6 +372,28 @@ func TestBoxOfTwo(t *testing.T) {
 	if want := "operational() degraded(mx1) down(mx1,mx2) degraded(mx2) operational()"; strings.Join(got, " ") != want {
 		t.Errorf("box events %v, want %s", got, want)
 	}
+
+	// Each incident said whether the service was still available.
+	ic, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"incident.*.opened"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	for len(said) < 2 {
+		m, err := ic.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("incidents so far %v: %v", said, err)
+		}
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := ev.Data.(*events.IncidentOpened).Servers[0]
+		said = append(said, fmt.Sprintf("%s:%s%v", a.Server, a.BoxState, a.StillUp))
+	}
+	if want := "mx1:degraded[mx2] mx2:down[]"; strings.Join(said, " ") != want {
+		t.Errorf("incidents said %v, want %s", said, want)
+	}
 }
 
 // TestMaintenanceAndNotInService: a server out of service is recorded as
