@@ -27,7 +27,10 @@ const (
 	TypeFalseAlarm         Type = "server.false_alarm"
 	TypeBoxStateChanged    Type = "box.state_changed"
 	TypeIncidentOpened     Type = "incident.opened"
+	TypeIncidentUpdated    Type = "incident.updated"
 	TypeIncidentResolved   Type = "incident.resolved"
+	TypeMaintenanceSet     Type = "maintenance.set"
+	TypeMaintenanceEnded   Type = "maintenance.ended"
 )
 
 // Payload is the data of one event type. Validate reports the first thing that
@@ -148,8 +151,14 @@ func newPayload(t Type) (Payload, error) {
 		return &BoxStateChanged{}, nil
 	case TypeIncidentOpened:
 		return &IncidentOpened{}, nil
+	case TypeIncidentUpdated:
+		return &IncidentUpdated{}, nil
 	case TypeIncidentResolved:
 		return &IncidentResolved{}, nil
+	case TypeMaintenanceSet:
+		return &MaintenanceSet{}, nil
+	case TypeMaintenanceEnded:
+		return &MaintenanceEnded{}, nil
 	case "":
 		return nil, errors.New("missing event type")
 	}

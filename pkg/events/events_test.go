@@ -54,6 +54,24 @@ func samples() map[string]Event {
 				Verification: "confirmed by 2 of 2 re-checks",
 			}},
 		}),
+		"incident_updated": New("20261121-mx1-4/updated/1", "verifier", t0.Add(80*time.Second), &IncidentUpdated{
+			Incident: "20261121-mx1-4", Seq: 1, At: t0.Add(80 * time.Second), Opened: t0.Add(20 * time.Second),
+			Title: "2 servers down in 2 boxes at DC One",
+			Added: []AffectedServer{{
+				Server: "web1", Box: "web", Check: "https://web1.internal/", Since: t0.Add(61 * time.Second),
+				Reason: "connection refused", Locations: []string{"lon1", "nyc1"},
+				Verification: "confirmed by 2 of 2 re-checks", BoxState: BoxDegraded, StillUp: []string{"web2"},
+			}},
+			Boxes: []BoxStatus{{Box: "web", State: BoxDegraded, Up: []string{"web2"}}},
+			Down:  []string{"mx1", "web1"},
+		}),
+		"maintenance_set": New("kernel-0312/set/1", "tocsin@ops1", t0, &MaintenanceSet{
+			Maintenance: "kernel-0312", Servers: []string{"mx1", "mx2"}, From: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour),
+			Reason: "Kernel upgrade", Public: true, Boxes: []string{"mx"}, By: "alice",
+		}),
+		"maintenance_ended": New("kernel-0312/ended", "tocsin@ops1", t0.Add(2*time.Hour), &MaintenanceEnded{
+			Maintenance: "kernel-0312", Ended: t0.Add(2 * time.Hour), By: "alice",
+		}),
 		"incident_resolved": New("20261121-mx1-4/resolved", "verifier", t0.Add(time.Hour), &IncidentResolved{
 			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Resolved: t0.Add(time.Hour),
 			Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},

@@ -246,6 +246,9 @@ type IncidentOpened struct {
 	Opened   time.Time        `json:"opened"`
 	Title    string           `json:"title"`
 	Servers  []AffectedServer `json:"servers"`
+	// Datacentre is where the servers are; servers of the same datacentre
+	// failing close together join this incident rather than opening more.
+	Datacentre string `json:"datacentre,omitempty"`
 }
 
 func (*IncidentOpened) EventType() Type   { return TypeIncidentOpened }
@@ -265,6 +268,61 @@ func (o *IncidentOpened) Validate() error {
 	for i := range o.Servers {
 		if err := o.Servers[i].validate(); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// IncidentUpdated records a change within an open incident: servers that
+// joined it (a datacentre losing power fails box after box), servers back
+// while others are still down, boxes whose service changed state.
+type IncidentUpdated struct {
+	Incident  string           `json:"incident"`
+	Seq       int64            `json:"seq"` // the update's number within the incident, from 1
+	At        time.Time        `json:"at"`
+	Opened    time.Time        `json:"opened"`
+	Title     string           `json:"title"` // the incident's title as it reads now
+	Added     []AffectedServer `json:"added,omitempty"`
+	Recovered []string         `json:"recovered,omitempty"`
+	Boxes     []BoxStatus      `json:"boxes,omitempty"` // boxes whose state changed
+	Down      []string         `json:"down"`            // the servers still down
+}
+
+// BoxStatus is a box's state within an incident, and the servers of it
+// still answering.
+type BoxStatus struct {
+	Box   string   `json:"box"`
+	State BoxState `json:"state"`
+	Up    []string `json:"up,omitempty"`
+}
+
+func (*IncidentUpdated) EventType() Type   { return TypeIncidentUpdated }
+func (u *IncidentUpdated) Subject() string { return SubjectIncident(u.Incident, "updated") }
+func (u *IncidentUpdated) Validate() error {
+	if err := checkToken("incident", u.Incident); err != nil {
+		return err
+	}
+	switch {
+	case u.Seq < 1:
+		return fmt.Errorf("seq must be at least 1, got %d", u.Seq)
+	case u.At.IsZero():
+		return errors.New("missing at")
+	case u.Title == "":
+		return errors.New("missing title")
+	case len(u.Added) == 0 && len(u.Recovered) == 0 && len(u.Boxes) == 0:
+		return errors.New("an update needs servers added or recovered, or a box changed")
+	}
+	for i := range u.Added {
+		if err := u.Added[i].validate(); err != nil {
+			return err
+		}
+	}
+	for _, b := range u.Boxes {
+		if err := checkToken("box", b.Box); err != nil {
+			return err
+		}
+		if !b.State.Valid() {
+			return fmt.Errorf("box %s: unknown state %q", b.Box, b.State)
 		}
 	}
 	return nil
@@ -359,6 +417,80 @@ func (c *BoxStateChanged) Validate() error {
 		return fmt.Errorf("from and to are both %q", c.To)
 	case c.Since.IsZero():
 		return errors.New("missing since")
+	}
+	return nil
+}
+
+// MaintenanceSet announces a maintenance window, new or changed, from the
+// config or started at run time. Customers are warned of maintenance that
+// takes a service down, not of maintenance that leaves it working: Public
+// is set when the window takes every server of a box out of service, and
+// Boxes names those boxes.
+type MaintenanceSet struct {
+	Maintenance string    `json:"maintenance"` // stable id of the window
+	Servers     []string  `json:"servers"`
+	From        time.Time `json:"from"`
+	Until       time.Time `json:"until"`
+	Reason      string    `json:"reason,omitempty"`
+	Public      bool      `json:"public"`
+	Boxes       []string  `json:"boxes,omitempty"`
+	By          string    `json:"by,omitempty"` // "config", or who started it
+}
+
+func (*MaintenanceSet) EventType() Type   { return TypeMaintenanceSet }
+func (m *MaintenanceSet) Subject() string { return SubjectMaintenance(m.Maintenance, "set") }
+func (m *MaintenanceSet) Validate() error {
+	if err := checkToken("maintenance", m.Maintenance); err != nil {
+		return err
+	}
+	if len(m.Servers) == 0 {
+		return errors.New("a maintenance window needs servers")
+	}
+	for _, s := range m.Servers {
+		if err := checkToken("server", s); err != nil {
+			return err
+		}
+	}
+	switch {
+	case m.From.IsZero() || m.Until.IsZero():
+		return errors.New("a maintenance window needs from and until")
+	case !m.Until.After(m.From):
+		return errors.New("until must be after from")
+	case m.Public != (len(m.Boxes) > 0):
+		return errors.New("a public window names the boxes it takes down, an internal one none")
+	}
+	return nil
+}
+
+// In reports whether the window covers server at t.
+func (m *MaintenanceSet) In(server string, t time.Time) bool {
+	if t.Before(m.From) || !t.Before(m.Until) {
+		return false
+	}
+	for _, s := range m.Servers {
+		if s == server {
+			return true
+		}
+	}
+	return false
+}
+
+// MaintenanceEnded records a window closed before its time, or withdrawn
+// before it began.
+type MaintenanceEnded struct {
+	Maintenance string    `json:"maintenance"`
+	Ended       time.Time `json:"ended"`
+	By          string    `json:"by,omitempty"`
+}
+
+func (*MaintenanceEnded) EventType() Type   { return TypeMaintenanceEnded }
+func (m *MaintenanceEnded) Subject() string { return SubjectMaintenance(m.Maintenance, "ended") }
+func (m *MaintenanceEnded) Validate() error {
+	if err := checkToken("maintenance", m.Maintenance); err != nil {
+		return err
+	}
+	if m.Ended.IsZero() {
+		return errors.New("missing ended")
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ const (
 	SubjectFalseAlarms   = "server.*.false_alarm"
 	SubjectBoxChanges    = "box.*.changed"
 	SubjectIncidents     = "incident.>"
+	SubjectMaintenances  = "maintenance.>"
 	SubjectDeadLetters   = "dead.>"
 )
 
@@ -36,6 +37,9 @@ func SubjectBoxChanged(box string) string { return "box." + box + ".changed" }
 
 // SubjectIncident is where one step of an incident's life goes.
 func SubjectIncident(id, step string) string { return "incident." + id + "." + step }
+
+// SubjectMaintenance is where one step of a maintenance window's life goes.
+func SubjectMaintenance(id, step string) string { return "maintenance." + id + "." + step }
 
 // SubjectDeadLetter is where a consumer sets aside a message it can never handle.
 func SubjectDeadLetter(consumer string) string { return "dead." + consumer }
@@ -60,6 +64,13 @@ const (
 	// BucketLocations holds each live prober's heartbeat, keyed by location
 	// and instance; a location is live while one of its heartbeats is fresh.
 	BucketLocations = "tocsin-locations"
+	// BucketIncidents holds every incident, keyed by incident id, and for
+	// each datacentre the incidents open there ("open.<datacentre>"), which
+	// servers failing close together join.
+	BucketIncidents = "tocsin-incidents"
+	// BucketMaintenance holds the maintenance windows, from the config and
+	// started at run time, keyed by window id.
+	BucketMaintenance = "tocsin-maintenance"
 )
 
 // TaskDedupWindow is how long JetStream remembers a task id. Scheduler
@@ -103,7 +114,7 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		{
 			Name:        StreamEvents,
 			Description: "Server and box state changes, false alarms and incidents: the history every downstream service works from.",
-			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectBoxChanges, SubjectIncidents},
+			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
@@ -147,6 +158,21 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			TTL:         time.Hour, // clears the keys of probers long gone; liveness is judged by each heartbeat's own TTL
+		},
+		{
+			Bucket:      BucketIncidents,
+			Description: "Incidents, and the ones open in each datacentre.",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			TTL:         400 * 24 * time.Hour, // as long as the events stream keeps the history; an open incident is written far more often
+		},
+		{
+			Bucket:      BucketMaintenance,
+			Description: "Maintenance windows, from the config and started at run time.",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
 		},
 		{
 			Bucket:      BucketDeliveries,
