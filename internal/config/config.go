@@ -21,6 +21,7 @@ type Config struct {
 	Datacentres map[string]Datacentre `yaml:"datacentres"`
 	Boxes       []Box                 `yaml:"boxes"`
 	Staff       []Staff               `yaml:"staff"`
+	Incidents   Incidents             `yaml:"incidents"`
 	Escalation  Escalation            `yaml:"escalation"`
 	Maintenance []Maintenance         `yaml:"maintenance"`
 	Providers   Providers             `yaml:"providers"`
@@ -133,6 +134,15 @@ type Staff struct {
 	Name  string `yaml:"name"`
 	Email string `yaml:"email"`
 	Phone string `yaml:"phone"`
+}
+
+// Incidents says how confirmed failures become incidents.
+type Incidents struct {
+	// GroupWindow: a server of a datacentre confirmed down within this long
+	// of the last one joins that incident, so that a datacentre losing power
+	// opens one incident rather than hundreds. A server whose box is already
+	// in an open incident always joins it. Default 2m.
+	GroupWindow Duration `yaml:"group_window"`
 }
 
 // Escalation holds the timeouts after which an open incident goes further.
@@ -312,6 +322,16 @@ func (c *Config) BoxesTakenDown(m Maintenance) []string {
 		}
 	}
 	return out
+}
+
+// Box finds a box by id; nil if there is none.
+func (c *Config) Box(id string) *Box {
+	for i := range c.Boxes {
+		if c.Boxes[i].ID == id {
+			return &c.Boxes[i]
+		}
+	}
+	return nil
 }
 
 // RoleLabel is the box's role as people read it.

@@ -32,6 +32,7 @@ const (
 	DefaultFlapChanges  = 6
 	DefaultFlapWindow   = 30 * time.Minute
 	DefaultFlapSettle   = 10 * time.Minute
+	DefaultGroupWindow  = 2 * time.Minute
 )
 
 func (c *Config) setDefaults() {
@@ -46,6 +47,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Checks.Flapping == (Flapping{}) {
 		c.Checks.Flapping = Flapping{Changes: DefaultFlapChanges, Window: Duration(DefaultFlapWindow), Settle: Duration(DefaultFlapSettle)}
+	}
+	if c.Incidents.GroupWindow == 0 {
+		c.Incidents.GroupWindow = Duration(DefaultGroupWindow)
 	}
 	if c.Checks.Verify == (Verify{}) {
 		c.Checks.Verify = Verify{Locations: DefaultVerifyQuorum, Quorum: DefaultVerifyQuorum}
@@ -160,6 +164,9 @@ func (v *validator) validate(c *Config) {
 	}
 	v.boxes(c)
 	v.staff(c)
+	if c.Incidents.GroupWindow < 0 {
+		v.at(p("incidents", "group_window"), "group_window must not be negative")
+	}
 	if c.Escalation.DatacentreAfter < 0 || c.Escalation.SocialAfter < 0 {
 		v.at(p("escalation"), "escalation timeouts must not be negative")
 	}

@@ -44,6 +44,8 @@ type Verifier struct {
 	// result need not read the bucket; a failed write drops the entry.
 	mu    sync.Mutex
 	cache map[string]cached
+
+	groups sync.Map // datacentre → *sync.Mutex, see groupLock
 }
 
 type cached struct {
@@ -106,6 +108,8 @@ type record struct {
 	// BoxDirty says the server's state changed and its box is still to be
 	// judged again.
 	BoxDirty bool `json:"box_dirty,omitempty"`
+	// Leave: the server is back and its incident is still to hear of it.
+	Leave *leaving `json:"leave,omitempty"`
 }
 
 // outgoing is one event ready to publish.
@@ -134,7 +138,12 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := v.markNotInService(ctx, kv, boxes); err != nil {
+	incidents, err := v.deps.Bus.KV(ctx, events.BucketIncidents)
+	if err != nil {
+		return err
+	}
+	st := stores{servers: kv, boxes: boxes, incidents: incidents}
+	if err := v.markNotInService(ctx, st); err != nil {
 		return err
 	}
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
@@ -146,7 +155,12 @@ func (v *Verifier) Run(ctx context.Context) error {
 		AckWait: v.ackWait,
 		// A verifier deployed afresh need not judge a day of old results.
 		Since: 10 * time.Minute,
-	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, kv, boxes, live, ev) })
+	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, st, live, ev) })
+}
+
+// stores are the buckets the verifier keeps its state in.
+type stores struct {
+	servers, boxes, incidents jetstream.KeyValue
 }
 
 // handle decides, records the decision with its events, then publishes them.
@@ -154,7 +168,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 // fails, the events wait in the record and go out when the server's next
 // result (or this one, redelivered) is handled. Every id is derived from the
 // state, so publishing twice stores once.
-func (v *Verifier) handle(ctx context.Context, kv, boxes jetstream.KeyValue, live *locations.Live, ev events.Event) error {
+func (v *Verifier) handle(ctx context.Context, st stores, live *locations.Live, ev events.Event) error {
 	r, ok := ev.Data.(*events.ProbeResult)
 	if !ok {
 		return bus.Permanent(fmt.Errorf("a %s event on a results subject", ev.Type))
@@ -168,28 +182,28 @@ func (v *Verifier) handle(ctx context.Context, kv, boxes jetstream.KeyValue, liv
 
 	c, ok := v.cached(r.Server)
 	if !ok {
-		rec, rev, err := v.load(ctx, kv, r.Server, log)
+		rec, rev, err := v.load(ctx, st.servers, r.Server, log)
 		if err != nil {
 			return err
 		}
 		c = cached{rec, rev}
 	}
-	err := v.judge(ctx, kv, boxes, live, r, target, c, log)
+	err := v.judge(ctx, st, live, r, target, c, log)
 	if err != nil {
 		v.remember(r.Server, record{}, 0) // read it afresh next time
 	}
 	return err
 }
 
-func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live *locations.Live, r *events.ProbeResult, target config.Target, c cached, log *slog.Logger) (err error) {
+func (v *Verifier) judge(ctx context.Context, st stores, live *locations.Live, r *events.ProbeResult, target config.Target, c cached, log *slog.Logger) (err error) {
 	rec, rev := c.rec, c.rev
 	defer func() {
 		if err == nil {
 			v.remember(r.Server, rec, rev)
 		}
 	}()
-	if len(rec.Pending) > 0 || rec.BoxDirty {
-		if rec, rev, err = v.finish(ctx, kv, boxes, target, rec, rev); err != nil {
+	if rec.unfinished() {
+		if rec, rev, err = v.finish(ctx, st, target, rec, rev); err != nil {
 			return err
 		}
 		if rev == 0 {
@@ -207,25 +221,43 @@ func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live
 	if fx.Recheck != "" {
 		next.Round.Locations, next.Round.Fallback = v.recheckLocations(r.Location, fx.RecheckCount, live.List())
 	}
-	if fx.Opened != nil {
+	opened := fx.Opened
+	if opened != nil {
 		// Staff must know at once whether the service is still available.
-		a := &fx.Opened.Servers[0]
-		if a.BoxState, a.StillUp, err = v.boxWith(ctx, kv, target.Box, r.Server, next.State); err != nil {
+		a := &opened.Servers[0]
+		if a.BoxState, a.StillUp, err = v.boxWith(ctx, st.servers, target.Box, r.Server, next.State); err != nil {
 			return err
 		}
+		// The server joins an incident before its record says so: joining
+		// again for the same outage, after a crash, finds the same one.
+		id, err := v.join(ctx, st.incidents, target, *a, opened.Incident, opened.Opened)
+		if err != nil {
+			return err
+		}
+		next.Incident = id
+		for i := range fx.Changes {
+			if fx.Changes[i].Incident == opened.Incident {
+				fx.Changes[i].Incident = id
+			}
+		}
+		fx.Opened = nil // the incident's own record announces it
+	}
+	var leave *leaving
+	if res := fx.Resolved; res != nil {
+		leave, fx.Resolved = &leaving{Incident: res.Incident, At: res.Resolved}, nil
 	}
 	out, err := v.outgoing(fx, next.Round, r, target)
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	if len(out) == 0 && len(fx.Changes) == 0 && next.Same(rec.Server) {
+	if len(out) == 0 && len(fx.Changes) == 0 && leave == nil && next.Same(rec.Server) {
 		// Nothing but the time of the newest result: not worth a write.
 		// After a restart an older time is read back, and the results
 		// between are judged again, changing nothing again.
 		rec.Server = next
 		return nil
 	}
-	if rec, rev, err = v.commit(ctx, kv, boxes, target, record{Server: next, Pending: out, BoxDirty: len(fx.Changes) > 0}, rev); err != nil {
+	if rec, rev, err = v.commit(ctx, st, target, record{Server: next, Pending: out, BoxDirty: len(fx.Changes) > 0, Leave: leave}, rev); err != nil {
 		return err // the redelivery finds the work in the record
 	}
 	v.logEffects(log, fx)
@@ -236,26 +268,29 @@ func (v *Verifier) judge(ctx context.Context, kv, boxes jetstream.KeyValue, live
 // must be judged again, then carries them out. Recording first means a
 // decision is never half carried out: after a crash, the work waits in the
 // record for the server's next result.
-func (v *Verifier) commit(ctx context.Context, kv, boxes jetstream.KeyValue, target config.Target, rec record, rev uint64) (record, uint64, error) {
-	rev, err := store(ctx, kv, target.Server.ID, rec, rev)
+func (v *Verifier) commit(ctx context.Context, st stores, target config.Target, rec record, rev uint64) (record, uint64, error) {
+	rev, err := store(ctx, st.servers, target.Server.ID, rec, rev)
 	if err != nil {
 		return rec, 0, err
 	}
-	if len(rec.Pending) == 0 && !rec.BoxDirty {
+	if !rec.unfinished() {
 		return rec, rev, nil
 	}
-	return v.finish(ctx, kv, boxes, target, rec, rev)
+	return v.finish(ctx, st, target, rec, rev)
 }
+
+// unfinished reports whether the record holds work not yet carried out.
+func (rec *record) unfinished() bool { return len(rec.Pending) > 0 || rec.BoxDirty || rec.Leave != nil }
 
 // finish carries out what a stored record holds and marks it done. If the
 // mark cannot be written the work is done again later, harmlessly, and the
 // revision returned is 0: read the record afresh.
-func (v *Verifier) finish(ctx context.Context, kv, boxes jetstream.KeyValue, target config.Target, rec record, rev uint64) (record, uint64, error) {
-	if err := v.carryOut(ctx, kv, boxes, target, rec); err != nil {
+func (v *Verifier) finish(ctx context.Context, st stores, target config.Target, rec record, rev uint64) (record, uint64, error) {
+	if err := v.carryOut(ctx, st, target, rec); err != nil {
 		return rec, 0, err
 	}
-	rec.Pending, rec.BoxDirty = nil, false
-	rev, err := store(ctx, kv, target.Server.ID, rec, rev)
+	rec.Pending, rec.BoxDirty, rec.Leave = nil, false, nil
+	rev, err := store(ctx, st.servers, target.Server.ID, rec, rev)
 	if err != nil {
 		v.log.Warn("published events stay marked pending", "server", target.Server.ID, "err", err)
 		return rec, 0, nil
@@ -266,13 +301,13 @@ func (v *Verifier) finish(ctx context.Context, kv, boxes jetstream.KeyValue, tar
 // markNotInService records the servers the config says are not in service:
 // they are never checked, so no result would ever say so. A server put back
 // in service is judged afresh by its first result.
-func (v *Verifier) markNotInService(ctx context.Context, kv, boxes jetstream.KeyValue) error {
+func (v *Verifier) markNotInService(ctx context.Context, st stores) error {
 	now := v.deps.Now()
 	for i := range v.cfg.Boxes {
 		b := &v.cfg.Boxes[i]
 		for j := range b.Servers {
 			srv := &b.Servers[j]
-			rec, rev, err := v.load(ctx, kv, srv.ID, v.log)
+			rec, rev, err := v.load(ctx, st.servers, srv.ID, v.log)
 			if err != nil {
 				return err
 			}
@@ -305,7 +340,7 @@ func (v *Verifier) markNotInService(ctx context.Context, kv, boxes jetstream.Key
 			rec.State, rec.Since, rec.Round = to, now, nil
 			rec.Pending = append(rec.Pending, outgoing{Subject: ev.Subject(), ID: ev.ID, Data: data})
 			rec.BoxDirty = true
-			if _, _, err := v.commit(ctx, kv, boxes, config.Target{Box: b, Server: srv}, rec, rev); err != nil {
+			if _, _, err := v.commit(ctx, st, config.Target{Box: b, Server: srv}, rec, rev); err != nil {
 				return err
 			}
 			v.log.Info("server marked", "server", srv.ID, "state", to)
@@ -314,14 +349,19 @@ func (v *Verifier) markNotInService(ctx context.Context, kv, boxes jetstream.Key
 	return nil
 }
 
-// carryOut publishes a record's pending events and, if its state changed,
-// judges its box again.
-func (v *Verifier) carryOut(ctx context.Context, kv, boxes jetstream.KeyValue, target config.Target, rec record) error {
+// carryOut publishes a record's pending events, tells its incident the
+// server is back, and, if its state changed, judges its box again.
+func (v *Verifier) carryOut(ctx context.Context, st stores, target config.Target, rec record) error {
 	if err := v.publish(ctx, rec.Pending); err != nil {
 		return err
 	}
+	if rec.Leave != nil {
+		if err := v.leave(ctx, st.incidents, st.servers, target, *rec.Leave); err != nil {
+			return err
+		}
+	}
 	if rec.BoxDirty {
-		return v.judgeBox(ctx, kv, boxes, target.Box, rec.Since)
+		return v.judgeBox(ctx, st.servers, st.boxes, target.Box, rec.Since)
 	}
 	return nil
 }
@@ -463,12 +503,6 @@ func (v *Verifier) outgoing(fx judge.Effects, round *judge.Round, r *events.Prob
 	if fa := fx.FalseAlarm; fa != nil {
 		evs = append(evs, events.New(fx.FalseAlarmID, "verifier", now, fa))
 	}
-	if o := fx.Opened; o != nil {
-		evs = append(evs, events.New(o.Incident+"/opened", "verifier", o.Opened, o))
-	}
-	if r := fx.Resolved; r != nil {
-		evs = append(evs, events.New(r.Incident+"/resolved", "verifier", r.Resolved, r))
-	}
 	out := make([]outgoing, 0, len(evs))
 	for _, ev := range evs {
 		b, err := ev.Marshal()
@@ -520,12 +554,6 @@ func (v *Verifier) logEffects(log *slog.Logger, fx judge.Effects) {
 	}
 	for _, c := range fx.Changes {
 		log.Info("server state changed", "from", c.From, "to", c.To, "reason", c.Reason, "incident", c.Incident)
-	}
-	if o := fx.Opened; o != nil {
-		log.Warn("incident opened", "incident", o.Incident, "title", o.Title)
-	}
-	if r := fx.Resolved; r != nil {
-		log.Info("incident resolved", "incident", r.Incident, "after", r.Duration().Round(time.Second))
 	}
 }
 

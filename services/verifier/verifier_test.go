@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -373,26 +374,47 @@ func TestBoxOfTwo(t *testing.T) {
 		t.Errorf("box events %v, want %s", got, want)
 	}
 
-	// Each incident said whether the service was still available.
-	ic, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"incident.*.opened"}})
+	// One incident for the box: each server that joined it said whether
+	// the service was still available, and it resolved with the last.
+	ic, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var said []string
-	for len(said) < 2 {
+	ids := map[string]bool{}
+	for len(said) < 6 {
 		m, err := ic.Next(jetstream.FetchMaxWait(5 * time.Second))
 		if err != nil {
-			t.Fatalf("incidents so far %v: %v", said, err)
+			t.Fatalf("incident events so far %v: %v", said, err)
 		}
 		ev, err := events.Decode(m.Subject(), m.Data())
 		if err != nil {
 			t.Fatal(err)
 		}
-		a := ev.Data.(*events.IncidentOpened).Servers[0]
-		said = append(said, fmt.Sprintf("%s:%s%v", a.Server, a.BoxState, a.StillUp))
+		switch d := ev.Data.(type) {
+		case *events.IncidentOpened:
+			a := d.Servers[0]
+			ids[d.Incident] = true
+			said = append(said, fmt.Sprintf("opened %s:%s%v", a.Server, a.BoxState, a.StillUp))
+		case *events.IncidentUpdated:
+			ids[d.Incident] = true
+			for _, a := range d.Added {
+				said = append(said, fmt.Sprintf("added %s:%s%v", a.Server, a.BoxState, a.StillUp))
+			}
+			for _, r := range d.Recovered {
+				said = append(said, "back "+r)
+			}
+			for _, bs := range d.Boxes {
+				said = append(said, fmt.Sprintf("box %s:%s%v", bs.Box, bs.State, bs.Up))
+			}
+		case *events.IncidentResolved:
+			ids[d.Incident] = true
+			said = append(said, fmt.Sprintf("resolved %v", d.Servers))
+		}
 	}
-	if want := "mx1:degraded[mx2] mx2:down[]"; strings.Join(said, " ") != want {
-		t.Errorf("incidents said %v, want %s", said, want)
+	want := "opened mx1:degraded[mx2] added mx2:down[] box mx:down[] back mx1 box mx:degraded[mx1] resolved [mx1 mx2]"
+	if strings.Join(said, " ") != want || len(ids) != 1 {
+		t.Errorf("incident events %v in %d incidents, want %s in one", said, len(ids), want)
 	}
 }
 
@@ -463,5 +485,117 @@ func waitBox(t *testing.T, boxes jetstream.KeyValue, box string, want events.Box
 			t.Fatalf("box %s is %q, want %q", box, br.State, want)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStormJoinsOneIncident: a datacentre losing power takes a hundred
+// servers in twenty boxes down at once. They make one incident, which each
+// server joins once and which resolves when the last is back; a server
+// failing at the same moment in another datacentre has its own.
+func TestStormJoinsOneIncident(t *testing.T) {
+	var y strings.Builder
+	y.WriteString("site: {name: Test}\nlocations: [lon1]\nchecks: {interval: 1m, recover_after: 1, verify: {locations: 1, quorum: 1}}\n")
+	y.WriteString("datacentres: {dc1: {name: DC One}, dc2: {name: DC Two}}\nboxes:\n")
+	var servers []string
+	for b := range 20 {
+		fmt.Fprintf(&y, "  - {id: b%d, name: Box %d, datacentre: dc1, servers: [", b, b)
+		for s := range 5 {
+			id := fmt.Sprintf("b%ds%d", b, s)
+			servers = append(servers, id)
+			fmt.Fprintf(&y, "{id: %s, check: \"tcp://127.0.0.1:1\"},", id)
+		}
+		y.WriteString("]}\n")
+	}
+	y.WriteString("  - {id: far, name: Far, datacentre: dc2, servers: [{id: far1, check: \"tcp://127.0.0.1:1\"}]}\n")
+	y.WriteString("staff: [{name: A, email: a@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}\n")
+	cfg, err := config.Parse("test.yaml", []byte(y.String()), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := bustest.Start(t)
+	b := srv.Connect(t, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	start(t, b, cfg)
+
+	all := append(slices.Clone(servers), "far1")
+	for _, s := range all {
+		publishResult(t, b, s, 1, true)
+	}
+	for _, s := range all {
+		publishResult(t, b, s, 2, false)
+	}
+	for _, s := range all {
+		answer(t, b, s, 3, false)
+	}
+	for _, s := range all {
+		waitState(t, b, s, events.StateDown)
+	}
+	for _, s := range all {
+		publishResult(t, b, s, 4, true)
+	}
+	for _, s := range all {
+		waitState(t, b, s, events.StateUp)
+	}
+
+	type tally struct {
+		opened, resolved int
+		title            string
+		added, ended     []string
+	}
+	incidents := map[string]*tally{}
+	get := func(id string) *tally {
+		if incidents[id] == nil {
+			incidents[id] = &tally{}
+		}
+		return incidents[id]
+	}
+	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for resolved := 0; resolved < 2; {
+		m, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))
+		if err != nil {
+			t.Fatalf("incidents so far %d: %v", len(incidents), err)
+		}
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch d := ev.Data.(type) {
+		case *events.IncidentOpened:
+			get(d.Incident).opened++
+			get(d.Incident).added = append(get(d.Incident).added, d.Servers[0].Server)
+		case *events.IncidentUpdated:
+			for _, a := range d.Added {
+				get(d.Incident).added = append(get(d.Incident).added, a.Server)
+			}
+		case *events.IncidentResolved:
+			resolved++
+			inc := get(d.Incident)
+			inc.resolved++
+			inc.ended, inc.title = d.Servers, d.Title
+		}
+	}
+	slices.Sort(servers)
+	var sawFar, sawStorm bool
+	for id, inc := range incidents {
+		slices.Sort(inc.added)
+		if inc.opened != 1 || inc.resolved != 1 {
+			t.Errorf("%s: opened %d times, resolved %d times", id, inc.opened, inc.resolved)
+		}
+		switch {
+		case slices.Equal(inc.added, []string{"far1"}) && slices.Equal(inc.ended, []string{"far1"}):
+			sawFar = true
+		case slices.Equal(inc.added, servers) && slices.Equal(inc.ended, servers):
+			sawStorm = true
+			if want := "100 servers down in 20 boxes at DC One"; inc.title != want {
+				t.Errorf("title %q, want %q", inc.title, want)
+			}
+		default:
+			t.Errorf("%s: added %v, resolved with %v", id, inc.added, inc.ended)
+		}
+	}
+	if len(incidents) != 2 || !sawFar || !sawStorm {
+		t.Errorf("%d incidents; want one for dc1's hundred servers and one for far1", len(incidents))
 	}
 }

@@ -336,7 +336,7 @@ func (s *Server) confirm(fx *Effects, at time.Time, r *events.ProbeResult, f Fac
 	}
 	s.Incident = IncidentID(s.ID, s.Seq, s.FailedSince)
 	s.IncidentOpened = at
-	s.IncidentTitle = fmt.Sprintf("%s (%s) is down", s.ID, f.BoxName)
+	s.IncidentTitle = ServerTitle(s.ID, f.BoxName)
 	change.Incident = s.Incident
 	fx.Changes = append(fx.Changes, change)
 	fx.Opened = &events.IncidentOpened{

@@ -1,0 +1,317 @@
+package verifier
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
+)
+
+// incidentRecord is what the incidents bucket holds per incident: the
+// incident and the event decided but perhaps not yet published.
+type incidentRecord struct {
+	judge.Incident
+	Pending []outgoing `json:"pending,omitempty"`
+}
+
+// leaving is a server's departure from its incident, recorded with the
+// server's state so that a crash before it is carried out does not lose it.
+type leaving struct {
+	Incident string    `json:"incident"`
+	At       time.Time `json:"at"`
+}
+
+// openKey is where the incidents open in a datacentre are listed.
+func openKey(datacentre string) string {
+	if datacentre == "" {
+		return "open._" // boxes in no datacentre group together
+	}
+	return "open." + datacentre
+}
+
+// groupLock serialises the joins of one datacentre within this process, so
+// that a storm does not spin on compare-and-set; the bucket's revisions
+// keep several processes correct.
+func (v *Verifier) groupLock(datacentre string) func() {
+	m, _ := v.groups.LoadOrStore(datacentre, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+func (v *Verifier) naming(datacentre string) judge.Naming {
+	return judge.Naming{
+		BoxName: func(id string) string {
+			if b := v.cfg.Box(id); b != nil {
+				return b.Name
+			}
+			return id
+		},
+		Datacentre: v.cfg.Datacentres[datacentre].Name,
+	}
+}
+
+// join puts a server confirmed down into an incident and returns its id:
+// the incident open for its box, or the one a server of its datacentre
+// last joined within the group window, or a new one whose id is the
+// server's outage id. Joining again for the same outage (a redelivery, a
+// restart before the server's record was written) finds the same incident.
+func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target config.Target, a events.AffectedServer, outage string, at time.Time) (string, error) {
+	dc := target.Box.Datacentre
+	defer v.groupLock(dc)()
+	key := openKey(dc)
+	for attempt := 0; attempt < 20; attempt++ {
+		var open judge.Open
+		orev, err := getJSON(ctx, ikv, key, &open)
+		if err != nil {
+			return "", err
+		}
+		for _, o := range open.Incidents {
+			if !slices.Contains(o.Boxes, a.Box) {
+				continue // the box is listed before its server joins
+			}
+			var rec incidentRecord
+			rev, err := getJSON(ctx, ikv, o.ID, &rec)
+			if err != nil {
+				return "", err
+			}
+			if rev != 0 && rec.Members[a.Server].Outage == outage {
+				return o.ID, v.flushIncident(ctx, ikv, rec, rev)
+			}
+		}
+		id := open.Choose(a.Box, at, v.cfg.Incidents.GroupWindow.D())
+		if id == "" {
+			id = outage
+		}
+		open.Add(id, a.Box, at)
+		if _, err := putJSON(ctx, ikv, key, open, orev); bus.IsConflict(err) {
+			continue
+		} else if err != nil {
+			return "", err
+		}
+		joined, err := v.addMember(ctx, ikv, id, dc, a, outage, at)
+		if err != nil {
+			return "", err
+		}
+		if joined {
+			return id, nil
+		}
+		// Resolved since the list was read: it must go from the list.
+		if err := v.closeOpen(ctx, ikv, dc, id); err != nil {
+			return "", err
+		}
+	}
+	return "", errors.New("the incidents open in the datacentre kept changing; retrying")
+}
+
+// addMember adds a server to an incident, creating it if it is new; false
+// if the incident was resolved meanwhile.
+func (v *Verifier) addMember(ctx context.Context, ikv jetstream.KeyValue, id, dc string, a events.AffectedServer, outage string, at time.Time) (bool, error) {
+	return v.updateIncident(ctx, ikv, id, func(rec *incidentRecord) (events.Payload, bool) {
+		if !rec.Resolved.IsZero() {
+			return nil, false
+		}
+		if rec.ID == "" {
+			rec.ID, rec.Datacentre = id, dc
+		}
+		return rec.Join(a, outage, at, v.naming(dc)), true
+	})
+}
+
+// leave marks a server of an incident back, resolving the incident with
+// the last one.
+func (v *Verifier) leave(ctx context.Context, ikv, kv jetstream.KeyValue, target config.Target, l leaving) error {
+	bs, up, err := v.boxWith(ctx, kv, target.Box, target.Server.ID, events.StateUp)
+	if err != nil {
+		return err
+	}
+	status := events.BoxStatus{Box: target.Box.ID, State: bs, Up: up}
+	resolved := false
+	if _, err := v.updateIncident(ctx, ikv, l.Incident, func(rec *incidentRecord) (events.Payload, bool) {
+		if rec.ID == "" {
+			return nil, false // never written: nothing to leave
+		}
+		p := rec.Leave(target.Server.ID, l.At, status)
+		resolved = !rec.Resolved.IsZero()
+		return p, true
+	}); err != nil {
+		return err
+	}
+	if resolved {
+		return v.closeOpen(ctx, ikv, target.Box.Datacentre, l.Incident)
+	}
+	return nil
+}
+
+// updateIncident applies change to an incident's record under
+// compare-and-set, records the event it returns, publishes it and marks it
+// published. An event recorded before a crash is published first. ok is
+// what change said.
+func (v *Verifier) updateIncident(ctx context.Context, ikv jetstream.KeyValue, id string, change func(*incidentRecord) (events.Payload, bool)) (ok bool, err error) {
+	for attempt := 0; attempt < 20; attempt++ {
+		var rec incidentRecord
+		rev, err := getJSON(ctx, ikv, id, &rec)
+		if err != nil {
+			return false, err
+		}
+		hadPending := len(rec.Pending) > 0
+		if hadPending {
+			if err := v.publish(ctx, rec.Pending); err != nil {
+				return false, err
+			}
+			rec.Pending = nil
+		}
+		p, ok := change(&rec)
+		if !ok || p == nil {
+			if hadPending {
+				_ = v.clearPending(ctx, ikv, rec, rev)
+			}
+			return ok, nil
+		}
+		o, err := v.event(p, rec.eventID(p), rec.eventTime(p))
+		if err != nil {
+			return false, bus.Permanent(err)
+		}
+		rec.Pending = []outgoing{o}
+		rev, err = putJSON(ctx, ikv, id, rec, rev)
+		if bus.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		if err := v.publish(ctx, rec.Pending); err != nil {
+			return false, err // the next change of the incident publishes it
+		}
+		v.logIncident(p)
+		rec.Pending = nil
+		_ = v.clearPending(ctx, ikv, rec, rev)
+		return true, nil
+	}
+	return false, fmt.Errorf("incident %s kept changing; retrying", id)
+}
+
+// flushIncident publishes what an incident's record holds unpublished.
+func (v *Verifier) flushIncident(ctx context.Context, ikv jetstream.KeyValue, rec incidentRecord, rev uint64) error {
+	if len(rec.Pending) == 0 {
+		return nil
+	}
+	if err := v.publish(ctx, rec.Pending); err != nil {
+		return err
+	}
+	rec.Pending = nil
+	return v.clearPending(ctx, ikv, rec, rev)
+}
+
+// clearPending marks an incident's events published; if it cannot, they
+// are published again later, which JetStream's de-duplication absorbs.
+func (v *Verifier) clearPending(ctx context.Context, ikv jetstream.KeyValue, rec incidentRecord, rev uint64) error {
+	_, err := putJSON(ctx, ikv, rec.ID, rec, rev)
+	return err
+}
+
+// closeOpen takes a resolved incident off its datacentre's list.
+func (v *Verifier) closeOpen(ctx context.Context, ikv jetstream.KeyValue, dc, id string) error {
+	key := openKey(dc)
+	for attempt := 0; attempt < 20; attempt++ {
+		var open judge.Open
+		rev, err := getJSON(ctx, ikv, key, &open)
+		if err != nil || !open.Remove(id) {
+			return err
+		}
+		if _, err := putJSON(ctx, ikv, key, open, rev); !bus.IsConflict(err) {
+			return err
+		}
+	}
+	return fmt.Errorf("the incidents open in %s kept changing; retrying", key)
+}
+
+func (rec *incidentRecord) eventID(p events.Payload) string {
+	switch p.(type) {
+	case *events.IncidentOpened:
+		return rec.ID + "/opened"
+	case *events.IncidentResolved:
+		return rec.ID + "/resolved"
+	}
+	return fmt.Sprintf("%s/updated/%d", rec.ID, rec.Seq)
+}
+
+func (rec *incidentRecord) eventTime(p events.Payload) time.Time {
+	switch p := p.(type) {
+	case *events.IncidentOpened:
+		return p.Opened
+	case *events.IncidentResolved:
+		return p.Resolved
+	case *events.IncidentUpdated:
+		return p.At
+	}
+	return time.Time{}
+}
+
+// event wraps a payload for publishing.
+func (v *Verifier) event(p events.Payload, id string, at time.Time) (outgoing, error) {
+	ev := events.New(id, "verifier", at, p)
+	b, err := ev.Marshal()
+	if err != nil {
+		return outgoing{}, err
+	}
+	return outgoing{Subject: ev.Subject(), ID: ev.ID, Data: b}, nil
+}
+
+func (v *Verifier) logIncident(p events.Payload) {
+	switch p := p.(type) {
+	case *events.IncidentOpened:
+		v.log.Warn("incident opened", "incident", p.Incident, "title", p.Title, "server", p.Servers[0].Server)
+	case *events.IncidentUpdated:
+		v.log.Info("incident updated", "incident", p.Incident, "title", p.Title, "added", len(p.Added), "recovered", p.Recovered, "still_down", len(p.Down))
+	case *events.IncidentResolved:
+		v.log.Info("incident resolved", "incident", p.Incident, "title", p.Title, "after", p.Resolved.Sub(p.Opened).Round(time.Second))
+	}
+}
+
+// getJSON reads a key into v, a pointer to a zero value, and returns its
+// revision; 0 and v untouched when there is no such key. A record that
+// cannot be read must not stop the alarm: v is left zero, to be written
+// afresh at the revision returned.
+func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		reflect.ValueOf(v).Elem().SetZero()
+	}
+	return e.Revision(), nil
+}
+
+// putJSON writes v under key if nobody wrote it since rev (0: if it does
+// not exist yet).
+func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev uint64) (uint64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	if rev == 0 {
+		rev, err = kv.Create(ctx, key, b)
+	} else {
+		rev, err = kv.Update(ctx, key, b, rev)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", key, err)
+	}
+	return rev, nil
+}
