@@ -288,31 +288,18 @@ func first(ds ...Duration) Duration {
 	return 0
 }
 
-// MaintenanceAt is the reason of the maintenance window server is in at t
-// ("planned maintenance" for one without a reason), or "" when it is in none.
-func (c *Config) MaintenanceAt(server string, t time.Time) string {
-	for _, m := range c.Maintenance {
-		if !t.Before(m.From) && t.Before(m.Until) && slices.Contains(m.Servers, server) {
-			if m.Reason == "" {
-				return "planned maintenance"
-			}
-			return m.Reason
-		}
-	}
-	return ""
-}
-
-// BoxesTakenDown is the boxes a maintenance window takes out of service as
-// a whole: every server of theirs in service is in it. Customers are told
-// of such a window; one that leaves every box available stays internal.
-func (c *Config) BoxesTakenDown(m Maintenance) []string {
+// BoxesTakenDown is the boxes a maintenance window over servers takes out
+// of service as a whole: every server of theirs in service is in it.
+// Customers are told of such a window; one that leaves every box available
+// stays internal.
+func (c *Config) BoxesTakenDown(servers []string) []string {
 	var out []string
 	for _, b := range c.Boxes {
 		serving, covered := 0, 0
 		for _, s := range b.Servers {
 			if s.Serving() {
 				serving++
-				if slices.Contains(m.Servers, s.ID) {
+				if slices.Contains(servers, s.ID) {
 					covered++
 				}
 			}

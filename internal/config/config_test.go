@@ -147,7 +147,7 @@ providers:
 	}
 }
 
-func TestMaintenance(t *testing.T) {
+func TestBoxesTakenDown(t *testing.T) {
 	cfg, err := Parse("m.yaml", []byte(`
 site: {name: S}
 locations: [lon1]
@@ -156,37 +156,16 @@ boxes:
   - {id: web, name: Web, servers: [{id: web1, check: "tcp://h:80"}, {id: web2, check: "tcp://h:80"}]}
 staff: [{name: A, email: a@example.net}]
 providers: {smtp: {host: h, from: a@example.net}}
-maintenance:
-  - {servers: [mx1, mx2], from: 2026-11-21T02:00:00Z, until: 2026-11-21T04:00:00Z, reason: Kernel upgrade}
-  - {servers: [web1], from: 2026-11-21T03:00:00Z, until: 2026-11-21T05:00:00Z}
 `), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := func(h, m int) time.Time { return time.Date(2026, 11, 21, h, m, 0, 0, time.UTC) }
-	tests := []struct {
-		server string
-		t      time.Time
-		want   string
-	}{
-		{"mx1", at(1, 59), ""},
-		{"mx1", at(2, 0), "Kernel upgrade"},
-		{"mx2", at(3, 59), "Kernel upgrade"},
-		{"mx2", at(4, 0), ""},
-		{"web1", at(3, 30), "planned maintenance"},
-		{"web2", at(3, 30), ""},
+	// Taking mx1 and mx2 takes the whole MX box out (mx3 is not in
+	// service): customers are told. web1 alone leaves web2 serving: internal.
+	if got := cfg.BoxesTakenDown([]string{"mx1", "mx2"}); len(got) != 1 || got[0] != "mx" {
+		t.Errorf("mx1 and mx2 take down %v, want [mx]", got)
 	}
-	for _, tt := range tests {
-		if got := cfg.MaintenanceAt(tt.server, tt.t); got != tt.want {
-			t.Errorf("MaintenanceAt(%s, %s) = %q, want %q", tt.server, tt.t.Format("15:04"), got, tt.want)
-		}
-	}
-	// The first window takes the whole MX box out (mx3 is not in service):
-	// customers are told. The second leaves web2 serving: internal.
-	if got := cfg.BoxesTakenDown(cfg.Maintenance[0]); len(got) != 1 || got[0] != "mx" {
-		t.Errorf("first window takes down %v, want [mx]", got)
-	}
-	if got := cfg.BoxesTakenDown(cfg.Maintenance[1]); len(got) != 0 {
-		t.Errorf("second window takes down %v, want none", got)
+	if got := cfg.BoxesTakenDown([]string{"web1"}); len(got) != 0 {
+		t.Errorf("web1 takes down %v, want none", got)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/locations"
+	"github.com/tocsin-alarm/tocsin/internal/maintenance"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
 )
@@ -46,6 +47,8 @@ type Verifier struct {
 	cache map[string]cached
 
 	groups sync.Map // datacentre → *sync.Mutex, see groupLock
+
+	windows *maintenance.Windows // from the config and started at run time
 }
 
 type cached struct {
@@ -143,6 +146,16 @@ func (v *Verifier) Run(ctx context.Context) error {
 		return err
 	}
 	st := stores{servers: kv, boxes: boxes, incidents: incidents}
+	ms, err := maintenance.Open(ctx, v.deps.Bus)
+	if err != nil {
+		return err
+	}
+	if err := ms.Sync(ctx, v.cfg, v.deps.Now(), v.log); err != nil {
+		return err
+	}
+	if v.windows, err = ms.Watch(ctx); err != nil {
+		return err
+	}
 	if err := v.markNotInService(ctx, st); err != nil {
 		return err
 	}
@@ -216,7 +229,7 @@ func (v *Verifier) judge(ctx context.Context, st stores, live *locations.Live, r
 	policy := v.policy
 	// Answers may take two check timeouts (a busy location), and then some.
 	policy.RoundTimeout = 2*target.Timeout + 10*time.Second
-	facts := judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check, Maintenance: v.cfg.MaintenanceAt(r.Server, r.Started)}
+	facts := judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check, Maintenance: v.windows.At(r.Server, r.Started)}
 	next, fx := judge.Apply(rec.Server, r, facts, policy)
 	if fx.Recheck != "" {
 		next.Round.Locations, next.Round.Fallback = v.recheckLocations(r.Location, fx.RecheckCount, live.List())

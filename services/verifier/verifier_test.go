@@ -16,6 +16,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/maintenance"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
 )
@@ -449,7 +450,27 @@ maintenance:
 	publishResult(t, b, "mx1", 25, true) // after it
 	waitState(t, b, "mx1", events.StateUp)
 
+	// A window started at run time, as "tocsin maintenance start" does.
 	ctx := context.Background()
+	ms, err := maintenance.Open(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := maintenance.Window(cfg, "disk-swap", []string{"mx1"}, clock.Add(30*time.Second), clock.Add(40*time.Second), "Disk swap", "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.Start(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the verifier hears of it at once; a second is ample on a busy machine
+	for n := 31; n < 35; n++ {
+		publishResult(t, b, "mx1", n, false)
+	}
+	waitState(t, b, "mx1", events.StateMaintenance)
+	publishResult(t, b, "mx1", 45, true)
+	waitState(t, b, "mx1", events.StateUp)
+
 	info, err := b.JS.Stream(ctx, events.StreamTasks)
 	if err != nil {
 		t.Fatal(err)
