@@ -127,7 +127,9 @@ maintenance:
 	if got, want := strings.Join(announced(t, b), "; "), "set Kernel upgrade public; set  internal; ended by config; set Kernel and firmware upgrade public"; got != want {
 		t.Errorf("announced %q, want %q", got, want)
 	}
-	waitFor(t, func() bool { return ws.At("web1", at(3, 31)) == "" && ws.At("mx1", at(3, 31)) == "Kernel and firmware upgrade" })
+	waitFor(t, func() bool {
+		return ws.At("web1", at(3, 31)) == "" && ws.At("mx1", at(3, 31)) == "Kernel and firmware upgrade"
+	})
 }
 
 func TestRunTimeWindows(t *testing.T) {
