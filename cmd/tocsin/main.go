@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
 const usage = `tocsin — the outage alarm of a web and email hosting provider
@@ -18,6 +19,7 @@ Usage:
   tocsin demo [--interval 5s] [--outage-every 40s]
   tocsin run --config FILE [--data DIR] [--nats URL] [--services LIST] [--location NAME]
   tocsin validate --config FILE
+  tocsin maintenance start|end|list [--nats URL] …
   tocsin version
 
 Run "tocsin COMMAND -h" for the flags of a command.
@@ -46,6 +48,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr, env)
+	case "maintenance":
+		return cmdMaintenance(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "version":
 		fmt.Fprintln(stdout, "tocsin", version)
 		return 0

@@ -96,6 +96,12 @@ func Connect(serverURL string, ns *server.Server, name string, log *slog.Logger,
 	return &Bus{NC: nc, JS: js, log: log}, nil
 }
 
+// Once are the connection options of a command that does one thing and
+// exits: it gives up at once instead of waiting for the server to return.
+func Once() []nats.Option {
+	return []nats.Option{nats.MaxReconnects(0), nats.Timeout(5 * time.Second)}
+}
+
 // redactURLs hides the passwords in a comma-separated list of server URLs.
 func redactURLs(list string) string {
 	parts := strings.Split(list, ",")
