@@ -21,6 +21,8 @@ type Config struct {
 	Datacentres map[string]Datacentre `yaml:"datacentres"`
 	Boxes       []Box                 `yaml:"boxes"`
 	Staff       []Staff               `yaml:"staff"`
+	OnCall      OnCall                `yaml:"oncall"`
+	Notify      Notify                `yaml:"notify"`
 	Incidents   Incidents             `yaml:"incidents"`
 	Escalation  Escalation            `yaml:"escalation"`
 	Maintenance []Maintenance         `yaml:"maintenance"`
@@ -134,6 +136,86 @@ type Staff struct {
 	Name  string `yaml:"name"`
 	Email string `yaml:"email"`
 	Phone string `yaml:"phone"`
+	// Boxes and Roles route incidents: a person who names some hears of
+	// incidents touching those boxes, or boxes of those roles, only. The
+	// person on call hears of every incident.
+	Boxes []string `yaml:"boxes"`
+	Roles []string `yaml:"roles"`
+}
+
+// OnCall is a weekly rotation: the first person named is on call for the
+// week from Handover, the next for the week after, and so on round;
+// overrides stand in for whoever is on call during their window.
+type OnCall struct {
+	Rotation  []string   `yaml:"rotation"` // staff names
+	Handover  time.Time  `yaml:"handover"` // a moment when the first of the rotation took over
+	Overrides []Override `yaml:"overrides"`
+}
+
+// Override puts someone on call for a while instead of the rotation.
+type Override struct {
+	Name  string    `yaml:"name"`
+	From  time.Time `yaml:"from"`
+	Until time.Time `yaml:"until"`
+}
+
+// Notify says how staff are told.
+type Notify struct {
+	// Channels for the person on call and for everyone else routed to an
+	// incident: "sms", "email". Without a rotation everyone is on call.
+	OnCallChannels []string `yaml:"oncall"`
+	OthersChannels []string `yaml:"others"`
+	// GroupWait holds an incident's first message this long to gather
+	// what fails with it (0: at once). GroupWindow gathers the updates
+	// after the first message into one; UpdateEvery spaces the updates
+	// after that.
+	GroupWait   Duration `yaml:"group_wait"`
+	GroupWindow Duration `yaml:"group_window"`
+	UpdateEvery Duration `yaml:"update_every"`
+	// RepeatEvery repeats an unacknowledged incident to the person on call
+	// (0: never).
+	RepeatEvery Duration `yaml:"repeat_every"`
+	// FallbackAfter: a channel failing this long, or refused for good, has
+	// the message carried by the other channel, which says so.
+	FallbackAfter Duration `yaml:"fallback_after"`
+	// Listen is where the notifier serves acknowledgement links and
+	// Twilio's webhooks; PublicURL is how the internet reaches it.
+	Listen      string `yaml:"listen"`
+	PublicURL   string `yaml:"public_url"`
+	LinkKeyEnv  string `yaml:"link_key_env"`
+	LinkKeyFile string `yaml:"link_key_file"`
+	LinkKey     Secret `yaml:"-"` // signs acknowledgement links
+}
+
+// OnCallAt is the name of the person on call at t, "" without a rotation.
+func (c *Config) OnCallAt(t time.Time) string {
+	for _, o := range c.OnCall.Overrides {
+		if !t.Before(o.From) && t.Before(o.Until) {
+			return o.Name
+		}
+	}
+	r := c.OnCall.Rotation
+	if len(r) == 0 {
+		return ""
+	}
+	const week = 7 * 24 * time.Hour
+	d := t.Sub(c.OnCall.Handover)
+	weeks := int64(d / week)
+	if d < 0 && d%week != 0 {
+		weeks-- // round down before the handover too
+	}
+	n := int64(len(r))
+	return r[((weeks%n)+n)%n]
+}
+
+// StaffNamed finds a staff member by name.
+func (c *Config) StaffNamed(name string) (Staff, bool) {
+	for _, s := range c.Staff {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Staff{}, false
 }
 
 // Incidents says how confirmed failures become incidents.

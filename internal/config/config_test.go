@@ -169,3 +169,41 @@ providers: {smtp: {host: h, from: a@example.net}}
 		t.Errorf("web1 takes down %v, want none", got)
 	}
 }
+
+func TestOnCallAt(t *testing.T) {
+	cfg, err := Parse("o.yaml", []byte(`
+site: {name: S}
+locations: [lon1]
+boxes: [{id: mx, name: MX, servers: [{id: mx1, check: "tcp://h:25"}]}]
+staff: [{name: Ann, email: a@example.net}, {name: Bob, email: b@example.net}, {name: Cy, email: c@example.net}]
+providers: {smtp: {host: h, from: a@example.net}}
+oncall:
+  rotation: [Ann, Bob, Cy]
+  handover: 2026-11-02T09:00:00Z
+  overrides: [{name: Ann, from: 2026-11-20T18:00:00Z, until: 2026-11-21T09:00:00Z}]
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		at   string
+		want string
+	}{
+		{"2026-11-02T09:00:00Z", "Ann"},
+		{"2026-11-09T08:59:59Z", "Ann"},
+		{"2026-11-09T09:00:00Z", "Bob"},
+		{"2026-11-16T09:00:00Z", "Cy"},
+		{"2026-11-20T18:00:00Z", "Ann"}, // the override
+		{"2026-11-21T09:00:00Z", "Cy"},
+		{"2026-11-23T09:00:00Z", "Ann"}, // round again
+		{"2026-11-02T08:59:59Z", "Cy"},  // the week before the handover
+		{"2026-10-26T09:00:00Z", "Cy"},
+		{"2026-10-26T08:59:59Z", "Bob"},
+	}
+	for _, tt := range tests {
+		at, _ := time.Parse(time.RFC3339, tt.at)
+		if got := cfg.OnCallAt(at); got != tt.want {
+			t.Errorf("on call at %s: %s, want %s", tt.at, got, tt.want)
+		}
+	}
+}

@@ -33,6 +33,11 @@ const (
 	DefaultFlapWindow   = 30 * time.Minute
 	DefaultFlapSettle   = 10 * time.Minute
 	DefaultGroupWindow  = 2 * time.Minute
+	DefaultNotifyWindow = time.Minute
+	DefaultUpdateEvery  = 10 * time.Minute
+	DefaultRepeatEvery  = 30 * time.Minute
+	DefaultFallback     = 2 * time.Minute
+	DefaultNotifyListen = "127.0.0.1:8081"
 )
 
 func (c *Config) setDefaults() {
@@ -64,6 +69,31 @@ func (c *Config) setDefaults() {
 				s.Port = DefaultSMTPSPort
 			}
 		}
+	}
+	n := &c.Notify
+	if n.OnCallChannels == nil {
+		n.OnCallChannels = []string{"email"}
+		if c.Providers.Twilio != nil {
+			n.OnCallChannels = []string{"sms", "email"}
+		}
+	}
+	if n.OthersChannels == nil {
+		n.OthersChannels = []string{"email"}
+	}
+	if n.GroupWindow == 0 {
+		n.GroupWindow = Duration(DefaultNotifyWindow)
+	}
+	if n.UpdateEvery == 0 {
+		n.UpdateEvery = Duration(DefaultUpdateEvery)
+	}
+	if n.RepeatEvery == 0 {
+		n.RepeatEvery = Duration(DefaultRepeatEvery)
+	}
+	if n.FallbackAfter == 0 {
+		n.FallbackAfter = Duration(DefaultFallback)
+	}
+	if n.Listen == "" {
+		n.Listen = DefaultNotifyListen
 	}
 	if c.Statuspage.Listen == "" {
 		c.Statuspage.Listen = DefaultListen
@@ -164,6 +194,8 @@ func (v *validator) validate(c *Config) {
 	}
 	v.boxes(c)
 	v.staff(c)
+	v.oncall(c)
+	v.notify(c)
 	if c.Incidents.GroupWindow < 0 {
 		v.at(p("incidents", "group_window"), "group_window must not be negative")
 	}
@@ -374,6 +406,74 @@ func (v *validator) staff(c *Config) {
 		if s.Phone != "" && !phoneRE.MatchString(s.Phone) {
 			v.at(p("staff", i, "phone"), "phone must be in international form, like +447700900001")
 		}
+		for j, b := range s.Boxes {
+			if c.Box(b) == nil {
+				v.at(p("staff", i, "boxes", j), "no box %q", b)
+			}
+		}
+		for j, r := range s.Roles {
+			if _, ok := c.Roles[r]; !ok {
+				v.at(p("staff", i, "roles", j), "no role %q in roles", r)
+			}
+		}
+	}
+}
+
+func (v *validator) oncall(c *Config) {
+	o := c.OnCall
+	for i, name := range o.Rotation {
+		if _, ok := c.StaffNamed(name); !ok {
+			v.at(p("oncall", "rotation", i), "no staff member named %q", name)
+		}
+	}
+	if len(o.Rotation) > 0 && o.Handover.IsZero() {
+		v.at(p("oncall"), "a rotation needs a handover: a moment when the first person named took over, like 2026-11-02T09:00:00Z")
+	}
+	for i, ov := range o.Overrides {
+		if _, ok := c.StaffNamed(ov.Name); !ok {
+			v.at(p("oncall", "overrides", i, "name"), "no staff member named %q", ov.Name)
+		}
+		if !ov.Until.After(ov.From) {
+			v.at(p("oncall", "overrides", i), "an override needs from and until, until after from")
+		}
+	}
+}
+
+func (v *validator) notify(c *Config) {
+	n := &c.Notify
+	for _, key := range []string{"oncall", "others"} {
+		list := n.OnCallChannels
+		if key == "others" {
+			list = n.OthersChannels
+		}
+		for i, ch := range list {
+			switch ch {
+			case "email":
+			case "sms":
+				if c.Providers.Twilio == nil {
+					v.at(p("notify", key, i), "sms needs providers.twilio")
+				}
+			default:
+				v.at(p("notify", key, i), "unknown channel %q: use sms or email", ch)
+			}
+		}
+	}
+	for _, d := range []struct {
+		name string
+		d    Duration
+	}{{"group_wait", n.GroupWait}, {"group_window", n.GroupWindow}, {"update_every", n.UpdateEvery}, {"repeat_every", n.RepeatEvery}, {"fallback_after", n.FallbackAfter}} {
+		if d.d < 0 {
+			v.at(p("notify", d.name), "%s must not be negative", d.name)
+		}
+	}
+	if _, _, err := net.SplitHostPort(n.Listen); err != nil {
+		v.at(p("notify", "listen"), "listen %q must be host:port, like 127.0.0.1:8081", n.Listen)
+	}
+	if n.PublicURL != "" {
+		if u, err := url.Parse(n.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			v.at(p("notify", "public_url"), "public_url must be an http(s) URL, like https://tocsin.example.net")
+		}
+		n.LinkKey = v.secret(p("notify"), "link_key", n.LinkKeyEnv, n.LinkKeyFile, true)
 	}
 }
 
