@@ -28,6 +28,7 @@ const (
 	TypeBoxStateChanged    Type = "box.state_changed"
 	TypeIncidentOpened     Type = "incident.opened"
 	TypeIncidentUpdated    Type = "incident.updated"
+	TypeIncidentAcked      Type = "incident.acknowledged"
 	TypeIncidentResolved   Type = "incident.resolved"
 	TypeMaintenanceSet     Type = "maintenance.set"
 	TypeMaintenanceEnded   Type = "maintenance.ended"
@@ -153,6 +154,8 @@ func newPayload(t Type) (Payload, error) {
 		return &IncidentOpened{}, nil
 	case TypeIncidentUpdated:
 		return &IncidentUpdated{}, nil
+	case TypeIncidentAcked:
+		return &IncidentAcknowledged{}, nil
 	case TypeIncidentResolved:
 		return &IncidentResolved{}, nil
 	case TypeMaintenanceSet:

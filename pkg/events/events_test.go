@@ -72,6 +72,9 @@ func samples() map[string]Event {
 		"maintenance_ended": New("kernel-0312/ended", "tocsin@ops1", t0.Add(2*time.Hour), &MaintenanceEnded{
 			Maintenance: "kernel-0312", Ended: t0.Add(2 * time.Hour), By: "alice",
 		}),
+		"incident_acknowledged": New("20261121-mx1-4/acknowledged", "notifier", t0.Add(3*time.Minute), &IncidentAcknowledged{
+			Incident: "20261121-mx1-4", By: "Alice", Via: AckViaSMS, At: t0.Add(3 * time.Minute),
+		}),
 		"incident_resolved": New("20261121-mx1-4/resolved", "verifier", t0.Add(time.Hour), &IncidentResolved{
 			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Resolved: t0.Add(time.Hour),
 			Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},

@@ -328,6 +328,41 @@ func (u *IncidentUpdated) Validate() error {
 	return nil
 }
 
+// IncidentAcknowledged records that a person has taken an incident on:
+// reminders stop, and the escalator cancels what the config says an
+// acknowledgement cancels.
+type IncidentAcknowledged struct {
+	Incident string    `json:"incident"`
+	By       string    `json:"by"`  // the staff member's name
+	Via      string    `json:"via"` // sms, link or cli
+	At       time.Time `json:"at"`
+	Note     string    `json:"note,omitempty"`
+}
+
+// The ways to acknowledge.
+const (
+	AckViaSMS  = "sms"
+	AckViaLink = "link"
+	AckViaCLI  = "cli"
+)
+
+func (*IncidentAcknowledged) EventType() Type   { return TypeIncidentAcked }
+func (a *IncidentAcknowledged) Subject() string { return SubjectIncident(a.Incident, "acknowledged") }
+func (a *IncidentAcknowledged) Validate() error {
+	if err := checkToken("incident", a.Incident); err != nil {
+		return err
+	}
+	switch {
+	case a.By == "":
+		return errors.New("missing by")
+	case a.Via != AckViaSMS && a.Via != AckViaLink && a.Via != AckViaCLI:
+		return fmt.Errorf("unknown via %q", a.Via)
+	case a.At.IsZero():
+		return errors.New("missing at")
+	}
+	return nil
+}
+
 // IncidentResolved records the end of an outage.
 type IncidentResolved struct {
 	Incident string    `json:"incident"`
