@@ -1,0 +1,86 @@
+package twiliosms
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+)
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		header string
+		want   time.Duration
+	}{
+		{"", 0},
+		{"0", 0},
+		{"7", 7 * time.Second},
+		{" 120 ", 2 * time.Minute},
+		{"-3", 0},
+		{"soon", 0},
+		{"Sat, 21 Nov 2026 12:00:30 GMT", 30 * time.Second},
+		{"Sat, 21 Nov 2026 11:59:00 GMT", 0},
+	}
+	for _, tt := range tests {
+		if got := retryAfter(tt.header, now); got != tt.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", tt.header, got, tt.want)
+		}
+	}
+}
+
+func TestMask(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"+447700900001", "+44…001"},
+		{"+15005550006", "+15…006"},
+		{"+4412", "…"},
+		{"", "…"},
+		{"+44770090000１", "…"},
+	}
+	for _, tt := range tests {
+		if got := mask(tt.in); got != tt.want {
+			t.Errorf("mask(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// TestDefaultIsTwilio checks that without an API URL requests go to
+// https://api.twilio.com, whatever TWILIO_EDGE and TWILIO_REGION say:
+// the stand-in's transport lets through only requests for Twilio's hosts
+// and sends them to the stand-in.
+func TestDefaultIsTwilio(t *testing.T) {
+	account, token := twiliotest.NewSID("AC"), strings.Repeat("ab", 16)
+	s := twiliotest.Start(t, account, token)
+	t.Setenv("TWILIO_EDGE", "dublin")
+	t.Setenv("TWILIO_REGION", "ie1")
+
+	snd, err := New(Config{AccountSID: account, AuthToken: token, From: "+447700900999"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	snd.base = recording{base: s.Transport(), urls: &seen}
+
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := snd.Send(ctx, "+447700900001", "x"); err != nil {
+		t.Fatalf("Send: %v", err)
+	}
+	want := "https://api.twilio.com/2010-04-01/Accounts/" + account + "/Messages.json"
+	if len(seen) != 1 || seen[0] != want {
+		t.Errorf("requests went to %v, want %s", seen, want)
+	}
+}
+
+type recording struct {
+	base http.RoundTripper
+	urls *[]string
+}
+
+func (r recording) RoundTrip(req *http.Request) (*http.Response, error) {
+	*r.urls = append(*r.urls, req.URL.String())
+	return r.base.RoundTrip(req)
+}

@@ -1,0 +1,364 @@
+// Package twiliosms is the notifier's SMS channel: it sends one text
+// message to one number through Twilio's Messages API with twilio-go,
+// bounds every send by a timeout and by the caller's context (twilio-go
+// itself takes no context), tells the bus which failures are worth
+// retrying and how soon, and fits alarm texts into one SMS segment.
+package twiliosms
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf16"
+
+	"github.com/twilio/twilio-go/client"
+	api "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+)
+
+const (
+	// DefaultTimeout bounds one Send when Config.Timeout is zero.
+	DefaultTimeout = 10 * time.Second
+	// DefaultAPIURL is Twilio's API, where requests go when
+	// Config.APIURL is empty.
+	DefaultAPIURL = "https://api.twilio.com"
+)
+
+var (
+	e164RE       = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	accountSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	serviceSIDRE = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
+	shortCodeRE  = regexp.MustCompile(`^[0-9]{5,6}$`)
+	alphaIDRE    = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
+	letterRE     = regexp.MustCompile(`[A-Za-z]`)
+	alnumRE      = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+)
+
+// Config is the Twilio account to send from and how.
+type Config struct {
+	AccountSID string // "AC" and 32 hex digits
+	AuthToken  string
+	// From is the sender: a number in international form, a short code,
+	// an alphanumeric sender ID, or a Messaging Service SID ("MG…"),
+	// which is sent as MessagingServiceSid so that Twilio picks the number
+	// from the service's pool.
+	From string
+	// APIURL, when set, is where requests go instead of DefaultAPIURL,
+	// keeping their path below it: a stand-in in tests, or a proxy.
+	// Plain http is allowed only on loopback, since every request carries
+	// the auth token.
+	APIURL string
+	// StatusCallback, when set, is the URL Twilio reports each message's
+	// delivery status to.
+	StatusCallback string
+	// Timeout bounds one Send, from the first byte sent to the answer
+	// read; 0 is DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Sender sends SMS as configured. It keeps a pool of connections to Twilio
+// but no state about messages, so it is safe for concurrent use.
+type Sender struct {
+	cfg  Config
+	api  *url.URL          // where requests go instead of api.twilio.com; nil: there
+	base http.RoundTripper // shared by every Send, for its connection pool
+	now  func() time.Time  // for a Retry-After given as a date
+}
+
+// New checks cfg, reporting every problem at once, and fills in defaults.
+// Error texts never hold the auth token.
+func New(cfg Config) (*Sender, error) {
+	var problems []error
+	if !accountSIDRE.MatchString(cfg.AccountSID) {
+		problems = append(problems, fmt.Errorf("account SID %q: want \"AC\" and 32 hex digits, as Twilio's console shows it", cfg.AccountSID))
+	}
+	switch {
+	case cfg.AuthToken == "":
+		problems = append(problems, errors.New("auth token is empty"))
+	case !alnumRE.MatchString(cfg.AuthToken):
+		// twilio-go refuses it too, and Twilio never issues one.
+		problems = append(problems, errors.New("auth token holds characters other than letters and digits; check for a stray newline or quote"))
+	}
+	if !validFrom(cfg.From) {
+		problems = append(problems, fmt.Errorf("from %q: want a number in international form like +447700900000, a short code, an alphanumeric sender ID of up to 11 characters, or a Messaging Service SID", cfg.From))
+	}
+	var apiURL *url.URL
+	if cfg.APIURL != "" {
+		u, err := checkAPIURL(cfg.APIURL)
+		if err != nil {
+			problems = append(problems, err)
+		}
+		apiURL = u
+	}
+	if cfg.StatusCallback != "" {
+		if u, err := url.Parse(cfg.StatusCallback); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			problems = append(problems, fmt.Errorf("status callback %q: want an absolute http or https URL", cfg.StatusCallback))
+		}
+	}
+	if cfg.Timeout < 0 {
+		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("twilio config: %w", errors.Join(problems...))
+	}
+
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return &Sender{cfg: cfg, api: apiURL, base: base, now: time.Now}, nil
+}
+
+func validFrom(from string) bool {
+	return e164RE.MatchString(from) || serviceSIDRE.MatchString(from) || shortCodeRE.MatchString(from) ||
+		alphaIDRE.MatchString(from) && letterRE.MatchString(from)
+}
+
+func checkAPIURL(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("api url %q: %w", s, err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Hostname() == "":
+		return nil, fmt.Errorf("api url %q: want an absolute http or https URL", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return nil, fmt.Errorf("api url %q: want no user, query or fragment", s)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return nil, fmt.Errorf("api url %q: plain http would send the auth token in clear text; use https", s)
+	}
+	return u, nil
+}
+
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Send asks Twilio to send body to the number to, in international form,
+// and returns the new message's SID once Twilio has accepted it (queued,
+// not yet delivered). body goes as it is: callers that want one segment
+// pass it through Fit first.
+//
+// Send returns when Twilio answers, when Config.Timeout has passed, or
+// when ctx ends, whichever is first. A failure is an *Error. One that
+// sending again cannot fix (a bad number or body, a 4xx answer other than
+// 429, wrong credentials) is also marked bus.Permanent; any other, ctx
+// ending included, is worth a retry. Error texts hold neither the auth
+// token nor the recipient's number in full.
+func (s *Sender) Send(ctx context.Context, to, body string) (string, error) {
+	n := 0
+	for _, r := range body {
+		n += utf16.RuneLen(r)
+	}
+	switch {
+	case !e164RE.MatchString(to):
+		return "", s.refuse(to, "the number is not in international form, like +447700900000")
+	case body == "":
+		return "", s.refuse(to, "the message is empty")
+	case n > MaxBody:
+		return "", s.refuse(to, fmt.Sprintf("the message has %d characters; Twilio takes at most %d", n, MaxBody))
+	}
+
+	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout,
+		fmt.Errorf("twilio did not answer within %v: %w", s.cfg.Timeout, context.DeadlineExceeded))
+	defer cancel()
+
+	var ans answer
+	msg, err := s.service(ctx, &ans).CreateMessage(params(s.cfg.From, to, body, s.cfg.StatusCallback))
+	if err != nil {
+		return "", s.failure(ctx, err, ans, to)
+	}
+	if msg.Sid == nil || *msg.Sid == "" {
+		return "", s.failure(ctx, fmt.Errorf("answer %d holds no message SID", ans.status), ans, to)
+	}
+	return *msg.Sid, nil
+}
+
+// params builds the request to send body to to from from: the sender as
+// From, or as MessagingServiceSid when it is a Messaging Service SID, and
+// a StatusCallback when callback is set. twilio-go encodes it; the tests
+// hold the bytes that go on the wire.
+func params(from, to, body, callback string) *api.CreateMessageParams {
+	p := (&api.CreateMessageParams{}).SetTo(to).SetBody(body)
+	if serviceSIDRE.MatchString(from) {
+		p.SetMessagingServiceSid(from)
+	} else {
+		p.SetFrom(from)
+	}
+	if callback != "" {
+		p.SetStatusCallback(callback)
+	}
+	return p
+}
+
+// service builds a twilio-go API client for one Send. twilio-go makes its
+// requests with context.Background(), so the only way to bound one by ctx
+// is a transport that carries ctx; the client is cheap, and building one
+// per call keeps concurrent sends apart.
+func (s *Sender) service(ctx context.Context, ans *answer) *api.ApiService {
+	hc := &http.Client{
+		Transport: &callTransport{ctx: ctx, base: s.base, api: s.api, now: s.now, ans: ans},
+		// A backstop: ctx, with the same timeout, ends first and says why.
+		Timeout: s.cfg.Timeout + time.Second,
+		// As twilio-go's own client: a redirect is an answer, not a
+		// reason to send the credentials elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	c := &client.Client{
+		Credentials:         client.NewCredentials(s.cfg.AccountSID, s.cfg.AuthToken),
+		HTTPClient:          hc,
+		UserAgentExtensions: []string{"tocsin"},
+	}
+	c.SetAccountSid(s.cfg.AccountSID)
+	// Not client.NewRequestHandler: it reads TWILIO_EDGE and TWILIO_REGION
+	// from the environment and would send to another host than the one
+	// configured.
+	return api.NewApiService(&client.RequestHandler{Client: c})
+}
+
+// Error is a send that failed. Send wraps it in bus.Permanent when Retry
+// is false, so the bus sets the message aside instead of retrying it.
+type Error struct {
+	// Status is the HTTP status Twilio answered with; 0 when no answer
+	// came (a timeout, a refused connection) or when the message was
+	// refused before any request.
+	Status int
+	// Code is Twilio's error code, such as 21211 for a bad number or
+	// 20429 for too many requests; 0 when Twilio gave none.
+	Code int
+	// Retry says whether sending again may succeed: true for 5xx and 429
+	// answers, timeouts and connection failures; false for other 4xx
+	// answers and for messages refused before sending.
+	Retry bool
+	// RetryAfter is how long Twilio asked to be left alone (Retry-After);
+	// 0 when it did not say.
+	RetryAfter time.Duration
+
+	text string // scrubbed of the token and the number
+	err  error
+}
+
+func (e *Error) Error() string { return e.text }
+
+// Unwrap gives errors.Is and errors.As the cause: context errors, network
+// errors, and *client.TwilioRestError, whose Message and Details have
+// been scrubbed like the text.
+func (e *Error) Unwrap() error { return e.err }
+
+// Retryable reports whether sending again may succeed after err, as Send
+// classified it. An error that is not Send's counts as retryable unless
+// it is marked bus.Permanent.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Retry
+	}
+	return !bus.IsPermanent(err)
+}
+
+// refuse is the error for a message Send will not try to send.
+func (s *Sender) refuse(to, why string) error {
+	return bus.Permanent(&Error{text: s.scrub("twilio: send sms to "+mask(to)+": "+why, to)})
+}
+
+// failure describes and classifies a send that went wrong.
+func (s *Sender) failure(ctx context.Context, err error, ans answer, to string) error {
+	e := &Error{Status: ans.status, RetryAfter: ans.retryAfter}
+	var desc string
+	var rest *client.TwilioRestError
+	if errors.As(err, &rest) {
+		if e.Status == 0 {
+			e.Status = rest.Status
+		}
+		e.Code = rest.Code
+		// The message may quote the number, and Details anything; what
+		// stays reachable through Unwrap is scrubbed like the text.
+		clean := &client.TwilioRestError{
+			Code:     rest.Code,
+			Message:  s.scrub(rest.Message, to),
+			MoreInfo: rest.MoreInfo,
+			Status:   rest.Status,
+		}
+		err = clean
+		desc = fmt.Sprintf("twilio answered %d, error %d: %s (%s)", e.Status, clean.Code, clean.Message, clean.MoreInfo)
+	} else {
+		if cause := context.Cause(ctx); cause != nil {
+			// What twilio-go saw was the request we cancelled; say why.
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+		desc = err.Error()
+		if e.Status != 0 {
+			desc = fmt.Sprintf("twilio answered %d: %s", e.Status, desc)
+		}
+	}
+
+	switch {
+	case e.Status == 0:
+		e.Retry = true // no answer: a timeout, a connection failure, ctx
+	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusRequestTimeout, e.Status >= 500:
+		e.Retry = true
+	case e.Status >= 400:
+		e.Retry = false // Twilio will refuse this message again
+	default:
+		// A 2xx or 3xx answer that does not hold a message: Twilio may
+		// or may not have it. A second SMS beats a missed alarm.
+		e.Retry = true
+	}
+	if e.RetryAfter > 0 {
+		desc += fmt.Sprintf("; retry after %v", e.RetryAfter)
+	}
+	e.text = s.scrub("twilio: send sms to "+mask(to)+": "+desc, to)
+	e.err = err
+	if !e.Retry {
+		return bus.Permanent(e)
+	}
+	return e
+}
+
+// scrub takes the auth token and the recipient's number out of text, in
+// case Twilio or a library ever echoes them.
+func (s *Sender) scrub(text, to string) string {
+	if s.cfg.AuthToken != "" {
+		text = strings.ReplaceAll(text, s.cfg.AuthToken, "[auth token]")
+	}
+	if len(to) >= 7 {
+		text = strings.ReplaceAll(text, to, mask(to))
+		if bare := strings.TrimPrefix(to, "+"); len(bare) >= 7 {
+			text = strings.ReplaceAll(text, bare, mask(to))
+		}
+	}
+	return text
+}
+
+// mask keeps the start of a number, which tells the country, and its last
+// three digits, which tell two people apart: "+44…001".
+func mask(n string) string {
+	if len(n) < 8 || !ascii(n) {
+		return "…"
+	}
+	return n[:3] + "…" + n[len(n)-3:]
+}
+
+func ascii(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}

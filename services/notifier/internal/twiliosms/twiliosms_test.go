@@ -1,0 +1,594 @@
+package twiliosms_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/twilio/twilio-go/client"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
+)
+
+const (
+	token  = "f00dfeedf00dfeedf00dfeedf00dfeed"
+	sender = "+447700900999"
+	rcpt   = "+447700900001"
+	masked = "+44…001"
+)
+
+var (
+	account = "AC" + strings.Repeat("5e", 16)
+	service = "MG" + strings.Repeat("7c", 16)
+)
+
+func config(s *twiliotest.Server) twiliosms.Config {
+	return twiliosms.Config{
+		AccountSID: account,
+		AuthToken:  token,
+		From:       sender,
+		APIURL:     s.URL,
+		Timeout:    5 * time.Second,
+	}
+}
+
+func newSender(t *testing.T, cfg twiliosms.Config) *twiliosms.Sender {
+	t.Helper()
+	s, err := twiliosms.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// TestRequestOnTheWire holds, byte for byte, what Send puts on the wire
+// for each shape of request.
+func TestRequestOnTheWire(t *testing.T) {
+	tests := []struct {
+		name     string
+		from     string
+		callback string
+		body     string
+		want     string
+	}{
+		{
+			name: "number",
+			from: sender,
+			body: "web-3 is down",
+			want: "Body=web-3+is+down&From=%2B447700900999&To=%2B447700900001",
+		},
+		{
+			name:     "status callback",
+			from:     sender,
+			callback: "https://tocsin.example/twilio/status?site=fra",
+			body:     "web-3 is down",
+			want: "Body=web-3+is+down&From=%2B447700900999" +
+				"&StatusCallback=https%3A%2F%2Ftocsin.example%2Ftwilio%2Fstatus%3Fsite%3Dfra&To=%2B447700900001",
+		},
+		{
+			name: "messaging service",
+			from: service,
+			body: "web-3 is down",
+			want: "Body=web-3+is+down&MessagingServiceSid=" + service + "&To=%2B447700900001",
+		},
+		{
+			name: "alphanumeric sender",
+			from: "Tocsin",
+			body: "ok",
+			want: "Body=ok&From=Tocsin&To=%2B447700900001",
+		},
+		{
+			name: "characters that need escaping",
+			from: sender,
+			body: "a&b=c+d 100% ü € 🔥\nnext line",
+			want: "Body=a%26b%3Dc%2Bd+100%25+%C3%BC+%E2%82%AC+%F0%9F%94%A5%0Anext+line&From=%2B447700900999&To=%2B447700900001",
+		},
+	}
+	s := twiliotest.Start(t, account, token)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := config(s)
+			cfg.From, cfg.StatusCallback = tt.from, tt.callback
+			sid, err := newSender(t, cfg).Send(ctx(t), rcpt, tt.body)
+			if err != nil {
+				t.Fatalf("Send: %v", err)
+			}
+			var got twiliotest.Message
+			for _, m := range s.Messages() {
+				if m.SID == sid {
+					got = m
+				}
+			}
+			if got.SID == "" {
+				t.Fatalf("no message %s at the stand-in", sid)
+			}
+			if got.Raw != tt.want {
+				t.Errorf("body on the wire:\n got %s\nwant %s", got.Raw, tt.want)
+			}
+			wantHeader := map[string]string{
+				"Content-Type":  "application/x-www-form-urlencoded",
+				"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte(account+":"+token)),
+			}
+			for k, v := range wantHeader {
+				if g := got.Header.Get(k); g != v {
+					t.Errorf("%s = %q, want %q", k, g, v)
+				}
+			}
+			if ua := got.Header.Get("User-Agent"); !strings.HasPrefix(ua, "twilio-go/") || !strings.HasSuffix(ua, " tocsin") {
+				t.Errorf("User-Agent = %q, want twilio-go's and tocsin", ua)
+			}
+		})
+	}
+}
+
+func TestSendReturnsTheSID(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	sid, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := s.WaitFor(ctx(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msgs[0].SID != sid || msgs[0].To != rcpt || msgs[0].From != sender || msgs[0].Body != "web-3 is down" {
+		t.Errorf("sent %s, stand-in has %+v", sid, msgs[0])
+	}
+}
+
+// TestFailures sends through each way Twilio fails and checks how Send
+// classifies it.
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		fault      twiliotest.Fault
+		status     int
+		code       int
+		retry      bool
+		retryAfter time.Duration
+		text       string // a part of the error's text
+	}{
+		{name: "500", fault: twiliotest.ServerError(500), status: 500, code: 20500, retry: true,
+			text: "twilio answered 500, error 20500: An internal server error has occurred"},
+		{name: "503", fault: twiliotest.ServerError(503), status: 503, code: 20503, retry: true},
+		{name: "429 with Retry-After", fault: twiliotest.RateLimited(3 * time.Second), status: 429, code: 20429,
+			retry: true, retryAfter: 3 * time.Second, text: "retry after 3s"},
+		{name: "429 without Retry-After", fault: twiliotest.RateLimited(0), status: 429, code: 20429, retry: true},
+		{name: "502 from a proxy", fault: twiliotest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"},
+			status: 502, retry: true, text: "twilio answered 502"},
+		{name: "unsubscribed recipient", fault: twiliotest.Refused(21610), status: 400, code: 21610,
+			text: "Attempt to send to unsubscribed recipient"},
+		{name: "region not enabled", fault: twiliotest.Refused(21408), status: 400, code: 21408,
+			text: "the region indicated by the 'To' number: " + masked + "."},
+		{name: "number refused, quoted", fault: twiliotest.Refused(21211), status: 400, code: 21211,
+			text: "The 'To' number " + masked + " is not a valid phone number."},
+		{name: "number refused without the plus", status: 400, code: 21614,
+			fault: twiliotest.Fault{Status: 400, Code: 21614, Message: "'To' number 447700900001 is not a valid mobile number"},
+			text:  "'To' number " + masked + " is not a valid mobile number"},
+		{name: "403", fault: twiliotest.Fault{Status: 403, Code: 20403}, status: 403, code: 20403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := twiliotest.Start(t, account, token)
+			s.FailNext(1, tt.fault)
+			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
+			e := sendError(t, err)
+			if e.Status != tt.status || e.Code != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
+				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
+					e.Status, e.Code, e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
+			}
+			if twiliosms.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
+				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", twiliosms.Retryable(err), bus.IsPermanent(err), tt.retry)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("error %q, want it to contain %q", err, tt.text)
+			}
+			if !strings.HasPrefix(err.Error(), "twilio: send sms to "+masked+": ") {
+				t.Errorf("error %q does not say what failed", err)
+			}
+			noSecrets(t, err)
+			if tt.code != 0 {
+				var re *client.TwilioRestError
+				if !errors.As(err, &re) || re.Code != tt.code {
+					t.Errorf("errors.As(*client.TwilioRestError) = %v", re)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryThenSuccess(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	s.FailNext(1, twiliotest.ServerError(503))
+	s.FailNext(1, twiliotest.RateLimited(time.Second))
+	snd := newSender(t, config(s))
+	for i := range 2 {
+		if _, err := snd.Send(ctx(t), rcpt, "x"); !twiliosms.Retryable(err) {
+			t.Fatalf("attempt %d: %v, want a retryable error", i+1, err)
+		}
+	}
+	if _, err := snd.Send(ctx(t), rcpt, "x"); err != nil {
+		t.Fatalf("third attempt: %v", err)
+	}
+	var got []int
+	for _, a := range s.Attempts() {
+		got = append(got, a.Status)
+	}
+	if diff := cmp.Diff(got, []int{503, 429, 201}); diff != "" {
+		t.Errorf("attempts (-got +want):\n%s", diff)
+	}
+}
+
+// TestConnectionsReused checks that answers, errors included, are read to
+// the end, so that a burst of alarms does not pay for a TLS handshake per
+// message.
+func TestConnectionsReused(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	s.FailNext(2, twiliotest.ServerError(503))
+	s.FailNext(1, twiliotest.Refused(21610))
+	s.FailNext(1, twiliotest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
+	snd := newSender(t, config(s))
+	for range 8 {
+		_, _ = snd.Send(ctx(t), rcpt, "x")
+	}
+	if got := len(s.Attempts()); got != 8 {
+		t.Fatalf("%d attempts, want 8", got)
+	}
+	if n := s.Connections(); n != 1 {
+		t.Errorf("8 sequential sends opened %d connections, want 1", n)
+	}
+}
+
+// TestChunkedAnswersReused is TestConnectionsReused for answers without a
+// Content-Length whose end arrives after the JSON: a client recycles the
+// connection only once it has read the answer to its end, and twilio-go
+// stops reading at the end of the JSON.
+func TestChunkedAnswersReused(t *testing.T) {
+	var mu sync.Mutex
+	conns, n := 0, 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		ok := n%2 == 0
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		if ok {
+			w.WriteHeader(201)
+			w.(http.Flusher).Flush() // no Content-Length: chunked
+			fmt.Fprintf(w, `{"sid":"SM%032d","status":"queued"}`+"\n", n)
+		} else {
+			w.WriteHeader(503)
+			w.(http.Flusher).Flush()
+			fmt.Fprint(w, `{"code":20503,"message":"Service is unavailable. Please try again","more_info":"https://www.twilio.com/docs/errors/20503","status":503}`+"\n")
+		}
+		w.(http.Flusher).Flush()
+		time.Sleep(20 * time.Millisecond) // the end of the body comes later
+	}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			mu.Lock()
+			conns++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	snd := newSender(t, twiliosms.Config{AccountSID: account, AuthToken: token, From: sender, APIURL: srv.URL})
+	for i := range 6 {
+		_, err := snd.Send(ctx(t), rcpt, "x")
+		if (i%2 == 1) != (err == nil) {
+			t.Fatalf("send %d: %v", i+1, err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if conns != 1 {
+		t.Errorf("6 sequential sends opened %d connections, want 1", conns)
+	}
+}
+
+func TestStallEndsAtTimeout(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	s.FailNext(1, twiliotest.Stall())
+	cfg := config(s)
+	cfg.Timeout = 300 * time.Millisecond
+
+	start := time.Now()
+	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
+	took := time.Since(start)
+	if took < 250*time.Millisecond || took > 3*time.Second {
+		t.Errorf("Send returned after %v, want about 300ms", took)
+	}
+	e := sendError(t, err)
+	if !e.Retry || e.Status != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v (retry %v, status %d), want a retryable deadline error", err, e.Retry, e.Status)
+	}
+	if !strings.Contains(err.Error(), "twilio did not answer within 300ms") {
+		t.Errorf("error %q does not say it timed out", err)
+	}
+	noSecrets(t, err)
+	// The stand-in sees the request go away: nothing is left hanging.
+	waitUntil(t, func() bool { return s.Stalled() == 0 })
+}
+
+func TestStallEndsWithContext(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	s.Fail(twiliotest.Stall())
+	cfg := config(s)
+	cfg.Timeout = time.Minute
+
+	c, cancel := context.WithCancel(ctx(t))
+	go func() {
+		waitUntil(t, func() bool { return s.Stalled() == 1 })
+		cancel()
+	}()
+	start := time.Now()
+	_, err := newSender(t, cfg).Send(c, rcpt, "x")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Send returned %v after ctx was cancelled", took)
+	}
+	if !errors.Is(err, context.Canceled) || !twiliosms.Retryable(err) {
+		t.Errorf("got %v, want a retryable cancellation", err)
+	}
+	noSecrets(t, err)
+	waitUntil(t, func() bool { return s.Stalled() == 0 })
+}
+
+func TestWrongCredentialsArePermanent(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	cfg := config(s)
+	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
+	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
+	e := sendError(t, err)
+	if e.Status != 401 || e.Code != 20003 || e.Retry || !bus.IsPermanent(err) {
+		t.Errorf("got %v (status %d, code %d, retry %v), want a permanent 401", err, e.Status, e.Code, e.Retry)
+	}
+	if strings.Contains(err.Error(), cfg.AuthToken) {
+		t.Errorf("error %q holds the wrong token", err)
+	}
+	noSecrets(t, err)
+}
+
+func TestOtherAccountIsPermanent(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	cfg := config(s)
+	cfg.AccountSID = "AC" + strings.Repeat("00", 16)
+	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
+	if e := sendError(t, err); e.Status != 401 || e.Retry {
+		t.Errorf("got %v, want a permanent 401", err)
+	}
+}
+
+func TestConnectionRefusedIsRetryable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	_, err = newSender(t, twiliosms.Config{
+		AccountSID: account, AuthToken: token, From: sender, APIURL: "http://" + addr, Timeout: 5 * time.Second,
+	}).Send(ctx(t), rcpt, "x")
+	e := sendError(t, err)
+	if !e.Retry || e.Status != 0 {
+		t.Errorf("got %v, want a retryable error without status", err)
+	}
+	noSecrets(t, err)
+}
+
+func TestRefusedBeforeSending(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	snd := newSender(t, config(s))
+	tests := []struct{ name, to, body, text string }{
+		{"national number", "07700900001", "x", "not in international form"},
+		{"spaces", "+44 7700 900001", "x", "not in international form"},
+		{"empty body", rcpt, "", "the message is empty"},
+		{"body over 1600", rcpt, strings.Repeat("🔥", 801), "1602 characters; Twilio takes at most 1600"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := snd.Send(ctx(t), tt.to, tt.body)
+			if e := sendError(t, err); e.Retry || !bus.IsPermanent(err) {
+				t.Errorf("got %v, want permanent", err)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("error %q, want %q", err, tt.text)
+			}
+			if strings.Contains(err.Error(), "7700900001") || strings.Contains(err.Error(), "7700 900001") {
+				t.Errorf("error %q holds the number", err)
+			}
+		})
+	}
+	if n := len(s.Attempts()); n != 0 {
+		t.Errorf("%d requests reached Twilio, want none", n)
+	}
+}
+
+// TestAPIURLBehindPath sends through a proxy that serves Twilio's API
+// below a path, as an operator's egress proxy might.
+func TestAPIURLBehindPath(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	target, _ := url.Parse(s.URL)
+	proxy := httptest.NewServer(http.StripPrefix("/twilio", httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+
+	cfg := config(s)
+	cfg.APIURL = proxy.URL + "/twilio/"
+	if _, err := newSender(t, cfg).Send(ctx(t), rcpt, "x"); err != nil {
+		t.Fatalf("Send via proxy: %v", err)
+	}
+	cfg.APIURL = proxy.URL // without the path: Twilio's path alone is not found
+	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
+	if e := sendError(t, err); e.Status != 404 || e.Retry {
+		t.Errorf("got %v, want a permanent 404", err)
+	}
+}
+
+func TestConcurrentSends(t *testing.T) {
+	s := twiliotest.Start(t, account, token)
+	s.FailIf(func(r twiliotest.Request) *twiliotest.Fault {
+		if r.N%4 == 0 {
+			f := twiliotest.ServerError(503)
+			return &f
+		}
+		return nil
+	})
+	snd := newSender(t, config(s))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sids := map[string]bool{}
+	failed := 0
+	for i := range 40 {
+		wg.Go(func() {
+			sid, err := snd.Send(ctx(t), fmt.Sprintf("+4477009%05d", i), "x")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if !twiliosms.Retryable(err) {
+					t.Errorf("send %d: %v", i, err)
+				}
+				failed++
+				return
+			}
+			sids[sid] = true
+		})
+	}
+	wg.Wait()
+	if len(sids) != 30 || failed != 10 || len(s.Messages()) != 30 {
+		t.Errorf("%d distinct SIDs, %d failures, %d at the stand-in; want 30, 10, 30", len(sids), failed, len(s.Messages()))
+	}
+}
+
+func TestNew(t *testing.T) {
+	good := twiliosms.Config{AccountSID: account, AuthToken: token, From: sender}
+	tests := []struct {
+		name   string
+		change func(*twiliosms.Config)
+		want   []string // parts of the error; none: valid
+	}{
+		{"good", func(*twiliosms.Config) {}, nil},
+		{"messaging service", func(c *twiliosms.Config) { c.From = service }, nil},
+		{"short code", func(c *twiliosms.Config) { c.From = "12345" }, nil},
+		{"alphanumeric sender", func(c *twiliosms.Config) { c.From = "Tocsin" }, nil},
+		{"https API URL", func(c *twiliosms.Config) { c.APIURL = "https://twilio-proxy.internal.example/api" }, nil},
+		{"http on loopback", func(c *twiliosms.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
+		{"http on localhost", func(c *twiliosms.Config) { c.APIURL = "http://localhost:8080" }, nil},
+		{"everything wrong at once", func(c *twiliosms.Config) {
+			*c = twiliosms.Config{
+				AccountSID:     "SK" + strings.Repeat("0", 32),
+				AuthToken:      "sec ret\n",
+				From:           "07700900999",
+				APIURL:         "http://twilio-proxy.example",
+				StatusCallback: "/twilio/status",
+				Timeout:        -time.Second,
+			}
+		}, []string{
+			`account SID "SK000`, "auth token holds characters other than letters and digits",
+			`from "07700900999"`, "plain http would send the auth token in clear text",
+			`status callback "/twilio/status"`, "timeout -1s is negative",
+		}},
+		{"empty", func(c *twiliosms.Config) { *c = twiliosms.Config{} }, []string{"account SID", "auth token is empty", `from ""`}},
+		{"API URL with a query", func(c *twiliosms.Config) { c.APIURL = "https://x.example/?a=1" }, []string{"want no user, query or fragment"}},
+		{"API URL not a URL", func(c *twiliosms.Config) { c.APIURL = "api.twilio.com" }, []string{"want an absolute http or https URL"}},
+		{"alphanumeric sender too long", func(c *twiliosms.Config) { c.From = "TocsinAlarms" }, []string{"from"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.change(&cfg)
+			_, err := twiliosms.New(cfg)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q, want it to contain %q", err, w)
+				}
+			}
+			if cfg.AuthToken != "" && strings.Contains(err.Error(), cfg.AuthToken) {
+				t.Errorf("error %q holds the auth token", err)
+			}
+		})
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	if twiliosms.Retryable(nil) {
+		t.Error("Retryable(nil)")
+	}
+	if !twiliosms.Retryable(errors.New("anything")) {
+		t.Error("a plain error is not retryable")
+	}
+	if twiliosms.Retryable(bus.Permanent(errors.New("bad"))) {
+		t.Error("a permanent error is retryable")
+	}
+}
+
+func sendError(t *testing.T, err error) *twiliosms.Error {
+	t.Helper()
+	var e *twiliosms.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T), want a *twiliosms.Error", err, err)
+	}
+	return e
+}
+
+// noSecrets fails if err, or anything it wraps, shows the auth token or
+// the recipient's number in full, with or without its plus.
+func noSecrets(t *testing.T, err error) {
+	t.Helper()
+	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+		for _, secret := range []string{token, rcpt, strings.TrimPrefix(rcpt, "+")} {
+			if strings.Contains(text, secret) {
+				t.Errorf("error text %q shows %q", text, secret)
+			}
+		}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if next := u.Unwrap(); next != nil {
+			noSecrets(t, next)
+		}
+	case interface{ Unwrap() []error }:
+		for _, next := range u.Unwrap() {
+			noSecrets(t, next)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Error("condition did not hold within 5s")
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
