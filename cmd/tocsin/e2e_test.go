@@ -217,7 +217,7 @@ providers:
 		}
 		if strings.Contains(m.Subject, "DOWN:") {
 			opened[m.To[0]] = m.MessageID
-			for _, want := range []string{"web1 (Web and webmail) is down", "connection refused", "from lon1", "DC One", "Web Service", "DOWN: no server of the box answers"} {
+			for _, want := range []string{"web1 (Web and webmail) is down", "connection refused", "from lon1", "DC One", "Web Service", "OUTAGE: nothing answers in Web and webmail"} {
 				if !strings.Contains(m.Text, want) {
 					t.Errorf("DOWN email lacks %q:\n%s", want, m.Text)
 				}

@@ -20,6 +20,7 @@ Usage:
   tocsin run --config FILE [--data DIR] [--nats URL] [--services LIST] [--location NAME]
   tocsin validate --config FILE
   tocsin maintenance start|end|list [--nats URL] …
+  tocsin ack [--by NAME] INCIDENT
   tocsin version
 
 Run "tocsin COMMAND -h" for the flags of a command.
@@ -48,6 +49,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr, env)
+	case "ack":
+		return cmdAck(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "maintenance":
 		return cmdMaintenance(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "version":

@@ -239,11 +239,14 @@ func (b *Bus) handle(ctx context.Context, c Consumer, log *slog.Logger, d delive
 	} else {
 		err = call(hctx, h, ev)
 	}
+	later, isLater := IsLater(err)
 	switch {
 	case err == nil:
 		if err := m.Ack(); err != nil {
 			log.Warn("ack failed; the message will be delivered again", "subject", m.Subject(), "err", err)
 		}
+	case isLater:
+		_ = m.NakWithDelay(later) // a timer, not a failure
 	case IsPermanent(err):
 		if derr := b.deadLetter(hctx, c.Name, m, err); derr != nil {
 			log.Warn("could not set a message aside; retrying it", "subject", m.Subject(), "reason", err, "err", derr)

@@ -1,26 +1,29 @@
 // Package notifier tells the people on call. It turns incident events into
-// email, one message per person so that nobody's address is shown to the
-// others, threaded per incident, and records each delivery so that an event
-// delivered again never sends again.
+// SMS and email, one message per person so that nobody's address is shown
+// to the others, paced so that a storm never becomes a flood, threaded per
+// incident, repeated until someone acknowledges, and recorded per delivery
+// so that an event delivered again never sends again. When one channel
+// fails for good or for too long, the other carries the message and says so.
 package notifier
 
 import (
 	"context"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/redact"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
 // Mailer sends one email. It returns an error marked bus.Permanent when
@@ -29,13 +32,23 @@ type Mailer interface {
 	Send(ctx context.Context, m smtpmail.Message) error
 }
 
+// Texter sends one SMS and returns the provider's id for it. It returns an
+// error marked bus.Permanent when trying again cannot help.
+type Texter interface {
+	Send(ctx context.Context, to, body string) (string, error)
+}
+
 // Deps are what a notifier needs from outside.
 type Deps struct {
 	Bus *bus.Bus
 	Log *slog.Logger
 	Now func() time.Time
-	// Mailer sends email; nil builds one from the config's SMTP provider.
+	// Mailer and Texter send; nil builds them from the config's providers.
 	Mailer Mailer
+	Texter Texter
+	// Listener, if set, is where acknowledgements are served instead of
+	// notify.listen.
+	Listener net.Listener
 }
 
 // Notifier sends incident messages.
@@ -45,15 +58,37 @@ type Notifier struct {
 	log    *slog.Logger
 	now    func() time.Time
 	mailer Mailer
+	texter Texter
 	domain string
+	pace   pacing
+	ln     net.Listener
+	// ackWait bounds the handling of one event: after a crash, that long
+	// passes before the event is handled again.
+	ackWait time.Duration
 }
 
+// Option adjusts a notifier.
+type Option func(*Notifier)
+
+// WithAckWait sets how long one event may take before JetStream gives it
+// to another notifier (default 30s), which is also how long a crash can
+// hold up a page.
+func WithAckWait(d time.Duration) Option { return func(n *Notifier) { n.ackWait = d } }
+
 // New returns a notifier for the staff in cfg.
-func New(cfg *config.Config, deps Deps) (*Notifier, error) {
+func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	n := &Notifier{cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "notifier"), now: deps.Now, mailer: deps.Mailer}
+	nc := cfg.Notify
+	n := &Notifier{
+		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "notifier"), now: deps.Now,
+		mailer: deps.Mailer, texter: deps.Texter, ln: deps.Listener, ackWait: 30 * time.Second,
+		pace: pacing{GroupWait: nc.GroupWait.D(), GroupWindow: nc.GroupWindow.D(), UpdateEvery: nc.UpdateEvery.D(), RepeatEvery: nc.RepeatEvery.D()},
+	}
+	for _, o := range opts {
+		o(n)
+	}
 	if s := cfg.Providers.SMTP; s != nil {
 		n.domain = mailDomain(s.From)
 		if n.mailer == nil {
@@ -63,6 +98,20 @@ func New(cfg *config.Config, deps Deps) (*Notifier, error) {
 			}
 			n.mailer = m
 		}
+	}
+	if t := cfg.Providers.Twilio; t != nil && n.texter == nil {
+		callback := ""
+		if nc.PublicURL != "" {
+			callback = strings.TrimRight(nc.PublicURL, "/") + pathTwilioStatus
+		}
+		s, err := twiliosms.New(twiliosms.Config{
+			AccountSID: t.AccountSID.Reveal(), AuthToken: t.AuthToken.Reveal(), From: t.From,
+			APIURL: t.APIURL, StatusCallback: callback,
+		})
+		if err != nil {
+			return nil, err
+		}
+		n.texter = s
 	}
 	return n, nil
 }
@@ -94,116 +143,162 @@ func newMailer(s *config.SMTP) (*smtpmail.Sender, error) {
 	return m, nil
 }
 
-// Delivery is the record of one notification, kept in the deliveries bucket
-// under the notification's id.
-type Delivery struct {
-	Channel string    `json:"channel"`
-	Staff   string    `json:"staff"`
-	At      time.Time `json:"at"`
-	Outcome string    `json:"outcome"`          // "sent", or "failed" when the provider refused it for good
-	Reason  string    `json:"reason,omitempty"` // why it failed
-}
-
-// Run sends messages until ctx ends.
+// Run sends messages, and serves acknowledgements, until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
 	kv, err := n.bus.KV(ctx, events.BucketDeliveries)
 	if err != nil {
 		return err
 	}
-	return n.bus.Consume(ctx, bus.Consumer{
-		Stream:  events.StreamEvents,
-		Name:    "notifier",
-		Filter:  []string{events.SubjectIncidents},
-		Workers: 4,
-		// One event may mean an email to each of many people, one after the other.
-		AckWait: 5 * time.Minute,
-		Since:   time.Hour, // a notifier deployed afresh tells of recent incidents only
-	}, func(ctx context.Context, ev events.Event) error { return n.handle(ctx, kv, ev) })
+	errs := make(chan error, 2)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if n.cfg.Notify.PublicURL != "" {
+		go func() { errs <- n.serve(ctx, kv) }()
+	}
+	go func() {
+		errs <- n.bus.Consume(ctx, bus.Consumer{
+			Stream:  events.StreamEvents,
+			Name:    "notifier",
+			Filter:  []string{events.SubjectIncidents},
+			Workers: 8,
+			// One incident's events in order, by one worker.
+			Key: func(subject string) string { return strings.Split(subject, ".")[1] },
+			// Work done before a crash is recorded; what is left goes on
+			// after this long.
+			AckWait:    n.ackWait,
+			BackoffMin: time.Second, BackoffMax: 30 * time.Second,
+			Since: time.Hour, // a notifier deployed afresh tells of recent incidents only
+		}, func(ctx context.Context, ev events.Event) error { return n.handle(ctx, kv, ev) })
+	}()
+	err = <-errs
+	cancel()
+	return err
 }
 
-func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.Event) error {
-	var step, incident string
-	var compose func(config.Staff) smtpmail.Message
+// incidentOf is the incident an event is about.
+func incidentOf(ev events.Event) string {
 	switch d := ev.Data.(type) {
 	case *events.IncidentOpened:
-		step, incident = "opened", d.Incident
-		compose = func(s config.Staff) smtpmail.Message { return openedEmail(n.cfg, d, s, n.domain) }
+		return d.Incident
+	case *events.IncidentUpdated:
+		return d.Incident
+	case *events.IncidentAcknowledged:
+		return d.Incident
 	case *events.IncidentResolved:
-		step, incident = "resolved", d.Incident
-		compose = func(s config.Staff) smtpmail.Message { return resolvedEmail(n.cfg, d, s, n.domain) }
-	default:
-		return nil // other incident steps are not for email yet
+		return d.Incident
 	}
-	if n.mailer == nil {
-		return nil
+	return ""
+}
+
+// handle merges an event into its incident's state, finishes a message
+// left half sent, and sends what the event calls for now, or asks to see
+// the event again when something is due later.
+func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.Event) error {
+	incident := incidentOf(ev)
+	if incident == "" {
+		return bus.Permanent(fmt.Errorf("a %s event on an incident subject", ev.Type))
 	}
-	log := n.log.With("incident", incident, "step", step)
+	log := n.log.With("incident", incident)
+	st, rev, err := loadState(ctx, kv, incident)
+	if err != nil {
+		return err
+	}
+	st.merge(ev)
+	later := time.Duration(0)
+	for range 3 { // a message half sent, then the one this event calls for
+		s := st.Sending
+		if s == nil {
+			var next *sending
+			next, later = decide(&st, ev, n.now(), n.pace)
+			if next == nil {
+				break
+			}
+			s, st.Sending = next, next
+		}
+		if rev, err = saveState(ctx, kv, st, rev); err != nil {
+			return err // claimed by nobody: the redelivery decides again
+		}
+		if err := n.send(ctx, kv, &st, *s, log); err != nil {
+			if _, err := saveState(ctx, kv, st, rev); err != nil {
+				log.Warn("could not record who was told", "err", err)
+			}
+			return err // the claim stays: the redelivery finishes it
+		}
+		st.sent(*s)
+	}
+	if _, err := saveState(ctx, kv, st, rev); err != nil {
+		return err
+	}
+	if later > 0 {
+		return bus.Later(later)
+	}
+	return nil
+}
+
+// send delivers one message to everyone it is for, each by their channels.
+// Deliveries already recorded are skipped, so a retry reaches only those
+// left; a channel failing for good or for too long falls back to another.
+func (n *Notifier) send(ctx context.Context, kv jetstream.KeyValue, st *incidentState, s sending, log *slog.Logger) error {
+	msg := compose(n.cfg, st, s.Kind, s.N, s.At)
 	var retry []error
-	for _, s := range n.cfg.Staff {
-		if s.Email == "" {
-			continue
-		}
-		if step == "opened" && n.recorded(ctx, kv, deliveryKey(incident, "resolved", s)) {
-			// The opening email was held up until after the resolution went
-			// out: telling of the outage now would only confuse.
-			log.Info("outage already resolved for this person; not sending the opening email", "staff", s.Name)
-			continue
-		}
-		if err := n.deliver(ctx, kv, deliveryKey(incident, step, s), s, compose(s), log); err != nil {
-			retry = append(retry, err)
+	for _, r := range n.audience(st, s) {
+		for _, ch := range r.Channels {
+			if err := n.deliver(ctx, kv, st, msg, r, ch, log); err != nil {
+				retry = append(retry, err)
+			}
 		}
 	}
-	// Those already told are recorded; a retry reaches only the others.
-	return errors.Join(retry...)
+	if len(retry) > 0 {
+		log.Warn("message not delivered to everyone yet; will retry", "step", msg.step(), "left", len(retry), "err", retry[0])
+		return errors.Join(retry...)
+	}
+	log.Info("message delivered", "step", msg.step())
+	return nil
 }
 
-// deliveryKey names the record of one email about one step of an incident.
-func deliveryKey(incident, step string, s config.Staff) string {
-	return fmt.Sprintf("%s.%s.email.%s", incident, step, staffKey(s))
-}
-
-// recorded reports whether a delivery record exists; when the bucket cannot
-// be read it says no, and sending goes ahead.
-func (n *Notifier) recorded(ctx context.Context, kv jetstream.KeyValue, key string) bool {
-	_, err := kv.Get(ctx, key)
-	return err == nil
-}
-
-// deliver sends one email unless its record says it went already.
-func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, key string, s config.Staff, m smtpmail.Message, log *slog.Logger) error {
-	if _, err := kv.Get(ctx, key); err == nil {
-		log.Info("already delivered; not sending again", "staff", s.Name)
-		return nil
-	} else if !errors.Is(err, jetstream.ErrKeyNotFound) {
-		return fmt.Errorf("read delivery record: %w", err)
-	}
-	rec := Delivery{Channel: "email", Staff: s.Name, Outcome: "sent"}
-	err := n.mailer.Send(ctx, m)
-	switch {
-	case err == nil:
-		log.Info("email sent", "staff", s.Name, "to", redact.Email(s.Email))
-	case bus.IsPermanent(err):
-		log.Error("email refused for good; this person was not told", "staff", s.Name, "to", redact.Email(s.Email), "err", err)
-		rec.Outcome, rec.Reason = "failed", err.Error()
-	default:
-		log.Warn("email not sent; will retry", "staff", s.Name, "to", redact.Email(s.Email), "err", err)
-		return fmt.Errorf("email to %s: %w", s.Name, err)
-	}
-	// If we die between the send and this write, the message goes again on
-	// redelivery with the same Message-ID. That window is this one write.
-	rec.At = n.now()
-	b, _ := json.Marshal(rec)
-	for attempt := 1; ; attempt++ {
-		_, err := kv.Create(ctx, key, b)
-		if err == nil || bus.IsConflict(err) {
-			return nil
+// audience is who a message is for, and by which channels.
+func (n *Notifier) audience(st *incidentState, s sending) []recipient {
+	switch s.Kind {
+	case kindOpened:
+		rs := recipients(n.cfg, st.Boxes, s.At)
+		if st.Told == nil {
+			st.Told = map[string][]string{}
 		}
-		if attempt == 3 || ctx.Err() != nil {
-			// Failing the event now would send this message again; better
-			// to go on without the record and say so.
-			log.Error("email sent but its delivery record could not be written", "staff", s.Name, "err", err)
-			return nil
+		for _, r := range rs {
+			st.Told[staffKey(r.Staff)] = r.Channels
 		}
-		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+		return rs
+	case kindDigest:
+		rs := recipients(n.cfg, st.Boxes, s.At)
+		for i := range rs {
+			rs[i].Channels = updateChannels(rs[i])
+		}
+		return rs
+	case kindReminder:
+		var out []recipient
+		for _, r := range recipients(n.cfg, st.Boxes, s.At) {
+			if r.OnCall {
+				out = append(out, r)
+			}
+		}
+		return out
+	case kindResolved:
+		// Whoever was told of the outage hears it is over, the same way;
+		// if nobody was, those it would have gone to hear by email.
+		if len(st.Told) == 0 {
+			rs := recipients(n.cfg, st.Boxes, s.At)
+			for i := range rs {
+				rs[i].Channels = updateChannels(rs[i])
+			}
+			return rs
+		}
+		var out []recipient
+		for _, p := range n.cfg.Staff {
+			if told, ok := st.Told[staffKey(p)]; ok {
+				out = append(out, recipient{Staff: p, Channels: told})
+			}
+		}
+		return out
 	}
+	return nil
 }

@@ -85,7 +85,11 @@ func (f *fixture) handle(t *testing.T, ev events.Event) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return f.n.handle(context.Background(), kv, ev)
+	err = f.n.handle(context.Background(), kv, ev)
+	if _, later := bus.IsLater(err); later {
+		return nil // a timer set: the repeat of an unacknowledged page
+	}
+	return err
 }
 
 func TestRedeliveredEventNeverSendsTwice(t *testing.T) {
@@ -95,12 +99,31 @@ func TestRedeliveredEventNeverSendsTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	msgs := f.mail.Messages()
-	if len(msgs) != 2 {
+	if msgs := f.mail.Messages(); len(msgs) != 2 {
 		t.Fatalf("%d emails for one event handled three times, want 2 (one per staff member with email)", len(msgs))
 	}
-	if got := strings.Count(f.logs.String(), "already delivered"); got != 4 {
-		t.Errorf("%d duplicates noticed, want 4:\n%s", got, f.logs)
+	// A crash after the messages went out but before the incident's state
+	// said so: the claim is found and finished, and the delivery records
+	// keep anyone from being told twice.
+	ctx := context.Background()
+	kv, _ := f.b.KV(ctx, events.BucketDeliveries)
+	st, rev, err := loadState(ctx, kv, "20261121-abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Sending = &sending{Kind: kindOpened, At: st.FirstSent}
+	st.FirstSent = time.Time{}
+	if _, err := saveState(ctx, kv, st, rev); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.handle(t, opened()); err != nil {
+		t.Fatal(err)
+	}
+	if msgs := f.mail.Messages(); len(msgs) != 2 {
+		t.Errorf("%d emails after finishing a claimed message, want still 2", len(msgs))
+	}
+	if got := strings.Count(f.logs.String(), "already delivered"); got != 2 {
+		t.Errorf("%d duplicates noticed, want 2:\n%s", got, f.logs)
 	}
 }
 
@@ -147,6 +170,9 @@ func TestPermanentFailureIsRecordedNotRetried(t *testing.T) {
 	}
 	n := 0
 	for k := range keys.Keys() {
+		if !strings.Contains(k, ".email.") {
+			continue // the incident's own state
+		}
 		e, err := kv.Get(context.Background(), k)
 		if err != nil {
 			t.Fatal(err)

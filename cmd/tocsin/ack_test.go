@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+func TestAckCommand(t *testing.T) {
+	srv := bustest.Start(t)
+	b := srv.Connect(t, nil)
+	ctx := context.Background()
+	ikv, _ := b.KV(ctx, events.BucketIncidents)
+	dkv, _ := b.KV(ctx, events.BucketDeliveries)
+	if _, err := ikv.Put(ctx, "20261121-k3f9x2", []byte(`{"id":"20261121-k3f9x2"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dkv.Put(ctx, "code.k3f9x2", []byte("20261121-k3f9x2")); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) (string, bool) { return "bob", k == "USER" }
+	now := func() time.Time { return time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC) }
+	ack := func(args ...string) (int, string) {
+		var out, errs strings.Builder
+		code := cmdAck(ctx, args, &out, &errs, env, now)
+		return code, out.String() + errs.String()
+	}
+	if code, out := ack("--nats", srv.URL, "K3F9X2"); code != 0 || !strings.Contains(out, "incident 20261121-k3f9x2 acknowledged by bob") {
+		t.Errorf("ack by code: %d %s", code, out)
+	}
+	if code, out := ack("--nats", srv.URL, "--by", "alice", "20261121-k3f9x2"); code != 0 {
+		t.Errorf("ack by id: %d %s", code, out)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--nats", srv.URL, "20261121-nope00"}, 1, "no incident 20261121-nope00"},
+		{[]string{"--nats", srv.URL, "zzzz"}, 1, `no incident with the code "zzzz" was paged`},
+		{[]string{"--nats", srv.URL}, 2, "usage: tocsin ack"},
+	} {
+		if code, out := ack(tt.args...); code != tt.code || !strings.Contains(out, tt.want) {
+			t.Errorf("%v: %d %q, want %d %q", tt.args, code, out, tt.code, tt.want)
+		}
+	}
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"incident.*.acknowledged"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.Decode(m.Subject(), m.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := ev.Data.(*events.IncidentAcknowledged); a.By != "bob" || a.Via != events.AckViaCLI {
+		t.Errorf("acknowledgement %+v", a)
+	}
+	if info, _ := c.Info(ctx); info.NumPending != 0 {
+		t.Errorf("%d more acknowledgements stored: acknowledging twice must store one", info.NumPending)
+	}
+}

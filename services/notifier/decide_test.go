@@ -1,0 +1,93 @@
+package notifier
+
+import (
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+func TestDecide(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	p := pacing{GroupWait: 0, GroupWindow: time.Minute, UpdateEvery: 10 * time.Minute, RepeatEvery: 30 * time.Minute}
+	waiting := p
+	waiting.GroupWait = 10 * time.Second
+	openedEv := events.New("i/opened", "verifier", t0, &events.IncidentOpened{Incident: "i", Opened: t0, Title: "x", Servers: []events.AffectedServer{{Server: "a", Box: "b", Since: t0}}})
+	update := func(seq int64) events.Event {
+		return events.New("i/updated", "verifier", t0, &events.IncidentUpdated{Incident: "i", Seq: seq, At: t0, Title: "x", Recovered: []string{"a"}})
+	}
+	resolvedEv := events.New("i/resolved", "verifier", t0, &events.IncidentResolved{Incident: "i", Opened: t0, Resolved: t0, Title: "x", Servers: []string{"a"}})
+	sentAt := func(at time.Time, mod func(*incidentState)) incidentState {
+		st := incidentState{Incident: "i", Opened: t0, FirstSent: at, LastSent: at, Covered: 3, Seq: 3}
+		if mod != nil {
+			mod(&st)
+		}
+		return st
+	}
+	ack := &events.IncidentAcknowledged{Incident: "i", By: "Ann", Via: "sms", At: t0}
+
+	tests := []struct {
+		name  string
+		st    incidentState
+		ev    events.Event
+		now   time.Time
+		p     pacing
+		next  *sending
+		later time.Duration
+	}{
+		{"the first message goes at once", incidentState{Seq: 2}, openedEv, t0.Add(time.Second), p,
+			&sending{Kind: kindOpened, At: t0.Add(time.Second), Seq: 2}, 0},
+		{"or once the group wait is over", incidentState{}, openedEv, t0.Add(3 * time.Second), waiting, nil, 7 * time.Second},
+		{"an update before the first message is in it", incidentState{Seq: 1}, update(1), t0, p, nil, 0},
+		{"an update the last message told of", sentAt(t0, nil), update(3), t0.Add(time.Hour), p, nil, 0},
+		{"updates after the first are gathered", sentAt(t0, nil), update(4), t0.Add(10 * time.Second), p, nil, 50 * time.Second},
+		{"the gathered updates go together", sentAt(t0, func(s *incidentState) { s.Seq = 9 }), update(4), t0.Add(time.Minute), p,
+			&sending{Kind: kindDigest, N: 1, At: t0.Add(time.Minute), Seq: 9}, 0},
+		{"then at most every update_every", sentAt(t0, func(s *incidentState) { s.Digests = 1 }), update(4), t0.Add(2 * time.Minute), p, nil, 8 * time.Minute},
+		{"the repeat waits", sentAt(t0, nil), openedEv, t0.Add(20 * time.Minute), p, nil, 10 * time.Minute},
+		{"an unacknowledged incident is repeated", sentAt(t0, nil), openedEv, t0.Add(30 * time.Minute), p,
+			&sending{Kind: kindReminder, N: 1, At: t0.Add(30 * time.Minute), Seq: 3}, 0},
+		{"and again", sentAt(t0, func(s *incidentState) { s.Reminders = 1 }), openedEv, t0.Add(31 * time.Minute), p, nil, 29 * time.Minute},
+		{"an acknowledged one is not", sentAt(t0, func(s *incidentState) { s.Acked = ack }), openedEv, t0.Add(time.Hour), p, nil, 0},
+		{"nor without repeat_every", sentAt(t0, nil), openedEv, t0.Add(time.Hour), pacing{GroupWindow: time.Minute}, nil, 0},
+		{"the resolution goes at once", sentAt(t0, nil), resolvedEv, t0.Add(time.Minute), p,
+			&sending{Kind: kindResolved, At: t0.Add(time.Minute), Seq: 3}, 0},
+		{"once", sentAt(t0, func(s *incidentState) { s.ResolvedSent = true }), resolvedEv, t0.Add(time.Minute), p, nil, 0},
+		{"a late opening after the resolution is not sent", incidentState{Resolved: &events.IncidentResolved{}}, openedEv, t0, p, nil, 0},
+		{"an update after the resolution is not either", sentAt(t0, func(s *incidentState) { s.Resolved = &events.IncidentResolved{} }), update(5), t0.Add(time.Hour), p, nil, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := tt.st
+			next, later := decide(&st, tt.ev, tt.now, tt.p)
+			if d := cmp.Diff(tt.next, next); d != "" {
+				t.Errorf("next (-want +got):\n%s", d)
+			}
+			if later != tt.later {
+				t.Errorf("later %s, want %s", later, tt.later)
+			}
+		})
+	}
+}
+
+// A storm's updates arriving out of order leave the newest in the state.
+func TestMergeKeepsTheNewestUpdate(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	var st incidentState
+	st.merge(events.New("i/opened", "v", t0, &events.IncidentOpened{Incident: "i", Opened: t0, Title: "a is down",
+		Servers: []events.AffectedServer{{Server: "a", Box: "b1", Since: t0, BoxState: events.BoxDegraded}}}))
+	st.merge(events.New("i/updated/2", "v", t0, &events.IncidentUpdated{Incident: "i", Seq: 2, At: t0, Title: "3 servers down in 2 boxes",
+		Added: []events.AffectedServer{{Server: "c", Box: "b2", Since: t0, BoxState: events.BoxDown}}, Recovered: []string{"b"},
+		Boxes: []events.BoxStatus{{Box: "b1", State: events.BoxDegraded}}, Down: []string{"a", "c"}}))
+	st.merge(events.New("i/updated/1", "v", t0, &events.IncidentUpdated{Incident: "i", Seq: 1, At: t0, Title: "2 servers down",
+		Added: []events.AffectedServer{{Server: "b", Box: "b1", Since: t0, BoxState: events.BoxDown}},
+		Boxes: []events.BoxStatus{{Box: "b1", State: events.BoxDown}}, Down: []string{"a", "b"}}))
+	if st.Title != "3 servers down in 2 boxes" || len(st.Down) != 2 || len(st.Servers) != 3 {
+		t.Errorf("state %+v", st)
+	}
+	if got := []string{string(st.BoxStates["b1"].State), string(st.BoxStates["b2"].State)}; got[0] != "degraded" || got[1] != "down" {
+		t.Errorf("box states %v: an older update must not overwrite a newer state", got)
+	}
+}

@@ -1,0 +1,268 @@
+package notifier
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
+)
+
+// The kinds of message an incident brings.
+const (
+	kindOpened   = "opened"
+	kindDigest   = "update"
+	kindReminder = "reminder"
+	kindResolved = "resolved"
+)
+
+// staffKey names a staff member in ids and delivery records without their
+// address: stable while the address is.
+func staffKey(s config.Staff) string {
+	sum := sha256.Sum256([]byte(strings.ToLower(s.Email + "|" + s.Phone)))
+	return hex.EncodeToString(sum[:6])
+}
+
+// messageID is the Message-ID of one message of an incident for one
+// person. It is derived, not random: a message sent twice carries the same
+// id, and every later message of the incident can refer to the first.
+func messageID(incident, step string, s config.Staff, domain string) string {
+	return fmt.Sprintf("tocsin.%s.%s.%s@%s", incident, step, staffKey(s), domain)
+}
+
+func mailDomain(from string) string {
+	if a, err := mail.ParseAddress(from); err == nil {
+		if at := strings.LastIndexByte(a.Address, '@'); at >= 0 {
+			return a.Address[at+1:]
+		}
+	}
+	return "tocsin.invalid"
+}
+
+// shortCode is the part of an incident id a person types in an SMS reply.
+func shortCode(incident string) string {
+	if i := strings.LastIndexByte(incident, '-'); i >= 0 {
+		return incident[i+1:]
+	}
+	return incident
+}
+
+// body is an email's content, rendered as text and as HTML alike.
+type body struct {
+	Lead     string
+	Note     string // said first, in bold: a channel that failed
+	Sections [][][2]string
+	AckURL   string
+	Status   string
+	Site     string
+}
+
+func (b *body) section(rows ...[2]string) { b.Sections = append(b.Sections, rows) }
+
+func kv(k, v string) [2]string { return [2]string{k, v} }
+
+func (b *body) text() string {
+	var w strings.Builder
+	if b.Note != "" {
+		fmt.Fprintf(&w, "%s\n\n", b.Note)
+	}
+	fmt.Fprintf(&w, "%s\n", b.Lead)
+	for _, s := range b.Sections {
+		w.WriteString("\n")
+		for _, r := range s {
+			fmt.Fprintf(&w, "%-15s %s\n", r[0]+":", r[1])
+		}
+	}
+	if b.AckURL != "" {
+		fmt.Fprintf(&w, "\nAcknowledge: %s\n", b.AckURL)
+	}
+	if b.Status != "" {
+		fmt.Fprintf(&w, "\nStatus page: %s\n", b.Status)
+	}
+	fmt.Fprintf(&w, "\n-- \nTocsin, the outage alarm of %s\n", b.Site)
+	return w.String()
+}
+
+var htmlBody = template.Must(template.New("email").Parse(`<!DOCTYPE html>
+<html><body style="font-family: sans-serif; color: #111">
+{{if .Note}}<p><strong>{{.Note}}</strong></p>{{end}}
+<p style="font-size: 1.1em">{{.Lead}}</p>
+{{range .Sections}}<table style="border-collapse: collapse; margin: 0.8em 0">
+{{range .}}<tr><th style="text-align: left; padding: 2px 12px 2px 0; vertical-align: top">{{index . 0}}</th><td style="padding: 2px 0">{{index . 1}}</td></tr>
+{{end}}</table>
+{{end}}{{if .AckURL}}<p><a href="{{.AckURL}}">Acknowledge this incident</a></p>{{end}}
+{{if .Status}}<p>Status page: <a href="{{.Status}}">{{.Status}}</a></p>{{end}}
+<p style="color: #555">Tocsin, the outage alarm of {{.Site}}</p>
+</body></html>
+`))
+
+func (b *body) html() string {
+	var w strings.Builder
+	if err := htmlBody.Execute(&w, b); err != nil {
+		return "" // the text part alone still says it all
+	}
+	return w.String()
+}
+
+// message is what one kind of message says, before it is addressed.
+type message struct {
+	Incident, Kind string
+	N              int // which update or reminder
+	Subject, Lead  string
+	body           body
+	SMS            string
+}
+
+// step names the message within the incident: in ids and delivery keys.
+func (m message) step() string {
+	if m.N > 0 {
+		return fmt.Sprintf("%s-%d", m.Kind, m.N)
+	}
+	return m.Kind
+}
+
+// email addresses the message to one person, threaded under the opening.
+func (m message) email(cfg *config.Config, s config.Staff, domain, ackURL, note string) smtpmail.Message {
+	b := m.body
+	b.AckURL, b.Note = ackURL, note
+	e := smtpmail.Message{
+		To: s.Email, ToName: s.Name,
+		Subject:   m.Subject,
+		MessageID: messageID(m.Incident, m.step(), s, domain),
+		Text:      b.text(), HTML: b.html(),
+		Headers: map[string]string{"X-Tocsin-Incident": m.Incident},
+	}
+	if m.Kind != kindOpened {
+		first := messageID(m.Incident, kindOpened, s, domain)
+		e.InReplyTo, e.References = first, []string{first}
+	}
+	return e
+}
+
+// sms is the message as one SMS: one GSM-7 segment where it fits.
+func (m message) sms(note string) string {
+	text := m.SMS
+	if note != "" {
+		text = "(email failed) " + text
+	}
+	return twiliosms.Fit(text)
+}
+
+// compose writes the message of one kind about the incident as st holds it.
+func compose(cfg *config.Config, st *incidentState, kind string, n int, now time.Time) message {
+	m := message{Incident: st.Incident, Kind: kind, N: n}
+	code := shortCode(st.Incident)
+	site := cfg.Site.Name
+	b := body{Status: cfg.Site.StatusURL, Site: site}
+	service := st.serviceLine(cfg)
+	switch kind {
+	case kindOpened:
+		m.Subject = fmt.Sprintf("[%s] DOWN: %s [%s]", site, st.Title, st.Incident)
+		b.Lead = st.Title + "."
+		m.SMS = fmt.Sprintf("DOWN %s: %s. %s. Reply ACK %s", code, st.Title, service, code)
+	case kindDigest:
+		m.Subject = fmt.Sprintf("[%s] UPDATE: %s [%s]", site, st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("Update: %s; %d still down.", st.Title, len(st.Down))
+		m.SMS = fmt.Sprintf("UPDATE %s: %s; %d still down. %s", code, st.Title, len(st.Down), service)
+	case kindReminder:
+		for_ := now.Sub(st.Opened).Round(time.Minute)
+		m.Subject = fmt.Sprintf("[%s] STILL DOWN, not acknowledged: %s [%s]", site, st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("Still down after %s, and nobody has acknowledged it: %s.", for_, st.Title)
+		m.SMS = fmt.Sprintf("STILL DOWN %s after %s, unacknowledged: %s. Reply ACK %s", code, for_, st.Title, code)
+	case kindResolved:
+		r := st.Resolved
+		lasted := r.Resolved.Sub(r.Opened).Round(time.Second)
+		m.Subject = fmt.Sprintf("[%s] RESOLVED: %s [%s]", site, st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("Resolved: %s.", st.Title)
+		b.section(kv("Incident", st.Incident), kv("Servers", strings.Join(r.Servers, ", ")),
+			kv("Confirmed down", stamp(r.Opened)), kv("Back up", stamp(r.Resolved)), kv("Outage lasted", lasted.String()))
+		m.SMS = fmt.Sprintf("RESOLVED %s: %s, after %s", code, st.Title, lasted)
+		m.body = b
+		return m
+	}
+	head := []([2]string){kv("Incident", st.Incident), kv("Confirmed", stamp(st.Opened)), kv("Service", service)}
+	if len(st.Down) > 1 {
+		head = append(head, kv("Still down", fmt.Sprintf("%d servers: %s", len(st.Down), strings.Join(st.Down, ", "))))
+	}
+	if a := st.Acked; a != nil {
+		head = append(head, kv("Acknowledged", fmt.Sprintf("by %s (%s) at %s", a.By, a.Via, stamp(a.At))))
+	}
+	b.section(head...)
+	for _, a := range st.Servers {
+		if !slices.Contains(st.Down, a.Server) {
+			continue
+		}
+		rows := [][2]string{kv("Server", a.Server)}
+		rows = append(rows, boxRows(cfg, a.Box)...)
+		rows = append(rows, kv("Check", a.Check), kv("Failing since", stamp(a.Since)))
+		seen := a.Reason
+		if len(a.Locations) > 0 {
+			seen += " (from " + strings.Join(a.Locations, ", ") + ")"
+		}
+		rows = append(rows, kv("Checks saw", seen))
+		if a.Verification != "" {
+			rows = append(rows, kv("Verified", a.Verification))
+		}
+		b.section(rows...)
+		if len(b.Sections) > 25 {
+			b.section(kv("…", fmt.Sprintf("and %d more servers", len(st.Down)-24)))
+			break
+		}
+	}
+	m.body = b
+	return m
+}
+
+// serviceLine says at once whether the service is still available: what
+// staff need to know first.
+func (st *incidentState) serviceLine(cfg *config.Config) string {
+	var down, degraded []string
+	for _, id := range st.Boxes {
+		bs, ok := st.BoxStates[id]
+		if !ok {
+			continue
+		}
+		name := id
+		if b := cfg.Box(id); b != nil {
+			name = b.Name
+		}
+		switch bs.State {
+		case events.BoxDown:
+			down = append(down, name)
+		case events.BoxDegraded:
+			degraded = append(degraded, name)
+		}
+	}
+	switch {
+	case len(down) > 0:
+		return "OUTAGE: nothing answers in " + strings.Join(down, ", ")
+	case len(degraded) > 0:
+		return "service still available: other servers answer"
+	}
+	return "service still available"
+}
+
+func boxRows(cfg *config.Config, id string) [][2]string {
+	b := cfg.Box(id)
+	if b == nil {
+		return [][2]string{kv("Box", id)}
+	}
+	rows := [][2]string{kv("Box", fmt.Sprintf("%s (%s)", b.Name, b.ID))}
+	if b.Role != "" {
+		rows = append(rows, kv("Role", cfg.RoleLabel(b)))
+	}
+	if dc, ok := cfg.Datacentres[b.Datacentre]; ok {
+		rows = append(rows, kv("Datacentre", dc.Name))
+	}
+	return rows
+}
+
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }

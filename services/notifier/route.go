@@ -1,0 +1,92 @@
+package notifier
+
+import (
+	"slices"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/config"
+)
+
+// The channels.
+const (
+	chanSMS   = "sms"
+	chanEmail = "email"
+)
+
+// recipient is one person to tell and how.
+type recipient struct {
+	Staff    config.Staff
+	OnCall   bool
+	Channels []string
+}
+
+// recipients is who hears of an incident touching boxes at t: the person on
+// call, by the on-call channels, and everyone else routed to one of the
+// boxes, by the others' channels. Without a rotation everyone routed is on
+// call. Nobody routed at all would leave an outage untold, so then
+// everyone is.
+func recipients(cfg *config.Config, boxes []string, t time.Time) []recipient {
+	onCall := cfg.OnCallAt(t)
+	var out []recipient
+	for _, s := range cfg.Staff {
+		r := recipient{Staff: s}
+		switch {
+		case s.Name == onCall || onCall == "" && routed(cfg, s, boxes):
+			r.OnCall, r.Channels = true, reachable(cfg, s, cfg.Notify.OnCallChannels)
+		case routed(cfg, s, boxes):
+			r.Channels = reachable(cfg, s, cfg.Notify.OthersChannels)
+		}
+		if len(r.Channels) > 0 {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		for _, s := range cfg.Staff {
+			if ch := reachable(cfg, s, cfg.Notify.OnCallChannels); len(ch) > 0 {
+				out = append(out, recipient{Staff: s, OnCall: true, Channels: ch})
+			}
+		}
+	}
+	return out
+}
+
+// routed reports whether a person hears of incidents touching boxes: one who
+// names no boxes and no roles hears of every incident.
+func routed(cfg *config.Config, s config.Staff, boxes []string) bool {
+	if len(s.Boxes) == 0 && len(s.Roles) == 0 {
+		return true
+	}
+	for _, id := range boxes {
+		if slices.Contains(s.Boxes, id) {
+			return true
+		}
+		if b := cfg.Box(id); b != nil && slices.Contains(s.Roles, b.Role) {
+			return true
+		}
+	}
+	return false
+}
+
+// reachable is the channels of want that the person and the providers
+// allow: SMS needs a phone and Twilio, email an address and SMTP.
+func reachable(cfg *config.Config, s config.Staff, want []string) []string {
+	var out []string
+	for _, ch := range want {
+		switch {
+		case ch == chanSMS && s.Phone != "" && cfg.Providers.Twilio != nil,
+			ch == chanEmail && s.Email != "" && cfg.Providers.SMTP != nil:
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// updateChannels is how a person hears of updates: by email where they get
+// email, for an SMS per update would wake the person on call again and
+// again; by their channels otherwise.
+func updateChannels(r recipient) []string {
+	if slices.Contains(r.Channels, chanEmail) {
+		return []string{chanEmail}
+	}
+	return r.Channels
+}

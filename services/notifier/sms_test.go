@@ -1,0 +1,328 @@
+package notifier
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+const (
+	testSID   = "AC0123456789abcdef0123456789abcdef"
+	testToken = "tok3nS3cretValue42"
+	alicePh   = "+447700900001"
+	bobPh     = "+447700900002"
+)
+
+// running is a notifier running for real: on JetStream, sending email to an
+// SMTP server on loopback and SMS to the Twilio stand-in, serving
+// acknowledgements on loopback.
+type running struct {
+	b      *bus.Bus
+	mail   *smtptest.Server
+	twilio *twiliotest.Server
+	cfg    *config.Config
+	public string
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startNotifier(t *testing.T, notify string) *running {
+	t.Helper()
+	mail := smtptest.Start(t, smtptest.Options{})
+	tw := twiliotest.Start(t, testSID, testToken)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	public := "http://" + ln.Addr().String()
+	var y strings.Builder
+	fmt.Fprintf(&y, `
+site: {name: Example Hosting, status_url: "https://status.example.net"}
+locations: [lon1]
+roles: {mail: {label: Mail}, web: {label: Web}}
+boxes:
+  - {id: mx, name: Incoming mail, role: mail, servers: [{id: mx1, check: "tcp://mx1.internal:25"}]}
+staff:
+  - {name: Alice, email: alice@example.net, phone: "%s"}
+  - {name: Bob, email: bob@example.net, phone: "%s", roles: [web]}
+  - {name: Carol, email: carol@example.net}
+oncall: {rotation: [Alice], handover: 2026-01-05T09:00:00Z}
+providers:
+  smtp: {host: 127.0.0.1, port: %d, from: alerts@example.net, tls: none}
+  twilio: {from: "+447700900000", account_sid_env: SID, auth_token_env: TOKEN, api_url: "%s"}
+notify: {public_url: "%s", link_key_env: LINK, %s}
+`, alicePh, bobPh, mail.Port, tw.URL, public, notify)
+	env := map[string]string{"SID": testSID, "TOKEN": testToken, "LINK": "l1nk-k3y"}
+	cfg, err := config.Parse("test.yaml", []byte(y.String()), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	b := bustest.New(t)
+	n, err := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(logs, nil)), Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := n.Run(ctx); err != nil {
+			t.Errorf("notifier: %v", err)
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		if t.Failed() {
+			t.Logf("notifier log:\n%s", logs)
+		}
+		for _, secret := range []string{alicePh, bobPh, "alice@example.net", "carol@example.net", testToken, "l1nk-k3y"} {
+			if strings.Contains(logs.String(), secret) {
+				t.Errorf("the log shows %q", secret)
+			}
+		}
+	})
+	return &running{b: b, mail: mail, twilio: tw, cfg: cfg, public: public, logs: logs}
+}
+
+func (r *running) publish(t *testing.T, ev events.Event) {
+	t.Helper()
+	if err := r.b.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// tally counts SMS by number and email by address and subject word.
+func (r *running) tally() map[string]int {
+	got := map[string]int{}
+	for _, m := range r.twilio.Messages() {
+		got["sms "+m.To]++
+	}
+	for _, m := range r.mail.Messages() {
+		word := strings.Fields(strings.SplitN(m.Subject, "] ", 2)[1])[0]
+		got["email "+m.To[0]+" "+word]++
+	}
+	return got
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+	}
+}
+
+// TestStormPagesOnce: a thousand servers in a hundred boxes going down
+// together make one SMS and one email for the person on call, one email
+// for the other person routed to them, and nothing for someone routed
+// elsewhere; nothing more follows while the storm's updates are told.
+func TestStormPagesOnce(t *testing.T) {
+	r := startNotifier(t, "group_wait: 4s, group_window: 1m")
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-storm1"
+	r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+		Incident: id, Opened: now, Title: "b0s0 (Box 0) is down", Datacentre: "dc1",
+		Servers: []events.AffectedServer{{Server: "b0s0", Box: "mx", Check: "tcp://b0s0:25", Since: now, BoxState: events.BoxDegraded}},
+	}))
+	down := []string{"b0s0"}
+	for i := 1; i < 1000; i++ {
+		s := fmt.Sprintf("b%ds%d", i/10, i%10)
+		down = append(down, s)
+		r.publish(t, events.New(fmt.Sprintf("%s/updated/%d", id, i), "verifier", now, &events.IncidentUpdated{
+			Incident: id, Seq: int64(i), At: now, Opened: now, Title: fmt.Sprintf("%d servers down in %d boxes at DC One", i+1, i/10+1),
+			Added: []events.AffectedServer{{Server: s, Box: "mx", Check: "tcp://" + s + ":25", Since: now, BoxState: events.BoxDown}},
+			Down:  down,
+		}))
+	}
+	waitUntil(t, 30*time.Second, "the storm told", func() bool { return len(r.twilio.Messages()) >= 1 && len(r.mail.Messages()) >= 2 })
+	time.Sleep(3 * time.Second) // room for any message too many
+	want := map[string]int{"sms " + alicePh: 1, "email alice@example.net DOWN:": 1, "email carol@example.net DOWN:": 1}
+	if got := r.tally(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("messages %v, want %v", got, want)
+	}
+	sms := r.twilio.Messages()[0]
+	if !strings.Contains(sms.Body, "1000 servers down in 100 boxes") || sms.NumSegments != 1 {
+		t.Errorf("SMS %q in %d segments: want the whole storm in one", sms.Body, sms.NumSegments)
+	}
+	for _, m := range r.mail.Messages() {
+		if !strings.Contains(m.Text, "1000 servers") || !strings.Contains(m.HTML, "<table") {
+			t.Errorf("email to %v lacks the storm's size or an HTML part:\n%s", m.To, m.Text)
+		}
+	}
+}
+
+// TestSMSOutage: Twilio answers 503 for a while. Meanwhile the email says
+// the SMS could not be delivered; once Twilio is back every SMS goes
+// exactly once.
+func TestSMSOutage(t *testing.T) {
+	r := startNotifier(t, "fallback_after: 2s")
+	r.twilio.Fail(twiliotest.ServerError(503))
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-sms503"
+	r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now, BoxState: events.BoxDown}},
+	}))
+	waitUntil(t, 20*time.Second, "the fallback email", func() bool {
+		for _, m := range r.mail.Messages() {
+			if m.To[0] == "alice@example.net" && strings.Contains(m.Text, "could not be delivered") {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(r.twilio.Messages()); n != 0 {
+		t.Fatalf("%d SMS accepted during the outage", n)
+	}
+	r.twilio.Recover()
+	waitUntil(t, 40*time.Second, "the SMS after recovery", func() bool { return len(r.twilio.Messages()) >= 1 })
+	time.Sleep(2 * time.Second)
+	got := r.tally()
+	if got["sms "+alicePh] != 1 || got["email alice@example.net DOWN:"] != 2 || got["email carol@example.net DOWN:"] != 1 {
+		t.Errorf("messages %v: want one SMS, the email and its fallback for Alice, one email for Carol", got)
+	}
+	if a := len(r.twilio.Attempts()); a < 2 {
+		t.Errorf("%d attempts at Twilio: the 503 was not retried", a)
+	}
+}
+
+// TestAcknowledge: a reply to the SMS acknowledges, a forged one is
+// refused; the email's link acknowledges on POST only.
+func TestAcknowledge(t *testing.T) {
+	r := startNotifier(t, "repeat_every: 1h")
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-ack111"
+	r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now}},
+	}))
+	waitUntil(t, 10*time.Second, "the page", func() bool { return len(r.twilio.Messages()) == 1 && len(r.mail.Messages()) == 2 })
+	if body := r.twilio.Messages()[0].Body; !strings.Contains(body, "Reply ACK ack111") {
+		t.Errorf("SMS %q does not say how to acknowledge", body)
+	}
+
+	// A forged reply: signed with the wrong token.
+	form := url.Values{"From": {alicePh}, "To": {"+447700900000"}, "Body": {"ACK"}, "MessageSid": {"SM1"}, "AccountSid": {testSID}}
+	req, _ := http.NewRequest("POST", r.public+pathTwilioSMS, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", twiliotest.Signature("wrongtoken", r.public+pathTwilioSMS, form))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden {
+		t.Errorf("forged webhook answered %d, want 403", resp.StatusCode)
+	}
+
+	// The email's link: GET shows a button and acknowledges nothing.
+	var link string
+	for _, m := range r.mail.Messages() {
+		if m.To[0] == "carol@example.net" {
+			for _, line := range strings.Split(m.Text, "\n") {
+				if strings.HasPrefix(line, "Acknowledge: ") {
+					link = strings.TrimPrefix(line, "Acknowledge: ")
+				}
+			}
+		}
+	}
+	if link == "" {
+		t.Fatal("no acknowledgement link in Carol's email")
+	}
+	resp, err = http.Get(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "Acknowledge as Carol") {
+		t.Errorf("link page %d:\n%s", resp.StatusCode, page)
+	}
+	if resp, err := http.Get(link + "x"); err != nil || resp.StatusCode != http.StatusForbidden {
+		t.Errorf("a tampered link: %v %v", resp.StatusCode, err)
+	}
+	if acks(t, r.b) != nil {
+		t.Fatal("acknowledged by opening the page")
+	}
+
+	// The real reply, signed as Twilio signs it.
+	ans, err := r.twilio.SendInbound(context.Background(), r.public+pathTwilioSMS, twiliotest.Inbound{From: alicePh, To: "+447700900000", Body: "ack ack111"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ans.Status != 200 || !strings.Contains(ans.Body, "Acknowledged ack111. Thank you, Alice.") {
+		t.Errorf("reply to the reply: %d %s", ans.Status, ans.Body)
+	}
+	waitUntil(t, 5*time.Second, "the acknowledgement", func() bool { return acks(t, r.b) != nil })
+	if a := acks(t, r.b); a.By != "Alice" || a.Via != events.AckViaSMS {
+		t.Errorf("acknowledgement %+v", a)
+	}
+
+	// Carol's link, posted, is a second acknowledgement of the same
+	// incident: stored once.
+	resp, err = http.PostForm(link, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("posting the link: %d", resp.StatusCode)
+	}
+}
+
+// acks is the first acknowledgement on the stream, or nil.
+func acks(t *testing.T, b *bus.Bus) *events.IncidentAcknowledged {
+	t.Helper()
+	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"incident.*.acknowledged"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(200 * time.Millisecond))
+	if err != nil {
+		return nil
+	}
+	ev, err := events.Decode(m.Subject(), m.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev.Data.(*events.IncidentAcknowledged)
+}
+
+
