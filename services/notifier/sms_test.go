@@ -326,3 +326,40 @@ func acks(t *testing.T, b *bus.Bus) *events.IncidentAcknowledged {
 }
 
 
+
+// TestEmailRefusedSMSSaysSo: the mail server refuses the message for good;
+// the person on call gets, besides the page, an SMS saying the email
+// failed. Twilio's report of each SMS is recorded.
+func TestEmailRefusedSMSSaysSo(t *testing.T) {
+	r := startNotifier(t, "repeat_every: 1h")
+	r.mail.FailWith(550, "mailbox unavailable")
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-mail55"
+	r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now}},
+	}))
+	waitUntil(t, 10*time.Second, "two SMS", func() bool { return len(r.twilio.Messages()) == 2 })
+	var notes int
+	for _, m := range r.twilio.Messages() {
+		if strings.HasPrefix(m.Body, "(email failed) DOWN mail55") {
+			notes++
+		}
+	}
+	if notes != 1 {
+		t.Errorf("SMS %+v: want one saying the email failed", r.twilio.Messages())
+	}
+	if !strings.Contains(r.logs.String(), "level=ERROR") {
+		t.Error("Carol, reachable by email only, was not told: that must be an error in the log")
+	}
+
+	sid := r.twilio.Messages()[0].SID
+	if ans, err := r.twilio.ReportStatus(context.Background(), sid, twiliotest.Delivered, 0); err != nil || ans.Status != http.StatusNoContent {
+		t.Fatalf("status callback: %+v %v", ans, err)
+	}
+	kv, _ := r.b.KV(context.Background(), events.BucketDeliveries)
+	e, err := kv.Get(context.Background(), "sms."+sid)
+	if err != nil || !strings.Contains(string(e.Value()), `"status":"delivered"`) {
+		t.Errorf("status of %s not recorded: %v", sid, err)
+	}
+}
