@@ -12,7 +12,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
-	"github.com/tocsin-alarm/tocsin/services/notifier/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 

@@ -8,12 +8,10 @@ package notifier
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"strings"
 	"time"
 
@@ -22,7 +20,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
-	"github.com/tocsin-alarm/tocsin/services/notifier/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
@@ -116,32 +114,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
 	return n, nil
 }
 
-func newMailer(s *config.SMTP) (*smtpmail.Sender, error) {
-	mc := smtpmail.Config{
-		Host: s.Host, Port: s.Port, From: s.From,
-		Username: s.Username, Password: s.Password.Reveal(),
-		TLS: smtpmail.TLSMode(s.TLS),
-	}
-	if s.CAFile != "" {
-		pem, err := os.ReadFile(s.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("smtp ca_file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("smtp ca_file %s holds no PEM certificate", s.CAFile)
-		}
-		mc.RootCAs = pool
-	}
-	m, err := smtpmail.New(mc)
-	if err != nil {
-		return nil, fmt.Errorf("smtp provider: %w", err)
-	}
-	return m, nil
-}
+func newMailer(s *config.SMTP) (*smtpmail.Sender, error) { return smtpmail.FromConfig(s) }
 
 // Run sends messages, and serves acknowledgements, until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/services/notifier/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 )
 
 const (

@@ -8,7 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tocsin-alarm/tocsin/services/notifier/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 )
 
 var date = time.Date(2026, 11, 21, 12, 5, 0, 0, time.UTC)

@@ -13,6 +13,7 @@ import (
 	"net"
 	netmail "net/mail"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/wneessen/go-mail"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
 )
 
 // TLSMode says how the connection to the SMTP server is protected.
@@ -291,4 +293,33 @@ func maskAddr(addr string) string {
 // clear text.
 func isLoopback(host string) bool {
 	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// FromConfig is the sender the config's SMTP provider describes, trusting
+// its ca_file as well as the system's roots.
+func FromConfig(s *config.SMTP) (*Sender, error) {
+	mc := Config{
+		Host: s.Host, Port: s.Port, From: s.From,
+		Username: s.Username, Password: s.Password.Reveal(),
+		TLS: TLSMode(s.TLS),
+	}
+	if s.CAFile != "" {
+		pem, err := os.ReadFile(s.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("smtp ca_file: %w", err)
+		}
+		pool, err := x509.SystemCertPool()
+		if err != nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("smtp ca_file %s holds no PEM certificate", s.CAFile)
+		}
+		mc.RootCAs = pool
+	}
+	m, err := New(mc)
+	if err != nil {
+		return nil, fmt.Errorf("smtp provider: %w", err)
+	}
+	return m, nil
 }
