@@ -74,8 +74,9 @@ type Role struct {
 
 // Datacentre is where boxes live and whom to ask for help.
 type Datacentre struct {
-	Name  string `yaml:"name"`
-	Email string `yaml:"email"`
+	Name       string      `yaml:"name"`
+	Email      string      `yaml:"email"`
+	Escalation *Escalation `yaml:"escalation"` // overrides escalation for its boxes
 }
 
 // Box is a group of redundant servers: the service is available while one
@@ -88,6 +89,8 @@ type Box struct {
 	Interval   Duration `yaml:"interval"` // overrides checks.interval for the box
 	Timeout    Duration `yaml:"timeout"`
 	Servers    []Server `yaml:"servers"`
+	// Escalation overrides the datacentre's and the default for this box.
+	Escalation *Escalation `yaml:"escalation"`
 }
 
 // Server is one machine and how to check it.
@@ -227,10 +230,52 @@ type Incidents struct {
 	GroupWindow Duration `yaml:"group_window"`
 }
 
-// Escalation holds the timeouts after which an open incident goes further.
+// Escalation holds the timeouts after which an open incident goes further:
+// the datacentre is emailed to open a ticket, then the public is told on
+// X and Facebook and the hosting pages' banner goes up. 0 turns a step off.
+// A datacentre or a box may set its own; an incident takes the soonest of
+// its boxes'.
 type Escalation struct {
 	DatacentreAfter Duration `yaml:"datacentre_after"`
 	SocialAfter     Duration `yaml:"social_after"`
+	// AckCancels is the steps an acknowledgement cancels: "datacentre",
+	// "social". By default it cancels none: staff on it may still need the
+	// datacentre, and the public still needs telling.
+	AckCancels []string `yaml:"ack_cancels"`
+}
+
+// The escalation steps.
+const (
+	StepDatacentre = "datacentre"
+	StepSocial     = "social"
+)
+
+// EscalationFor is the escalation of an incident touching boxes: for each
+// step, the soonest of what the boxes, their datacentres and the defaults
+// say; 0 for a step that is off for all of them.
+func (c *Config) EscalationFor(boxes []string) (datacentre, social time.Duration) {
+	pick := func(get func(Escalation) Duration) time.Duration {
+		best := time.Duration(0)
+		for _, id := range boxes {
+			d := get(c.Escalation)
+			if b := c.Box(id); b != nil {
+				if dc, ok := c.Datacentres[b.Datacentre]; ok && dc.Escalation != nil && get(*dc.Escalation) > 0 {
+					d = get(*dc.Escalation)
+				}
+				if b.Escalation != nil && get(*b.Escalation) > 0 {
+					d = get(*b.Escalation)
+				}
+			}
+			if d > 0 && (best == 0 || d.D() < best) {
+				best = d.D()
+			}
+		}
+		if len(boxes) == 0 {
+			best = get(c.Escalation).D()
+		}
+		return best
+	}
+	return pick(func(e Escalation) Duration { return e.DatacentreAfter }), pick(func(e Escalation) Duration { return e.SocialAfter })
 }
 
 // Maintenance is a planned window during which servers are expected down.

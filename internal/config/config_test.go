@@ -207,3 +207,39 @@ oncall:
 		}
 	}
 }
+
+func TestEscalationFor(t *testing.T) {
+	cfg, err := Parse("e.yaml", []byte(`
+site: {name: S}
+locations: [lon1]
+datacentres:
+  dc1: {name: One, escalation: {datacentre_after: 30m}}
+  dc2: {name: Two}
+boxes:
+  - {id: mx, name: MX, datacentre: dc1, servers: [{id: mx1, check: "tcp://h:25"}]}
+  - {id: web, name: Web, datacentre: dc2, servers: [{id: web1, check: "tcp://h:80"}]}
+  - {id: db, name: DB, datacentre: dc1, escalation: {social_after: 20m}, servers: [{id: db1, check: "tcp://h:3306"}]}
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: h, from: a@example.net}}
+escalation: {datacentre_after: 15m, social_after: 1h, ack_cancels: [datacentre]}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		boxes      []string
+		dc, social time.Duration
+	}{
+		{[]string{"web"}, 15 * time.Minute, time.Hour},
+		{[]string{"mx"}, 30 * time.Minute, time.Hour},        // its datacentre's
+		{[]string{"db"}, 30 * time.Minute, 20 * time.Minute}, // its own, then its datacentre's
+		{[]string{"mx", "web"}, 15 * time.Minute, time.Hour}, // the soonest
+		{[]string{"mx", "db"}, 30 * time.Minute, 20 * time.Minute},
+	}
+	for _, tt := range tests {
+		dc, social := cfg.EscalationFor(tt.boxes)
+		if dc != tt.dc || social != tt.social {
+			t.Errorf("%v: %s, %s; want %s, %s", tt.boxes, dc, social, tt.dc, tt.social)
+		}
+	}
+}

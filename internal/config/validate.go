@@ -199,8 +199,16 @@ func (v *validator) validate(c *Config) {
 	if c.Incidents.GroupWindow < 0 {
 		v.at(p("incidents", "group_window"), "group_window must not be negative")
 	}
-	if c.Escalation.DatacentreAfter < 0 || c.Escalation.SocialAfter < 0 {
-		v.at(p("escalation"), "escalation timeouts must not be negative")
+	v.escalation(p("escalation"), &c.Escalation)
+	for _, id := range slices.Sorted(maps.Keys(c.Datacentres)) {
+		if d := c.Datacentres[id]; d.Escalation != nil {
+			v.escalation(p("datacentres", id, "escalation"), d.Escalation)
+		}
+	}
+	for i, b := range c.Boxes {
+		if b.Escalation != nil {
+			v.escalation(p("boxes", i, "escalation"), b.Escalation)
+		}
 	}
 	for i, m := range c.Maintenance {
 		path := p("maintenance", i)
@@ -415,6 +423,17 @@ func (v *validator) staff(c *Config) {
 			if _, ok := c.Roles[r]; !ok {
 				v.at(p("staff", i, "roles", j), "no role %q in roles", r)
 			}
+		}
+	}
+}
+
+func (v *validator) escalation(path []any, e *Escalation) {
+	if e.DatacentreAfter < 0 || e.SocialAfter < 0 {
+		v.at(path, "escalation timeouts must not be negative")
+	}
+	for i, s := range e.AckCancels {
+		if s != StepDatacentre && s != StepSocial {
+			v.at(append(slices.Clone(path), "ack_cancels", i), "unknown step %q: use datacentre or social", s)
 		}
 	}
 }
