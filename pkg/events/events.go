@@ -29,6 +29,8 @@ const (
 	TypeIncidentOpened     Type = "incident.opened"
 	TypeIncidentUpdated    Type = "incident.updated"
 	TypeIncidentAcked      Type = "incident.acknowledged"
+	TypeIncidentNote       Type = "incident.note"
+	TypeIncidentEscalated  Type = "incident.escalated"
 	TypeIncidentResolved   Type = "incident.resolved"
 	TypeMaintenanceSet     Type = "maintenance.set"
 	TypeMaintenanceEnded   Type = "maintenance.ended"
@@ -156,6 +158,10 @@ func newPayload(t Type) (Payload, error) {
 		return &IncidentUpdated{}, nil
 	case TypeIncidentAcked:
 		return &IncidentAcknowledged{}, nil
+	case TypeIncidentNote:
+		return &IncidentNote{}, nil
+	case TypeIncidentEscalated:
+		return &IncidentEscalated{}, nil
 	case TypeIncidentResolved:
 		return &IncidentResolved{}, nil
 	case TypeMaintenanceSet:

@@ -75,6 +75,13 @@ func samples() map[string]Event {
 		"incident_acknowledged": New("20261121-mx1-4/acknowledged", "notifier", t0.Add(3*time.Minute), &IncidentAcknowledged{
 			Incident: "20261121-mx1-4", By: "Alice", Via: AckViaSMS, At: t0.Add(3 * time.Minute),
 		}),
+		"incident_note": New("20261121-mx1-4/note/1", "tocsin@ops1", t0.Add(5*time.Minute), &IncidentNote{
+			Incident: "20261121-mx1-4", Seq: 1, Status: NoteIdentified, Message: "A failed disk on the mail server; it is being replaced.",
+			By: "Alice", At: t0.Add(5 * time.Minute),
+		}),
+		"incident_escalated": New("20261121-mx1-4/escalated/datacentre", "escalator", t0.Add(15*time.Minute), &IncidentEscalated{
+			Incident: "20261121-mx1-4", Step: "datacentre", At: t0.Add(15 * time.Minute), To: []string{"dc1"},
+		}),
 		"incident_resolved": New("20261121-mx1-4/resolved", "verifier", t0.Add(time.Hour), &IncidentResolved{
 			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Resolved: t0.Add(time.Hour),
 			Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},

@@ -363,6 +363,76 @@ func (a *IncidentAcknowledged) Validate() error {
 	return nil
 }
 
+// IncidentNote is an update staff publish about an incident, in the words
+// customers read: it goes to the status page, to the datacentre's ticket
+// thread and, once the incident is public, to the social posts. Status
+// takes the Statuspage values.
+type IncidentNote struct {
+	Incident string    `json:"incident"`
+	Seq      int64     `json:"seq"` // the note's number within the incident, from 1; also in its id
+	Status   string    `json:"status"`
+	Message  string    `json:"message"`
+	By       string    `json:"by"`
+	At       time.Time `json:"at"`
+}
+
+// The statuses of an incident note, as the Statuspage API names them.
+const (
+	NoteInvestigating = "investigating"
+	NoteIdentified    = "identified"
+	NoteMonitoring    = "monitoring"
+	NoteResolved      = "resolved"
+)
+
+func (*IncidentNote) EventType() Type   { return TypeIncidentNote }
+func (n *IncidentNote) Subject() string { return SubjectIncident(n.Incident, "note") }
+func (n *IncidentNote) Validate() error {
+	if err := checkToken("incident", n.Incident); err != nil {
+		return err
+	}
+	switch {
+	case n.Seq < 1:
+		return fmt.Errorf("seq must be at least 1, got %d", n.Seq)
+	case n.Status != NoteInvestigating && n.Status != NoteIdentified && n.Status != NoteMonitoring && n.Status != NoteResolved:
+		return fmt.Errorf("unknown status %q: investigating, identified, monitoring or resolved", n.Status)
+	case n.Message == "":
+		return errors.New("missing message")
+	case len(n.Message) > 5000:
+		return errors.New("message longer than 5000 bytes")
+	case n.By == "":
+		return errors.New("missing by")
+	case n.At.IsZero():
+		return errors.New("missing at")
+	}
+	return nil
+}
+
+// IncidentEscalated records an escalation step carried out: the datacentre
+// emailed, or the public told (X, Facebook, the hosting pages' banner).
+type IncidentEscalated struct {
+	Incident string    `json:"incident"`
+	Step     string    `json:"step"` // datacentre or social
+	At       time.Time `json:"at"`
+	// Where it went: the datacentres emailed, or the networks posted to
+	// with the post ids.
+	To []string `json:"to,omitempty"`
+}
+
+func (*IncidentEscalated) EventType() Type   { return TypeIncidentEscalated }
+func (e *IncidentEscalated) Subject() string { return SubjectIncident(e.Incident, "escalated") }
+func (e *IncidentEscalated) Validate() error {
+	if err := checkToken("incident", e.Incident); err != nil {
+		return err
+	}
+	switch {
+	case e.Step != "datacentre" && e.Step != "social":
+		return fmt.Errorf("unknown step %q", e.Step)
+	case e.At.IsZero():
+		return errors.New("missing at")
+	}
+	return nil
+}
+
 // IncidentResolved records the end of an outage.
 type IncidentResolved struct {
 	Incident string    `json:"incident"`
