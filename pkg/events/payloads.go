@@ -599,3 +599,13 @@ func (m *MaintenanceEnded) Validate() error {
 	}
 	return nil
 }
+
+// Banner is what the hosting web pages show during a public outage, kept
+// in the banner bucket for the status page's banner script to serve.
+type Banner struct {
+	On        bool      `json:"on"`
+	Message   string    `json:"message,omitempty"`
+	Link      string    `json:"link,omitempty"`
+	Incidents []string  `json:"incidents,omitempty"` // the public incidents it is up for
+	Since     time.Time `json:"since,omitzero"`
+}

@@ -71,6 +71,13 @@ const (
 	// BucketMaintenance holds the maintenance windows, from the config and
 	// started at run time, keyed by window id.
 	BucketMaintenance = "tocsin-maintenance"
+	// BucketEscalations holds the escalator's state of each incident and
+	// a record of each step and post carried out, so that none is done twice.
+	BucketEscalations = "tocsin-escalations"
+	// BucketBanner holds the banner the hosting pages show during a public
+	// outage, under BannerKey.
+	BucketBanner = "tocsin-banner"
+	BannerKey    = "banner"
 )
 
 // TaskDedupWindow is how long JetStream remembers a task id. Scheduler
@@ -171,6 +178,21 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 			Bucket:      BucketMaintenance,
 			Description: "Maintenance windows, from the config and started at run time.",
 			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		},
+		{
+			Bucket:      BucketEscalations,
+			Description: "The escalator's state of each incident, and each step carried out.",
+			History:     1,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+			TTL:         90 * 24 * time.Hour,
+		},
+		{
+			Bucket:      BucketBanner,
+			Description: "The banner on the hosting web pages during a public outage.",
+			History:     5,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 		},
