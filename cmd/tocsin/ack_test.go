@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -67,5 +68,61 @@ func TestAckCommand(t *testing.T) {
 	}
 	if info, _ := c.Info(ctx); info.NumPending != 0 {
 		t.Errorf("%d more acknowledgements stored: acknowledging twice must store one", info.NumPending)
+	}
+}
+
+func TestIncidentUpdateCommand(t *testing.T) {
+	srv := bustest.Start(t)
+	b := srv.Connect(t, nil)
+	ctx := context.Background()
+	ikv, _ := b.KV(ctx, events.BucketIncidents)
+	if _, err := ikv.Put(ctx, "20261121-k3f9x2", []byte(`{"id":"20261121-k3f9x2"}`)); err != nil {
+		t.Fatal(err)
+	}
+	env := func(k string) (string, bool) { return "alice", k == "USER" }
+	now := func() time.Time { return time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC) }
+	update := func(args ...string) (int, string) {
+		var out, errs strings.Builder
+		code := cmdIncident(ctx, args, &out, &errs, env, now)
+		return code, out.String() + errs.String()
+	}
+	if code, out := update("update", "20261121-k3f9x2", "--nats", srv.URL, "--status", "identified", "--message", "A failed disk; replacing it."); code != 0 || !strings.Contains(out, "update 1 to incident 20261121-k3f9x2 posted") {
+		t.Errorf("first update: %d %s", code, out)
+	}
+	if code, out := update("update", "--nats", srv.URL, "--status", "monitoring", "--message", "Back; watching.", "20261121-k3f9x2"); code != 0 || !strings.Contains(out, "update 2") {
+		t.Errorf("second update: %d %s", code, out)
+	}
+	for _, tt := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"update", "20261121-k3f9x2", "--nats", srv.URL, "--status", "fixed", "--message", "x"}, 2, `unknown status "fixed"`},
+		{[]string{"update", "20261121-k3f9x2", "--nats", srv.URL}, 2, "give the incident and --message"},
+		{[]string{"close"}, 2, "usage: tocsin incident update"},
+	} {
+		if code, out := update(tt.args...); code != tt.code || !strings.Contains(out, tt.want) {
+			t.Errorf("%v: %d %q, want %d %q", tt.args, code, out, tt.code, tt.want)
+		}
+	}
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"incident.*.note"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range 2 {
+		m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := ev.Data.(*events.IncidentNote)
+		got = append(got, fmt.Sprintf("%d %s %s %s", n.Seq, n.Status, n.By, n.Message))
+	}
+	if want := "1 identified alice A failed disk; replacing it.|2 monitoring alice Back; watching."; strings.Join(got, "|") != want {
+		t.Errorf("notes %q, want %q", got, want)
 	}
 }

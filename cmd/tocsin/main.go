@@ -21,6 +21,7 @@ Usage:
   tocsin validate --config FILE
   tocsin maintenance start|end|list [--nats URL] …
   tocsin ack [--by NAME] INCIDENT
+  tocsin incident update INCIDENT --status identified --message "…"
   tocsin version
 
 Run "tocsin COMMAND -h" for the flags of a command.
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "validate":
 		return cmdValidate(args[1:], stdout, stderr, env)
+	case "incident":
+		return cmdIncident(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "ack":
 		return cmdAck(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "maintenance":
