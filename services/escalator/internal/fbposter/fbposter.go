@@ -1,0 +1,479 @@
+// Package fbposter is the escalator's Facebook channel: it posts an outage
+// notice to the provider's Facebook page, and the resolution as a comment
+// on that post, through the Graph API with a page access token and plain
+// net/http. It bounds every call by a timeout and by the caller's context,
+// tells the bus which failures are worth retrying and how soon, and keeps
+// the token, which travels in the request body, out of every error.
+package fbposter
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+)
+
+const (
+	// DefaultTimeout bounds one call when Config.Timeout is zero.
+	DefaultTimeout = 10 * time.Second
+	// DefaultAPIURL is the Graph API, where calls go when Config.APIURL
+	// is empty.
+	DefaultAPIURL = "https://graph.facebook.com"
+	// DefaultVersion is the Graph API version called when
+	// Config.Version is empty.
+	DefaultVersion = "v21.0"
+
+	// MaxPost and MaxComment are Graph's limits on a message, in
+	// characters.
+	MaxPost    = 63206
+	MaxComment = 8000
+
+	// maxAnswer bounds how much of an answer is read: Graph's are a few
+	// hundred bytes.
+	maxAnswer = 1 << 20
+)
+
+var (
+	digitsRE  = regexp.MustCompile(`^[0-9]+$`)
+	postIDRE  = regexp.MustCompile(`^[0-9]+(_[0-9]+)?$`)
+	versionRE = regexp.MustCompile(`^v[0-9]+\.[0-9]+$`)
+)
+
+// Config is the Facebook page to post to and how.
+type Config struct {
+	// PageID is the page's numeric ID, from the page's About section or
+	// Graph's /me/accounts.
+	PageID string
+	// Token is a page access token with the pages_manage_posts
+	// permission; a long-lived one, since nobody renews it by hand.
+	Token string
+	// APIURL, when set, is where calls go instead of DefaultAPIURL, with
+	// their path below it: a stand-in in tests, or a proxy. Plain http
+	// is allowed only on loopback, since every call carries the token.
+	APIURL string
+	// Version is the Graph API version to call, such as "v21.0"; empty
+	// is DefaultVersion. Meta retires each version two years after its
+	// release.
+	Version string
+	// Timeout bounds one call, from the first byte sent to the answer
+	// read; 0 is DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Poster posts to a Facebook page as configured. It keeps a pool of
+// connections to Graph but no state about posts, so it is safe for
+// concurrent use.
+type Poster struct {
+	cfg    Config
+	api    string // APIURL and version, without a trailing slash
+	client *http.Client
+}
+
+// New checks cfg, reporting every problem at once, and fills in defaults.
+// Error texts never hold the token.
+func New(cfg Config) (*Poster, error) {
+	var problems []error
+	if !digitsRE.MatchString(cfg.PageID) {
+		problems = append(problems, fmt.Errorf("page ID %q: want the page's numeric ID", cfg.PageID))
+	}
+	switch {
+	case cfg.Token == "":
+		problems = append(problems, errors.New("token is empty"))
+	case !printable(cfg.Token):
+		problems = append(problems, errors.New("token holds spaces or characters outside printable ASCII; check for a stray newline or quote"))
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	if err := checkAPIURL(cfg.APIURL); err != nil {
+		problems = append(problems, err)
+	}
+	if cfg.Version == "" {
+		cfg.Version = DefaultVersion
+	}
+	if !versionRE.MatchString(cfg.Version) {
+		problems = append(problems, fmt.Errorf("version %q: want a Graph API version like %s", cfg.Version, DefaultVersion))
+	}
+	if cfg.Timeout < 0 {
+		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("facebook config: %w", errors.Join(problems...))
+	}
+
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return &Poster{
+		cfg:    cfg,
+		api:    strings.TrimSuffix(cfg.APIURL, "/") + "/" + cfg.Version,
+		client: newClient(base, cfg.Timeout),
+	}, nil
+}
+
+func newClient(base http.RoundTripper, timeout time.Duration) *http.Client {
+	return &http.Client{
+		Transport: base,
+		// A backstop: the request's context, with the same timeout, ends
+		// first and says why.
+		Timeout: timeout + time.Second,
+		// A redirect is an answer, not a reason to send the token
+		// elsewhere.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+func checkAPIURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("api url %q: %w", s, err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Hostname() == "":
+		return fmt.Errorf("api url %q: want an absolute http or https URL", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("api url %q: want no user, query or fragment", s)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return fmt.Errorf("api url %q: plain http would send the token in clear text; use https", s)
+	}
+	return nil
+}
+
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Post publishes message on the page's feed, with link attached when it is
+// set, and returns the new post's ID, "<page-id>_<post>", which Comment
+// takes.
+//
+// Post returns when Graph answers, when Config.Timeout has passed, or
+// when ctx ends, whichever is first. A failure is an *Error. One that
+// posting again cannot fix (an invalid or expired token, a missing
+// permission, a message Graph refuses: any 4xx answer but a rate limit or
+// a transient error) is also marked bus.Permanent; any other, ctx ending
+// included, is worth a retry, after Error.RetryAfter if Graph said how
+// long. Error texts never hold the token.
+func (p *Poster) Post(ctx context.Context, message, link string) (string, error) {
+	const what = "post"
+	if why := checkMessage(message, MaxPost); why != "" {
+		return "", p.refuse(what, why)
+	}
+	if link != "" {
+		if u, err := url.Parse(link); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+			return "", p.refuse(what, fmt.Sprintf("link %q is not an absolute http or https URL", link))
+		}
+	}
+	return p.call(ctx, what, p.api+"/"+p.cfg.PageID+"/feed", postForm(message, link, p.cfg.Token))
+}
+
+// Comment publishes message as a comment on the post postID, as Post
+// returned it, and returns the comment's ID. It fails, and is classified,
+// as Post does.
+func (p *Poster) Comment(ctx context.Context, postID, message string) (string, error) {
+	what := "comment on " + postID
+	if !postIDRE.MatchString(postID) {
+		return "", p.refuse("comment", fmt.Sprintf("%q is not a post ID: want digits, or the page's ID, '_' and digits", postID))
+	}
+	if why := checkMessage(message, MaxComment); why != "" {
+		return "", p.refuse(what, why)
+	}
+	return p.call(ctx, what, p.api+"/"+postID+"/comments", commentForm(message, p.cfg.Token))
+}
+
+func checkMessage(message string, limit int) string {
+	switch {
+	case strings.TrimSpace(message) == "":
+		return "the message is empty"
+	case !utf8.ValidString(message):
+		return "the message is not valid UTF-8"
+	case utf8.RuneCountInString(message) > limit:
+		return fmt.Sprintf("the message has %d characters; Graph takes at most %d", utf8.RuneCountInString(message), limit)
+	}
+	return ""
+}
+
+// postForm is the body of a request to post message with link. The token
+// goes in the body, where no log of URLs records it. The tests hold the
+// bytes that go on the wire.
+func postForm(message, link, token string) string {
+	v := url.Values{"message": {message}, "access_token": {token}}
+	if link != "" {
+		v.Set("link", link)
+	}
+	return v.Encode()
+}
+
+// commentForm is the body of a request to comment message.
+func commentForm(message, token string) string {
+	return url.Values{"message": {message}, "access_token": {token}}.Encode()
+}
+
+// call makes one POST to endpoint with the form body and returns the ID of
+// the object Graph created.
+func (p *Poster) call(ctx context.Context, what, endpoint, body string) (string, error) {
+	ctx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout,
+		fmt.Errorf("graph did not answer within %v: %w", p.cfg.Timeout, context.DeadlineExceeded))
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
+	if err != nil {
+		return "", p.refuse(what, err.Error())
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("User-Agent", "tocsin")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		err = p.scrubURLError(err)
+		if cause := context.Cause(ctx); cause != nil {
+			// What the client saw was the request we cancelled; say why.
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+		return "", p.failure(what, &Error{Retry: true}, err.Error(), err)
+	}
+	// Read to the end, so that the connection goes back to the pool.
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	_ = resp.Body.Close()
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+		return "", p.failure(what, &Error{Status: resp.StatusCode, Retry: true},
+			fmt.Sprintf("graph answered %d; reading the answer: %v", resp.StatusCode, err), err)
+	}
+	if resp.StatusCode == http.StatusOK {
+		var ans struct {
+			ID string `json:"id"`
+		}
+		if err := json.Unmarshal(b, &ans); err == nil && postIDRE.MatchString(ans.ID) {
+			return ans.ID, nil
+		}
+	}
+	return "", p.answered(what, resp, b)
+}
+
+// Error is a call that failed. Post and Comment wrap it in bus.Permanent
+// when Retry is false, so that the bus sets the message aside instead of
+// retrying it.
+type Error struct {
+	// Status is the HTTP status Graph answered with; 0 when no answer
+	// came (a timeout, a refused connection) or when the call was
+	// refused before any request.
+	Status int
+	// Code and Subcode are Graph's error code and error_subcode, such as
+	// 190 for an invalid token or 32 for a page's rate limit; 0 when
+	// Graph gave none.
+	Code, Subcode int
+	// Type is Graph's error type, such as "OAuthException".
+	Type string
+	// Message is Graph's error message.
+	Message string
+	// TraceID is Graph's fbtrace_id, which Meta's support asks for.
+	TraceID string
+	// Retry says whether calling again may succeed: true for 5xx, 408
+	// and 429 answers, Graph's transient errors and rate limits (codes
+	// 1, 2, 4, 17, 32, 341, 613 and the 800xx of business use cases),
+	// timeouts and connection failures; false for other 4xx answers (190
+	// for the token among them) and for calls refused before sending.
+	Retry bool
+	// RetryAfter is how long Graph said until access is regained, from
+	// the estimated_time_to_regain_access of X-Business-Use-Case-Usage,
+	// or a Retry-After; 0 when it did not say.
+	RetryAfter time.Duration
+
+	text string
+	err  error
+}
+
+func (e *Error) Error() string { return e.text }
+
+// Unwrap gives errors.Is and errors.As the cause, when there is one:
+// context errors, network errors.
+func (e *Error) Unwrap() error { return e.err }
+
+// Retryable reports whether calling again may succeed after err, as Post
+// and Comment classified it. An error that is not theirs counts as
+// retryable unless it is marked bus.Permanent.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Retry
+	}
+	return !bus.IsPermanent(err)
+}
+
+// refuse is the error for a call not made.
+func (p *Poster) refuse(what, why string) error {
+	return p.failure(what, &Error{}, why, nil)
+}
+
+// graphError is the body of Graph's error answers.
+type graphError struct {
+	Error *struct {
+		Message     string `json:"message"`
+		Type        string `json:"type"`
+		Code        int    `json:"code"`
+		Subcode     int    `json:"error_subcode"`
+		IsTransient bool   `json:"is_transient"`
+		FBTraceID   string `json:"fbtrace_id"`
+	} `json:"error"`
+}
+
+// answered describes and classifies an answer that holds no created
+// object.
+func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
+	e := &Error{Status: resp.StatusCode}
+	desc := fmt.Sprintf("graph answered %d", resp.StatusCode)
+	var ge graphError
+	transient := false
+	if json.Unmarshal(body, &ge) == nil && ge.Error != nil {
+		g := ge.Error
+		e.Code, e.Subcode, e.Type, e.Message, e.TraceID = g.Code, g.Subcode, g.Type, g.Message, g.FBTraceID
+		transient = g.IsTransient
+		desc += fmt.Sprintf(", code %d", g.Code)
+		if g.Subcode != 0 {
+			desc += fmt.Sprintf(" (subcode %d)", g.Subcode)
+		}
+		if g.Type != "" {
+			desc += " " + g.Type
+		}
+		if g.Message != "" {
+			desc += ": " + g.Message
+		}
+		if g.FBTraceID != "" {
+			desc += " [fbtrace_id " + g.FBTraceID + "]"
+		}
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusTooManyRequests, s == http.StatusRequestTimeout, s >= 500:
+		e.Retry = true
+	case retryableCode(e.Code), transient:
+		e.Retry = true
+	case s >= 400:
+		// Graph will refuse this call again.
+	default:
+		// A 2xx or 3xx that holds no ID: Graph may or may not have made
+		// the post. A second notice beats a missing one.
+		e.Retry = true
+		if s == http.StatusOK {
+			desc += " without an ID"
+		}
+	}
+	if e.Retry {
+		e.RetryAfter = regainAccess(resp.Header)
+	}
+	if e.RetryAfter > 0 {
+		desc += fmt.Sprintf("; access regained in %v", e.RetryAfter)
+	}
+	return p.failure(what, e, desc, nil)
+}
+
+// retryableCode reports whether Graph's error code is one that goes away
+// with time: an unknown or service error, or a rate limit.
+func retryableCode(code int) bool {
+	switch code {
+	case 1, 2, 4, 17, 32, 341, 613:
+		return true
+	}
+	return 80001 <= code && code <= 80014 // business use case rate limits
+}
+
+// regainAccess is how long until Graph takes calls again, as its answer
+// says: the largest estimated_time_to_regain_access, in minutes, of an
+// X-Business-Use-Case-Usage header, or a Retry-After in seconds. It is 0
+// when neither says.
+func regainAccess(h http.Header) time.Duration {
+	var usage map[string][]struct {
+		Minutes int `json:"estimated_time_to_regain_access"`
+	}
+	var most time.Duration
+	if json.Unmarshal([]byte(h.Get("X-Business-Use-Case-Usage")), &usage) == nil {
+		for _, entries := range usage {
+			for _, u := range entries {
+				most = max(most, time.Duration(u.Minutes)*time.Minute)
+			}
+		}
+	}
+	if most > 0 {
+		return most
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	return 0
+}
+
+// failure finishes e: its text, scrubbed of the token, and the
+// bus.Permanent mark when it is not worth a retry.
+func (p *Poster) failure(what string, e *Error, desc string, cause error) error {
+	e.text = p.scrub("facebook: " + what + ": " + desc)
+	e.Message = p.scrub(e.Message)
+	e.err = cause
+	if !e.Retry {
+		return bus.Permanent(e)
+	}
+	return e
+}
+
+// scrub takes the token out of text, as it is and URL-encoded, in case
+// Graph or a library ever echoes it.
+func (p *Poster) scrub(text string) string {
+	if p.cfg.Token == "" {
+		return text
+	}
+	text = strings.ReplaceAll(text, p.cfg.Token, "[token]")
+	if enc := url.QueryEscape(p.cfg.Token); enc != p.cfg.Token {
+		text = strings.ReplaceAll(text, enc, "[token]")
+	}
+	return text
+}
+
+// scrubURLError takes the token out of the URL a *url.Error quotes: the
+// token travels in the body, but a proxy's redirect or a future change
+// could put it in a URL, and the error reaches logs.
+func (p *Poster) scrubURLError(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	clean := *ue
+	if u, perr := url.Parse(ue.URL); perr == nil && u.RawQuery != "" {
+		q := u.Query()
+		if q.Has("access_token") {
+			q.Set("access_token", "[token]")
+			u.RawQuery = q.Encode()
+		}
+		clean.URL = u.String()
+	}
+	clean.URL = p.scrub(clean.URL)
+	return &clean
+}
+
+func printable(s string) bool {
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,419 @@
+// Package xposter is the escalator's X channel: it posts an outage notice
+// to the provider's X account, and the resolution as a reply to it,
+// through X's API v2 (POST /2/tweets) signed with OAuth 1.0a in user
+// context by dghubble/oauth1. It bounds every post by a timeout and by the
+// caller's context, tells the bus which failures are worth retrying and
+// how soon, reports X's refusal of a duplicate apart from other refusals,
+// and fits texts into X's 280 characters.
+package xposter
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dghubble/oauth1"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+)
+
+const (
+	// DefaultTimeout bounds one Post when Config.Timeout is zero.
+	DefaultTimeout = 10 * time.Second
+	// DefaultAPIURL is X's API, where posts go when Config.APIURL is
+	// empty.
+	DefaultAPIURL = "https://api.x.com"
+	// maxAnswer bounds how much of an answer is read: X's are a few
+	// hundred bytes.
+	maxAnswer = 1 << 20
+)
+
+var idRE = regexp.MustCompile(`^[0-9]{1,19}$`)
+
+// ErrDuplicate is what errors.Is finds in the error of a post X refused
+// because the account posted the same text before. A caller that retries
+// its own post after a timeout gets it when the first attempt got through,
+// and may count the post as made; the error is also marked bus.Permanent,
+// since sending the text again can never succeed.
+var ErrDuplicate = errors.New("x refused a duplicate of an earlier post")
+
+// Config is the X account to post as and how. The four credentials come
+// from the app's page in X's developer portal: the app's API key and
+// secret, and the access token and secret of the account, generated with
+// read and write permission.
+type Config struct {
+	ConsumerKey    string
+	ConsumerSecret string
+	Token          string
+	TokenSecret    string
+	// APIURL, when set, is where posts go instead of DefaultAPIURL,
+	// with their path below it: a stand-in, in tests. The OAuth signature
+	// covers the URL, so X takes only requests signed for its own; to
+	// reach X through a proxy, set HTTPS_PROXY, which keeps the URL.
+	// Plain http is allowed only on loopback.
+	APIURL string
+	// Timeout bounds one Post, from the first byte sent to the answer
+	// read; 0 is DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Poster posts to X as configured. It keeps a pool of connections to X
+// but no state about posts, so it is safe for concurrent use.
+type Poster struct {
+	cfg      Config
+	endpoint string // the URL of POST /2/tweets
+	client   *http.Client
+	now      func() time.Time // for the end of a rate-limit window
+}
+
+// New checks cfg, reporting every problem at once, and fills in defaults.
+// Error texts never hold a credential.
+func New(cfg Config) (*Poster, error) {
+	var problems []error
+	for _, c := range []struct{ name, value string }{
+		{"consumer key", cfg.ConsumerKey}, {"consumer secret", cfg.ConsumerSecret},
+		{"access token", cfg.Token}, {"access token secret", cfg.TokenSecret},
+	} {
+		switch {
+		case c.value == "":
+			problems = append(problems, fmt.Errorf("%s is empty", c.name))
+		case !printable(c.value):
+			problems = append(problems, fmt.Errorf("%s holds spaces or characters outside printable ASCII; check for a stray newline or quote", c.name))
+		}
+	}
+	if cfg.APIURL == "" {
+		cfg.APIURL = DefaultAPIURL
+	}
+	if err := checkAPIURL(cfg.APIURL); err != nil {
+		problems = append(problems, err)
+	}
+	if cfg.Timeout < 0 {
+		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("x config: %w", errors.Join(problems...))
+	}
+
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	p := &Poster{
+		cfg:      cfg,
+		endpoint: strings.TrimSuffix(cfg.APIURL, "/") + "/2/tweets",
+		now:      time.Now,
+	}
+	p.client = p.newClient(base)
+	return p, nil
+}
+
+// newClient builds the client that signs every request with OAuth 1.0a
+// and sends it through base. dghubble/oauth1 takes the transport to sign
+// on top of from the context it is built with; the request's own context
+// bounds each request.
+func (p *Poster) newClient(base http.RoundTripper) *http.Client {
+	bctx := context.WithValue(context.Background(), oauth1.HTTPClient, &http.Client{Transport: base})
+	hc := oauth1.NewConfig(p.cfg.ConsumerKey, p.cfg.ConsumerSecret).
+		Client(bctx, oauth1.NewToken(p.cfg.Token, p.cfg.TokenSecret))
+	// A backstop: the request's context, with the same timeout, ends
+	// first and says why.
+	hc.Timeout = p.cfg.Timeout + time.Second
+	// A redirect is an answer, not a reason to sign a request for
+	// another URL.
+	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return hc
+}
+
+func checkAPIURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return fmt.Errorf("api url %q: %w", s, err)
+	case u.Scheme != "http" && u.Scheme != "https", u.Hostname() == "":
+		return fmt.Errorf("api url %q: want an absolute http or https URL", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("api url %q: want no user, query or fragment", s)
+	case u.Scheme == "http" && !loopback(u.Hostname()):
+		return fmt.Errorf("api url %q: plain http would let anyone on the way read and replay signed requests; use https", s)
+	}
+	return nil
+}
+
+func loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Post publishes text on the account and returns the new post's ID; with
+// replyTo, the ID of an earlier post, it publishes text as a reply to it,
+// which keeps an outage's notices in one thread. text goes as it is:
+// callers pass it through Fit first.
+//
+// Post returns when X answers, when Config.Timeout has passed, or when
+// ctx ends, whichever is first. A failure is an *Error. One that posting
+// again cannot fix (text X will not take, wrong credentials, an app
+// without write permission, a duplicate: any 4xx answer but 408 and 429)
+// is also marked bus.Permanent; a duplicate also matches ErrDuplicate.
+// Any other failure, ctx ending included, is worth a retry, after
+// Error.RetryAfter if X said how long. Error texts never hold a
+// credential.
+func (p *Poster) Post(ctx context.Context, text, replyTo string) (string, error) {
+	what := "post"
+	if replyTo != "" {
+		what = "reply to " + replyTo
+	}
+	switch n := Length(text); {
+	case strings.TrimSpace(text) == "":
+		return "", p.refuse(what, "the text is empty")
+	case !utf8.ValidString(text):
+		return "", p.refuse(what, "the text is not valid UTF-8")
+	case n > MaxLength:
+		return "", p.refuse(what, fmt.Sprintf("the text counts %d characters by X's count; X takes at most %d (Fit shortens it)", n, MaxLength))
+	case replyTo != "" && !idRE.MatchString(replyTo):
+		return "", p.refuse("reply", fmt.Sprintf("%q is not a post ID: want up to 19 digits", replyTo))
+	}
+
+	ctx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout,
+		fmt.Errorf("x did not answer within %v: %w", p.cfg.Timeout, context.DeadlineExceeded))
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(requestBody(text, replyTo)))
+	if err != nil {
+		return "", p.refuse(what, err.Error())
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "tocsin")
+	resp, err := p.client.Do(req)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			// What the client saw was the request we cancelled; say why.
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+		return "", p.failure(what, &Error{Retry: true}, err.Error(), err)
+	}
+	// Read to the end, so that the connection goes back to the pool.
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	_ = resp.Body.Close()
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil {
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+		// Whether X took the post is unknown; a retry finds out, as a
+		// duplicate if it did.
+		return "", p.failure(what, &Error{Status: resp.StatusCode, Retry: true},
+			fmt.Sprintf("x answered %d; reading the answer: %v", resp.StatusCode, err), err)
+	}
+	if resp.StatusCode == http.StatusCreated {
+		var ans struct {
+			Data struct {
+				ID string `json:"id"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(body, &ans); err == nil && idRE.MatchString(ans.Data.ID) {
+			return ans.Data.ID, nil
+		}
+		return "", p.failure(what, &Error{Status: resp.StatusCode, Retry: true},
+			"x answered 201 without a post ID", nil)
+	}
+	return "", p.answered(what, resp, body)
+}
+
+// requestBody is the JSON of a request to post text, in reply to replyTo
+// when it is set. The tests hold the bytes that go on the wire.
+func requestBody(text, replyTo string) []byte {
+	type reply struct {
+		InReplyToTweetID string `json:"in_reply_to_tweet_id"`
+	}
+	v := struct {
+		Text  string `json:"text"`
+		Reply *reply `json:"reply,omitempty"`
+	}{Text: text}
+	if replyTo != "" {
+		v.Reply = &reply{InReplyToTweetID: replyTo}
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // "&" and "<" are common in alarms, and X takes them as they are
+	_ = enc.Encode(v)        // strings and a pointer to strings always encode
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// Error is a post that failed. Post wraps it in bus.Permanent when Retry
+// is false, so that the bus sets the message aside instead of retrying
+// it.
+type Error struct {
+	// Status is the HTTP status X answered with; 0 when no answer came
+	// (a timeout, a refused connection) or when the post was refused
+	// before any request.
+	Status int
+	// Detail is what X said was wrong, such as "You are not allowed to
+	// create a Tweet with duplicate content."; empty when it said
+	// nothing readable.
+	Detail string
+	// Retry says whether posting again may succeed: true for 5xx, 408
+	// and 429 answers, timeouts and connection failures; false for other
+	// 4xx answers and for posts refused before sending.
+	Retry bool
+	// RetryAfter is how long until X's rate-limit window starts again,
+	// from a 429's x-rate-limit-reset (or Retry-After); 0 when it did
+	// not say.
+	RetryAfter time.Duration
+	// Duplicate says that X refused the text as one the account posted
+	// before; errors.Is(err, ErrDuplicate) says the same.
+	Duplicate bool
+
+	text string
+	err  error
+}
+
+func (e *Error) Error() string { return e.text }
+
+// Unwrap gives errors.Is and errors.As the cause, when there is one:
+// context errors, network errors.
+func (e *Error) Unwrap() error { return e.err }
+
+// Is makes errors.Is(err, ErrDuplicate) true for a duplicate.
+func (e *Error) Is(target error) bool { return target == ErrDuplicate && e.Duplicate }
+
+// Retryable reports whether posting again may succeed after err, as Post
+// classified it. An error that is not Post's counts as retryable unless it
+// is marked bus.Permanent.
+func Retryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Retry
+	}
+	return !bus.IsPermanent(err)
+}
+
+// refuse is the error for a post Post will not try to make.
+func (p *Poster) refuse(what, why string) error {
+	return p.failure(what, &Error{}, why, nil)
+}
+
+// problem is the body of X's error answers: RFC 7807 fields, and the
+// errors list of a request that breaks the schema.
+type problem struct {
+	Title  string `json:"title"`
+	Detail string `json:"detail"`
+	Errors []struct {
+		Message string `json:"message"`
+	} `json:"errors"`
+}
+
+// answered describes and classifies an answer other than 201.
+func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
+	e := &Error{Status: resp.StatusCode}
+	desc := fmt.Sprintf("x answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	var pr problem
+	if json.Unmarshal(body, &pr) == nil {
+		var msgs []string
+		for _, m := range pr.Errors {
+			if m.Message != "" {
+				msgs = append(msgs, m.Message)
+			}
+		}
+		e.Detail = pr.Detail
+		if len(msgs) > 0 {
+			e.Detail = strings.Join(append([]string{pr.Detail}, msgs...), " ")
+			e.Detail = strings.TrimSpace(e.Detail)
+		}
+		if e.Detail != "" {
+			desc += ": " + e.Detail
+		}
+	}
+	switch s := resp.StatusCode; {
+	case s == http.StatusTooManyRequests:
+		e.Retry = true
+		e.RetryAfter = p.rateLimitReset(resp.Header)
+	case s == http.StatusRequestTimeout, s >= 500:
+		e.Retry = true
+	case s == http.StatusForbidden && strings.Contains(strings.ToLower(e.Detail), "duplicate content"):
+		e.Duplicate = true
+	case s >= 400:
+		// X will refuse this post again.
+	default:
+		// A 2xx or 3xx that is not a created post: X may or may not
+		// have it, and a retry finds out, as a duplicate if it does.
+		e.Retry = true
+	}
+	if e.RetryAfter > 0 {
+		desc += fmt.Sprintf("; the rate-limit window starts again in %v", e.RetryAfter)
+	}
+	return p.failure(what, e, desc, nil)
+}
+
+// rateLimitReset is how long until X's rate-limit window starts again:
+// x-rate-limit-reset, in epoch seconds, or else a Retry-After in seconds.
+// It is 0 when neither says, or when the time is past.
+func (p *Poster) rateLimitReset(h http.Header) time.Duration {
+	now := p.now()
+	if v, err := strconv.ParseInt(strings.TrimSpace(h.Get("x-rate-limit-reset")), 10, 64); err == nil {
+		if d := time.Unix(v, 0).Sub(now); d > 0 {
+			return d
+		}
+		return 0
+	}
+	if secs, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && secs > 0 {
+		return time.Duration(secs) * time.Second
+	}
+	return 0
+}
+
+// failure finishes e: its text, scrubbed of the credentials, and the
+// bus.Permanent mark when it is not worth a retry.
+func (p *Poster) failure(what string, e *Error, desc string, cause error) error {
+	e.text = p.scrub("x: " + what + ": " + desc)
+	e.Detail = p.scrub(e.Detail)
+	e.err = cause
+	if !e.Retry {
+		return bus.Permanent(e)
+	}
+	return e
+}
+
+// scrub takes the credentials out of text, in case X or a library ever
+// echoes them. The consumer key and the access token are sent with every
+// request, but they still say which app and account to attack.
+func (p *Poster) scrub(text string) string {
+	for _, c := range []struct{ secret, name string }{
+		{p.cfg.ConsumerSecret, "[consumer secret]"}, {p.cfg.TokenSecret, "[token secret]"},
+		{p.cfg.ConsumerKey, "[consumer key]"}, {p.cfg.Token, "[access token]"},
+	} {
+		if c.secret != "" {
+			text = strings.ReplaceAll(text, c.secret, c.name)
+			if enc := url.QueryEscape(c.secret); enc != c.secret {
+				text = strings.ReplaceAll(text, enc, c.name)
+			}
+		}
+	}
+	return text
+}
+
+func printable(s string) bool {
+	for i := range len(s) {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	return true
+}

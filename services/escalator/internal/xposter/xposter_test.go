@@ -1,0 +1,586 @@
+package xposter_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
+)
+
+var creds = xtest.Credentials{
+	ConsumerKey:    "Kc0nsumerKeyT0csin0001",
+	ConsumerSecret: "Sc0nsumerSecretT0csin000000000000000000000001",
+	Token:          "1234567890-AccessTokenT0csin0000000000000000001",
+	TokenSecret:    "TokenSecretT0csin00000000000000000000000001",
+}
+
+func config(s *xtest.Server) xposter.Config {
+	return xposter.Config{
+		ConsumerKey:    creds.ConsumerKey,
+		ConsumerSecret: creds.ConsumerSecret,
+		Token:          creds.Token,
+		TokenSecret:    creds.TokenSecret,
+		APIURL:         s.URL,
+		Timeout:        5 * time.Second,
+	}
+}
+
+func newPoster(t *testing.T, cfg xposter.Config) *xposter.Poster {
+	t.Helper()
+	p, err := xposter.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return p
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// TestRequestOnTheWire holds, byte for byte, what Post puts on the wire,
+// and that X's check of the OAuth signature passes.
+func TestRequestOnTheWire(t *testing.T) {
+	s := xtest.Start(t, creds)
+	first, err := newPoster(t, config(s)).Post(ctx(t), "first", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, text, replyTo string
+		want                string
+	}{
+		{name: "text", text: "web-3 is down", want: `{"text":"web-3 is down"}`},
+		{name: "reply", text: "web-3 is up again", replyTo: first,
+			want: `{"text":"web-3 is up again","reply":{"in_reply_to_tweet_id":"` + first + `"}}`},
+		{name: "characters JSON escapes", text: "a \"quoted\" back\\slash\nnew line\ttab",
+			want: `{"text":"a \"quoted\" back\\slash\nnew line\ttab"}`},
+		{name: "characters HTML would escape", text: "db-1 & db-2 <down> 100%",
+			want: `{"text":"db-1 & db-2 <down> 100%"}`},
+		{name: "beyond ASCII", text: "障害 — ⚠️ 🔥 ü",
+			want: `{"text":"障害 — ⚠️ 🔥 ü"}`},
+		{name: "a link", text: "see https://status.example.com/i/42?x=1&y=2",
+			want: `{"text":"see https://status.example.com/i/42?x=1&y=2"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id, err := newPoster(t, config(s)).Post(ctx(t), tt.text, tt.replyTo)
+			if err != nil {
+				t.Fatalf("Post: %v", err)
+			}
+			got, err := s.Lookup(id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Raw != tt.want {
+				t.Errorf("body on the wire:\n got %s\nwant %s", got.Raw, tt.want)
+			}
+			if got.Text != tt.text || got.ReplyTo != tt.replyTo {
+				t.Errorf("stand-in read %q in reply to %q", got.Text, got.ReplyTo)
+			}
+			if ct := got.Header.Get("Content-Type"); ct != "application/json" {
+				t.Errorf("Content-Type %q", ct)
+			}
+			if ua := got.Header.Get("User-Agent"); ua != "tocsin" {
+				t.Errorf("User-Agent %q", ua)
+			}
+			auth := got.Header.Get("Authorization")
+			for _, want := range []string{
+				`oauth_consumer_key="` + creds.ConsumerKey + `"`,
+				`oauth_token="` + creds.Token + `"`,
+				`oauth_signature_method="HMAC-SHA1"`,
+				`oauth_version="1.0"`,
+			} {
+				if !strings.Contains(auth, want) {
+					t.Errorf("Authorization %q lacks %s", auth, want)
+				}
+			}
+			for _, secret := range []string{creds.ConsumerSecret, creds.TokenSecret} {
+				if strings.Contains(auth, secret) {
+					t.Errorf("Authorization %q holds a secret", auth)
+				}
+			}
+		})
+	}
+}
+
+func TestPostReturnsTheID(t *testing.T) {
+	s := xtest.Start(t, creds)
+	id, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	posts, err := s.WaitFor(ctx(t), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^[0-9]{19}$`).MatchString(id) || posts[0].ID != id || posts[0].Text != "web-3 is down" {
+		t.Errorf("posted %s, stand-in has %+v", id, posts[0])
+	}
+}
+
+// TestSignatureVerified checks that the stand-in really verifies what
+// Post signs: any wrong secret fails, and fails for good.
+func TestSignatureVerified(t *testing.T) {
+	tests := []struct {
+		name   string
+		change func(*xposter.Config)
+		why    string
+	}{
+		{"wrong consumer secret", func(c *xposter.Config) { c.ConsumerSecret = "Wr0ngConsumerSecret" }, "signature does not match"},
+		{"wrong token secret", func(c *xposter.Config) { c.TokenSecret = "Wr0ngTokenSecret" }, "signature does not match"},
+		{"wrong consumer key", func(c *xposter.Config) { c.ConsumerKey = "Wr0ngConsumerKey" }, "unknown consumer key"},
+		{"wrong token", func(c *xposter.Config) { c.Token = "1-Wr0ngToken" }, "unknown access token"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := xtest.Start(t, creds)
+			cfg := config(s)
+			tt.change(&cfg)
+			_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
+			e := postError(t, err)
+			if e.Status != 401 || e.Retry || !bus.IsPermanent(err) || e.Duplicate {
+				t.Errorf("got %v (status %d, retry %v), want a permanent 401", err, e.Status, e.Retry)
+			}
+			if !strings.Contains(err.Error(), "x: post: x answered 401 Unauthorized: Unauthorized") {
+				t.Errorf("error %q", err)
+			}
+			if a := s.Attempts(); len(a) != 1 || !strings.Contains(a[0].Why, tt.why) {
+				t.Errorf("attempts %+v, want %q", a, tt.why)
+			}
+			noSecrets(t, err, cfg)
+		})
+	}
+}
+
+// TestFailures posts through each way X fails and checks how Post
+// classifies it.
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name      string
+		fault     xtest.Fault
+		status    int
+		retry     bool
+		duplicate bool
+		text      string // a part of the error's text
+	}{
+		{name: "500", fault: xtest.ServerError(500), status: 500, retry: true,
+			text: "x: post: x answered 500 Internal Server Error: Internal Server Error"},
+		{name: "503", fault: xtest.ServerError(503), status: 503, retry: true},
+		{name: "502 from a proxy", fault: xtest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, status: 502, retry: true,
+			text: "x: post: x answered 502 Bad Gateway"},
+		{name: "401", fault: xtest.Unauthorized(), status: 401, text: "401 Unauthorized"},
+		{name: "403 without write permission", fault: xtest.Forbidden(""), status: 403,
+			text: "not configured with the appropriate oauth1 app permissions"},
+		{name: "403 too long", fault: xtest.Forbidden(xtest.DetailTooLong), status: 403, text: "Your Tweet text is too long"},
+		{name: "403 duplicate", fault: xtest.Forbidden(xtest.DetailDuplicate), status: 403, duplicate: true,
+			text: "x: post: x answered 403 Forbidden: You are not allowed to create a Tweet with duplicate content."},
+		{name: "400", fault: xtest.Fault{Status: 400, Detail: "Bad Request"}, status: 400},
+		{name: "404", fault: xtest.Fault{Status: 404}, status: 404},
+		{name: "408", fault: xtest.Fault{Status: 408}, status: 408, retry: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := xtest.Start(t, creds)
+			s.FailNext(1, tt.fault)
+			_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
+			e := postError(t, err)
+			if e.Status != tt.status || e.Retry != tt.retry || e.Duplicate != tt.duplicate || e.RetryAfter != 0 {
+				t.Errorf("got status %d retry %v duplicate %v after %v; want %d %v %v 0",
+					e.Status, e.Retry, e.Duplicate, e.RetryAfter, tt.status, tt.retry, tt.duplicate)
+			}
+			if xposter.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
+				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", xposter.Retryable(err), bus.IsPermanent(err), tt.retry)
+			}
+			if errors.Is(err, xposter.ErrDuplicate) != tt.duplicate {
+				t.Errorf("errors.Is(ErrDuplicate) = %v", !tt.duplicate)
+			}
+			if !strings.Contains(err.Error(), tt.text) {
+				t.Errorf("error %q, want it to contain %q", err, tt.text)
+			}
+			noSecrets(t, err, config(s))
+		})
+	}
+}
+
+func TestRateLimited(t *testing.T) {
+	s := xtest.Start(t, creds)
+	reset := time.Now().Add(90 * time.Second)
+	s.FailNext(1, xtest.RateLimited(reset))
+	_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
+	e := postError(t, err)
+	if e.Status != 429 || !e.Retry || bus.IsPermanent(err) {
+		t.Errorf("got %v, want a retryable 429", err)
+	}
+	// x-rate-limit-reset is in whole seconds.
+	if e.RetryAfter < 88*time.Second || e.RetryAfter > 90*time.Second {
+		t.Errorf("RetryAfter %v, want about 90s", e.RetryAfter)
+	}
+	if !strings.Contains(err.Error(), "x answered 429 Too Many Requests: Too Many Requests; the rate-limit window starts again in 1m") {
+		t.Errorf("error %q", err)
+	}
+}
+
+// TestDuplicate posts the same text twice: the second is X's duplicate,
+// which a caller retrying its own post counts as done.
+func TestDuplicate(t *testing.T) {
+	s := xtest.Start(t, creds)
+	p := newPoster(t, config(s))
+	if _, err := p.Post(ctx(t), "web-3 is down", ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.Post(ctx(t), "web-3 is down", "")
+	if !errors.Is(err, xposter.ErrDuplicate) || !bus.IsPermanent(err) || xposter.Retryable(err) {
+		t.Errorf("got %v, want a permanent duplicate", err)
+	}
+	if e := postError(t, err); e.Detail != xtest.DetailDuplicate {
+		t.Errorf("Detail %q", e.Detail)
+	}
+	// Other refusals are not duplicates.
+	_, err = p.Post(ctx(t), "web-3 is up", "1234567890123456789")
+	if errors.Is(err, xposter.ErrDuplicate) || !bus.IsPermanent(err) || !strings.Contains(err.Error(), "x: reply to 1234567890123456789: x answered 403 Forbidden: You attempted to reply") {
+		t.Errorf("reply to an unknown post: %v", err)
+	}
+}
+
+func TestRetryThenSuccess(t *testing.T) {
+	s := xtest.Start(t, creds)
+	s.FailNext(1, xtest.ServerError(503))
+	s.FailNext(1, xtest.RateLimited(time.Now().Add(time.Second)))
+	p := newPoster(t, config(s))
+	for i := range 2 {
+		if _, err := p.Post(ctx(t), "web-3 is down", ""); !xposter.Retryable(err) {
+			t.Fatalf("attempt %d: %v, want a retryable error", i+1, err)
+		}
+	}
+	if _, err := p.Post(ctx(t), "web-3 is down", ""); err != nil {
+		t.Fatalf("third attempt: %v", err)
+	}
+	var got []int
+	for _, a := range s.Attempts() {
+		got = append(got, a.Status)
+	}
+	if diff := cmp.Diff(got, []int{503, 429, 201}); diff != "" {
+		t.Errorf("attempts (-got +want):\n%s", diff)
+	}
+}
+
+// TestConnectionsReused checks that answers, errors included, are read to
+// the end, so that posts do not pay for a TLS handshake each.
+func TestConnectionsReused(t *testing.T) {
+	s := xtest.Start(t, creds)
+	s.FailNext(2, xtest.ServerError(503))
+	s.FailNext(1, xtest.Forbidden(""))
+	s.FailNext(1, xtest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
+	s.FailNext(1, xtest.RateLimited(time.Time{}))
+	p := newPoster(t, config(s))
+	for i := range 8 {
+		_, _ = p.Post(ctx(t), fmt.Sprint("post ", i), "")
+	}
+	if got := len(s.Attempts()); got != 8 {
+		t.Fatalf("%d attempts, want 8", got)
+	}
+	if n := s.Connections(); n != 1 {
+		t.Errorf("8 sequential posts opened %d connections, want 1", n)
+	}
+}
+
+func TestStallEndsAtTimeout(t *testing.T) {
+	s := xtest.Start(t, creds)
+	s.FailNext(1, xtest.Stall())
+	cfg := config(s)
+	cfg.Timeout = 300 * time.Millisecond
+
+	start := time.Now()
+	_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
+	took := time.Since(start)
+	if took < 250*time.Millisecond || took > 3*time.Second {
+		t.Errorf("Post returned after %v, want about 300ms", took)
+	}
+	e := postError(t, err)
+	if !e.Retry || e.Status != 0 || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v (retry %v, status %d), want a retryable deadline error", err, e.Retry, e.Status)
+	}
+	if !strings.Contains(err.Error(), "x: post: x did not answer within 300ms") {
+		t.Errorf("error %q does not say it timed out", err)
+	}
+	noSecrets(t, err, cfg)
+	waitUntil(t, func() bool { return s.Stalled() == 0 })
+}
+
+func TestStallEndsWithContext(t *testing.T) {
+	s := xtest.Start(t, creds)
+	s.Fail(xtest.Stall())
+	cfg := config(s)
+	cfg.Timeout = time.Minute
+
+	c, cancel := context.WithCancel(ctx(t))
+	go func() {
+		waitUntil(t, func() bool { return s.Stalled() == 1 })
+		cancel()
+	}()
+	start := time.Now()
+	_, err := newPoster(t, cfg).Post(c, "web-3 is down", "")
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Post returned %v after ctx was cancelled", took)
+	}
+	if !errors.Is(err, context.Canceled) || !xposter.Retryable(err) {
+		t.Errorf("got %v, want a retryable cancellation", err)
+	}
+	noSecrets(t, err, cfg)
+	waitUntil(t, func() bool { return s.Stalled() == 0 })
+}
+
+func TestConnectionRefusedIsRetryable(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	cfg := xposter.Config{
+		ConsumerKey: creds.ConsumerKey, ConsumerSecret: creds.ConsumerSecret,
+		Token: creds.Token, TokenSecret: creds.TokenSecret,
+		APIURL: "http://" + addr, Timeout: 5 * time.Second,
+	}
+	_, err = newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
+	e := postError(t, err)
+	if !e.Retry || e.Status != 0 || bus.IsPermanent(err) {
+		t.Errorf("got %v, want a retryable error without status", err)
+	}
+	noSecrets(t, err, cfg)
+}
+
+func TestRefusedBeforeSending(t *testing.T) {
+	s := xtest.Start(t, creds)
+	p := newPoster(t, config(s))
+	tests := []struct{ name, text, replyTo, want string }{
+		{"empty", "", "", "x: post: the text is empty"},
+		{"spaces", " \n\t", "", "the text is empty"},
+		{"281 characters", strings.Repeat("a", 281), "", "the text counts 281 characters by X's count; X takes at most 280"},
+		{"141 CJK characters", strings.Repeat("障", 141), "", "counts 282"},
+		{"not UTF-8", "web-3 \xff", "", "not valid UTF-8"},
+		{"reply to a name", "x", "@tocsin", `x: reply: "@tocsin" is not a post ID`},
+		{"reply to 20 digits", "x", strings.Repeat("1", 20), "is not a post ID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.Post(ctx(t), tt.text, tt.replyTo)
+			if e := postError(t, err); e.Retry || e.Status != 0 || !bus.IsPermanent(err) {
+				t.Errorf("got %v, want permanent", err)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %q, want %q", err, tt.want)
+			}
+		})
+	}
+	if n := len(s.Attempts()); n != 0 {
+		t.Errorf("%d requests reached X, want none", n)
+	}
+}
+
+// TestReverseProxyBreaksSignature shows why Config.APIURL is no place for
+// a reverse proxy: the signature covers the URL, and X sees another.
+func TestReverseProxyBreaksSignature(t *testing.T) {
+	s := xtest.Start(t, creds)
+	target, _ := url.Parse(s.URL)
+	proxy := httptest.NewServer(http.StripPrefix("/x", httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+	cfg := config(s)
+	cfg.APIURL = proxy.URL + "/x"
+	_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
+	if e := postError(t, err); e.Status != 401 || e.Retry {
+		t.Errorf("got %v, want a permanent 401", err)
+	}
+}
+
+func TestConcurrentPosts(t *testing.T) {
+	s := xtest.Start(t, creds)
+	s.FailIf(func(r xtest.Request) *xtest.Fault {
+		if r.N%4 == 0 {
+			f := xtest.ServerError(503)
+			return &f
+		}
+		return nil
+	})
+	p := newPoster(t, config(s))
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ids := map[string]bool{}
+	failed := 0
+	for i := range 40 {
+		wg.Go(func() {
+			id, err := p.Post(ctx(t), fmt.Sprintf("box %d is down", i), "")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if !xposter.Retryable(err) {
+					t.Errorf("post %d: %v", i, err)
+				}
+				failed++
+				return
+			}
+			ids[id] = true
+		})
+	}
+	wg.Wait()
+	if len(ids) != 30 || failed != 10 || len(s.Posts()) != 30 {
+		t.Errorf("%d distinct IDs, %d failures, %d at the stand-in; want 30, 10, 30", len(ids), failed, len(s.Posts()))
+	}
+}
+
+// TestFitAcceptedByX posts what Fit makes of texts of every kind and
+// checks that X takes each, by the stand-in's own count of its length.
+func TestFitAcceptedByX(t *testing.T) {
+	s := xtest.Start(t, creds)
+	p := newPoster(t, config(s))
+	words := []string{"web-3", "is", "down", "since", "12:00", "—", "障害", "🔥", "👩🏽‍💻", "café",
+		"https://status.example.com/incidents/2026-11-21-web-3-outage-in-fra", "status.example.com", "ops@example.com", "(db-1,", "db-2)"}
+	for i := range 60 {
+		var b strings.Builder
+		for j := range 40 + i*3 {
+			b.WriteString(words[(i*7+j*j)%len(words)])
+			b.WriteByte(" \n"[j%9/8])
+		}
+		text := fmt.Sprintf("%d %s https://status.example.com/i/%d", i, b.String(), i)
+		if got, want := xposter.Length(text), xtest.Length(text); got != want {
+			t.Errorf("Length(%q) = %d, the stand-in counts %d", text, got, want)
+		}
+		fit := xposter.Fit(text)
+		if _, err := p.Post(ctx(t), fit, ""); err != nil {
+			t.Errorf("Fit(%q) = %q (%d by X's count): %v", text, fit, xtest.Length(fit), err)
+		}
+		if !strings.HasSuffix(fit, fmt.Sprintf(" https://status.example.com/i/%d", i)) {
+			t.Errorf("Fit(%q) = %q lost the link at the end", text, fit)
+		}
+	}
+}
+
+func TestNew(t *testing.T) {
+	good := xposter.Config{ConsumerKey: "k", ConsumerSecret: "s", Token: "1-t", TokenSecret: "ts"}
+	tests := []struct {
+		name   string
+		change func(*xposter.Config)
+		want   []string // parts of the error; none: valid
+	}{
+		{"good", func(*xposter.Config) {}, nil},
+		{"https API URL", func(c *xposter.Config) { c.APIURL = "https://x-proxy.internal.example" }, nil},
+		{"http on loopback", func(c *xposter.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
+		{"http on localhost", func(c *xposter.Config) { c.APIURL = "http://localhost:8080/" }, nil},
+		{"http on IPv6 loopback", func(c *xposter.Config) { c.APIURL = "http://[::1]:8080" }, nil},
+		{"everything wrong at once", func(c *xposter.Config) {
+			*c = xposter.Config{
+				ConsumerKey:    "",
+				ConsumerSecret: "sec ret",
+				Token:          "1-tok\n",
+				TokenSecret:    "",
+				APIURL:         "http://api.x.com",
+				Timeout:        -time.Second,
+			}
+		}, []string{
+			"consumer key is empty", "consumer secret holds spaces", "access token holds spaces",
+			"access token secret is empty", "plain http would let anyone", "timeout -1s is negative",
+		}},
+		{"API URL with a query", func(c *xposter.Config) { c.APIURL = "https://api.x.com/?a=1" }, []string{"want no user, query or fragment"}},
+		{"API URL with a user", func(c *xposter.Config) { c.APIURL = "https://u:p@api.x.com/" }, []string{"want no user, query or fragment"}},
+		{"API URL not a URL", func(c *xposter.Config) { c.APIURL = "api.x.com" }, []string{"want an absolute http or https URL"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.change(&cfg)
+			_, err := xposter.New(cfg)
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("New: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q, want it to contain %q", err, w)
+				}
+			}
+			for _, secret := range []string{cfg.ConsumerSecret, cfg.TokenSecret, cfg.Token} {
+				if len(secret) > 3 && strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q holds %q", err, secret)
+				}
+			}
+		})
+	}
+}
+
+func TestRetryable(t *testing.T) {
+	if xposter.Retryable(nil) {
+		t.Error("Retryable(nil)")
+	}
+	if !xposter.Retryable(errors.New("anything")) {
+		t.Error("a plain error is not retryable")
+	}
+	if xposter.Retryable(bus.Permanent(errors.New("bad"))) {
+		t.Error("a permanent error is retryable")
+	}
+}
+
+func postError(t *testing.T, err error) *xposter.Error {
+	t.Helper()
+	var e *xposter.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T), want an *xposter.Error", err, err)
+	}
+	return e
+}
+
+// noSecrets fails if err, or anything it wraps, shows any of cfg's
+// credentials.
+func noSecrets(t *testing.T, err error, cfg xposter.Config) {
+	t.Helper()
+	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
+		for _, secret := range []string{cfg.ConsumerKey, cfg.ConsumerSecret, cfg.Token, cfg.TokenSecret} {
+			if strings.Contains(text, secret) {
+				t.Errorf("error text %q shows %q", text, secret)
+			}
+		}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if next := u.Unwrap(); next != nil {
+			noSecrets(t, next, cfg)
+		}
+	case interface{ Unwrap() []error }:
+		for _, next := range u.Unwrap() {
+			noSecrets(t, next, cfg)
+		}
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Error("condition did not hold within 5s")
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
