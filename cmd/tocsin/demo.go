@@ -16,6 +16,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -78,6 +79,12 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer outbox.Close()
+	// SMS go to a stand-in for Twilio on loopback, which shows them here.
+	sms, err := twiliotest.New(demoTwilioSID, demoTwilioToken)
+	if err != nil {
+		return err
+	}
+	defer sms.Close()
 
 	var fleet []*loopbackServer
 	defer func() {
@@ -91,12 +98,15 @@ checks: {interval: %s, timeout: %s, recover_after: 2}
 locations: [lon1, ams1, nyc1]
 datacentres: {dc1: {name: Demo DC, email: noc@dc.demo.invalid}}
 staff:
-  - {name: Alice, email: alice@demo.invalid}
-  - {name: Bob, email: bob@demo.invalid}
+  - {name: Alice, email: alice@demo.invalid, phone: "+447700900001"}
+  - {name: Bob, email: bob@demo.invalid, phone: "+447700900002"}
+oncall: {rotation: [Alice, Bob], handover: 2026-01-05T09:00:00Z}
+escalation: {datacentre_after: %s}
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alarm@demo.invalid>", tls: none}
+  twilio: {from: "+447700900000", account_sid_env: TWILIO_ACCOUNT_SID, auth_token_env: TWILIO_AUTH_TOKEN, api_url: %q}
 roles:
-`, f.interval, min(2*time.Second, f.interval/2), outbox.Port)
+`, f.interval, min(2*time.Second, f.interval/2), f.outage/2, outbox.Port, sms.URL)
 	for _, b := range demoBoxes {
 		fmt.Fprintf(&yaml, "  %s: {label: %q, colour: %q}\n", b.role, b.label, b.colour)
 	}
@@ -120,7 +130,8 @@ roles:
 		}
 		yaml.WriteString("]}\n")
 	}
-	cfg, err := config.Parse("demo.yaml", []byte(yaml.String()), func(string) (string, bool) { return "", false })
+	env := map[string]string{"TWILIO_ACCOUNT_SID": demoTwilioSID, "TWILIO_AUTH_TOKEN": demoTwilioToken}
+	cfg, err := config.Parse("demo.yaml", []byte(yaml.String()), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
 	}
@@ -128,7 +139,8 @@ roles:
 	fmt.Fprintf(stdout, "Tocsin demo: %d servers in %d boxes on loopback, checked every %s from %s in turn.\n", len(fleet), len(demoBoxes), f.interval, strings.Join(cfg.Locations, ", "))
 	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, emailed about and resolved)\n", f.every, f.outage)
 	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told).\n")
-	fmt.Fprintf(stdout, "Emails go to a mail server on loopback (%s) and are shown here. Ctrl-C to stop.\n\n", outbox.Addr)
+	fmt.Fprintf(stdout, "The person on call gets an SMS (to a stand-in for Twilio on loopback) and everyone an email (to a mail server on\n")
+	fmt.Fprintf(stdout, "loopback, %s); an outage still open after %s is emailed to the datacentre. All are shown here. Ctrl-C to stop.\n\n", outbox.Addr, cfg.Escalation.DatacentreAfter)
 
 	var wg sync.WaitGroup
 	defer wg.Wait() // deferred first, so it runs after cancel
@@ -136,6 +148,7 @@ roles:
 	defer cancel()
 	out := &lockedWriter{w: stdout}
 	wg.Go(func() { showMail(ctx, outbox, out) })
+	wg.Go(func() { showSMS(ctx, sms, out) })
 	wg.Go(func() { breakThings(ctx, fleet, cfg.Locations, f, out) })
 
 	// Each location checks from an address of its own, so that one can lose
@@ -273,6 +286,26 @@ func showMail(ctx context.Context, outbox *smtptest.Server, out io.Writer) {
 			for line := range strings.SplitSeq(strings.TrimRight(m.Text, "\n"), "\n") {
 				fmt.Fprintf(out, "          │ %s\n", line)
 			}
+		}
+		seen = len(msgs)
+	}
+}
+
+// The demo's Twilio account, known only to its stand-in.
+const (
+	demoTwilioSID   = "AC00000000000000000000000000000de0"
+	demoTwilioToken = "demotoken"
+)
+
+// showSMS prints each SMS as the Twilio stand-in accepts it.
+func showSMS(ctx context.Context, sms *twiliotest.Server, out io.Writer) {
+	for seen := 0; ; {
+		msgs, err := sms.WaitFor(ctx, seen+1)
+		if err != nil {
+			return
+		}
+		for _, m := range msgs[seen:] {
+			fmt.Fprintf(out, "%s  SMS to %s: %s\n", clock(), m.To, m.Body)
 		}
 		seen = len(msgs)
 	}

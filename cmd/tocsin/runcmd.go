@@ -18,13 +18,14 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/services/escalator"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
 	"github.com/tocsin-alarm/tocsin/services/prober"
 	"github.com/tocsin-alarm/tocsin/services/verifier"
 )
 
 // services is every service "run" can start, in start order.
-var services = []string{"prober", "verifier", "notifier"}
+var services = []string{"prober", "verifier", "notifier", "escalator"}
 
 // runFlags are the flags of "tocsin run".
 type runFlags struct {
@@ -202,6 +203,12 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 				return nil, err
 			}
 			runners[name] = n.Run
+		case "escalator":
+			e, err := escalator.New(cfg, escalator.Deps{Bus: b, Log: log})
+			if err != nil {
+				return nil, err
+			}
+			runners[name] = e.Run
 		}
 	}
 	return runners, nil

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
@@ -181,14 +181,14 @@ func compose(cfg *config.Config, st *incidentState, kind string, n int, now time
 		r := st.Resolved
 		lasted := r.Resolved.Sub(r.Opened).Round(time.Second)
 		m.Subject = fmt.Sprintf("[%s] RESOLVED: %s [%s]", site, st.Title, st.Incident)
-		b.Lead = fmt.Sprintf("Resolved: %s.", st.Title)
+		b.Lead = fmt.Sprintf("Resolved after %s. The incident was: %s.", lasted, st.Title)
 		b.section(kv("Incident", st.Incident), kv("Servers", strings.Join(r.Servers, ", ")),
 			kv("Confirmed down", stamp(r.Opened)), kv("Back up", stamp(r.Resolved)), kv("Outage lasted", lasted.String()))
 		m.SMS = fmt.Sprintf("RESOLVED %s: %s, after %s", code, st.Title, lasted)
 		m.body = b
 		return m
 	}
-	head := []([2]string){kv("Incident", st.Incident), kv("Confirmed", stamp(st.Opened)), kv("Service", service)}
+	head := []([2]string){kv("Incident", st.Incident), kv("Confirmed", stamp(st.Opened)), kv("Status", service)}
 	if len(st.Down) > 1 {
 		head = append(head, kv("Still down", fmt.Sprintf("%d servers: %s", len(st.Down), strings.Join(st.Down, ", "))))
 	}
@@ -245,9 +245,9 @@ func (st *incidentState) serviceLine(cfg *config.Config) string {
 	case len(down) > 0:
 		return "OUTAGE: nothing answers in " + strings.Join(down, ", ")
 	case len(degraded) > 0:
-		return "service still available: other servers answer"
+		return "Service still available: other servers answer"
 	}
-	return "service still available"
+	return "Service still available"
 }
 
 func boxRows(cfg *config.Config, id string) [][2]string {

@@ -325,8 +325,6 @@ func acks(t *testing.T, b *bus.Bus) *events.IncidentAcknowledged {
 	return ev.Data.(*events.IncidentAcknowledged)
 }
 
-
-
 // TestEmailRefusedSMSSaysSo: the mail server refuses the message for good;
 // the person on call gets, besides the page, an SMS saying the email
 // failed. Twilio's report of each SMS is recorded.

@@ -1,0 +1,433 @@
+// Package escalator keeps durable deadlines per incident: after the
+// datacentre timeout it emails the datacentre of the incident's boxes
+// (a ticket, threaded follow-ups, a resolution); after the extended-outage
+// timeout it posts to X and Facebook and raises the banner on the hosting
+// pages; it passes staff updates on and cancels pending steps when an
+// incident is resolved, or acknowledged if the config says so.
+//
+// Its deadlines are held by JetStream, never by a timer that lives only in
+// memory: the incident's opening event is handed back with a delay until
+// the next step falls due, so that neither a restart of the escalator nor
+// one of the whole process loses or repeats a step.
+package escalator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// Mailer sends one email; an error marked bus.Permanent cannot be helped
+// by trying again.
+type Mailer interface {
+	Send(ctx context.Context, m smtpmail.Message) error
+}
+
+// XPoster posts to X, as a reply when replyTo is set, and returns the
+// post's id.
+type XPoster interface {
+	Post(ctx context.Context, text, replyTo string) (string, error)
+}
+
+// PagePoster posts to a Facebook page's feed, and comments on a post.
+type PagePoster interface {
+	Post(ctx context.Context, message, link string) (string, error)
+	Comment(ctx context.Context, postID, message string) (string, error)
+}
+
+// Deps are what an escalator needs from outside. Nil senders are built from
+// the config's providers; a provider the config lacks is skipped.
+type Deps struct {
+	Bus      *bus.Bus
+	Log      *slog.Logger
+	Now      func() time.Time
+	Mailer   Mailer
+	X        XPoster
+	Facebook PagePoster
+}
+
+// Escalator takes incidents further when they last.
+type Escalator struct {
+	cfg     *config.Config
+	bus     *bus.Bus
+	log     *slog.Logger
+	now     func() time.Time
+	mailer  Mailer
+	x       XPoster
+	fb      PagePoster
+	domain  string
+	ackWait time.Duration
+}
+
+// Option adjusts an escalator.
+type Option func(*Escalator)
+
+// WithAckWait sets how long one event may take before JetStream gives it to
+// another escalator (default 30s); after a crash, that long passes before
+// the event is handled again.
+func WithAckWait(d time.Duration) Option { return func(e *Escalator) { e.ackWait = d } }
+
+// New returns an escalator for cfg.
+func New(cfg *config.Config, deps Deps, opts ...Option) (*Escalator, error) {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	e := &Escalator{
+		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "escalator"), now: deps.Now,
+		mailer: deps.Mailer, x: deps.X, fb: deps.Facebook, domain: "tocsin.invalid", ackWait: 30 * time.Second,
+	}
+	for _, o := range opts {
+		o(e)
+	}
+	if s := cfg.Providers.SMTP; s != nil {
+		if a, err := mail.ParseAddress(s.From); err == nil {
+			e.domain = a.Address[strings.LastIndexByte(a.Address, '@')+1:]
+		}
+		if e.mailer == nil {
+			m, err := smtpmail.FromConfig(s)
+			if err != nil {
+				return nil, err
+			}
+			e.mailer = m
+		}
+	}
+	if err := e.providers(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// Run escalates until ctx ends.
+func (e *Escalator) Run(ctx context.Context) error {
+	kv, err := e.bus.KV(ctx, events.BucketEscalations)
+	if err != nil {
+		return err
+	}
+	banner, err := e.bus.KV(ctx, events.BucketBanner)
+	if err != nil {
+		return err
+	}
+	return e.bus.Consume(ctx, bus.Consumer{
+		Stream:     events.StreamEvents,
+		Name:       "escalator",
+		Filter:     []string{events.SubjectIncidents},
+		Workers:    4,
+		Key:        func(subject string) string { return strings.Split(subject, ".")[1] },
+		AckWait:    e.ackWait,
+		BackoffMin: time.Second, BackoffMax: time.Minute,
+		// Deadlines of incidents opened before a fresh deployment count too.
+		Since: 7 * 24 * time.Hour,
+	}, func(ctx context.Context, ev events.Event) error { return e.handle(ctx, kv, banner, ev) })
+}
+
+func incidentOf(ev events.Event) string {
+	switch d := ev.Data.(type) {
+	case *events.IncidentOpened:
+		return d.Incident
+	case *events.IncidentUpdated:
+		return d.Incident
+	case *events.IncidentAcknowledged:
+		return d.Incident
+	case *events.IncidentNote:
+		return d.Incident
+	case *events.IncidentResolved:
+		return d.Incident
+	}
+	return ""
+}
+
+// handle merges an event into its incident's state, takes the steps that
+// are due and passes on what must follow them, then asks, through the
+// opening event, to be woken when the next step falls due.
+func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, ev events.Event) error {
+	if ev.Type == events.TypeIncidentEscalated {
+		return nil // our own
+	}
+	incident := incidentOf(ev)
+	if incident == "" {
+		return bus.Permanent(fmt.Errorf("a %s event on an incident subject", ev.Type))
+	}
+	log := e.log.With("incident", incident)
+	var st state
+	rev, err := getJSON(ctx, kv, incident+".state", &st)
+	if err != nil {
+		return err
+	}
+	st.merge(ev, e.cfg)
+	now := e.now()
+	dcAfter, socialAfter := e.cfg.EscalationFor(st.Boxes)
+	steps, next := due(&st, dcAfter, socialAfter, now)
+	var errs []error
+	for _, step := range steps {
+		if err := e.take(ctx, kv, banner, &st, step, now, log); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if step == config.StepDatacentre {
+			st.DatacentreDone = now
+		} else {
+			st.SocialDone = now
+		}
+	}
+	if err := e.followUps(ctx, kv, banner, &st, now, log); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := putJSON(ctx, kv, incident+".state", st, rev); err != nil {
+		return err // what was done is recorded step by step; the retry skips it
+	}
+	if len(errs) > 0 {
+		return retryLater(errors.Join(errs...))
+	}
+	if ev.Type == events.TypeIncidentOpened && !next.IsZero() {
+		return bus.Later(next.Sub(now))
+	}
+	return nil
+}
+
+// retryLater waits as long as a provider asked to be left alone, or backs
+// off as for any failure. Permanent refusals never get here: they are
+// logged for someone to act on, and the rest of the step goes on.
+func retryLater(err error) error {
+	if d := retryIn(err); d > 0 {
+		return bus.Later(d) // a provider's rate limit
+	}
+	return err
+}
+
+// take carries out one escalation step and announces it.
+func (e *Escalator) take(ctx context.Context, kv, banner jetstream.KeyValue, st *state, step string, now time.Time, log *slog.Logger) error {
+	var to []string
+	switch step {
+	case config.StepDatacentre:
+		dcs := datacentresOf(e.cfg, st.Boxes)
+		if len(dcs) == 0 || e.mailer == nil {
+			log.Warn("datacentre step due, but no datacentre of the incident has an email address (or no SMTP provider)")
+		}
+		for _, dc := range dcs {
+			if _, err := e.once(ctx, kv, fmt.Sprintf("%s.dc.%s.opened", st.Incident, dc), func() (string, error) {
+				return "", e.mailer.Send(ctx, ticketEmail(e.cfg, st, dc, "opened", e.domain, nil, now))
+			}); err != nil {
+				return e.failed(log, "datacentre email", err)
+			}
+			to = append(to, dc)
+		}
+		log.Warn("datacentre emailed to open a ticket", "datacentres", dcs)
+	case config.StepSocial:
+		text := outageText(e.cfg, st)
+		if e.x != nil {
+			if _, err := e.once(ctx, kv, st.Incident+".x.opened", func() (string, error) { return e.postX(ctx, text, "") }); err != nil {
+				return e.failed(log, "post to X", err)
+			}
+			to = append(to, "x")
+		}
+		if e.fb != nil {
+			if _, err := e.once(ctx, kv, st.Incident+".fb.opened", func() (string, error) { return e.fb.Post(ctx, text, e.cfg.Site.StatusURL) }); err != nil {
+				return e.failed(log, "post to Facebook", err)
+			}
+			to = append(to, "facebook")
+		}
+		if err := e.raiseBanner(ctx, banner, st, now); err != nil {
+			return err
+		}
+		to = append(to, "banner")
+		log.Warn("outage made public", "on", to)
+	}
+	ev := events.New(st.Incident+"/escalated/"+step, "escalator", now, &events.IncidentEscalated{Incident: st.Incident, Step: step, At: now, To: to})
+	return e.bus.Publish(ctx, ev)
+}
+
+// followUps passes staff notes and the resolution on to wherever the
+// incident went: the datacentre's thread, the social posts, the banner.
+func (e *Escalator) followUps(ctx context.Context, kv, banner jetstream.KeyValue, st *state, now time.Time, log *slog.Logger) error {
+	var errs []error
+	if !st.DatacentreDone.IsZero() && e.mailer != nil {
+		for _, dc := range datacentresOf(e.cfg, st.Boxes) {
+			for i := range st.Notes {
+				n := &st.Notes[i]
+				step := fmt.Sprintf("note-%d", n.Seq)
+				if _, err := e.once(ctx, kv, fmt.Sprintf("%s.dc.%s.%s", st.Incident, dc, step), func() (string, error) {
+					return "", e.mailer.Send(ctx, ticketEmail(e.cfg, st, dc, step, e.domain, n, now))
+				}); err != nil {
+					errs = append(errs, e.failed(log, "datacentre update", err))
+				}
+			}
+			if st.Resolved != nil {
+				if _, err := e.once(ctx, kv, fmt.Sprintf("%s.dc.%s.resolved", st.Incident, dc), func() (string, error) {
+					return "", e.mailer.Send(ctx, ticketEmail(e.cfg, st, dc, "resolved", e.domain, nil, now))
+				}); err != nil {
+					errs = append(errs, e.failed(log, "datacentre resolution", err))
+				}
+			}
+		}
+	}
+	if !st.SocialDone.IsZero() {
+		var texts []struct{ key, text string }
+		for _, n := range st.Notes {
+			texts = append(texts, struct{ key, text string }{fmt.Sprintf("note-%d", n.Seq), noteText(e.cfg, n)})
+		}
+		if st.Resolved != nil {
+			texts = append(texts, struct{ key, text string }{"resolved", resolvedText(e.cfg, st)})
+		}
+		for _, t := range texts {
+			if e.x != nil {
+				root, _ := e.record(ctx, kv, st.Incident+".x.opened")
+				if _, err := e.once(ctx, kv, st.Incident+".x."+t.key, func() (string, error) { return e.postX(ctx, t.text, root) }); err != nil {
+					errs = append(errs, e.failed(log, "reply on X", err))
+				}
+			}
+			if e.fb != nil {
+				root, _ := e.record(ctx, kv, st.Incident+".fb.opened")
+				if _, err := e.once(ctx, kv, st.Incident+".fb."+t.key, func() (string, error) {
+					if root == "" {
+						return e.fb.Post(ctx, t.text, e.cfg.Site.StatusURL)
+					}
+					return e.fb.Comment(ctx, root, t.text)
+				}); err != nil {
+					errs = append(errs, e.failed(log, "comment on Facebook", err))
+				}
+			}
+		}
+		if st.Resolved != nil {
+			if err := e.lowerBanner(ctx, banner, st.Incident); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// failed logs a step that failed and returns what the bus should do: a
+// permanent refusal is an error for someone to act on, and not retried.
+func (e *Escalator) failed(log *slog.Logger, what string, err error) error {
+	if bus.IsPermanent(err) {
+		log.Error(what+" refused for good; someone must do it by hand", "err", err)
+		return nil
+	}
+	log.Warn(what+" failed; will retry", "err", err)
+	return err
+}
+
+// postX posts to X; a duplicate of our own earlier post (sent before a
+// crash, never recorded) counts as posted.
+func (e *Escalator) postX(ctx context.Context, text, replyTo string) (string, error) {
+	id, err := e.x.Post(ctx, text, replyTo)
+	if isDuplicate(err) {
+		return "", nil
+	}
+	return id, err
+}
+
+// once does an action unless its record says it was done, and records it
+// with the id it returned. A crash between the action and the record does
+// it again: that window is one key-value write.
+func (e *Escalator) once(ctx context.Context, kv jetstream.KeyValue, key string, act func() (string, error)) (string, error) {
+	if id, ok := e.record(ctx, kv, key); ok {
+		return id, nil
+	}
+	id, err := act()
+	if err != nil {
+		return "", err
+	}
+	for attempt := 1; ; attempt++ {
+		_, err := kv.Put(ctx, key, []byte(id))
+		if err == nil || attempt == 3 || ctx.Err() != nil {
+			if err != nil {
+				e.log.Error("done, but its record could not be written", "key", key, "err", err)
+			}
+			return id, nil
+		}
+		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
+	}
+}
+
+func (e *Escalator) record(ctx context.Context, kv jetstream.KeyValue, key string) (string, bool) {
+	en, err := kv.Get(ctx, key)
+	if err != nil {
+		return "", false
+	}
+	return string(en.Value()), true
+}
+
+// raiseBanner puts the banner up for an incident made public.
+func (e *Escalator) raiseBanner(ctx context.Context, kv jetstream.KeyValue, st *state, now time.Time) error {
+	return updateBanner(ctx, kv, func(b *events.Banner) {
+		if !slices.Contains(b.Incidents, st.Incident) {
+			b.Incidents = append(b.Incidents, st.Incident)
+		}
+		if !b.On {
+			b.Since = now.UTC()
+		}
+		b.On, b.Message, b.Link = true, bannerText(e.cfg, st.Boxes), e.cfg.Site.StatusURL
+	})
+}
+
+// lowerBanner takes an incident off the banner, and the banner down with
+// the last one.
+func (e *Escalator) lowerBanner(ctx context.Context, kv jetstream.KeyValue, incident string) error {
+	return updateBanner(ctx, kv, func(b *events.Banner) {
+		b.Incidents = slices.DeleteFunc(b.Incidents, func(id string) bool { return id == incident })
+		if len(b.Incidents) == 0 {
+			b.On, b.Message, b.Since = false, "", time.Time{}
+		}
+	})
+}
+
+func updateBanner(ctx context.Context, kv jetstream.KeyValue, change func(*events.Banner)) error {
+	for range 10 {
+		var b events.Banner
+		rev, err := getJSON(ctx, kv, events.BannerKey, &b)
+		if err != nil {
+			return err
+		}
+		before, _ := json.Marshal(b)
+		change(&b)
+		if after, _ := json.Marshal(b); string(after) == string(before) {
+			return nil
+		}
+		if _, err := putJSON(ctx, kv, events.BannerKey, b, rev); !bus.IsConflict(err) {
+			return err
+		}
+	}
+	return errors.New("the banner kept changing; retrying")
+}
+
+func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
+	en, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	_ = json.Unmarshal(en.Value(), v) // unreadable: start afresh; the step records still hold
+	return en.Revision(), nil
+}
+
+func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev uint64) (uint64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	if rev == 0 {
+		rev, err = kv.Create(ctx, key, b)
+	} else {
+		rev, err = kv.Update(ctx, key, b, rev)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", key, err)
+	}
+	return rev, nil
+}

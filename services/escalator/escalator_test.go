@@ -1,0 +1,305 @@
+package escalator
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
+	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+var xCreds = xtest.Credentials{ConsumerKey: "ck1", ConsumerSecret: "cs1secret", Token: "tk1", TokenSecret: "ts1secret"}
+
+const fbToken = "pageTOKEN123"
+
+// world is what an escalator talks to: JetStream, a mail server for the
+// datacentre, and stand-ins for X and Facebook, all on loopback.
+type world struct {
+	srv  *bustest.Server
+	b    *bus.Bus
+	mail *smtptest.Server
+	x    *xtest.Server
+	fb   *facebooktest.Server
+	cfg  *config.Config
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newWorld(t *testing.T, escalation string) *world {
+	t.Helper()
+	w := &world{mail: smtptest.Start(t, smtptest.Options{}), x: xtest.Start(t, xCreds), fb: facebooktest.Start(t, "4242", fbToken), logs: &syncBuffer{}}
+	env := map[string]string{"CK": xCreds.ConsumerKey, "CS": xCreds.ConsumerSecret, "TK": xCreds.Token, "TS": xCreds.TokenSecret, "FB": fbToken}
+	var err error
+	w.cfg, err = config.Parse("test.yaml", []byte(fmt.Sprintf(`
+site: {name: Example Hosting, status_url: "https://status.example.net"}
+locations: [lon1]
+roles: {mx: {label: Email}}
+datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
+boxes:
+  - {id: mx, name: Incoming mail, role: mx, datacentre: dc1, servers: [{id: mx1, check: "smtp://mx1.internal.example.net:25"}, {id: mx2, check: "tcp://192.0.2.7:25"}]}
+staff: [{name: Alice, email: alice@example.net}]
+escalation: %s
+providers:
+  smtp: {host: 127.0.0.1, port: %d, from: alerts@example.net, tls: none}
+  x: {consumer_key_env: CK, consumer_secret_env: CS, token_env: TK, token_secret_env: TS, api_url: "%s"}
+  facebook: {page_id: "4242", token_env: FB, api_url: "%s"}
+`, escalation, w.mail.Port, w.x.URL, w.fb.URL)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.srv = bustest.Start(t)
+	w.b = w.srv.Connect(t, nil)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("escalator log:\n%s", w.logs)
+		}
+		for _, secret := range []string{xCreds.ConsumerSecret, xCreds.TokenSecret, fbToken} {
+			if strings.Contains(w.logs.String(), secret) {
+				t.Errorf("the log shows %q", secret)
+			}
+		}
+	})
+	return w
+}
+
+// start runs an escalator until the returned stop is called; stop cuts its
+// connection without a goodbye, as a crash would.
+func (w *world) start(t *testing.T) (stop func()) {
+	t.Helper()
+	b := w.srv.Connect(t, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	e, err := New(w.cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(w.logs, nil))}, WithAckWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			b.NC.Close()
+			cancel()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func (w *world) publish(t *testing.T, ev events.Event) {
+	t.Helper()
+	if err := w.b.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func opened(id string, at time.Time) events.Event {
+	return events.New(id+"/opened", "verifier", at, &events.IncidentOpened{
+		Incident: id, Opened: at, Title: "mx1 (Incoming mail) is down",
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: at,
+			Reason: "connection refused", Locations: []string{"lon1", "ams1"}, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
+	})
+}
+
+func resolved(id string, at, end time.Time) events.Event {
+	return events.New(id+"/resolved", "verifier", end, &events.IncidentResolved{
+		Incident: id, Opened: at, Resolved: end, Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},
+	})
+}
+
+func note(id string, seq int64, msg string, at time.Time) events.Event {
+	return events.New(fmt.Sprintf("%s/note/%d", id, seq), "tocsin", at, &events.IncidentNote{
+		Incident: id, Seq: seq, Status: events.NoteIdentified, Message: msg, By: "Alice", At: at,
+	})
+}
+
+func banner(t *testing.T, b *bus.Bus) events.Banner {
+	t.Helper()
+	kv, err := b.KV(context.Background(), events.BucketBanner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bn events.Banner
+	if _, err := getJSON(context.Background(), kv, events.BannerKey, &bn); err != nil {
+		t.Fatal(err)
+	}
+	return bn
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+	}
+}
+
+// TestIncidentGoesPublic: an outage that lasts is emailed to the
+// datacentre, then posted to X and Facebook with the banner raised; a staff
+// update follows everywhere, threaded; the resolution closes each thread
+// once and lowers the banner. Nothing public names a server.
+func TestIncidentGoesPublic(t *testing.T) {
+	w := newWorld(t, "{datacentre_after: 1s, social_after: 2s}")
+	w.start(t)
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-public"
+	w.publish(t, opened(id, now))
+
+	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
+	ticket := w.mail.Messages()[0]
+	if took := time.Since(now); took < time.Second {
+		t.Errorf("the datacentre was emailed %s after the incident opened, before datacentre_after", took)
+	}
+	for _, want := range []string{"Ticket request", id, "Server:        mx1", "Address:       mx1.internal.example.net:25", "from lon1, ams1"} {
+		if !strings.Contains(ticket.Subject+ticket.Text, want) {
+			t.Errorf("ticket lacks %q:\n%s\n%s", want, ticket.Subject, ticket.Text)
+		}
+	}
+	if ticket.To[0] != "noc@dc1.example" {
+		t.Errorf("ticket to %v", ticket.To)
+	}
+	waitUntil(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
+	if bn := banner(t, w.b); !bn.On || bn.Link != "https://status.example.net" || !strings.Contains(bn.Message, "Incoming mail") {
+		t.Errorf("banner %+v", bn)
+	}
+
+	w.publish(t, note(id, 1, "A disk failed on mx1.internal.example.net; it is being replaced.", now.Add(3*time.Second)))
+	waitUntil(t, 10*time.Second, "the update", func() bool { return len(w.mail.Messages()) == 2 && len(w.x.Posts()) == 2 && len(w.fb.Comments()) == 1 })
+	w.publish(t, resolved(id, now, now.Add(4*time.Second)))
+	waitUntil(t, 10*time.Second, "the resolution", func() bool { return len(w.mail.Messages()) == 3 && len(w.x.Posts()) == 3 && len(w.fb.Comments()) == 2 })
+	time.Sleep(500 * time.Millisecond) // room for anything sent twice
+
+	mails, posts, comments := w.mail.Messages(), w.x.Posts(), w.fb.Comments()
+	if len(mails) != 3 || len(posts) != 3 || len(w.fb.Posts()) != 1 || len(comments) != 2 {
+		t.Fatalf("%d emails, %d X posts, %d Facebook posts, %d comments; want 3, 3, 1, 2", len(mails), len(posts), len(w.fb.Posts()), len(comments))
+	}
+	for _, m := range mails[1:] {
+		if m.InReplyTo != ticket.MessageID || !strings.HasPrefix(m.Subject, "Re: ") {
+			t.Errorf("follow-up %q not threaded under the ticket %q", m.Subject, ticket.MessageID)
+		}
+	}
+	if !strings.Contains(mails[1].Text, "mx1.internal.example.net") {
+		t.Error("the datacentre's update was scrubbed: technicians need the hostname")
+	}
+	for _, p := range posts[1:] {
+		if p.ReplyTo != posts[0].ID {
+			t.Errorf("X post %q is not a reply to %s", p.Text, posts[0].ID)
+		}
+	}
+	for _, c := range comments {
+		if c.PostID != w.fb.Posts()[0].ID {
+			t.Errorf("Facebook comment on %s, want %s", c.PostID, w.fb.Posts()[0].ID)
+		}
+	}
+	if !strings.Contains(posts[2].Text, "resolved") || !strings.Contains(comments[1].Message, "resolved") {
+		t.Errorf("the last post and comment do not say it is resolved: %q, %q", posts[2].Text, comments[1].Message)
+	}
+	public := []string{banner(t, w.b).Message}
+	for _, p := range posts {
+		public = append(public, p.Text)
+	}
+	public = append(public, w.fb.Posts()[0].Message)
+	for _, c := range comments {
+		public = append(public, c.Message)
+	}
+	for _, text := range public {
+		for _, name := range internalNames(w.cfg) {
+			if strings.Contains(strings.ToLower(text), strings.ToLower(name)) {
+				t.Errorf("public text %q names %q", text, name)
+			}
+		}
+	}
+	if bn := banner(t, w.b); bn.On {
+		t.Errorf("banner still up after the resolution: %+v", bn)
+	}
+}
+
+// TestResolvedBeforeSocial: an incident resolved before social_after is
+// never posted; the datacentre, already emailed, hears it is over.
+func TestResolvedBeforeSocial(t *testing.T) {
+	w := newWorld(t, "{datacentre_after: 500ms, social_after: 3s}")
+	w.start(t)
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-quick1"
+	w.publish(t, opened(id, now))
+	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
+	w.publish(t, resolved(id, now, now.Add(time.Second)))
+	waitUntil(t, 10*time.Second, "the datacentre's resolution", func() bool { return len(w.mail.Messages()) == 2 })
+	time.Sleep(4 * time.Second) // past social_after
+	if n, m := len(w.x.Posts()), len(w.fb.Posts()); n+m != 0 {
+		t.Errorf("%d X and %d Facebook posts for an incident resolved before social_after", n, m)
+	}
+	if banner(t, w.b).On {
+		t.Error("banner raised")
+	}
+}
+
+// TestAcknowledgementCancels: with ack_cancels: [datacentre], an incident
+// acknowledged in time is not sent to the datacentre; the public is still
+// told.
+func TestAcknowledgementCancels(t *testing.T) {
+	w := newWorld(t, "{datacentre_after: 2s, social_after: 3s, ack_cancels: [datacentre]}")
+	w.start(t)
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-acked1"
+	w.publish(t, opened(id, now))
+	w.publish(t, events.New(id+"/acknowledged", "notifier", now, &events.IncidentAcknowledged{Incident: id, By: "Alice", Via: "sms", At: now}))
+	waitUntil(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
+	if n := len(w.mail.Messages()); n != 0 {
+		t.Errorf("%d emails to the datacentre after an acknowledgement that cancels them", n)
+	}
+}
+
+// TestDeadlineSurvivesARestart: the escalator dies before a deadline and
+// comes back after it; the step happens once, within seconds of the
+// restart.
+func TestDeadlineSurvivesARestart(t *testing.T) {
+	w := newWorld(t, "{datacentre_after: 3s}")
+	stop := w.start(t)
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-restrt"
+	w.publish(t, opened(id, now))
+	time.Sleep(time.Second)
+	stop() // killed with the deadline pending
+	time.Sleep(4 * time.Second)
+	if n := len(w.mail.Messages()); n != 0 {
+		t.Fatalf("%d emails while no escalator ran", n)
+	}
+	restarted := time.Now()
+	w.start(t)
+	waitUntil(t, 10*time.Second, "the ticket after the restart", func() bool { return len(w.mail.Messages()) == 1 })
+	t.Logf("ticket %s after the restart", time.Since(restarted).Round(10*time.Millisecond))
+	time.Sleep(3 * time.Second) // another AckWait and then some: nothing more
+	if n := len(w.mail.Messages()); n != 1 {
+		t.Errorf("%d tickets, want exactly one", n)
+	}
+}

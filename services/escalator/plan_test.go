@@ -1,0 +1,97 @@
+package escalator
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+func TestDue(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	open := func(mod func(*state)) state {
+		st := state{Incident: "i", Opened: t0}
+		if mod != nil {
+			mod(&st)
+		}
+		return st
+	}
+	dc, social := 15*time.Minute, time.Hour
+	tests := []struct {
+		name  string
+		st    state
+		now   time.Time
+		steps []string
+		next  time.Time
+	}{
+		{"nothing due yet", open(nil), t0.Add(time.Minute), nil, t0.Add(dc)},
+		{"the datacentre", open(nil), t0.Add(dc), []string{"datacentre"}, t0.Add(social)},
+		{"then the public", open(func(s *state) { s.DatacentreDone = t0.Add(dc) }), t0.Add(social), []string{"social"}, time.Time{}},
+		{"both, after a long stop", open(nil), t0.Add(2 * time.Hour), []string{"datacentre", "social"}, time.Time{}},
+		{"resolved: nothing", open(func(s *state) { s.Resolved = &events.IncidentResolved{} }), t0.Add(2 * time.Hour), nil, time.Time{}},
+		{"cancelled by an acknowledgement", open(func(s *state) { s.Cancelled = map[string]bool{"datacentre": true} }), t0.Add(20 * time.Minute), nil, t0.Add(social)},
+		{"done already", open(func(s *state) { s.DatacentreDone, s.SocialDone = t0, t0 }), t0.Add(2 * time.Hour), nil, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			steps, next := due(&tt.st, dc, social, tt.now)
+			if !slices.Equal(steps, tt.steps) || !next.Equal(tt.next) {
+				t.Errorf("got %v, next %s; want %v, next %s", steps, next, tt.steps, tt.next)
+			}
+		})
+	}
+	if steps, next := due(&state{Opened: t0}, 0, 0, t0.Add(time.Hour)); steps != nil || !next.IsZero() {
+		t.Errorf("steps turned off: %v %s", steps, next)
+	}
+}
+
+func publicConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("p.yaml", []byte(`
+site: {name: Example Hosting, status_url: "https://status.example.net"}
+locations: [lon1]
+roles: {mx: {label: Incoming mail (MX)}, web: {label: Web hosting}}
+datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
+boxes:
+  - {id: mx, name: Incoming mail, role: mx, datacentre: dc1, servers: [{id: mx1, check: "smtp://mx1.internal.example.net:25"}, {id: mx2, check: "tcp://192.0.2.10:25"}]}
+  - {id: web, name: Websites, role: web, datacentre: dc1, servers: [{id: web-07, check: "https://web07.int.example.net/healthz"}]}
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: h, from: alarm@example.net}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// TestPublicTextsHoldNothingInternal: whatever staff write, no public text
+// names a server, a hostname or an address from the config.
+func TestPublicTextsHoldNothingInternal(t *testing.T) {
+	cfg := publicConfig(t)
+	st := &state{Incident: "20261121-abcdef", Boxes: []string{"mx", "web"}, Title: "mx1 and web-07 down"}
+	note := events.IncidentNote{Incident: st.Incident, Seq: 1, Status: "identified", By: "Alice",
+		Message: "mx1.internal.example.net lost its disk; mx1 and MX2 rebooting, 192.0.2.10 back soon, web-07 / web07 too. Webmail is fine."}
+	texts := []string{outageText(cfg, st), noteText(cfg, note), resolvedText(cfg, st), bannerText(cfg, st.Boxes)}
+	for _, text := range texts {
+		for _, name := range internalNames(cfg) {
+			if strings.Contains(strings.ToLower(text), strings.ToLower(name)) {
+				t.Errorf("%q holds the internal name %q", text, name)
+			}
+		}
+	}
+	want := "Example Hosting: we are working on a problem with Incoming mail (Incoming mail (MX)) and Websites (Web hosting). Some services may be unavailable. Updates: https://status.example.net"
+	if texts[0] != want {
+		t.Errorf("outage text\n%q, want\n%q", texts[0], want)
+	}
+	if want := "Update (identified): a server lost its disk; a server and a server rebooting, a server back soon, a server / a server too. Webmail is fine. Updates: https://status.example.net"; texts[1] != want {
+		t.Errorf("note text\n%q, want\n%q", texts[1], want)
+	}
+	for _, text := range texts {
+		if len([]rune(text)) > 280 {
+			t.Errorf("%d characters: too long for X: %q", len([]rune(text)), text)
+		}
+	}
+}

@@ -1,0 +1,56 @@
+package escalator
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/services/escalator/internal/fbposter"
+	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
+)
+
+// providers builds the posters the config names and the deps did not give.
+func (e *Escalator) providers() error {
+	if x := e.cfg.Providers.X; x != nil && e.x == nil {
+		p, err := xposter.New(xposter.Config{
+			ConsumerKey: x.ConsumerKey.Reveal(), ConsumerSecret: x.ConsumerSecret.Reveal(),
+			Token: x.Token.Reveal(), TokenSecret: x.TokenSecret.Reveal(), APIURL: x.APIURL,
+		})
+		if err != nil {
+			return err
+		}
+		e.x = fitted{p}
+	}
+	if f := e.cfg.Providers.Facebook; f != nil && e.fb == nil {
+		p, err := fbposter.New(fbposter.Config{PageID: f.PageID, Token: f.Token.Reveal(), APIURL: f.APIURL})
+		if err != nil {
+			return err
+		}
+		e.fb = p
+	}
+	return nil
+}
+
+// fitted posts to X within its length, counting links as X does.
+type fitted struct{ p *xposter.Poster }
+
+func (f fitted) Post(ctx context.Context, text, replyTo string) (string, error) {
+	return f.p.Post(ctx, xposter.Fit(text), replyTo)
+}
+
+// isDuplicate reports X refusing a post as a duplicate of an earlier one:
+// ours, made before a crash kept it from being recorded.
+func isDuplicate(err error) bool { return errors.Is(err, xposter.ErrDuplicate) }
+
+// retryIn is how long a provider asked to be left alone, 0 if it did not.
+func retryIn(err error) time.Duration {
+	var xe *xposter.Error
+	if errors.As(err, &xe) {
+		return xe.RetryAfter
+	}
+	var fe *fbposter.Error
+	if errors.As(err, &fe) {
+		return fe.RetryAfter
+	}
+	return 0
+}

@@ -1,0 +1,103 @@
+package escalator
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// The public side says what is affected in the words of the status page:
+// box names and roles, never a server, a hostname or an address.
+
+// publicBoxes names the boxes of an incident as customers know them.
+func publicBoxes(cfg *config.Config, boxes []string) string {
+	var names []string
+	for _, id := range boxes {
+		b := cfg.Box(id)
+		if b == nil {
+			continue
+		}
+		name := b.Name
+		if label := cfg.RoleLabel(b); label != "" && !strings.EqualFold(label, b.Name) {
+			name += " (" + label + ")"
+		}
+		names = appendNew(names, name)
+	}
+	switch len(names) {
+	case 0:
+		return "some of our services"
+	case 1:
+		return names[0]
+	}
+	if len(names) > 4 {
+		return fmt.Sprintf("%s and %d more services", strings.Join(names[:3], ", "), len(names)-3)
+	}
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
+}
+
+func link(cfg *config.Config) string {
+	if cfg.Site.StatusURL == "" {
+		return ""
+	}
+	return " Updates: " + cfg.Site.StatusURL
+}
+
+// outageText is the post that tells the public of an extended outage.
+func outageText(cfg *config.Config, st *state) string {
+	return fmt.Sprintf("%s: we are working on a problem with %s. Some services may be unavailable.%s",
+		cfg.Site.Name, publicBoxes(cfg, st.Boxes), link(cfg))
+}
+
+// noteText passes a staff update on, with anything internal taken out.
+func noteText(cfg *config.Config, n events.IncidentNote) string {
+	return fmt.Sprintf("Update (%s): %s%s", n.Status, scrub(cfg, n.Message), link(cfg))
+}
+
+// resolvedText closes the public thread.
+func resolvedText(cfg *config.Config, st *state) string {
+	return fmt.Sprintf("%s: the problem with %s is resolved and all services are working normally.%s",
+		cfg.Site.Name, publicBoxes(cfg, st.Boxes), link(cfg))
+}
+
+// bannerText is the message on the hosting web pages.
+func bannerText(cfg *config.Config, boxes []string) string {
+	return fmt.Sprintf("We are experiencing problems with %s. Please see our status page for updates.", publicBoxes(cfg, boxes))
+}
+
+// internalNames is everything in the config the public must never see:
+// server ids and the hosts and addresses their checks reach.
+func internalNames(cfg *config.Config) []string {
+	var out []string
+	for _, b := range cfg.Boxes {
+		for _, s := range b.Servers {
+			out = appendNew(out, s.ID)
+			if u, err := url.Parse(s.Check); err == nil && u.Hostname() != "" {
+				out = appendNew(out, u.Hostname())
+				if ip := net.ParseIP(u.Hostname()); ip == nil {
+					if i := strings.IndexByte(u.Hostname(), '.'); i > 0 {
+						out = appendNew(out, u.Hostname()[:i]) // the short name
+					}
+				}
+			}
+		}
+	}
+	// Longest first, so that a host is taken out before its short name.
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
+}
+
+// scrub takes every internal name out of a staff update before it goes
+// public: a person in a hurry may write "mx1.internal is back".
+func scrub(cfg *config.Config, text string) string {
+	for _, name := range internalNames(cfg) {
+		re := regexp.MustCompile(`(?i)(^|[^\w.-])` + regexp.QuoteMeta(name) + `($|[^\w-])`)
+		text = re.ReplaceAllString(text, "${1}a server${2}")
+	}
+	return text
+}
