@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -15,8 +16,10 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
 	"github.com/tocsin-alarm/tocsin/internal/smtptest"
 	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/xtest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -85,6 +88,17 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer sms.Close()
+	// Posts go to stand-ins for X and Facebook.
+	xs, err := xtest.New(demoX)
+	if err != nil {
+		return err
+	}
+	defer xs.Close()
+	fb, err := facebooktest.New("1000", demoFBToken)
+	if err != nil {
+		return err
+	}
+	defer fb.Close()
 
 	var fleet []*loopbackServer
 	defer func() {
@@ -93,7 +107,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		}
 	}()
 	var yaml strings.Builder
-	fmt.Fprintf(&yaml, `site: {name: Demo Hosting}
+	fmt.Fprintf(&yaml, `site: {name: Demo Hosting, status_url: "http://127.0.0.1:8080/"}
 checks: {interval: %s, timeout: %s, recover_after: 2}
 locations: [lon1, ams1, nyc1]
 datacentres: {dc1: {name: Demo DC, email: noc@dc.demo.invalid}}
@@ -101,12 +115,14 @@ staff:
   - {name: Alice, email: alice@demo.invalid, phone: "+447700900001"}
   - {name: Bob, email: bob@demo.invalid, phone: "+447700900002"}
 oncall: {rotation: [Alice, Bob], handover: 2026-01-05T09:00:00Z}
-escalation: {datacentre_after: %s}
+escalation: {datacentre_after: %s, social_after: %s}
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alarm@demo.invalid>", tls: none}
   twilio: {from: "+447700900000", account_sid_env: TWILIO_ACCOUNT_SID, auth_token_env: TWILIO_AUTH_TOKEN, api_url: %q}
+  x: {consumer_key_env: X_KEY, consumer_secret_env: X_SECRET, token_env: X_TOKEN, token_secret_env: X_TOKEN_SECRET, api_url: %q}
+  facebook: {page_id: "1000", token_env: FACEBOOK_TOKEN, api_url: %q}
 roles:
-`, f.interval, min(2*time.Second, f.interval/2), f.outage/2, outbox.Port, sms.URL)
+`, f.interval, min(2*time.Second, f.interval/2), f.outage/4, f.outage/2, outbox.Port, sms.URL, xs.URL, fb.URL)
 	for _, b := range demoBoxes {
 		fmt.Fprintf(&yaml, "  %s: {label: %q, colour: %q}\n", b.role, b.label, b.colour)
 	}
@@ -130,7 +146,10 @@ roles:
 		}
 		yaml.WriteString("]}\n")
 	}
-	env := map[string]string{"TWILIO_ACCOUNT_SID": demoTwilioSID, "TWILIO_AUTH_TOKEN": demoTwilioToken}
+	env := map[string]string{
+		"TWILIO_ACCOUNT_SID": demoTwilioSID, "TWILIO_AUTH_TOKEN": demoTwilioToken, "FACEBOOK_TOKEN": demoFBToken,
+		"X_KEY": demoX.ConsumerKey, "X_SECRET": demoX.ConsumerSecret, "X_TOKEN": demoX.Token, "X_TOKEN_SECRET": demoX.TokenSecret,
+	}
 	cfg, err := config.Parse("demo.yaml", []byte(yaml.String()), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		return fmt.Errorf("demo config: %w", err)
@@ -140,7 +159,8 @@ roles:
 	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, emailed about and resolved)\n", f.every, f.outage)
 	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told).\n")
 	fmt.Fprintf(stdout, "The person on call gets an SMS (to a stand-in for Twilio on loopback) and everyone an email (to a mail server on\n")
-	fmt.Fprintf(stdout, "loopback, %s); an outage still open after %s is emailed to the datacentre. All are shown here. Ctrl-C to stop.\n\n", outbox.Addr, cfg.Escalation.DatacentreAfter)
+	fmt.Fprintf(stdout, "loopback, %s). An outage still open after %s is emailed to the datacentre, and after %s posted to X and\n", outbox.Addr, cfg.Escalation.DatacentreAfter, cfg.Escalation.SocialAfter)
+	fmt.Fprintf(stdout, "Facebook (stand-ins on loopback) with a banner raised for the hosting pages. All are shown here. Ctrl-C to stop.\n\n")
 
 	var wg sync.WaitGroup
 	defer wg.Wait() // deferred first, so it runs after cancel
@@ -149,6 +169,7 @@ roles:
 	out := &lockedWriter{w: stdout}
 	wg.Go(func() { showMail(ctx, outbox, out) })
 	wg.Go(func() { showSMS(ctx, sms, out) })
+	wg.Go(func() { showPublic(ctx, xs, fb, out) })
 	wg.Go(func() { breakThings(ctx, fleet, cfg.Locations, f, out) })
 
 	// Each location checks from an address of its own, so that one can lose
@@ -157,6 +178,7 @@ roles:
 		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1}
 	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
 		wg.Go(func() { showChanges(ctx, b, out) })
+		wg.Go(func() { showBanner(ctx, b, out) })
 	})
 }
 
@@ -296,6 +318,59 @@ const (
 	demoTwilioSID   = "AC00000000000000000000000000000de0"
 	demoTwilioToken = "demotoken"
 )
+
+// The demo's X and Facebook accounts, known only to their stand-ins.
+var demoX = xtest.Credentials{ConsumerKey: "demokey", ConsumerSecret: "demosecret", Token: "demotoken", TokenSecret: "demotokensecret"}
+
+const demoFBToken = "demopagetoken"
+
+// showPublic prints each post and comment as the X and Facebook stand-ins
+// accept them.
+func showPublic(ctx context.Context, xs *xtest.Server, fb *facebooktest.Server, out io.Writer) {
+	var posts, fbPosts, comments int
+	for sleep(ctx, 200*time.Millisecond) {
+		for _, p := range xs.Posts()[posts:] {
+			kind := "post"
+			if p.ReplyTo != "" {
+				kind = "reply"
+			}
+			fmt.Fprintf(out, "%s  X %s: %s\n", clock(), kind, p.Text)
+			posts++
+		}
+		for _, p := range fb.Posts()[fbPosts:] {
+			fmt.Fprintf(out, "%s  Facebook post: %s\n", clock(), p.Message)
+			fbPosts++
+		}
+		for _, c := range fb.Comments()[comments:] {
+			fmt.Fprintf(out, "%s  Facebook comment: %s\n", clock(), c.Message)
+			comments++
+		}
+	}
+}
+
+// showBanner prints the hosting pages' banner as it goes up and down.
+func showBanner(ctx context.Context, b *bus.Bus, out io.Writer) {
+	kv, err := b.KV(ctx, events.BucketBanner)
+	if err != nil {
+		return
+	}
+	w, err := kv.Watch(ctx, events.BannerKey, jetstream.UpdatesOnly())
+	if err != nil {
+		return
+	}
+	defer w.Stop()
+	for e := range w.Updates() {
+		var bn events.Banner
+		if e == nil || json.Unmarshal(e.Value(), &bn) != nil {
+			continue
+		}
+		if bn.On {
+			fmt.Fprintf(out, "%s  banner on the hosting pages: %s (%s)\n", clock(), bn.Message, bn.Link)
+		} else {
+			fmt.Fprintf(out, "%s  banner on the hosting pages: down\n", clock())
+		}
+	}
+}
 
 // showSMS prints each SMS as the Twilio stand-in accepts it.
 func showSMS(ctx context.Context, sms *twiliotest.Server, out io.Writer) {

@@ -121,11 +121,12 @@ func (w *world) publish(t *testing.T, ev events.Event) {
 	}
 }
 
+// opened is an incident whose box is down: an outage customers see.
 func opened(id string, at time.Time) events.Event {
 	return events.New(id+"/opened", "verifier", at, &events.IncidentOpened{
 		Incident: id, Opened: at, Title: "mx1 (Incoming mail) is down",
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: at,
-			Reason: "connection refused", Locations: []string{"lon1", "ams1"}, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
+			Reason: "connection refused", Locations: []string{"lon1", "ams1"}, BoxState: events.BoxDown}},
 	})
 }
 
@@ -302,4 +303,30 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 	if n := len(w.mail.Messages()); n != 1 {
 		t.Errorf("%d tickets, want exactly one", n)
 	}
+}
+
+// TestDegradedStaysInternal: while another server of the box answers, the
+// datacentre is asked to fix it but the public is not told; when the box
+// goes down too, the public is told at once, the timeout having passed.
+func TestDegradedStaysInternal(t *testing.T) {
+	w := newWorld(t, "{datacentre_after: 500ms, social_after: 1s}")
+	w.start(t)
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-degrad"
+	w.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: now, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
+	}))
+	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
+	time.Sleep(2 * time.Second)
+	if n := len(w.x.Posts()) + len(w.fb.Posts()); n != 0 || banner(t, w.b).On {
+		t.Fatalf("%d posts for a box that still serves", n)
+	}
+	later := now.Add(3 * time.Second)
+	w.publish(t, events.New(id+"/updated/1", "verifier", later, &events.IncidentUpdated{
+		Incident: id, Seq: 1, At: later, Opened: now, Title: "2 servers of Incoming mail are down",
+		Added: []events.AffectedServer{{Server: "mx2", Box: "mx", Check: "tcp://192.0.2.7:25", Since: later, BoxState: events.BoxDown}},
+		Boxes: []events.BoxStatus{{Box: "mx", State: events.BoxDown}}, Down: []string{"mx1", "mx2"},
+	}))
+	waitUntil(t, 10*time.Second, "the posts once the box is down", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 && banner(t, w.b).On })
 }

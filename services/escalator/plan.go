@@ -18,6 +18,10 @@ type state struct {
 	Boxes    []string                `json:"boxes"`
 	Down     []string                `json:"down"`
 	Seq      int64                   `json:"seq"`
+	// Each box's state, and the update it came from: a box down is an
+	// outage the public must hear of; a degraded one still serves.
+	BoxStates map[string]events.BoxState `json:"box_states,omitempty"`
+	BoxSeq    map[string]int64           `json:"box_seq,omitempty"`
 
 	Acked    *events.IncidentAcknowledged `json:"acked,omitempty"`
 	Resolved *events.IncidentResolved     `json:"resolved,omitempty"`
@@ -44,7 +48,7 @@ func (st *state) merge(ev events.Event, cfg *config.Config) {
 			}
 		}
 		for _, a := range d.Servers {
-			st.add(a)
+			st.add(a, 0)
 		}
 	case *events.IncidentUpdated:
 		st.Incident = d.Incident
@@ -52,7 +56,10 @@ func (st *state) merge(ev events.Event, cfg *config.Config) {
 			st.Opened = d.Opened
 		}
 		for _, a := range d.Added {
-			st.add(a)
+			st.add(a, d.Seq)
+		}
+		for _, b := range d.Boxes {
+			st.setBox(b.Box, b.State, d.Seq)
 		}
 		if d.Seq > st.Seq {
 			st.Seq, st.Title, st.Down = d.Seq, d.Title, slices.Clone(d.Down)
@@ -83,11 +90,38 @@ func (st *state) merge(ev events.Event, cfg *config.Config) {
 	}
 }
 
-func (st *state) add(a events.AffectedServer) {
+func (st *state) add(a events.AffectedServer, seq int64) {
 	if len(st.Servers) < maxServers && !slices.ContainsFunc(st.Servers, func(s events.AffectedServer) bool { return s.Server == a.Server }) {
 		st.Servers = append(st.Servers, a)
 	}
 	st.Boxes = appendNew(st.Boxes, a.Box)
+	if a.BoxState != "" {
+		st.setBox(a.Box, a.BoxState, seq)
+	}
+}
+
+// setBox records a box's state as of update seq, unless a newer update
+// said otherwise already (updates may be handled out of order).
+func (st *state) setBox(box string, s events.BoxState, seq int64) {
+	if st.BoxStates == nil {
+		st.BoxStates, st.BoxSeq = map[string]events.BoxState{}, map[string]int64{}
+	}
+	if old, ok := st.BoxSeq[box]; ok && old > seq {
+		return
+	}
+	st.BoxStates[box], st.BoxSeq[box] = s, seq
+}
+
+// public reports whether the incident is an outage customers see: a box
+// with no server answering. While every box still serves, staff and the
+// datacentre deal with it and the public need not hear of it.
+func (st *state) public() bool {
+	for _, s := range st.BoxStates {
+		if s == events.BoxDown {
+			return true
+		}
+	}
+	return false
 }
 
 func appendNew(list []string, s string) []string {
@@ -98,9 +132,11 @@ func appendNew(list []string, s string) []string {
 }
 
 // due says which steps are to be taken now, and when the next one falls due
-// (zero: none left). A step is taken once, when its timeout has passed
-// with the incident unresolved and the step not cancelled; a step whose
-// timeout is 0 is off.
+// (zero: none left, or none until something changes). A step is taken
+// once, when its timeout has passed with the incident unresolved and the
+// step not cancelled; a step whose timeout is 0 is off. The public step
+// waits, past its timeout, for a box to be down: the update that says so
+// brings it.
 func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (steps []string, next time.Time) {
 	if st.Resolved != nil || st.Opened.IsZero() {
 		return nil, time.Time{}
@@ -115,7 +151,9 @@ func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (
 		}
 		at := st.Opened.Add(s.after)
 		if !now.Before(at) {
-			steps = append(steps, s.step)
+			if s.step != config.StepSocial || st.public() {
+				steps = append(steps, s.step)
+			}
 		} else if next.IsZero() || at.Before(next) {
 			next = at
 		}

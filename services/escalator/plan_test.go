@@ -13,7 +13,7 @@ import (
 func TestDue(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
 	open := func(mod func(*state)) state {
-		st := state{Incident: "i", Opened: t0}
+		st := state{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxState{"mx": events.BoxDown}}
 		if mod != nil {
 			mod(&st)
 		}
@@ -33,6 +33,7 @@ func TestDue(t *testing.T) {
 		{"both, after a long stop", open(nil), t0.Add(2 * time.Hour), []string{"datacentre", "social"}, time.Time{}},
 		{"resolved: nothing", open(func(s *state) { s.Resolved = &events.IncidentResolved{} }), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"cancelled by an acknowledgement", open(func(s *state) { s.Cancelled = map[string]bool{"datacentre": true} }), t0.Add(20 * time.Minute), nil, t0.Add(social)},
+		{"a box still serving: not public", open(func(s *state) { s.DatacentreDone, s.BoxStates["mx"] = t0, events.BoxDegraded }), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"done already", open(func(s *state) { s.DatacentreDone, s.SocialDone = t0, t0 }), t0.Add(2 * time.Hour), nil, time.Time{}},
 	}
 	for _, tt := range tests {
@@ -43,7 +44,7 @@ func TestDue(t *testing.T) {
 			}
 		})
 	}
-	if steps, next := due(&state{Opened: t0}, 0, 0, t0.Add(time.Hour)); steps != nil || !next.IsZero() {
+	if steps, next := due(&state{Opened: t0, BoxStates: map[string]events.BoxState{"mx": events.BoxDown}}, 0, 0, t0.Add(time.Hour)); steps != nil || !next.IsZero() {
 		t.Errorf("steps turned off: %v %s", steps, next)
 	}
 }
