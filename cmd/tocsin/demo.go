@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -156,8 +157,9 @@ roles:
 	}
 
 	fmt.Fprintf(stdout, "Tocsin demo: %d servers in %d boxes on loopback, checked every %s from %s in turn.\n", len(fleet), len(demoBoxes), f.interval, strings.Join(cfg.Locations, ", "))
-	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, emailed about and resolved)\n", f.every, f.outage)
-	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told).\n")
+	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, paged about and resolved),\n", f.every, f.outage)
+	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told),\n")
+	fmt.Fprintf(stdout, "or a whole box goes down (an outage customers see, taken to the datacentre and the public).\n")
 	fmt.Fprintf(stdout, "The person on call gets an SMS (to a stand-in for Twilio on loopback) and everyone an email (to a mail server on\n")
 	fmt.Fprintf(stdout, "loopback, %s). An outage still open after %s is emailed to the datacentre, and after %s posted to X and\n", outbox.Addr, cfg.Escalation.DatacentreAfter, cfg.Escalation.SocialAfter)
 	fmt.Fprintf(stdout, "Facebook (stand-ins on loopback) with a banner raised for the hosting pages. All are shown here. Ctrl-C to stop.\n\n")
@@ -193,7 +195,8 @@ func breakThings(ctx context.Context, fleet []*loopbackServer, locations []strin
 		case <-next.C:
 		}
 		s := fleet[rand.IntN(len(fleet))]
-		if round%2 == 1 {
+		switch round % 3 {
+		case 1:
 			// A location loses its route to a server: the others still
 			// reach it, so this must never wake anyone.
 			i := rand.IntN(len(demoSources))
@@ -204,7 +207,28 @@ func breakThings(ctx context.Context, fleet []*loopbackServer, locations []strin
 			}
 			s.Unreachable("")
 			fmt.Fprintf(out, "%s  demo: %s reaches %s again\n", clock(), locations[i], s.name)
-		} else {
+		case 2:
+			// A whole box goes: an outage customers see, which the
+			// escalator takes to the public.
+			b := demoBoxes[rand.IntN(len(demoBoxes))]
+			fmt.Fprintf(out, "%s  demo: every server of %s (%s) stops answering for %s\n", clock(), b.name, strings.Join(b.servers, ", "), f.outage)
+			var down []*loopbackServer
+			for _, s := range fleet {
+				if slices.Contains(b.servers, s.name) {
+					s.Off()
+					down = append(down, s)
+				}
+			}
+			if !sleep(ctx, f.outage) {
+				return
+			}
+			for _, s := range down {
+				if err := s.On(); err != nil {
+					fmt.Fprintf(out, "%s  demo: %s cannot come back: %v\n", clock(), s.name, err)
+				}
+			}
+			fmt.Fprintf(out, "%s  demo: %s answers again\n", clock(), b.name)
+		default:
 			fmt.Fprintf(out, "%s  demo: %s stops answering for %s\n", clock(), s.name, f.outage)
 			s.Off()
 			if !sleep(ctx, f.outage) {
