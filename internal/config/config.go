@@ -55,9 +55,17 @@ type Checks struct {
 // incident then stays open, and nobody is paged again, until it has been up
 // for Settle.
 type Flapping struct {
-	Changes int      `yaml:"changes"` // 0 turns the detection off
+	Changes *int     `yaml:"changes"` // 0 turns the detection off; unset, the default
 	Window  Duration `yaml:"window"`
 	Settle  Duration `yaml:"settle"`
+}
+
+// Limit is the number of changes allowed within the window; 0: no limit.
+func (f Flapping) Limit() int {
+	if f.Changes == nil {
+		return 0
+	}
+	return *f.Changes
 }
 
 // Verify says how a failure is confirmed before anyone is told.

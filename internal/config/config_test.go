@@ -108,10 +108,26 @@ func TestDefaultsAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	six := 6
 	if got, want := minimal.Checks, (Checks{Interval: Duration(5 * time.Minute), Timeout: Duration(10 * time.Second),
 		Verify: Verify{Locations: 2, Quorum: 2}, RecoverAfter: 2,
-		Flapping: Flapping{Changes: 6, Window: Duration(30 * time.Minute), Settle: Duration(10 * time.Minute)}}); got != want {
-		t.Errorf("defaults = %+v, want %+v", got, want)
+		Flapping: Flapping{Changes: &six, Window: Duration(30 * time.Minute), Settle: Duration(10 * time.Minute)}}); !cmp.Equal(got, want) {
+		t.Errorf("defaults (-want +got):\n%s", cmp.Diff(want, got))
+	}
+	// changes: 0 alone turns the detection off, and nothing else is needed.
+	off, err := Parse("off.yaml", []byte(`
+site: {name: S}
+locations: [lon1]
+checks: {flapping: {changes: 0}}
+boxes: [{id: mx, name: MX, servers: [{id: mx1, check: "tcp://h:25"}]}]
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: h, from: a@example.net}}
+`), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := off.Checks.Flapping.Limit(); got != 0 {
+		t.Errorf("flapping: {changes: 0} gives a limit of %d, want 0 (off)", got)
 	}
 }
 

@@ -50,8 +50,15 @@ func (c *Config) setDefaults() {
 	if c.Checks.RecoverAfter == 0 {
 		c.Checks.RecoverAfter = DefaultRecoverAfter
 	}
-	if c.Checks.Flapping == (Flapping{}) {
-		c.Checks.Flapping = Flapping{Changes: DefaultFlapChanges, Window: Duration(DefaultFlapWindow), Settle: Duration(DefaultFlapSettle)}
+	if fl := &c.Checks.Flapping; fl.Changes == nil {
+		n := DefaultFlapChanges
+		fl.Changes = &n
+	}
+	if fl := &c.Checks.Flapping; fl.Window == 0 {
+		fl.Window = Duration(DefaultFlapWindow)
+	}
+	if fl := &c.Checks.Flapping; fl.Settle == 0 {
+		fl.Settle = Duration(DefaultFlapSettle)
 	}
 	if c.Incidents.GroupWindow == 0 {
 		c.Incidents.GroupWindow = Duration(DefaultGroupWindow)
@@ -239,8 +246,8 @@ func (v *validator) checks(c *Config) {
 	if ch.RecoverAfter < 1 {
 		v.at(p("checks", "recover_after"), "recover_after must be at least 1")
 	}
-	if fl := ch.Flapping; fl.Changes < 0 || (fl.Changes > 0 && (fl.Window <= 0 || fl.Settle <= 0)) {
-		v.at(p("checks", "flapping"), "flapping needs changes (0 to turn it off), and a window and a settle time when it is on")
+	if fl := ch.Flapping; fl.Limit() < 0 || fl.Window < 0 || fl.Settle < 0 {
+		v.at(p("checks", "flapping"), "flapping needs changes (0 to turn it off), and a window and a settle time when it is on, none negative")
 	}
 	if ch.Verify.Quorum < 1 {
 		v.at(p("checks", "verify", "quorum"), "verify.quorum must be at least 1: one confirming failure at the least")

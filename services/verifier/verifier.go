@@ -75,7 +75,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Verifier {
 		// A failure is confirmed when quorum of the re-checks fail as well.
 		policy: judge.Policy{
 			Ask: cfg.Checks.Verify.Locations, Quorum: cfg.Checks.Verify.Quorum, RecoverAfter: cfg.Checks.RecoverAfter,
-			FlapChanges: cfg.Checks.Flapping.Changes, FlapWindow: cfg.Checks.Flapping.Window.D(), FlapSettle: cfg.Checks.Flapping.Settle.D(),
+			FlapChanges: cfg.Checks.Flapping.Limit(), FlapWindow: cfg.Checks.Flapping.Window.D(), FlapSettle: cfg.Checks.Flapping.Settle.D(),
 		},
 		workers: 16,
 		cache:   map[string]cached{},
