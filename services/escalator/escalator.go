@@ -162,7 +162,7 @@ func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, e
 	}
 	log := e.log.With("incident", incident)
 	var st state
-	rev, err := getJSON(ctx, kv, incident+".state", &st)
+	rev, err := bus.GetJSON(ctx, kv, incident+".state", &st)
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, e
 	if err := e.followUps(ctx, kv, banner, &st, now, log); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := putJSON(ctx, kv, incident+".state", st, rev); err != nil {
+	if _, err := bus.PutJSON(ctx, kv, incident+".state", st, rev); err != nil {
 		return err // what was done is recorded step by step; the retry skips it
 	}
 	if len(errs) > 0 {
@@ -388,7 +388,7 @@ func (e *Escalator) lowerBanner(ctx context.Context, kv jetstream.KeyValue, inci
 func updateBanner(ctx context.Context, kv jetstream.KeyValue, change func(*events.Banner)) error {
 	for range 10 {
 		var b events.Banner
-		rev, err := getJSON(ctx, kv, events.BannerKey, &b)
+		rev, err := bus.GetJSON(ctx, kv, events.BannerKey, &b)
 		if err != nil {
 			return err
 		}
@@ -397,37 +397,9 @@ func updateBanner(ctx context.Context, kv jetstream.KeyValue, change func(*event
 		if after, _ := json.Marshal(b); string(after) == string(before) {
 			return nil
 		}
-		if _, err := putJSON(ctx, kv, events.BannerKey, b, rev); !bus.IsConflict(err) {
+		if _, err := bus.PutJSON(ctx, kv, events.BannerKey, b, rev); !bus.IsConflict(err) {
 			return err
 		}
 	}
 	return errors.New("the banner kept changing; retrying")
-}
-
-func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
-	en, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", key, err)
-	}
-	_ = json.Unmarshal(en.Value(), v) // unreadable: start afresh; the step records still hold
-	return en.Revision(), nil
-}
-
-func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev uint64) (uint64, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return 0, err
-	}
-	if rev == 0 {
-		rev, err = kv.Create(ctx, key, b)
-	} else {
-		rev, err = kv.Update(ctx, key, b, rev)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", key, err)
-	}
-	return rev, nil
 }

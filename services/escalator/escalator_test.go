@@ -149,7 +149,7 @@ func banner(t *testing.T, b *bus.Bus) events.Banner {
 		t.Fatal(err)
 	}
 	var bn events.Banner
-	if _, err := getJSON(context.Background(), kv, events.BannerKey, &bn); err != nil {
+	if _, err := bus.GetJSON(context.Background(), kv, events.BannerKey, &bn); err != nil {
 		t.Fatal(err)
 	}
 	return bn

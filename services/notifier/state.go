@@ -2,14 +2,12 @@ package notifier
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -129,37 +127,16 @@ func appendNew(list []string, s string) []string {
 }
 
 // loadState reads an incident's state; the zero state and revision 0 for
-// one never seen.
+// one never seen. An unreadable state starts afresh rather than stop
+// telling people: the delivery records still keep what went out from going
+// again.
 func loadState(ctx context.Context, kv jetstream.KeyValue, incident string) (incidentState, uint64, error) {
 	var st incidentState
-	e, err := kv.Get(ctx, stateKey(incident))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return st, 0, nil
-	}
-	if err != nil {
-		return st, 0, fmt.Errorf("read notification state of %s: %w", incident, err)
-	}
-	if err := json.Unmarshal(e.Value(), &st); err != nil {
-		// Start afresh rather than stop telling people: delivery records
-		// still keep what went out from going again.
-		return incidentState{}, e.Revision(), nil
-	}
-	return st, e.Revision(), nil
+	rev, err := bus.GetJSON(ctx, kv, stateKey(incident), &st)
+	return st, rev, err
 }
 
 // saveState writes the state if nobody wrote it since rev.
 func saveState(ctx context.Context, kv jetstream.KeyValue, st incidentState, rev uint64) (uint64, error) {
-	b, err := json.Marshal(st)
-	if err != nil {
-		return 0, err
-	}
-	if rev == 0 {
-		rev, err = kv.Create(ctx, stateKey(st.Incident), b)
-	} else {
-		rev, err = kv.Update(ctx, stateKey(st.Incident), b, rev)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("record notification state of %s: %w", st.Incident, err)
-	}
-	return rev, nil
+	return bus.PutJSON(ctx, kv, stateKey(st.Incident), st, rev)
 }

@@ -2,10 +2,8 @@ package verifier
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -73,7 +71,7 @@ func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target conf
 	key := openKey(dc)
 	for attempt := 0; attempt < 20; attempt++ {
 		var open judge.Open
-		orev, err := getJSON(ctx, ikv, key, &open)
+		orev, err := bus.GetJSON(ctx, ikv, key, &open)
 		if err != nil {
 			return "", err
 		}
@@ -82,7 +80,7 @@ func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target conf
 				continue // the box is listed before its server joins
 			}
 			var rec incidentRecord
-			rev, err := getJSON(ctx, ikv, o.ID, &rec)
+			rev, err := bus.GetJSON(ctx, ikv, o.ID, &rec)
 			if err != nil {
 				return "", err
 			}
@@ -95,7 +93,7 @@ func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target conf
 			id = outage
 		}
 		open.Add(id, a.Box, at)
-		if _, err := putJSON(ctx, ikv, key, open, orev); bus.IsConflict(err) {
+		if _, err := bus.PutJSON(ctx, ikv, key, open, orev); bus.IsConflict(err) {
 			continue
 		} else if err != nil {
 			return "", err
@@ -161,7 +159,7 @@ func (v *Verifier) leave(ctx context.Context, ikv, kv jetstream.KeyValue, target
 func (v *Verifier) updateIncident(ctx context.Context, ikv jetstream.KeyValue, id string, change func(*incidentRecord) (events.Payload, bool)) (ok bool, err error) {
 	for attempt := 0; attempt < 20; attempt++ {
 		var rec incidentRecord
-		rev, err := getJSON(ctx, ikv, id, &rec)
+		rev, err := bus.GetJSON(ctx, ikv, id, &rec)
 		if err != nil {
 			return false, err
 		}
@@ -184,7 +182,7 @@ func (v *Verifier) updateIncident(ctx context.Context, ikv jetstream.KeyValue, i
 			return false, bus.Permanent(err)
 		}
 		rec.Pending = []outgoing{o}
-		rev, err = putJSON(ctx, ikv, id, rec, rev)
+		rev, err = bus.PutJSON(ctx, ikv, id, rec, rev)
 		if bus.IsConflict(err) {
 			continue
 		}
@@ -217,7 +215,7 @@ func (v *Verifier) flushIncident(ctx context.Context, ikv jetstream.KeyValue, re
 // clearPending marks an incident's events published; if it cannot, they
 // are published again later, which JetStream's de-duplication absorbs.
 func (v *Verifier) clearPending(ctx context.Context, ikv jetstream.KeyValue, rec incidentRecord, rev uint64) error {
-	_, err := putJSON(ctx, ikv, rec.ID, rec, rev)
+	_, err := bus.PutJSON(ctx, ikv, rec.ID, rec, rev)
 	return err
 }
 
@@ -226,11 +224,11 @@ func (v *Verifier) closeOpen(ctx context.Context, ikv jetstream.KeyValue, dc, id
 	key := openKey(dc)
 	for attempt := 0; attempt < 20; attempt++ {
 		var open judge.Open
-		rev, err := getJSON(ctx, ikv, key, &open)
+		rev, err := bus.GetJSON(ctx, ikv, key, &open)
 		if err != nil || !open.Remove(id) {
 			return err
 		}
-		if _, err := putJSON(ctx, ikv, key, open, rev); !bus.IsConflict(err) {
+		if _, err := bus.PutJSON(ctx, ikv, key, open, rev); !bus.IsConflict(err) {
 			return err
 		}
 	}
@@ -278,40 +276,4 @@ func (v *Verifier) logIncident(p events.Payload) {
 	case *events.IncidentResolved:
 		v.log.Info("incident resolved", "incident", p.Incident, "title", p.Title, "after", p.Resolved.Sub(p.Opened).Round(time.Second))
 	}
-}
-
-// getJSON reads a key into v, a pointer to a zero value, and returns its
-// revision; 0 and v untouched when there is no such key. A record that
-// cannot be read must not stop the alarm: v is left zero, to be written
-// afresh at the revision returned.
-func getJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
-	e, err := kv.Get(ctx, key)
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", key, err)
-	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
-		reflect.ValueOf(v).Elem().SetZero()
-	}
-	return e.Revision(), nil
-}
-
-// putJSON writes v under key if nobody wrote it since rev (0: if it does
-// not exist yet).
-func putJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev uint64) (uint64, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return 0, err
-	}
-	if rev == 0 {
-		rev, err = kv.Create(ctx, key, b)
-	} else {
-		rev, err = kv.Update(ctx, key, b, rev)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("write %s: %w", key, err)
-	}
-	return rev, nil
 }

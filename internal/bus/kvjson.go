@@ -1,0 +1,48 @@
+package bus
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// GetJSON reads a key-value record into v, a pointer to a zero value, and
+// returns its revision: 0, and v untouched, when there is no such key. A
+// record that cannot be decoded must not stop the alarm: v is then left
+// zero, to be written afresh at the revision returned.
+func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
+	e, err := kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", key, err)
+	}
+	if err := json.Unmarshal(e.Value(), v); err != nil {
+		reflect.ValueOf(v).Elem().SetZero()
+	}
+	return e.Revision(), nil
+}
+
+// PutJSON writes v under key only if nobody wrote it since rev (0: only if
+// it does not exist yet), and returns the new revision; a lost race is an
+// error that IsConflict recognises.
+func PutJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev uint64) (uint64, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return 0, err
+	}
+	if rev == 0 {
+		rev, err = kv.Create(ctx, key, b)
+	} else {
+		rev, err = kv.Update(ctx, key, b, rev)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", key, err)
+	}
+	return rev, nil
+}
