@@ -26,6 +26,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/incident"
 	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -133,22 +134,6 @@ func (e *Escalator) Run(ctx context.Context) error {
 	}, func(ctx context.Context, ev events.Event) error { return e.handle(ctx, kv, banner, ev) })
 }
 
-func incidentOf(ev events.Event) string {
-	switch d := ev.Data.(type) {
-	case *events.IncidentOpened:
-		return d.Incident
-	case *events.IncidentUpdated:
-		return d.Incident
-	case *events.IncidentAcknowledged:
-		return d.Incident
-	case *events.IncidentNote:
-		return d.Incident
-	case *events.IncidentResolved:
-		return d.Incident
-	}
-	return ""
-}
-
 // handle merges an event into its incident's state, takes the steps that
 // are due and passes on what must follow them, then asks, through the
 // opening event, to be woken when the next step falls due.
@@ -156,13 +141,13 @@ func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, e
 	if ev.Type == events.TypeIncidentEscalated {
 		return nil // our own
 	}
-	incident := incidentOf(ev)
-	if incident == "" {
+	id := incident.Of(ev)
+	if id == "" {
 		return bus.Permanent(fmt.Errorf("a %s event on an incident subject", ev.Type))
 	}
-	log := e.log.With("incident", incident)
+	log := e.log.With("incident", id)
 	var st state
-	rev, err := bus.GetJSON(ctx, kv, incident+".state", &st)
+	rev, err := bus.GetJSON(ctx, kv, id+".state", &st)
 	if err != nil {
 		return err
 	}
@@ -185,7 +170,7 @@ func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, e
 	if err := e.followUps(ctx, kv, banner, &st, now, log); err != nil {
 		errs = append(errs, err)
 	}
-	if _, err := bus.PutJSON(ctx, kv, incident+".state", st, rev); err != nil {
+	if _, err := bus.PutJSON(ctx, kv, id+".state", st, rev); err != nil {
 		return err // what was done is recorded step by step; the retry skips it
 	}
 	if len(errs) > 0 {

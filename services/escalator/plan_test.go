@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
 func TestDue(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
 	open := func(mod func(*state)) state {
-		st := state{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxState{"mx": events.BoxDown}}
+		st := state{View: incident.View{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}}}}
 		if mod != nil {
 			mod(&st)
 		}
@@ -33,7 +34,7 @@ func TestDue(t *testing.T) {
 		{"both, after a long stop", open(nil), t0.Add(2 * time.Hour), []string{"datacentre", "social"}, time.Time{}},
 		{"resolved: nothing", open(func(s *state) { s.Resolved = &events.IncidentResolved{} }), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"cancelled by an acknowledgement", open(func(s *state) { s.Cancelled = map[string]bool{"datacentre": true} }), t0.Add(20 * time.Minute), nil, t0.Add(social)},
-		{"a box still serving: not public", open(func(s *state) { s.DatacentreDone, s.BoxStates["mx"] = t0, events.BoxDegraded }), t0.Add(2 * time.Hour), nil, time.Time{}},
+		{"a box still serving: not public", open(func(s *state) { s.DatacentreDone, s.BoxStates["mx"] = t0, events.BoxStatus{Box: "mx", State: events.BoxDegraded} }), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"done already", open(func(s *state) { s.DatacentreDone, s.SocialDone = t0, t0 }), t0.Add(2 * time.Hour), nil, time.Time{}},
 	}
 	for _, tt := range tests {
@@ -44,7 +45,7 @@ func TestDue(t *testing.T) {
 			}
 		})
 	}
-	if steps, next := due(&state{Opened: t0, BoxStates: map[string]events.BoxState{"mx": events.BoxDown}}, 0, 0, t0.Add(time.Hour)); steps != nil || !next.IsZero() {
+	if steps, next := due(&state{View: incident.View{Opened: t0, BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}}}}, 0, 0, t0.Add(time.Hour)); steps != nil || !next.IsZero() {
 		t.Errorf("steps turned off: %v %s", steps, next)
 	}
 }
@@ -72,7 +73,7 @@ providers: {smtp: {host: h, from: alarm@example.net}}
 // names a server, a hostname or an address from the config.
 func TestPublicTextsHoldNothingInternal(t *testing.T) {
 	cfg := publicConfig(t)
-	st := &state{Incident: "20261121-abcdef", Boxes: []string{"mx", "web"}, Title: "mx1 and web-07 down"}
+	st := &state{View: incident.View{Incident: "20261121-abcdef", Boxes: []string{"mx", "web"}, Title: "mx1 and web-07 down"}}
 	note := events.IncidentNote{Incident: st.Incident, Seq: 1, Status: "identified", By: "Alice",
 		Message: "mx1.internal.example.net lost its disk; mx1 and MX2 rebooting, 192.0.2.10 back soon, web-07 / web07 too. Webmail is fine."}
 	texts := []string{outageText(cfg, st), noteText(cfg, note), resolvedText(cfg, st), bannerText(cfg, st.Boxes)}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tocsin-alarm/tocsin/internal/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -20,7 +21,7 @@ func TestDecide(t *testing.T) {
 	}
 	resolvedEv := events.New("i/resolved", "verifier", t0, &events.IncidentResolved{Incident: "i", Opened: t0, Resolved: t0, Title: "x", Servers: []string{"a"}})
 	sentAt := func(at time.Time, mod func(*incidentState)) incidentState {
-		st := incidentState{Incident: "i", Opened: t0, FirstSent: at, LastSent: at, Covered: 3, Seq: 3}
+		st := incidentState{View: incident.View{Incident: "i", Opened: t0, Seq: 3}, FirstSent: at, LastSent: at, Covered: 3}
 		if mod != nil {
 			mod(&st)
 		}
@@ -37,10 +38,10 @@ func TestDecide(t *testing.T) {
 		next  *sending
 		later time.Duration
 	}{
-		{"the first message goes at once", incidentState{Seq: 2}, openedEv, t0.Add(time.Second), p,
+		{"the first message goes at once", incidentState{View: incident.View{Seq: 2}}, openedEv, t0.Add(time.Second), p,
 			&sending{Kind: kindOpened, At: t0.Add(time.Second), Seq: 2}, 0},
 		{"or once the group wait is over", incidentState{}, openedEv, t0.Add(3 * time.Second), waiting, nil, 7 * time.Second},
-		{"an update before the first message is in it", incidentState{Seq: 1}, update(1), t0, p, nil, 0},
+		{"an update before the first message is in it", incidentState{View: incident.View{Seq: 1}}, update(1), t0, p, nil, 0},
 		{"an update the last message told of", sentAt(t0, nil), update(3), t0.Add(time.Hour), p, nil, 0},
 		{"updates after the first are gathered", sentAt(t0, nil), update(4), t0.Add(10 * time.Second), p, nil, 50 * time.Second},
 		{"the gathered updates go together", sentAt(t0, func(s *incidentState) { s.Seq = 9 }), update(4), t0.Add(time.Minute), p,
@@ -55,7 +56,7 @@ func TestDecide(t *testing.T) {
 		{"the resolution goes at once", sentAt(t0, nil), resolvedEv, t0.Add(time.Minute), p,
 			&sending{Kind: kindResolved, At: t0.Add(time.Minute), Seq: 3}, 0},
 		{"once", sentAt(t0, func(s *incidentState) { s.ResolvedSent = true }), resolvedEv, t0.Add(time.Minute), p, nil, 0},
-		{"a late opening after the resolution is not sent", incidentState{Resolved: &events.IncidentResolved{}}, openedEv, t0, p, nil, 0},
+		{"a late opening after the resolution is not sent", incidentState{View: incident.View{Resolved: &events.IncidentResolved{}}}, openedEv, t0, p, nil, 0},
 		{"an update after the resolution is not either", sentAt(t0, func(s *incidentState) { s.Resolved = &events.IncidentResolved{} }), update(5), t0.Add(time.Hour), p, nil, 0},
 	}
 	for _, tt := range tests {
@@ -69,25 +70,5 @@ func TestDecide(t *testing.T) {
 				t.Errorf("later %s, want %s", later, tt.later)
 			}
 		})
-	}
-}
-
-// A storm's updates arriving out of order leave the newest in the state.
-func TestMergeKeepsTheNewestUpdate(t *testing.T) {
-	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
-	var st incidentState
-	st.merge(events.New("i/opened", "v", t0, &events.IncidentOpened{Incident: "i", Opened: t0, Title: "a is down",
-		Servers: []events.AffectedServer{{Server: "a", Box: "b1", Since: t0, BoxState: events.BoxDegraded}}}))
-	st.merge(events.New("i/updated/2", "v", t0, &events.IncidentUpdated{Incident: "i", Seq: 2, At: t0, Title: "3 servers down in 2 boxes",
-		Added: []events.AffectedServer{{Server: "c", Box: "b2", Since: t0, BoxState: events.BoxDown}}, Recovered: []string{"b"},
-		Boxes: []events.BoxStatus{{Box: "b1", State: events.BoxDegraded}}, Down: []string{"a", "c"}}))
-	st.merge(events.New("i/updated/1", "v", t0, &events.IncidentUpdated{Incident: "i", Seq: 1, At: t0, Title: "2 servers down",
-		Added: []events.AffectedServer{{Server: "b", Box: "b1", Since: t0, BoxState: events.BoxDown}},
-		Boxes: []events.BoxStatus{{Box: "b1", State: events.BoxDown}}, Down: []string{"a", "b"}}))
-	if st.Title != "3 servers down in 2 boxes" || len(st.Down) != 2 || len(st.Servers) != 3 {
-		t.Errorf("state %+v", st)
-	}
-	if got := []string{string(st.BoxStates["b1"].State), string(st.BoxStates["b2"].State)}; got[0] != "degraded" || got[1] != "down" {
-		t.Errorf("box states %v: an older update must not overwrite a newer state", got)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/incident"
 	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
@@ -148,31 +149,16 @@ func (n *Notifier) Run(ctx context.Context) error {
 	return err
 }
 
-// incidentOf is the incident an event is about.
-func incidentOf(ev events.Event) string {
-	switch d := ev.Data.(type) {
-	case *events.IncidentOpened:
-		return d.Incident
-	case *events.IncidentUpdated:
-		return d.Incident
-	case *events.IncidentAcknowledged:
-		return d.Incident
-	case *events.IncidentResolved:
-		return d.Incident
-	}
-	return ""
-}
-
 // handle merges an event into its incident's state, finishes a message
 // left half sent, and sends what the event calls for now, or asks to see
 // the event again when something is due later.
 func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.Event) error {
-	incident := incidentOf(ev)
-	if incident == "" {
+	id := incident.Of(ev)
+	if id == "" {
 		return bus.Permanent(fmt.Errorf("a %s event on an incident subject", ev.Type))
 	}
-	log := n.log.With("incident", incident)
-	st, rev, err := loadState(ctx, kv, incident)
+	log := n.log.With("incident", id)
+	st, rev, err := loadState(ctx, kv, id)
 	if err != nil {
 		return err
 	}
