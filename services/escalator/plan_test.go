@@ -34,7 +34,9 @@ func TestDue(t *testing.T) {
 		{"both, after a long stop", open(nil), t0.Add(2 * time.Hour), []string{"datacentre", "social"}, time.Time{}},
 		{"resolved: nothing", open(func(s *state) { s.Resolved = &events.IncidentResolved{} }), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"cancelled by an acknowledgement", open(func(s *state) { s.Cancelled = map[string]bool{"datacentre": true} }), t0.Add(20 * time.Minute), nil, t0.Add(social)},
-		{"a box still serving: not public", open(func(s *state) { s.DatacentreDone, s.BoxStates["mx"] = t0, events.BoxStatus{Box: "mx", State: events.BoxDegraded} }), t0.Add(2 * time.Hour), nil, time.Time{}},
+		{"a box still serving: not public", open(func(s *state) {
+			s.DatacentreDone, s.BoxStates["mx"] = t0, events.BoxStatus{Box: "mx", State: events.BoxDegraded}
+		}), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"done already", open(func(s *state) { s.DatacentreDone, s.SocialDone = t0, t0 }), t0.Add(2 * time.Hour), nil, time.Time{}},
 	}
 	for _, tt := range tests {
