@@ -33,9 +33,9 @@ func cmdAck(ctx context.Context, args []string, stdout, stderr io.Writer, env fu
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	b, err := bus.Connect(*natsURL, nil, "tocsin ack", slog.New(slog.NewTextHandler(io.Discard, nil)), bus.Once()...)
+	b, err := dial(*natsURL, "tocsin ack")
 	if err != nil {
-		fmt.Fprintf(stderr, "tocsin ack: %v (is tocsin running?)\n", err)
+		fmt.Fprintf(stderr, "tocsin ack: %v\n", err)
 		return 1
 	}
 	defer b.Close()
@@ -78,4 +78,14 @@ func findIncident(ctx context.Context, b *bus.Bus, arg string) (string, error) {
 		return "", err
 	}
 	return arg, nil
+}
+
+// dial connects an operator command to the NATS server Tocsin runs on. A
+// command does one thing: it gives up at once if the server is not there.
+func dial(natsURL, name string) (*bus.Bus, error) {
+	b, err := bus.Connect(natsURL, nil, name, slog.New(slog.NewTextHandler(io.Discard, nil)), bus.Once()...)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is tocsin running?)", err)
+	}
+	return b, nil
 }

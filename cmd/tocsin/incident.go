@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -49,9 +48,9 @@ func cmdIncident(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	b, err := bus.Connect(*natsURL, nil, "tocsin incident", slog.New(slog.NewTextHandler(io.Discard, nil)), bus.Once()...)
+	b, err := dial(*natsURL, "tocsin incident")
 	if err != nil {
-		fmt.Fprintf(stderr, "tocsin incident update: %v (is tocsin running?)\n", err)
+		fmt.Fprintf(stderr, "tocsin incident update: %v\n", err)
 		return 1
 	}
 	defer b.Close()

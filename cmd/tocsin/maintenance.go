@@ -6,14 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/maintenance"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -86,9 +84,9 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	b, err := bus.Connect(*natsURL, nil, "tocsin maintenance", slog.New(slog.NewTextHandler(io.Discard, nil)), bus.Once()...)
+	b, err := dial(*natsURL, "tocsin maintenance")
 	if err != nil {
-		return fail(fmt.Errorf("%w (is tocsin running?)", err))
+		return fail(err)
 	}
 	defer b.Close()
 	store, err := maintenance.Open(ctx, b)
