@@ -330,3 +330,56 @@ func TestDegradedStaysInternal(t *testing.T) {
 	}))
 	waitUntil(t, 10*time.Second, "the posts once the box is down", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 && banner(t, w.b).On })
 }
+
+// TestDeadlineSurvivesAWholeRestart: the JetStream server itself goes down
+// with the escalator before a deadline, and both come back after it, as
+// when the one box Tocsin runs on reboots. The step happens once.
+func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
+	w := newWorld(t, "{datacentre_after: 3s}")
+	dir := t.TempDir()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	boot := func() (stop func()) {
+		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := bus.Connect("", ns, "whole", quiet)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Ensure(context.Background(), 1); err != nil {
+			t.Fatal(err)
+		}
+		w.b = b
+		e, err := New(w.cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(w.logs, nil))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { e.Run(ctx); close(done) }()
+		return func() {
+			cancel()
+			<-done
+			b.NC.Close()
+			ns.Shutdown()
+			ns.WaitForShutdown()
+		}
+	}
+	stop := boot()
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-reboot"
+	w.publish(t, opened(id, now))
+	time.Sleep(time.Second)
+	stop() // the whole box goes down with the deadline pending
+	time.Sleep(4 * time.Second)
+	restarted := time.Now()
+	stop = boot()
+	defer stop()
+	waitUntil(t, 45*time.Second, "the ticket after the reboot", func() bool { return len(w.mail.Messages()) >= 1 })
+	t.Logf("ticket %s after the reboot", time.Since(restarted).Round(10*time.Millisecond))
+	time.Sleep(2 * time.Second)
+	if n := len(w.mail.Messages()); n != 1 {
+		t.Errorf("%d tickets, want exactly one", n)
+	}
+}
