@@ -211,23 +211,32 @@ func (e *Escalator) take(ctx context.Context, kv, banner jetstream.KeyValue, st 
 		}
 		log.Warn("datacentre emailed to open a ticket", "datacentres", dcs)
 	case config.StepSocial:
+		// Each network on its own: one that is down or rate-limited
+		// holds up neither the other nor the banner.
 		text := outageText(e.cfg, st)
+		var errs []error
 		if e.x != nil {
 			if _, err := e.once(ctx, kv, st.Incident+".x.opened", func() (string, error) { return e.postX(ctx, text, "") }); err != nil {
-				return e.failed(log, "post to X", err)
+				errs = append(errs, e.failed(log, "post to X", err))
+			} else {
+				to = append(to, "x")
 			}
-			to = append(to, "x")
 		}
 		if e.fb != nil {
 			if _, err := e.once(ctx, kv, st.Incident+".fb.opened", func() (string, error) { return e.fb.Post(ctx, text, e.cfg.Site.StatusURL) }); err != nil {
-				return e.failed(log, "post to Facebook", err)
+				errs = append(errs, e.failed(log, "post to Facebook", err))
+			} else {
+				to = append(to, "facebook")
 			}
-			to = append(to, "facebook")
 		}
 		if err := e.raiseBanner(ctx, banner, st, now); err != nil {
-			return err
+			errs = append(errs, err)
+		} else {
+			to = append(to, "banner")
 		}
-		to = append(to, "banner")
+		if err := errors.Join(errs...); err != nil {
+			return err // the step is taken again; what was done is recorded
+		}
 		log.Warn("outage made public", "on", to)
 	}
 	ev := events.New(st.Incident+"/escalated/"+step, "escalator", now, &events.IncidentEscalated{Incident: st.Incident, Step: step, At: now, To: to})

@@ -383,3 +383,26 @@ func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
 		t.Errorf("%d tickets, want exactly one", n)
 	}
 }
+
+// TestRateLimitIsWaitedOut: X answers 429 with the time its limit resets;
+// the post goes once, after that time, and Facebook is not held up.
+func TestRateLimitIsWaitedOut(t *testing.T) {
+	w := newWorld(t, "{social_after: 200ms}")
+	reset := time.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second)
+	w.x.FailNext(1, xtest.RateLimited(reset))
+	w.start(t)
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-rate01"
+	w.publish(t, opened(id, now))
+	waitUntil(t, 20*time.Second, "the post to X", func() bool { return len(w.x.Posts()) == 1 })
+	if got := w.x.Posts()[0].Received; got.Before(reset) {
+		t.Errorf("posted at %s, before the limit reset at %s", got.Format("15:04:05.000"), reset.Format("15:04:05.000"))
+	}
+	if fb := w.fb.Posts(); len(fb) != 1 || !fb[0].Received.Before(reset) {
+		t.Errorf("Facebook posts %+v: want one, made without waiting for X", fb)
+	}
+	time.Sleep(time.Second)
+	if n := len(w.x.Posts()); n != 1 {
+		t.Errorf("%d posts to X, want one", n)
+	}
+}
