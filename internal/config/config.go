@@ -113,6 +113,9 @@ type Server struct {
 	Keyword      string `yaml:"keyword"`        // http(s): text the page must contain
 	CertWarnDays int    `yaml:"cert_warn_days"` // TLS checks: fail this many days before the certificate expires
 	StartTLS     bool   `yaml:"starttls"`       // smtp: upgrade with STARTTLS and verify the certificate
+	// PublicName is how the status page names the server; without it the
+	// page says "<box name> 2", for a server's id may be an internal name.
+	PublicName string `yaml:"public_name"`
 	Login        *Login `yaml:"login"`          // ftp: log in, not just read the banner
 }
 
@@ -359,6 +362,13 @@ type Facebook struct {
 // Statuspage is the public page.
 type Statuspage struct {
 	Listen string `yaml:"listen"`
+	// AdminTokenEnv/File name the bearer token of the admin API, through
+	// which staff post incident updates; without it there is no admin API.
+	AdminTokenEnv  string `yaml:"admin_token_env"`
+	AdminTokenFile string `yaml:"admin_token_file"`
+	AdminToken     Secret `yaml:"-"`
+	// History is how far back the page shows incidents and uptime.
+	History Duration `yaml:"history"`
 }
 
 // Target is one server to check, with the settings that apply to it.

@@ -105,6 +105,9 @@ func (c *Config) setDefaults() {
 	if c.Statuspage.Listen == "" {
 		c.Statuspage.Listen = DefaultListen
 	}
+	if c.Statuspage.History == 0 {
+		c.Statuspage.History = Duration(90 * 24 * time.Hour)
+	}
 }
 
 // validator collects problems with where each one is.
@@ -236,6 +239,12 @@ func (v *validator) validate(c *Config) {
 	v.providers(c)
 	if _, _, err := net.SplitHostPort(c.Statuspage.Listen); err != nil {
 		v.at(p("statuspage", "listen"), "listen %q must be host:port, like 127.0.0.1:8080", c.Statuspage.Listen)
+	}
+	if sp := &c.Statuspage; sp.AdminTokenEnv != "" || sp.AdminTokenFile != "" {
+		sp.AdminToken = v.secret(p("statuspage"), "admin_token", sp.AdminTokenEnv, sp.AdminTokenFile, true)
+	}
+	if c.Statuspage.History < 0 {
+		v.at(p("statuspage", "history"), "history must not be negative")
 	}
 }
 
