@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -42,7 +43,7 @@ var demoBoxes = []struct {
 var demoSources = []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
 
 type demoFlags struct {
-	data, logLevel          string
+	data, logLevel, listen  string
 	interval, every, outage time.Duration
 }
 
@@ -55,6 +56,7 @@ func cmdDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&f.every, "outage-every", 40*time.Second, "how often a demo server fails")
 	fs.DurationVar(&f.outage, "outage-for", 20*time.Second, "how long a failure lasts")
 	fs.StringVar(&f.logLevel, "log-level", "error", "debug, info, warn or error")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "where the status page listens")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -83,6 +85,12 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer outbox.Close()
+	// The status page, on the port asked for.
+	pageLn, err := net.Listen("tcp", f.listen)
+	if err != nil {
+		return fmt.Errorf("status page: %w (try --listen 127.0.0.1:0)", err)
+	}
+	pageURL := "http://" + pageLn.Addr().String() + "/"
 	// SMS go to a stand-in for Twilio on loopback, which shows them here.
 	sms, err := twiliotest.New(demoTwilioSID, demoTwilioToken)
 	if err != nil {
@@ -108,7 +116,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		}
 	}()
 	var yaml strings.Builder
-	fmt.Fprintf(&yaml, `site: {name: Demo Hosting, status_url: "http://127.0.0.1:8080/"}
+	fmt.Fprintf(&yaml, `site: {name: Demo Hosting, status_url: %q}
 checks: {interval: %s, timeout: %s, recover_after: 2}
 locations: [lon1, ams1, nyc1]
 datacentres: {dc1: {name: Demo DC, email: noc@dc.demo.invalid}}
@@ -123,7 +131,7 @@ providers:
   x: {consumer_key_env: X_KEY, consumer_secret_env: X_SECRET, token_env: X_TOKEN, token_secret_env: X_TOKEN_SECRET, api_url: %q}
   facebook: {page_id: "1000", token_env: FACEBOOK_TOKEN, api_url: %q}
 roles:
-`, f.interval, min(2*time.Second, f.interval/2), f.outage/4, f.outage/2, outbox.Port, sms.URL, xs.URL, fb.URL)
+`, pageURL, f.interval, min(2*time.Second, f.interval/2), f.outage/4, f.outage/2, outbox.Port, sms.URL, xs.URL, fb.URL)
 	for _, b := range demoBoxes {
 		fmt.Fprintf(&yaml, "  %s: {label: %q, colour: %q}\n", b.role, b.label, b.colour)
 	}
@@ -157,6 +165,7 @@ roles:
 	}
 
 	fmt.Fprintf(stdout, "Tocsin demo: %d servers in %d boxes on loopback, checked every %s from %s in turn.\n", len(fleet), len(demoBoxes), f.interval, strings.Join(cfg.Locations, ", "))
+	fmt.Fprintf(stdout, "The public status page: %s (its API at %sapi/v2/summary.json)\n", pageURL, pageURL)
 	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, paged about and resolved),\n", f.every, f.outage)
 	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told),\n")
 	fmt.Fprintf(stdout, "or a whole box goes down (an outage customers see, taken to the datacentre and the public).\n")
@@ -177,7 +186,7 @@ roles:
 	// Each location checks from an address of its own, so that one can lose
 	// its route to a server while the others still reach it.
 	rf := &runFlags{data: f.data, services: strings.Join(services, ","), location: strings.Join(cfg.Locations, ","),
-		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1}
+		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1, pageListener: pageLn}
 	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
 		wg.Go(func() { showChanges(ctx, b, out) })
 		wg.Go(func() { showBanner(ctx, b, out) })

@@ -2,6 +2,9 @@ package main
 
 import (
 	"context"
+	"io"
+	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +21,7 @@ func TestDemo(t *testing.T) {
 	out, errs := newSyncBuffer(), newSyncBuffer()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"demo", "--interval", "1s", "--outage-every", "1h", "--outage-for", "4s"}, out, errs, testEnv)
+		done <- run(ctx, []string{"demo", "--interval", "1s", "--outage-every", "1h", "--outage-for", "4s", "--listen", "127.0.0.1:0"}, out, errs, testEnv)
 	}()
 	deadline := time.Now().Add(60 * time.Second)
 	for !strings.Contains(out.String(), "RESOLVED:") {
@@ -34,12 +37,24 @@ func TestDemo(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The status page shows the fleet while the demo runs.
+	if m := regexp.MustCompile(`The public status page: (http://\S+)`).FindStringSubmatch(out.String()); m == nil {
+		t.Error("the demo does not say where its status page is")
+	} else if resp, err := http.Get(m[1]); err != nil {
+		t.Errorf("status page: %v", err)
+	} else {
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(page), "Demo Hosting status") || !strings.Contains(string(page), "Incoming mail") {
+			t.Errorf("status page:\n%s", page)
+		}
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("demo exited %d:\n%s", code, errs)
 	}
 	got := out.String()
-	for _, want := range []string{"14 servers in 7 boxes", "stops answering", "→ suspect", "→ down", "email to alice@demo.invalid", "DOWN:", "answers again", "down → up", "box "} {
+	for _, want := range []string{"The public status page: http://127.0.0.1:", "SMS to +4477009000", "14 servers in 7 boxes", "stops answering", "→ suspect", "→ down", "email to alice@demo.invalid", "DOWN:", "answers again", "down → up", "box "} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, got)
 		}

@@ -21,17 +21,19 @@ import (
 	"github.com/tocsin-alarm/tocsin/services/escalator"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
 	"github.com/tocsin-alarm/tocsin/services/prober"
+	"github.com/tocsin-alarm/tocsin/services/statuspage"
 	"github.com/tocsin-alarm/tocsin/services/verifier"
 )
 
 // services is every service "run" can start, in start order.
-var services = []string{"prober", "verifier", "notifier", "escalator"}
+var services = []string{"prober", "verifier", "notifier", "escalator", "statuspage"}
 
 // runFlags are the flags of "tocsin run".
 type runFlags struct {
 	config, data, nats, natsListen, services, location, logFormat, logLevel, source string
 	replicas, concurrency                                                           int
 	shutdown                                                                        time.Duration
+	pageListener                                                                    net.Listener // the demo's, on a port it chose
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -209,6 +211,8 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 				return nil, err
 			}
 			runners[name] = e.Run
+		case "statuspage":
+			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener}).Run
 		}
 	}
 	return runners, nil

@@ -1,0 +1,189 @@
+package statuspage
+
+import (
+	_ "embed"
+	"fmt"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+//go:embed page.html.tmpl
+var pageTemplate string
+
+var tmpl = template.Must(template.New("page").Funcs(template.FuncMap{
+	"stamp": func(t time.Time) string { return t.UTC().Format("2 Jan 2006 15:04 UTC") },
+	"iso":   func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+}).Parse(pageTemplate))
+
+// view is what the page template shows, taken under the page's lock.
+type view struct {
+	Site, StatusURL string
+	Overall         apiStatus
+	Boxes           []boxView
+	Roles           []roleView
+	Incidents       []incidentView
+	Maintenance     []maintenanceView
+	Banner          events.Banner
+	Updated         time.Time
+	Live            bool
+	LostSince, Now  time.Time
+	LostFor         string
+	StaticExport    bool
+}
+
+type boxView struct {
+	Component, Name, Label, Colour, State, StateText string
+	Available                                        bool
+	Servers                                          []serverView
+	Uptime                                           []dayView
+	UptimePct                                        string
+}
+
+type serverView struct {
+	Component, Name, Dot, DotText, For string
+}
+
+type dayView struct {
+	Date, Class, Title string
+}
+
+type roleView struct{ Label, Colour string }
+
+type incidentView struct {
+	Title, Status string
+	Opened        time.Time
+	Resolved      bool
+	Updates       []updateView
+}
+
+type updateView struct {
+	Status, Body string
+	At           time.Time
+}
+
+type maintenanceView struct {
+	Title, Status string
+	From, Until   time.Time
+}
+
+var dotText = map[string]string{"online": "Online", "unavailable": "Unavailable", "maintenance": "Maintenance", "not_in_service": "Not yet in service"}
+
+var boxText = map[events.BoxState]string{
+	events.BoxOperational: "Available", events.BoxDegraded: "Available (some servers down, the service continues)",
+	events.BoxDown: "Unavailable", events.BoxMaintenance: "Under maintenance",
+}
+
+// view takes what the page shows; call with the page's lock held.
+func (p *page) view(now time.Time) view {
+	v := view{Site: p.cfg.Site.Name, StatusURL: p.cfg.Site.StatusURL, Overall: p.overall(), Banner: p.banner,
+		Updated: p.updated, Live: p.live, LostSince: p.lostSince, Now: now}
+	if !p.live && !p.lostSince.IsZero() {
+		v.LostFor = onlineFor(p.lostSince, now)
+	}
+	seen := map[string]bool{}
+	for _, b := range p.boxes {
+		bv := boxView{Component: b.component, Name: b.name, Label: b.label, Colour: b.colour, State: string(b.state),
+			StateText: boxText[b.state], Available: b.state != events.BoxDown && b.state != events.BoxMaintenance}
+		for _, s := range b.servers {
+			d := dotOf(s.state)
+			bv.Servers = append(bv.Servers, serverView{Component: s.component, Name: s.name, Dot: d, DotText: dotText[d], For: onlineFor(s.since, now)})
+		}
+		days := b.uptime(90, now)
+		var sum, n float64
+		for i, u := range days {
+			date := now.UTC().AddDate(0, 0, i-len(days)+1).Format("2 Jan")
+			dv := dayView{Date: date, Class: "nodata", Title: date + ": no data"}
+			switch {
+			case u < 0:
+			case u >= 0.9999:
+				dv.Class, dv.Title = "up", fmt.Sprintf("%s: 100%% available", date)
+			case u >= 0.99:
+				dv.Class, dv.Title = "minor", fmt.Sprintf("%s: %.2f%% available", date, u*100)
+			default:
+				dv.Class, dv.Title = "major", fmt.Sprintf("%s: %.2f%% available", date, u*100)
+			}
+			if u >= 0 {
+				sum, n = sum+u, n+1
+			}
+			bv.Uptime = append(bv.Uptime, dv)
+		}
+		if n > 0 {
+			bv.UptimePct = fmt.Sprintf("%.2f%%", sum/n*100)
+		}
+		v.Boxes = append(v.Boxes, bv)
+		if !seen[b.label+b.colour] && b.label != "" {
+			seen[b.label+b.colour] = true
+			v.Roles = append(v.Roles, roleView{b.label, b.colour})
+		}
+	}
+	for _, inc := range p.publicIncidents() {
+		if inc.Resolved != nil && now.Sub(inc.Resolved.Resolved) > p.cfg.Statuspage.History.D() {
+			continue
+		}
+		a := p.apiIncident(inc)
+		iv := incidentView{Title: a.Name, Status: a.Status, Opened: inc.Opened, Resolved: inc.Resolved != nil}
+		for _, u := range a.IncidentUpdates {
+			at, _ := time.Parse("2006-01-02T15:04:05.000Z", u.CreatedAt)
+			iv.Updates = append(iv.Updates, updateView{Status: u.Status, Body: u.Body, At: at})
+		}
+		v.Incidents = append(v.Incidents, iv)
+	}
+	for _, w := range p.publicMaintenance() {
+		m := p.apiMaintenance(w, now)
+		if m.Status == "completed" {
+			continue
+		}
+		v.Maintenance = append(v.Maintenance, maintenanceView{Title: m.Name, Status: strings.ReplaceAll(m.Status, "_", " "), From: w.From, Until: w.Until})
+	}
+	return v
+}
+
+func (s *Service) servePage(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	s.page.mu.RLock()
+	v := s.page.view(s.now())
+	s.page.mu.RUnlock()
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	if err := tmpl.Execute(w, v); err != nil {
+		s.log.Warn("page not rendered", "err", err)
+	}
+}
+
+// serveEvents streams changes to the page as Server-Sent Events: a dot
+// turns red within moments of the state change, without a reload.
+func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) {
+	fl, ok := w.(http.Flusher)
+	if !ok {
+		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("Access-Control-Allow-Origin", "*")
+	ch := s.page.subscribe()
+	defer s.page.unsubscribe(ch)
+	fmt.Fprint(w, "retry: 3000\n: connected\n\n")
+	fl.Flush()
+	keepalive := time.NewTicker(25 * time.Second)
+	defer keepalive.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case d := <-ch:
+			fmt.Fprintf(w, "data: %s\n\n", d)
+			fl.Flush()
+		case <-keepalive.C:
+			fmt.Fprint(w, ": keepalive\n\n")
+			fl.Flush()
+		}
+	}
+}

@@ -1,0 +1,347 @@
+package statuspage
+
+import (
+	"crypto/sha256"
+	"encoding/base32"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/incident"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// page is the public state, built from what the other services keep and
+// announce. It holds nothing the public must not see: servers are named by
+// their public_name or "<box> <n>", never by their ids or addresses.
+type page struct {
+	cfg *config.Config
+	now func() time.Time
+
+	mu          sync.RWMutex
+	servers     map[string]*server // by server id
+	boxes       []*box             // in the config's order
+	incidents   map[string]*publicIncident
+	maintenance map[string]events.MaintenanceSet
+	banner      events.Banner
+	updated     time.Time // when the state last changed
+	// The link to the monitoring system: live, or lost since when.
+	live      bool
+	lostSince time.Time
+
+	subs map[chan []byte]struct{}
+}
+
+type server struct {
+	id, name, component string
+	box                 *box
+	state               events.ServerState
+	since               time.Time
+}
+
+type box struct {
+	id, name, role, label, colour, component string
+	servers                                  []*server
+	state                                    events.BoxState
+	since                                    time.Time
+	history                                  []boxChange // for the uptime bars
+}
+
+type boxChange struct {
+	at    time.Time
+	state events.BoxState
+}
+
+// publicIncident is an incident as customers may see it: only those during
+// which a box was down (an outage they felt), with staff's notes.
+type publicIncident struct {
+	incident.View
+	public  bool
+	updated time.Time
+}
+
+// componentID is a stable, opaque id for a server or box: the Statuspage
+// API needs ids, and the config's are internal names.
+func componentID(kind, id string) string {
+	sum := sha256.Sum256([]byte(kind + ":" + id))
+	return strings.ToLower(base32.StdEncoding.EncodeToString(sum[:]))[:12]
+}
+
+func newPage(cfg *config.Config, now func() time.Time) *page {
+	p := &page{
+		cfg: cfg, now: now,
+		servers: map[string]*server{}, incidents: map[string]*publicIncident{},
+		maintenance: map[string]events.MaintenanceSet{}, subs: map[chan []byte]struct{}{},
+	}
+	for i := range cfg.Boxes {
+		b := &cfg.Boxes[i]
+		bx := &box{id: b.ID, name: b.Name, role: b.Role, label: cfg.RoleLabel(b), component: componentID("box", b.ID), state: events.BoxOperational}
+		if r, ok := cfg.Roles[b.Role]; ok {
+			bx.colour = r.Colour
+		}
+		if bx.colour == "" {
+			bx.colour = "#5d6d7e"
+		}
+		for j := range b.Servers {
+			s := &b.Servers[j]
+			name := s.PublicName
+			if name == "" {
+				name = fmt.Sprintf("%s %d", b.Name, j+1)
+			}
+			sv := &server{id: s.ID, name: name, component: componentID("server", s.ID), box: bx, state: events.StateUnknown}
+			if !s.Serving() {
+				sv.state = events.StateNotInService
+			}
+			bx.servers = append(bx.servers, sv)
+			p.servers[s.ID] = sv
+		}
+		p.boxes = append(p.boxes, bx)
+	}
+	return p
+}
+
+// touch records a change and tells the live pages; call with mu held.
+func (p *page) touch(delta []byte) {
+	p.updated = p.now()
+	if delta == nil {
+		return
+	}
+	for ch := range p.subs {
+		select {
+		case ch <- delta:
+		default: // a client too slow to keep up reloads when it catches up
+		}
+	}
+}
+
+// setServer applies a server's state as the verifier recorded it.
+func (p *page) setServer(id string, state events.ServerState, since time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s, ok := p.servers[id]
+	if !ok || (s.state == state && s.since.Equal(since)) {
+		return
+	}
+	s.state, s.since = state, since
+	p.touch(deltaJSON("server", s.component, dotOf(s.state), s.since, p.now()))
+}
+
+// setBox applies a box's state as the verifier recorded it.
+func (p *page) setBox(id string, state events.BoxState, since time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.boxes {
+		if b.id == id && (b.state != state || !b.since.Equal(since)) {
+			b.state, b.since = state, since
+			p.touch(deltaJSON("box", b.component, string(state), since, p.now()))
+		}
+	}
+}
+
+// boxChanged adds a box state change to its history, for the uptime bars.
+func (p *page) boxChanged(c *events.BoxStateChanged) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, b := range p.boxes {
+		if b.id == c.Box && (len(b.history) == 0 || b.history[len(b.history)-1].at.Before(c.Since) || b.history[len(b.history)-1].at.Equal(c.Since)) {
+			b.history = append(b.history, boxChange{c.Since, c.To})
+		}
+	}
+}
+
+// incidentEvent merges an incident event; incidents become public once a
+// box of theirs is down.
+func (p *page) incidentEvent(ev events.Event) {
+	id := incident.Of(ev)
+	if id == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	inc := p.incidents[id]
+	if inc == nil {
+		inc = &publicIncident{}
+		p.incidents[id] = inc
+	}
+	inc.Merge(ev, 0)
+	inc.updated = ev.Time
+	if inc.Public() {
+		inc.public = true
+	}
+	if inc.public {
+		p.touch([]byte(`{"type":"incident"}`))
+	}
+}
+
+func (p *page) setMaintenance(id string, w *events.MaintenanceSet) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if w == nil {
+		delete(p.maintenance, id)
+	} else {
+		p.maintenance[id] = *w
+	}
+	p.touch([]byte(`{"type":"maintenance"}`))
+}
+
+func (p *page) setBanner(b events.Banner) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.banner = b
+	p.touch([]byte(`{"type":"banner"}`))
+}
+
+// setLive records whether the link to the monitoring system is up.
+func (p *page) setLive(live bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if live == p.live {
+		return
+	}
+	p.live = live
+	if !live {
+		p.lostSince = p.now()
+	}
+	p.touch([]byte(fmt.Sprintf(`{"type":"link","live":%t}`, live)))
+}
+
+func (p *page) subscribe() chan []byte {
+	ch := make(chan []byte, 64)
+	p.mu.Lock()
+	p.subs[ch] = struct{}{}
+	p.mu.Unlock()
+	return ch
+}
+
+func (p *page) unsubscribe(ch chan []byte) {
+	p.mu.Lock()
+	delete(p.subs, ch)
+	p.mu.Unlock()
+}
+
+func deltaJSON(kind, component, status string, since, now time.Time) []byte {
+	return fmt.Appendf(nil, `{"type":%q,"id":%q,"status":%q,"since":%q,"for":%q}`,
+		kind, component, status, since.UTC().Format(time.RFC3339), onlineFor(since, now))
+}
+
+// dotOf is how a server shows: online (green), unavailable (red),
+// maintenance, or not yet in service.
+func dotOf(s events.ServerState) string {
+	switch s {
+	case events.StateDown:
+		return "unavailable"
+	case events.StateMaintenance:
+		return "maintenance"
+	case events.StateNotInService:
+		return "not_in_service"
+	}
+	// Suspect is still online for the public: nothing is confirmed.
+	return "online"
+}
+
+// onlineFor says how long a state has lasted as people say it:
+// "37 days", "4 hours", "12 minutes".
+func onlineFor(since, now time.Time) string {
+	if since.IsZero() {
+		return ""
+	}
+	d := now.Sub(since)
+	plural := func(n int, unit string) string {
+		if n == 1 {
+			return "1 " + unit
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= 48*time.Hour:
+		return plural(int(d/(24*time.Hour)), "day")
+	case d >= 2*time.Hour:
+		return plural(int(d/time.Hour), "hour")
+	case d >= time.Minute:
+		return plural(int(d/time.Minute), "minute")
+	}
+	return "less than a minute"
+}
+
+// publicIncidents is the incidents customers see, newest first.
+func (p *page) publicIncidents() []*publicIncident {
+	var out []*publicIncident
+	for _, inc := range p.incidents {
+		if inc.public {
+			out = append(out, inc)
+		}
+	}
+	slices.SortFunc(out, func(a, b *publicIncident) int { return b.Opened.Compare(a.Opened) })
+	return out
+}
+
+// publicMaintenance is the maintenance windows customers are told of,
+// soonest first.
+func (p *page) publicMaintenance() []events.MaintenanceSet {
+	var out []events.MaintenanceSet
+	for _, k := range slices.Sorted(maps.Keys(p.maintenance)) {
+		if w := p.maintenance[k]; w.Public {
+			out = append(out, w)
+		}
+	}
+	slices.SortFunc(out, func(a, b events.MaintenanceSet) int { return a.From.Compare(b.From) })
+	return out
+}
+
+// uptime is a box's availability on each of the last days days, oldest
+// first: the share of the day no state of it was down, and -1 for a day
+// before anything was known.
+func (b *box) uptime(days int, now time.Time) []float64 {
+	out := make([]float64, days)
+	end := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	start := end.Add(-time.Duration(days) * 24 * time.Hour)
+	for i := range out {
+		out[i] = -1
+		dayStart, dayEnd := start.Add(time.Duration(i)*24*time.Hour), start.Add(time.Duration(i+1)*24*time.Hour)
+		if dayEnd.After(now) {
+			dayEnd = now
+		}
+		if len(b.history) == 0 || !b.history[0].at.Before(dayEnd) {
+			continue
+		}
+		var down time.Duration
+		known := time.Duration(0)
+		for j, c := range b.history {
+			from := c.at
+			to := dayEnd
+			if j+1 < len(b.history) {
+				to = b.history[j+1].at
+			}
+			from, to = maxTime(from, dayStart), minTime(to, dayEnd)
+			if !to.After(from) {
+				continue
+			}
+			known += to.Sub(from)
+			if c.state == events.BoxDown {
+				down += to.Sub(from)
+			}
+		}
+		if known > 0 {
+			out[i] = 1 - float64(down)/float64(known)
+		}
+	}
+	return out
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

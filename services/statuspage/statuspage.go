@@ -1,0 +1,261 @@
+// Package statuspage is the public face of Tocsin: a server-rendered page
+// that works without JavaScript and updates itself over Server-Sent Events,
+// the Statuspage v2 public API with its field names and status values, an
+// Atom feed of incidents, and the banner script the hosting web pages
+// include.
+//
+// It reads what the other services keep (the server, box, maintenance and
+// banner buckets) and announce (incident and box events), so it can run
+// alone on another network against the cluster, or a leaf node of it. When
+// its link is gone it keeps serving the last state it knew, and says since
+// when. It shows only what the public may see: boxes, their roles, servers
+// by their public names, incidents during which a box was down.
+package statuspage
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/incident"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// Deps are what the status page needs from outside.
+type Deps struct {
+	Bus *bus.Bus
+	Log *slog.Logger
+	Now func() time.Time
+	// Listener, if set, is where the page is served instead of
+	// statuspage.listen.
+	Listener net.Listener
+}
+
+// Service serves the status page.
+type Service struct {
+	cfg  *config.Config
+	bus  *bus.Bus
+	log  *slog.Logger
+	now  func() time.Time
+	ln   net.Listener
+	page *page
+}
+
+// New returns the status page for cfg.
+func New(cfg *config.Config, deps Deps) *Service {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	return &Service{cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener, page: newPage(cfg, deps.Now)}
+}
+
+// Run follows the state and serves the page until ctx ends.
+func (s *Service) Run(ctx context.Context) error {
+	ln := s.ln
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.cfg.Statuspage.Listen); err != nil {
+			return fmt.Errorf("statuspage: listen on %s: %w", s.cfg.Statuspage.Listen, err)
+		}
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errs := make(chan error, 2)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() { errs <- s.follow(ctx) }()
+	go func() {
+		s.log.Info("status page serving", "listen", ln.Addr().String())
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			errs <- err
+			return
+		}
+		errs <- nil
+	}()
+	select {
+	case err := <-errs:
+		cancel()
+		shutdown(srv)
+		return err
+	case <-ctx.Done():
+		shutdown(srv)
+		return nil
+	}
+}
+
+func shutdown(srv *http.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(ctx)
+}
+
+// Handler is everything the page serves.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.servePage)
+	mux.HandleFunc("GET /events", s.serveEvents)
+	mux.HandleFunc("GET /feed.atom", s.serveAtom)
+	mux.HandleFunc("GET /banner.js", s.serveBannerJS)
+	mux.HandleFunc("GET /banner.json", s.serveBannerJSON)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("POST /api/admin/incidents/{id}/updates", s.postUpdate)
+	s.routesAPI(mux)
+	return mux
+}
+
+// follow keeps the page's state current until ctx ends, and keeps track of
+// whether the link to the monitoring system is up.
+func (s *Service) follow(ctx context.Context) error {
+	watch := map[string]func(jetstream.KeyValueEntry){
+		events.BucketServers:     s.serverEntry,
+		events.BucketBoxes:       s.boxEntry,
+		events.BucketMaintenance: s.maintenanceEntry,
+		events.BucketBanner:      s.bannerEntry,
+	}
+	for bucket, apply := range watch {
+		kv, err := s.bus.KV(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		w, err := kv.WatchAll(ctx)
+		if err != nil {
+			return fmt.Errorf("watch %s: %w", bucket, err)
+		}
+		go func() {
+			defer w.Stop()
+			for e := range w.Updates() {
+				if e != nil {
+					apply(e)
+				}
+			}
+		}()
+	}
+	c, err := s.bus.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectIncidents, events.SubjectBoxChanges},
+		DeliverPolicy:  jetstream.DeliverByStartTimePolicy,
+		OptStartTime:   ptr(s.now().Add(-s.cfg.Statuspage.History.D())),
+	})
+	if err != nil {
+		return fmt.Errorf("follow incidents: %w", err)
+	}
+	cc, err := c.Consume(func(m jetstream.Msg) {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			return // the verifier sets malformed events aside; the page just skips them
+		}
+		if bc, ok := ev.Data.(*events.BoxStateChanged); ok {
+			s.page.boxChanged(bc)
+			return
+		}
+		s.page.incidentEvent(ev)
+	})
+	if err != nil {
+		return fmt.Errorf("follow incidents: %w", err)
+	}
+	defer cc.Stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		s.page.setLive(s.bus.NC.IsConnected())
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// The records as the verifier keeps them: only what the page needs.
+type stateRecord struct {
+	State events.ServerState `json:"state"`
+	Since time.Time          `json:"since"`
+}
+
+type boxRecord struct {
+	State events.BoxState `json:"state"`
+	Since time.Time       `json:"since"`
+}
+
+func (s *Service) serverEntry(e jetstream.KeyValueEntry) {
+	var r stateRecord
+	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &r) != nil || !r.State.Valid() {
+		return
+	}
+	s.page.setServer(e.Key(), r.State, r.Since)
+}
+
+func (s *Service) boxEntry(e jetstream.KeyValueEntry) {
+	var r boxRecord
+	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &r) != nil || !r.State.Valid() {
+		return
+	}
+	s.page.setBox(e.Key(), r.State, r.Since)
+}
+
+func (s *Service) maintenanceEntry(e jetstream.KeyValueEntry) {
+	var w events.MaintenanceSet
+	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &w) != nil {
+		s.page.setMaintenance(e.Key(), nil)
+		return
+	}
+	s.page.setMaintenance(e.Key(), &w)
+}
+
+func (s *Service) bannerEntry(e jetstream.KeyValueEntry) {
+	var b events.Banner
+	if e.Key() != events.BannerKey || e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &b) != nil {
+		return
+	}
+	s.page.setBanner(b)
+}
+
+// postUpdate is the admin API's one call: staff post an update to an
+// incident, as `tocsin incident update` does. It needs the admin token.
+func (s *Service) postUpdate(w http.ResponseWriter, r *http.Request) {
+	token := s.cfg.Statuspage.AdminToken
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !token.IsSet() || !ok || !equalConstantTime(got, token.Reveal()) {
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	var in struct {
+		Status  string `json:"status"`
+		Message string `json:"message"`
+		By      string `json:"by"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&in); err != nil {
+		http.Error(w, "the body must be JSON: {\"status\": …, \"message\": …, \"by\": …}", http.StatusBadRequest)
+		return
+	}
+	if in.By == "" {
+		in.By = "staff"
+	}
+	n, err := incident.PostNote(r.Context(), s.bus, r.PathValue("id"), in.Status, in.Message, in.By, s.now())
+	if err != nil {
+		code := http.StatusBadRequest
+		if strings.HasPrefix(err.Error(), "no incident") {
+			code = http.StatusNotFound
+		}
+		http.Error(w, err.Error(), code)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(n)
+}
+
+func equalConstantTime(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}

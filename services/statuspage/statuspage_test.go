@@ -1,0 +1,349 @@
+package statuspage
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// site is a status page running for real on an embedded JetStream server,
+// with what the verifier and the escalator would have written.
+type site struct {
+	srv  *bustest.Server
+	b    *bus.Bus
+	url  string
+	cfg  *config.Config
+	stop func()
+}
+
+func startSite(t *testing.T) *site {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(`
+site: {name: Example Hosting, status_url: "https://status.example.net"}
+locations: [lon1]
+roles: {mx: {label: "Incoming mail (MX)", colour: "#2e86de"}, web: {label: Web Service, colour: "#27ae60"}}
+boxes:
+  - {id: mx, name: Incoming mail, role: mx, servers: [{id: mx1, check: "smtp://mx1.internal.example.net:25", public_name: "MX 1"}, {id: mx2, check: "tcp://192.0.2.7:25"}]}
+  - {id: web, name: Websites, role: web, servers: [{id: web1, check: "https://web1.internal.example.net/"}, {id: web2, check: "https://web2.internal.example.net/", in_service: false}]}
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: h, from: a@example.net}}
+statuspage: {admin_token_env: ADMIN}
+`), func(k string) (string, bool) { return "s3cr3t-admin", k == "ADMIN" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := bustest.Start(t)
+	b := srv.Connect(t, nil)
+	page := srv.Connect(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := New(cfg, Deps{Bus: page, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: ln})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { sp.Run(ctx); close(done) }()
+	st := &site{srv: srv, b: b, url: "http://" + ln.Addr().String(), cfg: cfg, stop: func() { page.NC.Close() }}
+	t.Cleanup(func() { cancel(); <-done })
+	return st
+}
+
+func (s *site) put(t *testing.T, bucket, key string, v any) {
+	t.Helper()
+	kv, err := s.b.KV(context.Background(), bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(v)
+	if _, err := kv.Put(context.Background(), key, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (s *site) get(t *testing.T, path string) (string, http.Header) {
+	t.Helper()
+	resp, err := http.Get(s.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, body)
+	}
+	return string(body), resp.Header
+}
+
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+	}
+}
+
+// outage writes and announces what the verifier does when the MX box goes
+// down: both servers down, the box down, an incident.
+func (s *site) outage(t *testing.T, id string, at time.Time) {
+	t.Helper()
+	for _, srv := range []string{"mx1", "mx2"} {
+		s.put(t, events.BucketServers, srv, map[string]any{"id": srv, "state": "down", "since": at})
+	}
+	s.put(t, events.BucketBoxes, "mx", map[string]any{"state": "down", "since": at})
+	ctx := context.Background()
+	for _, ev := range []events.Event{
+		events.New("mx/state/9", "verifier", at, &events.BoxStateChanged{Box: "mx", From: events.BoxOperational, To: events.BoxDown, Since: at}),
+		events.New(id+"/opened", "verifier", at, &events.IncidentOpened{Incident: id, Opened: at, Title: "2 servers of Incoming mail are down",
+			Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: at, BoxState: events.BoxDown}}}),
+	} {
+		if err := s.b.Publish(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestStatuspageAPI(t *testing.T) {
+	s := startSite(t)
+	now := time.Now().UTC().Add(-time.Hour)
+	for _, srv := range []string{"mx1", "mx2", "web1"} {
+		s.put(t, events.BucketServers, srv, map[string]any{"id": srv, "state": "up", "since": now.Add(-37 * 24 * time.Hour)})
+	}
+	s.put(t, events.BucketBoxes, "mx", map[string]any{"state": "operational", "since": now})
+	id := now.Format("20060102") + "-apiapi"
+	s.outage(t, id, now)
+	s.put(t, events.BucketMaintenance, "kernel", events.MaintenanceSet{Maintenance: "kernel", Servers: []string{"web1"},
+		From: time.Now().Add(time.Hour), Until: time.Now().Add(2 * time.Hour), Reason: "Kernel upgrade", Public: true, Boxes: []string{"web"}})
+	s.put(t, events.BucketMaintenance, "internal", events.MaintenanceSet{Maintenance: "internal", Servers: []string{"mx1"},
+		From: time.Now().Add(time.Hour), Until: time.Now().Add(2 * time.Hour), Reason: "Quiet swap"})
+
+	var summary struct {
+		Page struct {
+			ID        string `json:"id"`
+			Name      string `json:"name"`
+			UpdatedAt string `json:"updated_at"`
+		} `json:"page"`
+		Components []map[string]any `json:"components"`
+		Incidents  []struct {
+			ID, Name, Status, Impact string
+			IncidentUpdates          []map[string]any `json:"incident_updates"`
+		} `json:"incidents"`
+		ScheduledMaintenances []map[string]any `json:"scheduled_maintenances"`
+		Status                struct{ Indicator, Description string }
+	}
+	waitUntil(t, 10*time.Second, "the outage on the API", func() bool {
+		body, _ := s.get(t, "/api/v2/summary.json")
+		summary.Incidents = nil
+		_ = json.Unmarshal([]byte(body), &summary)
+		return len(summary.Incidents) == 1 && summary.Status.Indicator == "major" && len(summary.ScheduledMaintenances) == 1
+	})
+	body, hdr := s.get(t, "/api/v2/summary.json")
+	if hdr.Get("Access-Control-Allow-Origin") != "*" {
+		t.Error("the API is not readable from other origins")
+	}
+	if summary.Status.Description != "Partial System Outage" || summary.Incidents[0].Status != "investigating" || summary.Incidents[0].Impact != "major" {
+		t.Errorf("status %+v, incident %+v", summary.Status, summary.Incidents[0])
+	}
+	byName := map[string]map[string]any{}
+	for _, c := range summary.Components {
+		byName[c["name"].(string)] = c
+		for _, field := range []string{"id", "name", "status", "created_at", "updated_at", "position", "description", "showcase", "start_date", "group_id", "page_id", "group", "only_show_if_degraded"} {
+			if _, ok := c[field]; !ok {
+				t.Errorf("component %v lacks %q", c["name"], field)
+			}
+		}
+	}
+	for name, want := range map[string]string{"MX 1": "major_outage", "Incoming mail 2": "major_outage", "Incoming mail": "major_outage", "Websites 1": "operational", "Websites 2": "partial_outage", "Websites": "operational"} {
+		if c := byName[name]; c == nil || c["status"] != want {
+			t.Errorf("component %q: %v, want status %s", name, c, want)
+		}
+	}
+	if g := byName["Incoming mail"]; g["group"] != true || len(g["components"].([]any)) != 2 {
+		t.Errorf("box as a group: %v", g)
+	}
+	for _, secret := range []string{"mx1", "mx2", "web1", "internal.example.net", "192.0.2.7", "Quiet swap"} {
+		if strings.Contains(body, secret) {
+			t.Errorf("summary.json shows %q", secret)
+		}
+	}
+	for _, path := range []string{"status.json", "components.json", "incidents.json", "incidents/unresolved.json", "scheduled-maintenances.json", "scheduled-maintenances/upcoming.json", "scheduled-maintenances/active.json"} {
+		body, _ := s.get(t, "/api/v2/"+path)
+		var doc map[string]any
+		if err := json.Unmarshal([]byte(body), &doc); err != nil || doc["page"] == nil {
+			t.Errorf("%s: %v %s", path, err, body)
+		}
+	}
+	up, _ := s.get(t, "/api/v2/scheduled-maintenances/upcoming.json")
+	if !strings.Contains(up, `"status":"scheduled"`) || !strings.Contains(up, "Kernel upgrade: Websites") || !strings.Contains(up, `"scheduled_for"`) {
+		t.Errorf("upcoming maintenance: %s", up)
+	}
+
+	// A staff update through the admin API, then the resolution.
+	req, _ := http.NewRequest("POST", s.url+"/api/admin/incidents/"+id+"/updates", strings.NewReader(`{"status":"identified","message":"A failed switch; replacing it.","by":"Alice"}`))
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("an update without the token: %v %v", resp.StatusCode, err)
+	}
+	req, _ = http.NewRequest("POST", s.url+"/api/admin/incidents/"+id+"/updates", strings.NewReader(`{"status":"identified","message":"A failed switch; replacing it.","by":"Alice"}`))
+	req.Header.Set("Authorization", "Bearer s3cr3t-admin")
+	ikv, _ := s.b.KV(context.Background(), events.BucketIncidents)
+	ikv.Put(context.Background(), id, []byte(`{"id":"`+id+`"}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("an update with the token: %v %v", resp.StatusCode, err)
+	}
+	s.b.Publish(context.Background(), events.New(id+"/resolved", "verifier", now.Add(30*time.Minute), &events.IncidentResolved{
+		Incident: id, Opened: now, Resolved: now.Add(30 * time.Minute), Title: "2 servers of Incoming mail are down", Servers: []string{"mx1", "mx2"}}))
+	var list struct {
+		Incidents []struct {
+			Status          string
+			ResolvedAt      *string          `json:"resolved_at"`
+			IncidentUpdates []map[string]any `json:"incident_updates"`
+		}
+	}
+	waitUntil(t, 10*time.Second, "the resolution", func() bool {
+		body, _ := s.get(t, "/api/v2/incidents.json")
+		_ = json.Unmarshal([]byte(body), &list)
+		return len(list.Incidents) == 1 && list.Incidents[0].Status == "resolved" && len(list.Incidents[0].IncidentUpdates) == 3
+	})
+	if u := list.Incidents[0].IncidentUpdates; u[1]["status"] != "identified" || u[1]["body"] != "A failed switch; replacing it." || list.Incidents[0].ResolvedAt == nil {
+		t.Errorf("timeline %v", u)
+	}
+	if unresolved, _ := s.get(t, "/api/v2/incidents/unresolved.json"); strings.Contains(unresolved, id) {
+		t.Error("a resolved incident listed as unresolved")
+	}
+
+	// The Atom feed, read back by a feed parser.
+	feed, _ := s.get(t, "/feed.atom")
+	var parsed struct {
+		Title   string `xml:"title"`
+		Entries []struct {
+			ID      string `xml:"id"`
+			Title   string `xml:"title"`
+			Updated string `xml:"updated"`
+			Content string `xml:"content"`
+		} `xml:"entry"`
+	}
+	if err := xml.Unmarshal([]byte(feed), &parsed); err != nil || len(parsed.Entries) != 1 {
+		t.Fatalf("feed: %v\n%s", err, feed)
+	}
+	if e := parsed.Entries[0]; !strings.Contains(e.Title, "Problem with Incoming mail") || !strings.Contains(e.Content, "A failed switch") {
+		t.Errorf("feed entry %+v", e)
+	}
+	if _, err := time.Parse(time.RFC3339, parsed.Entries[0].Updated); err != nil {
+		t.Errorf("entry updated %q is not RFC 3339", parsed.Entries[0].Updated)
+	}
+}
+
+// TestPageWithoutJavaScript: the HTML alone shows the boxes and their dots,
+// with words besides colours, and nothing internal.
+func TestPageWithoutJavaScript(t *testing.T) {
+	s := startSite(t)
+	now := time.Now().UTC()
+	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now.Add(-37 * 24 * time.Hour)})
+	s.outage(t, now.Format("20060102")+"-nojs01", now)
+	var page string
+	waitUntil(t, 10*time.Second, "the outage on the page", func() bool {
+		page, _ = s.get(t, "/")
+		return strings.Contains(page, "Problem with Incoming mail")
+	})
+	for _, want := range []string{"Example Hosting status", "Partial System Outage", "Incoming mail (MX)", "MX 1", "Incoming mail 2",
+		`data-dot="unavailable"`, "Unavailable", "Websites 1", "Online", "37 days", "Not yet in service", "Last updated", "90 days ago"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for _, secret := range []string{">mx1<", "mx2", "web1<", "internal.example.net", "192.0.2.7"} {
+		if strings.Contains(page, secret) {
+			t.Errorf("page shows %q", secret)
+		}
+	}
+}
+
+// TestLiveChangesAndLostLink: a change reaches an SSE client at once; when
+// the page loses its link it keeps serving the last state and says since
+// when.
+func TestLiveChangesAndLostLink(t *testing.T) {
+	s := startSite(t)
+	now := time.Now().UTC()
+	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now})
+	waitUntil(t, 10*time.Second, "web1 online", func() bool {
+		page, _ := s.get(t, "/")
+		return strings.Contains(page, `data-dot="online"`)
+	})
+	resp, err := http.Get(s.url + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	lines := bufio.NewScanner(resp.Body)
+	got := make(chan string, 10)
+	go func() {
+		for lines.Scan() {
+			if l := lines.Text(); strings.HasPrefix(l, "data: ") {
+				got <- strings.TrimPrefix(l, "data: ")
+			}
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	sent := time.Now()
+	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "down", "since": time.Now()})
+	for done := false; !done; {
+		select {
+		case d := <-got:
+			if !strings.Contains(d, `"type":"server"`) {
+				continue // the link coming up, and such
+			}
+			if !strings.Contains(d, `"status":"unavailable"`) || !strings.Contains(d, componentID("server", "web1")) {
+				t.Errorf("event %s", d)
+			}
+			t.Logf("change reached the client in %s", time.Since(sent).Round(time.Millisecond))
+			done = true
+		case <-time.After(5 * time.Second):
+			t.Fatal("no event for the change")
+		}
+	}
+
+	s.stop() // the page's link to JetStream is gone
+	waitUntil(t, 10*time.Second, "the page to say its link is lost", func() bool {
+		page, _ := s.get(t, "/")
+		return strings.Contains(page, "lost its link to the monitoring system")
+	})
+	page, _ := s.get(t, "/")
+	if !strings.Contains(page, `data-dot="unavailable"`) {
+		t.Error("the last known state is gone")
+	}
+	if body, _ := s.get(t, "/api/v2/status.json"); !strings.Contains(body, `"indicator"`) {
+		t.Errorf("API while the link is lost: %s", body)
+	}
+}
+
+func TestBannerScript(t *testing.T) {
+	s := startSite(t)
+	js, hdr := s.get(t, "/banner.js")
+	if !strings.Contains(hdr.Get("Content-Type"), "javascript") || !strings.Contains(js, "/banner.json") || !strings.Contains(js, "try {") {
+		t.Errorf("banner.js: %s %s", hdr.Get("Content-Type"), js[:80])
+	}
+	body, _ := s.get(t, "/banner.json")
+	if !strings.Contains(body, `"on":false`) {
+		t.Errorf("banner with no outage: %s", body)
+	}
+	s.put(t, events.BucketBanner, events.BannerKey, events.Banner{On: true, Message: "We are experiencing problems with Incoming mail.", Link: "https://status.example.net", Since: time.Now()})
+	waitUntil(t, 5*time.Second, "the banner", func() bool {
+		body, hdr := s.get(t, "/banner.json")
+		return strings.Contains(body, `"on":true`) && strings.Contains(body, "Incoming mail") && hdr.Get("Access-Control-Allow-Origin") == "*"
+	})
+
+}
