@@ -70,6 +70,7 @@ type options struct {
 	interval time.Duration
 	timeout  time.Duration
 	logLevel string
+	spread   string
 	seed     uint64
 }
 
@@ -80,6 +81,7 @@ func main() {
 	flag.DurationVar(&o.interval, "interval", 10*time.Second, "the check interval")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "the check timeout")
 	flag.StringVar(&o.logLevel, "log-level", "warn", "the services' log level on stderr: debug, info, warn or error")
+	flag.StringVar(&o.spread, "spread", "even", "where in the check interval outages start: even (spread evenly) or random")
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the random start of each outage within the interval (0: a random seed)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -102,17 +104,33 @@ func (o *options) check() error {
 	if o.interval < time.Second || o.timeout <= 0 || o.timeout > o.interval {
 		errs = append(errs, errors.New("-interval must be at least 1s, and -timeout positive and at most the interval"))
 	}
+	if o.spread != "even" && o.spread != "random" {
+		errs = append(errs, fmt.Errorf("-spread %q: use even or random", o.spread))
+	}
 	if o.seed == 0 {
 		o.seed = rand.Uint64()
 	}
 	return errors.Join(errs...)
 }
 
+// untilPhase is how long to wait so that an outage starts phase before a
+// scheduled check, given when the last one started: checks of a server
+// come every interval, at the same point of it.
+func untilPhase(last time.Time, interval, phase time.Duration, now time.Time) time.Duration {
+	if last.IsZero() {
+		return 0
+	}
+	next := last.Add(interval)
+	for next.Sub(now) < phase+100*time.Millisecond {
+		next = next.Add(interval)
+	}
+	return next.Add(-phase).Sub(now)
+}
+
 // fleetConfig is the config of the benchmark. Flap detection is off: it
 // would rightly stop paging for a server that fails every half minute, and
 // it plays no part in how fast a first outage is told. (The window and
-// settle time must be given with changes: 0, or the defaults replace all
-// three.)
+// settle time are then not needed.)
 func fleetConfig(o options, check string, mail *smtptest.Server, tw *twiliotest.Server) string {
 	return fmt.Sprintf(`
 site: {name: Example Hosting}
@@ -121,7 +139,7 @@ checks:
   timeout: %s
   verify: {locations: 2, quorum: 2}
   recover_after: 1
-  flapping: {changes: 0, window: 30m, settle: 10m}
+  flapping: {changes: 0}
 locations: [%s]
 boxes:
   - {id: web, name: Web, servers: [{id: %s, check: %q}]}
@@ -255,11 +273,22 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	limit := 2*o.interval + 3*o.timeout + 30*time.Second
 	var samples []sample
 	fmt.Fprintln(out, header)
-	for range o.outages {
-		// A random point of the interval: the next check is due at any
-		// moment from now to an interval from now.
+	// Where in the check interval each outage starts: evenly spread (the
+	// i-th of n starts (i+0.5)/n of an interval before a check, in a
+	// shuffled order), so that the median measures the system and not the
+	// luck of the draw; or at random, as outages come.
+	phases := make([]time.Duration, o.outages)
+	for i := range phases {
+		phases[i] = time.Duration((float64(i) + 0.5) / float64(o.outages) * float64(o.interval))
+	}
+	rng.Shuffle(len(phases), func(i, j int) { phases[i], phases[j] = phases[j], phases[i] })
+	for i := range o.outages {
+		wait := time.Duration(rng.Int64N(int64(o.interval)))
+		if o.spread == "even" {
+			wait = untilPhase(w.lastScheduled(), o.interval, phases[i], time.Now())
+		}
 		select {
-		case <-time.After(time.Duration(rng.Int64N(int64(o.interval)))):
+		case <-time.After(wait):
 		case <-sctx.Done():
 			return context.Cause(sctx)
 		}

@@ -174,3 +174,15 @@ func (w *watch) stages(start, sms time.Time) stages {
 	st.complete = true
 	return st
 }
+
+// lastScheduled is when the newest scheduled check of the target started;
+// zero before any.
+func (w *watch) lastScheduled() time.Time {
+	var last time.Time
+	for _, s := range w.since(time.Time{}) {
+		if r, ok := s.ev.Data.(*events.ProbeResult); ok && r.Purpose == events.PurposeScheduled && r.Started.After(last) {
+			last = r.Started
+		}
+	}
+	return last
+}
