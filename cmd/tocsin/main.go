@@ -21,6 +21,7 @@ Usage:
   tocsin validate --config FILE
   tocsin maintenance start|end|list [--nats URL] …
   tocsin ack [--by NAME] INCIDENT
+  tocsin statuspage export [--config FILE] DIR
   tocsin incident update INCIDENT --status identified --message "…"
   tocsin version
 
@@ -52,6 +53,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return cmdValidate(args[1:], stdout, stderr, env)
 	case "incident":
 		return cmdIncident(ctx, args[1:], stdout, stderr, env, time.Now)
+	case "statuspage":
+		return cmdStatuspage(ctx, args[1:], stdout, stderr, env)
 	case "ack":
 		return cmdAck(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "maintenance":

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -346,4 +348,36 @@ func TestBannerScript(t *testing.T) {
 		return strings.Contains(body, `"on":true`) && strings.Contains(body, "Incoming mail") && hdr.Get("Access-Control-Allow-Origin") == "*"
 	})
 
+}
+
+// TestExport: the static copy has the page without its script, every API
+// document as valid JSON, the feed and the banner.
+func TestExport(t *testing.T) {
+	s := startSite(t)
+	now := time.Now().UTC()
+	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now.Add(-48 * time.Hour)})
+	s.outage(t, now.Format("20060102")+"-export", now)
+	dir := t.TempDir()
+	sp := New(s.cfg, Deps{Bus: s.b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := sp.Export(context.Background(), dir, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	index, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(index), "Problem with Incoming mail") || strings.Contains(string(index), "EventSource") || strings.Contains(string(index), "lost its link") {
+		t.Errorf("index.html:\n%s", index)
+	}
+	for _, name := range []string{"api/v2/summary.json", "api/v2/status.json", "api/v2/components.json", "api/v2/incidents.json", "api/v2/incidents/unresolved.json", "api/v2/scheduled-maintenances.json", "api/v2/scheduled-maintenances/upcoming.json", "api/v2/scheduled-maintenances/active.json", "banner.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+		if err != nil || !json.Valid(b) {
+			t.Errorf("%s: %v %s", name, err, b)
+		}
+	}
+	for _, name := range []string{"feed.atom", "banner.js"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
+			t.Error(err)
+		}
+	}
 }
