@@ -25,6 +25,7 @@ const (
 	TypeProbeResult        Type = "probe.result"
 	TypeServerStateChanged Type = "server.state_changed"
 	TypeFalseAlarm         Type = "server.false_alarm"
+	TypeServerAction       Type = "server.action"
 	TypeBoxStateChanged    Type = "box.state_changed"
 	TypeIncidentOpened     Type = "incident.opened"
 	TypeIncidentUpdated    Type = "incident.updated"
@@ -150,6 +151,8 @@ func newPayload(t Type) (Payload, error) {
 		return &ServerStateChanged{}, nil
 	case TypeFalseAlarm:
 		return &FalseAlarm{}, nil
+	case TypeServerAction:
+		return &ServerAction{}, nil
 	case TypeBoxStateChanged:
 		return &BoxStateChanged{}, nil
 	case TypeIncidentOpened:

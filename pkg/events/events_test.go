@@ -42,6 +42,12 @@ func samples() map[string]Event {
 			Server: "mx1", Box: "mx", Seen: t0.Add(17 * time.Second), Reason: "connection refused",
 			Locations: []string{"nyc1"}, Why: "2 of 2 re-checks succeeded", Asked: 2, OK: 2,
 		}),
+		"server_action": New("web1/state/4-1795227320000/remove/haproxy-1/attempt-3", "failover", t0.Add(31*time.Second), &ServerAction{
+			Server: "web1", Box: "web", Action: ActionRemove, Via: "haproxy", Target: "haproxy /run/haproxy/admin.sock web/web1",
+			Outcome: OutcomeRetrying, Attempt: 3, Error: "dial unix /run/haproxy/admin.sock: connect: connection refused",
+			FailingSince: t0.Add(21 * time.Second), Alert: true, Change: "web1/state/4-1795227320000",
+			Incident: "20261121-web1-4", InPool: []string{"web2"}, At: t0.Add(31 * time.Second),
+		}),
 		"box_state_changed": New("mx/state/3", "verifier", t0.Add(20*time.Second), &BoxStateChanged{
 			Box: "mx", From: BoxOperational, To: BoxDegraded, Since: t0.Add(20 * time.Second),
 			Up: []string{"mx2"}, Down: []string{"mx1"},

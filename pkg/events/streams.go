@@ -78,6 +78,10 @@ const (
 	// outage, under BannerKey.
 	BucketBanner = "tocsin-banner"
 	BannerKey    = "banner"
+	// BucketFailover holds failover's record of each server it acts on:
+	// the newest state change seen, and where the server stands in each
+	// load balancer, so that no action is taken twice.
+	BucketFailover = "tocsin-failover"
 )
 
 // TaskDedupWindow is how long JetStream remembers a task id. Scheduler
@@ -120,8 +124,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:        StreamEvents,
-			Description: "Server and box state changes, false alarms and incidents: the history every downstream service works from.",
-			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances},
+			Description: "Server and box state changes, false alarms, failover actions and incidents: the history every downstream service works from.",
+			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectServerActions, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
@@ -193,6 +197,13 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 			Bucket:      BucketBanner,
 			Description: "The banner on the hosting web pages during a public outage.",
 			History:     5,
+			Storage:     jetstream.FileStorage,
+			Replicas:    replicas,
+		},
+		{
+			Bucket:      BucketFailover,
+			Description: "Failover's record of each server: its newest state change, and where it stands in each load balancer.",
+			History:     1,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 		},
