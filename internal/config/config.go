@@ -99,6 +99,9 @@ type Box struct {
 	Servers    []Server `yaml:"servers"`
 	// Escalation overrides the datacentre's and the default for this box.
 	Escalation *Escalation `yaml:"escalation"`
+	// Failover takes its servers out of their load balancer when they are
+	// confirmed down; nil leaves the load balancer alone.
+	Failover *Failover `yaml:"failover"`
 }
 
 // Server is one machine and how to check it.

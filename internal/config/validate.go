@@ -108,6 +108,7 @@ func (c *Config) setDefaults() {
 	if c.Statuspage.History == 0 {
 		c.Statuspage.History = Duration(90 * 24 * time.Hour)
 	}
+	c.failoverDefaults()
 }
 
 // validator collects problems with where each one is.
@@ -203,6 +204,7 @@ func (v *validator) validate(c *Config) {
 		}
 	}
 	v.boxes(c)
+	v.failover(c)
 	v.staff(c)
 	v.oncall(c)
 	v.notify(c)
