@@ -1,0 +1,116 @@
+package servertest
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// HAProxy is an HAProxy load balancer on loopback: an HTTP frontend in
+// front of one backend, and its runtime API on a unix socket at level
+// admin.
+type HAProxy struct {
+	Addr    string // 127.0.0.1:port, the frontend
+	Socket  string // the runtime API ("stats socket"), level admin
+	Backend string
+	Dir     string // its configuration and log
+
+	proc proc
+}
+
+// HAProxyServer is one server of the backend.
+type HAProxyServer struct {
+	Name string
+	Addr string // host:port
+}
+
+// HAProxyOptions configure an HAProxy.
+type HAProxyOptions struct {
+	Backend string // default "web"
+	Servers []HAProxyServer
+	// Check turns HAProxy's own health checks on, every CheckInterval
+	// (default 1s). Off, the default, HAProxy sends traffic to a server
+	// until it is told otherwise: what it does is then all Tocsin's doing.
+	Check         bool
+	CheckInterval time.Duration
+}
+
+// Log returns what HAProxy has written so far, for a failing test to show.
+func (h *HAProxy) Log() string { return h.proc.log() }
+
+// StartHAProxy starts haproxy, from the haproxy package, in the
+// foreground with a configuration of its own: an HTTP frontend on a free
+// loopback port, balancing round robin over the servers with neither
+// retries nor redispatch, so that a request sent to a dead server fails
+// rather than being quietly carried by another. It waits until the
+// frontend and the runtime API accept connections.
+func StartHAProxy(t testing.TB, opts HAProxyOptions) *HAProxy {
+	t.Helper()
+	bin := find(t, "haproxy", "haproxy")
+	if opts.Backend == "" {
+		opts.Backend = "web"
+	}
+	if opts.CheckInterval <= 0 {
+		opts.CheckInterval = time.Second
+	}
+	if len(opts.Servers) == 0 {
+		t.Fatalf("servertest: an HAProxy backend needs servers")
+	}
+	dir := workDir(t, "haproxy")
+	h := &HAProxy{Addr: freePort(t), Socket: filepath.Join(dir, "admin.sock"), Backend: opts.Backend, Dir: dir, proc: proc{dir: dir}}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, `global
+    stats socket %s mode 600 level admin
+    stats timeout 10s
+    log stderr format raw local0 notice
+
+defaults
+    mode http
+    log global
+    timeout connect 1s
+    timeout client 10s
+    timeout server 10s
+    retries 0
+    option http-server-close
+
+frontend fe
+    bind %s
+    default_backend %s
+
+backend %s
+    balance roundrobin
+`, h.Socket, h.Addr, opts.Backend, opts.Backend)
+	for _, s := range opts.Servers {
+		check := ""
+		if opts.Check {
+			check = fmt.Sprintf(" check inter %dms fall 1 rise 1", opts.CheckInterval.Milliseconds())
+		}
+		fmt.Fprintf(&b, "    server %s %s%s\n", s.Name, s.Addr, check)
+	}
+	cfg := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(cfg, []byte(b.String()), 0o644); err != nil {
+		t.Fatalf("servertest: %v", err)
+	}
+	h.proc.run(t, bin, "-c", "-q", "-f", cfg)
+	// -db: stay in the foreground, no daemon, no master process.
+	h.proc.serve(t, syscall.SIGTERM, nil, []string{h.Addr}, bin, "-db", "-f", cfg)
+	deadline := time.Now().Add(startTimeout)
+	for {
+		c, err := net.DialTimeout("unix", h.Socket, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("servertest: haproxy runtime API not answering on %s after %s: %v\n%s", h.Socket, startTimeout, err, h.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return h
+}
