@@ -201,7 +201,7 @@ func (s *Store) Sync(ctx context.Context, cfg *config.Config, now time.Time, log
 	}
 	for _, w := range want {
 		id := w.Maintenance
-		old, rev, err := s.get(ctx, id)
+		old, _, err := s.get(ctx, id)
 		if err == nil && sameWindow(old, w) {
 			continue
 		}
@@ -209,7 +209,8 @@ func (s *Store) Sync(ctx context.Context, cfg *config.Config, now time.Time, log
 		if err != nil {
 			return err
 		}
-		if rev, err = s.kv.Put(ctx, id, b); err != nil {
+		rev, err := s.kv.Put(ctx, id, b)
+		if err != nil {
 			return fmt.Errorf("record maintenance %s: %w", id, err)
 		}
 		if err := s.announce(ctx, w, rev); err != nil {
