@@ -1,0 +1,500 @@
+package failover
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/servertest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/failover/internal/haproxy"
+)
+
+// world is what failover works with: JetStream, and the fleet's
+// configuration; the tests play the verifier, writing each server's state
+// to tocsin-servers and publishing its change, as the verifier does.
+type world struct {
+	b    *bus.Bus
+	cfg  *config.Config
+	st   stores
+	logs *syncBuffer
+	seq  map[string]int
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// failoverYAML is the failover section of box web.
+func newWorld(t *testing.T, failoverYAML string, env map[string]string) *world {
+	t.Helper()
+	dir := t.TempDir()
+	yaml := fmt.Sprintf(`
+site: {name: Test Hosting}
+locations: [lon1]
+boxes:
+  - id: web
+    name: Web
+    servers:
+      - {id: web1, check: "http://web1.internal/"}
+      - {id: web2, check: "http://web2.internal/"}
+    failover: %s
+  - id: db
+    name: Databases
+    servers:
+      - {id: db1, check: "tcp://db1.internal:3306"}
+staff: [{name: Sam, email: sam@example.org}]
+providers:
+  smtp: {host: 127.0.0.1, from: alarm@example.org}
+`, failoverYAML)
+	cfg, err := config.Parse(dir+"/tocsin.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{cfg: cfg, logs: &syncBuffer{}, seq: map[string]int{}}
+	w.b = bustest.Start(t).Connect(t, slog.New(slog.NewTextHandler(w.logs, nil)))
+	ctx := context.Background()
+	if w.st.records, err = w.b.KV(ctx, events.BucketFailover); err != nil {
+		t.Fatal(err)
+	}
+	if w.st.servers, err = w.b.KV(ctx, events.BucketServers); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("logs:\n%s", w.logs.String())
+		}
+	})
+	return w
+}
+
+func (w *world) service(opts ...Option) *Service {
+	opts = append([]Option{WithBackoff(50*time.Millisecond, 200*time.Millisecond), WithRecheck(200 * time.Millisecond)}, opts...)
+	return New(w.cfg, Deps{Bus: w.b, Log: slog.New(slog.NewTextHandler(w.logs, nil))}, opts...)
+}
+
+// run runs the service until the test ends.
+func (w *world) run(t *testing.T, opts ...Option) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.service(opts...).Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return within 10s of being stopped")
+		}
+	})
+}
+
+// state writes the verifier's judgement of a server, as the verifier does
+// before it publishes the change.
+func (w *world) state(t *testing.T, server string, st events.ServerState, since time.Time) {
+	t.Helper()
+	b, _ := json.Marshal(map[string]any{"id": server, "state": st, "since": since})
+	if _, err := w.st.servers.Put(context.Background(), server, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// change moves a server from one state to another as the verifier would,
+// and returns the event.
+func (w *world) change(t *testing.T, server string, from, to events.ServerState) events.Event {
+	t.Helper()
+	now := time.Now().UTC()
+	w.seq[server]++
+	w.state(t, server, to, now)
+	c := &events.ServerStateChanged{Server: server, Box: w.boxOf(server), From: from, To: to, Since: now}
+	if to == events.StateDown {
+		c.Reason, c.Incident = "connection refused", "20261121-"+server
+	}
+	ev := events.New(fmt.Sprintf("%s/state/%d-%d", server, w.seq[server], now.UnixMilli()), "verifier", now, c)
+	if err := w.b.Publish(context.Background(), ev); err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+func (w *world) boxOf(server string) string {
+	t, _ := w.cfg.Target(server)
+	return t.Box.ID
+}
+
+// actions is every action event on server so far, in order.
+func (w *world) actions(t *testing.T, server string) []events.ServerAction {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cons, err := w.b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectServerAction(server)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.ServerAction
+	for m := range batch.Messages() {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, *ev.Data.(*events.ServerAction))
+	}
+	return out
+}
+
+// summary is the actions in a line each: "remove haproxy done 1".
+func summary(as []events.ServerAction) string {
+	var lines []string
+	for _, a := range as {
+		lines = append(lines, strings.TrimSpace(fmt.Sprintf("%s %s %s %d", a.Action, a.Via, a.Outcome, a.Attempt)))
+	}
+	return strings.Join(lines, "\n")
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting, after 15s, for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// backend is a web server on loopback that can stop answering and come
+// back on the same address.
+type backend struct {
+	name string
+	addr string
+	mu   sync.Mutex
+	srv  *http.Server
+}
+
+func startBackend(t *testing.T, name string) *backend {
+	t.Helper()
+	b := &backend{name: name}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.addr = l.Addr().String()
+	b.serve(l)
+	t.Cleanup(b.stop)
+	return b
+}
+
+func (b *backend) serve(l net.Listener) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, b.name) })}
+	go b.srv.Serve(l)
+}
+
+func (b *backend) stop() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.srv != nil {
+		b.srv.Close()
+		b.srv = nil
+	}
+}
+
+func (b *backend) restart(t *testing.T) {
+	t.Helper()
+	var l net.Listener
+	var err error
+	for range 50 {
+		if l, err = net.Listen("tcp", b.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.serve(l)
+}
+
+// answers asks the frontend n times and counts who answered: a backend's
+// name, or the status of a failure.
+func answers(t *testing.T, addr string, n int) map[string]int {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	got := map[string]int{}
+	for range n {
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			got[resp.Status]++
+		} else {
+			got[string(body)]++
+		}
+	}
+	return got
+}
+
+// lb is a real HAProxy in front of web1 and web2.
+type lb struct {
+	h          *servertest.HAProxy
+	c          *haproxy.Client
+	web1, web2 *backend
+}
+
+func startLB(t *testing.T) *lb {
+	t.Helper()
+	web1, web2 := startBackend(t, "web1"), startBackend(t, "web2")
+	h := servertest.StartHAProxy(t, servertest.HAProxyOptions{Backend: "web", Servers: []servertest.HAProxyServer{
+		{Name: "web1", Addr: web1.addr}, {Name: "web2", Addr: web2.addr},
+	}})
+	return &lb{h: h, c: haproxy.New(h.Socket, 5*time.Second), web1: web1, web2: web2}
+}
+
+func (l *lb) server(t *testing.T, name string) haproxy.Server {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	s, err := l.c.Server(ctx, "web", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func (l *lb) is(t *testing.T, name string, st haproxy.State) bool {
+	t.Helper()
+	return l.server(t, name).Is(st)
+}
+
+// TestHAProxyFailover is the whole story against a real HAProxy: a backend
+// stops answering, the verifier confirms it down, failover puts it in
+// maintenance and the frontend keeps answering through the other; it
+// comes back, and once it has been up for recover_after it is ready again.
+func TestHAProxyFailover(t *testing.T) {
+	l := startLB(t)
+	w := newWorld(t, fmt.Sprintf(`{recover_after: 2s, haproxy: [{address: %q, backend: web}]}`, l.h.Socket), nil)
+	w.change(t, "web1", events.StateUnknown, events.StateUp)
+	w.change(t, "web2", events.StateUnknown, events.StateUp)
+	w.run(t)
+
+	if got := answers(t, l.h.Addr, 4); got["web1"] != 2 || got["web2"] != 2 {
+		t.Fatalf("before the outage the frontend was answered by %v, want web1 and web2 twice each", got)
+	}
+	l.web1.stop()
+	if got := answers(t, l.h.Addr, 4); got["web2"] != 2 || got["503 Service Unavailable"] != 2 {
+		t.Fatalf("with web1 dead and in the pool the frontend was answered by %v, want half failing", got)
+	}
+
+	// Suspect is not confirmed: nothing moves.
+	w.change(t, "web1", events.StateUp, events.StateSuspect)
+	time.Sleep(300 * time.Millisecond)
+	if !l.is(t, "web1", haproxy.Ready) || len(w.actions(t, "web1")) > 0 {
+		t.Fatalf("a suspect server was acted on: %+v, actions %v", l.server(t, "web1"), w.actions(t, "web1"))
+	}
+
+	down := w.change(t, "web1", events.StateSuspect, events.StateDown)
+	waitFor(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
+	if got := answers(t, l.h.Addr, 10); got["web2"] != 10 {
+		t.Errorf("with web1 taken out the frontend was answered by %v, want web2 every time", got)
+	}
+	waitFor(t, "the removal announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	a := w.actions(t, "web1")[0]
+	if a.Action != events.ActionRemove || a.Outcome != events.OutcomeDone || a.Via != "haproxy" || a.Change != down.ID ||
+		a.Incident != "20261121-web1" || a.Target != "haproxy "+l.h.Socket+" web/web1" || strings.Join(a.InPool, ",") != "web2" || a.Alert {
+		t.Errorf("removal announced as %+v", a)
+	}
+
+	l.web1.restart(t)
+	w.change(t, "web1", events.StateDown, events.StateUp)
+	time.Sleep(500 * time.Millisecond)
+	if !l.is(t, "web1", haproxy.Maint) {
+		t.Errorf("web1 back in the pool within 500ms of recovering, want it kept out for recover_after (2s)")
+	}
+	waitFor(t, "web1 ready again", func() bool { return l.is(t, "web1", haproxy.Ready) })
+	if got := answers(t, l.h.Addr, 4); got["web1"] != 2 || got["web2"] != 2 {
+		t.Errorf("after the recovery the frontend was answered by %v, want web1 and web2 twice each", got)
+	}
+	waitFor(t, "the restoration announced", func() bool { return len(w.actions(t, "web1")) == 2 })
+	if got, want := summary(w.actions(t, "web1")), "remove haproxy done 1\nrestore haproxy done 1"; got != want {
+		t.Errorf("actions:\n%s\nwant:\n%s", got, want)
+	}
+	if got := w.actions(t, "web2"); len(got) > 0 {
+		t.Errorf("web2 was acted on: %v", summary(got))
+	}
+}
+
+// TestLastServerStays: a server is never taken out when no other server
+// of its box is up and in the pool; the removal is held until one is.
+func TestLastServerStays(t *testing.T) {
+	l := startLB(t)
+	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: web}]}`, l.h.Socket), nil)
+	w.change(t, "web1", events.StateUnknown, events.StateUp)
+	w.change(t, "web2", events.StateUnknown, events.StateUp)
+	w.run(t)
+
+	w.change(t, "web2", events.StateUp, events.StateSuspect)
+	w.change(t, "web2", events.StateSuspect, events.StateDown)
+	waitFor(t, "web2 in maintenance", func() bool { return l.is(t, "web2", haproxy.Maint) })
+
+	// web1 fails too: it is the last in the pool, and stays.
+	w.change(t, "web1", events.StateUp, events.StateSuspect)
+	w.change(t, "web1", events.StateSuspect, events.StateDown)
+	waitFor(t, "the hold announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	if a := w.actions(t, "web1")[0]; a.Outcome != events.OutcomeHeld || a.Action != events.ActionRemove || len(a.InPool) > 0 {
+		t.Errorf("web1's action: %+v, want a held removal", a)
+	}
+	time.Sleep(500 * time.Millisecond) // rechecks come and go
+	if !l.is(t, "web1", haproxy.Ready) {
+		t.Fatalf("the last server of the box was taken out: %+v", l.server(t, "web1"))
+	}
+	if got := summary(w.actions(t, "web1")); got != "remove  held 0" {
+		t.Errorf("web1's actions while held:\n%s", got)
+	}
+
+	// web2 recovers and goes back in: web1, still down, can go out now.
+	w.change(t, "web2", events.StateDown, events.StateUp)
+	waitFor(t, "web2 ready", func() bool { return l.is(t, "web2", haproxy.Ready) })
+	waitFor(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
+	if got := answers(t, l.h.Addr, 4); got["web2"] != 4 {
+		t.Errorf("the frontend was answered by %v, want web2 every time", got)
+	}
+	waitFor(t, "web1's removal announced", func() bool { return len(w.actions(t, "web1")) == 2 })
+	if got, want := summary(w.actions(t, "web1")), "remove  held 0\nremove haproxy done 1"; got != want {
+		t.Errorf("web1's actions:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestServerUnknownToVerifierIsNotHealthy: a peer the verifier has not
+// judged up (not checked yet, in maintenance) cannot carry the box.
+func TestPeerNotUpHolds(t *testing.T) {
+	l := startLB(t)
+	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: web}]}`, l.h.Socket), nil)
+	w.change(t, "web2", events.StateUp, events.StateMaintenance)
+	w.run(t)
+	w.change(t, "web1", events.StateSuspect, events.StateDown)
+	waitFor(t, "the hold announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	if !l.is(t, "web1", haproxy.Ready) || w.actions(t, "web1")[0].Outcome != events.OutcomeHeld {
+		t.Errorf("web1 with its peer in maintenance: %+v, actions %s", l.server(t, "web1"), summary(w.actions(t, "web1")))
+	}
+}
+
+// TestOperatorMaintenanceLeftAlone: a server an operator had put in
+// maintenance is not failover's to put back.
+func TestOperatorMaintenanceLeftAlone(t *testing.T) {
+	l := startLB(t)
+	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: web}]}`, l.h.Socket), nil)
+	w.change(t, "web2", events.StateUnknown, events.StateUp)
+	if err := l.c.SetState(context.Background(), "web", "web1", haproxy.Maint); err != nil {
+		t.Fatal(err)
+	}
+	w.run(t)
+	w.change(t, "web1", events.StateSuspect, events.StateDown)
+	waitFor(t, "web1 left as it is", func() bool { return len(w.actions(t, "web1")) == 1 })
+	w.change(t, "web1", events.StateDown, events.StateUp)
+	time.Sleep(500 * time.Millisecond)
+	if !l.is(t, "web1", haproxy.Maint) {
+		t.Errorf("failover put back a server an operator had in maintenance")
+	}
+	if got := summary(w.actions(t, "web1")); got != "remove haproxy left 0" {
+		t.Errorf("actions:\n%s", got)
+	}
+}
+
+// TestRestartFinishesRemoval: failover stopped after it set HAProxy but
+// before it recorded the removal done. The next instance finishes it, and
+// knows the maintenance is its own to undo.
+func TestRestartFinishesRemoval(t *testing.T) {
+	l := startLB(t)
+	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: web}]}`, l.h.Socket), nil)
+	w.change(t, "web2", events.StateUnknown, events.StateUp)
+	now := time.Now().UTC()
+	w.state(t, "web1", events.StateDown, now)
+	c := &events.ServerStateChanged{Server: "web1", Box: "web", From: events.StateSuspect, To: events.StateDown, Since: now, Reason: "connection refused"}
+	down := events.New(fmt.Sprintf("web1/state/2-%d", now.UnixMilli()), "verifier", now, c)
+	// What the stopped instance left: its intent, and HAProxy acted on.
+	rec := record{Server: "web1", Box: "web", Change: down.ID, Since: now, State: events.StateDown,
+		Places: map[string]*place{"haproxy-1": {At: placeRemoving}}}
+	if _, err := bus.PutJSON(context.Background(), w.st.records, "web1", rec, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.c.SetState(context.Background(), "web", "web1", haproxy.Maint); err != nil {
+		t.Fatal(err)
+	}
+	// JetStream delivers the change again.
+	if err := w.b.Publish(context.Background(), down); err != nil {
+		t.Fatal(err)
+	}
+	w.run(t)
+	waitFor(t, "the removal finished", func() bool { return len(w.actions(t, "web1")) == 1 })
+	if got := summary(w.actions(t, "web1")); got != "remove haproxy done 1" {
+		t.Errorf("actions:\n%s", got)
+	}
+	w.seq["web1"] = 2
+	w.change(t, "web1", events.StateDown, events.StateUp)
+	waitFor(t, "web1 ready", func() bool { return l.is(t, "web1", haproxy.Ready) })
+}
+
+func TestNewer(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 2, 15, 0, 0, time.UTC)
+	tests := []struct {
+		name     string
+		id       string
+		since    time.Time
+		recID    string
+		recSince time.Time
+		want     bool
+	}{
+		{"first", "web1/state/1-1", t0, "", time.Time{}, true},
+		{"later", "web1/state/5-2", t0.Add(time.Second), "web1/state/4-1", t0, true},
+		{"earlier", "web1/state/3-1", t0.Add(-time.Second), "web1/state/4-1", t0, false},
+		{"same time, next number", "web1/state/5-1", t0, "web1/state/4-1", t0, true},
+		{"same time, earlier number", "web1/state/3-1", t0, "web1/state/4-1", t0, false},
+		{"later, numbers begun again", "web1/state/1-9", t0.Add(time.Hour), "web1/state/40-1", t0, true},
+		{"same time, ids not the verifier's", "x", t0, "y", t0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := newer(tt.id, tt.since, tt.recID, tt.recSince); got != tt.want {
+				t.Errorf("newer = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
