@@ -249,8 +249,8 @@ func flags() []flag {
 		// no proxy is used, and the requests a browser makes on its own
 		// are off.
 		// The rules apply to addresses as well as names, so loopback's
-		// are excepted too.
-		{"host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE [::1]"},
+		// are excepted too; an IPv6 address is written without brackets.
+		{"host-resolver-rules", "MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1, EXCLUDE ::1"},
 		{"no-proxy-server", true},
 		{"disable-background-networking", true},
 		{"disable-component-update", true},

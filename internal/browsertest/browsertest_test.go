@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -104,6 +105,30 @@ func TestBrowser(t *testing.T) {
 		}
 		if b.Version() == "" {
 			t.Error("Version is empty")
+		}
+	})
+
+	t.Run("every loopback address", func(t *testing.T) {
+		// The resolver rules that keep the browser on this machine must
+		// still let it reach each way of naming loopback.
+		p := b.NewPage(t)
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprint(w, `<!doctype html><p id="host"></p><script>document.getElementById("host").textContent = location.hostname</script>`)
+		}))
+		l, err := net.Listen("tcp", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		srv.Listener = l
+		srv.Start()
+		t.Cleanup(srv.Close)
+		_, port, _ := net.SplitHostPort(l.Addr().String())
+		v4 := serve(t, map[string]string{"/": `<!doctype html><p id="host">127.0.0.1</p>`})
+		for _, u := range []string{"http://[::1]:" + port + "/", "http://localhost:" + port + "/", v4.URL + "/"} {
+			p.Navigate(ctx, u)
+			if got := p.Text(ctx, "#host"); got == "" {
+				t.Errorf("%s: the page did not load", u)
+			}
 		}
 	})
 
