@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -166,6 +167,14 @@ roles:
 
 	fmt.Fprintf(stdout, "Tocsin demo: %d servers in %d boxes on loopback, checked every %s from %s in turn.\n", len(fleet), len(demoBoxes), f.interval, strings.Join(cfg.Locations, ", "))
 	fmt.Fprintf(stdout, "The public status page: %s (its API at %sapi/v2/summary.json)\n", pageURL, pageURL)
+	outboxLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	outboxSrv := &http.Server{Handler: (&outboxView{mail: outbox, sms: sms, x: xs, fb: fb}).serve(pageURL), ReadHeaderTimeout: 5 * time.Second}
+	go outboxSrv.Serve(outboxLn)
+	defer outboxSrv.Close()
+	fmt.Fprintf(stdout, "What would have gone out (SMS, email, tickets, posts): http://%s/\n", outboxLn.Addr())
 	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, paged about and resolved),\n", f.every, f.outage)
 	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told),\n")
 	fmt.Fprintf(stdout, "or a whole box goes down (an outage customers see, taken to the datacentre and the public).\n")

@@ -37,6 +37,18 @@ func TestDemo(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The outbox page shows what went out.
+	if m := regexp.MustCompile(`What would have gone out \(SMS, email, tickets, posts\): (http://\S+)`).FindStringSubmatch(out.String()); m == nil {
+		t.Error("the demo does not say where its outbox is")
+	} else if resp, err := http.Get(m[1]); err != nil {
+		t.Errorf("outbox: %v", err)
+	} else {
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(page), "RESOLVED:") || !strings.Contains(string(page), `<article class="sms">`) {
+			t.Errorf("outbox:\n%s", page)
+		}
+	}
 	// The status page shows the fleet while the demo runs.
 	if m := regexp.MustCompile(`The public status page: (http://\S+)`).FindStringSubmatch(out.String()); m == nil {
 		t.Error("the demo does not say where its status page is")
