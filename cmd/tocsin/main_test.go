@@ -30,7 +30,7 @@ func TestValidateCommand(t *testing.T) {
 		{"missing file", []string{"validate", "--config", "/nonexistent/tocsin.yaml"}, 1, "", []string{"read config: open /nonexistent/tocsin.yaml: no such file or directory"}},
 		{"run with a bad config", []string{"run", "--config", bad}, 1, "", []string{bad + ":4:"}},
 		{"unknown command", []string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`, "Usage:"}},
-		{"unknown service", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--services", "prober,pager"}, 1, "", []string{`unknown service \"pager\" (available: prober, verifier, notifier, escalator, statuspage)`}},
+		{"unknown service", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--services", "prober,pager"}, 1, "", []string{`unknown service \"pager\" (available: prober, verifier, notifier, escalator, failover, statuspage)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

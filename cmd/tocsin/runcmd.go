@@ -19,6 +19,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/services/escalator"
+	"github.com/tocsin-alarm/tocsin/services/failover"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
 	"github.com/tocsin-alarm/tocsin/services/prober"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
@@ -26,7 +27,7 @@ import (
 )
 
 // services is every service "run" can start, in start order.
-var services = []string{"prober", "verifier", "notifier", "escalator", "statuspage"}
+var services = []string{"prober", "verifier", "notifier", "escalator", "failover", "statuspage"}
 
 // runFlags are the flags of "tocsin run".
 type runFlags struct {
@@ -211,6 +212,8 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 				return nil, err
 			}
 			runners[name] = e.Run
+		case "failover":
+			runners[name] = failover.New(cfg, failover.Deps{Bus: b, Log: log}).Run
 		case "statuspage":
 			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener}).Run
 		}
