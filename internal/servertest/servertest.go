@@ -1,9 +1,9 @@
 // Package servertest runs real servers from Debian's packages — Dovecot
-// for IMAP and POP3, Pure-FTPd for FTP, MariaDB and PostgreSQL — on
-// loopback for the length of one test, so that clients of those protocols
-// are tested against what the servers really send, multi-line banners and
-// delays on a wrong password included, rather than against what we believe
-// they send.
+// for IMAP and POP3, Pure-FTPd for FTP, MariaDB and PostgreSQL, HAProxy —
+// on loopback for the length of one test, so that clients of those
+// protocols are tested against what the servers really send, multi-line
+// banners and delays on a wrong password included, rather than against
+// what we believe they send.
 //
 // Each server gets a configuration or data directory of its own in a fresh
 // temporary directory, runs in the foreground as a child of the test on
