@@ -424,7 +424,7 @@ func (a *act) remove(ctx context.Context) error {
 			Attempt: p.Attempts + 1, At: now, InPool: inPool,
 		})
 		p.Attempts, p.FailingSince = 0, time.Time{}
-		a.log.Warn("server taken out of the pool", "target", t.Describe(name), "in_pool", inPool)
+		a.log.Info("server taken out of the pool", "target", t.Describe(name), "in_pool", inPool)
 	}
 	if err := a.save(ctx); err != nil {
 		return err
