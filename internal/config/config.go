@@ -119,7 +119,7 @@ type Server struct {
 	// PublicName is how the status page names the server; without it the
 	// page says "<box name> 2", for a server's id may be an internal name.
 	PublicName string `yaml:"public_name"`
-	Login        *Login `yaml:"login"`          // ftp: log in, not just read the banner
+	Login      *Login `yaml:"login"` // ftp: log in, not just read the banner
 }
 
 // Login is a username and a password by reference, for checks that log in.
