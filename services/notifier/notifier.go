@@ -123,9 +123,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	errs := make(chan error, 2)
+	errs := make(chan error, 3)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	go func() { errs <- n.consumeActions(ctx, kv) }()
 	if n.cfg.Notify.PublicURL != "" {
 		go func() { errs <- n.serve(ctx, kv) }()
 	}

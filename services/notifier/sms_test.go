@@ -397,3 +397,31 @@ func TestRepeatUntilAcknowledged(t *testing.T) {
 		}
 	}
 }
+
+// TestFailoverAlert: failover that keeps failing to take a server out of its
+// pool pages the person on call and emails the others, once.
+func TestFailoverAlert(t *testing.T) {
+	r := startNotifier(t, "repeat_every: 1h")
+	now := time.Now().UTC()
+	quiet := &events.ServerAction{Server: "mx1", Box: "mx", Action: events.ActionRemove, Via: "haproxy", Target: "haproxy 127.0.0.1:9999 mail/mx1",
+		Outcome: events.OutcomeRetrying, Attempt: 1, Error: "connection refused", FailingSince: now, Change: "mx1/state/4-1", At: now}
+	r.publish(t, events.New("mx1/action/1", "failover", now, quiet))
+	loud := *quiet
+	loud.Attempt, loud.Alert = 3, true
+	for range 2 {
+		r.publish(t, events.New("mx1/action/3", "failover", now, &loud))
+	}
+	waitUntil(t, 10*time.Second, "the alert", func() bool { return len(r.twilio.Messages()) == 1 && len(r.mail.Messages()) == 2 })
+	time.Sleep(time.Second)
+	if n, m := len(r.twilio.Messages()), len(r.mail.Messages()); n != 1 || m != 2 {
+		t.Errorf("%d SMS and %d emails, want 1 and 2", n, m)
+	}
+	if body := r.twilio.Messages()[0].Body; !strings.Contains(body, "could not take mx1 out of its pool") {
+		t.Errorf("SMS %q", body)
+	}
+	for _, m := range r.mail.Messages() {
+		if !strings.Contains(m.Subject, "FAILOVER FAILING") || !strings.Contains(m.Text, "connection refused") {
+			t.Errorf("email %q:\n%s", m.Subject, m.Text)
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package notifier
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
+)
+
+// failoverAlert tells staff that failover keeps failing to move a server in
+// or out of its pool: someone must do it by hand. The person on call is
+// paged as for an outage, the others routed to the box get email; each
+// alert goes once (its event id keys the deliveries).
+func (n *Notifier) failoverAlert(ctx context.Context, kv jetstream.KeyValue, ev events.Event) error {
+	a, ok := ev.Data.(*events.ServerAction)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("a %s event on an action subject", ev.Type))
+	}
+	if !a.Alert {
+		return nil // done, held, or a failure still being retried quietly
+	}
+	log := n.log.With("server", a.Server, "action", a.Action, "outcome", a.Outcome)
+	what := "take " + a.Server + " out of its pool"
+	if a.Action != events.ActionRemove {
+		what = "put " + a.Server + " back in its pool"
+	}
+	subject := fmt.Sprintf("[%s] FAILOVER FAILING: could not %s", n.cfg.Site.Name, what)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Failover could not %s after %d attempts: someone must do it by hand.\n\n", what, a.Attempt)
+	for _, r := range [][2]string{{"Server", a.Server}, {"Box", a.Box}, {"Via", a.Via}, {"Target", a.Target}, {"Outcome", string(a.Outcome)},
+		{"Error", a.Error}, {"Failing since", stamp(a.FailingSince)}, {"Incident", a.Incident}, {"Still in the pool", strings.Join(a.InPool, ", ")}} {
+		if r[1] != "" {
+			fmt.Fprintf(&b, "%-18s %s\n", r[0]+":", r[1])
+		}
+	}
+	sms := twiliosms.Fit(fmt.Sprintf("FAILOVER FAILING: could not %s (%s). Do it by hand.", what, a.Error))
+	var errs []error
+	for _, r := range recipients(n.cfg, []string{a.Box}, n.now()) {
+		channels := updateChannels(r)
+		if r.OnCall {
+			channels = r.Channels
+		}
+		for _, ch := range channels {
+			key := fmt.Sprintf("%s.%s.%s", strings.ReplaceAll(ev.ID, "/", "."), ch, staffKey(r.Staff))
+			if _, err := kv.Get(ctx, key); err == nil {
+				continue
+			}
+			var err error
+			switch ch {
+			case chanEmail:
+				err = n.mailer.Send(ctx, smtpmail.Message{
+					To: r.Staff.Email, ToName: r.Staff.Name, Subject: subject, Text: b.String(),
+					MessageID: fmt.Sprintf("tocsin.%s.%s@%s", strings.ReplaceAll(ev.ID, "/", "."), staffKey(r.Staff), n.domain),
+					Headers:   map[string]string{"X-Tocsin-Server": a.Server},
+				})
+			case chanSMS:
+				_, err = n.texter.Send(ctx, r.Staff.Phone, sms)
+			}
+			if err != nil && !bus.IsPermanent(err) {
+				log.Warn("failover alert not sent; will retry", "staff", r.Staff.Name, "channel", ch, "err", err)
+				errs = append(errs, err)
+				continue
+			}
+			outcome := outcomeSent
+			if err != nil {
+				outcome = outcomeFailed
+				log.Error("failover alert refused for good", "staff", r.Staff.Name, "channel", ch, "err", err)
+			}
+			n.record(ctx, kv, key, Delivery{Channel: ch, Staff: r.Staff.Name, At: n.now(), Outcome: outcome}, 0, log)
+		}
+	}
+	if len(errs) == 0 {
+		log.Warn("staff told that failover keeps failing")
+	}
+	return errors.Join(errs...)
+}
+
+// consumeActions follows failover's actions for the alerts among them.
+func (n *Notifier) consumeActions(ctx context.Context, kv jetstream.KeyValue) error {
+	return n.bus.Consume(ctx, bus.Consumer{
+		Stream: events.StreamEvents, Name: "notifier-failover", Filter: []string{events.SubjectServerActions},
+		Workers: 2, AckWait: n.ackWait, BackoffMin: time.Second, BackoffMax: 30 * time.Second, Since: time.Hour,
+	}, func(ctx context.Context, ev events.Event) error { return n.failoverAlert(ctx, kv, ev) })
+}
