@@ -24,11 +24,10 @@ import (
 // site is a status page running for real on an embedded JetStream server,
 // with what the verifier and the escalator would have written.
 type site struct {
-	srv  *bustest.Server
-	b    *bus.Bus
-	url  string
-	cfg  *config.Config
-	stop func()
+	srv *bustest.Server
+	b   *bus.Bus
+	url string
+	cfg *config.Config
 }
 
 func startSite(t *testing.T) *site {
@@ -58,7 +57,7 @@ statuspage: {admin_token_env: ADMIN}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sp.Run(ctx); close(done) }()
-	st := &site{srv: srv, b: b, url: "http://" + ln.Addr().String(), cfg: cfg, stop: func() { page.NC.Close() }}
+	st := &site{srv: srv, b: b, url: "http://" + ln.Addr().String(), cfg: cfg}
 	t.Cleanup(func() { cancel(); <-done })
 	return st
 }
@@ -318,7 +317,7 @@ func TestLiveChangesAndLostLink(t *testing.T) {
 		}
 	}
 
-	s.stop() // the page's link to JetStream is gone
+	s.srv.NS.Shutdown() // the main site's JetStream server is gone
 	waitUntil(t, 10*time.Second, "the page to say its link is lost", func() bool {
 		page, _ := s.get(t, "/")
 		return strings.Contains(page, "lost its link to the monitoring system")
