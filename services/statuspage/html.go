@@ -70,7 +70,7 @@ type maintenanceView struct {
 	From, Until   time.Time
 }
 
-var dotText = map[string]string{"online": "Online", "unavailable": "Unavailable", "maintenance": "Maintenance", "not_in_service": "Not yet in service"}
+var dotText = map[string]string{"online": "Online", "unavailable": "Unavailable", "maintenance": "Maintenance", "not_in_service": "Not yet in service", "unknown": "Not checked yet"}
 
 var boxText = map[events.BoxState]string{
 	events.BoxOperational: "Available", events.BoxDegraded: "Available (some servers down, the service continues)",

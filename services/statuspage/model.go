@@ -238,6 +238,8 @@ func dotOf(s events.ServerState) string {
 		return "maintenance"
 	case events.StateNotInService:
 		return "not_in_service"
+	case events.StateUnknown, "":
+		return "unknown" // not checked yet: no colour it has not earned
 	}
 	// Suspect is still online for the public: nothing is confirmed.
 	return "online"
