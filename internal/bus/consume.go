@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
@@ -94,30 +93,9 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 		return err
 	}
 	log := b.log.With("consumer", c.Name)
-	queues := make([]chan delivery, c.Workers)
-	shared := make(chan delivery)
-	var wg sync.WaitGroup
-	for i := range queues {
-		q := shared
-		if c.Key != nil {
-			q = make(chan delivery, 4)
-		}
-		queues[i] = q
-		wg.Go(func() {
-			for d := range q {
-				b.handle(ctx, c, log, d, h)
-			}
-		})
-	}
-	dispatch := func(d delivery) {
-		q := shared
-		if c.Key != nil {
-			q = queues[keyIndex(c.Key(d.m.Subject()), len(queues))]
-		}
-		q <- d
-	}
+	w := startWorkers(ctx, c, func(hc *handlerContexts, d delivery) { b.handle(hc, c, log, d, h) })
 	for attempt := 0; ; attempt++ {
-		if err := b.pull(ctx, cons, c, dispatch, log); err != nil {
+		if err := b.receive(ctx, cons, c, w.put, log); err != nil {
 			log.Error("consumer stopped delivering; setting it up again", "err", err)
 		}
 		if ctx.Err() != nil {
@@ -134,14 +112,7 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 			log.Error("consumer cannot be set up again; retrying", "err", err)
 		}
 	}
-	if c.Key != nil {
-		for _, q := range queues {
-			close(q)
-		}
-	} else {
-		close(shared)
-	}
-	wg.Wait()
+	w.stop()
 	return nil
 }
 
@@ -160,7 +131,7 @@ func (b *Bus) consumer(ctx context.Context, c Consumer) (jetstream.Consumer, err
 		AckPolicy:      jetstream.AckExplicitPolicy,
 		AckWait:        c.AckWait,
 		MaxDeliver:     -1, // never drop: a message ends acknowledged or dead-lettered
-		MaxAckPending:  max(1000, c.Workers*4),
+		MaxAckPending:  maxAckPending(c),
 	}
 	if c.Since > 0 {
 		start := time.Now().Add(-c.Since)
@@ -182,56 +153,255 @@ func (b *Bus) consumer(ctx context.Context, c Consumer) (jetstream.Consumer, err
 	return cons, nil
 }
 
-// pull hands messages to dispatch until ctx ends (nil) or the consumer
-// stops delivering (an error).
-func (b *Bus) pull(ctx context.Context, cons jetstream.Consumer, c Consumer, dispatch func(delivery), log *slog.Logger) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(max(c.Workers*2, 16)))
+// maxAckPending is how many messages JetStream lets one consumer hold
+// unacknowledged; it bounds what waits in the workers' queues.
+func maxAckPending(c Consumer) int { return max(1000, c.Workers*4) }
+
+// pullWindow is how many messages are asked for ahead of handling. Workers
+// sharing one queue take the next message whenever one is free, so a few
+// ahead keep them busy without hoarding what another instance could take.
+// Keyed workers each have a queue of their own that takes whatever comes
+// (MaxAckPending bounds it), so the window can be wide: JetStream sends in
+// bigger bursts, and the client is far less likely to be caught by the
+// race described at pullHeartbeat.
+func pullWindow(c Consumer) int {
+	if c.Key == nil {
+		return max(c.Workers*2, 16)
+	}
+	return 4 * maxAckPending(c)
+}
+
+// pullHeartbeat is how often JetStream is asked to show it is alive while
+// a pull request waits. The client asks for more messages only when one
+// arrives, and skips asking while it is still sending its previous
+// request: when every message it asked for arrives in that moment (a busy
+// machine is enough), it has no request left on the server and nothing
+// makes it send one, until two heartbeats are missed. With the default
+// (15s) that stalled the verifier's drain for 30 seconds at a time; with
+// this, for two.
+const pullHeartbeat = time.Second
+
+// receive hands messages to put until ctx ends (nil) or the consumer stops
+// delivering (an error). put runs on the connection's delivery goroutine,
+// one message at a time in the order JetStream sent them.
+func (b *Bus) receive(ctx context.Context, cons jetstream.Consumer, c Consumer, put func(delivery), log *slog.Logger) error {
+	var mu sync.Mutex
+	var last error
+	cc, err := cons.Consume(func(m jetstream.Msg) { put(delivery{m: m, at: time.Now()}) },
+		jetstream.PullMaxMessages(pullWindow(c)),
+		jetstream.PullHeartbeat(pullHeartbeat),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			// Missed heartbeats and the like: Consume asks again by
+			// itself, or stops and says why below.
+			log.Warn("fetching messages", "err", err)
+			mu.Lock()
+			last = err
+			mu.Unlock()
+		}))
 	if err != nil {
 		return err
 	}
-	stop := context.AfterFunc(ctx, it.Drain)
-	defer stop()
-	var last error
-	for {
-		m, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("message iterator closed: %w", errors.Join(last, err))
+	select {
+	case <-ctx.Done():
+		cc.Drain() // what has arrived is still handed over
+		<-cc.Closed()
+		return nil
+	case <-cc.Closed():
+		if ctx.Err() != nil {
+			return nil
 		}
-		if err != nil {
-			// Missed heartbeats and the like: the iterator recovers by
-			// itself, or closes and says why above.
-			log.Warn("fetching messages", "err", err)
-			last = err
-			continue
+		mu.Lock()
+		defer mu.Unlock()
+		if last == nil {
+			return errors.New("message delivery stopped")
 		}
-		dispatch(delivery{m: m, at: time.Now()})
+		return fmt.Errorf("message delivery stopped: %w", last)
 	}
 }
 
+// workers hand deliveries to the goroutines that handle them. Without a
+// key they share one queue, and a message waits until a worker is free.
+// With a key each worker has a queue of its own, which receive appends to
+// without waiting and the worker empties a batch at a time: a slow key no
+// longer holds up the others, and a busy worker takes many messages for
+// one wake-up. JetStream's MaxAckPending bounds what the queues hold.
+type workers struct {
+	key    func(subject string) string
+	shared chan delivery
+	queues []*queue
+	wg     sync.WaitGroup
+}
+
+func startWorkers(ctx context.Context, c Consumer, handle func(*handlerContexts, delivery)) *workers {
+	w := &workers{key: c.Key}
+	if c.Key == nil {
+		w.shared = make(chan delivery)
+		for range c.Workers {
+			w.wg.Go(func() {
+				hc := newHandlerContexts(ctx, c.AckWait)
+				defer hc.release()
+				for d := range w.shared {
+					handle(hc, d)
+				}
+			})
+		}
+		return w
+	}
+	w.queues = make([]*queue, c.Workers)
+	for i := range w.queues {
+		q := &queue{wake: make(chan struct{}, 1)}
+		w.queues[i] = q
+		w.wg.Go(func() {
+			hc := newHandlerContexts(ctx, c.AckWait)
+			defer hc.release()
+			var spare []delivery
+			for {
+				batch, ok := q.take(spare)
+				if !ok {
+					return
+				}
+				for i := range batch {
+					handle(hc, batch[i])
+					batch[i] = delivery{} // let the message go
+				}
+				spare = batch
+			}
+		})
+	}
+	return w
+}
+
+func (w *workers) put(d delivery) {
+	if w.key == nil {
+		w.shared <- d
+		return
+	}
+	w.queues[keyIndex(w.key(d.m.Subject()), len(w.queues))].put(d)
+}
+
+// stop lets the workers finish what they hold, and waits for them.
+func (w *workers) stop() {
+	if w.key == nil {
+		close(w.shared)
+	}
+	for _, q := range w.queues {
+		q.close()
+	}
+	w.wg.Wait()
+}
+
+// queue is one keyed worker's messages, in the order they arrived.
+type queue struct {
+	mu     sync.Mutex
+	items  []delivery
+	closed bool
+	wake   chan struct{} // holds a token once there is something to take
+}
+
+func (q *queue) put(d delivery) {
+	q.mu.Lock()
+	q.items = append(q.items, d)
+	first := len(q.items) == 1
+	q.mu.Unlock()
+	if first {
+		q.signal()
+	}
+}
+
+func (q *queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default: // a token is there already
+	}
+}
+
+// take waits for messages and returns all there are, leaving spare (its
+// length reset) in their place so that the two slices take turns. It
+// returns false once the queue is closed and empty.
+func (q *queue) take(spare []delivery) ([]delivery, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			batch := q.items
+			q.items = spare[:0]
+			q.mu.Unlock()
+			return batch, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-q.wake
+	}
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// handlerContexts gives one worker's handlers their contexts. Each ends
+// between 18/20 and 19/20 of AckWait after the message's clock started,
+// before JetStream would deliver it again; none ends with the service's
+// context, so that work in flight at shutdown finishes within that bound.
+// Messages whose clocks started close together, as a batch's do, share a
+// context: a worker does not make a context and a timer per message.
+type handlerContexts struct {
+	parent   context.Context
+	ackWait  time.Duration
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+func newHandlerContexts(ctx context.Context, ackWait time.Duration) *handlerContexts {
+	return &handlerContexts{parent: context.WithoutCancel(ctx), ackWait: ackWait}
+}
+
+// get returns the context for a message whose clock started at start.
+func (hc *handlerContexts) get(start time.Time) context.Context {
+	latest := start.Add(hc.ackWait * 19 / 20)
+	earliest := latest.Add(-hc.ackWait / 20)
+	if hc.ctx == nil || hc.deadline.After(latest) || hc.deadline.Before(earliest) || hc.ctx.Err() != nil {
+		hc.release()
+		hc.ctx, hc.cancel = context.WithDeadline(hc.parent, latest)
+		hc.deadline = latest
+	}
+	return hc.ctx
+}
+
+func (hc *handlerContexts) release() {
+	if hc.cancel != nil {
+		hc.cancel()
+	}
+}
+
+// keyIndex is FNV-1a of key, modulo n, without allocating.
 func keyIndex(key string, n int) int {
-	h := fnv.New32a()
-	h.Write([]byte(key))
-	return int(h.Sum32() % uint32(n))
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
 }
 
 // handle applies the ack policy, the one place that decides a message's fate.
-func (b *Bus) handle(ctx context.Context, c Consumer, log *slog.Logger, d delivery, h Handler) {
+func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delivery, h Handler) {
 	m := d.m
 	// The handler must finish before JetStream gives the message to someone
 	// else. A message that waited in our queue for a third of AckWait has
 	// its clock restarted first.
-	budget := c.AckWait - time.Since(d.at)
-	if budget < c.AckWait*2/3 {
+	start := d.at
+	if time.Since(start) > c.AckWait/3 {
 		if err := m.InProgress(); err == nil {
-			budget = c.AckWait
+			start = time.Now()
 		}
 	}
-	// In-flight work finishes after shutdown begins, bounded by that budget.
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget*19/20)
-	defer cancel()
+	hctx := hc.get(start)
 
 	ev, err := events.Decode(m.Subject(), m.Data())
 	if err != nil {

@@ -273,3 +273,276 @@ func TestConnectErrorHidesPassword(t *testing.T) {
 		t.Errorf("error = %v, want the URL with its password hidden", err)
 	}
 }
+
+// TestSlowKeyHoldsUpOnlyItsOwnWorker: with keyed workers, a handler stuck
+// on one key delays the keys that share its worker, and no others.
+func TestSlowKeyHoldsUpOnlyItsOwnWorker(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	release := make(chan struct{})
+	var mu sync.Mutex
+	handled := map[string]int{}
+	c := resultsConsumer("slowkey")
+	c.Workers = 8
+	c.Key = func(subject string) string { return subject }
+	consume(t, b, c, func(ctx context.Context, ev events.Event) error {
+		r := ev.Data.(*events.ProbeResult)
+		if r.Server == "slow" {
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		mu.Lock()
+		handled[r.Server]++
+		mu.Unlock()
+		return nil
+	})
+	if err := b.Publish(ctx, result("slow", 0)); err != nil {
+		t.Fatal(err)
+	}
+	const servers, each = 40, 5
+	for i := range each {
+		for s := range servers {
+			if err := b.Publish(ctx, result(fmt.Sprintf("s%d", s), i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	count := func() (done int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, n := range handled {
+			done += n
+		}
+		return done
+	}
+	// About one server in eight shares the slow one's worker; the rest
+	// must get through while it is stuck.
+	deadline := time.Now().Add(10 * time.Second)
+	for count() < servers*each/2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d messages handled while one key was stuck", count(), servers*each)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(release)
+	deadline = time.Now().Add(10 * time.Second)
+	for count() < servers*each+1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d messages handled after the stuck key went on", count(), servers*each+1)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestKeyedRedeliveryKeepsEveryMessage: messages taken a batch at a time
+// are each acknowledged once handled, a failed one comes back and is
+// handled, and the ones that never failed keep their key's order.
+func TestKeyedRedeliveryKeepsEveryMessage(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	const perServer = 60
+	servers := []string{"a", "b", "c", "d"}
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	ok := map[string][]int{}
+	c := resultsConsumer("redeliver")
+	c.Workers = 3
+	c.Key = func(subject string) string { return subject }
+	consume(t, b, c, func(ctx context.Context, ev events.Event) error {
+		r := ev.Data.(*events.ProbeResult)
+		n := r.Started.Second()
+		mu.Lock()
+		defer mu.Unlock()
+		attempts[ev.ID]++
+		if n%7 == 3 && attempts[ev.ID] == 1 {
+			return errors.New("try again")
+		}
+		ok[r.Server] = append(ok[r.Server], n)
+		return nil
+	})
+	for i := range perServer {
+		for _, s := range servers {
+			if err := b.Publish(ctx, result(s, i)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		mu.Lock()
+		n := 0
+		for _, l := range ok {
+			n += len(l)
+		}
+		mu.Unlock()
+		if n >= perServer*len(servers) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d messages handled", n, perServer*len(servers))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond) // room for a duplicate to show
+	mu.Lock()
+	defer mu.Unlock()
+	for _, s := range servers {
+		seen := map[int]bool{}
+		last := -1
+		for _, n := range ok[s] {
+			if seen[n] {
+				t.Errorf("server %s: message %d handled twice", s, n)
+			}
+			seen[n] = true
+			if n%7 == 3 {
+				continue // came back after the others
+			}
+			if n < last {
+				t.Errorf("server %s: handled in order %v", s, ok[s])
+				break
+			}
+			last = n
+		}
+		if len(seen) != perServer {
+			t.Errorf("server %s: %d of %d messages handled", s, len(seen), perServer)
+		}
+	}
+}
+
+// TestRestartLosesNothing: when ctx ends, Consume stops fetching, finishes
+// and acknowledges what it was given, and returns; a consumer started
+// afterwards handles every other message, and none of those again. (What
+// JetStream had sent when the fetching stopped, and no longer had anyone
+// to give it to, comes back after AckWait.)
+func TestRestartLosesNothing(t *testing.T) {
+	b := bustest.New(t)
+	ctx := context.Background()
+	// More than JetStream lets the consumer hold at once, so that some
+	// are still in the stream when it stops.
+	const published = 3000
+	for i := range published {
+		s := fmt.Sprintf("s%d", i%5)
+		if _, err := b.JS.PublishAsync(events.SubjectProbeResult(s), mustMarshal(t, result(s, i/5))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-b.JS.PublishAsyncComplete():
+	case <-time.After(20 * time.Second):
+		t.Fatal("publishing took over 20s")
+	}
+	c := resultsConsumer("restart")
+	c.Workers = 2
+	c.Key = func(subject string) string { return subject }
+	c.AckWait = 2 * time.Second
+	var mu sync.Mutex
+	handled := []map[string]bool{{}, {}}
+	run := func(i int, stopAfterFirst bool) (stop func()) {
+		cctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() {
+			done <- b.Consume(cctx, c, func(ctx context.Context, ev events.Event) error {
+				mu.Lock()
+				handled[i][ev.ID] = true
+				mu.Unlock()
+				if stopAfterFirst {
+					cancel()
+				}
+				time.Sleep(time.Millisecond)
+				return nil
+			})
+		}()
+		return func() {
+			if !stopAfterFirst {
+				cancel()
+			}
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Consume: %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("Consume did not return after its context ended")
+			}
+		}
+	}
+	run(0, true)() // stops by itself
+	mu.Lock()
+	first := len(handled[0])
+	mu.Unlock()
+	if first == published {
+		t.Fatal("every message was handled before the first consumer stopped")
+	}
+	stop := run(1, false)
+	defer stop()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		mu.Lock()
+		n := len(handled[0]) + len(handled[1])
+		mu.Unlock()
+		if n >= published {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d + %d of %d messages handled", first, n-first, published)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for id := range handled[0] {
+		if handled[1][id] {
+			t.Errorf("%s handled before the restart and again after it", id)
+		}
+	}
+	if n := len(handled[0]) + len(handled[1]); n != published {
+		t.Errorf("%d messages handled, want %d", n, published)
+	}
+}
+
+// TestHandlerContextEndsBeforeAckWait: a handler has most of AckWait, and
+// its context ends before JetStream would deliver the message again, even
+// when the service is shutting down.
+func TestHandlerContextEndsBeforeAckWait(t *testing.T) {
+	b := bustest.New(t)
+	c := resultsConsumer("deadline")
+	c.AckWait = 20 * time.Second
+	c.Key = func(subject string) string { return subject }
+	left := make(chan time.Duration, 10)
+	consume(t, b, c, func(ctx context.Context, ev events.Event) error {
+		d, ok := ctx.Deadline()
+		if !ok {
+			left <- 0
+			return nil
+		}
+		left <- time.Until(d)
+		return nil
+	})
+	for i := range 3 {
+		if err := b.Publish(context.Background(), result("mx1", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 3 {
+		select {
+		case d := <-left:
+			if d <= c.AckWait/2 || d > c.AckWait*19/20 {
+				t.Errorf("handler has %s of an AckWait of %s", d, c.AckWait)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("message not handled")
+		}
+	}
+}
+
+func mustMarshal(t *testing.T, ev events.Event) []byte {
+	t.Helper()
+	b, err := ev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
