@@ -45,6 +45,11 @@ type Verifier struct {
 	// result need not read the bucket; a failed write drops the entry.
 	mu    sync.Mutex
 	cache map[string]cached
+	// loaded: every record in the bucket was read at start, so a server
+	// not in the cache has none, unless a write for it failed since
+	// (doubt): another writer may have made one, read it.
+	loaded bool
+	doubt  map[string]bool
 
 	groups sync.Map // datacentre → *sync.Mutex, see groupLock
 
@@ -79,6 +84,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Verifier {
 		},
 		workers: 16,
 		cache:   map[string]cached{},
+		doubt:   map[string]bool{},
 	}
 	for _, o := range opts {
 		o(v)
@@ -90,6 +96,9 @@ func (v *Verifier) cached(server string) (cached, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	c, ok := v.cache[server]
+	if !ok && v.loaded && !v.doubt[server] {
+		return cached{}, true // never recorded
+	}
 	return c, ok
 }
 
@@ -98,9 +107,41 @@ func (v *Verifier) remember(server string, rec record, rev uint64) {
 	defer v.mu.Unlock()
 	if rev == 0 {
 		delete(v.cache, server)
+		v.doubt[server] = true
 		return
 	}
 	v.cache[server] = cached{rec, rev}
+	delete(v.doubt, server)
+}
+
+// preload reads every server's record in one pass, so that the first
+// result of each after a start need not read the bucket: tens of thousands
+// of reads, one per server, otherwise.
+func (v *Verifier) preload(ctx context.Context, kv jetstream.KeyValue) error {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return fmt.Errorf("read server states: %w", err)
+	}
+	defer w.Stop()
+	all := map[string]cached{}
+	for e := range w.Updates() {
+		if e == nil {
+			break // all read
+		}
+		var rec record
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			v.log.Error("stored state unreadable; starting this server afresh", "server", e.Key(), "err", err)
+			rec = record{}
+		}
+		all[e.Key()] = cached{rec, e.Revision()}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.cache, v.loaded = all, true
+	return nil
 }
 
 // record is what the bucket holds per server: the judge's state and the
@@ -154,6 +195,9 @@ func (v *Verifier) Run(ctx context.Context) error {
 		return err
 	}
 	if v.windows, err = ms.Watch(ctx); err != nil {
+		return err
+	}
+	if err := v.preload(ctx, kv); err != nil {
 		return err
 	}
 	if err := v.markNotInService(ctx, st); err != nil {
@@ -320,10 +364,14 @@ func (v *Verifier) markNotInService(ctx context.Context, st stores) error {
 		b := &v.cfg.Boxes[i]
 		for j := range b.Servers {
 			srv := &b.Servers[j]
-			rec, rev, err := v.load(ctx, st.servers, srv.ID, v.log)
-			if err != nil {
-				return err
+			known, ok := v.cached(srv.ID)
+			if !ok {
+				var err error
+				if known.rec, known.rev, err = v.load(ctx, st.servers, srv.ID, v.log); err != nil {
+					return err
+				}
 			}
+			rec, rev := known.rec, known.rev
 			to := events.StateNotInService
 			if srv.Serving() {
 				if rec.State != events.StateNotInService {
@@ -353,9 +401,11 @@ func (v *Verifier) markNotInService(ctx context.Context, st stores) error {
 			rec.State, rec.Since, rec.Round = to, now, nil
 			rec.Pending = append(rec.Pending, outgoing{Subject: ev.Subject(), ID: ev.ID, Data: data})
 			rec.BoxDirty = true
-			if _, _, err := v.commit(ctx, st, config.Target{Box: b, Server: srv}, rec, rev); err != nil {
+			rec, rev, err = v.commit(ctx, st, config.Target{Box: b, Server: srv}, rec, rev)
+			if err != nil {
 				return err
 			}
+			v.remember(srv.ID, rec, rev)
 			v.log.Info("server marked", "server", srv.ID, "state", to)
 		}
 	}

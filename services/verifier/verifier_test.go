@@ -620,3 +620,36 @@ func TestStormJoinsOneIncident(t *testing.T) {
 		t.Errorf("%d incidents; want one for dc1's hundred servers and one for far1", len(incidents))
 	}
 }
+
+// A record written after the verifier read the bucket at start (another
+// verifier during a rolling restart) is read when writing over it fails,
+// and judging goes on from it.
+func TestRecordWrittenSinceStartIsRead(t *testing.T) {
+	b := bustest.New(t)
+	cfg := testConfig(t)
+	ctx := context.Background()
+	start(t, b, cfg)
+	publishResult(t, b, "mx2", 1, true)
+	waitState(t, b, "mx2", events.StateUp) // started and preloaded
+
+	kv, err := b.KV(ctx, events.BucketServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store(ctx, kv, "mx1", record{Server: judgeDown()}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// The first is retried after the failed write, and may come after the
+	// others; two of three make recover_after.
+	publishResult(t, b, "mx1", 3, true)
+	publishResult(t, b, "mx1", 4, true)
+	publishResult(t, b, "mx1", 5, true)
+	waitState(t, b, "mx1", events.StateUp) // recovered from down, not seen afresh
+	rec, _, err := (&Verifier{}).load(ctx, kv, "mx1", slog.Default())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Seq <= judgeDown().Seq {
+		t.Errorf("mx1's record has seq %d, want it to go on from %d", rec.Seq, judgeDown().Seq)
+	}
+}
