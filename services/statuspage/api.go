@@ -1,7 +1,6 @@
 package statuspage
 
 import (
-	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
@@ -128,28 +127,57 @@ func boxStatus(b *box) string {
 	return "operational"
 }
 
+// epochStamp is when every component was created, as far as the API
+// knows: Tocsin keeps no such date.
+const epochStamp = "1970-01-01T00:00:00.000Z"
+
+// updatedStamp is a component's updated_at: its state's since, or the epoch
+// if it has none.
+func updatedStamp(since time.Time) string {
+	if !since.After(time.Unix(0, 0)) {
+		return epochStamp
+	}
+	return stamp(since)
+}
+
 func (p *page) apiComponents() []apiComponent {
 	var out []apiComponent
 	pid := p.pageID()
-	pos := 1
 	for _, b := range p.boxes {
-		group := apiComponent{
-			ID: b.component, Name: b.name, Status: boxStatus(b), CreatedAt: stamp(time.Unix(0, 0)), UpdatedAt: stamp(maxTime(b.since, time.Unix(0, 0))),
-			Position: pos, PageID: pid, Group: true,
-		}
-		desc := b.label
-		group.Description = &desc
-		pos++
-		for _, s := range b.servers {
+		for i, s := range b.servers {
 			gid := b.component
 			out = append(out, apiComponent{
-				ID: s.component, Name: s.name, Status: serverStatus(s), CreatedAt: stamp(time.Unix(0, 0)), UpdatedAt: stamp(maxTime(s.since, time.Unix(0, 0))),
-				Position: pos, Showcase: true, GroupID: &gid, PageID: pid,
+				ID: s.component, Name: s.name, Status: serverStatus(s), CreatedAt: epochStamp, UpdatedAt: updatedStamp(s.since),
+				Position: b.position + 1 + i, Showcase: true, GroupID: &gid, PageID: pid,
 			})
-			group.Components = append(group.Components, s.component)
-			pos++
 		}
-		out = append(out, group)
+		out = append(out, p.apiGroup(b, pid))
+	}
+	return out
+}
+
+// apiGroup is a box as a Statuspage component group.
+func (p *page) apiGroup(b *box, pid string) apiComponent {
+	desc := b.label
+	group := apiComponent{
+		ID: b.component, Name: b.name, Description: &desc, Status: boxStatus(b), CreatedAt: epochStamp, UpdatedAt: updatedStamp(b.since),
+		Position: b.position, PageID: pid, Group: true,
+	}
+	for _, s := range b.servers {
+		group.Components = append(group.Components, s.component)
+	}
+	return group
+}
+
+// apiGroups are the component groups of the boxes named, in the page's
+// order.
+func (p *page) apiGroups(ids []string) []apiComponent {
+	out := []apiComponent{}
+	pid := p.pageID()
+	for _, b := range p.boxes {
+		if slices.Contains(ids, b.id) {
+			out = append(out, p.apiGroup(b, pid))
+		}
 	}
 	return out
 }
@@ -214,12 +242,6 @@ func (p *page) apiIncident(inc *publicIncident) apiIncident {
 			impact = "major"
 		}
 	}
-	var comps []apiComponent
-	for _, c := range p.apiComponents() {
-		if c.Group && slices.Contains(inc.Boxes, p.boxIDByComponent(c.ID)) {
-			comps = append(comps, c)
-		}
-	}
 	updated := inc.Opened
 	if len(updates) > 0 {
 		updated, _ = time.Parse("2006-01-02T15:04:05.000Z", updates[0].CreatedAt)
@@ -228,7 +250,7 @@ func (p *page) apiIncident(inc *publicIncident) apiIncident {
 		ID: inc.Incident, Name: publicTitle(boxes), Status: status,
 		CreatedAt: stamp(inc.Opened), UpdatedAt: stamp(updated), MonitoringAt: stampPtr(monitoring), ResolvedAt: stampPtr(resolved),
 		Impact: impact, Shortlink: p.cfg.Site.StatusURL, StartedAt: stamp(inc.Opened), PageID: p.pageID(),
-		IncidentUpdates: updates, Components: nonNil(comps),
+		IncidentUpdates: updates, Components: p.apiGroups(inc.Boxes),
 	}
 }
 
@@ -252,15 +274,6 @@ func (p *page) boxNames(ids []string) string {
 	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
-func (p *page) boxIDByComponent(c string) string {
-	for _, b := range p.boxes {
-		if b.component == c {
-			return b.id
-		}
-	}
-	return ""
-}
-
 func (p *page) apiMaintenance(w events.MaintenanceSet, now time.Time) apiIncident {
 	status := "scheduled"
 	switch {
@@ -273,12 +286,6 @@ func (p *page) apiMaintenance(w events.MaintenanceSet, now time.Time) apiInciden
 	if reason == "" {
 		reason = "Planned maintenance"
 	}
-	var comps []apiComponent
-	for _, c := range p.apiComponents() {
-		if c.Group && slices.Contains(w.Boxes, p.boxIDByComponent(c.ID)) {
-			comps = append(comps, c)
-		}
-	}
 	from, until := stamp(w.From), stamp(w.Until)
 	return apiIncident{
 		ID: w.Maintenance, Name: reason + ": " + p.boxNames(w.Boxes), Status: status,
@@ -288,20 +295,7 @@ func (p *page) apiMaintenance(w events.MaintenanceSet, now time.Time) apiInciden
 			ID: componentID("update", w.Maintenance), Status: status, Body: reason + ". " + p.boxNames(w.Boxes) + " will be unavailable.",
 			IncidentID: w.Maintenance, CreatedAt: stamp(w.From), UpdatedAt: stamp(w.From), DisplayAt: stamp(w.From), AffectedComponents: []apiAffected{},
 		}},
-		Components: nonNil(comps), ScheduledFor: &from, ScheduledUntil: &until,
-	}
-}
-
-// apiHandler serves one of the API's documents, readable from any origin.
-func (s *Service) apiHandler(build func(now time.Time) any) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		s.page.mu.RLock()
-		doc := build(s.now())
-		s.page.mu.RUnlock()
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.Header().Set("Access-Control-Allow-Origin", "*")
-		w.Header().Set("Cache-Control", "public, max-age=10")
-		_ = json.NewEncoder(w).Encode(doc)
+		Components: p.apiGroups(w.Boxes), ScheduledFor: &from, ScheduledUntil: &until,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
@@ -34,6 +35,10 @@ type page struct {
 	lostSince time.Time
 
 	subs map[chan []byte]struct{}
+
+	// version moves with every change, so that what was built from the
+	// state can tell it is still current (see encodedDoc).
+	version atomic.Uint64
 }
 
 type server struct {
@@ -45,6 +50,7 @@ type server struct {
 
 type box struct {
 	id, name, role, label, colour, component string
+	position                                 int // in the API's component list; its servers follow
 	servers                                  []*server
 	state                                    events.BoxState
 	since                                    time.Time
@@ -77,9 +83,11 @@ func newPage(cfg *config.Config, now func() time.Time) *page {
 		servers: map[string]*server{}, incidents: map[string]*publicIncident{},
 		maintenance: map[string]events.MaintenanceSet{}, subs: map[chan []byte]struct{}{},
 	}
+	pos := 1
 	for i := range cfg.Boxes {
 		b := &cfg.Boxes[i]
-		bx := &box{id: b.ID, name: b.Name, role: b.Role, label: cfg.RoleLabel(b), component: componentID("box", b.ID), state: events.BoxOperational}
+		bx := &box{id: b.ID, name: b.Name, role: b.Role, label: cfg.RoleLabel(b), component: componentID("box", b.ID), state: events.BoxOperational, position: pos}
+		pos += 1 + len(b.Servers)
 		if r, ok := cfg.Roles[b.Role]; ok {
 			bx.colour = r.Colour
 		}
@@ -107,6 +115,7 @@ func newPage(cfg *config.Config, now func() time.Time) *page {
 // touch records a change and tells the live pages; call with mu held.
 func (p *page) touch(delta []byte) {
 	p.updated = p.now()
+	p.version.Add(1)
 	if delta == nil {
 		return
 	}
@@ -149,6 +158,7 @@ func (p *page) boxChanged(c *events.BoxStateChanged) {
 	for _, b := range p.boxes {
 		if b.id == c.Box && (len(b.history) == 0 || b.history[len(b.history)-1].at.Before(c.Since) || b.history[len(b.history)-1].at.Equal(c.Since)) {
 			b.history = append(b.history, boxChange{c.Since, c.To})
+			p.version.Add(1)
 		}
 	}
 }
