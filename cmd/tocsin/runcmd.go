@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
@@ -103,15 +104,25 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 		}()
 		log.Info("embedded JetStream server started", "data", f.data, "listen", f.natsListen)
 	}
-	b, err := bus.Connect(f.nats, ns, "tocsin "+strings.Join(chosen, ","), log)
+	// A status page alone, off-site, must start even while the main site
+	// is out of reach, and serve its saved state meanwhile: it connects
+	// when it can, and needs no streams made.
+	pageOnly := slices.Equal(chosen, []string{"statuspage"}) && f.nats != ""
+	var extra []nats.Option
+	if pageOnly {
+		extra = append(extra, nats.RetryOnFailedConnect(true))
+	}
+	b, err := bus.Connect(f.nats, ns, "tocsin "+strings.Join(chosen, ","), log, extra...)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
-	setup, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	if err := b.Ensure(setup, f.replicas); err != nil {
-		return fmt.Errorf("prepare streams: %w", err)
+	if !pageOnly {
+		setup, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if err := b.Ensure(setup, f.replicas); err != nil {
+			return fmt.Errorf("prepare streams: %w", err)
+		}
 	}
 
 	runners, err := buildServices(cfg, f, chosen, b, log)
@@ -215,7 +226,7 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 		case "failover":
 			runners[name] = failover.New(cfg, failover.Deps{Bus: b, Log: log}).Run
 		case "statuspage":
-			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener}).Run
+			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener, StateFile: filepath.Join(f.data, "statuspage.json")}).Run
 		}
 	}
 	return runners, nil

@@ -156,7 +156,12 @@ func (p *page) boxChanged(c *events.BoxStateChanged) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, b := range p.boxes {
-		if b.id == c.Box && (len(b.history) == 0 || b.history[len(b.history)-1].at.Before(c.Since) || b.history[len(b.history)-1].at.Equal(c.Since)) {
+		if b.id != c.Box {
+			continue
+		}
+		// In order; the same change again (events replayed after a
+		// restart, over the saved state) is no change.
+		if n := len(b.history); n == 0 || b.history[n-1].at.Before(c.Since) || (b.history[n-1].at.Equal(c.Since) && b.history[n-1].state != c.To) {
 			b.history = append(b.history, boxChange{c.Since, c.To})
 			p.version.Add(1)
 		}

@@ -22,6 +22,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -40,6 +41,9 @@ type Deps struct {
 	// Listener, if set, is where the page is served instead of
 	// statuspage.listen.
 	Listener net.Listener
+	// StateFile, if set, is where the page keeps its last known state, to
+	// serve it after a restart while the monitoring system is out of reach.
+	StateFile string
 }
 
 // Service serves the status page.
@@ -50,6 +54,8 @@ type Service struct {
 	now  func() time.Time
 	ln   net.Listener
 	page *page
+
+	stateFile string
 }
 
 // New returns the status page for cfg.
@@ -57,7 +63,7 @@ func New(cfg *config.Config, deps Deps) *Service {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Service{cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener, page: newPage(cfg, deps.Now)}
+	return &Service{cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener, page: newPage(cfg, deps.Now), stateFile: deps.StateFile}
 }
 
 // Run follows the state and serves the page until ctx ends.
@@ -73,7 +79,15 @@ func (s *Service) Run(ctx context.Context) error {
 	errs := make(chan error, 2)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	go func() { errs <- s.follow(ctx) }()
+	var saving sync.WaitGroup
+	defer saving.Wait() // the last save, after cancel
+	if s.stateFile != "" {
+		if err := s.loadState(s.stateFile); err != nil {
+			s.log.Warn("starting without the saved state", "err", err)
+		}
+		saving.Go(func() { s.keepSaving(ctx, s.stateFile, 2*time.Second) })
+	}
+	go func() { errs <- s.keepFollowing(ctx) }()
 	go func() {
 		s.log.Info("status page serving", "listen", ln.Addr().String())
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -113,9 +127,31 @@ func (s *Service) Handler() http.Handler {
 	return mux
 }
 
+// keepFollowing follows the state until ctx ends, setting the following
+// up again whenever it fails: off-site, the monitoring system may be out of
+// reach for hours, and the page must outlast that and catch up after.
+func (s *Service) keepFollowing(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		err := s.follow(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.page.setLive(false)
+		wait := min(time.Second<<min(attempt, 5), 30*time.Second)
+		s.log.Warn("cannot follow the monitoring system's state; serving the last known and retrying", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+	}
+}
+
 // follow keeps the page's state current until ctx ends, and keeps track of
 // whether the link to the monitoring system is up.
 func (s *Service) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx) // stops the watches when following fails
+	defer cancel()
 	watch := map[string]func(jetstream.KeyValueEntry){
 		events.BucketServers:     s.serverEntry,
 		events.BucketBoxes:       s.boxEntry,

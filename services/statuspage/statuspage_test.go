@@ -12,8 +12,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
@@ -32,6 +35,15 @@ type site struct {
 
 func startSite(t *testing.T) *site {
 	t.Helper()
+	cfg := siteConfig(t)
+	srv := bustest.Start(t)
+	b := srv.Connect(t, nil)
+	url, _ := runPage(t, cfg, srv.Connect(t, nil), "")
+	return &site{srv: srv, b: b, url: url, cfg: cfg}
+}
+
+func siteConfig(t *testing.T) *config.Config {
+	t.Helper()
 	cfg, err := config.Parse("test.yaml", []byte(`
 site: {name: Example Hosting, status_url: "https://status.example.net"}
 locations: [lon1]
@@ -46,20 +58,25 @@ statuspage: {admin_token_env: ADMIN}
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := bustest.Start(t)
-	b := srv.Connect(t, nil)
-	page := srv.Connect(t, nil)
+	return cfg
+}
+
+// runPage runs a status page on its own connection until stop is called or
+// the test ends, and returns its URL.
+func runPage(t *testing.T, cfg *config.Config, page *bus.Bus, stateFile string) (url string, stop func()) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := New(cfg, Deps{Bus: page, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: ln})
+	sp := New(cfg, Deps{Bus: page, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: ln, StateFile: stateFile})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { sp.Run(ctx); close(done) }()
-	st := &site{srv: srv, b: b, url: "http://" + ln.Addr().String(), cfg: cfg}
-	t.Cleanup(func() { cancel(); <-done })
-	return st
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return "http://" + ln.Addr().String(), stop
 }
 
 func (s *site) put(t *testing.T, bucket, key string, v any) {
@@ -379,4 +396,85 @@ func TestExport(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// A page restarted while the main site is out of reach serves the last
+// state it saved, says how old it is, and catches up once the main site is
+// back.
+func TestRestartWhileCutOff(t *testing.T) {
+	cfg := siteConfig(t)
+	dir := t.TempDir()
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ns.Addr().String()
+	s := &site{srv: &bustest.Server{NS: ns, URL: ns.ClientURL()}, cfg: cfg}
+	s.b = s.srv.Connect(t, nil)
+	state := filepath.Join(t.TempDir(), "statuspage.json")
+	url, stop := runPage(t, cfg, s.srv.Connect(t, nil), state)
+	s.url = url
+	known := time.Now().UTC().Truncate(time.Second)
+	id := known.Format("20060102") + "-saved1"
+	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": known.Add(-37 * 24 * time.Hour)})
+	s.outage(t, id, known)
+	waitUntil(t, 10*time.Second, "the outage on the page", func() bool {
+		body, _ := s.get(t, "/api/v2/incidents/unresolved.json")
+		return strings.Contains(body, id)
+	})
+	stop() // saves on the way out
+	ns.Shutdown()
+	ns.WaitForShutdown()
+
+	// Restarted with the main site gone: the connection keeps trying.
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cut, err := bus.Connect("nats://"+addr, nil, "page", log, nats.RetryOnFailedConnect(true), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cut.NC.Close)
+	s.url, _ = runPage(t, cfg, cut, state)
+	waitUntil(t, 10*time.Second, "the restarted page to answer", func() bool {
+		resp, err := http.Get(s.url + "/api/v2/status.json")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err == nil
+	})
+	body, _ := s.get(t, "/api/v2/summary.json")
+	var summary struct {
+		Status     struct{ Indicator string }
+		Components []struct{ Name, Status string }
+		Incidents  []struct{ ID string }
+	}
+	if err := json.Unmarshal([]byte(body), &summary); err != nil {
+		t.Fatal(err)
+	}
+	status := map[string]string{}
+	for _, c := range summary.Components {
+		status[c.Name] = c.Status
+	}
+	if summary.Status.Indicator != "major" || status["Incoming mail"] != "major_outage" || status["Websites 1"] != "operational" ||
+		len(summary.Incidents) != 1 || summary.Incidents[0].ID != id {
+		t.Errorf("summary.json after a restart while cut off: %s, want the saved outage", body)
+	}
+	page, _ := s.get(t, "/")
+	if !strings.Contains(page, "lost its link to the monitoring system") || !strings.Contains(page, `for <span data-role="for">37 days`) {
+		t.Errorf("the page after a restart while cut off does not show the saved state and its age:\n%s", page)
+	}
+
+	// The main site returns, with a change made meanwhile.
+	ns2, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns2.Shutdown(); ns2.WaitForShutdown() })
+	s.srv = &bustest.Server{NS: ns2, URL: ns2.ClientURL()}
+	s.b = s.srv.Connect(t, nil)
+	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "down", "since": time.Now()})
+	waitUntil(t, 30*time.Second, "the page to catch up once the main site is back", func() bool {
+		page, _ := s.get(t, "/")
+		body, _ := s.get(t, "/api/v2/summary.json")
+		return !strings.Contains(page, "lost its link") && strings.Contains(body, `"name":"Websites 1","status":"major_outage"`)
+	})
 }
