@@ -356,10 +356,3 @@ func (s *Service) routesAPI(mux *http.ServeMux) {
 		return map[string]any{"page": p.apiPage(), "scheduled_maintenances": maint(now, active)}
 	}))
 }
-
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
-}
