@@ -26,6 +26,24 @@ type Bus struct {
 	NC  *nats.Conn
 	JS  jetstream.JetStream
 	log *slog.Logger
+
+	// TakeOver is how long an exclusive consumer stays with an instance
+	// that died before a standing-by one takes over (see
+	// Consumer.Exclusive); DefaultTakeOver if zero. Set it before
+	// consuming.
+	TakeOver time.Duration
+}
+
+// DefaultTakeOver is how long a standby waits by default to take over from
+// an instance that died without a word: long enough that a live instance
+// under load keeps its place, short next to an outage's first minutes.
+const DefaultTakeOver = 5 * time.Second
+
+func (b *Bus) takeOver() time.Duration {
+	if b.TakeOver > 0 {
+		return b.TakeOver
+	}
+	return DefaultTakeOver
 }
 
 // EmbeddedOptions configure a JetStream server inside the process.

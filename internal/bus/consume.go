@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -64,7 +65,17 @@ type Consumer struct {
 	// today need not act on last month's events. An existing consumer
 	// carries on from where it is.
 	Since time.Duration
+	// Exclusive: one instance at a time takes the consumer's messages;
+	// others run beside it, standing by. One that stops hands over at
+	// once; one that dies is replaced within Bus.TakeOver. For a service
+	// that keeps state in memory or needs every message of a key in order,
+	// as the verifier does: two instances sharing the messages would undo
+	// both.
+	Exclusive bool
 }
+
+// exclusiveGroup is the one priority group of an exclusive consumer.
+const exclusiveGroup = "active"
 
 func (c *Consumer) defaults() {
 	if c.Workers <= 0 {
@@ -94,8 +105,10 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 	}
 	log := b.log.With("consumer", c.Name)
 	w := startWorkers(ctx, c, func(hc *handlerContexts, d delivery) { b.handle(hc, c, log, d, h) })
+	var active atomic.Bool // this instance was given messages
+	put := func(d delivery) { active.Store(true); w.put(d) }
 	for attempt := 0; ; attempt++ {
-		if err := b.receive(ctx, cons, c, w.put, log); err != nil {
+		if err := b.receive(ctx, cons, c, put, log); err != nil {
 			log.Error("consumer stopped delivering; setting it up again", "err", err)
 		}
 		if ctx.Err() != nil {
@@ -108,12 +121,34 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 		if ctx.Err() != nil {
 			break
 		}
-		if cons, err = b.consumer(ctx, c); err != nil {
+		// On failure the old handle is tried again, and fails again
+		// until the consumer can be set up: never a nil one.
+		if next, err := b.consumer(ctx, c); err != nil {
 			log.Error("consumer cannot be set up again; retrying", "err", err)
+		} else {
+			cons = next
 		}
 	}
 	w.stop()
+	if c.Exclusive && active.Load() {
+		b.handOver(c)
+	}
 	return nil
+}
+
+// handOver lets a standing-by instance of an exclusive consumer take over
+// at once, now that this one has finished what it had, rather than after
+// ExclusiveTTL: a deploy restarts instances one by one.
+func (b *Bus) handOver(c Consumer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := b.JS.Stream(ctx, c.Stream)
+	if err == nil {
+		err = s.UnpinConsumer(ctx, c.Name, exclusiveGroup)
+	}
+	if err != nil {
+		b.log.Info("could not hand the consumer over; another instance takes it over in time", "consumer", c.Name, "within", b.takeOver(), "err", err)
+	}
 }
 
 // delivery is a message and when it reached us: JetStream's AckWait runs
@@ -136,6 +171,12 @@ func (b *Bus) consumer(ctx context.Context, c Consumer) (jetstream.Consumer, err
 	if c.Since > 0 {
 		start := time.Now().Add(-c.Since)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	if c.Exclusive {
+		// JetStream moves the pin when the pinned instance has not asked
+		// for messages for PinnedTTL: a live one asks every expiry (see
+		// receive), well within it.
+		cfg.PriorityPolicy, cfg.PriorityGroups, cfg.PinnedTTL = jetstream.PriorityPolicyPinned, []string{exclusiveGroup}, b.takeOver()
 	}
 	cons, err := b.JS.CreateConsumer(ctx, c.Stream, cfg)
 	if errors.Is(err, jetstream.ErrConsumerExists) {
@@ -187,17 +228,23 @@ const pullHeartbeat = time.Second
 func (b *Bus) receive(ctx context.Context, cons jetstream.Consumer, c Consumer, put func(delivery), log *slog.Logger) error {
 	var mu sync.Mutex
 	var last error
-	cc, err := cons.Consume(func(m jetstream.Msg) { put(delivery{m: m, at: time.Now()}) },
-		jetstream.PullMaxMessages(pullWindow(c)),
-		jetstream.PullHeartbeat(pullHeartbeat),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			// Missed heartbeats and the like: Consume asks again by
-			// itself, or stops and says why below.
-			log.Warn("fetching messages", "err", err)
-			mu.Lock()
-			last = err
-			mu.Unlock()
-		}))
+	opts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(pullWindow(c))}
+	if c.Exclusive {
+		// Asking again well within the take-over time keeps the pin.
+		expiry := max(time.Second, b.takeOver()*2/5)
+		opts = append(opts, jetstream.PullPriorityGroup(exclusiveGroup), jetstream.PullExpiry(expiry), jetstream.PullHeartbeat(min(pullHeartbeat, expiry/2)))
+	} else {
+		opts = append(opts, jetstream.PullHeartbeat(pullHeartbeat))
+	}
+	opts = append(opts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		// Missed heartbeats and the like: Consume asks again by itself,
+		// or stops and says why below.
+		log.Warn("fetching messages", "err", err)
+		mu.Lock()
+		last = err
+		mu.Unlock()
+	}))
+	cc, err := cons.Consume(func(m jetstream.Msg) { put(delivery{m: m, at: time.Now()}) }, opts...)
 	if err != nil {
 		return err
 	}

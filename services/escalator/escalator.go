@@ -127,6 +127,7 @@ func (e *Escalator) Run(ctx context.Context) error {
 		Filter:     []string{events.SubjectIncidents},
 		Workers:    4,
 		Key:        func(subject string) string { return strings.Split(subject, ".")[1] },
+		Exclusive:  true, // one incident's steps in order, by one instance
 		AckWait:    e.ackWait,
 		BackoffMin: time.Second, BackoffMax: time.Minute,
 		// Deadlines of incidents opened before a fresh deployment count too.

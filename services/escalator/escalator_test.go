@@ -95,6 +95,7 @@ providers:
 func (w *world) start(t *testing.T) (stop func()) {
 	t.Helper()
 	b := w.srv.Connect(t, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b.TakeOver = 300 * time.Millisecond // the next instance takes over from a killed one at once
 	e, err := New(w.cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(w.logs, nil))}, WithAckWait(2*time.Second))
 	if err != nil {
 		t.Fatal(err)

@@ -125,6 +125,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Workers: 4,
 		// One server's changes in order; different servers at once.
 		Key:        func(subject string) string { return strings.Split(subject, ".")[1] },
+		Exclusive:  true, // one server's changes in order, by one instance
 		AckWait:    s.ackWait,
 		BackoffMin: s.backoffMin, BackoffMax: s.backoffMax,
 		// Deployed afresh, act on what is recent only: the verifier's

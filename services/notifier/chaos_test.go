@@ -58,6 +58,7 @@ providers:
 		defer close(stopped)
 		for ctx.Err() == nil {
 			b := srv.Connect(t, quiet)
+			b.TakeOver = 300 * time.Millisecond // the next instance takes over from a killed one at once
 			n, err := New(cfg, Deps{Bus: b, Log: quiet}, WithAckWait(2*time.Second))
 			if err != nil {
 				t.Error(err)

@@ -118,6 +118,7 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 	wg.Go(func() {
 		for ctx.Err() == nil {
 			b := srv.Connect(t, log)
+			b.TakeOver = 300 * time.Millisecond // the next instance takes over from a killed one at once
 			vctx, stop := context.WithCancel(ctx)
 			done := make(chan struct{})
 			go func() {

@@ -209,7 +209,10 @@ func (v *Verifier) Run(ctx context.Context) error {
 		Filter:  []string{events.SubjectProbeResults},
 		Workers: v.workers,
 		Key:     func(subject string) string { return subject },
-		AckWait: v.ackWait,
+		// Each server's record is kept in memory and its results judged
+		// in order: a second verifier stands by rather than share.
+		Exclusive: true,
+		AckWait:   v.ackWait,
 		// A verifier deployed afresh need not judge a day of old results.
 		Since: 10 * time.Minute,
 	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, st, live, ev) })
