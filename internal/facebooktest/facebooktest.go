@@ -20,13 +20,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // Post is one post the stand-in accepted on the page's feed, as the client
@@ -89,27 +89,20 @@ type Attempt struct {
 // every post and comment it accepts, in arrival order, for as long as it
 // lives. Its methods are safe for concurrent use.
 type Server struct {
-	// URL is where the stand-in listens, "http://127.0.0.1:port", with no
-	// trailing slash: the value for an adapter's API URL setting.
-	URL string
+	*standin.Server // URL, Connections, Stalled, Release
+	// FailNext, Fail, FailIf and Recover set how requests fail.
+	standin.Faults[Fault, Request]
+
 	// PageID and Token are the one page the stand-in knows and the page
 	// access token that may post to it.
 	PageID, Token string
-
-	srv    *httptest.Server
-	closed chan struct{}
-	once   sync.Once
 
 	mu       sync.Mutex
 	posts    []Post
 	comments []Comment
 	attempts []Attempt
 	arrived  chan struct{} // closed and replaced whenever a post or comment is stored
-	faults   faults
 	lastID   uint64
-	stalled  int
-	conns    int
-	release  chan struct{} // closed and replaced by Release
 }
 
 // New starts a stand-in for the page pageID, which must be digits as
@@ -127,22 +120,11 @@ func New(pageID, token string) (*Server, error) {
 	s := &Server{
 		PageID:  pageID,
 		Token:   token,
-		closed:  make(chan struct{}),
 		arrived: make(chan struct{}),
-		release: make(chan struct{}),
 		// IDs of 16 digits from a random start, as Graph's are.
 		lastID: 1_000_000_000_000_000 + binary.BigEndian.Uint64(seed[:])%8_000_000_000_000_000,
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			s.mu.Lock()
-			s.conns++
-			s.mu.Unlock()
-		}
-	}
-	s.srv.Start()
-	s.URL = s.srv.URL
+	s.Server = standin.Start("facebooktest", http.HandlerFunc(s.serve))
 	return s, nil
 }
 
@@ -156,16 +138,6 @@ func Start(t testing.TB, pageID, token string) *Server {
 	}
 	t.Cleanup(s.Close)
 	return s
-}
-
-// Close answers stalled requests with 503, stops the server and waits for
-// requests in progress to finish. Posts and comments already accepted
-// stay readable. Calling Close again does nothing.
-func (s *Server) Close() {
-	s.once.Do(func() {
-		close(s.closed)
-		s.srv.Close()
-	})
 }
 
 // Posts returns a copy of every post accepted so far, in the order they
@@ -217,38 +189,12 @@ func (s *Server) WaitFor(ctx context.Context, posts, comments int) ([]Post, []Co
 		}
 		select {
 		case <-arrived:
-		case <-s.closed:
+		case <-s.Closed():
 			return ps, cs, fmt.Errorf("facebooktest: closed while waiting for %d posts and %d comments; %s", posts, comments, describe(ps, cs))
 		case <-ctx.Done():
 			return ps, cs, fmt.Errorf("facebooktest: waiting for %d posts and %d comments; %s: %w", posts, comments, describe(ps, cs), context.Cause(ctx))
 		}
 	}
-}
-
-// Connections reports how many connections clients have opened so far,
-// so that a test can check that its client reuses them.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns
-}
-
-// Stalled reports how many requests are being held by a Stall fault now,
-// so that a test can wait until its client is stuck before going on.
-func (s *Server) Stalled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stalled
-}
-
-// Release lets every request held by a Stall fault go on: it is then
-// checked and, if valid, accepted as if it had just arrived. Requests that
-// stall later are held again.
-func (s *Server) Release() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.release)
-	s.release = make(chan struct{})
 }
 
 func (s *Server) record(a Attempt) {

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 const (
@@ -113,12 +115,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.respond(w, a, s.faultAnswer(*f))
 			return
 		}
-		switch s.hold(r) {
-		case clientGone:
+		switch s.Hold(r) {
+		case standin.ClientGone:
 			a.Why = "the client gave up on a stalled request"
 			s.record(a)
 			return
-		case serverClosed:
+		case standin.ServerClosed:
 			s.respond(w, a, s.faultAnswer(ServerError(http.StatusServiceUnavailable)))
 			return
 		}
@@ -330,34 +332,4 @@ func (s *Server) respond(w http.ResponseWriter, a Attempt, ans answer) {
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(ans.status)
 	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
-}
-
-type holdEnd int
-
-const (
-	released holdEnd = iota
-	clientGone
-	serverClosed
-)
-
-// hold keeps a stalled request until the client gives up, the test calls
-// Release, or the stand-in closes.
-func (s *Server) hold(r *http.Request) holdEnd {
-	s.mu.Lock()
-	s.stalled++
-	release := s.release
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.stalled--
-		s.mu.Unlock()
-	}()
-	select {
-	case <-release:
-		return released
-	case <-r.Context().Done():
-		return clientGone
-	case <-s.closed:
-		return serverClosed
-	}
 }

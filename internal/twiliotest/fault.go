@@ -58,87 +58,19 @@ type Request struct {
 	StatusCallback      string
 }
 
-type faults struct {
-	next   []Fault
-	rule   func(Request) *Fault
-	always *Fault
-	n      int // requests counted for Request.N
-}
-
-// FailNext fails the next n requests to send a message with f. Faults set
-// by several calls queue up in the order of the calls, so that a test can
-// script a sequence such as 503, 429, then success.
-func (s *Server) FailNext(n int, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for range n {
-		s.faults.next = append(s.faults.next, f)
-	}
-}
-
-// Fail fails every request to send a message with f until Recover, or
-// until Fail is called again; Fail(Fault{}) is Recover for this mode only.
-func (s *Server) Fail(f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if f == (Fault{}) {
-		s.faults.always = nil
-		return
-	}
-	s.faults.always = &f
-}
-
-// FailIf asks rule about every request to send a message: a non-nil Fault
-// fails that request, nil lets it through. It fails requests one by one,
-// by recipient or by attempt number, such as one recipient whose number is
-// refused among several that are not. FailIf(nil) removes the rule.
-func (s *Server) FailIf(rule func(Request) *Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults.rule = rule
-}
-
-// Recover forgets every fault set by FailNext, Fail and FailIf. Requests
-// already stalled stay stalled until Release.
-func (s *Server) Recover() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults = faults{n: s.faults.n}
-}
-
 // fault counts the request and picks the fault for it: first the FailNext
 // queue, then the FailIf rule, then Fail.
 func (s *Server) fault(form url.Values) *Fault {
-	s.mu.Lock()
-	s.faults.n++
-	req := Request{
-		N:                   s.faults.n,
-		To:                  form.Get("To"),
-		From:                form.Get("From"),
-		MessagingServiceSID: form.Get("MessagingServiceSid"),
-		Body:                form.Get("Body"),
-		StatusCallback:      form.Get("StatusCallback"),
-	}
-	if len(s.faults.next) > 0 {
-		f := s.faults.next[0]
-		s.faults.next = s.faults.next[1:]
-		s.mu.Unlock()
-		return &f
-	}
-	rule, always := s.faults.rule, s.faults.always
-	s.mu.Unlock()
-
-	// The rule runs unlocked: it may call back into the Server.
-	if rule != nil {
-		if f := rule(req); f != nil {
-			return f
+	return s.TakeFault(func(n int) Request {
+		return Request{
+			N:                   n,
+			To:                  form.Get("To"),
+			From:                form.Get("From"),
+			MessagingServiceSID: form.Get("MessagingServiceSid"),
+			Body:                form.Get("Body"),
+			StatusCallback:      form.Get("StatusCallback"),
 		}
-	}
-	if always != nil {
-		f := *always
-		return &f
-	}
-	return nil
+	})
 }
 
 // defaultCode is the Twilio error code that goes with an HTTP status when

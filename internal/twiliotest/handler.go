@@ -14,6 +14,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf16"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 const (
@@ -108,11 +110,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.answerError(w, r, form, *f)
 			return
 		}
-		switch s.hold(r) {
-		case clientGone:
+		switch s.Hold(r) {
+		case standin.ClientGone:
 			s.record(Attempt{Time: time.Now(), Form: form})
 			return
-		case serverClosed:
+		case standin.ServerClosed:
 			s.answerError(w, r, form, ServerError(http.StatusServiceUnavailable))
 			return
 		}
@@ -267,34 +269,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
-}
-
-type holdEnd int
-
-const (
-	released holdEnd = iota
-	clientGone
-	serverClosed
-)
-
-// hold keeps a stalled request until the client gives up, the test calls
-// Release, or the stand-in closes.
-func (s *Server) hold(r *http.Request) holdEnd {
-	s.mu.Lock()
-	s.stalled++
-	release := s.release
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.stalled--
-		s.mu.Unlock()
-	}()
-	select {
-	case <-release:
-		return released
-	case <-r.Context().Done():
-		return clientGone
-	case <-s.closed:
-		return serverClosed
-	}
 }

@@ -18,14 +18,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // Message is one message the stand-in accepted, as the client sent it.
@@ -63,25 +63,20 @@ type Attempt struct {
 // every message it accepts, in arrival order, for as long as it lives. Its
 // methods are safe for concurrent use.
 type Server struct {
-	// URL is where the stand-in listens, "http://127.0.0.1:port", with no
-	// trailing slash: the value for an adapter's API URL setting.
-	URL string
+	*standin.Server // URL, Connections, Stalled, Release
+	// FailNext, Fail, FailIf and Recover set how requests to send a
+	// message fail.
+	standin.Faults[Fault, Request]
+
 	// AccountSID and AuthToken are the one account the stand-in knows.
 	AccountSID, AuthToken string
 
-	srv      *httptest.Server
 	webhooks *http.Client // for status callbacks and inbound messages
-	closed   chan struct{}
-	once     sync.Once
 
 	mu       sync.Mutex
 	msgs     []Message
 	attempts []Attempt
 	arrived  chan struct{} // closed and replaced whenever a message is stored
-	faults   faults
-	stalled  int
-	conns    int
-	release  chan struct{} // closed and replaced by Release
 }
 
 // New starts a stand-in that accepts requests authenticated as accountSID
@@ -94,20 +89,9 @@ func New(accountSID, authToken string) (*Server, error) {
 	s := &Server{
 		AccountSID: accountSID,
 		AuthToken:  authToken,
-		closed:     make(chan struct{}),
 		arrived:    make(chan struct{}),
-		release:    make(chan struct{}),
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			s.mu.Lock()
-			s.conns++
-			s.mu.Unlock()
-		}
-	}
-	s.srv.Start()
-	s.URL = s.srv.URL
+	s.Server = standin.Start("twiliotest", http.HandlerFunc(s.serve))
 	s.webhooks = &http.Client{
 		Transport:     loopbackOnly{base: &http.Transport{}},
 		Timeout:       10 * time.Second,
@@ -132,11 +116,8 @@ func Start(t testing.TB, accountSID, authToken string) *Server {
 // requests in progress to finish. Messages already accepted stay readable.
 // Calling Close again does nothing.
 func (s *Server) Close() {
-	s.once.Do(func() {
-		close(s.closed)
-		s.srv.Close()
-		s.webhooks.CloseIdleConnections()
-	})
+	s.Server.Close()
+	s.webhooks.CloseIdleConnections()
 }
 
 // Messages returns a copy of every message accepted so far, in the order
@@ -175,40 +156,12 @@ func (s *Server) WaitFor(ctx context.Context, n int) ([]Message, error) {
 		}
 		select {
 		case <-arrived:
-		case <-s.closed:
+		case <-s.Closed():
 			return msgs, fmt.Errorf("twiliotest: closed while waiting for %d messages; %s", n, describe(msgs))
 		case <-ctx.Done():
 			return msgs, fmt.Errorf("twiliotest: waiting for %d messages; %s: %w", n, describe(msgs), context.Cause(ctx))
 		}
 	}
-}
-
-// Connections reports how many connections clients have opened so far,
-// so that a test can check that its client reuses them: a client that
-// leaves answers unread opens one per request, and against the real
-// Twilio pays a TLS handshake for each.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns
-}
-
-// Stalled reports how many requests are being held by a Stall fault now,
-// so that a test can wait until its client is stuck before going on.
-func (s *Server) Stalled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stalled
-}
-
-// Release lets every request held by a Stall fault go on: it is then
-// checked and, if valid, accepted as if it had just arrived. Requests that
-// stall later are held again.
-func (s *Server) Release() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.release)
-	s.release = make(chan struct{})
 }
 
 func (s *Server) store(m Message) {

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // X's texts for the refusals a test may want to match or script.
@@ -120,12 +122,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.respond(w, a, faultAnswer(*f, now))
 			return
 		}
-		switch s.hold(r) {
-		case clientGone:
+		switch s.Hold(r) {
+		case standin.ClientGone:
 			a.Why = "the client gave up on a stalled request"
 			s.record(a)
 			return
-		case serverClosed:
+		case standin.ServerClosed:
 			s.respond(w, a, faultAnswer(ServerError(http.StatusServiceUnavailable), now))
 			return
 		}
@@ -344,34 +346,4 @@ func (s *Server) respond(w http.ResponseWriter, a Attempt, ans answer) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(ans.status)
 	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
-}
-
-type holdEnd int
-
-const (
-	released holdEnd = iota
-	clientGone
-	serverClosed
-)
-
-// hold keeps a stalled request until the client gives up, the test calls
-// Release, or the stand-in closes.
-func (s *Server) hold(r *http.Request) holdEnd {
-	s.mu.Lock()
-	s.stalled++
-	release := s.release
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.stalled--
-		s.mu.Unlock()
-	}()
-	select {
-	case <-release:
-		return released
-	case <-r.Context().Done():
-		return clientGone
-	case <-s.closed:
-		return serverClosed
-	}
 }

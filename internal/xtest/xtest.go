@@ -19,13 +19,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // Credentials are the one app and user the stand-in knows: the app's
@@ -75,26 +75,19 @@ type Attempt struct {
 // every post it accepts, in arrival order, for as long as it lives. Its
 // methods are safe for concurrent use.
 type Server struct {
-	// URL is where the stand-in listens, "http://127.0.0.1:port", with no
-	// trailing slash: the value for an adapter's API URL setting.
-	URL string
+	*standin.Server // URL, Connections, Stalled, Release
+	// FailNext, Fail, FailIf and Recover set how requests fail.
+	standin.Faults[Fault, Request]
+
 	// Credentials are the app and user the stand-in accepts.
 	Credentials Credentials
-
-	srv    *httptest.Server
-	closed chan struct{}
-	once   sync.Once
 
 	mu       sync.Mutex
 	posts    []Post
 	attempts []Attempt
-	arrived  chan struct{} // closed and replaced whenever a post is stored
-	faults   faults
+	arrived  chan struct{}        // closed and replaced whenever a post is stored
 	nonces   map[string]time.Time // nonce → when it may be forgotten
 	lastID   int64
-	stalled  int
-	conns    int
-	release  chan struct{} // closed and replaced by Release
 }
 
 // New starts a stand-in that accepts requests signed with c. Each of the
@@ -111,21 +104,10 @@ func New(c Credentials) (*Server, error) {
 	}
 	s := &Server{
 		Credentials: c,
-		closed:      make(chan struct{}),
 		arrived:     make(chan struct{}),
-		release:     make(chan struct{}),
 		nonces:      map[string]time.Time{},
 	}
-	s.srv = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
-	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			s.mu.Lock()
-			s.conns++
-			s.mu.Unlock()
-		}
-	}
-	s.srv.Start()
-	s.URL = s.srv.URL
+	s.Server = standin.Start("xtest", http.HandlerFunc(s.serve))
 	return s, nil
 }
 
@@ -139,16 +121,6 @@ func Start(t testing.TB, c Credentials) *Server {
 	}
 	t.Cleanup(s.Close)
 	return s
-}
-
-// Close answers stalled requests with 503, stops the server and waits for
-// requests in progress to finish. Posts already accepted stay readable.
-// Calling Close again does nothing.
-func (s *Server) Close() {
-	s.once.Do(func() {
-		close(s.closed)
-		s.srv.Close()
-	})
 }
 
 // Posts returns a copy of every post accepted so far, in the order they
@@ -182,40 +154,12 @@ func (s *Server) WaitFor(ctx context.Context, n int) ([]Post, error) {
 		}
 		select {
 		case <-arrived:
-		case <-s.closed:
+		case <-s.Closed():
 			return posts, fmt.Errorf("xtest: closed while waiting for %d posts; %s", n, describe(posts))
 		case <-ctx.Done():
 			return posts, fmt.Errorf("xtest: waiting for %d posts; %s: %w", n, describe(posts), context.Cause(ctx))
 		}
 	}
-}
-
-// Connections reports how many connections clients have opened so far,
-// so that a test can check that its client reuses them: a client that
-// leaves answers unread opens one per request, and against the real X
-// pays a TLS handshake for each.
-func (s *Server) Connections() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.conns
-}
-
-// Stalled reports how many requests are being held by a Stall fault now,
-// so that a test can wait until its client is stuck before going on.
-func (s *Server) Stalled() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stalled
-}
-
-// Release lets every request held by a Stall fault go on: it is then
-// checked and, if valid, accepted as if it had just arrived. Requests that
-// stall later are held again.
-func (s *Server) Release() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	close(s.release)
-	s.release = make(chan struct{})
 }
 
 // ErrNoSuchPost is what Lookup returns for an ID the stand-in never gave

@@ -1,0 +1,280 @@
+// Package standin is what the loopback stand-ins for third-party APIs
+// (twiliotest, xtest, facebooktest) have in common: the HTTP server on
+// 127.0.0.1 with its count of connections, requests held on command until
+// released, faults a test queues up, and a transport that carries requests
+// for the provider's hosts to the stand-in and refuses every other address
+// but loopback, so that a test never reaches the real provider.
+package standin
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is the HTTP side of a stand-in. A stand-in embeds it, so that its
+// Connections, Stalled and Release are the stand-in's. Its methods are
+// safe for concurrent use.
+type Server struct {
+	// URL is where the stand-in listens, "http://127.0.0.1:port", with no
+	// trailing slash: the value for an adapter's API URL setting.
+	URL string
+
+	name   string // the stand-in's package, for errors
+	srv    *httptest.Server
+	closed chan struct{}
+	once   sync.Once
+
+	mu      sync.Mutex
+	conns   int
+	stalled int
+	release chan struct{} // closed and replaced by Release
+}
+
+// Start serves h on loopback. name is the stand-in's package, such as
+// "twiliotest", which its errors begin with.
+func Start(name string, h http.Handler) *Server {
+	s := &Server{name: name, closed: make(chan struct{}), release: make(chan struct{})}
+	s.srv = httptest.NewUnstartedServer(h)
+	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			s.mu.Lock()
+			s.conns++
+			s.mu.Unlock()
+		}
+	}
+	s.srv.Start()
+	s.URL = s.srv.URL
+	return s
+}
+
+// Close answers stalled requests (see Hold), stops the server and waits
+// for requests in progress to finish. What was accepted stays readable.
+// Calling Close again does nothing.
+func (s *Server) Close() {
+	s.once.Do(func() {
+		close(s.closed)
+		s.srv.Close()
+	})
+}
+
+// Closed is closed when Close is called.
+func (s *Server) Closed() <-chan struct{} { return s.closed }
+
+// Connections reports how many connections clients have opened so far,
+// so that a test can check that its client reuses them: a client that
+// leaves answers unread opens one per request, and against the real
+// provider pays a TLS handshake for each.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// Stalled reports how many requests are being held by a Stall fault now,
+// so that a test can wait until its client is stuck before going on.
+func (s *Server) Stalled() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stalled
+}
+
+// Release lets every request held by a Stall fault go on: it is then
+// checked and, if valid, accepted as if it had just arrived. Requests that
+// stall later are held again.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.release)
+	s.release = make(chan struct{})
+}
+
+// HoldEnd is how a held request ended.
+type HoldEnd int
+
+// How a held request ends.
+const (
+	Released     HoldEnd = iota // the test called Release: carry on
+	ClientGone                  // the client gave up: answer nothing
+	ServerClosed                // the stand-in is closing: answer 503
+)
+
+// Hold keeps a stalled request until the client gives up, the test calls
+// Release, or the stand-in closes.
+func (s *Server) Hold(r *http.Request) HoldEnd {
+	s.mu.Lock()
+	s.stalled++
+	release := s.release
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.stalled--
+		s.mu.Unlock()
+	}()
+	select {
+	case <-release:
+		return Released
+	case <-r.Context().Done():
+		return ClientGone
+	case <-s.closed:
+		return ServerClosed
+	}
+}
+
+// Route says which requests a stand-in's transport carries to it.
+type Route struct {
+	// API reports whether host is one of the provider's API hosts.
+	API func(host string) bool
+	// Rewrite, if set, readies the copy of a request for the provider
+	// before it is sent to the stand-in, which has already set its scheme
+	// and host; without it the Host header becomes the stand-in's too.
+	Rewrite func(out, in *http.Request)
+}
+
+// Transport returns an http.RoundTripper that sends requests for the
+// route's API hosts to the stand-in, changing only where they go. Requests
+// for loopback addresses go out unchanged. Any other request fails.
+func (s *Server) Transport(route Route) http.RoundTripper {
+	target, _ := url.Parse(s.URL) // httptest's own URL always parses
+	return &rewriter{name: s.name, route: route, target: target, base: s.srv.Client().Transport}
+}
+
+// Client returns an http.Client with Transport(route), a 10-second timeout
+// and redirects not followed, as the providers' own clients have it.
+func (s *Server) Client(route Route) *http.Client {
+	return &http.Client{
+		Transport:     s.Transport(route),
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+type rewriter struct {
+	name   string
+	route  Route
+	target *url.URL
+	base   http.RoundTripper
+}
+
+func (t *rewriter) RoundTrip(req *http.Request) (*http.Response, error) {
+	host := req.URL.Hostname()
+	switch {
+	case t.route.API(host):
+		out := req.Clone(req.Context()) // a RoundTripper must not change req
+		out.URL.Scheme, out.URL.Host, out.Host = t.target.Scheme, t.target.Host, ""
+		if t.route.Rewrite != nil {
+			t.route.Rewrite(out, req)
+		}
+		return t.base.RoundTrip(out)
+	case Loopback(host):
+		return t.base.RoundTrip(req)
+	default:
+		return nil, Refuse(t.name, req)
+	}
+}
+
+// Refuse closes the body of a request that must not leave this machine,
+// as a RoundTripper closes it even on error, and says why it was refused.
+func Refuse(name string, req *http.Request) error {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+	return fmt.Errorf("%s: refusing to send to %s: tests reach only the stand-in and loopback", name, req.URL.Host)
+}
+
+// Loopback reports whether host is localhost or a loopback address.
+func Loopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Faults is the queue of faults a test sets on a stand-in, of the
+// stand-in's Fault type F, with a rule that sees each request as R. A
+// stand-in embeds it, so that FailNext, Fail, FailIf and Recover are the
+// stand-in's. Its methods are safe for concurrent use.
+type Faults[F comparable, R any] struct {
+	mu     sync.Mutex
+	next   []F
+	rule   func(R) *F
+	always *F
+	n      int // requests counted
+}
+
+// FailNext fails the next n requests with f. Faults set by several calls
+// queue up in the order of the calls, so that a test can script a
+// sequence such as 503, a rate limit, then success.
+func (q *Faults[F, R]) FailNext(n int, f F) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for range n {
+		q.next = append(q.next, f)
+	}
+}
+
+// Fail fails every request with f until Recover, or until Fail is called
+// again; Fail with the zero fault is Recover for this mode only.
+func (q *Faults[F, R]) Fail(f F) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var zero F
+	if f == zero {
+		q.always = nil
+		return
+	}
+	q.always = &f
+}
+
+// FailIf asks rule about every request: a non-nil fault fails that
+// request, nil lets it through, so that a test can fail one recipient or
+// one attempt among several. FailIf(nil) removes the rule.
+func (q *Faults[F, R]) FailIf(rule func(R) *F) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.rule = rule
+}
+
+// Recover forgets every fault set by FailNext, Fail and FailIf. Requests
+// already stalled stay stalled until Release.
+func (q *Faults[F, R]) Recover() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.next, q.rule, q.always = nil, nil, nil
+}
+
+// TakeFault counts a request and picks its fault, nil for none: first the
+// FailNext queue, then the FailIf rule, then Fail. request makes what the
+// rule sees from the request's number, counted from 1. The stand-in's
+// handler calls it.
+func (q *Faults[F, R]) TakeFault(request func(n int) R) *F {
+	q.mu.Lock()
+	q.n++
+	n := q.n
+	if len(q.next) > 0 {
+		f := q.next[0]
+		q.next = q.next[1:]
+		q.mu.Unlock()
+		return &f
+	}
+	rule, always := q.rule, q.always
+	q.mu.Unlock()
+
+	// The rule runs unlocked: it may call back into the stand-in.
+	if rule != nil {
+		if f := rule(request(n)); f != nil {
+			return f
+		}
+	}
+	if always != nil {
+		f := *always
+		return &f
+	}
+	return nil
+}
