@@ -91,7 +91,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 		return n, msgs
 	}
 
-	deadline := time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(5 * time.Minute) // under a minute on an idle machine
 	for {
 		n, _ := count(events.SubjectFalseAlarms)
 		if n >= faults {
@@ -99,7 +99,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d false alarms in 3 minutes", n)
+			t.Fatalf("only %d false alarms in 5 minutes", n)
 		}
 		time.Sleep(time.Second)
 	}

@@ -66,18 +66,21 @@ func TestChecks(t *testing.T) {
 		ok      bool
 		reason  string
 	}{
-		{"http ok", trusting, web.URL + "/ok", time.Second, true, ""},
-		{"http redirect followed", trusting, web.URL + "/moved", time.Second, true, ""},
-		{"http redirect loop", trusting, web.URL + "/loop", time.Second, false, "more than 5 redirects"},
-		{"http 503", trusting, web.URL + "/broken", time.Second, false, "expected a 2xx or 3xx status, got 503 Service Unavailable"},
-		{"http refused", trusting, "http://" + closed + "/", time.Second, false, "connection refused"},
+		// Timeouts are generous where the outcome is not a timeout: on a
+		// busy machine the first TLS handshake, reading the system's
+		// roots, can take over a second.
+		{"http ok", trusting, web.URL + "/ok", 5 * time.Second, true, ""},
+		{"http redirect followed", trusting, web.URL + "/moved", 5 * time.Second, true, ""},
+		{"http redirect loop", trusting, web.URL + "/loop", 5 * time.Second, false, "more than 5 redirects"},
+		{"http 503", trusting, web.URL + "/broken", 5 * time.Second, false, "expected a 2xx or 3xx status, got 503 Service Unavailable"},
+		{"http refused", trusting, "http://" + closed + "/", 5 * time.Second, false, "connection refused"},
 		{"http stalls", trusting, "http://" + stall + "/", 200 * time.Millisecond, false, "timeout after 200ms"},
-		{"https ok", trusting, tlsWeb.URL + "/ok", time.Second, true, ""},
-		{"https untrusted certificate", systemRoots, tlsWeb.URL + "/ok", time.Second, false, "certificate signed by an unknown authority"},
-		{"https wrong host", trusting, strings.Replace(tlsWeb.URL, "127.0.0.1", "localhost", 1) + "/ok", time.Second, false, "certificate is not valid for this host"},
+		{"https ok", trusting, tlsWeb.URL + "/ok", 5 * time.Second, true, ""},
+		{"https untrusted certificate", systemRoots, tlsWeb.URL + "/ok", 5 * time.Second, false, "certificate signed by an unknown authority"},
+		{"https wrong host", trusting, strings.Replace(tlsWeb.URL, "127.0.0.1", "localhost", 1) + "/ok", 5 * time.Second, false, "certificate is not valid for this host"},
 		{"https stalls in handshake", trusting, "https://" + stall + "/", 200 * time.Millisecond, false, "timeout after 200ms"},
-		{"tcp ok", trusting, "tcp://" + web.Listener.Addr().String(), time.Second, true, ""},
-		{"tcp refused", trusting, "tcp://" + closed, time.Second, false, "connection refused"},
+		{"tcp ok", trusting, "tcp://" + web.Listener.Addr().String(), 5 * time.Second, true, ""},
+		{"tcp refused", trusting, "tcp://" + closed, 5 * time.Second, false, "connection refused"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
