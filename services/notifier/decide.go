@@ -73,6 +73,7 @@ func (st *incidentState) sent(s sending) {
 	st.Sending = nil
 	st.LastSent = s.At
 	st.Covered = max(st.Covered, s.Seq)
+	st.ActionsTold = max(st.ActionsTold, s.Actions)
 	switch s.Kind {
 	case kindOpened:
 		st.FirstSent = s.At

@@ -25,8 +25,11 @@ func (n *Notifier) failoverAlert(ctx context.Context, kv jetstream.KeyValue, ev 
 	if !ok {
 		return bus.Permanent(fmt.Errorf("a %s event on an action subject", ev.Type))
 	}
+	if err := logAction(ctx, kv, ev, a); err != nil {
+		return err
+	}
 	if !a.Alert {
-		return nil // done, held, or a failure still being retried quietly
+		return nil // done, held, or a failure still being retried quietly: the incident's next email tells
 	}
 	log := n.log.With("server", a.Server, "action", a.Action, "outcome", a.Outcome)
 	what := "take " + a.Server + " out of its pool"
@@ -84,7 +87,8 @@ func (n *Notifier) failoverAlert(ctx context.Context, kv jetstream.KeyValue, ev 
 	return errors.Join(errs...)
 }
 
-// consumeActions follows failover's actions for the alerts among them.
+// consumeActions follows failover's actions: each final outcome is logged
+// for its incident's next email, and the alerts among them are sent.
 func (n *Notifier) consumeActions(ctx context.Context, kv jetstream.KeyValue) error {
 	return n.bus.Consume(ctx, bus.Consumer{
 		Stream: events.StreamEvents, Name: "notifier-failover", Filter: []string{events.SubjectServerActions},

@@ -175,6 +175,9 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 			if next == nil {
 				break
 			}
+			if err := claimActions(ctx, kv, &st, next); err != nil {
+				return err
+			}
 			s, st.Sending = next, next
 		}
 		if rev, err = saveState(ctx, kv, st, rev); err != nil {
@@ -202,6 +205,9 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 // left; a channel failing for good or for too long falls back to another.
 func (n *Notifier) send(ctx context.Context, kv jetstream.KeyValue, st *incidentState, s sending, log *slog.Logger) error {
 	msg := compose(n.cfg, st, s.Kind, s.N, s.At)
+	if err := n.withActions(ctx, kv, st, s, &msg); err != nil {
+		return err
+	}
 	var retry []error
 	for _, r := range n.audience(st, s) {
 		for _, ch := range r.Channels {

@@ -27,6 +27,9 @@ type incidentState struct {
 	ResolvedSent bool                `json:"resolved_sent,omitempty"`
 	Sending      *sending            `json:"sending,omitempty"`
 	Told         map[string][]string `json:"told,omitempty"` // staff key → channels of the opening message
+	// ActionsTold is how many of failover's actions in the incident's
+	// action log a message has told of.
+	ActionsTold int `json:"actions_told,omitempty"`
 }
 
 // sending is a message claimed before it is sent: a crash or a provider
@@ -37,6 +40,8 @@ type sending struct {
 	N    int       `json:"n,omitempty"`
 	At   time.Time `json:"at"`
 	Seq  int64     `json:"seq"` // the newest update it tells of
+	// Actions is how many of failover's logged actions it tells of.
+	Actions int `json:"actions,omitempty"`
 }
 
 func stateKey(incident string) string { return incident + ".state" }
