@@ -21,6 +21,10 @@ Usage:
   tocsin validate --config FILE
   tocsin maintenance start|end|list [--nats URL] …
   tocsin ack [--by NAME] INCIDENT
+  tocsin status [--nats URL] [--config FILE] [--json] [--max-lag N]
+      exits 1 when something needs attention: a service or prober location
+      missing, a box down, an incident not acknowledged, a consumer lagging,
+      a failover action failed
   tocsin statuspage export [--config FILE] DIR
   tocsin incident update INCIDENT --status identified --message "…"
   tocsin version
@@ -57,6 +61,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return cmdStatuspage(ctx, args[1:], stdout, stderr, env)
 	case "ack":
 		return cmdAck(ctx, args[1:], stdout, stderr, env, time.Now)
+	case "status":
+		return cmdStatus(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "maintenance":
 		return cmdMaintenance(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "version":

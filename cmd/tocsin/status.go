@@ -1,0 +1,602 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/tocsin-alarm/tocsin/internal/affected"
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/locations"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// The services an operator expects to see running, besides a prober per
+// location and failover where it is configured.
+var expectedServices = []string{"verifier", "notifier", "escalator", "statuspage"}
+
+// statusReport is the whole pipeline at a glance; --json prints it as is.
+type statusReport struct {
+	At        time.Time         `json:"at"`
+	Attention []string          `json:"attention"` // what needs someone now; empty when all is well
+	Services  []serviceInstance `json:"services"`
+	Missing   []string          `json:"missing"` // expected services nobody runs: "prober@nyc1", "escalator"
+	Locations []locationStatus  `json:"locations"`
+	Consumers []consumerLag     `json:"consumers"`
+	Dead      uint64            `json:"dead_letters"`
+	Servers   map[string]int    `json:"servers"` // how many in each state
+	// Troubled is the servers down, suspect or in maintenance.
+	Troubled []serverState         `json:"troubled"`
+	Boxes    map[string][]string   `json:"boxes"` // degraded and down boxes
+	Open     []affected.Incident   `json:"incidents"`
+	Actions  []events.ServerAction `json:"failover_actions"` // the newest per server, failed first
+}
+
+// serviceInstance is one running service as it answers discovery.
+type serviceInstance struct {
+	Service  string    `json:"service"`
+	Location string    `json:"location,omitempty"`
+	ID       string    `json:"id"`
+	Admin    string    `json:"admin,omitempty"`
+	Ready    *bool     `json:"ready,omitempty"` // nil when its status endpoint did not answer
+	Started  time.Time `json:"started,omitzero"`
+	Detail   string    `json:"detail,omitempty"`
+}
+
+// serviceStatus is what a service's status endpoint answers.
+type serviceStatus struct {
+	Service  string    `json:"service"`
+	Location string    `json:"location"`
+	Ready    bool      `json:"ready"`
+	Started  time.Time `json:"started"`
+	Detail   string    `json:"detail"`
+}
+
+type locationStatus struct {
+	Location string `json:"location"`
+	Live     bool   `json:"live"`
+	Probers  int    `json:"probers"`
+}
+
+type consumerLag struct {
+	Stream      string `json:"stream"`
+	Consumer    string `json:"consumer"`
+	Pending     uint64 `json:"pending"`
+	AckPending  int    `json:"ack_pending"`
+	Redelivered int    `json:"redelivered"`
+}
+
+type serverState struct {
+	Server string             `json:"server"`
+	State  events.ServerState `json:"state"`
+	Since  time.Time          `json:"since"`
+}
+
+// cmdStatus shows the whole pipeline at a glance, and exits 1 when
+// something needs attention, so that scripts and monitoring can use it.
+func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env func(string) (string, bool), now func() time.Time) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "URL of the NATS server Tocsin runs on")
+	cfgPath := fs.String("config", "", "the configuration file: expects a prober per location, and failover where configured")
+	asJSON := fs.Bool("json", false, "print the report as JSON, for scripts")
+	maxLag := fs.Uint64("max-lag", 1000, "messages a consumer may have pending before it needs attention")
+	wait := fs.Duration("wait", time.Second, "how long services have to answer discovery")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 0 {
+		fmt.Fprintln(stderr, "usage: tocsin status [--nats URL] [--config FILE] [--json] [--max-lag N]")
+		return 2
+	}
+	var cfg *config.Config
+	if *cfgPath != "" {
+		var code int
+		if cfg, code = loadConfig(*cfgPath, stderr, env); cfg == nil {
+			return code
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	b, err := dial(*natsURL, "tocsin status")
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin status: %v\n", err)
+		return 1
+	}
+	defer b.Close()
+	r, err := gatherStatus(ctx, b, cfg, now(), *maxLag, *wait)
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin status: %v\n", err)
+		return 1
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(r); err != nil {
+			fmt.Fprintf(stderr, "tocsin status: %v\n", err)
+			return 1
+		}
+	} else {
+		writeStatus(stdout, r)
+	}
+	if len(r.Attention) > 0 {
+		return 1
+	}
+	return 0
+}
+
+func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.Time, maxLag uint64, wait time.Duration) (*statusReport, error) {
+	r := &statusReport{At: now.UTC(), Servers: map[string]int{}, Boxes: map[string][]string{}, Attention: []string{}, Missing: []string{}}
+	var err error
+	if r.Services, err = discover(ctx, b.NC, wait); err != nil {
+		return nil, err
+	}
+	locs, err := liveLocations(ctx, b, now)
+	if err != nil {
+		return nil, err
+	}
+	// What is expected: a prober per configured location (or at least
+	// one), the services every installation runs, failover if configured.
+	want := map[string][]string{"prober": nil}
+	for _, s := range expectedServices {
+		want[s] = nil
+	}
+	if cfg != nil {
+		want["prober"] = cfg.Locations
+		for i := range cfg.Boxes {
+			if cfg.Boxes[i].Failover != nil {
+				want["failover"] = nil
+			}
+		}
+		for _, l := range cfg.Locations {
+			if _, ok := locs[l]; !ok {
+				locs[l] = 0
+			}
+		}
+	}
+	for _, s := range slices.Sorted(mapsKeys(want)) {
+		if len(want[s]) == 0 {
+			if !slices.ContainsFunc(r.Services, func(i serviceInstance) bool { return i.Service == s }) {
+				r.Missing = append(r.Missing, s)
+			}
+			continue
+		}
+		for _, l := range want[s] {
+			if !slices.ContainsFunc(r.Services, func(i serviceInstance) bool { return i.Service == s && i.Location == l }) {
+				r.Missing = append(r.Missing, s+"@"+l)
+			}
+		}
+	}
+	for _, m := range r.Missing {
+		r.Attention = append(r.Attention, "service "+m+" is not running")
+	}
+	for _, i := range r.Services {
+		if i.Ready != nil && !*i.Ready {
+			r.Attention = append(r.Attention, fmt.Sprintf("service %s is not ready: %s", i.label(), i.Detail))
+		}
+	}
+	for _, l := range slices.Sorted(mapsKeys(locs)) {
+		r.Locations = append(r.Locations, locationStatus{Location: l, Live: locs[l] > 0, Probers: locs[l]})
+		if locs[l] == 0 {
+			r.Attention = append(r.Attention, "location "+l+" is silent: no prober's heartbeat")
+		}
+	}
+	if r.Consumers, r.Dead, err = consumerLags(ctx, b.JS); err != nil {
+		return nil, err
+	}
+	for _, c := range r.Consumers {
+		if c.Pending > maxLag {
+			r.Attention = append(r.Attention, fmt.Sprintf("consumer %s is %d messages behind", c.Consumer, c.Pending))
+		}
+	}
+	var rec struct {
+		State events.ServerState `json:"state"`
+		Since time.Time          `json:"since"`
+	}
+	if err := affected.Each(ctx, b, events.BucketServers, ">", func(key string, v []byte) {
+		if json.Unmarshal(v, &rec) != nil || !rec.State.Valid() {
+			return
+		}
+		r.Servers[string(rec.State)]++
+		switch rec.State {
+		case events.StateDown, events.StateSuspect, events.StateMaintenance:
+			r.Troubled = append(r.Troubled, serverState{Server: key, State: rec.State, Since: rec.Since})
+		}
+	}); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(r.Troubled, func(a, b serverState) int { return strings.Compare(a.Server, b.Server) })
+	if err := affected.Each(ctx, b, events.BucketBoxes, ">", func(key string, v []byte) {
+		var box struct {
+			State events.BoxState `json:"state"`
+		}
+		if json.Unmarshal(v, &box) == nil && (box.State == events.BoxDown || box.State == events.BoxDegraded) {
+			r.Boxes[string(box.State)] = append(r.Boxes[string(box.State)], key)
+		}
+	}); err != nil {
+		return nil, err
+	}
+	for _, box := range r.Boxes[string(events.BoxDown)] {
+		r.Attention = append(r.Attention, "box "+box+" is down")
+	}
+	if r.Open, err = affected.OpenIncidents(ctx, b); err != nil {
+		return nil, err
+	}
+	for _, inc := range r.Open {
+		if inc.AckedBy == "" {
+			r.Attention = append(r.Attention, "incident "+inc.ID+" is not acknowledged")
+		}
+	}
+	if r.Actions, err = latestActions(ctx, b); err != nil {
+		return nil, err
+	}
+	for _, a := range r.Actions {
+		if a.Outcome == events.OutcomeFailed || a.Alert {
+			r.Attention = append(r.Attention, fmt.Sprintf("failover could not %s %s: %s", a.Action, a.Server, a.Error))
+		}
+	}
+	return r, nil
+}
+
+func mapsKeys[V any](m map[string]V) func(func(string) bool) {
+	return func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+func (i serviceInstance) label() string {
+	if i.Location != "" {
+		return i.Service + "@" + i.Location
+	}
+	return i.Service
+}
+
+// discover asks every service on the bus who it is, for wait, then asks
+// each kind of service its status.
+func discover(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]serviceInstance, error) {
+	subject, err := micro.ControlSubject(micro.InfoVerb, "", "")
+	if err != nil {
+		return nil, err
+	}
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("discover services: %w", err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
+		return nil, fmt.Errorf("discover services: %w", err)
+	}
+	var out []serviceInstance
+	endpoints := map[string]string{} // service → its status subject
+	deadline := time.Now().Add(wait)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		m, err := sub.NextMsg(left)
+		if errors.Is(err, nats.ErrTimeout) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("discover services: %w", err)
+		}
+		var info micro.Info
+		if json.Unmarshal(m.Data, &info) != nil {
+			continue
+		}
+		name, ok := strings.CutPrefix(info.Name, "tocsin-")
+		if !ok {
+			continue // another system's service on the same bus
+		}
+		if s := info.Metadata["service"]; s != "" {
+			name = s
+		}
+		out = append(out, serviceInstance{Service: name, Location: info.Metadata["location"], ID: info.ID, Admin: info.Metadata["admin"]})
+		for _, e := range info.Endpoints {
+			if e.Subject == "tocsin.status."+name {
+				endpoints[name] = e.Subject
+			}
+		}
+	}
+	// A status endpoint may answer for one instance of its service only (a
+	// queue group), or for each: every answer that comes within wait is
+	// shown on an instance of that service and location not yet answered for.
+	if len(endpoints) == 0 {
+		return sortInstances(out), nil
+	}
+	inbox = nc.NewRespInbox()
+	replies, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("ask the services' status: %w", err)
+	}
+	defer func() { _ = replies.Unsubscribe() }()
+	for _, name := range slices.Sorted(mapsKeys(endpoints)) {
+		if err := nc.PublishRequest(endpoints[name], inbox, nil); err != nil {
+			return nil, fmt.Errorf("ask %s its status: %w", name, err)
+		}
+	}
+	deadline = time.Now().Add(wait)
+	for answered := 0; answered < len(out); {
+		left := time.Until(deadline)
+		if left <= 0 || ctx.Err() != nil {
+			break
+		}
+		m, err := replies.NextMsg(left)
+		if errors.Is(err, nats.ErrTimeout) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("ask the services' status: %w", err)
+		}
+		var st serviceStatus
+		if json.Unmarshal(m.Data, &st) != nil {
+			continue
+		}
+		for i := range out {
+			if out[i].Service == st.Service && out[i].Location == st.Location && out[i].Ready == nil {
+				ready := st.Ready
+				out[i].Ready, out[i].Started, out[i].Detail = &ready, st.Started, st.Detail
+				answered++
+				break
+			}
+		}
+	}
+	return sortInstances(out), nil
+}
+
+func sortInstances(out []serviceInstance) []serviceInstance {
+	slices.SortFunc(out, func(a, b serviceInstance) int {
+		return strings.Compare(a.Service+"@"+a.Location+" "+a.ID, b.Service+"@"+b.Location+" "+b.ID)
+	})
+	return out
+}
+
+// liveLocations counts the probers whose heartbeat is fresh, per location.
+func liveLocations(ctx context.Context, b *bus.Bus, now time.Time) (map[string]int, error) {
+	kv, err := b.JS.KeyValue(ctx, events.BucketLocations)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return map[string]int{}, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("open %s: %w", events.BucketLocations, err)
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", events.BucketLocations, err)
+	}
+	defer func() { _ = w.Stop() }()
+	live := map[string]int{}
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				return live, nil
+			}
+			var hb locations.Heartbeat
+			if json.Unmarshal(e.Value(), &hb) != nil || hb.Location == "" || hb.TTLMS <= 0 {
+				continue
+			}
+			if _, ok := live[hb.Location]; !ok {
+				live[hb.Location] = 0
+			}
+			if e.Created().Add(time.Duration(hb.TTLMS) * time.Millisecond).After(now) {
+				live[hb.Location]++
+			}
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read %s: %w", events.BucketLocations, ctx.Err())
+		}
+	}
+}
+
+// consumerLags is every durable consumer's backlog on Tocsin's streams,
+// and the number of messages set aside as dead letters.
+func consumerLags(ctx context.Context, js jetstream.JetStream) ([]consumerLag, uint64, error) {
+	var out []consumerLag
+	var dead uint64
+	for _, sc := range events.StreamConfigs(1) {
+		s, err := js.Stream(ctx, sc.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue
+		} else if err != nil {
+			return nil, 0, fmt.Errorf("read stream %s: %w", sc.Name, err)
+		}
+		if sc.Name == events.StreamDeadLetters {
+			dead = s.CachedInfo().State.Msgs
+		}
+		list := s.ListConsumers(ctx)
+		for ci := range list.Info() {
+			if ci.Config.Durable == "" {
+				continue // an ordered reader like this command
+			}
+			out = append(out, consumerLag{Stream: sc.Name, Consumer: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered})
+		}
+		if err := list.Err(); err != nil {
+			return nil, 0, fmt.Errorf("list the consumers of %s: %w", sc.Name, err)
+		}
+	}
+	return out, dead, nil
+}
+
+// maxActions is how many failover actions the report shows.
+const maxActions = 10
+
+// latestActions is the newest action of failover on each server, failed
+// ones first, then the newest first.
+func latestActions(ctx context.Context, b *bus.Bus) ([]events.ServerAction, error) {
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectServerActions},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, nil // nothing has run on this bus yet
+	} else if err != nil {
+		return nil, fmt.Errorf("read failover's actions: %w", err)
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read failover's actions: %w", err)
+	}
+	var out []events.ServerAction
+	for left := info.NumPending; left > 0; {
+		batch, err := c.Fetch(int(min(left, 500)), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			return nil, fmt.Errorf("read failover's actions: %w", err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			if ev, err := events.Decode(m.Subject(), m.Data()); err == nil {
+				if a, ok := ev.Data.(*events.ServerAction); ok {
+					out = append(out, *a)
+				}
+			}
+		}
+		if n == 0 {
+			break
+		}
+		left -= uint64(n)
+	}
+	slices.SortFunc(out, func(a, b events.ServerAction) int {
+		if fa, fb := a.Outcome == events.OutcomeFailed, b.Outcome == events.OutcomeFailed; fa != fb {
+			if fa {
+				return -1
+			}
+			return 1
+		}
+		return b.At.Compare(a.At)
+	})
+	return out[:min(len(out), maxActions)], nil
+}
+
+// writeStatus prints the report for a person at a terminal, 80 columns.
+func writeStatus(out io.Writer, r *statusReport) {
+	var w strings.Builder
+	defer func() {
+		// Aligned columns pad the empty cells at the ends of lines too.
+		for line := range strings.Lines(w.String()) {
+			fmt.Fprintln(out, strings.TrimRight(line, " \n"))
+		}
+	}()
+	if len(r.Attention) == 0 {
+		fmt.Fprintf(&w, "Tocsin at %s: all well\n", r.At.Format("2006-01-02 15:04 UTC"))
+	} else {
+		fmt.Fprintf(&w, "Tocsin at %s: %d need attention\n", r.At.Format("2006-01-02 15:04 UTC"), len(r.Attention))
+		for _, a := range r.Attention {
+			fmt.Fprintf(&w, "  ! %s\n", clip(a, 76))
+		}
+	}
+	tw := tabwriter.NewWriter(&w, 0, 0, 2, ' ', 0)
+	section := func(title string) { _ = tw.Flush(); fmt.Fprintf(&w, "\n%s\n", title) }
+
+	section("SERVICES")
+	for _, i := range r.Services {
+		ready := "no answer"
+		if i.Ready != nil && *i.Ready {
+			ready = "ready"
+		} else if i.Ready != nil {
+			ready = "NOT READY"
+		}
+		started := ""
+		if !i.Started.IsZero() {
+			started = "since " + affected.Since(i.Started, r.At)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", i.label(), ready, started, clip(i.Detail, 30))
+	}
+	for _, m := range r.Missing {
+		fmt.Fprintf(tw, "  %s\tMISSING\t\t\n", m)
+	}
+
+	section("PROBER LOCATIONS")
+	for _, l := range r.Locations {
+		state := fmt.Sprintf("live (%d prober)", l.Probers)
+		if l.Probers > 1 {
+			state = fmt.Sprintf("live (%d probers)", l.Probers)
+		}
+		if !l.Live {
+			state = "SILENT"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", l.Location, state)
+	}
+
+	section("CONSUMERS")
+	fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", "STREAM/CONSUMER", "PENDING", "UNACKED", "REDELIVERED")
+	for _, c := range r.Consumers {
+		fmt.Fprintf(tw, "  %s\t%d\t%d\t%d\n", clip(strings.TrimPrefix(c.Stream, "TOCSIN_")+"/"+c.Consumer, 40), c.Pending, c.AckPending, c.Redelivered)
+	}
+	fmt.Fprintf(tw, "  dead letters\t%d\t\t\n", r.Dead)
+
+	section("SERVERS")
+	var counts []string
+	for _, s := range []events.ServerState{events.StateUp, events.StateDown, events.StateSuspect, events.StateMaintenance, events.StateNotInService, events.StateUnknown} {
+		if n := r.Servers[string(s)]; n > 0 {
+			counts = append(counts, fmt.Sprintf("%d %s", n, strings.ReplaceAll(string(s), "_", " ")))
+		}
+	}
+	if len(counts) == 0 {
+		counts = []string{"none judged yet"}
+	}
+	fmt.Fprintf(tw, "  %s\n", strings.Join(counts, ", "))
+	for _, s := range r.Troubled {
+		fmt.Fprintf(tw, "  %s\t%s\tsince %s\n", s.Server, strings.ToUpper(string(s.State)), affected.Since(s.Since, r.At))
+	}
+	for _, st := range []events.BoxState{events.BoxDown, events.BoxDegraded} {
+		if boxes := r.Boxes[string(st)]; len(boxes) > 0 {
+			slices.Sort(boxes)
+			fmt.Fprintf(tw, "  boxes %s: %s\n", st, clip(strings.Join(boxes, ", "), 60))
+		}
+	}
+
+	section("OPEN INCIDENTS")
+	if len(r.Open) == 0 {
+		fmt.Fprintf(tw, "  none\n")
+	}
+	for _, inc := range r.Open {
+		acked := "NOT ACKNOWLEDGED"
+		if inc.AckedBy != "" {
+			acked = "acked by " + inc.AckedBy
+		}
+		esc := "escalated: none"
+		if len(inc.Escalations) > 0 {
+			esc = "escalated: " + strings.Join(inc.Escalations, ", ")
+		}
+		fmt.Fprintf(tw, "  %s\tsince %s\t%s\t%s\n", inc.ID, affected.Since(inc.Since, r.At), acked, esc)
+		fmt.Fprintf(tw, "  \tboxes: %s\t\t\n", clip(strings.Join(inc.Boxes, ", "), 50))
+	}
+
+	section("FAILOVER (newest per server)")
+	if len(r.Actions) == 0 {
+		fmt.Fprintf(tw, "  none\n")
+	}
+	for _, a := range r.Actions {
+		outcome := string(a.Outcome)
+		if a.Outcome == events.OutcomeFailed {
+			outcome = "FAILED: " + a.Error
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", a.At.UTC().Format("15:04"), clip(a.Server, 12), a.Action, clip(a.Target, 24), clip(outcome, 26))
+	}
+	_ = tw.Flush()
+}
+
+// clip cuts s to n characters, marking the cut.
+func clip(s string, n int) string {
+	r := []rune(s)
+	if len(r) <= n {
+		return s
+	}
+	return string(r[:n-1]) + "…"
+}

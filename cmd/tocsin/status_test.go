@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/locations"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+const statusFleet = `
+site: {name: Example Hosting}
+locations: [lon1, ams1]
+roles: {mx: {label: "Incoming mail (MX)"}, web: {label: Web hosting}}
+datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
+boxes:
+  - {id: web, name: Web hosting, role: web, datacentre: dc1, servers: [{id: web1, check: "https://web1.internal/health"}]}
+  - id: mx
+    name: Incoming mail
+    role: mx
+    datacentre: dc1
+    servers:
+      - {id: mx1, check: "smtp://mx1.internal:25"}
+      - {id: mx2, check: "smtp://mx2.internal:25"}
+staff: [{name: Alice, email: alice@example.net}]
+providers: {smtp: {host: 127.0.0.1, port: 25, from: alerts@example.net, tls: none}}
+`
+
+var tStatus = time.Date(2026, 11, 21, 2, 14, 0, 0, time.UTC)
+
+func writeConfig(t *testing.T, yaml string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tocsin.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// register runs a service the way each Tocsin service registers itself
+// for discovery: micro name tocsin-<service>, its metadata, and a status
+// endpoint on tocsin.status.<service>.
+func register(t *testing.T, url, service, location string, ready bool) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	meta := map[string]string{"service": service, "admin": "127.0.0.1:9100"}
+	if location != "" {
+		meta["location"] = location
+	}
+	status, _ := json.Marshal(map[string]any{"service": service, "location": location, "ready": ready,
+		"started": tStatus.Add(-time.Hour).Format(time.RFC3339), "detail": map[bool]string{true: "", false: "waiting for the bus"}[ready]})
+	_, err = micro.AddService(nc, micro.Config{
+		Name: "tocsin-" + service, Version: "1.0.0", Metadata: meta,
+		Endpoint: &micro.EndpointConfig{Subject: "tocsin.status." + service,
+			Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(status) })},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func putJSON(t *testing.T, b *bus.Bus, bucket, key string, v any) {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := b.KV(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(v)
+	if _, err := kv.Put(ctx, key, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type stateRec struct {
+	State string    `json:"state"`
+	Since time.Time `json:"since"`
+}
+
+// seedOutage writes what the services keep while box mx is down: the
+// verifier's records, the open incident and its events, failover's actions.
+func seedOutage(t *testing.T, b *bus.Bus) {
+	t.Helper()
+	putJSON(t, b, events.BucketServers, "web1", stateRec{"up", tStatus})
+	putJSON(t, b, events.BucketServers, "mx1", stateRec{"down", tStatus})
+	putJSON(t, b, events.BucketServers, "mx2", stateRec{"down", tStatus})
+	putJSON(t, b, events.BucketBoxes, "web", stateRec{"operational", tStatus})
+	putJSON(t, b, events.BucketBoxes, "mx", stateRec{"down", tStatus})
+	const id = "20261121-ab12cd"
+	const fresh = "20261121-zz99yy"
+	putJSON(t, b, events.BucketIncidents, "open.dc1", map[string]any{"incidents": []map[string]any{
+		{"id": id, "boxes": []string{"mx"}, "last_added": tStatus}, {"id": fresh, "boxes": []string{"web"}, "last_added": tStatus.Add(20 * time.Minute)}}})
+	for _, ev := range []events.Event{
+		events.New(fresh+"/opened", "verifier", tStatus, &events.IncidentOpened{Incident: fresh, Opened: tStatus.Add(20 * time.Minute), Title: "web1 (Web hosting) is down",
+			Servers: []events.AffectedServer{{Server: "web1", Box: "web", Since: tStatus.Add(20 * time.Minute), BoxState: events.BoxDown}}}),
+		events.New(id+"/opened", "verifier", tStatus, &events.IncidentOpened{Incident: id, Opened: tStatus, Title: "mx1 and mx2 (Incoming mail) are down",
+			Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Since: tStatus, BoxState: events.BoxDown}, {Server: "mx2", Box: "mx", Since: tStatus, BoxState: events.BoxDown}}}),
+		events.New(id+"/acknowledged", "notifier", tStatus, &events.IncidentAcknowledged{Incident: id, By: "Alice", Via: events.AckViaSMS, At: tStatus.Add(3 * time.Minute)}),
+		events.New(id+"/escalated/datacentre", "escalator", tStatus, &events.IncidentEscalated{Incident: id, Step: "datacentre", At: tStatus.Add(15 * time.Minute)}),
+		events.New("mx1/action/1", "failover", tStatus, &events.ServerAction{Server: "mx1", Box: "mx", Action: events.ActionRemove, Via: "haproxy",
+			Target: "haproxy mail/mx1", Outcome: events.OutcomeDone, Attempt: 1, Change: "c1", Incident: id, At: tStatus.Add(time.Minute)}),
+		events.New("mx2/action/1", "failover", tStatus, &events.ServerAction{Server: "mx2", Box: "mx", Action: events.ActionRemove, Via: "webhook",
+			Target: "webhook pool mail", Outcome: events.OutcomeFailed, Attempt: 3, Error: "404 Not Found", Change: "c2", Incident: id, At: tStatus.Add(time.Minute)}),
+	} {
+		if err := b.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func heartbeat(t *testing.T, b *bus.Bus, location string) {
+	t.Helper()
+	putJSON(t, b, events.BucketLocations, location+".i1", locations.Heartbeat{Location: location, Instance: "i1", Since: time.Now(), TTLMS: 60_000})
+}
+
+func runStatus(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errs strings.Builder
+	now := func() time.Time { return time.Now() }
+	code := cmdStatus(context.Background(), append(args, "--wait", "500ms"), &out, &errs, func(string) (string, bool) { return "", false }, now)
+	return code, out.String(), errs.String()
+}
+
+// TestStatusDuringOutage: with services missing, a silent location, a box
+// down, a lagging consumer and a failed failover action, the report names
+// each and the exit code says attention is needed.
+func TestStatusDuringOutage(t *testing.T) {
+	srv := bustest.Start(t)
+	b := srv.Connect(t, nil)
+	for _, s := range [][2]string{{"prober", "lon1"}, {"verifier", ""}, {"notifier", ""}} {
+		register(t, srv.URL, s[0], s[1], true)
+	}
+	register(t, srv.URL, "statuspage", "", false)
+	heartbeat(t, b, "lon1")
+	seedOutage(t, b)
+	ctx := context.Background()
+	if _, err := b.JS.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{Durable: "escalator", FilterSubjects: []string{events.SubjectIncidents}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, statusFleet)
+
+	code, out, errs := runStatus(t, "--nats", srv.URL, "--config", cfg, "--max-lag", "2")
+	if code != 1 {
+		t.Errorf("exit %d during an outage, want 1; stderr %s", code, errs)
+	}
+	for _, want := range []string{
+		"! service escalator is not running",
+		"! service prober@ams1 is not running",
+		"! service statuspage is not ready: waiting for the bus",
+		"! location ams1 is silent",
+		"! consumer escalator is 4 messages behind",
+		"! box mx is down",
+		"! failover could not remove mx2: 404 Not Found",
+		"! incident 20261121-zz99yy is not acknowledged",
+		"NOT ACKNOWLEDGED",
+		"prober@lon1", "ams1", "SILENT",
+		"EVENTS/escalator",
+		"1 up, 2 down",
+		"mx1", "DOWN",
+		"20261121-ab12cd  since 02:14 UTC",
+		"acked by Alice", "escalated: datacentre",
+		"mx2  remove  webhook pool mail  FAILED: 404 Not Found",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Index(out, "FAILED: 404") > strings.Index(out, "mx1  remove  haproxy mail/mx1") {
+		t.Errorf("the failed action should come first:\n%s", out)
+	}
+	for i, line := range strings.Split(out, "\n") {
+		if n := len([]rune(line)); n > 80 {
+			t.Errorf("line %d is %d wide, more than 80: %q", i+1, n, line)
+		}
+	}
+
+	code, out, _ = runStatus(t, "--nats", srv.URL, "--config", cfg, "--max-lag", "2", "--json")
+	var r statusReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if code != 1 || len(r.Missing) != 2 || len(r.Open) != 2 || r.Open[0].AckedBy != "Alice" || len(r.Actions) != 2 || r.Actions[0].Outcome != events.OutcomeFailed {
+		t.Errorf("--json exit %d, report %+v", code, r)
+	}
+}
+
+// TestStatusAllWell: every expected service answers ready, every location
+// beats, nothing is down: exit 0.
+func TestStatusAllWell(t *testing.T) {
+	srv := bustest.Start(t)
+	b := srv.Connect(t, nil)
+	for _, s := range [][2]string{{"prober", "lon1"}, {"prober", "ams1"}, {"verifier", ""}, {"notifier", ""}, {"escalator", ""}, {"statuspage", ""}} {
+		register(t, srv.URL, s[0], s[1], true)
+	}
+	heartbeat(t, b, "lon1")
+	heartbeat(t, b, "ams1")
+	putJSON(t, b, events.BucketServers, "web1", stateRec{"up", tStatus})
+	putJSON(t, b, events.BucketBoxes, "web", stateRec{"operational", tStatus})
+	code, out, errs := runStatus(t, "--nats", srv.URL, "--config", writeConfig(t, statusFleet))
+	if code != 0 || !strings.Contains(out, ": all well") {
+		t.Errorf("exit %d, want 0:\n%s%s", code, out, errs)
+	}
+	for _, want := range []string{"escalator", "ready", "lon1", "live (1 prober)", "1 up", "OPEN INCIDENTS\n  none"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestStatusNoServer(t *testing.T) {
+	code, _, errs := runStatus(t, "--nats", "nats://127.0.0.1:1")
+	if code != 1 || !strings.Contains(errs, "is tocsin running?") {
+		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}
