@@ -25,6 +25,8 @@ Usage:
       exits 1 when something needs attention: a service or prober location
       missing, a box down, an incident not acknowledged, a consumer lagging,
       a failover action failed
+  tocsin affected HOST-OR-DOMAIN [--config FILE] [--nats URL] [--resolver ADDR]
+      [--json]: whether a customer's site or mail is on a box in trouble
   tocsin statuspage export [--config FILE] DIR
   tocsin incident update INCIDENT --status identified --message "…"
   tocsin version
@@ -63,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 		return cmdAck(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "status":
 		return cmdStatus(ctx, args[1:], stdout, stderr, env, time.Now)
+	case "affected":
+		return cmdAffected(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "maintenance":
 		return cmdMaintenance(ctx, args[1:], stdout, stderr, env, time.Now)
 	case "version":
