@@ -123,6 +123,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET /banner.json", s.serveBannerJSON)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("POST /api/admin/incidents/{id}/updates", s.postUpdate)
+	mux.Handle("GET /api/admin/affected", s.AffectedHandler(nil))
 	s.routesAPI(mux)
 	return mux
 }

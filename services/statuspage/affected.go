@@ -1,0 +1,77 @@
+package statuspage
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/tocsin-alarm/tocsin/internal/affected"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// AffectedHandler answers GET /api/admin/affected?name=…: whether a
+// customer's site or mail is served by a box in trouble, as `tocsin
+// affected` does, from what the page knows now (the last known state when
+// its link to the monitoring system is down). It needs the admin token.
+// Names are looked up at r, or at the system's resolver when r is nil.
+func (s *Service) AffectedHandler(r *affected.Resolver) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		token := s.cfg.Statuspage.AdminToken
+		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
+		if !token.IsSet() || !ok || !equalConstantTime(got, token.Reveal()) {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		name := req.URL.Query().Get("name")
+		if strings.TrimSpace(name) == "" {
+			http.Error(w, "say which host or domain: ?name=example.com", http.StatusBadRequest)
+			return
+		}
+		res := r
+		if res == nil {
+			var err error
+			if res, err = affected.SystemResolver(); err != nil {
+				s.log.Error("no resolver for the affected check", "err", err)
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+		}
+		a, err := affected.Check(req.Context(), res, s.cfg, name, s.page.affectedState())
+		if err != nil {
+			code := http.StatusBadGateway // the DNS did not answer
+			switch msg := err.Error(); {
+			case strings.Contains(msg, "is not a host or domain name"):
+				code = http.StatusBadRequest
+			case strings.Contains(msg, "does not exist in the DNS"), strings.Contains(msg, "has no address and no mail host"):
+				code = http.StatusNotFound
+			}
+			http.Error(w, err.Error(), code)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(a)
+	})
+}
+
+// affectedState is what the page knows now of the servers, the boxes and
+// the incidents not yet resolved, public or not.
+func (p *page) affectedState() affected.State {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	st := affected.State{Servers: map[string]events.ServerState{}, Boxes: map[string]events.BoxState{}, AsOf: p.now()}
+	for id, srv := range p.servers {
+		st.Servers[id] = srv.state
+	}
+	for _, b := range p.boxes {
+		st.Boxes[b.id] = b.state
+	}
+	for _, inc := range p.incidents {
+		if inc.Resolved == nil && inc.Incident != "" {
+			st.Incidents = append(st.Incidents, affected.FromView(&inc.View, nil))
+		}
+	}
+	slices.SortFunc(st.Incidents, func(a, b affected.Incident) int { return a.Since.Compare(b.Since) })
+	return st
+}
