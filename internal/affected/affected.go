@@ -323,7 +323,11 @@ func (a *Answer) summarise(now time.Time) []string {
 			ids = append(ids, id)
 		}
 		slices.Sort(ids)
-		out = append(out, fmt.Sprintf("note: the check hosts of %d servers did not resolve, so they could not be matched: %s", n, list(ids)))
+		msg := "note: the check hosts of %d servers did not resolve, so they could not be matched: %s"
+		if n == 1 {
+			msg = "note: the check host of %d server did not resolve, so it could not be matched: %s"
+		}
+		out = append(out, fmt.Sprintf(msg, n, list(ids)))
 	}
 	return out
 }

@@ -146,7 +146,7 @@ func TestCheck(t *testing.T) {
 					t.Errorf("answer lacks %q:\n%s", w, text)
 				}
 			}
-			if !strings.Contains(text, "did not resolve, so they could not be matched: gone1") {
+			if !strings.Contains(text, "the check host of 1 server did not resolve, so it could not be matched: gone1") {
 				t.Errorf("answer does not say gone1 could not be matched:\n%s", text)
 			}
 		})
