@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
@@ -24,7 +25,14 @@ func cmdAck(ctx context.Context, args []string, stdout, stderr io.Writer, env fu
 	fs.SetOutput(stderr)
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "URL of the NATS server Tocsin runs on")
 	by := fs.String("by", whoami(env), "who takes the incident on")
+	var nf natsFlags
+	nf.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	natsOpts, err := nf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin ack: %v\n", err)
 		return 2
 	}
 	if fs.NArg() != 1 {
@@ -33,7 +41,7 @@ func cmdAck(ctx context.Context, args []string, stdout, stderr io.Writer, env fu
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	b, err := dial(*natsURL, "tocsin ack")
+	b, err := dial(*natsURL, "tocsin ack", natsOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "tocsin ack: %v\n", err)
 		return 1
@@ -80,10 +88,11 @@ func findIncident(ctx context.Context, b *bus.Bus, arg string) (string, error) {
 	return arg, nil
 }
 
-// dial connects an operator command to the NATS server Tocsin runs on. A
-// command does one thing: it gives up at once if the server is not there.
-func dial(natsURL, name string) (*bus.Bus, error) {
-	b, err := bus.Connect(natsURL, nil, name, slog.New(slog.NewTextHandler(io.Discard, nil)), bus.Once()...)
+// dial connects an operator command to the NATS server Tocsin runs on, with
+// the options natsFlags built. A command does one thing: it gives up at once
+// if the server is not there.
+func dial(natsURL, name string, extra ...nats.Option) (*bus.Bus, error) {
+	b, err := bus.Connect(natsURL, nil, name, slog.New(slog.NewTextHandler(io.Discard, nil)), append(bus.Once(), extra...)...)
 	if err != nil {
 		return nil, fmt.Errorf("%w (is tocsin running?)", err)
 	}

@@ -26,6 +26,8 @@ func cmdIncident(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	by := fs.String("by", whoami(env), "who writes it")
 	status := fs.String("status", events.NoteInvestigating, "investigating, identified, monitoring or resolved")
 	message := fs.String("message", "", "the update, as customers will read it")
+	var nf natsFlags
+	nf.register(fs)
 	// The incident may come before or after the flags.
 	rest := args[1:]
 	var arg string
@@ -48,9 +50,14 @@ func cmdIncident(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		fmt.Fprintf(stderr, "tocsin incident update: unknown status %q: investigating, identified, monitoring or resolved\n", *status)
 		return 2
 	}
+	natsOpts, err := nf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin incident update: %v\n", err)
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	b, err := dial(*natsURL, "tocsin incident")
+	b, err := dial(*natsURL, "tocsin incident", natsOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "tocsin incident update: %v\n", err)
 		return 1

@@ -23,8 +23,10 @@ const maintenanceUsage = `Usage:
   tocsin maintenance list
 
 Every subcommand takes --nats URL (default nats://127.0.0.1:4222, the
-embedded server of "tocsin run"); start also takes --config FILE to know the
-fleet. TIME is RFC 3339, like 2026-11-21T02:00:00Z, or "now".
+embedded server of "tocsin run") and the NATS credential and TLS flags
+(--nats-user with --nats-password-file, --nats-creds or --nats-nkey;
+--nats-ca, --nats-cert, --nats-key); start also takes --config FILE to know
+the fleet. TIME is RFC 3339, like 2026-11-21T02:00:00Z, or "now".
 `
 
 // cmdMaintenance starts, ends and lists maintenance windows on a running Tocsin.
@@ -38,6 +40,8 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	fs.SetOutput(stderr)
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "URL of the NATS server Tocsin runs on")
 	by := fs.String("by", whoami(env), "who is doing it, for the record")
+	var nf natsFlags
+	nf.register(fs)
 	var (
 		cfgPath, servers, box, from, until, reason string
 		dur                                        time.Duration
@@ -82,9 +86,14 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 2
 	}
 
+	natsOpts, err := nf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin maintenance %s: %v\n", sub, err)
+		return 2
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	b, err := dial(*natsURL, "tocsin maintenance")
+	b, err := dial(*natsURL, "tocsin maintenance", natsOpts...)
 	if err != nil {
 		return fail(err)
 	}

@@ -36,6 +36,7 @@ type runFlags struct {
 	replicas, concurrency                                                           int
 	shutdown                                                                        time.Duration
 	pageListener                                                                    net.Listener // the demo's, on a port it chose
+	natsAuth                                                                        natsFlags
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -54,6 +55,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long to finish in-flight work on shutdown")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.natsAuth.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -108,11 +110,14 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	// is out of reach, and serve its saved state meanwhile: it connects
 	// when it can, and needs no streams made.
 	pageOnly := slices.Equal(chosen, []string{"statuspage"}) && f.nats != ""
-	var extra []nats.Option
-	if pageOnly {
-		extra = append(extra, nats.RetryOnFailedConnect(true))
+	natsOpts, err := f.natsAuth.options()
+	if err != nil {
+		return err
 	}
-	b, err := bus.Connect(f.nats, ns, "tocsin "+strings.Join(chosen, ","), log, extra...)
+	if pageOnly {
+		natsOpts = append(natsOpts, nats.RetryOnFailedConnect(true))
+	}
+	b, err := bus.Connect(f.nats, ns, "tocsin "+strings.Join(chosen, ","), log, natsOpts...)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,14 @@ func cmdStatuspage(ctx context.Context, args []string, stdout, stderr io.Writer,
 	cfgPath := fs.String("config", "tocsin.yaml", "the configuration file")
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "URL of the NATS server Tocsin runs on")
 	settle := fs.Duration("settle", 3*time.Second, "how long to read the state before writing it out")
+	var nf natsFlags
+	nf.register(fs)
 	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	natsOpts, err := nf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin statuspage export: %v\n", err)
 		return 2
 	}
 	if fs.NArg() != 1 {
@@ -34,7 +41,7 @@ func cmdStatuspage(ctx context.Context, args []string, stdout, stderr io.Writer,
 	if cfg == nil {
 		return code
 	}
-	b, err := dial(*natsURL, "tocsin statuspage export")
+	b, err := dial(*natsURL, "tocsin statuspage export", natsOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "tocsin statuspage export: %v\n", err)
 		return 1
