@@ -18,6 +18,7 @@ const usage = `tocsin — the outage alarm of a web and email hosting provider
 Usage:
   tocsin demo [--interval 5s] [--outage-every 40s]
   tocsin run --config FILE [--data DIR] [--nats URL] [--services LIST] [--location NAME]
+  tocsin setup --nats URL [--replicas 3]
   tocsin validate --config FILE
   tocsin maintenance start|end|list [--nats URL] …
   tocsin ack [--by NAME] INCIDENT
@@ -31,6 +32,8 @@ Usage:
   tocsin incident update INCIDENT --status identified --message "…"
   tocsin version
 
+Commands that connect to NATS take --nats-user with --nats-password-file,
+--nats-creds or --nats-nkey, and --nats-ca, --nats-cert, --nats-key for TLS.
 Run "tocsin COMMAND -h" for the flags of a command.
 `
 
@@ -53,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, env func(
 	switch args[0] {
 	case "run":
 		return cmdRun(ctx, args[1:], stderr, env)
+	case "setup":
+		return cmdSetup(ctx, args[1:], stdout, stderr)
 	case "demo":
 		return cmdDemo(ctx, args[1:], stdout, stderr)
 	case "validate":

@@ -23,9 +23,10 @@ import (
 
 // Bus is one connection to JetStream.
 type Bus struct {
-	NC  *nats.Conn
-	JS  jetstream.JetStream
-	log *slog.Logger
+	NC     *nats.Conn
+	JS     jetstream.JetStream
+	log    *slog.Logger
+	denied *denials
 
 	// TakeOver is how long an exclusive consumer stays with an instance
 	// that died before a standing-by one takes over (see
@@ -87,6 +88,7 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 // Connect connects to a NATS server by URL, or to an embedded one when ns is
 // not nil (without a socket). name shows in the server's connection list.
 func Connect(serverURL string, ns *server.Server, name string, log *slog.Logger, extra ...nats.Option) (*Bus, error) {
+	denied := &denials{}
 	opts := append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1), // a service outlives a cluster restart
@@ -97,6 +99,16 @@ func Connect(serverURL string, ns *server.Server, name string, log *slog.Logger,
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) { log.Info("reconnected to nats", "url", nc.ConnectedUrlRedacted()) }),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				// The server names the subject: the operator can see
+				// which permission the user lacks.
+				denied.report(err.Error())
+				log.Error("nats refused this user", "err", err)
+				return
+			}
+			log.Warn("nats error", "err", err)
+		}),
 	}, extra...)
 	if ns != nil {
 		opts = append(opts, nats.InProcessServer(ns))
@@ -111,7 +123,7 @@ func Connect(serverURL string, ns *server.Server, name string, log *slog.Logger,
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	return &Bus{NC: nc, JS: js, log: log}, nil
+	return &Bus{NC: nc, JS: js, log: log, denied: denied}, nil
 }
 
 // Once are the connection options of a command that does one thing and
@@ -148,30 +160,100 @@ func (b *Bus) Close() {
 // changed in place (a different retention, say). A stream already as it
 // should be is left alone: every service ensures at start, and updating a
 // stream while others set up consumers on it is needless churn.
+//
+// A service on a cluster runs as a user that may not create or change
+// streams: "tocsin setup" does that once, as the admin user. When the server
+// refuses, Ensure only checks that every stream and bucket is there: it
+// warns of one that differs, and fails, saying to run tocsin setup, when one
+// is missing.
 func (b *Bus) Ensure(ctx context.Context, replicas int) error {
+	return b.ensure(ctx, replicas, false)
+}
+
+// Setup is Ensure for the operator who sets the streams up: a refusal is an
+// error, not a reason to settle for what is there.
+func (b *Bus) Setup(ctx context.Context, replicas int) error {
+	return b.ensure(ctx, replicas, true)
+}
+
+func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
+	mayChange := true
+	var missing []string
+	// settle is what happens to a stream or bucket that is missing or
+	// differs: change it while the server lets us, else take stock.
+	settle := func(kind, name string, exists bool, change func(context.Context) error) error {
+		if mayChange {
+			err := b.unlessDenied(ctx, change)
+			if err == nil {
+				b.log.Info("nats "+kind+" set up", kind, name, "replicas", replicas)
+				return nil
+			}
+			if !errors.Is(err, errDenied) {
+				return fmt.Errorf("%s %s: %w", kind, name, err)
+			}
+			if strict {
+				return fmt.Errorf("%s %s: this nats user may not create or change streams; connect as the admin user", kind, name)
+			}
+			mayChange = false
+		}
+		if !exists {
+			missing = append(missing, kind+" "+name)
+		} else {
+			b.log.Warn("nats "+kind+" differs from what this version sets up; run tocsin setup as the admin user", kind, name)
+		}
+		return nil
+	}
 	for _, cfg := range events.StreamConfigs(replicas) {
-		s, err := b.JS.Stream(ctx, cfg.Name)
+		var s jetstream.Stream
+		err := b.unlessDenied(ctx, func(ctx context.Context) (err error) {
+			s, err = b.JS.Stream(ctx, cfg.Name)
+			return err
+		})
 		switch {
+		case errors.Is(err, errDenied):
+			return fmt.Errorf("stream %s: this nats user may not look it up; allow it $JS.API.STREAM.INFO.%s", cfg.Name, cfg.Name)
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			_, err = b.JS.CreateStream(ctx, cfg)
+			err = settle("stream", cfg.Name, false, func(ctx context.Context) error {
+				_, err := b.JS.CreateStream(ctx, cfg)
+				return err
+			})
 		case err == nil && !sameStream(s.CachedInfo().Config, cfg):
-			_, err = b.JS.UpdateStream(ctx, cfg)
+			err = settle("stream", cfg.Name, true, func(ctx context.Context) error {
+				_, err := b.JS.UpdateStream(ctx, cfg)
+				return err
+			})
 		}
 		if err != nil {
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
 		}
 	}
 	for _, cfg := range events.BucketConfigs(replicas) {
-		kv, err := b.JS.KeyValue(ctx, cfg.Bucket)
+		var kv jetstream.KeyValue
+		err := b.unlessDenied(ctx, func(ctx context.Context) (err error) {
+			kv, err = b.JS.KeyValue(ctx, cfg.Bucket)
+			return err
+		})
+		if errors.Is(err, errDenied) {
+			return fmt.Errorf("bucket %s: this nats user may not look it up; allow it $JS.API.STREAM.INFO.KV_%s", cfg.Bucket, cfg.Bucket)
+		}
+		exists := err == nil
 		if err == nil {
 			var st jetstream.KeyValueStatus
 			if st, err = kv.Status(ctx); err == nil && st.TTL() == cfg.TTL && st.History() == int64(cfg.History) && st.Config().Replicas == cfg.Replicas {
 				continue
 			}
-		}
-		if _, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg); err != nil {
+		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
 		}
+		if err := settle("bucket", cfg.Bucket, exists, func(ctx context.Context) error {
+			_, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%s missing, and this nats user may not create them: run \"tocsin setup --nats URL --replicas N\" as the admin user first", strings.Join(missing, ", "))
 	}
 	return nil
 }

@@ -1,0 +1,311 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// refusals is a plain connection as one user that records which subjects
+// the server refused it.
+type refusals struct {
+	nc      *nats.Conn
+	refused chan string
+}
+
+func connectWatched(t *testing.T, d *deployedNATS, user string) *refusals {
+	t.Helper()
+	r := &refusals{refused: make(chan string, 100)}
+	nc, err := nats.Connect(d.URL,
+		nats.UserInfo(user, readFile(t, d.file(user+".password"))),
+		nats.RootCAs(d.file("ca.pem")),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				r.refused <- err.Error()
+			}
+		}))
+	if err != nil {
+		t.Fatalf("connect as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	r.nc = nc
+	return r
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// publishRefused publishes to subject and reports whether the server
+// refused it. The server answers a publish only when it refuses it; a
+// request to the server after it (the flush) tells when it would have.
+func (r *refusals) publishRefused(t *testing.T, subject string) bool {
+	t.Helper()
+	if err := r.nc.Publish(subject, []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.nc.FlushTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// The refusal is sent before the answer to the flush, but handed to
+	// the error handler on its own goroutine.
+	timer := time.NewTimer(2 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case msg := <-r.refused:
+			if strings.Contains(msg, `"`+subject+`"`) {
+				return true
+			}
+		case <-timer.C:
+			return false
+		}
+	}
+}
+
+func runSetup(t *testing.T, d *deployedNATS, user string) (int, string) {
+	t.Helper()
+	var out, errs strings.Builder
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	code := run(ctx, append([]string{"setup", "--nats", d.URL, "--replicas", "1"}, d.auth(user)...), &out, &errs, testEnv)
+	return code, out.String() + errs.String()
+}
+
+// TestDeployedPermissions runs every service with its own user of
+// deploy/nats/accounts.conf, after "tocsin setup" as the admin user: the
+// services do their jobs, and the users may do nothing else.
+func TestDeployedPermissions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	d := startDeployedNATS(t)
+	ctx := context.Background()
+
+	dir := t.TempDir()
+	web, err := newLoopbackServer("web1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(web.Off)
+	mail := smtptest.Start(t, smtptest.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
+	if err := os.WriteFile(filepath.Join(dir, "smtp-ca.pem"), mail.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := "http://" + ln.Addr().String()
+	ln.Close()
+	cfgFile := filepath.Join(dir, "tocsin.yaml")
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+site: {name: Example Hosting, status_url: https://status.example.net}
+checks: {interval: 1s, timeout: 500ms, recover_after: 2}
+locations: [lon1]
+roles: {web: {label: Web Service, colour: "#27ae60"}}
+datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
+boxes:
+  - id: web
+    name: Websites
+    role: web
+    datacentre: dc1
+    servers: [{id: web1, check: "%s"}]
+staff:
+  - {name: Alice, email: alice@example.net}
+  - {name: Bob, email: bob@example.net}
+providers:
+  smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
+statuspage: {listen: "%s"}
+`, web.Check(), mail.Port, strings.TrimPrefix(page, "http://")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	runAs := func(service string, extra ...string) []string {
+		args := append([]string{"run", "--config", cfgFile, "--nats", d.URL, "--services", service, "--data", filepath.Join(dir, service), "--shutdown-timeout", "10s"}, d.auth(service)...)
+		return append(args, extra...)
+	}
+
+	t.Run("a service before setup says to run it", func(t *testing.T) {
+		var errs strings.Builder
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if code := run(rctx, runAs("verifier"), io.Discard, &errs, testEnv); code != 1 {
+			t.Fatalf("tocsin run as verifier with no streams exited %d, want 1:\n%s", code, errs.String())
+		}
+		if !strings.Contains(errs.String(), "run \\\"tocsin setup") && !strings.Contains(errs.String(), `run "tocsin setup`) {
+			t.Errorf("the error does not say to run tocsin setup:\n%s", errs.String())
+		}
+	})
+
+	t.Run("setup needs the admin user", func(t *testing.T) {
+		code, out := runSetup(t, d, "verifier")
+		if code != 1 || !strings.Contains(out, "admin") {
+			t.Errorf("setup as verifier exited %d, want 1 with a word on the admin user:\n%s", code, out)
+		}
+		if code, out := runSetup(t, d, "admin"); code != 0 {
+			t.Fatalf("setup as admin exited %d:\n%s", code, out)
+		}
+		if strings.Contains(out, readFile(t, d.file("verifier.password"))) {
+			t.Errorf("setup shows a password:\n%s", out)
+		}
+	})
+
+	t.Run("prober may not open incidents", func(t *testing.T) {
+		r := connectWatched(t, d, "prober")
+		for _, subject := range []string{events.SubjectIncident("inc1", "opened"), "$KV.tocsin-incidents.inc1", "server.web1.changed", "$JS.API.STREAM.DELETE.TOCSIN_EVENTS"} {
+			if !r.publishRefused(t, subject) {
+				t.Errorf("the prober may publish to %s", subject)
+			}
+		}
+		if r.publishRefused(t, events.SubjectProbeResult("web9")) {
+			t.Errorf("the prober may not publish a result")
+		}
+
+		b := d.connect(t, "prober")
+		refusedCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := b.JS.Publish(refusedCtx, events.SubjectIncident("inc1", "opened"), []byte("{}")); err == nil {
+			t.Error("the prober published an incident to the stream")
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		kv, err := b.JS.KeyValue(pctx, events.BucketIncidents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusedCtx, cancel = context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := kv.Put(refusedCtx, "inc1", []byte("{}")); err == nil {
+			t.Error("the prober wrote to the incidents bucket")
+		}
+		admin := d.connect(t, "admin")
+		akv, err := admin.JS.KeyValue(pctx, events.BucketIncidents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := akv.Get(pctx, "inc1"); !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("the incidents bucket has the prober's write, or cannot be read: %v", err)
+		}
+		s, err := admin.JS.Stream(pctx, events.StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := s.CachedInfo().State.Msgs; n != 0 {
+			t.Errorf("the events stream holds %d messages after the prober's attempts, want 0", n)
+		}
+	})
+
+	t.Run("status page only reads", func(t *testing.T) {
+		r := connectWatched(t, d, "statuspage")
+		for _, subject := range []string{
+			events.SubjectIncident("inc1", "resolved"), events.SubjectProbeResult("web1"), events.SubjectProbeTask("lon1"),
+			events.SubjectMaintenance("m1", "started"), "server.web1.changed", "dead.statuspage",
+			"$KV.tocsin-banner.banner", "$KV.tocsin-servers.web1", "$JS.API.STREAM.DELETE.TOCSIN_EVENTS",
+			"$JS.API.STREAM.PURGE.TOCSIN_EVENTS", "$JS.API.STREAM.CREATE.X", "$JS.API.CONSUMER.DELETE.TOCSIN_EVENTS.notifier",
+			"$JS.API.CONSUMER.CREATE.TOCSIN_EVENTS.escalator", "$JS.ACK.TOCSIN_EVENTS.notifier.1.1.1.1.1",
+			"tocsin.status.verifier", "anything.else",
+		} {
+			if !r.publishRefused(t, subject) {
+				t.Errorf("the status page may publish to %s", subject)
+			}
+		}
+	})
+
+	t.Run("each service does its job with its own user", func(t *testing.T) {
+		procs := map[string]*process{}
+		for _, s := range []string{"verifier", "notifier", "escalator", "failover", "statuspage"} {
+			procs[s] = startProcess(t, runAs(s)...)
+		}
+		procs["prober"] = startProcess(t, runAs("prober", "--location", "lon1")...)
+		defer func() {
+			if t.Failed() {
+				for s, p := range procs {
+					t.Logf("%s log:\n%s", s, p.log.String())
+				}
+			}
+		}()
+		webDown := func() bool {
+			resp, err := http.Get(page + "/api/v2/incidents/unresolved.json")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			body, _ := io.ReadAll(resp.Body)
+			return strings.Contains(string(body), `"name":`) && strings.Contains(string(body), "Websites")
+		}
+		waitFor(t, 15*time.Second, "the status page to come up", func() bool {
+			resp, err := http.Get(page + "/api/v2/summary.json")
+			if err == nil {
+				resp.Body.Close()
+			}
+			return err == nil
+		})
+		time.Sleep(3 * time.Second) // the website is seen up first
+		web.Off()
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		if _, err := mail.WaitFor(wctx, allHave("DOWN", 1)); err != nil {
+			t.Fatalf("no DOWN email: %v", err)
+		}
+		waitFor(t, 20*time.Second, "the incident on the status page", webDown)
+		for s, p := range procs {
+			if out := p.log.String(); strings.Contains(out, "refused this user") || strings.Contains(out, "Permissions Violation") {
+				t.Errorf("nats refused the %s something it needs:\n%s", s, out)
+			}
+		}
+	})
+
+	t.Run("tls", func(t *testing.T) {
+		for _, tc := range []struct {
+			name  string
+			flags natsFlags
+			url   string
+			ok    bool
+		}{
+			{"the CA and a client certificate", natsFlags{ca: d.file("ca.pem"), cert: d.file("client.pem"), key: d.file("client-key.pem")}, d.URL, true},
+			{"the CA alone", natsFlags{ca: d.file("ca.pem")}, d.URL, true},
+			{"a wrong CA", natsFlags{ca: d.WrongCA, cert: d.file("client.pem"), key: d.file("client-key.pem")}, d.URL, false},
+			{"the system's CAs", natsFlags{}, d.URL, false},
+			{"no TLS", natsFlags{}, strings.Replace(d.URL, "tls://", "nats://", 1), false},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				tc.flags.user, tc.flags.passwordFile = "operator", d.file("operator.password")
+				opts, err := tc.flags.options()
+				if err != nil {
+					t.Fatal(err)
+				}
+				nc, err := nats.Connect(tc.url, append(opts, nats.Timeout(5*time.Second))...)
+				if err == nil {
+					defer nc.Close()
+					if !nc.TLSRequired() {
+						if _, terr := nc.TLSConnectionState(); terr != nil {
+							t.Errorf("connected without TLS: %v", terr)
+						}
+					}
+				}
+				if got := err == nil; got != tc.ok {
+					t.Errorf("connected: %v (%v), want %v", got, err, tc.ok)
+				}
+			})
+		}
+	})
+}

@@ -1,0 +1,67 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+)
+
+// errDenied is the cause of a request cut short because the server refused
+// this user the subject it was sent to.
+var errDenied = errors.New("permission denied")
+
+// denials hands the server's permission violations, which nats.go reports
+// only to the connection's error handler, to the requests waiting on them:
+// a request to a subject the user may not publish to gets no answer, and
+// would otherwise wait out its whole timeout.
+type denials struct {
+	mu      sync.Mutex
+	next    int
+	waiting map[int]func(msg string)
+}
+
+func (d *denials) report(msg string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, f := range d.waiting {
+		f(msg)
+	}
+}
+
+func (d *denials) watch(f func(msg string)) (stop func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.waiting == nil {
+		d.waiting = map[int]func(string){}
+	}
+	id := d.next
+	d.next++
+	d.waiting[id] = f
+	return func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		delete(d.waiting, id)
+	}
+}
+
+// unlessDenied runs a JetStream stream request, and returns errDenied as
+// soon as the server refuses this user the stream API.
+func (b *Bus) unlessDenied(ctx context.Context, f func(context.Context) error) error {
+	if b.denied == nil {
+		return f(ctx)
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := b.denied.watch(func(msg string) {
+		if strings.Contains(msg, `"$JS.API.STREAM.`) {
+			cancel(errDenied)
+		}
+	})
+	defer stop()
+	err := f(ctx)
+	if errors.Is(context.Cause(ctx), errDenied) {
+		return errDenied
+	}
+	return err
+}
