@@ -103,7 +103,10 @@ func Connect(serverURL string, ns *server.Server, name string, log *slog.Logger,
 			if errors.Is(err, nats.ErrPermissionViolation) {
 				// The server names the subject: the operator can see
 				// which permission the user lacks.
-				denied.report(err.Error())
+				if denied.report(err.Error()) {
+					log.Debug("nats refused this user a stream request", "err", err)
+					return
+				}
 				log.Error("nats refused this user", "err", err)
 				return
 			}
@@ -181,7 +184,10 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 	var missing []string
 	// settle is what happens to a stream or bucket that is missing or
 	// differs: change it while the server lets us, else take stock.
-	settle := func(kind, name string, exists bool, change func(context.Context) error) error {
+	// replicasOnly says that what differs is only the number of copies,
+	// which is for tocsin setup to choose: a service started without
+	// --replicas has nothing to warn of.
+	settle := func(kind, name string, exists, replicasOnly bool, change func(context.Context) error) error {
 		if mayChange {
 			err := b.unlessDenied(ctx, change)
 			if err == nil {
@@ -198,7 +204,7 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 		}
 		if !exists {
 			missing = append(missing, kind+" "+name)
-		} else {
+		} else if !replicasOnly {
 			b.log.Warn("nats "+kind+" differs from what this version sets up; run tocsin setup as the admin user", kind, name)
 		}
 		return nil
@@ -213,12 +219,14 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 		case errors.Is(err, errDenied):
 			return fmt.Errorf("stream %s: this nats user may not look it up; allow it $JS.API.STREAM.INFO.%s", cfg.Name, cfg.Name)
 		case errors.Is(err, jetstream.ErrStreamNotFound):
-			err = settle("stream", cfg.Name, false, func(ctx context.Context) error {
+			err = settle("stream", cfg.Name, false, false, func(ctx context.Context) error {
 				_, err := b.JS.CreateStream(ctx, cfg)
 				return err
 			})
 		case err == nil && !sameStream(s.CachedInfo().Config, cfg):
-			err = settle("stream", cfg.Name, true, func(ctx context.Context) error {
+			have := s.CachedInfo().Config
+			have.Replicas = cfg.Replicas
+			err = settle("stream", cfg.Name, true, sameStream(have, cfg), func(ctx context.Context) error {
 				_, err := b.JS.UpdateStream(ctx, cfg)
 				return err
 			})
@@ -236,16 +244,19 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 		if errors.Is(err, errDenied) {
 			return fmt.Errorf("bucket %s: this nats user may not look it up; allow it $JS.API.STREAM.INFO.KV_%s", cfg.Bucket, cfg.Bucket)
 		}
-		exists := err == nil
+		exists, replicasOnly := err == nil, false
 		if err == nil {
 			var st jetstream.KeyValueStatus
-			if st, err = kv.Status(ctx); err == nil && st.TTL() == cfg.TTL && st.History() == int64(cfg.History) && st.Config().Replicas == cfg.Replicas {
-				continue
+			if st, err = kv.Status(ctx); err == nil && st.TTL() == cfg.TTL && st.History() == int64(cfg.History) {
+				if st.Config().Replicas == cfg.Replicas {
+					continue
+				}
+				replicasOnly = true
 			}
 		} else if !errors.Is(err, jetstream.ErrBucketNotFound) {
 			return fmt.Errorf("bucket %s: %w", cfg.Bucket, err)
 		}
-		if err := settle("bucket", cfg.Bucket, exists, func(ctx context.Context) error {
+		if err := settle("bucket", cfg.Bucket, exists, replicasOnly, func(ctx context.Context) error {
 			_, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg)
 			return err
 		}); err != nil {

@@ -18,22 +18,27 @@ var errDenied = errors.New("permission denied")
 type denials struct {
 	mu      sync.Mutex
 	next    int
-	waiting map[int]func(msg string)
+	waiting map[int]func(msg string) bool
 }
 
-func (d *denials) report(msg string) {
+// report hands a violation to the requests waiting, and says whether one
+// of them was waiting for it: the refusal is then an answer, not an error.
+func (d *denials) report(msg string) (expected bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, f := range d.waiting {
-		f(msg)
+		if f(msg) {
+			expected = true
+		}
 	}
+	return expected
 }
 
-func (d *denials) watch(f func(msg string)) (stop func()) {
+func (d *denials) watch(f func(msg string) bool) (stop func()) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.waiting == nil {
-		d.waiting = map[int]func(string){}
+		d.waiting = map[int]func(string) bool{}
 	}
 	id := d.next
 	d.next++
@@ -53,10 +58,12 @@ func (b *Bus) unlessDenied(ctx context.Context, f func(context.Context) error) e
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	stop := b.denied.watch(func(msg string) {
+	stop := b.denied.watch(func(msg string) bool {
 		if strings.Contains(msg, `"$JS.API.STREAM.`) {
 			cancel(errDenied)
+			return true
 		}
+		return false
 	})
 	defer stop()
 	err := f(ctx)
