@@ -22,6 +22,8 @@ func cmdAffected(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "tocsin.yaml", "the configuration file")
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "URL of the NATS server Tocsin runs on")
+	var nf natsFlags
+	nf.register(fs)
 	resolver := fs.String("resolver", "", "DNS server to ask, host:port (default: the first of /etc/resolv.conf)")
 	asJSON := fs.Bool("json", false, "answer in JSON, for scripts")
 	// The name may come before or after the flags.
@@ -54,7 +56,12 @@ func cmdAffected(ctx context.Context, args []string, stdout, stderr io.Writer, e
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	b, err := dial(*natsURL, "tocsin affected")
+	natsOpts, err := nf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin affected: %v\n", err)
+		return 2
+	}
+	b, err := dial(*natsURL, "tocsin affected", natsOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "tocsin affected: %v\n", err)
 		return 1

@@ -90,6 +90,8 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "URL of the NATS server Tocsin runs on")
+	var nf natsFlags
+	nf.register(fs)
 	cfgPath := fs.String("config", "", "the configuration file: expects a prober per location, and failover where configured")
 	asJSON := fs.Bool("json", false, "print the report as JSON, for scripts")
 	maxLag := fs.Uint64("max-lag", 1000, "messages a consumer may have pending before it needs attention")
@@ -110,7 +112,12 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	b, err := dial(*natsURL, "tocsin status")
+	natsOpts, err := nf.options()
+	if err != nil {
+		fmt.Fprintf(stderr, "tocsin status: %v\n", err)
+		return 2
+	}
+	b, err := dial(*natsURL, "tocsin status", natsOpts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "tocsin status: %v\n", err)
 		return 1
