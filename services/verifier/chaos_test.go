@@ -3,10 +3,12 @@ package verifier
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -47,7 +49,21 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// The verifiers' log, whose end a failure shows.
+	logPath := filepath.Join(t.TempDir(), "verifier.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	defer func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			lines := strings.Split(string(b), "\n")
+			t.Logf("the verifiers' log ends:\n%s", strings.Join(lines[max(0, len(lines)-60):], "\n"))
+		}
+	}()
+	log := slog.New(slog.NewTextHandler(logFile, nil))
 	world := srv.Connect(t, log) // the probers' side: results and answers
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -113,7 +129,8 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 	}
 	defer cc.Stop()
 
-	// The verifier, killed and started again every 50 to 300 ms.
+	// The verifier, killed and started again every 100 to 500 ms: long
+	// enough, most times, to start and judge a few results.
 	var kills atomic.Int64
 	wg.Go(func() {
 		for ctx.Err() == nil {
@@ -127,7 +144,7 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 			}()
 			select {
 			case <-ctx.Done():
-			case <-time.After(time.Duration(50+rand.IntN(250)) * time.Millisecond):
+			case <-time.After(time.Duration(100+rand.IntN(400)) * time.Millisecond):
 			}
 			b.NC.Close() // no drain, no goodbye
 			stop()
@@ -177,14 +194,14 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 		}
 		return incidents
 	}
-	// until waits, a minute at most, for what the incidents say to hold,
+	// until waits, 90 s at most, for what the incidents say to hold,
 	// the verifier being killed all the while: on a busy machine a
 	// verifier that lives 50 ms at a time may take long to get there.
 	until := func(what string, ok func(map[string]*tally) bool) {
-		deadline := time.Now().Add(time.Minute)
+		deadline := time.Now().Add(90 * time.Second)
 		for !ok(count()) {
 			if time.Now().After(deadline) {
-				t.Errorf("after a minute, still not %s", what)
+				t.Errorf("after 90 s, still not %s", what)
 				return
 			}
 			time.Sleep(200 * time.Millisecond)

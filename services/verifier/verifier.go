@@ -114,6 +114,10 @@ func (v *Verifier) remember(server string, rec record, rev uint64) {
 	delete(v.doubt, server)
 }
 
+// preloadStall is how long reading the server states may pause before
+// the read is given up as stalled.
+const preloadStall = 30 * time.Second
+
 // preload reads every server's record in one pass, so that the first
 // result of each after a start need not read the bucket: tens of thousands
 // of reads, one per server, otherwise.
@@ -124,19 +128,31 @@ func (v *Verifier) preload(ctx context.Context, kv jetstream.KeyValue) error {
 	}
 	defer w.Stop()
 	all := map[string]cached{}
-	for e := range w.Updates() {
-		if e == nil {
-			break // all read
+	// A connection lost in the middle leaves the watcher silent rather
+	// than closed: waiting is bounded, by ctx and by a pause in what
+	// arrives, so that the verifier fails and is started again instead of
+	// hanging.
+	stalled := time.NewTimer(preloadStall)
+	defer stalled.Stop()
+	for done := false; !done; {
+		select {
+		case e, ok := <-w.Updates():
+			if !ok || e == nil {
+				done = true // all read
+				break
+			}
+			var rec record
+			if err := json.Unmarshal(e.Value(), &rec); err != nil {
+				v.log.Error("stored state unreadable; starting this server afresh", "server", e.Key(), "err", err)
+				rec = record{}
+			}
+			all[e.Key()] = cached{rec, e.Revision()}
+			stalled.Reset(preloadStall)
+		case <-stalled.C:
+			return fmt.Errorf("read server states: nothing arrived for %v after %d records", preloadStall, len(all))
+		case <-ctx.Done():
+			return ctx.Err()
 		}
-		var rec record
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			v.log.Error("stored state unreadable; starting this server afresh", "server", e.Key(), "err", err)
-			rec = record{}
-		}
-		all[e.Key()] = cached{rec, e.Revision()}
-	}
-	if ctx.Err() != nil {
-		return ctx.Err()
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
