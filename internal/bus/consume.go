@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -72,6 +73,9 @@ type Consumer struct {
 	// as the verifier does: two instances sharing the messages would undo
 	// both.
 	Exclusive bool
+	// Metrics, when set, count the messages handled and report the
+	// consumer's lag and whether it is set up.
+	Metrics *metrics.Metrics
 }
 
 // exclusiveGroup is the one priority group of an exclusive consumer.
@@ -103,12 +107,14 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 	if err != nil {
 		return err
 	}
+	c.Metrics.ConsumerUp(cons)
 	log := b.log.With("consumer", c.Name)
 	w := startWorkers(ctx, c, func(hc *handlerContexts, d delivery) { b.handle(hc, c, log, d, h) })
 	var active atomic.Bool // this instance was given messages
 	put := func(d delivery) { active.Store(true); w.put(d) }
 	for attempt := 0; ; attempt++ {
 		if err := b.receive(ctx, cons, c, put, log); err != nil {
+			c.Metrics.ConsumerDown(c.Stream, c.Name)
 			log.Error("consumer stopped delivering; setting it up again", "err", err)
 		}
 		if ctx.Err() != nil {
@@ -127,6 +133,7 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 			log.Error("consumer cannot be set up again; retrying", "err", err)
 		} else {
 			cons = next
+			c.Metrics.ConsumerUp(cons)
 		}
 	}
 	w.stop()
@@ -459,6 +466,7 @@ func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delive
 	later, isLater := IsLater(err)
 	switch {
 	case err == nil:
+		c.Metrics.Message(c.Name, metrics.Handled)
 		if err := m.Ack(); err != nil {
 			log.Warn("ack failed; the message will be delivered again", "subject", m.Subject(), "err", err)
 		}
@@ -470,6 +478,7 @@ func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delive
 			_ = m.NakWithDelay(c.BackoffMin)
 			return
 		}
+		c.Metrics.Message(c.Name, metrics.DeadLettered)
 		log.Warn("message set aside in the dead-letter stream", "subject", m.Subject(), "reason", err)
 		_ = m.TermWithReason(truncate(firstLine(err.Error()), 200))
 	default:
@@ -478,6 +487,7 @@ func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delive
 			n = md.NumDelivered
 		}
 		delay := backoff(n, c.BackoffMin, c.BackoffMax)
+		c.Metrics.Message(c.Name, metrics.Retry)
 		log.Warn("handling failed; retry scheduled", "subject", m.Subject(), "attempt", n, "retry_in", delay.Round(time.Millisecond), "err", err)
 		_ = m.NakWithDelay(delay)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/incident"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -58,6 +59,8 @@ type Deps struct {
 	Mailer   Mailer
 	X        XPoster
 	Facebook PagePoster
+	// Metrics, when nil, are made on a registry of the escalator's own.
+	Metrics *metrics.Metrics
 }
 
 // Escalator takes incidents further when they last.
@@ -71,6 +74,7 @@ type Escalator struct {
 	fb      PagePoster
 	domain  string
 	ackWait time.Duration
+	m       *metrics.Metrics
 }
 
 // Option adjusts an escalator.
@@ -108,6 +112,12 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Escalator, error) {
 	if err := e.providers(); err != nil {
 		return nil, err
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	e.m = deps.Metrics
+	e.m.Expect("escalator", "escalator")
+	e.timed()
 	return e, nil
 }
 
@@ -131,7 +141,8 @@ func (e *Escalator) Run(ctx context.Context) error {
 		AckWait:    e.ackWait,
 		BackoffMin: time.Second, BackoffMax: time.Minute,
 		// Deadlines of incidents opened before a fresh deployment count too.
-		Since: 7 * 24 * time.Hour,
+		Since:   7 * 24 * time.Hour,
+		Metrics: e.m,
 	}, func(ctx context.Context, ev events.Event) error { return e.handle(ctx, kv, banner, ev) })
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/fbposter"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
 )
@@ -53,4 +55,52 @@ func retryIn(err error) time.Duration {
 		return fe.RetryAfter
 	}
 	return 0
+}
+
+// timed wraps each sender so that every request to a provider is timed.
+func (e *Escalator) timed() {
+	if e.mailer != nil {
+		e.mailer = timedMailer{e.mailer, e.m}
+	}
+	if e.x != nil {
+		e.x = timedX{e.x, e.m}
+	}
+	if e.fb != nil {
+		e.fb = timedPage{e.fb, e.m}
+	}
+}
+
+type timedMailer struct {
+	Mailer
+	m *metrics.Metrics
+}
+
+func (t timedMailer) Send(ctx context.Context, m smtpmail.Message) error {
+	defer t.m.ProviderRequest("datacentre smtp", time.Now())
+	return t.Mailer.Send(ctx, m)
+}
+
+type timedX struct {
+	XPoster
+	m *metrics.Metrics
+}
+
+func (t timedX) Post(ctx context.Context, text, replyTo string) (string, error) {
+	defer t.m.ProviderRequest("x", time.Now())
+	return t.XPoster.Post(ctx, text, replyTo)
+}
+
+type timedPage struct {
+	PagePoster
+	m *metrics.Metrics
+}
+
+func (t timedPage) Post(ctx context.Context, message, link string) (string, error) {
+	defer t.m.ProviderRequest("facebook", time.Now())
+	return t.PagePoster.Post(ctx, message, link)
+}
+
+func (t timedPage) Comment(ctx context.Context, postID, message string) (string, error) {
+	defer t.m.ProviderRequest("facebook", time.Now())
+	return t.PagePoster.Comment(ctx, postID, message)
 }

@@ -32,6 +32,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -43,6 +44,8 @@ type Deps struct {
 	Bus *bus.Bus
 	Log *slog.Logger
 	Now func() time.Time
+	// Metrics, when nil, are made on a registry of the service's own.
+	Metrics *metrics.Metrics
 }
 
 // Service takes failed servers out of their pools and puts them back.
@@ -52,6 +55,7 @@ type Service struct {
 	log     *slog.Logger
 	now     func() time.Time
 	targets map[string][]Target // by box
+	m       *metrics.Metrics
 
 	ackWait                time.Duration
 	backoffMin, backoffMax time.Duration
@@ -82,7 +86,11 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Service {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	s := &Service{
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	deps.Metrics.Expect("failover", "failover")
+	s := &Service{m: deps.Metrics,
 		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "failover"), now: deps.Now,
 		targets: map[string][]Target{},
 		ackWait: 60 * time.Second, backoffMin: time.Second, backoffMax: time.Minute, recheck: 30 * time.Second,
@@ -130,7 +138,8 @@ func (s *Service) Run(ctx context.Context) error {
 		BackoffMin: s.backoffMin, BackoffMax: s.backoffMax,
 		// Deployed afresh, act on what is recent only: the verifier's
 		// state says whether an older change still holds.
-		Since: time.Hour,
+		Since:   time.Hour,
+		Metrics: s.m,
 	}, func(ctx context.Context, ev events.Event) error { return s.handle(ctx, st, ev) })
 }
 
@@ -310,6 +319,7 @@ func (s *Service) flush(ctx context.Context, st stores, rec *record, rev uint64)
 		if err := s.bus.Publish(ctx, events.New(p.ID, Source, a.At, &a)); err != nil {
 			return rev, err
 		}
+		s.m.FailoverAction(string(a.Action), string(a.Outcome))
 	}
 	rec.Pending = nil
 	return bus.PutJSON(ctx, st.records, rec.Server, rec, rev)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/redact"
 )
 
@@ -63,6 +64,7 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 	switch {
 	case err == nil:
 		rec.Outcome, rec.SID, rec.Reason = outcomeSent, sid, ""
+		n.m.Notification(ch, metrics.Sent)
 		log.Info("sent", "to", contact(r.Staff, ch), "attempts", rec.Attempts)
 		// If we die between the send and this write, the message goes
 		// again on redelivery. That window is this one write.
@@ -73,6 +75,7 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 		return nil
 	case bus.IsPermanent(err):
 		rec.Outcome, rec.Reason = outcomeFailed, err.Error()
+		n.m.Notification(ch, metrics.Failed)
 		log.Error("refused for good; trying the other channel", "to", contact(r.Staff, ch), "err", err)
 		n.record(ctx, kv, key, rec, rev, log)
 		return n.fallback(ctx, kv, st, m, r, ch, rec.Reason, log)
@@ -81,6 +84,7 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 		rec.Since = now
 	}
 	rec.Outcome, rec.Reason = outcomeFailing, err.Error()
+	n.m.Notification(ch, metrics.Retried)
 	n.record(ctx, kv, key, rec, rev, log)
 	if now.Sub(rec.Since) >= n.cfg.Notify.FallbackAfter.D() {
 		if ferr := n.fallback(ctx, kv, st, m, r, ch, fmt.Sprintf("failing for %s: %s", now.Sub(rec.Since).Round(time.Second), rec.Reason), log); ferr != nil {
@@ -116,9 +120,11 @@ func (n *Notifier) fallback(ctx context.Context, kv jetstream.KeyValue, st *inci
 	switch {
 	case err == nil:
 		rec.Outcome = outcomeSent
+		n.m.Notification(other, metrics.Fallback)
 		log.Warn("sent by the other channel instead", "to", contact(r.Staff, other), "failed", failed)
 	case bus.IsPermanent(err):
 		rec.Outcome, rec.Reason = outcomeFailed, err.Error()
+		n.m.Notification(other, metrics.Failed)
 		log.Error("both channels refused for good: this person was not told", "err", err)
 	default:
 		return fmt.Errorf("fallback %s to %s: %w", other, r.Staff.Name, err)
@@ -134,11 +140,13 @@ func (n *Notifier) transmit(ctx context.Context, st *incidentState, m message, s
 		if n.mailer == nil {
 			return "", bus.Permanent(errors.New("no mail provider configured"))
 		}
+		defer n.m.ProviderRequest("smtp", time.Now())
 		return "", n.mailer.Send(ctx, m.email(n.cfg, s, n.domain, n.ackURL(st.Incident, s), note))
 	case chanSMS:
 		if n.texter == nil {
 			return "", bus.Permanent(errors.New("no SMS provider configured"))
 		}
+		defer n.m.ProviderRequest("twilio", time.Now())
 		return n.texter.Send(ctx, s.Phone, m.sms(note))
 	}
 	return "", bus.Permanent(fmt.Errorf("unknown channel %q", ch))

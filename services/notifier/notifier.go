@@ -20,6 +20,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/incident"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
@@ -48,6 +49,8 @@ type Deps struct {
 	// Listener, if set, is where acknowledgements are served instead of
 	// notify.listen.
 	Listener net.Listener
+	// Metrics, when nil, are made on a registry of the notifier's own.
+	Metrics *metrics.Metrics
 }
 
 // Notifier sends incident messages.
@@ -61,6 +64,7 @@ type Notifier struct {
 	domain string
 	pace   pacing
 	ln     net.Listener
+	m      *metrics.Metrics
 	// ackWait bounds the handling of one event: after a crash, that long
 	// passes before the event is handled again.
 	ackWait time.Duration
@@ -79,8 +83,12 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	deps.Metrics.Expect("notifier", "notifier", "notifier-failover")
 	nc := cfg.Notify
-	n := &Notifier{
+	n := &Notifier{m: deps.Metrics,
 		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "notifier"), now: deps.Now,
 		mailer: deps.Mailer, texter: deps.Texter, ln: deps.Listener, ackWait: 30 * time.Second,
 		pace: pacing{GroupWait: nc.GroupWait.D(), GroupWindow: nc.GroupWindow.D(), UpdateEvery: nc.UpdateEvery.D(), RepeatEvery: nc.RepeatEvery.D()},
@@ -144,7 +152,8 @@ func (n *Notifier) Run(ctx context.Context) error {
 			// after this long.
 			AckWait:    n.ackWait,
 			BackoffMin: time.Second, BackoffMax: 30 * time.Second,
-			Since: time.Hour, // a notifier deployed afresh tells of recent incidents only
+			Since:   time.Hour, // a notifier deployed afresh tells of recent incidents only
+			Metrics: n.m,
 		}, func(ctx context.Context, ev events.Event) error { return n.handle(ctx, kv, ev) })
 	}()
 	err = <-errs

@@ -24,6 +24,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/locations"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/prober/internal/check"
 	"github.com/tocsin-alarm/tocsin/services/prober/internal/schedule"
@@ -50,6 +51,8 @@ type Deps struct {
 	Bus *bus.Bus
 	Log *slog.Logger
 	Now func() time.Time
+	// Metrics, when nil, are made on a registry of the prober's own.
+	Metrics *metrics.Metrics
 }
 
 // Prober is one location's prober and scheduler.
@@ -61,6 +64,7 @@ type Prober struct {
 	now    func() time.Time
 	checks *check.Runner
 	source string
+	m      *metrics.Metrics
 }
 
 // New returns a prober for opts.Location.
@@ -80,11 +84,16 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	deps.Metrics.Expect("prober@"+opts.Location, consumerName(opts.Location))
 	return &Prober{
 		cfg: cfg, opts: opts, bus: deps.Bus, now: deps.Now,
 		log:    deps.Log.With("service", "prober", "location", opts.Location),
 		checks: check.New(opts.RootCAs, check.WithSource(opts.Source)),
 		source: "prober@" + opts.Location,
+		m:      deps.Metrics,
 	}, nil
 }
 
@@ -121,12 +130,16 @@ func (p *Prober) work(ctx context.Context) error {
 	}
 	return p.bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamTasks,
-		Name:    "prober-" + p.opts.Location,
+		Name:    consumerName(p.opts.Location),
 		Filter:  []string{events.SubjectProbeTask(p.opts.Location)},
 		Workers: p.opts.Concurrency,
 		AckWait: longest + 10*time.Second,
+		Metrics: p.m,
 	}, p.handle)
 }
+
+// consumerName is the durable consumer of a location's tasks.
+func consumerName(location string) string { return "prober-" + location }
 
 func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	task, ok := ev.Data.(*events.ProbeTask)
@@ -140,12 +153,30 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 		Purpose: task.Purpose, Correlation: task.Correlation, Started: start,
 		LatencyMS: float64(out.Latency.Microseconds()) / 1000, OK: out.OK, Reason: out.Reason,
 	}
+	p.m.CheckRan(p.opts.Location, p.role(task.Server), reasonClass(out), out.Latency)
 	if !out.OK {
 		p.log.Info("check failed", "server", task.Server, "reason", out.Reason, "purpose", task.Purpose)
 	}
 	// The result's id follows from the task's: a task run twice (a crash
 	// before its ack) stores one result.
 	return p.bus.Publish(ctx, events.New(ev.ID+"/result", p.source, start.Add(out.Latency), res))
+}
+
+// role is the role of a server's box, a label bounded by the config.
+func (p *Prober) role(server string) string {
+	if t, ok := p.cfg.Target(server); ok {
+		return t.Box.Role
+	}
+	return ""
+}
+
+// reasonClass is a failed check's reason as a metric label; empty when
+// the check passed.
+func reasonClass(out check.Outcome) string {
+	if out.OK {
+		return ""
+	}
+	return metrics.ReasonClass(out.Reason)
 }
 
 // spec is the check a task asks for. A login's password is looked up in

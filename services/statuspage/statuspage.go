@@ -30,6 +30,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/incident"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -44,6 +45,8 @@ type Deps struct {
 	// StateFile, if set, is where the page keeps its last known state, to
 	// serve it after a restart while the monitoring system is out of reach.
 	StateFile string
+	// Metrics, when nil, are made on a registry of the page's own.
+	Metrics *metrics.Metrics
 }
 
 // Service serves the status page.
@@ -54,6 +57,7 @@ type Service struct {
 	now  func() time.Time
 	ln   net.Listener
 	page *page
+	m    *metrics.Metrics
 
 	stateFile string
 }
@@ -63,7 +67,11 @@ func New(cfg *config.Config, deps Deps) *Service {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
-	return &Service{cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener, page: newPage(cfg, deps.Now), stateFile: deps.StateFile}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	deps.Metrics.Expect("statuspage") // no durable consumer: ready once following
+	return &Service{m: deps.Metrics, cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener, page: newPage(cfg, deps.Now), stateFile: deps.StateFile}
 }
 
 // Run follows the state and serves the page until ctx ends.
@@ -200,6 +208,7 @@ func (s *Service) follow(ctx context.Context) error {
 		return fmt.Errorf("follow incidents: %w", err)
 	}
 	defer cc.Stop()
+	s.m.Started("statuspage")
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {

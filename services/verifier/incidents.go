@@ -219,6 +219,32 @@ func (v *Verifier) clearPending(ctx context.Context, ikv jetstream.KeyValue, rec
 	return err
 }
 
+// countOpen counts the incidents open in every datacentre, from the lists
+// join and closeOpen keep: one read per datacentre.
+func countOpen(ctx context.Context, ikv jetstream.KeyValue) (int, error) {
+	keys, err := ikv.ListKeysFiltered(ctx, "open.*")
+	if err != nil {
+		return 0, err
+	}
+	n, seen := 0, map[string]bool{}
+	for key := range keys.Keys() {
+		if seen[key] {
+			continue // a lister may name a key twice
+		}
+		seen[key] = true
+		var open judge.Open
+		if _, err := bus.GetJSON(ctx, ikv, key, &open); err != nil {
+			_ = keys.Stop()
+			return 0, err
+		}
+		n += len(open.Incidents)
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("count open incidents: %w", err) // the list was cut short
+	}
+	return n, nil
+}
+
 // closeOpen takes a resolved incident off its datacentre's list.
 func (v *Verifier) closeOpen(ctx context.Context, ikv jetstream.KeyValue, dc, id string) error {
 	key := openKey(dc)
@@ -270,10 +296,12 @@ func (v *Verifier) event(p events.Payload, id string, at time.Time) (outgoing, e
 func (v *Verifier) logIncident(p events.Payload) {
 	switch p := p.(type) {
 	case *events.IncidentOpened:
+		v.deps.Metrics.IncidentOpened()
 		v.log.Warn("incident opened", "incident", p.Incident, "title", p.Title, "server", p.Servers[0].Server)
 	case *events.IncidentUpdated:
 		v.log.Info("incident updated", "incident", p.Incident, "title", p.Title, "added", len(p.Added), "recovered", p.Recovered, "still_down", len(p.Down))
 	case *events.IncidentResolved:
+		v.deps.Metrics.IncidentResolved()
 		v.log.Info("incident resolved", "incident", p.Incident, "title", p.Title, "after", p.Resolved.Sub(p.Opened).Round(time.Second))
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/locations"
 	"github.com/tocsin-alarm/tocsin/internal/maintenance"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
 )
@@ -30,6 +31,8 @@ type Deps struct {
 	Bus *bus.Bus
 	Log *slog.Logger
 	Now func() time.Time
+	// Metrics, when nil, are made on a registry of the verifier's own.
+	Metrics *metrics.Metrics
 }
 
 // Verifier judges results.
@@ -74,6 +77,10 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Verifier {
 	if deps.Now == nil {
 		deps.Now = time.Now
 	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	deps.Metrics.Expect("verifier", "verifier")
 	v := &Verifier{
 		cfg: cfg, deps: deps,
 		log: deps.Log.With("service", "verifier"),
@@ -219,6 +226,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if err := v.markNotInService(ctx, st); err != nil {
 		return err
 	}
+	v.deps.Metrics.OpenIncidents(func(ctx context.Context) (int, error) { return countOpen(ctx, incidents) })
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
 		Name:    "verifier",
@@ -230,7 +238,8 @@ func (v *Verifier) Run(ctx context.Context) error {
 		Exclusive: true,
 		AckWait:   v.ackWait,
 		// A verifier deployed afresh need not judge a day of old results.
-		Since: 10 * time.Minute,
+		Since:   10 * time.Minute,
+		Metrics: v.deps.Metrics,
 	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, st, live, ev) })
 }
 
@@ -631,10 +640,17 @@ func (v *Verifier) publish(ctx context.Context, out []outgoing) error {
 }
 
 func (v *Verifier) logEffects(log *slog.Logger, fx judge.Effects) {
+	if fx.Recheck != "" {
+		v.deps.Metrics.VerificationStarted()
+	}
 	if fa := fx.FalseAlarm; fa != nil {
+		v.deps.Metrics.FalseAlarm()
 		log.Info("false alarm: not confirmed from elsewhere", "reason", fa.Reason, "seen_from", fa.Locations, "why", fa.Why)
 	}
 	for _, c := range fx.Changes {
+		if c.From == events.StateSuspect && c.To == events.StateDown {
+			v.deps.Metrics.VerificationConfirmed()
+		}
 		log.Info("server state changed", "from", c.From, "to", c.To, "reason", c.Reason, "incident", c.Incident)
 	}
 }
