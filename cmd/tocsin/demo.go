@@ -175,6 +175,14 @@ roles:
 	go outboxSrv.Serve(outboxLn)
 	defer outboxSrv.Close()
 	fmt.Fprintf(stdout, "What would have gone out (SMS, email, tickets, posts): http://%s/\n", outboxLn.Addr())
+	// The usual admin port if it is free, any other if not.
+	adminLn, err := net.Listen("tcp", "127.0.0.1:9464")
+	if err != nil {
+		if adminLn, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "Metrics and health: http://%[1]s/metrics, http://%[1]s/readyz\n", adminLn.Addr())
 	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, paged about and resolved),\n", f.every, f.outage)
 	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told),\n")
 	fmt.Fprintf(stdout, "or a whole box goes down (an outage customers see, taken to the datacentre and the public).\n")
@@ -195,7 +203,7 @@ roles:
 	// Each location checks from an address of its own, so that one can lose
 	// its route to a server while the others still reach it.
 	rf := &runFlags{data: f.data, services: strings.Join(services, ","), location: strings.Join(cfg.Locations, ","),
-		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1, pageListener: pageLn}
+		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1, pageListener: pageLn, adminListener: adminLn}
 	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
 		wg.Go(func() { showChanges(ctx, b, out) })
 		wg.Go(func() { showBanner(ctx, b, out) })

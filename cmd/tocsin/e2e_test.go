@@ -153,7 +153,7 @@ providers:
 		t.Fatal(err)
 	}
 
-	common := []string{"run", "--config", cfgFile, "--nats", nats.URL, "--shutdown-timeout", "10s"}
+	common := []string{"run", "--config", cfgFile, "--nats", nats.URL, "--shutdown-timeout", "10s", "--admin-listen", "127.0.0.1:0"}
 	probers := startProcess(t, append(common, "--services", "prober")...)
 	judges := startProcess(t, append(common, "--services", "verifier,notifier")...)
 	defer func() {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"path/filepath"
 	"slices"
@@ -16,9 +17,12 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
 
+	"github.com/tocsin-alarm/tocsin/internal/admin"
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/services/escalator"
 	"github.com/tocsin-alarm/tocsin/services/failover"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
@@ -37,6 +41,8 @@ type runFlags struct {
 	shutdown                                                                        time.Duration
 	pageListener                                                                    net.Listener // the demo's, on a port it chose
 	natsAuth                                                                        natsFlags
+	adminListen                                                                     string
+	adminListener                                                                   net.Listener // the demo's, on a port it chose
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -56,6 +62,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.natsAuth.register(fs)
+	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9464", "where /metrics, /healthz and /readyz are served; empty for none")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -130,12 +137,18 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 		}
 	}
 
-	runners, err := buildServices(cfg, f, chosen, b, log)
+	m := metrics.New()
+	runners, err := buildServices(cfg, f, chosen, b, m, log)
 	if err != nil {
 		return err
 	}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	stopOps, err := startOps(ctx, f, b, m, slices.Sorted(maps.Keys(runners)), log)
+	if err != nil {
+		return err
+	}
+	defer stopOps()
 	var wg sync.WaitGroup
 	for name, r := range runners {
 		wg.Go(func() {
@@ -183,7 +196,7 @@ func chooseServices(list string) ([]string, error) {
 	return chosen, nil
 }
 
-func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus, log *slog.Logger) (map[string]func(context.Context) error, error) {
+func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus, m *metrics.Metrics, log *slog.Logger) (map[string]func(context.Context) error, error) {
 	runners := map[string]func(context.Context) error{}
 	for _, name := range chosen {
 		switch name {
@@ -208,33 +221,85 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 			}
 			for i, loc := range locs {
 				loc = strings.TrimSpace(loc)
-				p, err := prober.New(cfg, prober.Options{Location: loc, Concurrency: f.concurrency, Source: sources[i]}, prober.Deps{Bus: b, Log: log})
+				p, err := prober.New(cfg, prober.Options{Location: loc, Concurrency: f.concurrency, Source: sources[i]}, prober.Deps{Bus: b, Log: log, Metrics: m})
 				if err != nil {
 					return nil, err
 				}
 				runners[name+"@"+loc] = p.Run
 			}
 		case "verifier":
-			runners[name] = verifier.New(cfg, verifier.Deps{Bus: b, Log: log}).Run
+			runners[name] = verifier.New(cfg, verifier.Deps{Bus: b, Log: log, Metrics: m}).Run
 		case "notifier":
-			n, err := notifier.New(cfg, notifier.Deps{Bus: b, Log: log})
+			n, err := notifier.New(cfg, notifier.Deps{Bus: b, Log: log, Metrics: m})
 			if err != nil {
 				return nil, err
 			}
 			runners[name] = n.Run
 		case "escalator":
-			e, err := escalator.New(cfg, escalator.Deps{Bus: b, Log: log})
+			e, err := escalator.New(cfg, escalator.Deps{Bus: b, Log: log, Metrics: m})
 			if err != nil {
 				return nil, err
 			}
 			runners[name] = e.Run
 		case "failover":
-			runners[name] = failover.New(cfg, failover.Deps{Bus: b, Log: log}).Run
+			runners[name] = failover.New(cfg, failover.Deps{Bus: b, Log: log, Metrics: m}).Run
 		case "statuspage":
-			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener, StateFile: filepath.Join(f.data, "statuspage.json")}).Run
+			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener, StateFile: filepath.Join(f.data, "statuspage.json"), Metrics: m}).Run
 		}
 	}
 	return runners, nil
+}
+
+// startOps serves the admin endpoints and announces each service instance
+// (named as runners are: "verifier", "prober@lon1") to NATS micro. The
+// returned function withdraws the announcements and shuts the admin server
+// down; until then it serves, so that the metrics of a shutdown can still
+// be scraped and /readyz says why the process is not ready.
+func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, instances []string, log *slog.Logger) (func(), error) {
+	ln := f.adminListener
+	if ln == nil && f.adminListen != "" {
+		var err error
+		if ln, err = net.Listen("tcp", f.adminListen); err != nil {
+			return nil, fmt.Errorf("--admin-listen %s: %w", f.adminListen, err)
+		}
+	}
+	addr := ""
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	if ln != nil {
+		addr = ln.Addr().String()
+		srv := admin.New(m, b.NC, instances, log)
+		go func() {
+			defer close(done)
+			if err := srv.Serve(ctx, ln, min(f.shutdown, 5*time.Second)); err != nil {
+				log.Error("admin server stopped; metrics and health are not served", "err", err)
+			}
+		}()
+		log.Info("admin server listening", "listen", addr)
+	} else {
+		close(done)
+	}
+	var registered []micro.Service
+	stop := func() {
+		for _, s := range registered {
+			if err := s.Stop(); err != nil {
+				log.Warn("could not withdraw a service from nats micro", "service", s.Info().Name, "err", err)
+			}
+		}
+		cancel()
+		<-done
+	}
+	started := time.Now()
+	for _, name := range instances {
+		service, location, _ := strings.Cut(name, "@")
+		s, err := admin.Register(b.NC, admin.Instance{Service: service, Location: location, Version: version, Admin: addr, Started: started}, m)
+		if err != nil {
+			stop()
+			return nil, err
+		}
+		registered = append(registered, s)
+	}
+	return stop, nil
 }
 
 func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {

@@ -52,7 +52,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	nats := bustest.Start(t)
-	common := []string{"run", "--config", cfgFile, "--nats", nats.URL, "--shutdown-timeout", "10s"}
+	common := []string{"run", "--config", cfgFile, "--nats", nats.URL, "--shutdown-timeout", "10s", "--admin-listen", "127.0.0.1:0"}
 	var procs []*process
 	for i, loc := range []string{"lon1", "ams1", "nyc1"} {
 		procs = append(procs, startProcess(t, append(common, "--services", "prober", "--location", loc, "--source-address", fmt.Sprintf("127.0.0.%d", i+1))...))
