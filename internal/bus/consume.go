@@ -76,6 +76,9 @@ type Consumer struct {
 	// Metrics, when set, count the messages handled and report the
 	// consumer's lag and whether it is set up.
 	Metrics *metrics.Metrics
+	// Log, when set, is the service's own logger, so that what the loop
+	// logs says which service (and prober location) it is about.
+	Log *slog.Logger
 }
 
 // exclusiveGroup is the one priority group of an exclusive consumer.
@@ -108,7 +111,11 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 		return err
 	}
 	c.Metrics.ConsumerUp(cons)
-	log := b.log.With("consumer", c.Name)
+	log := b.log
+	if c.Log != nil {
+		log = c.Log
+	}
+	log = log.With("consumer", c.Name)
 	w := startWorkers(ctx, c, func(hc *handlerContexts, d delivery) { b.handle(hc, c, log, d, h) })
 	var active atomic.Bool // this instance was given messages
 	put := func(d delivery) { active.Store(true); w.put(d) }
@@ -138,7 +145,7 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 	}
 	w.stop()
 	if c.Exclusive && active.Load() {
-		b.handOver(c)
+		b.handOver(c, log)
 	}
 	return nil
 }
@@ -146,7 +153,7 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 // handOver lets a standing-by instance of an exclusive consumer take over
 // at once, now that this one has finished what it had, rather than after
 // ExclusiveTTL: a deploy restarts instances one by one.
-func (b *Bus) handOver(c Consumer) {
+func (b *Bus) handOver(c Consumer, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	s, err := b.JS.Stream(ctx, c.Stream)
@@ -154,7 +161,7 @@ func (b *Bus) handOver(c Consumer) {
 		err = s.UnpinConsumer(ctx, c.Name, exclusiveGroup)
 	}
 	if err != nil {
-		b.log.Info("could not hand the consumer over; another instance takes it over in time", "consumer", c.Name, "within", b.takeOver(), "err", err)
+		log.Info("could not hand the consumer over; another instance takes it over in time", "within", b.takeOver(), "err", err)
 	}
 }
 

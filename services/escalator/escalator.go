@@ -142,7 +142,7 @@ func (e *Escalator) Run(ctx context.Context) error {
 		BackoffMin: time.Second, BackoffMax: time.Minute,
 		// Deadlines of incidents opened before a fresh deployment count too.
 		Since:   7 * 24 * time.Hour,
-		Metrics: e.m,
+		Metrics: e.m, Log: e.log,
 	}, func(ctx context.Context, ev events.Event) error { return e.handle(ctx, kv, banner, ev) })
 }
 

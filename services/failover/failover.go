@@ -139,7 +139,7 @@ func (s *Service) Run(ctx context.Context) error {
 		// Deployed afresh, act on what is recent only: the verifier's
 		// state says whether an older change still holds.
 		Since:   time.Hour,
-		Metrics: s.m,
+		Metrics: s.m, Log: s.log,
 	}, func(ctx context.Context, ev events.Event) error { return s.handle(ctx, st, ev) })
 }
 

@@ -93,6 +93,6 @@ func (n *Notifier) consumeActions(ctx context.Context, kv jetstream.KeyValue) er
 	return n.bus.Consume(ctx, bus.Consumer{
 		Stream: events.StreamEvents, Name: "notifier-failover", Filter: []string{events.SubjectServerActions},
 		Workers: 2, AckWait: n.ackWait, BackoffMin: time.Second, BackoffMax: 30 * time.Second, Since: time.Hour,
-		Metrics: n.m,
+		Metrics: n.m, Log: n.log,
 	}, func(ctx context.Context, ev events.Event) error { return n.failoverAlert(ctx, kv, ev) })
 }

@@ -153,7 +153,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 			AckWait:    n.ackWait,
 			BackoffMin: time.Second, BackoffMax: 30 * time.Second,
 			Since:   time.Hour, // a notifier deployed afresh tells of recent incidents only
-			Metrics: n.m,
+			Metrics: n.m, Log: n.log,
 		}, func(ctx context.Context, ev events.Event) error { return n.handle(ctx, kv, ev) })
 	}()
 	err = <-errs

@@ -134,7 +134,7 @@ func (p *Prober) work(ctx context.Context) error {
 		Filter:  []string{events.SubjectProbeTask(p.opts.Location)},
 		Workers: p.opts.Concurrency,
 		AckWait: longest + 10*time.Second,
-		Metrics: p.m,
+		Metrics: p.m, Log: p.log,
 	}, p.handle)
 }
 

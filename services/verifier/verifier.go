@@ -239,7 +239,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 		AckWait:   v.ackWait,
 		// A verifier deployed afresh need not judge a day of old results.
 		Since:   10 * time.Minute,
-		Metrics: v.deps.Metrics,
+		Metrics: v.deps.Metrics, Log: v.log,
 	}, func(ctx context.Context, ev events.Event) error { return v.handle(ctx, st, live, ev) })
 }
 
