@@ -61,6 +61,17 @@ func TestDemo(t *testing.T) {
 			t.Errorf("status page:\n%s", page)
 		}
 	}
+	// The admin server counts the outage and says the demo is ready.
+	if m := regexp.MustCompile(`Metrics and health: (http://\S+)/metrics, `).FindStringSubmatch(out.String()); m == nil {
+		t.Error("the demo does not say where its metrics are")
+	} else {
+		if code, body := httpGet(t, m[1]+"/readyz"); code != http.StatusOK {
+			t.Errorf("/readyz: %d %s", code, body)
+		}
+		if n := sample(scrapeMetrics(t, m[1]), "tocsin_incidents_total", "event", "opened"); n < 1 {
+			t.Errorf("incidents opened: %v, want at least 1", n)
+		}
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("demo exited %d:\n%s", code, errs)

@@ -40,7 +40,7 @@ statuspage: {listen: "%s"}
 `, strings.TrimPrefix(page, "http://")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := startProcess(t, "run", "--config", cfgFile, "--services", "statuspage", "--nats", ns.URL, "--data", filepath.Join(dir, "data"))
+	p := startProcess(t, "run", "--config", cfgFile, "--services", "statuspage", "--nats", ns.URL, "--data", filepath.Join(dir, "data"), "--admin-listen", "127.0.0.1:0")
 
 	ctx := context.Background()
 	for bucket, rec := range map[string]any{
