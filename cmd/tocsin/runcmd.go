@@ -254,7 +254,8 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 // (named as runners are: "verifier", "prober@lon1") to NATS micro. The
 // returned function withdraws the announcements and shuts the admin server
 // down; until then it serves, so that the metrics of a shutdown can still
-// be scraped and /readyz says why the process is not ready.
+// be scraped, and from the moment ctx ends /readyz says it is shutting
+// down.
 func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, instances []string, log *slog.Logger) (func(), error) {
 	ln := f.adminListener
 	if ln == nil && f.adminListen != "" {
@@ -264,11 +265,19 @@ func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, 
 		}
 	}
 	addr := ""
+	run := ctx
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	if ln != nil {
 		addr = ln.Addr().String()
 		srv := admin.New(m, b.NC, instances, log)
+		go func() {
+			select {
+			case <-run.Done():
+				srv.Stopping()
+			case <-ctx.Done():
+			}
+		}()
 		go func() {
 			defer close(done)
 			if err := srv.Serve(ctx, ln, min(f.shutdown, 5*time.Second)); err != nil {

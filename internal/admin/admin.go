@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,6 +28,7 @@ type Server struct {
 	nc       *nats.Conn
 	services []string
 	log      *slog.Logger
+	stopping atomic.Bool
 }
 
 // New returns the admin server of a process connected by nc whose service
@@ -52,10 +54,17 @@ func (s *Server) Handler() http.Handler {
 	return mux
 }
 
+// Stopping makes the process not ready from now on, so that whatever
+// routes work to it stops doing so while it finishes what it has.
+func (s *Server) Stopping() { s.stopping.Store(true) }
+
 // NotReady lists why the process is not ready, one reason a line; empty
 // when it is.
 func (s *Server) NotReady() []string {
 	var why []string
+	if s.stopping.Load() {
+		why = append(why, "shutting down")
+	}
 	if st := s.nc.Status(); st != nats.CONNECTED {
 		why = append(why, "nats: "+strings.ToLower(st.String()))
 	}

@@ -163,7 +163,7 @@ func gauge(f *dto.MetricFamily, label, value string) float64 {
 }
 
 // TestServe: the admin server serves on its listener until its context
-// ends, then stops.
+// ends, then stops; told the process is stopping, it is no longer ready.
 func TestServe(t *testing.T) {
 	b := bustest.New(t)
 	m := metrics.New()
@@ -177,6 +177,13 @@ func TestServe(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 	if code, body := get(t, base, "/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz: %d %q, want 200", code, body)
+	}
+	srv.Stopping()
+	if code, body := get(t, base, "/readyz"); code != http.StatusServiceUnavailable || strings.TrimSpace(body) != "shutting down" {
+		t.Errorf("/readyz while stopping: %d %q, want 503 shutting down", code, body)
+	}
+	if code, _ := get(t, base, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while stopping: %d, want 200", code)
 	}
 	cancel()
 	select {
