@@ -38,7 +38,7 @@ var services = []string{"prober", "verifier", "notifier", "escalator", "failover
 type runFlags struct {
 	config, data, nats, natsListen, services, location, logFormat, logLevel, source string
 	replicas, concurrency                                                           int
-	shutdown                                                                        time.Duration
+	shutdown, ackWait                                                               time.Duration
 	pageListener                                                                    net.Listener // the demo's, on a port it chose
 	natsAuth                                                                        natsFlags
 	adminListen                                                                     string
@@ -59,6 +59,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.source, "source-address", "", "the local address probers check from, on a host with several (default: the system's choice); with several --location, a list of as many")
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of each stream to keep (3 on a cluster)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long to finish in-flight work on shutdown")
+	fs.DurationVar(&f.ackWait, "ack-wait", 0, "how long a service may hold an event before another gets it: how long a crashed service delays what it held (0: each service's default, 30s)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.natsAuth.register(fs)
@@ -68,6 +69,11 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if f.ackWait < 0 {
+		err := fmt.Errorf("--ack-wait %v must not be negative", f.ackWait)
+		fmt.Fprintf(stderr, "tocsin run: %v\n", err)
+		return nil, err
 	}
 	return &f, nil
 }
@@ -228,21 +234,37 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 				runners[name+"@"+loc] = p.Run
 			}
 		case "verifier":
-			runners[name] = verifier.New(cfg, verifier.Deps{Bus: b, Log: log, Metrics: m}).Run
+			var opts []verifier.Option
+			if f.ackWait > 0 {
+				opts = append(opts, verifier.WithAckWait(f.ackWait))
+			}
+			runners[name] = verifier.New(cfg, verifier.Deps{Bus: b, Log: log, Metrics: m}, opts...).Run
 		case "notifier":
-			n, err := notifier.New(cfg, notifier.Deps{Bus: b, Log: log, Metrics: m})
+			var opts []notifier.Option
+			if f.ackWait > 0 {
+				opts = append(opts, notifier.WithAckWait(f.ackWait))
+			}
+			n, err := notifier.New(cfg, notifier.Deps{Bus: b, Log: log, Metrics: m}, opts...)
 			if err != nil {
 				return nil, err
 			}
 			runners[name] = n.Run
 		case "escalator":
-			e, err := escalator.New(cfg, escalator.Deps{Bus: b, Log: log, Metrics: m})
+			var opts []escalator.Option
+			if f.ackWait > 0 {
+				opts = append(opts, escalator.WithAckWait(f.ackWait))
+			}
+			e, err := escalator.New(cfg, escalator.Deps{Bus: b, Log: log, Metrics: m}, opts...)
 			if err != nil {
 				return nil, err
 			}
 			runners[name] = e.Run
 		case "failover":
-			runners[name] = failover.New(cfg, failover.Deps{Bus: b, Log: log, Metrics: m}).Run
+			var opts []failover.Option
+			if f.ackWait > 0 {
+				opts = append(opts, failover.WithAckWait(f.ackWait))
+			}
+			runners[name] = failover.New(cfg, failover.Deps{Bus: b, Log: log, Metrics: m}, opts...).Run
 		case "statuspage":
 			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener, StateFile: filepath.Join(f.data, "statuspage.json"), Metrics: m}).Run
 		}
