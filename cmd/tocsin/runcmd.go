@@ -38,7 +38,7 @@ var services = []string{"prober", "verifier", "notifier", "escalator", "failover
 type runFlags struct {
 	config, data, nats, natsListen, services, location, logFormat, logLevel, source string
 	replicas, concurrency                                                           int
-	shutdown, ackWait                                                               time.Duration
+	shutdown, ackWait, takeOver                                                     time.Duration
 	pageListener                                                                    net.Listener // the demo's, on a port it chose
 	natsAuth                                                                        natsFlags
 	adminListen                                                                     string
@@ -60,6 +60,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.IntVar(&f.replicas, "replicas", 1, "copies of each stream to keep (3 on a cluster)")
 	fs.DurationVar(&f.shutdown, "shutdown-timeout", 30*time.Second, "how long to finish in-flight work on shutdown")
 	fs.DurationVar(&f.ackWait, "ack-wait", 0, "how long a service may hold an event before another gets it: how long a crashed service delays what it held (0: each service's default, 30s)")
+	fs.DurationVar(&f.takeOver, "take-over", 0, "how long a standing-by instance of the verifier, notifier, escalator or failover waits before it takes over from one that died (0: 5s)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.natsAuth.register(fs)
@@ -72,6 +73,11 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	}
 	if f.ackWait < 0 {
 		err := fmt.Errorf("--ack-wait %v must not be negative", f.ackWait)
+		fmt.Fprintf(stderr, "tocsin run: %v\n", err)
+		return nil, err
+	}
+	if f.takeOver < 0 {
+		err := fmt.Errorf("--take-over %v must not be negative", f.takeOver)
 		fmt.Fprintf(stderr, "tocsin run: %v\n", err)
 		return nil, err
 	}
@@ -135,6 +141,7 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 		return err
 	}
 	defer b.Close()
+	b.TakeOver = f.takeOver
 	if !pageOnly {
 		setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
