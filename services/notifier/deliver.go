@@ -184,26 +184,39 @@ func readDelivery(ctx context.Context, kv jetstream.KeyValue, key string) (Deliv
 	return d, e.Revision(), nil
 }
 
+// recordAttempts and recordAttemptTimeout bound the writes of one
+// delivery record: together longer than a stream's leader election.
+const (
+	recordAttempts       = 10
+	recordAttemptTimeout = 2 * time.Second
+)
+
 // record writes a delivery record. Failing to record a message sent would
-// send it again, so a write is tried a few times; after that, going on
+// send it again, so a write is tried again until the handler's time runs
+// out, each attempt bounded on its own: a write whose answer was lost with
+// a stream leader that died would otherwise wait out all that time, when
+// the new leader, a few seconds on, would take it. After that, going on
 // without the record is better than failing the event, which would send
 // this message again at once.
 func (n *Notifier) record(ctx context.Context, kv jetstream.KeyValue, key string, d Delivery, rev uint64, log *slog.Logger) {
 	b, _ := json.Marshal(d)
 	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, recordAttemptTimeout)
 		var err error
 		if rev == 0 {
-			_, err = kv.Create(ctx, key, b)
+			_, err = kv.Create(actx, key, b)
 		} else {
-			_, err = kv.Update(ctx, key, b, rev)
+			_, err = kv.Update(actx, key, b, rev)
 		}
+		cancel()
 		if err == nil || bus.IsConflict(err) {
-			return
+			return // a conflict: an earlier attempt was stored after all
 		}
-		if attempt == 3 || ctx.Err() != nil {
+		if attempt == recordAttempts || ctx.Err() != nil {
 			log.Error("delivery record could not be written", "outcome", d.Outcome, "err", err)
 			return
 		}
+		log.Warn("delivery record not written yet; trying again", "outcome", d.Outcome, "attempt", attempt, "err", err)
 		time.Sleep(time.Duration(attempt) * 200 * time.Millisecond)
 	}
 }
