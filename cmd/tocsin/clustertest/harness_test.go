@@ -1,0 +1,354 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// Secrets the processes find in their environment, as in production.
+const (
+	smtpPassword = "cluster-smtp-pa55"
+	twilioSID    = "AC0123456789abcdef0123456789abcdef"
+	twilioToken  = "clustertoken0123456789"
+)
+
+// Staff: Alice is paged by SMS and email, Bob by email only.
+const (
+	alicePhone = "+447700900001"
+	aliceEmail = "alice@example.net"
+	bobEmail   = "bob@example.net"
+)
+
+// port is a loopback TCP port that a server of the fleet "listens" on: a
+// check of it passes while it is open and is refused once it is closed.
+type port struct {
+	addr string
+	mu   sync.Mutex
+	ln   net.Listener
+}
+
+// openPorts opens n ports for the fleet, below the ephemeral range so
+// that a closed one is still free to reopen.
+func openPorts(t *testing.T, n int) []*port {
+	t.Helper()
+	var ps []*port
+	for _, ln := range listenPorts(t, n) {
+		p := &port{addr: ln.Addr().String()}
+		p.serve(ln)
+		t.Cleanup(p.close)
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+func (p *port) open() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		return nil
+	}
+	var ln net.Listener
+	var err error
+	for range 50 { // the kernel may hold the port a moment after a close
+		if ln, err = net.Listen("tcp", p.addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		return fmt.Errorf("reopen %s: %w", p.addr, err)
+	}
+	p.serve(ln)
+	return nil
+}
+
+// serve accepts connections on ln and closes them at once: a check that
+// connects succeeds.
+func (p *port) serve(ln net.Listener) {
+	p.ln = ln
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+}
+
+func (p *port) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+}
+
+func (p *port) check() string { return "tcp://" + p.addr }
+
+// fleetServer is one server of the generated config.
+type fleetServer struct {
+	id, box, dc string
+	port        *port
+}
+
+// fleet is the servers of a test's config, grouped into boxes and
+// datacentres.
+type fleet struct {
+	servers []*fleetServer
+	dcs     []string
+}
+
+// newFleet makes boxes of perBox servers each, dealt round the datacentres
+// in turn, every server on a port of its own.
+func newFleet(t *testing.T, boxes, perBox int, dcs []string) *fleet {
+	t.Helper()
+	f := &fleet{dcs: dcs}
+	ports := openPorts(t, boxes*perBox)
+	for b := range boxes {
+		for s := range perBox {
+			p := ports[b*perBox+s]
+			f.servers = append(f.servers, &fleetServer{
+				id: fmt.Sprintf("s%04d", b*perBox+s+1), box: fmt.Sprintf("b%03d", b+1), dc: dcs[b%len(dcs)], port: p,
+			})
+		}
+	}
+	return f
+}
+
+// yaml is the datacentres and boxes sections of the config.
+func (f *fleet) yaml() string {
+	var w strings.Builder
+	w.WriteString("datacentres:\n")
+	for _, dc := range f.dcs {
+		fmt.Fprintf(&w, "  %s: {name: \"Datacentre %s\", email: noc@%s.example}\n", dc, dc, dc)
+	}
+	w.WriteString("boxes:\n")
+	for i, s := range f.servers {
+		if i == 0 || f.servers[i-1].box != s.box {
+			fmt.Fprintf(&w, "  - id: %s\n    name: Box %s\n    role: web\n    datacentre: %s\n    servers:\n", s.box, s.box, s.dc)
+		}
+		fmt.Fprintf(&w, "      - {id: %s, check: %q}\n", s.id, s.port.check())
+	}
+	return w.String()
+}
+
+// harness is a whole Tocsin deployment: the cluster, the SMTP server and
+// the Twilio stand-in, and each service as a process of its own.
+type harness struct {
+	t        *testing.T
+	bin      binaries
+	dir      string
+	cluster  *cluster
+	js       jetstream.JetStream
+	mail     *smtptest.Server
+	sms      *twiliotest.Server
+	config   string
+	pageAddr string
+	env      []string
+	procs    map[string]*proc
+	watch    *watcher
+	ackWait  string
+}
+
+// settings are the parts of the config a test chooses.
+type settings struct {
+	interval, timeout string
+	groupWindow       string // incidents.group_window
+	// ackWait, if set, is tocsin run's --ack-wait: how long a killed
+	// service holds up the events it had, and also how long a handler may
+	// take, waits on a stream without a leader included.
+	ackWait string
+}
+
+func newHarness(t *testing.T, f *fleet, s settings) *harness {
+	t.Helper()
+	bin := build(t)
+	dir := t.TempDir()
+	t.Logf("logs and stores in %s", dir)
+	h := &harness{t: t, bin: bin, dir: dir, procs: map[string]*proc{}, ackWait: s.ackWait}
+	h.mail = smtptest.Start(t, smtptest.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
+	h.sms = twiliotest.Start(t, twilioSID, twilioToken)
+	if err := os.WriteFile(filepath.Join(dir, "smtp-ca.pem"), h.mail.CertPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.pageAddr = fmt.Sprintf("127.0.0.1:%d", freePorts(t, 1)[0])
+	h.config = filepath.Join(dir, "tocsin.yaml")
+	// Short notify windows: the notifier holds each update unacknowledged
+	// until its digest is due, and a thousand held at once would stop its
+	// consumer (MaxAckPending) until then, resolutions included.
+	cfg := fmt.Sprintf(`site: {name: Example Hosting, status_url: https://status.example.net}
+checks: {interval: %s, timeout: %s, verify: {locations: 2, quorum: 2}, recover_after: 2}
+locations: [lon1, ams1, nyc1]
+roles: {web: {label: Web Service, colour: "#27ae60"}}
+%sstaff:
+  - {name: Alice, email: %s, phone: %q}
+  - {name: Bob, email: %s}
+incidents: {group_window: %s}
+notify: {group_window: 2s, update_every: 5s, repeat_every: 1h}
+providers:
+  smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
+  twilio: {from: "+447700900000", account_sid_env: TWILIO_ACCOUNT_SID, auth_token_env: TWILIO_AUTH_TOKEN, api_url: %q}
+statuspage: {listen: %q}
+`, s.interval, s.timeout, f.yaml(), aliceEmail, alicePhone, bobEmail, s.groupWindow, h.mail.Port, h.sms.URL, h.pageAddr)
+	if err := os.WriteFile(h.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.env = []string{"TOCSIN_SMTP_PASSWORD=" + smtpPassword, "TWILIO_ACCOUNT_SID=" + twilioSID, "TWILIO_AUTH_TOKEN=" + twilioToken}
+	h.validate()
+	h.cluster = startCluster(t, bin, dir)
+	_, h.js = h.cluster.connect()
+	t.Cleanup(func() {
+		if t.Failed() {
+			h.logConsumers()
+		}
+	})
+	return h
+}
+
+// validate runs "tocsin validate" on the config, as an operator would first.
+func (h *harness) validate() {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, h.bin.tocsin, "validate", "--config", h.config)
+	cmd.Env = append(os.Environ(), h.env...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		h.t.Fatalf("tocsin validate: %v\n%s", err, out)
+	}
+}
+
+// services are the processes of a deployment: every prober location in
+// one process, and each other service alone.
+var serviceProcs = []struct{ name, services string }{
+	{"verifier", "verifier"},
+	{"prober", "prober"},
+	{"notifier", "notifier"},
+	{"escalator", "escalator"},
+	{"statuspage", "statuspage"},
+}
+
+// startServices starts every service against the cluster. The first makes
+// the streams with three replicas; the others start once it has, so that
+// they find them rather than race to create them.
+func (h *harness) startServices() {
+	h.t.Helper()
+	for i, s := range serviceProcs {
+		args := []string{"run", "--config", h.config, "--nats", h.cluster.URLs(), "--replicas", "3",
+			"--services", s.services, "--take-over", "2s", "--shutdown-timeout", "5s"}
+		if h.ackWait != "" {
+			args = append(args, "--ack-wait", h.ackWait)
+		}
+		if s.name == "prober" {
+			args = append(args, "--location", "lon1,ams1,nyc1")
+		}
+		p := newProc(h.t, h.dir, s.name, h.bin.tocsin, h.env, args...)
+		h.procs[s.name] = p
+		p.start()
+		if i == 0 {
+			p.waitLog("tocsin running", 60*time.Second)
+		}
+	}
+	for _, s := range serviceProcs {
+		h.procs[s.name].waitLog("tocsin running", 60*time.Second)
+	}
+	h.watch = watchIncidents(h.t, h.js)
+}
+
+// serverStates reads every server's state from the verifier's bucket.
+func (h *harness) serverStates(ctx context.Context) (map[string]events.ServerState, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	kv, err := h.js.KeyValue(ctx, events.BucketServers)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer w.Stop()
+	states := map[string]events.ServerState{}
+	for {
+		select {
+		case e := <-w.Updates():
+			if e == nil {
+				return states, nil
+			}
+			var rec struct {
+				State events.ServerState `json:"state"`
+			}
+			if err := jsonUnmarshal(e.Value(), &rec); err != nil {
+				return nil, fmt.Errorf("server %s: %w", e.Key(), err)
+			}
+			states[e.Key()] = rec.State
+		case <-ctx.Done():
+			return nil, fmt.Errorf("read the servers bucket: %w", ctx.Err())
+		}
+	}
+}
+
+// waitStates waits until every server in ids is in state want.
+func (h *harness) waitStates(ids []string, want events.ServerState, within time.Duration) {
+	h.t.Helper()
+	deadline := time.Now().Add(within)
+	var missing []string
+	for time.Now().Before(deadline) {
+		states, err := h.serverStates(context.Background())
+		if err == nil {
+			missing = missing[:0]
+			for _, id := range ids {
+				if states[id] != want {
+					missing = append(missing, id+"="+string(states[id]))
+				}
+			}
+			if len(missing) == 0 {
+				return
+			}
+		}
+		time.Sleep(time.Second)
+	}
+	n := len(missing)
+	if n > 10 {
+		missing = append(missing[:10], fmt.Sprintf("and %d more", n-10))
+	}
+	h.t.Fatalf("after %v, %d servers not %s: %v", within, n, want, missing)
+}
+
+// logConsumers says where each durable consumer of the events and results
+// streams stands, for a failing test: what waits, what is held unacknowledged.
+func (h *harness) logConsumers() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, stream := range []string{events.StreamEvents, events.StreamResults} {
+		s, err := h.js.Stream(ctx, stream)
+		if err != nil {
+			h.t.Logf("stream %s: %v", stream, err)
+			continue
+		}
+		l := s.ListConsumers(ctx)
+		for ci := range l.Info() {
+			h.t.Logf("consumer %s on %s: %d waiting, %d unacknowledged (limit %d), %d redelivered, leader %v",
+				ci.Name, stream, ci.NumPending, ci.NumAckPending, ci.Config.MaxAckPending, ci.NumRedelivered, ci.Cluster)
+		}
+		if err := l.Err(); err != nil {
+			h.t.Logf("consumers of %s: %v", stream, err)
+		}
+	}
+}

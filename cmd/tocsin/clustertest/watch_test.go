@@ -1,0 +1,249 @@
+package clustertest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// incidentSeen is what the events stream told of one incident.
+type incidentSeen struct {
+	id         string
+	datacentre string
+	servers    []string // as opened
+	opened     int      // opened events stored
+	resolved   int      // resolved events stored
+	openedAt   time.Time
+}
+
+// watcher follows the incidents on the events stream with an ordered
+// consumer, which carries on across a change of stream leader.
+type watcher struct {
+	mu        sync.Mutex
+	incidents map[string]*incidentSeen
+	eventIDs  map[string]int
+	bad       []string
+}
+
+func watchIncidents(t *testing.T, js jetstream.JetStream) *watcher {
+	t.Helper()
+	w := &watcher{incidents: map[string]*incidentSeen{}, eventIDs: map[string]int{}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cons, err := js.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"incident.*.opened", "incident.*.resolved"},
+	})
+	if err != nil {
+		t.Fatalf("follow incidents: %v", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) { w.add(m.Subject(), m.Data()) })
+	if err != nil {
+		t.Fatalf("follow incidents: %v", err)
+	}
+	t.Cleanup(cc.Stop)
+	return w
+}
+
+func (w *watcher) add(subject string, data []byte) {
+	ev, err := events.Decode(subject, data)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err != nil {
+		w.bad = append(w.bad, fmt.Sprintf("%s: %v", subject, err))
+		return
+	}
+	w.eventIDs[ev.ID]++
+	switch d := ev.Data.(type) {
+	case *events.IncidentOpened:
+		in := w.incident(d.Incident)
+		in.opened++
+		in.datacentre, in.openedAt = d.Datacentre, d.Opened
+		in.servers = nil
+		for _, a := range d.Servers {
+			in.servers = append(in.servers, a.Server)
+		}
+	case *events.IncidentResolved:
+		w.incident(d.Incident).resolved++
+	}
+}
+
+func (w *watcher) incident(id string) *incidentSeen {
+	in := w.incidents[id]
+	if in == nil {
+		in = &incidentSeen{id: id}
+		w.incidents[id] = in
+	}
+	return in
+}
+
+// snapshot returns a copy of every incident seen, by id.
+func (w *watcher) snapshot() map[string]incidentSeen {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := map[string]incidentSeen{}
+	for id, in := range w.incidents {
+		c := *in
+		c.servers = append([]string(nil), in.servers...)
+		out[id] = c
+	}
+	return out
+}
+
+// duplicateEvents counts events stored more than once under the same id,
+// and lists the events that did not decode.
+func (w *watcher) duplicateEvents() (int, []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, c := range w.eventIDs {
+		n += c - 1
+	}
+	return n, append([]string(nil), w.bad...)
+}
+
+// The kinds of message a person is sent, as the tests count them.
+const (
+	kindDown     = "DOWN"
+	kindResolved = "RESOLVED"
+	kindUpdate   = "UPDATE" // a digest of changes, sent as often as notify.update_every allows
+	kindOther    = "other"
+)
+
+// delivery names one message to one person over one channel.
+type delivery struct {
+	channel, to, kind, incident string
+}
+
+func (d delivery) String() string {
+	return fmt.Sprintf("%s to %s: %s of %s", d.channel, d.to, d.kind, d.incident)
+}
+
+// tally counts the messages that reached the SMTP server and the Twilio
+// stand-in, per person, per kind and per incident. SMS name an incident by
+// its short code, which codes maps back to the incident.
+func tally(mail []smtptest.Message, sms []twiliotest.Message, codes map[string]string) map[delivery]int {
+	n := map[delivery]int{}
+	for _, m := range mail {
+		kind := kindOther
+		for _, k := range []string{kindDown, kindResolved, kindUpdate} {
+			if strings.Contains(m.Subject, "] "+k+":") {
+				kind = k
+			}
+		}
+		for _, to := range m.To {
+			n[delivery{"email", to, kind, m.Header.Get("X-Tocsin-Incident")}]++
+		}
+	}
+	for _, m := range sms {
+		f := strings.Fields(m.Body)
+		kind, code := kindOther, ""
+		if len(f) >= 2 {
+			code = strings.TrimSuffix(f[1], ":")
+			if f[0] == kindDown || f[0] == kindResolved || f[0] == kindUpdate {
+				kind = f[0]
+			}
+		}
+		id := codes[code]
+		if id == "" {
+			id = "unknown code " + code
+		}
+		n[delivery{"sms", m.To, kind, id}]++
+	}
+	return n
+}
+
+// expected is every message an incident brings, once each: the outage and
+// its resolution, by email to Alice and Bob and by SMS to Alice.
+func expected(incidents []string, kinds ...string) []delivery {
+	var out []delivery
+	for _, id := range incidents {
+		for _, k := range kinds {
+			out = append(out,
+				delivery{"email", aliceEmail, k, id},
+				delivery{"email", bobEmail, k, id},
+				delivery{"sms", alicePhone, k, id})
+		}
+	}
+	return out
+}
+
+// shortCode is the part of an incident id that an SMS names it by.
+func shortCode(id string) string {
+	if i := strings.LastIndexByte(id, '-'); i >= 0 {
+		return id[i+1:]
+	}
+	return id
+}
+
+// compare says which wanted messages are missing and which arrived more
+// than once; anything else that arrived, but for updates, is listed as
+// unexpected. Updates may rightly come several times for one incident.
+func compare(got map[delivery]int, want []delivery) (missing, duplicated, unexpected []string, dups int) {
+	wanted := map[delivery]bool{}
+	for _, d := range want {
+		wanted[d] = true
+		switch c := got[d]; {
+		case c == 0:
+			missing = append(missing, d.String())
+		case c > 1:
+			duplicated = append(duplicated, fmt.Sprintf("%s ×%d", d, c))
+			dups += c - 1
+		}
+	}
+	for d, c := range got {
+		if !wanted[d] && d.kind != kindUpdate {
+			unexpected = append(unexpected, fmt.Sprintf("%s ×%d", d, c))
+		}
+	}
+	sort.Strings(missing)
+	sort.Strings(duplicated)
+	sort.Strings(unexpected)
+	return missing, duplicated, unexpected, dups
+}
+
+// updates counts the update digests that arrived.
+func updates(got map[delivery]int) int {
+	n := 0
+	for d, c := range got {
+		if d.kind == kindUpdate {
+			n += c
+		}
+	}
+	return n
+}
+
+// waitFor polls cond every poll until it holds or within passes.
+func waitFor(within, poll time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(poll)
+	}
+}
+
+// ctxFor is a context for one step of a test.
+func ctxFor(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
