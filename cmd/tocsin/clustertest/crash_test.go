@@ -14,7 +14,8 @@ import (
 )
 
 // chaos kills a service process with SIGKILL at random moments and starts
-// it again, until stopped. The seed makes a run repeatable.
+// it again, until stopped: every service once a round, in an order and at
+// times the seed makes repeatable.
 type chaos struct {
 	stop  chan struct{}
 	done  chan struct{}
@@ -32,20 +33,26 @@ func startChaos(h *harness, seed uint64) *chaos {
 	}
 	go func() {
 		defer close(c.done)
-		for range 500 { // bounded: a kill every few seconds for far longer than a test runs
-			wait := time.Duration(1500+rng.IntN(3000)) * time.Millisecond
+		var round []string
+		for range 500 { // bounded: a kill every second or two for far longer than a test runs
+			wait := time.Duration(500+rng.IntN(1500)) * time.Millisecond
 			select {
 			case <-c.stop:
 				return
 			case <-time.After(wait):
 			}
-			name := names[rng.IntN(len(names))]
+			if len(round) == 0 { // every service once a round, in a random order
+				round = slices.Clone(names)
+				rng.Shuffle(len(round), func(i, j int) { round[i], round[j] = round[j], round[i] })
+			}
+			name := round[0]
+			round = round[1:]
 			p := h.procs[name]
 			p.kill()
 			c.mu.Lock()
 			c.kills = append(c.kills, fmt.Sprintf("%s@%s", name, time.Now().Format("15:04:05.000")))
 			c.mu.Unlock()
-			time.Sleep(time.Duration(rng.IntN(1500)) * time.Millisecond)
+			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 			if err := p.startErr(); err != nil {
 				c.mu.Lock()
 				c.err = err
@@ -71,7 +78,8 @@ func (c *chaos) end() ([]string, error) {
 // again: every outage and every resolution must reach every person it is
 // for. Duplicates are counted and reported.
 func TestCrashes(t *testing.T) {
-	const servers, wave = 20, 5
+	build(t) // or skip, before anything else is set up
+	const servers, wave = 20, 2
 	var dcs []string
 	for i := range servers {
 		dcs = append(dcs, fmt.Sprintf("dc%02d", i+1))
@@ -152,6 +160,9 @@ func TestCrashes(t *testing.T) {
 		t.Fatalf("restarting a killed service: %v", err)
 	}
 	t.Logf("%d kills: %v", len(kills), kills)
+	if len(kills) < len(serviceProcs) {
+		t.Errorf("only %d kills: the lifecycles ended before every service was killed once", len(kills))
+	}
 	time.Sleep(5 * time.Second) // time for a late duplicate to show
 
 	// Lost is a failure; a duplicate is counted and reported, with what
