@@ -164,6 +164,7 @@ func TestCrashes(t *testing.T) {
 		t.Errorf("only %d kills: the lifecycles ended before every service was killed once", len(kills))
 	}
 	time.Sleep(5 * time.Second) // time for a late duplicate to show
+	h.watch.caughtUp(t, h.js, 60*time.Second)
 
 	// Lost is a failure; a duplicate is counted and reported, with what
 	// shows where it came from.

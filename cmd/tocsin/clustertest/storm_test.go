@@ -147,6 +147,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	}
 
 	// One incident per datacentre, each opened once.
+	h.watch.caughtUp(t, h.js, 60*time.Second)
 	incidents := h.watch.snapshot()
 	perDC := map[string][]string{}
 	codes := map[string]string{}
@@ -197,6 +198,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	}) {
 		t.Fatalf("not every incident resolved within 60s: %v", h.watch.snapshot())
 	}
+	h.watch.caughtUp(t, h.js, 60*time.Second)
 	for id, in := range h.watch.snapshot() {
 		if in.resolved != 1 {
 			t.Errorf("incident %s resolved %d times", id, in.resolved)

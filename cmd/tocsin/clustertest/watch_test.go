@@ -3,6 +3,7 @@ package clustertest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -36,6 +37,7 @@ type watcher struct {
 	incidents map[string]*incidentSeen
 	eventIDs  map[string]int
 	bad       []string
+	lastSeq   uint64 // the stream sequence of the newest event taken
 }
 
 func watchIncidents(t *testing.T, js jetstream.JetStream) *watcher {
@@ -49,7 +51,14 @@ func watchIncidents(t *testing.T, js jetstream.JetStream) *watcher {
 	if err != nil {
 		t.Fatalf("follow incidents: %v", err)
 	}
-	cc, err := cons.Consume(func(m jetstream.Msg) { w.add(m.Subject(), m.Data()) })
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		w.add(m.Subject(), m.Data())
+		if md, err := m.Metadata(); err == nil {
+			w.mu.Lock()
+			w.lastSeq = max(w.lastSeq, md.Sequence.Stream)
+			w.mu.Unlock()
+		}
+	})
 	if err != nil {
 		t.Fatalf("follow incidents: %v", err)
 	}
@@ -87,6 +96,41 @@ func (w *watcher) incident(id string) *incidentSeen {
 		w.incidents[id] = in
 	}
 	return in
+}
+
+// caughtUp waits until the watcher has taken every opened and resolved
+// event the stream holds now. Its consumer, on a server that was killed,
+// starts again only after missing heartbeats, some seconds on.
+func (w *watcher) caughtUp(t *testing.T, js jetstream.JetStream, within time.Duration) {
+	t.Helper()
+	var want uint64
+	ok := waitFor(within, 250*time.Millisecond, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		s, err := js.Stream(ctx, events.StreamEvents)
+		if err != nil {
+			return false
+		}
+		want = 0
+		for _, subj := range []string{"incident.*.opened", "incident.*.resolved"} {
+			m, err := s.GetLastMsgForSubject(ctx, subj)
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				continue
+			}
+			if err != nil {
+				return false
+			}
+			want = max(want, m.Sequence)
+		}
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return w.lastSeq >= want
+	})
+	if !ok {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		t.Fatalf("the incidents followed stop at sequence %d of %s after %v; the stream has %d", w.lastSeq, events.StreamEvents, within, want)
+	}
 }
 
 // snapshot returns a copy of every incident seen, by id.
