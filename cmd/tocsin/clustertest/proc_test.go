@@ -6,7 +6,6 @@
 package clustertest
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -207,9 +206,4 @@ func (p *proc) waitLog(want string, within time.Duration) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	p.t.Fatalf("%s did not log %q within %v:\n%s", p.name, want, within, p.tail(40))
-}
-
-// countLog counts the lines of the log holding s, over all starts.
-func (p *proc) countLog(s string) int {
-	return bytes.Count([]byte(p.log()), []byte(s))
 }
