@@ -251,7 +251,8 @@ func (h *harness) startServices() {
 	h.t.Helper()
 	for i, s := range serviceProcs {
 		args := []string{"run", "--config", h.config, "--nats", h.cluster.URLs(), "--replicas", "3",
-			"--services", s.services, "--take-over", "2s", "--shutdown-timeout", "5s"}
+			"--services", s.services, "--take-over", "2s", "--shutdown-timeout", "5s",
+			"--data", filepath.Join(h.dir, s.name+"-data")} // the status page keeps its last state there
 		if h.ackWait != "" {
 			args = append(args, "--ack-wait", h.ackWait)
 		}
