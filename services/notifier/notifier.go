@@ -200,6 +200,9 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 		}
 		st.sent(*s)
 	}
+	if later > 0 && !n.holds(&st, ev, later) {
+		later = 0 // another update wakes the incident by then
+	}
 	if _, err := saveState(ctx, kv, st, rev); err != nil {
 		return err
 	}
@@ -207,6 +210,27 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 		return bus.Later(later)
 	}
 	return nil
+}
+
+// wakerGrace is how late the held update may be before another takes its
+// place, in case it was lost; two wakers cost only a look that finds
+// nothing to send.
+const wakerGrace = time.Minute
+
+// holds says whether ev is held back for later, noting it as the
+// incident's waker when it is an update: one update per incident waits
+// for the next digest, the rest are done once merged.
+func (n *Notifier) holds(st *incidentState, ev events.Event, later time.Duration) bool {
+	if _, ok := ev.Data.(*events.IncidentUpdated); !ok {
+		return true // the opening event is the reminders' timer, one per incident
+	}
+	now := n.now()
+	wake := now.Add(later)
+	if st.Waker != "" && st.Waker != ev.ID && !wake.Before(st.WakeAt) && now.Before(st.WakeAt.Add(wakerGrace)) {
+		return false
+	}
+	st.Waker, st.WakeAt = ev.ID, wake
+	return true
 }
 
 // send delivers one message to everyone it is for, each by their channels.

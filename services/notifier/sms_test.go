@@ -185,11 +185,29 @@ func TestStormPagesOnce(t *testing.T) {
 		t.Errorf("SMS %q in %d segments: want the storm in one", sms.Body, sms.NumSegments)
 	}
 	t.Logf("SMS: %s", sms.Body)
+
 	for _, m := range r.mail.Messages() {
 		if !strings.Contains(m.Text, " servers down in ") || !strings.Contains(m.HTML, "<table") {
 			t.Errorf("email to %v lacks the storm's size or an HTML part:\n%s", m.To, m.Text)
 		}
 	}
+
+	// Servers coming back after the first message: each update waits for
+	// the digest group_window after it, and they must not hold up what
+	// comes after (JetStream gives the notifier 1,000 unacknowledged
+	// events at most): a second incident still pages at once.
+	for i := 1; i <= 1000; i++ {
+		r.publish(t, events.New(fmt.Sprintf("%s/updated/%d", id, 1000+i), "verifier", now, &events.IncidentUpdated{
+			Incident: id, Seq: int64(1000 + i), At: time.Now(), Opened: now, Title: fmt.Sprintf("%d servers down in DC One", 1000-i),
+			Recovered: []string{down[i-1]}, Down: down[i:],
+		}))
+	}
+	id2 := now.Format("20060102") + "-after1"
+	r.publish(t, events.New(id2+"/opened", "verifier", time.Now(), &events.IncidentOpened{
+		Incident: id2, Opened: time.Now().UTC().Add(-time.Minute), Title: "web1 (Web) is down",
+		Servers: []events.AffectedServer{{Server: "web1", Box: "mx", Check: "tcp://web1:80", Since: now, BoxState: events.BoxDown}},
+	}))
+	waitUntil(t, 30*time.Second, "the next incident paged", func() bool { return len(r.twilio.Messages()) >= 2 })
 }
 
 // TestSMSOutage: Twilio answers 503 for a while. Meanwhile the email says

@@ -30,6 +30,12 @@ type incidentState struct {
 	// ActionsTold is how many of failover's actions in the incident's
 	// action log a message has told of.
 	ActionsTold int `json:"actions_told,omitempty"`
+	// Waker is the one update held back to look at the incident again
+	// when its next digest is due, at WakeAt: the others are done once
+	// merged, so that a storm's thousand updates never all wait
+	// unacknowledged, which would fill the consumer's window and stop it.
+	Waker  string    `json:"waker,omitempty"`
+	WakeAt time.Time `json:"wake_at,omitzero"`
 }
 
 // sending is a message claimed before it is sent: a crash or a provider
