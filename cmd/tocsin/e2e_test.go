@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +27,11 @@ type process struct {
 }
 
 func startProcess(t *testing.T, args ...string) *process {
+	if len(args) > 0 && args[0] == "run" && !slices.Contains(args, "--admin-listen") {
+		// Processes of a test run side by side: each takes an admin port
+		// of its own rather than the default one.
+		args = append(args, "--admin-listen", "127.0.0.1:0")
+	}
 	p := &process{t: t, args: args, log: newSyncBuffer()}
 	p.start()
 	t.Cleanup(p.stop)

@@ -31,6 +31,7 @@ func TestValidateCommand(t *testing.T) {
 		{"run with a bad config", []string{"run", "--config", bad}, 1, "", []string{bad + ":4:"}},
 		{"negative ack wait", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--ack-wait", "-1s"}, 2, "", []string{"--ack-wait -1s must not be negative"}},
 		{"negative take-over", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--take-over", "-2s"}, 2, "", []string{"--take-over -2s must not be negative"}},
+		{"take-over too short", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--take-over", "500ms"}, 2, "", []string{"--take-over 500ms is too short: at least 2s"}},
 		{"unknown command", []string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`, "Usage:"}},
 		{"unknown service", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--services", "prober,pager"}, 1, "", []string{`unknown service \"pager\" (available: prober, verifier, notifier, escalator, failover, statuspage)`}},
 	}

@@ -81,6 +81,13 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 		fmt.Fprintf(stderr, "tocsin run: %v\n", err)
 		return nil, err
 	}
+	if f.takeOver > 0 && f.takeOver < 2*time.Second {
+		// JetStream's pulls last a second at least: shorter, and an idle
+		// instance loses its place between two of them.
+		err := fmt.Errorf("--take-over %v is too short: at least 2s", f.takeOver)
+		fmt.Fprintf(stderr, "tocsin run: %v\n", err)
+		return nil, err
+	}
 	return &f, nil
 }
 

@@ -190,6 +190,7 @@ func TestIncidentGoesPublic(t *testing.T) {
 		t.Errorf("ticket to %v", ticket.To)
 	}
 	waitUntil(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
+	waitUntil(t, 10*time.Second, "the banner", func() bool { return banner(t, w.b).On }) // raised after the posts
 	if bn := banner(t, w.b); !bn.On || bn.Link != "https://status.example.net" || !strings.Contains(bn.Message, "Incoming mail") {
 		t.Errorf("banner %+v", bn)
 	}

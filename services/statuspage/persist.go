@@ -61,6 +61,11 @@ func (p *page) snapshot() snapshot {
 	if !p.live {
 		known = p.lostSince
 	}
+	if known.IsZero() {
+		// Stopped before it first said it was live: what it holds is
+		// known as of its last change at least.
+		known = p.updated
+	}
 	s := snapshot{
 		Format: snapshotFormat, Known: known, Updated: p.updated,
 		Servers: map[string]savedState{}, Boxes: map[string]savedBox{}, Maintenance: p.maintenance, Banner: p.banner,

@@ -252,7 +252,8 @@ func (h *harness) startServices() {
 	for i, s := range serviceProcs {
 		args := []string{"run", "--config", h.config, "--nats", h.cluster.URLs(), "--replicas", "3",
 			"--services", s.services, "--take-over", "2s", "--shutdown-timeout", "5s",
-			"--data", filepath.Join(h.dir, s.name+"-data")} // the status page keeps its last state there
+			"--data", filepath.Join(h.dir, s.name+"-data"), // the status page keeps its last state there
+			"--admin-listen", "127.0.0.1:0"} // processes side by side: an admin port each
 		if h.ackWait != "" {
 			args = append(args, "--ack-wait", h.ackWait)
 		}
