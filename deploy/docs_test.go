@@ -16,7 +16,7 @@ func TestDeployDocs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds tocsin and nats-server and runs a three-node cluster")
 	}
-	for _, tool := range []string{"bash", "openssl", "curl", "go"} {
+	for _, tool := range []string{"bash", "openssl", "curl", "ss", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is not installed", tool)
 		}

@@ -6,7 +6,7 @@
 # that the cluster formed, that "tocsin setup" made three copies of every
 # stream, and that a service user connects with its credentials.
 #
-# Needs go, openssl and curl. Run from anywhere: deploy/test-deploy-docs.sh
+# Needs go, openssl, curl and ss. Run from anywhere: deploy/test-deploy-docs.sh
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,8 +36,20 @@ awk -v dir="$work/steps" '
 ' "$src/docs/deploy.md"
 ls "$work/steps" | grep -q setup || { echo "docs/deploy.md has no '# step: setup' block" >&2; exit 1; }
 
-# What step 1 of the page asks the reader to set, for this machine.
-base=$((20000 + RANDOM % 30000))
+# What step 1 of the page asks the reader to set, for this machine. The
+# ports lie below the kernel's ephemeral range (32768 and up), where the
+# outgoing connections of tests running alongside cannot take them, and all
+# nine must be free.
+free() {
+	local p
+	for p in "$@"; do
+		if ss -Htln "sport = :$p" | grep -q .; then return 1; fi
+	done
+}
+for _ in $(seq 50); do
+	base=$((10000 + RANDOM % 22000))
+	if free $(seq $((base + 1)) $((base + 23))); then break; fi
+done
 export TOCSIN_SRC=$src NATS_DIR=$work/nats BIND=127.0.0.1
 export HOST_1=localhost HOST_2=localhost HOST_3=localhost
 for i in 1 2 3; do
@@ -61,7 +73,10 @@ start_nodes() {
 			sleep 0.5
 		done
 		echo "node $i did not join the other two" >&2
-		cat "$work/nats-$i.log" >&2
+		for j in 1 2 3; do
+			echo "-- nats-$j.log" >&2
+			cat "$work/nats-$j.log" >&2
+		done
 		exit 1
 	done
 	echo "three nodes up, in one JetStream cluster with a leader"
