@@ -57,6 +57,7 @@ type serviceInstance struct {
 
 // serviceStatus is what a service's status endpoint answers.
 type serviceStatus struct {
+	ID       string    `json:"id"` // empty from a version that did not say
 	Service  string    `json:"service"`
 	Location string    `json:"location"`
 	Ready    bool      `json:"ready"`
@@ -322,9 +323,9 @@ func discover(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]service
 			}
 		}
 	}
-	// A status endpoint may answer for one instance of its service only (a
-	// queue group), or for each: every answer that comes within wait is
-	// shown on an instance of that service and location not yet answered for.
+	// Every instance answers, saying which it is; an older one that does
+	// not say is shown on an instance of its service and location not yet
+	// answered for.
 	if len(endpoints) == 0 {
 		return sortInstances(out), nil
 	}
@@ -356,7 +357,7 @@ func discover(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]service
 			continue
 		}
 		for i := range out {
-			if out[i].Service == st.Service && out[i].Location == st.Location && out[i].Ready == nil {
+			if out[i].Ready == nil && (out[i].ID == st.ID || st.ID == "" && out[i].Service == st.Service && out[i].Location == st.Location) {
 				ready := st.Ready
 				out[i].Ready, out[i].Started, out[i].Detail = &ready, st.Started, st.Detail
 				answered++
@@ -518,11 +519,14 @@ func writeStatus(out io.Writer, r *statusReport) {
 		} else if i.Ready != nil {
 			ready = "NOT READY"
 		}
-		started := ""
+		started, detail := "", i.Detail
 		if !i.Started.IsZero() {
 			started = "since " + affected.Since(i.Started, r.At)
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", i.label(), ready, started, clip(i.Detail, 30))
+		if detail == ready {
+			detail = ""
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", i.label(), ready, started, clip(detail, 30))
 	}
 	for _, m := range r.Missing {
 		fmt.Fprintf(tw, "  %s\tMISSING\t\t\n", m)

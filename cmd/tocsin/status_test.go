@@ -11,11 +11,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
+	"github.com/tocsin-alarm/tocsin/internal/admin"
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/locations"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -48,9 +49,8 @@ func writeConfig(t *testing.T, yaml string) string {
 	return path
 }
 
-// register runs a service the way each Tocsin service registers itself
-// for discovery: micro name tocsin-<service>, its metadata, and a status
-// endpoint on tocsin.status.<service>.
+// register runs a service instance's announcement as Tocsin's services
+// make it (admin.Register), ready or waiting for its consumer.
 func register(t *testing.T, url, service, location string, ready bool) {
 	t.Helper()
 	nc, err := nats.Connect(url)
@@ -58,20 +58,23 @@ func register(t *testing.T, url, service, location string, ready bool) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	meta := map[string]string{"service": service, "admin": "127.0.0.1:9100"}
+	in := admin.Instance{Service: service, Location: location, Version: "1.0.0", Admin: "127.0.0.1:9100", Started: tStatus.Add(-time.Hour)}
+	name := service
 	if location != "" {
-		meta["location"] = location
+		name += "@" + location
 	}
-	status, _ := json.Marshal(map[string]any{"service": service, "location": location, "ready": ready,
-		"started": tStatus.Add(-time.Hour).Format(time.RFC3339), "detail": map[bool]string{true: "", false: "waiting for the bus"}[ready]})
-	_, err = micro.AddService(nc, micro.Config{
-		Name: "tocsin-" + service, Version: "1.0.0", Metadata: meta,
-		Endpoint: &micro.EndpointConfig{Subject: "tocsin.status." + service,
-			Handler: micro.HandlerFunc(func(r micro.Request) { _ = r.Respond(status) })},
-	})
+	m := metrics.New()
+	if ready {
+		m.Expect(name)
+		m.Started(name)
+	} else {
+		m.Expect(name, service)
+	}
+	svc, err := admin.Register(nc, in, m)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = svc.Stop() })
 }
 
 func putJSON(t *testing.T, b *bus.Bus, bucket, key string, v any) {
@@ -161,7 +164,7 @@ func TestStatusDuringOutage(t *testing.T) {
 	for _, want := range []string{
 		"! service escalator is not running",
 		"! service prober@ams1 is not running",
-		"! service statuspage is not ready: waiting for the bus",
+		"! service statuspage is not ready: statuspage: consumer statuspage not set up",
 		"! location ams1 is silent",
 		"! consumer escalator is 4 messages behind",
 		"! box mx is down",
@@ -204,7 +207,8 @@ func TestStatusDuringOutage(t *testing.T) {
 func TestStatusAllWell(t *testing.T) {
 	srv := bustest.Start(t)
 	b := srv.Connect(t, nil)
-	for _, s := range [][2]string{{"prober", "lon1"}, {"prober", "ams1"}, {"verifier", ""}, {"notifier", ""}, {"escalator", ""}, {"statuspage", ""}} {
+	// Two verifiers: one active, one standing by.
+	for _, s := range [][2]string{{"prober", "lon1"}, {"prober", "ams1"}, {"verifier", ""}, {"verifier", ""}, {"notifier", ""}, {"escalator", ""}, {"statuspage", ""}} {
 		register(t, srv.URL, s[0], s[1], true)
 	}
 	heartbeat(t, b, "lon1")
@@ -219,6 +223,10 @@ func TestStatusAllWell(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("the report lacks %q:\n%s", want, out)
 		}
+	}
+	// Every instance answers for itself, the standing-by verifier too.
+	if n := strings.Count(out, "ready"); n != 7 || strings.Contains(out, "no answer") {
+		t.Errorf("%d instances say ready, want all 7:\n%s", n, out)
 	}
 }
 

@@ -246,12 +246,12 @@ func TestMicro(t *testing.T) {
 	}
 
 	infos := discover[micro.Info](t, nc, "$SRV.INFO.tocsin-verifier", 1)
-	if eps := infos[0].Endpoints; len(eps) != 1 || eps[0].Name != "status" || eps[0].Subject != "tocsin.status.verifier" || eps[0].QueueGroup != micro.DefaultQueueGroup {
-		t.Errorf("verifier endpoints %+v, want status on tocsin.status.verifier in the default queue group", eps)
+	if eps := infos[0].Endpoints; len(eps) != 1 || eps[0].Name != "status" || eps[0].Subject != "tocsin.status.verifier" || eps[0].QueueGroup != "" {
+		t.Errorf("verifier endpoints %+v, want status on tocsin.status.verifier, answered by every instance (no queue group)", eps)
 	}
 
 	st := status(t, nc, "verifier")
-	want0 := admin.Status{Service: "verifier", Ready: false, Started: "2026-11-21T02:14:00Z", Detail: "verifier: consumer verifier not set up"}
+	want0 := admin.Status{ID: infos[0].ID, Service: "verifier", Ready: false, Started: "2026-11-21T02:14:00Z", Detail: "verifier: consumer verifier not set up"}
 	if st != want0 {
 		t.Errorf("verifier status %+v, want %+v", st, want0)
 	}
@@ -269,15 +269,25 @@ func TestMicro(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if want := []string{"detail", "location", "ready", "service", "started"}; !slices.Equal(keys, want) {
+	if want := []string{"detail", "id", "location", "ready", "service", "started"}; !slices.Equal(keys, want) {
 		t.Errorf("status fields %v, want %v", keys, want)
 	}
 
-	// The two probers share the subject; whichever answers speaks for
-	// its own location.
-	st = status(t, nc, "prober")
-	if st.Service != "prober" || (st.Location != "lon1" && st.Location != "ams1") || st.Ready != (st.Location == "lon1") {
-		t.Errorf("prober status %+v", st)
+	// The two probers share the subject and both answer, each for itself,
+	// under the id discovery knows it by.
+	ids := map[string]string{} // location → id
+	for _, p := range pings {
+		ids[p.Metadata["location"]] = p.ID
+	}
+	var answered []string
+	for _, st := range discover[admin.Status](t, nc, admin.StatusSubject("prober"), 2) {
+		if st.Service != "prober" || st.ID != ids[st.Location] || st.Ready != (st.Location == "lon1") {
+			t.Errorf("prober status %+v; ids by location %v", st, ids)
+		}
+		answered = append(answered, st.Location)
+	}
+	if slices.Sort(answered); !slices.Equal(answered, []string{"ams1", "lon1"}) {
+		t.Errorf("probers answering: %v, want ams1 and lon1", answered)
 	}
 
 	for _, s := range svcs[:1] {

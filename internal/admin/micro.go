@@ -34,6 +34,7 @@ func (in Instance) name() string {
 // Status is the answer of an instance's status endpoint. `tocsin status`
 // reads these fields by name.
 type Status struct {
+	ID       string `json:"id"` // the instance's micro id, as discovery gives it
 	Service  string `json:"service"`
 	Location string `json:"location"` // a prober's; empty for the others
 	Ready    bool   `json:"ready"`
@@ -45,7 +46,8 @@ type Status struct {
 func MicroName(service string) string { return "tocsin-" + service }
 
 // StatusSubject is where a Tocsin service answers status requests; every
-// instance of the service answers there, one per request (a queue group).
+// instance of the service answers each request, a standing-by verifier as
+// well as the active one, so that `tocsin status` hears from them all.
 func StatusSubject(service string) string { return "tocsin.status." + service }
 
 // Register announces an instance with the NATS micro framework: name
@@ -68,18 +70,20 @@ func Register(nc *nats.Conn, in Instance, m *metrics.Metrics) (micro.Service, er
 	if err != nil {
 		return nil, fmt.Errorf("register %s with nats micro: %w", in.name(), err)
 	}
+	var id string // known once the service is added, before it can be asked
 	status := func(req micro.Request) {
 		ready, detail := m.Ready(in.name())
 		if ready {
 			detail = "ready"
 		}
 		b, _ := json.Marshal(Status{
-			Service: in.Service, Location: in.Location, Ready: ready,
+			ID: id, Service: in.Service, Location: in.Location, Ready: ready,
 			Started: in.Started.UTC().Format(time.RFC3339), Detail: detail,
 		})
 		_ = req.Respond(b) // a requester gone away is no concern of ours
 	}
-	if err := svc.AddEndpoint("status", micro.HandlerFunc(status), micro.WithEndpointSubject(StatusSubject(in.Service))); err != nil {
+	id = svc.Info().ID
+	if err := svc.AddEndpoint("status", micro.HandlerFunc(status), micro.WithEndpointSubject(StatusSubject(in.Service)), micro.WithEndpointQueueGroupDisabled()); err != nil {
 		_ = svc.Stop()
 		return nil, fmt.Errorf("register %s status endpoint: %w", in.name(), err)
 	}
