@@ -157,6 +157,10 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects)
 			s.falseAlarm(&fx, at, f, "the re-checks were not answered and "+r.Location+" sees it up")
 			return s, fx
 		}
+		// Where this failure was seen is asked no re-check, so it is
+		// counted among those that saw the server failing now.
+		s.Reason = r.Reason
+		s.addLocation(r.Location)
 		s.Round = nil
 		s.ask(&fx, at, r, p)
 		return s, fx

@@ -113,6 +113,36 @@ func TestUnansweredVerificationTimesOut(t *testing.T) {
 	}
 }
 
+// TestNewRoundCountsWhereItStarted: a verification unanswered in time
+// starts again from the next failure, seen elsewhere; that location is
+// among those the incident says saw the server failing.
+func TestNewRoundCountsWhereItStarted(t *testing.T) {
+	p := policy
+	p.RoundTimeout = 2 * time.Second
+	var s Server
+	apply := func(r events.ProbeResult) Effects {
+		r.Server, r.Task = "mx1", fmt.Sprintf("t%d", r.Started.Unix())
+		if !r.OK {
+			r.Reason = "connection refused"
+		}
+		var fx Effects
+		s, fx = Apply(s, &r, facts, p)
+		return fx
+	}
+	apply(events.ProbeResult{Location: "nyc1", Started: t0})
+	if fx := apply(events.ProbeResult{Location: "ams1", Started: t0.Add(3 * time.Second)}); fx.Recheck == "" {
+		t.Fatalf("no new verification after the first went unanswered: %+v", s)
+	}
+	apply(events.ProbeResult{Location: "lon1", Correlation: s.Round.ID, Started: t0.Add(4 * time.Second)})
+	fx := apply(events.ProbeResult{Location: "nyc1", Correlation: s.Round.ID, Started: t0.Add(5 * time.Second)})
+	if fx.Opened == nil {
+		t.Fatalf("two failing answers did not confirm: %+v", s)
+	}
+	if got, want := strings.Join(fx.Opened.Servers[0].Locations, ","), "nyc1,ams1,lon1"; got != want {
+		t.Errorf("seen failing from %s, want %s", got, want)
+	}
+}
+
 func TestAnswersCountOnce(t *testing.T) {
 	var s Server
 	s, _ = Apply(s, &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "t0", Started: t0, OK: false, Reason: "x"}, facts, policy)
