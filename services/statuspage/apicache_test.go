@@ -62,9 +62,11 @@ func TestAPIDocumentsGzipAndETag(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC()
 	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now})
+	// A server not heard of yet is "operational" too: wait for the state
+	// put here, up since now.
 	waitUntil(t, 5*time.Second, "web1 up in summary.json", func() bool {
 		body, _ := s.get(t, "/api/v2/summary.json")
-		return strings.Contains(body, `"name":"Websites 1","status":"operational"`)
+		return strings.Contains(body, `"name":"Websites 1","status":"operational","created_at":"`+epochStamp+`","updated_at":"`+stamp(now)+`"`)
 	})
 
 	fetch := func(header map[string]string) (*http.Response, string) {

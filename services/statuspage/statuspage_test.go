@@ -39,7 +39,14 @@ func startSite(t *testing.T) *site {
 	srv := bustest.Start(t)
 	b := srv.Connect(t, nil)
 	url, _ := runPage(t, cfg, srv.Connect(t, nil), "")
-	return &site{srv: srv, b: b, url: url, cfg: cfg}
+	s := &site{srv: srv, b: b, url: url, cfg: cfg}
+	// Following the state from then on: a test's first change is not
+	// followed by the page's own, going live.
+	waitUntil(t, 10*time.Second, "the page following the monitoring system", func() bool {
+		body, _ := s.get(t, "/")
+		return strings.Contains(body, "this page updates itself")
+	})
+	return s
 }
 
 func siteConfig(t *testing.T) *config.Config {
