@@ -91,15 +91,21 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 		return n, msgs
 	}
 
-	deadline := time.Now().Add(5 * time.Minute) // under a minute on an idle machine
+	// Under a minute on an idle machine; several under the race detector
+	// beside other tests. It waits as long as false alarms keep coming,
+	// within a bound.
+	start, last, lastAt := time.Now(), 0, time.Now()
 	for {
 		n, _ := count(events.SubjectFalseAlarms)
 		if n >= faults {
-			t.Logf("%d false alarms", n)
+			t.Logf("%d false alarms in %v", n, time.Since(start).Round(time.Second))
 			break
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d false alarms in 5 minutes", n)
+		if n > last {
+			last, lastAt = n, time.Now()
+		}
+		if time.Since(lastAt) > time.Minute || time.Since(start) > 12*time.Minute {
+			t.Fatalf("only %d false alarms in %v, the last %v ago", n, time.Since(start).Round(time.Second), time.Since(lastAt).Round(time.Second))
 		}
 		time.Sleep(time.Second)
 	}
@@ -110,8 +116,9 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 	// A real outage: s7 answers 503 to everyone.
 	broken.Store(true)
 	var opened *events.IncidentOpened
+	deadline := time.Now().Add(2 * time.Minute)
 	for opened == nil {
-		if time.Now().After(deadline.Add(time.Minute)) {
+		if time.Now().After(deadline) {
 			t.Fatal("the real outage was not confirmed")
 		}
 		time.Sleep(200 * time.Millisecond)
