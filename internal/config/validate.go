@@ -17,6 +17,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/tocsin-alarm/tocsin/internal/apiurl"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -535,7 +536,7 @@ func (v *validator) providers(c *Config) {
 		default:
 			v.at(p("providers", "smtp", "tls"), "tls %q must be opportunistic, starttls, implicit or none", s.TLS)
 		}
-		if s.Username != "" && s.TLS == "none" && !isLoopback(s.Host) {
+		if s.Username != "" && s.TLS == "none" && !apiurl.Loopback(s.Host) {
 			v.at(p("providers", "smtp", "tls"), "tls: none with a username would send the password in clear text; use starttls or implicit")
 		}
 		if s.Username != "" {
@@ -579,14 +580,6 @@ func (v *validator) providers(c *Config) {
 		f.Token = v.secret(path, "token", f.TokenEnv, f.TokenFile, true)
 		v.apiURL(append(path, "api_url"), f.APIURL)
 	}
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (c *Config) hasEmailStaff() bool {

@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -22,6 +21,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/tocsin-alarm/tocsin/internal/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 )
 
@@ -97,7 +97,7 @@ func New(cfg Config) (*Poster, error) {
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL
 	}
-	if err := checkAPIURL(cfg.APIURL); err != nil {
+	if _, err := apiurl.Check(cfg.APIURL, "send the token in clear text"); err != nil {
 		problems = append(problems, err)
 	}
 	if cfg.Version == "" {
@@ -135,29 +135,6 @@ func newClient(base http.RoundTripper, timeout time.Duration) *http.Client {
 		// elsewhere.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-}
-
-func checkAPIURL(s string) error {
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return fmt.Errorf("api url %q: %w", s, err)
-	case u.Scheme != "http" && u.Scheme != "https", u.Hostname() == "":
-		return fmt.Errorf("api url %q: want an absolute http or https URL", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("api url %q: want no user, query or fragment", s)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return fmt.Errorf("api url %q: plain http would send the token in clear text; use https", s)
-	}
-	return nil
-}
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Post publishes message on the page's feed, with link attached when it is

@@ -15,7 +15,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/dghubble/oauth1"
 
+	"github.com/tocsin-alarm/tocsin/internal/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 )
 
@@ -96,7 +96,7 @@ func New(cfg Config) (*Poster, error) {
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL
 	}
-	if err := checkAPIURL(cfg.APIURL); err != nil {
+	if _, err := apiurl.Check(cfg.APIURL, "let anyone on the way read and replay signed requests"); err != nil {
 		problems = append(problems, err)
 	}
 	if cfg.Timeout < 0 {
@@ -135,29 +135,6 @@ func (p *Poster) newClient(base http.RoundTripper) *http.Client {
 	// another URL.
 	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	return hc
-}
-
-func checkAPIURL(s string) error {
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return fmt.Errorf("api url %q: %w", s, err)
-	case u.Scheme != "http" && u.Scheme != "https", u.Hostname() == "":
-		return fmt.Errorf("api url %q: want an absolute http or https URL", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return fmt.Errorf("api url %q: want no user, query or fragment", s)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return fmt.Errorf("api url %q: plain http would let anyone on the way read and replay signed requests; use https", s)
-	}
-	return nil
-}
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Post publishes text on the account and returns the new post's ID; with

@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -21,6 +20,7 @@ import (
 	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
+	"github.com/tocsin-alarm/tocsin/internal/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 )
 
@@ -92,7 +92,7 @@ func New(cfg Config) (*Sender, error) {
 	}
 	var apiURL *url.URL
 	if cfg.APIURL != "" {
-		u, err := checkAPIURL(cfg.APIURL)
+		u, err := apiurl.Check(cfg.APIURL, "send the auth token in clear text")
 		if err != nil {
 			problems = append(problems, err)
 		}
@@ -121,29 +121,6 @@ func New(cfg Config) (*Sender, error) {
 func validFrom(from string) bool {
 	return e164RE.MatchString(from) || serviceSIDRE.MatchString(from) || shortCodeRE.MatchString(from) ||
 		alphaIDRE.MatchString(from) && letterRE.MatchString(from)
-}
-
-func checkAPIURL(s string) (*url.URL, error) {
-	u, err := url.Parse(s)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("api url %q: %w", s, err)
-	case u.Scheme != "http" && u.Scheme != "https", u.Hostname() == "":
-		return nil, fmt.Errorf("api url %q: want an absolute http or https URL", s)
-	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
-		return nil, fmt.Errorf("api url %q: want no user, query or fragment", s)
-	case u.Scheme == "http" && !loopback(u.Hostname()):
-		return nil, fmt.Errorf("api url %q: plain http would send the auth token in clear text; use https", s)
-	}
-	return u, nil
-}
-
-func loopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 // Send asks Twilio to send body to the number to, in international form,
