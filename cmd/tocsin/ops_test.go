@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -266,29 +267,21 @@ func askStatus(t *testing.T, nc *nats.Conn, service string) admin.Status {
 	return st
 }
 
-// discoverAll sends a micro discovery request and gathers what answers
+// discoverAll sends a micro discovery request and decodes what answers
 // within a second.
 func discoverAll[T any](t *testing.T, nc *nats.Conn, subject string) []T {
 	t.Helper()
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	msgs, err := admin.Ask(context.Background(), nc, []string{subject}, time.Second, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		t.Fatal(err)
-	}
 	var got []T
-	for {
-		msg, err := sub.NextMsg(time.Second)
-		if err != nil {
-			return got
-		}
+	for _, m := range msgs {
 		var v T
-		if err := json.Unmarshal(msg.Data, &v); err != nil {
-			t.Fatalf("%s: %v in %s", subject, err, msg.Data)
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatalf("%s: %v in %s", subject, err, m.Data)
 		}
 		got = append(got, v)
 	}
+	return got
 }

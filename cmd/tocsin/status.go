@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -16,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/tocsin-alarm/tocsin/internal/admin"
 	"github.com/tocsin-alarm/tocsin/internal/affected"
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
@@ -174,7 +176,7 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 			}
 		}
 	}
-	for _, s := range slices.Sorted(mapsKeys(want)) {
+	for _, s := range slices.Sorted(maps.Keys(want)) {
 		if len(want[s]) == 0 {
 			if !slices.ContainsFunc(r.Services, func(i serviceInstance) bool { return i.Service == s }) {
 				r.Missing = append(r.Missing, s)
@@ -195,7 +197,7 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 			r.Attention = append(r.Attention, fmt.Sprintf("service %s is not ready: %s", i.label(), i.Detail))
 		}
 	}
-	for _, l := range slices.Sorted(mapsKeys(locs)) {
+	for _, l := range slices.Sorted(maps.Keys(locs)) {
 		r.Locations = append(r.Locations, locationStatus{Location: l, Live: locs[l] > 0, Probers: locs[l]})
 		if locs[l] == 0 {
 			r.Attention = append(r.Attention, "location "+l+" is silent: no prober's heartbeat")
@@ -258,16 +260,6 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 	return r, nil
 }
 
-func mapsKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
-
 func (i serviceInstance) label() string {
 	if i.Location != "" {
 		return i.Service + "@" + i.Location
@@ -282,29 +274,13 @@ func discover(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]service
 	if err != nil {
 		return nil, err
 	}
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	infos, err := admin.Ask(ctx, nc, []string{subject}, wait, 0)
 	if err != nil {
 		return nil, fmt.Errorf("discover services: %w", err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		return nil, fmt.Errorf("discover services: %w", err)
-	}
 	var out []serviceInstance
-	endpoints := map[string]string{} // service → its status subject
-	deadline := time.Now().Add(wait)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			break
-		}
-		m, err := sub.NextMsg(left)
-		if errors.Is(err, nats.ErrTimeout) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("discover services: %w", err)
-		}
+	endpoints := map[string]bool{} // the services' status subjects
+	for _, m := range infos {
 		var info micro.Info
 		if json.Unmarshal(m.Data, &info) != nil {
 			continue
@@ -318,40 +294,22 @@ func discover(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]service
 		}
 		out = append(out, serviceInstance{Service: name, Location: info.Metadata["location"], ID: info.ID, Admin: info.Metadata["admin"]})
 		for _, e := range info.Endpoints {
-			if e.Subject == "tocsin.status."+name {
-				endpoints[name] = e.Subject
+			if e.Subject == admin.StatusSubject(name) {
+				endpoints[e.Subject] = true
 			}
 		}
+	}
+	if len(endpoints) == 0 {
+		return sortInstances(out), nil
+	}
+	replies, err := admin.Ask(ctx, nc, slices.Sorted(maps.Keys(endpoints)), wait, len(out))
+	if err != nil {
+		return nil, fmt.Errorf("ask the services' status: %w", err)
 	}
 	// Every instance answers, saying which it is; an older one that does
 	// not say is shown on an instance of its service and location not yet
 	// answered for.
-	if len(endpoints) == 0 {
-		return sortInstances(out), nil
-	}
-	inbox = nc.NewRespInbox()
-	replies, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		return nil, fmt.Errorf("ask the services' status: %w", err)
-	}
-	defer func() { _ = replies.Unsubscribe() }()
-	for _, name := range slices.Sorted(mapsKeys(endpoints)) {
-		if err := nc.PublishRequest(endpoints[name], inbox, nil); err != nil {
-			return nil, fmt.Errorf("ask %s its status: %w", name, err)
-		}
-	}
-	deadline = time.Now().Add(wait)
-	for answered := 0; answered < len(out); {
-		left := time.Until(deadline)
-		if left <= 0 || ctx.Err() != nil {
-			break
-		}
-		m, err := replies.NextMsg(left)
-		if errors.Is(err, nats.ErrTimeout) {
-			break
-		} else if err != nil {
-			return nil, fmt.Errorf("ask the services' status: %w", err)
-		}
+	for _, m := range replies {
 		var st serviceStatus
 		if json.Unmarshal(m.Data, &st) != nil {
 			continue
@@ -360,7 +318,6 @@ func discover(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]service
 			if out[i].Ready == nil && (out[i].ID == st.ID || st.ID == "" && out[i].Service == st.Service && out[i].Location == st.Location) {
 				ready := st.Ready
 				out[i].Ready, out[i].Started, out[i].Detail = &ready, st.Started, st.Detail
-				answered++
 				break
 			}
 		}

@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -297,7 +298,7 @@ func TestMicro(t *testing.T) {
 	}
 	// Stop drains its subscriptions: gone once the server has them back.
 	for attempt := 0; ; attempt++ {
-		pings := discover[micro.Ping](t, nc, "$SRV.PING", 2)
+		pings := discover[micro.Ping](t, nc, "$SRV.PING", 0)
 		if !slices.ContainsFunc(pings, func(p micro.Ping) bool { return p.Name == "tocsin-verifier" }) {
 			break
 		}
@@ -320,38 +321,27 @@ func status(t *testing.T, nc *nats.Conn, service string) admin.Status {
 	return st
 }
 
-// discover sends a micro discovery request and gathers the answers: want
-// of them, then whatever else comes within half a second.
+// discover sends a request as `tocsin status` does and decodes the
+// answers: want of them, or, with want 0, all that come within a second.
 func discover[T any](t *testing.T, nc *nats.Conn, subject string, want int) []T {
 	t.Helper()
-	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
-	if err != nil {
-		t.Fatal(err)
+	wait := 10 * time.Second
+	if want == 0 {
+		wait = time.Second
 	}
-	defer sub.Unsubscribe()
-	if err := nc.PublishRequest(subject, inbox, nil); err != nil {
-		t.Fatal(err)
+	msgs, err := admin.Ask(context.Background(), nc, []string{subject}, wait, want)
+	if err != nil || len(msgs) < want {
+		t.Fatalf("%s: %d answers, want %d: %v", subject, len(msgs), want, err)
 	}
 	var got []T
-	for {
-		wait := 10 * time.Second
-		if len(got) >= want {
-			wait = 500 * time.Millisecond
-		}
-		msg, err := sub.NextMsg(wait)
-		if err != nil {
-			if len(got) < want {
-				t.Fatalf("%s: %d answers, want %d: %v", subject, len(got), want, err)
-			}
-			return got
-		}
+	for _, m := range msgs {
 		var v T
-		if err := json.Unmarshal(msg.Data, &v); err != nil {
-			t.Fatalf("%s: %v in %s", subject, err, msg.Data)
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatalf("%s: %v in %s", subject, err, m.Data)
 		}
 		got = append(got, v)
 	}
+	return got
 }
 
 func listen(t *testing.T) net.Listener {
@@ -361,4 +351,44 @@ func listen(t *testing.T) net.Listener {
 		t.Fatal(err)
 	}
 	return ln
+}
+
+// TestAsk: answers to several subjects are gathered in one inbox until as
+// many as wanted have come; a subject nobody listens on is no answer, and
+// when nobody listens at all Ask does not wait out its time.
+func TestAsk(t *testing.T) {
+	srv := bustest.Start(t)
+	nc, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for i, subject := range []string{"test.one", "test.one", "test.two"} {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond([]byte(fmt.Sprint(i))) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	msgs, err := admin.Ask(ctx, nc, []string{"test.one", "test.nobody", "test.two"}, time.Minute, 3)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, string(m.Data))
+	}
+	if slices.Sort(got); err != nil || !slices.Equal(got, []string{"0", "1", "2"}) {
+		t.Errorf("answers %q (%v), want 0, 1 and 2", got, err)
+	}
+	start := time.Now()
+	msgs, err = admin.Ask(ctx, nc, []string{"test.nobody", "test.none"}, time.Minute, 0)
+	if err != nil || len(msgs) != 0 || time.Since(start) > 30*time.Second {
+		t.Errorf("asking where nobody listens: %d answers, %v, after %v", len(msgs), err, time.Since(start))
+	}
+	msgs, err = admin.Ask(ctx, nc, []string{"test.one"}, 500*time.Millisecond, 0)
+	if err != nil || len(msgs) != 2 {
+		t.Errorf("all answers within the time: %d, %v; want 2", len(msgs), err)
+	}
 }

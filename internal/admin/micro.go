@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -108,4 +110,42 @@ func semver(v string) string {
 		clean = "unknown"
 	}
 	return "0.0.0-" + clean
+}
+
+// Ask sends one request to each subject, all answered to one inbox, and
+// gathers the answers: until want of them have come (want > 0), wait has
+// passed, or ctx ends. Discovery and status requests are answered by every
+// instance, so there is no telling otherwise when the last has spoken.
+func Ask(ctx context.Context, nc *nats.Conn, subjects []string, wait time.Duration, want int) ([]*nats.Msg, error) {
+	inbox := nc.NewRespInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	for _, s := range subjects {
+		if err := nc.PublishRequest(s, inbox, nil); err != nil {
+			return nil, fmt.Errorf("ask %s: %w", s, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
+	var got []*nats.Msg
+	unheard := 0 // subjects the server says nobody listens on
+	for want <= 0 || len(got) < want {
+		m, err := sub.NextMsgWithContext(ctx)
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			if unheard++; unheard == len(subjects) {
+				return got, nil
+			}
+			continue
+		case err != nil && ctx.Err() != nil:
+			return got, nil // the time for answers is up
+		case err != nil:
+			return got, err
+		}
+		got = append(got, m)
+	}
+	return got, nil
 }
