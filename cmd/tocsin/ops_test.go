@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -172,6 +173,17 @@ func TestOperability(t *testing.T) {
 		if !lines[s] {
 			t.Errorf("no log line with service and location %s", s)
 		}
+	}
+
+	// A second verifier stands by; tocsin status says which one works.
+	startProcess(t, "run", "--config", cfgFile, "--nats", ns.URL, "--shutdown-timeout", "10s", "--services", "verifier")
+	var report string
+	waitUntil(t, "tocsin status shows an active verifier and a standby", func() bool {
+		_, report, _ = runStatus(t, "--nats", ns.URL, "--config", cfgFile)
+		return regexp.MustCompile(`\n  verifier +ready, active`).MatchString(report) && regexp.MustCompile(`\n  verifier +ready, standby`).MatchString(report)
+	})
+	if strings.Contains(report, "is active") {
+		t.Errorf("with a verifier active, tocsin status says:\n%s", report)
 	}
 }
 

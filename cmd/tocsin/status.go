@@ -55,6 +55,7 @@ type serviceInstance struct {
 	Ready    *bool     `json:"ready,omitempty"` // nil when its status endpoint did not answer
 	Started  time.Time `json:"started,omitzero"`
 	Detail   string    `json:"detail,omitempty"`
+	Role     string    `json:"role,omitempty"` // "active" or "standby" where one instance works at a time
 }
 
 // serviceStatus is what a service's status endpoint answers.
@@ -65,6 +66,7 @@ type serviceStatus struct {
 	Ready    bool      `json:"ready"`
 	Started  time.Time `json:"started"`
 	Detail   string    `json:"detail"`
+	Role     string    `json:"role"`
 }
 
 type locationStatus struct {
@@ -197,6 +199,9 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 			r.Attention = append(r.Attention, fmt.Sprintf("service %s is not ready: %s", i.label(), i.Detail))
 		}
 	}
+	for _, s := range noneActive(r.Services) {
+		r.Attention = append(r.Attention, fmt.Sprintf("no %s is active; a standby takes over within --take-over", s))
+	}
 	for _, l := range slices.Sorted(maps.Keys(locs)) {
 		r.Locations = append(r.Locations, locationStatus{Location: l, Live: locs[l] > 0, Probers: locs[l]})
 		if locs[l] == 0 {
@@ -317,12 +322,36 @@ func discover(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]service
 		for i := range out {
 			if out[i].Ready == nil && (out[i].ID == st.ID || st.ID == "" && out[i].Service == st.Service && out[i].Location == st.Location) {
 				ready := st.Ready
-				out[i].Ready, out[i].Started, out[i].Detail = &ready, st.Started, st.Detail
+				out[i].Ready, out[i].Started, out[i].Detail, out[i].Role = &ready, st.Started, st.Detail, st.Role
 				break
 			}
 		}
 	}
 	return sortInstances(out), nil
+}
+
+// noneActive lists the services whose instances answering all stand by:
+// the one JetStream holds their messages for does not answer (it died,
+// and a standby has yet to take over).
+func noneActive(instances []serviceInstance) []string {
+	standing := map[string]bool{}
+	for _, i := range instances {
+		switch i.Role {
+		case "standby":
+			if _, seen := standing[i.label()]; !seen {
+				standing[i.label()] = true
+			}
+		case "active":
+			standing[i.label()] = false
+		}
+	}
+	var out []string
+	for _, s := range slices.Sorted(maps.Keys(standing)) {
+		if standing[s] {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func sortInstances(out []serviceInstance) []serviceInstance {
@@ -473,6 +502,9 @@ func writeStatus(out io.Writer, r *statusReport) {
 		ready := "no answer"
 		if i.Ready != nil && *i.Ready {
 			ready = "ready"
+			if i.Role != "" {
+				ready += ", " + i.Role
+			}
 		} else if i.Ready != nil {
 			ready = "NOT READY"
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -234,5 +235,18 @@ func TestStatusNoServer(t *testing.T) {
 	code, _, errs := runStatus(t, "--nats", "nats://127.0.0.1:1")
 	if code != 1 || !strings.Contains(errs, "is tocsin running?") {
 		t.Errorf("exit %d, stderr %q", code, errs)
+	}
+}
+
+func TestNoneActive(t *testing.T) {
+	in := []serviceInstance{
+		{Service: "verifier", Role: "standby"}, {Service: "verifier", Role: "standby"},
+		{Service: "notifier", Role: "standby"}, {Service: "notifier", Role: "active"},
+		{Service: "escalator", Role: "active"}, {Service: "escalator"},
+		{Service: "prober", Location: "lon1"},
+		{Service: "failover", Role: "standby"},
+	}
+	if got, want := noneActive(in), []string{"failover", "verifier"}; !slices.Equal(got, want) {
+		t.Errorf("noneActive = %q, want %q", got, want)
 	}
 }

@@ -42,6 +42,10 @@ type Status struct {
 	Ready    bool   `json:"ready"`
 	Started  string `json:"started"` // RFC 3339
 	Detail   string `json:"detail"`  // "ready", or why not
+	// Role, for a service of which one instance works while others stand
+	// by (the verifier, notifier, escalator, failover): "active" or
+	// "standby"; absent when it has no such role or it is not known yet.
+	Role string `json:"role,omitempty"`
 }
 
 // MicroName is the micro service name of a Tocsin service.
@@ -75,12 +79,16 @@ func Register(nc *nats.Conn, in Instance, m *metrics.Metrics) (micro.Service, er
 	var id string // known once the service is added, before it can be asked
 	status := func(req micro.Request) {
 		ready, detail := m.Ready(in.name())
+		role := ""
 		if ready {
 			detail = "ready"
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			role = m.Role(ctx, in.name())
+			cancel()
 		}
 		b, _ := json.Marshal(Status{
 			ID: id, Service: in.Service, Location: in.Location, Ready: ready,
-			Started: in.Started.UTC().Format(time.RFC3339), Detail: detail,
+			Started: in.Started.UTC().Format(time.RFC3339), Detail: detail, Role: role,
 		})
 		_ = req.Respond(b) // a requester gone away is no concern of ours
 	}

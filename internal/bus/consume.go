@@ -84,6 +84,10 @@ type Consumer struct {
 // exclusiveGroup is the one priority group of an exclusive consumer.
 const exclusiveGroup = "active"
 
+// pinIDHeader carries, on each message of an exclusive consumer, the id
+// JetStream pinned the consumer to: the active instance's.
+const pinIDHeader = "Nats-Pin-Id"
+
 func (c *Consumer) defaults() {
 	if c.Workers <= 0 {
 		c.Workers = 1
@@ -118,7 +122,17 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 	log = log.With("consumer", c.Name)
 	w := startWorkers(ctx, c, func(hc *handlerContexts, d delivery) { b.handle(hc, c, log, d, h) })
 	var active atomic.Bool // this instance was given messages
-	put := func(d delivery) { active.Store(true); w.put(d) }
+	pin := ""              // JetStream's id for this instance's pulls; put runs on one goroutine
+	put := func(d delivery) {
+		active.Store(true)
+		if c.Exclusive {
+			if p := d.m.Headers().Get(pinIDHeader); p != "" && p != pin {
+				pin = p
+				c.Metrics.Pinned(c.Stream, c.Name, p)
+			}
+		}
+		w.put(d)
+	}
 	for attempt := 0; ; attempt++ {
 		if err := b.receive(ctx, cons, c, put, log); err != nil {
 			c.Metrics.ConsumerDown(c.Stream, c.Name)

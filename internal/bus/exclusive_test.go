@@ -11,6 +11,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -33,6 +34,7 @@ func testExclusive(t *testing.T, dies bool) {
 	var mu sync.Mutex
 	got := map[string][]string{} // instance → message ids
 	var logs bytes.Buffer
+	roles := map[string]func() string{} // instance → its role, as its status says
 	run := func(name string) (b *bus.Bus, stop func()) {
 		var lmu sync.Mutex
 		log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
@@ -46,6 +48,10 @@ func testExclusive(t *testing.T, dies bool) {
 		// What the server gave a dead instance in its last moment comes
 		// back after this.
 		c.AckWait = 2 * time.Second
+		m := metrics.New()
+		m.Expect(name, c.Name)
+		c.Metrics = m
+		roles[name] = func() string { return m.Role(ctx, name) }
 		cctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() {
@@ -113,6 +119,9 @@ func testExclusive(t *testing.T, dies bool) {
 	if a, b := counts(); a != 60 || b != 0 {
 		t.Fatalf("with both running: a handled %d, b %d; want 60 and 0", a, b)
 	}
+	if a, b := roles["a"](), roles["b"](); a != "active" || b != "standby" {
+		t.Errorf("with both running: a says it is %q, b %q; want active and standby", a, b)
+	}
 
 	if dies {
 		connA.NC.Close() // no goodbye: the process is gone
@@ -126,6 +135,9 @@ func testExclusive(t *testing.T, dies bool) {
 	t.Logf("the standby took over %s after the active instance stopped", time.Since(took).Round(100*time.Millisecond))
 	if a, b := counts(); a != 60 || b != 20 {
 		t.Errorf("after a stopped: a handled %d, b %d; want 60 and 20", a, b)
+	}
+	if b := roles["b"](); b != "active" {
+		t.Errorf("after a stopped, b says it is %q, want active", b)
 	}
 	if !dies && strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("standing by is not worth a warning:\n%s", logs.String())

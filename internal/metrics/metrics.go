@@ -55,6 +55,7 @@ type consumerKey struct{ stream, name string }
 type consumerState struct {
 	cons jetstream.Consumer // nil while it is not set up
 	up   bool
+	pin  string // an exclusive consumer's pin id on this instance's messages; empty until one came
 }
 
 // unit is one service instance of the process (a prober per location) and
@@ -258,7 +259,67 @@ func (m *Metrics) ConsumerUp(cons jetstream.Consumer) {
 	info := cons.CachedInfo()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.consumers[consumerKey{info.Stream, info.Name}] = &consumerState{cons: cons, up: true}
+	k := consumerKey{info.Stream, info.Name}
+	if c, ok := m.consumers[k]; ok {
+		c.cons, c.up = cons, true // set up again: the pin is JetStream's, and stays
+		return
+	}
+	m.consumers[k] = &consumerState{cons: cons, up: true}
+}
+
+// Pinned records the id JetStream pinned an exclusive consumer to when it
+// gave this instance messages: while the consumer's pin is the same, this
+// instance is the active one.
+func (m *Metrics) Pinned(stream, name, pin string) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if c, ok := m.consumers[consumerKey{stream, name}]; ok {
+		c.pin = pin
+	}
+}
+
+// Role says whether a service instance is the active one of the exclusive
+// consumers it needs ("active"), or stands by for another instance
+// ("standby"). It is "" for a service without one, and when JetStream
+// does not say or has pinned nobody yet.
+func (m *Metrics) Role(ctx context.Context, service string) string {
+	if m == nil {
+		return ""
+	}
+	type mine struct {
+		cons jetstream.Consumer
+		pin  string
+	}
+	var ask []mine
+	m.mu.Lock()
+	if u, ok := m.units[service]; ok {
+		for k, c := range m.consumers {
+			if slices.Contains(u.consumers, k.name) && c.up && c.cons != nil {
+				ask = append(ask, mine{c.cons, c.pin})
+			}
+		}
+	}
+	m.mu.Unlock()
+	role := ""
+	for _, c := range ask {
+		info, err := c.cons.Info(ctx)
+		if err != nil {
+			continue
+		}
+		for _, g := range info.PriorityGroups {
+			switch {
+			case g.PinnedClientID == "":
+			case g.PinnedClientID != c.pin:
+				return "standby" // another instance has it
+			default:
+				role = "active"
+			}
+		}
+	}
+	return role
 }
 
 // ConsumerDown says that a consumer stopped delivering; it is being set
