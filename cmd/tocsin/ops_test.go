@@ -3,16 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -34,31 +29,7 @@ func TestOperability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three probers and a verifier")
 	}
-	var broken atomic.Bool // s1 answers 503 when set
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/s1" && broken.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	})}
-	go web.Serve(cutting{l, func(host string) bool { return host == "127.0.0.3" }})
-	defer web.Close()
-
-	var cfg strings.Builder
-	cfg.WriteString("site: {name: Example Hosting}\nchecks: {interval: 1s, timeout: 500ms, verify: {locations: 2, quorum: 2}}\nlocations: [lon1, ams1, nyc1]\n")
-	cfg.WriteString("staff: [{name: Alice, email: alice@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 1, from: alarm@example.net, tls: none}}\n")
-	cfg.WriteString("roles: {web: {label: Web hosting, colour: \"#2e86de\"}}\n")
-	cfg.WriteString("boxes:\n  - id: web\n    name: Web\n    role: web\n    servers:\n")
-	for i := range 3 {
-		fmt.Fprintf(&cfg, "      - {id: s%d, check: \"http://%s/s%d\"}\n", i, l.Addr(), i)
-	}
-	cfgFile := filepath.Join(t.TempDir(), "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile, broken := unreachableFromNYC(t, 3)
 	ns := bustest.Start(t)
 	p := startProcess(t, "run", "--config", cfgFile, "--nats", ns.URL, "--shutdown-timeout", "10s", "--log-format", "json",
 		"--admin-listen", "127.0.0.1:0", "--services", "prober,verifier",
@@ -134,7 +105,7 @@ func TestOperability(t *testing.T) {
 	}
 
 	// A real outage: s1 answers 503 to everyone.
-	broken.Store(true)
+	broken.Store("s1")
 	waitUntil(t, "the outage is confirmed", func() bool {
 		fams = scrapeMetrics(t, base)
 		return sample(fams, "tocsin_incidents_total", "event", "opened") >= 1

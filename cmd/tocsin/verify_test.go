@@ -27,30 +27,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 		t.Skip("runs three probers and a verifier")
 	}
 	const servers, faults = 100, 1000
-	var broken atomic.Bool // s7 stops answering when set
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/s7" && broken.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-	})}
-	go web.Serve(cutting{l, func(host string) bool { return host == "127.0.0.3" }})
-	defer web.Close()
-
-	var cfg strings.Builder
-	cfg.WriteString("site: {name: Example Hosting}\nchecks: {interval: 1s, timeout: 500ms, verify: {locations: 2, quorum: 2}}\nlocations: [lon1, ams1, nyc1]\n")
-	cfg.WriteString("staff: [{name: Alice, email: alice@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 1, from: alarm@example.net, tls: none}}\n")
-	cfg.WriteString("boxes:\n  - id: web\n    name: Web\n    servers:\n")
-	for i := range servers {
-		fmt.Fprintf(&cfg, "      - {id: s%d, check: \"http://%s/s%d\"}\n", i, l.Addr(), i)
-	}
-	cfgFile := filepath.Join(t.TempDir(), "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile, broken := unreachableFromNYC(t, servers)
 	nats := bustest.Start(t)
 	common := []string{"run", "--config", cfgFile, "--nats", nats.URL, "--shutdown-timeout", "10s", "--admin-listen", "127.0.0.1:0"}
 	var procs []*process
@@ -114,7 +91,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 	}
 
 	// A real outage: s7 answers 503 to everyone.
-	broken.Store(true)
+	broken.Store("s7")
 	var opened *events.IncidentOpened
 	deadline := time.Now().Add(2 * time.Minute)
 	for opened == nil {
@@ -141,4 +118,40 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 	if !strings.Contains(seen, "lon1") || !strings.Contains(seen, "ams1") || a.Verification != "confirmed by 2 of 2 re-checks" {
 		t.Errorf("incident seen from %s (%s), want confirmed by lon1 and ams1", seen, a.Verification)
 	}
+}
+
+// unreachableFromNYC starts web servers s0, s1, … on loopback that answer
+// 200, except the one named in broken (503), and that cut every
+// connection from 127.0.0.3, where the tests' nyc1 checks from. It writes
+// a config checking them every second from lon1, ams1 and nyc1 (each
+// failure verified from the two others), and returns the config's path.
+func unreachableFromNYC(t *testing.T, servers int) (cfgFile string, broken *atomic.Value) {
+	t.Helper()
+	broken = &atomic.Value{}
+	broken.Store("")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	web := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/"+broken.Load().(string) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	})}
+	go web.Serve(cutting{l, func(host string) bool { return host == "127.0.0.3" }})
+	t.Cleanup(func() { web.Close() })
+
+	var cfg strings.Builder
+	cfg.WriteString("site: {name: Example Hosting}\nchecks: {interval: 1s, timeout: 500ms, verify: {locations: 2, quorum: 2}}\nlocations: [lon1, ams1, nyc1]\n")
+	cfg.WriteString("staff: [{name: Alice, email: alice@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 1, from: alarm@example.net, tls: none}}\n")
+	cfg.WriteString("roles: {web: {label: Web hosting, colour: \"#2e86de\"}}\n")
+	cfg.WriteString("boxes:\n  - id: web\n    name: Web\n    role: web\n    servers:\n")
+	for i := range servers {
+		fmt.Fprintf(&cfg, "      - {id: s%d, check: \"http://%s/s%d\"}\n", i, l.Addr(), i)
+	}
+	cfgFile = filepath.Join(t.TempDir(), "tocsin.yaml")
+	if err := os.WriteFile(cfgFile, []byte(cfg.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgFile, broken
 }
