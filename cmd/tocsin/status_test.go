@@ -78,19 +78,6 @@ func register(t *testing.T, url, service, location string, ready bool) {
 	t.Cleanup(func() { _ = svc.Stop() })
 }
 
-func putJSON(t *testing.T, b *bus.Bus, bucket, key string, v any) {
-	t.Helper()
-	ctx := context.Background()
-	kv, err := b.KV(ctx, bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(v)
-	if _, err := kv.Put(ctx, key, data); err != nil {
-		t.Fatal(err)
-	}
-}
-
 type stateRec struct {
 	State string    `json:"state"`
 	Since time.Time `json:"since"`
@@ -100,14 +87,14 @@ type stateRec struct {
 // verifier's records, the open incident and its events, failover's actions.
 func seedOutage(t *testing.T, b *bus.Bus) {
 	t.Helper()
-	putJSON(t, b, events.BucketServers, "web1", stateRec{"up", tStatus})
-	putJSON(t, b, events.BucketServers, "mx1", stateRec{"down", tStatus})
-	putJSON(t, b, events.BucketServers, "mx2", stateRec{"down", tStatus})
-	putJSON(t, b, events.BucketBoxes, "web", stateRec{"operational", tStatus})
-	putJSON(t, b, events.BucketBoxes, "mx", stateRec{"down", tStatus})
+	bustest.Put(t, b, events.BucketServers, "web1", stateRec{"up", tStatus})
+	bustest.Put(t, b, events.BucketServers, "mx1", stateRec{"down", tStatus})
+	bustest.Put(t, b, events.BucketServers, "mx2", stateRec{"down", tStatus})
+	bustest.Put(t, b, events.BucketBoxes, "web", stateRec{"operational", tStatus})
+	bustest.Put(t, b, events.BucketBoxes, "mx", stateRec{"down", tStatus})
 	const id = "20261121-ab12cd"
 	const fresh = "20261121-zz99yy"
-	putJSON(t, b, events.BucketIncidents, "open.dc1", map[string]any{"incidents": []map[string]any{
+	bustest.Put(t, b, events.BucketIncidents, "open.dc1", map[string]any{"incidents": []map[string]any{
 		{"id": id, "boxes": []string{"mx"}, "last_added": tStatus}, {"id": fresh, "boxes": []string{"web"}, "last_added": tStatus.Add(20 * time.Minute)}}})
 	for _, ev := range []events.Event{
 		events.New(fresh+"/opened", "verifier", tStatus, &events.IncidentOpened{Incident: fresh, Opened: tStatus.Add(20 * time.Minute), Title: "web1 (Web hosting) is down",
@@ -129,7 +116,7 @@ func seedOutage(t *testing.T, b *bus.Bus) {
 
 func heartbeat(t *testing.T, b *bus.Bus, location string) {
 	t.Helper()
-	putJSON(t, b, events.BucketLocations, location+".i1", locations.Heartbeat{Location: location, Instance: "i1", Since: time.Now(), TTLMS: 60_000})
+	bustest.Put(t, b, events.BucketLocations, location+".i1", locations.Heartbeat{Location: location, Instance: "i1", Since: time.Now(), TTLMS: 60_000})
 }
 
 func runStatus(t *testing.T, args ...string) (int, string, string) {
@@ -214,8 +201,8 @@ func TestStatusAllWell(t *testing.T) {
 	}
 	heartbeat(t, b, "lon1")
 	heartbeat(t, b, "ams1")
-	putJSON(t, b, events.BucketServers, "web1", stateRec{"up", tStatus})
-	putJSON(t, b, events.BucketBoxes, "web", stateRec{"operational", tStatus})
+	bustest.Put(t, b, events.BucketServers, "web1", stateRec{"up", tStatus})
+	bustest.Put(t, b, events.BucketBoxes, "web", stateRec{"operational", tStatus})
 	code, out, errs := runStatus(t, "--nats", srv.URL, "--config", writeConfig(t, statusFleet))
 	if code != 0 || !strings.Contains(out, ": all well") {
 		t.Errorf("exit %d, want 0:\n%s%s", code, out, errs)

@@ -2,7 +2,6 @@ package affected
 
 import (
 	"context"
-	"encoding/json"
 	"os"
 	"strings"
 	"testing"
@@ -57,14 +56,7 @@ func seed(t *testing.T, b *bus.Bus) {
 	ctx := context.Background()
 	put := func(bucket, key string, v any) {
 		t.Helper()
-		kv, err := b.KV(ctx, bucket)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := json.Marshal(v)
-		if _, err := kv.Put(ctx, key, data); err != nil {
-			t.Fatal(err)
-		}
+		bustest.Put(t, b, bucket, key, v)
 	}
 	type rec struct {
 		State string    `json:"state"`

@@ -88,14 +88,7 @@ func runPage(t *testing.T, cfg *config.Config, page *bus.Bus, stateFile string) 
 
 func (s *site) put(t *testing.T, bucket, key string, v any) {
 	t.Helper()
-	kv, err := s.b.KV(context.Background(), bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(v)
-	if _, err := kv.Put(context.Background(), key, data); err != nil {
-		t.Fatal(err)
-	}
+	bustest.Put(t, s.b, bucket, key, v)
 }
 
 func (s *site) get(t *testing.T, path string) (string, http.Header) {

@@ -4,6 +4,7 @@ package bustest
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"testing"
@@ -57,4 +58,22 @@ func (s *Server) Connect(t testing.TB, log *slog.Logger) *bus.Bus {
 func New(t testing.TB) *bus.Bus {
 	t.Helper()
 	return Start(t).Connect(t, nil)
+}
+
+// Put writes v as JSON under key in bucket, as the services keep their
+// records: for a test to set the state it starts from.
+func Put(t testing.TB, b *bus.Bus, bucket, key string, v any) {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := b.KV(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, key, data); err != nil {
+		t.Fatalf("put %s %s: %v", bucket, key, err)
+	}
 }
