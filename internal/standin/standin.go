@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 )
 
@@ -277,4 +278,33 @@ func (q *Faults[F, R]) TakeFault(request func(n int) R) *F {
 		return &f
 	}
 	return nil
+}
+
+// Concurrently calls send n times at once (i from 0 to n-1), as the
+// callers of a provider's client do during a storm, and returns the
+// distinct ids of the calls that succeeded and the number that failed. A
+// failure that retryable does not accept is an error of the test: a
+// stand-in told to fail now and then fails in ways worth a retry.
+func Concurrently(t testing.TB, n int, send func(i int) (string, error), retryable func(error) bool) (ids map[string]bool, failed int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ids = map[string]bool{}
+	for i := range n {
+		wg.Go(func() {
+			id, err := send(i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if !retryable(err) {
+					t.Errorf("call %d: %v", i, err)
+				}
+				failed++
+				return
+			}
+			ids[id] = true
+		})
+	}
+	wg.Wait()
+	return ids, failed
 }

@@ -11,13 +11,13 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 	"github.com/tocsin-alarm/tocsin/internal/xtest"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
 )
@@ -421,26 +421,9 @@ func TestConcurrentPosts(t *testing.T) {
 		return nil
 	})
 	p := newPoster(t, config(s))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	ids := map[string]bool{}
-	failed := 0
-	for i := range 40 {
-		wg.Go(func() {
-			id, err := p.Post(ctx(t), fmt.Sprintf("box %d is down", i), "")
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if !xposter.Retryable(err) {
-					t.Errorf("post %d: %v", i, err)
-				}
-				failed++
-				return
-			}
-			ids[id] = true
-		})
-	}
-	wg.Wait()
+	ids, failed := standin.Concurrently(t, 40, func(i int) (string, error) {
+		return p.Post(ctx(t), fmt.Sprintf("box %d is down", i), "")
+	}, xposter.Retryable)
 	if len(ids) != 30 || failed != 10 || len(s.Posts()) != 30 {
 		t.Errorf("%d distinct IDs, %d failures, %d at the stand-in; want 30, 10, 30", len(ids), failed, len(s.Posts()))
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/twilio/twilio-go/client"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
@@ -454,26 +455,9 @@ func TestConcurrentSends(t *testing.T) {
 		return nil
 	})
 	snd := newSender(t, config(s))
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	sids := map[string]bool{}
-	failed := 0
-	for i := range 40 {
-		wg.Go(func() {
-			sid, err := snd.Send(ctx(t), fmt.Sprintf("+4477009%05d", i), "x")
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				if !twiliosms.Retryable(err) {
-					t.Errorf("send %d: %v", i, err)
-				}
-				failed++
-				return
-			}
-			sids[sid] = true
-		})
-	}
-	wg.Wait()
+	sids, failed := standin.Concurrently(t, 40, func(i int) (string, error) {
+		return snd.Send(ctx(t), fmt.Sprintf("+4477009%05d", i), "x")
+	}, twiliosms.Retryable)
 	if len(sids) != 30 || failed != 10 || len(s.Messages()) != 30 {
 		t.Errorf("%d distinct SIDs, %d failures, %d at the stand-in; want 30, 10, 30", len(sids), failed, len(s.Messages()))
 	}
