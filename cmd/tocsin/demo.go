@@ -183,6 +183,23 @@ roles:
 		}
 	}
 	fmt.Fprintf(stdout, "Metrics and health: http://%[1]s/metrics, http://%[1]s/readyz\n", adminLn.Addr())
+	// The usual NATS port if it is free, so that the other commands find
+	// the demo without flags; any other if not.
+	natsAddr := "127.0.0.1:4222"
+	if ln, err := net.Listen("tcp", natsAddr); err == nil {
+		ln.Close()
+	} else if ln, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
+		natsAddr = ln.Addr().String()
+		ln.Close()
+	} else {
+		return err
+	}
+	natsFlag := ""
+	if natsAddr != "127.0.0.1:4222" {
+		natsFlag = " --nats nats://" + natsAddr
+	}
+	fmt.Fprintf(stdout, "From another terminal, as the on-call engineer: tocsin status%[1]s; tocsin ack%[1]s CODE, with the code an SMS gives;\n", natsFlag)
+	fmt.Fprintf(stdout, "tocsin incident update%s INCIDENT --status identified --message \"…\" to tell the status page's readers.\n", natsFlag)
 	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, paged about and resolved),\n", f.every, f.outage)
 	fmt.Fprintf(stdout, "or one location loses its route to a server (watch the others clear it as a false alarm, and nobody be told),\n")
 	fmt.Fprintf(stdout, "or a whole box goes down (an outage customers see, taken to the datacentre and the public).\n")
@@ -203,7 +220,8 @@ roles:
 	// Each location checks from an address of its own, so that one can lose
 	// its route to a server while the others still reach it.
 	rf := &runFlags{data: f.data, services: strings.Join(services, ","), location: strings.Join(cfg.Locations, ","),
-		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1, pageListener: pageLn, adminListener: adminLn}
+		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1, pageListener: pageLn, adminListener: adminLn,
+		natsListen: natsAddr}
 	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
 		wg.Go(func() { showChanges(ctx, b, out) })
 		wg.Go(func() { showBanner(ctx, b, out) })
@@ -280,11 +298,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// showChanges prints every server and box state change, and every false
-// alarm, as the verifier publishes them.
+// showChanges prints every server and box state change and every false
+// alarm, as the verifier publishes them, and what staff do: acknowledging
+// an incident, telling the public about it.
 func showChanges(ctx context.Context, b *bus.Bus, out io.Writer) {
 	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectServerChanges, events.SubjectBoxChanges, events.SubjectFalseAlarms},
+		FilterSubjects: []string{events.SubjectServerChanges, events.SubjectBoxChanges, events.SubjectFalseAlarms, events.SubjectIncidents},
 		DeliverPolicy:  jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
@@ -336,6 +355,10 @@ func describe(ev events.Event) string {
 		return line
 	case *events.FalseAlarm:
 		return fmt.Sprintf("%-6s false alarm: %s seen from %s, but %s; nobody told", d.Server, d.Reason, strings.Join(d.Locations, ", "), d.Why)
+	case *events.IncidentAcknowledged:
+		return fmt.Sprintf("incident %s acknowledged by %s (via %s): no more reminders", d.Incident, d.By, d.Via)
+	case *events.IncidentNote:
+		return fmt.Sprintf("incident %s: %s posts %q: %s", d.Incident, d.By, d.Status, d.Message)
 	}
 	return ""
 }

@@ -61,6 +61,34 @@ func TestDemo(t *testing.T) {
 			t.Errorf("status page:\n%s", page)
 		}
 	}
+	// The on-call engineer's commands reach the demo, as it says: the
+	// code of the SMS acknowledges, and tocsin status sees the services.
+	var natsArgs []string
+	if m := regexp.MustCompile(`From another terminal, as the on-call engineer: tocsin status( --nats \S+)?;`).FindStringSubmatch(out.String()); m == nil {
+		t.Error("the demo does not say how to reach it from another terminal")
+	} else {
+		natsArgs = strings.Fields(m[1])
+	}
+	if m := regexp.MustCompile(`Reply ACK (\w+)`).FindStringSubmatch(out.String()); m == nil {
+		t.Error("no SMS asks for an acknowledgement")
+	} else {
+		var cmdOut, cmdErr strings.Builder
+		if code := run(ctx, append(append([]string{"ack"}, natsArgs...), "--by", "Alice", m[1]), &cmdOut, &cmdErr, testEnv); code != 0 {
+			t.Errorf("tocsin ack %s exited %d: %s", m[1], code, cmdErr.String())
+		}
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "acknowledged by Alice (via cli)"); time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Errorf("the demo does not show the acknowledgement:\n%s", out)
+				break
+			}
+		}
+	}
+	var statusOut, statusErr strings.Builder
+	run(ctx, append([]string{"status"}, natsArgs...), &statusOut, &statusErr, testEnv)
+	if !regexp.MustCompile(`\n  verifier +ready`).MatchString(statusOut.String()) || !regexp.MustCompile(`\n  prober@lon1 +ready`).MatchString(statusOut.String()) {
+		t.Errorf("tocsin status against the demo:\n%s%s", statusOut.String(), statusErr.String())
+	}
+
 	// The admin server counts the outage and says the demo is ready.
 	if m := regexp.MustCompile(`Metrics and health: (http://\S+)/metrics, `).FindStringSubmatch(out.String()); m == nil {
 		t.Error("the demo does not say where its metrics are")
