@@ -225,8 +225,9 @@ func ptr[T any](v T) *T { return &v }
 
 // The records as the verifier keeps them: only what the page needs.
 type stateRecord struct {
-	State events.ServerState `json:"state"`
-	Since time.Time          `json:"since"`
+	State   events.ServerState `json:"state"`
+	Since   time.Time          `json:"since"`
+	UpSince time.Time          `json:"up_since"` // through false alarms; older records lack it
 }
 
 type boxRecord struct {
@@ -239,7 +240,11 @@ func (s *Service) serverEntry(e jetstream.KeyValueEntry) {
 	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &r) != nil || !r.State.Valid() {
 		return
 	}
-	s.page.setServer(e.Key(), r.State, r.Since)
+	since := r.Since
+	if (r.State == events.StateUp || r.State == events.StateSuspect) && !r.UpSince.IsZero() {
+		since = r.UpSince // online since then, whatever blips another location saw
+	}
+	s.page.setServer(e.Key(), r.State, since)
 }
 
 func (s *Service) boxEntry(e jetstream.KeyValueEntry) {

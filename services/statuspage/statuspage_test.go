@@ -270,7 +270,8 @@ func TestStatuspageAPI(t *testing.T) {
 func TestPageWithoutJavaScript(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC()
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now.Add(-37 * 24 * time.Hour)})
+	// Up for 37 days, through a false alarm three minutes ago.
+	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now.Add(-3 * time.Minute), "up_since": now.Add(-37 * 24 * time.Hour)})
 	s.outage(t, now.Format("20060102")+"-nojs01", now)
 	var page string
 	waitUntil(t, 10*time.Second, "the outage on the page", func() bool {

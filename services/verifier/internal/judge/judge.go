@@ -22,6 +22,10 @@ type Server struct {
 	ID    string             `json:"id"`
 	State events.ServerState `json:"state"`
 	Since time.Time          `json:"since"` // when the current state began
+	// UpSince is when the server last came up, for "online for 37 days":
+	// a failure being verified (suspect) and a false alarm do not end it,
+	// since as far as anyone could tell the server never went away.
+	UpSince time.Time `json:"up_since,omitzero"`
 	// Seq counts state changes; event and incident ids are derived from it.
 	Seq   int64 `json:"seq"`
 	Fails int   `json:"fails"` // failures in a row
@@ -357,6 +361,14 @@ func (s *Server) change(at *time.Time, to events.ServerState, f Facts, reason st
 	c := events.ServerStateChanged{
 		Server: s.ID, Box: f.Box, From: s.State, To: to, Since: *at, Reason: reason,
 		Locations: append([]string(nil), s.Locations...),
+	}
+	switch {
+	case to == events.StateUp && (s.State != events.StateSuspect || s.UpSince.IsZero()):
+		s.UpSince = *at
+	case to == events.StateUp, to == events.StateSuspect:
+		// Still up for all anyone knows.
+	default:
+		s.UpSince = time.Time{}
 	}
 	s.State, s.Since = to, *at
 	s.Seq++

@@ -143,6 +143,27 @@ func TestNewRoundCountsWhereItStarted(t *testing.T) {
 	}
 }
 
+// TestUpSinceOutlastsFalseAlarms: "online for" runs from when the server
+// came up, through failures that others did not confirm; an outage ends
+// it and the recovery starts it again.
+func TestUpSinceOutlastsFalseAlarms(t *testing.T) {
+	s, trail, _ := run(policy, "ok ok fail a-ok ok")
+	if s.State != events.StateUp || !s.UpSince.Equal(t0) || !s.Since.Equal(t0.Add(3*time.Second)) {
+		t.Errorf("after a false alarm (%v): up since %v, state since %v; want up since %v", trail, s.UpSince, s.Since, t0)
+	}
+	if s, _, _ = run(policy, "fail a-ok ok"); !s.UpSince.Equal(t0.Add(time.Second)) {
+		t.Errorf("a server first seen failing, then cleared: up since %v, want %v", s.UpSince, t0.Add(time.Second))
+	}
+	s, trail, _ = run(policy, "ok fail a-fail a-fail")
+	if s.State != events.StateDown || !s.UpSince.IsZero() {
+		t.Errorf("down (%v), yet up since %v", trail, s.UpSince)
+	}
+	s, trail, _ = run(policy, "ok fail a-fail a-fail ok ok ok")
+	if s.State != events.StateUp || !s.UpSince.Equal(t0.Add(5*time.Second)) {
+		t.Errorf("recovered (%v): up since %v, want %v", trail, s.UpSince, t0.Add(5*time.Second))
+	}
+}
+
 func TestAnswersCountOnce(t *testing.T) {
 	var s Server
 	s, _ = Apply(s, &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "t0", Started: t0, OK: false, Reason: "x"}, facts, policy)
