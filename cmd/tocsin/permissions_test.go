@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,8 +136,12 @@ staff:
   - {name: Bob, email: bob@example.net}
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
-statuspage: {listen: "%s"}
+statuspage: {listen: "%s", admin_token_file: admin.token}
 `, web.Check(), mail.Port, strings.TrimPrefix(page, "http://")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const adminToken = "staff-0f3c9a"
+	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	runAs := func(service string, extra ...string) []string {
@@ -214,10 +219,35 @@ statuspage: {listen: "%s"}
 		}
 	})
 
-	t.Run("status page only reads", func(t *testing.T) {
+	t.Run("verifier may not speak for staff", func(t *testing.T) {
+		r := connectWatched(t, d, "verifier")
+		for _, step := range []string{"acknowledged", "escalated", "note"} {
+			if !r.publishRefused(t, events.SubjectIncident("inc1", step)) {
+				t.Errorf("the verifier may publish incident.inc1.%s", step)
+			}
+		}
+	})
+
+	t.Run("nobody else takes a service's messages", func(t *testing.T) {
+		for _, user := range []string{"statuspage", "operator"} {
+			r := connectWatched(t, d, user)
+			for _, durable := range []string{"notifier", "notifier-failover", "escalator", "failover"} {
+				if subject := "$JS.API.CONSUMER.MSG.NEXT.TOCSIN_EVENTS." + durable; !r.publishRefused(t, subject) {
+					t.Errorf("%s may pull from the %s consumer", user, durable)
+				}
+			}
+		}
+		// The operator reads everything, the services' consumers too.
+		r := connectWatched(t, d, "operator")
+		if subject := "$JS.API.CONSUMER.INFO.TOCSIN_EVENTS.notifier"; r.publishRefused(t, subject) {
+			t.Errorf("the operator may not read %s", subject)
+		}
+	})
+
+	t.Run("status page reads, and writes only staff updates", func(t *testing.T) {
 		r := connectWatched(t, d, "statuspage")
 		for _, subject := range []string{
-			events.SubjectIncident("inc1", "resolved"), events.SubjectProbeResult("web1"), events.SubjectProbeTask("lon1"),
+			events.SubjectIncident("inc1", "resolved"), events.SubjectIncident("inc1", "acknowledged"), events.SubjectProbeResult("web1"), events.SubjectProbeTask("lon1"),
 			events.SubjectMaintenance("m1", "started"), "server.web1.changed", "dead.statuspage",
 			"$KV.tocsin-banner.banner", "$KV.tocsin-servers.web1", "$JS.API.STREAM.DELETE.TOCSIN_EVENTS",
 			"$JS.API.STREAM.PURGE.TOCSIN_EVENTS", "$JS.API.STREAM.CREATE.X", "$JS.API.CONSUMER.DELETE.TOCSIN_EVENTS.notifier",
@@ -272,6 +302,30 @@ statuspage: {listen: "%s"}
 			t.Fatalf("no DOWN email: %v", err)
 		}
 		waitFor(t, 20*time.Second, "the incident on the status page", webDown)
+		// Staff post an update through the status page's admin API, which
+		// writes with the status page's user.
+		var unresolved struct {
+			Incidents []struct{ ID string } `json:"incidents"`
+		}
+		if _, body := httpGet(t, page+"/api/v2/incidents/unresolved.json"); json.Unmarshal([]byte(body), &unresolved) != nil || len(unresolved.Incidents) == 0 {
+			t.Fatalf("no incident in unresolved.json: %s", body)
+		}
+		req, _ := http.NewRequest("POST", page+"/api/admin/incidents/"+unresolved.Incidents[0].ID+"/updates",
+			strings.NewReader(`{"status": "identified", "message": "A disk failed; it is being replaced.", "by": "Alice"}`))
+		req.Header.Set("Authorization", "Bearer "+adminToken)
+		if resp, err := http.DefaultClient.Do(req); err != nil {
+			t.Errorf("post an update: %v", err)
+		} else {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				t.Errorf("post an update: %s %s", resp.Status, body)
+			}
+		}
+		waitFor(t, 20*time.Second, "the staff's update on the status page", func() bool {
+			_, body := httpGet(t, page+"/api/v2/incidents/unresolved.json")
+			return strings.Contains(body, "A disk failed; it is being replaced.")
+		})
 		for s, p := range procs {
 			out := p.log.String()
 			if strings.Contains(out, "refused this user") || strings.Contains(out, "Permissions Violation") {
