@@ -127,13 +127,17 @@ func (v *Verifier) addMember(ctx context.Context, ikv jetstream.KeyValue, id, dc
 	})
 }
 
-// leave marks a server of an incident back, resolving the incident with
-// the last one.
+// leave marks a server of an incident back, or taken out of service,
+// resolving the incident with the last one.
 func (v *Verifier) leave(ctx context.Context, ikv, kv jetstream.KeyValue, target config.Target, l leaving) error {
-	bs, up, err := v.boxWith(ctx, kv, target.Box, target.Server.ID, events.StateUp)
+	states, err := v.boxServers(ctx, kv, target.Box)
 	if err != nil {
 		return err
 	}
+	if target.Server.Serving() {
+		states[target.Server.ID] = events.StateUp
+	}
+	bs, up, _ := judge.BoxState(states)
 	status := events.BoxStatus{Box: target.Box.ID, State: bs, Up: up}
 	resolved := false
 	if _, err := v.updateIncident(ctx, ikv, l.Incident, func(rec *incidentRecord) (events.Payload, bool) {

@@ -427,6 +427,13 @@ func (v *Verifier) markNotInService(ctx context.Context, st stores) error {
 				return err
 			}
 			rec.State, rec.Since, rec.Round = to, now, nil
+			if to == events.StateNotInService && rec.Incident != "" {
+				// Taken out of service while down: it leaves its incident,
+				// which would otherwise wait for it forever.
+				rec.Leave = &leaving{Incident: rec.Incident, At: now}
+				rec.Incident, rec.IncidentOpened, rec.IncidentTitle = "", time.Time{}, ""
+				rec.Flapping, rec.Flips, rec.FailedSince, rec.Reason, rec.Locations = false, nil, time.Time{}, "", nil
+			}
 			rec.Pending = append(rec.Pending, outgoing{Subject: ev.Subject(), ID: ev.ID, Data: data})
 			rec.BoxDirty = true
 			rec, rev, err = v.commit(ctx, st, config.Target{Box: b, Server: srv}, rec, rev)

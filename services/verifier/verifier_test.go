@@ -653,3 +653,36 @@ func TestRecordWrittenSinceStartIsRead(t *testing.T) {
 		t.Errorf("mx1's record has seq %d, want it to go on from %d", rec.Seq, judgeDown().Seq)
 	}
 }
+
+// TestDownServerTakenOutOfService: a server down with an incident open,
+// then marked not in service in the config, leaves its incident, which
+// resolves rather than wait for a server nobody checks any more; its box
+// is judged on the servers still in service.
+func TestDownServerTakenOutOfService(t *testing.T) {
+	b := bustest.New(t)
+	stop := start(t, b, testConfig(t))
+	publishResult(t, b, "mx1", 1, true)
+	publishResult(t, b, "mx2", 1, true)
+	publishResult(t, b, "mx1", 2, false)
+	answer(t, b, "mx1", 3, false)
+	waitState(t, b, "mx1", events.StateDown)
+	if got := incidentEvents(t, b, 1); len(got) != 1 || !strings.HasSuffix(got[0], ".opened") {
+		t.Fatalf("incident events %v, want one opened", got)
+	}
+	stop()
+
+	cfg := testConfig(t)
+	notServing := false
+	cfg.Boxes[0].Servers[0].InService = &notServing
+	start(t, b, cfg)
+	waitState(t, b, "mx1", events.StateNotInService)
+	boxes, err := b.KV(context.Background(), events.BucketBoxes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBox(t, boxes, "mx", events.BoxOperational)
+	got := incidentEvents(t, b, 2)
+	if len(got) != 2 || !strings.HasSuffix(got[1], ".resolved") {
+		t.Errorf("incident events %v, want it resolved once mx1 is out of service", got)
+	}
+}
