@@ -8,6 +8,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/servertest"
 )
 
 // TestDeployDocs runs test-deploy-docs.sh: the marked steps of
@@ -18,7 +20,7 @@ func TestDeployDocs(t *testing.T) {
 	}
 	for _, tool := range []string{"bash", "openssl", "curl", "ss", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed", tool)
+			servertest.SkipOrFail(t, "%s is not installed", tool)
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

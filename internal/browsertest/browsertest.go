@@ -308,7 +308,7 @@ func findChromium(t testing.TB) string {
 		}
 		return p
 	}
-	skipOrFail(t, "no Chromium found in PATH (tried %s; %s names one): apt-get install chromium",
+	SkipOrFail(t, "no Chromium found in PATH (tried %s; %s names one): apt-get install chromium",
 		strings.Join(names, ", "), ChromiumEnv)
 	return ""
 }
@@ -320,7 +320,7 @@ func isExecutable(p string) bool {
 
 // skipOrFail skips the test, or fails it when servertest.RequireEnv is 1,
 // following the rule servertest keeps for the servers it runs.
-func skipOrFail(t testing.TB, format string, args ...any) {
+func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv(servertest.RequireEnv) == "1" {

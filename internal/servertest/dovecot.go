@@ -40,13 +40,13 @@ func StartDovecot(t testing.TB, opts DovecotOptions) *Dovecot {
 		// The protocol binaries come from separate packages from the
 		// master, which would start and then fail at the first login.
 		if !isFile(filepath.Join("/usr/lib/dovecot", proto)) {
-			skipOrFail(t, "dovecot's %s is not installed: apt-get install dovecot-%sd", proto, proto)
+			SkipOrFail(t, "dovecot's %s is not installed: apt-get install dovecot-%sd", proto, proto)
 		}
 	}
 	// Dovecot 2.4 renamed most of the settings written below.
 	out, err := runWithTimeout(dovecot, "--version")
 	if version := strings.TrimSpace(string(out)); err != nil || !strings.HasPrefix(version, "2.3.") {
-		skipOrFail(t, "servertest configures Dovecot 2.3 (Debian 12); dovecot --version says %q (%v)", version, err)
+		SkipOrFail(t, "servertest configures Dovecot 2.3 (Debian 12); dovecot --version says %q (%v)", version, err)
 	}
 	if opts.Cert == nil {
 		opts.Cert = NewCert(t, 24*time.Hour)

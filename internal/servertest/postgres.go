@@ -26,7 +26,7 @@ func StartPostgreSQL(t testing.TB) *Database {
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
 		if err != nil {
-			skipOrFail(t, "no postgres system user to run PostgreSQL as (apt-get install postgresql creates it): %v", err)
+			SkipOrFail(t, "no postgres system user to run PostgreSQL as (apt-get install postgresql creates it): %v", err)
 		}
 		uid, _ := strconv.Atoi(u.Uid)
 		gid, _ := strconv.Atoi(u.Gid)
@@ -76,7 +76,7 @@ func findPostgres(t testing.TB) string {
 	}
 	found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/postgres")
 	if len(found) == 0 {
-		skipOrFail(t, "postgres not installed: apt-get install postgresql")
+		SkipOrFail(t, "postgres not installed: apt-get install postgresql")
 	}
 	version := func(p string) int {
 		v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(p))))

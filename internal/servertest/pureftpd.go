@@ -34,7 +34,7 @@ func StartFTP(t testing.TB, opts FTPOptions) *FTP {
 	if os.Geteuid() != 0 {
 		// Debian builds it with privilege separation, which needs root:
 		// as anyone else it answers every right password with 421.
-		skipOrFail(t, "pure-ftpd logs users in only when started as root")
+		SkipOrFail(t, "pure-ftpd logs users in only when started as root")
 	}
 	if opts.Username == "" || strings.ContainsAny(opts.Username, ":\r\n") || strings.ContainsAny(opts.Password, "\r\n") {
 		t.Fatalf("servertest: an FTP account needs a username without ':', and neither it nor the password may hold a line break")

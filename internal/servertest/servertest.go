@@ -60,7 +60,7 @@ func find(t testing.TB, pkg, name string) string {
 			return p
 		}
 	}
-	skipOrFail(t, "%s not installed: apt-get install %s", name, pkg)
+	SkipOrFail(t, "%s not installed: apt-get install %s", name, pkg)
 	return ""
 }
 
@@ -69,7 +69,9 @@ func isFile(p string) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-func skipOrFail(t testing.TB, format string, args ...any) {
+// SkipOrFail skips a test that lacks what it needs (a server, a tool),
+// saying why; with TOCSIN_REQUIRE_SERVERS=1 it fails it instead.
+func SkipOrFail(t testing.TB, format string, args ...any) {
 	t.Helper()
 	msg := fmt.Sprintf(format, args...)
 	if os.Getenv(RequireEnv) == "1" {

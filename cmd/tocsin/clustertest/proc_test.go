@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/servertest"
 )
 
 // binaries are the programs the tests run.
@@ -57,7 +59,7 @@ func build(t *testing.T) binaries {
 	}
 	built.once.Do(func() { built.bin, built.err = buildIn(built.dir) })
 	if built.err != nil {
-		t.Skipf("cannot build the binaries: %v", built.err)
+		servertest.SkipOrFail(t, "cannot build the binaries: %v", built.err)
 	}
 	return built.bin
 }
