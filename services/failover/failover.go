@@ -370,12 +370,16 @@ func (a *act) remove(ctx context.Context) error {
 		return nil
 	}
 	now := a.s.now()
-	inPool, err := a.othersInPool(ctx)
+	inPool, unread, err := a.othersInPool(ctx)
 	if err != nil {
 		return fmt.Errorf("look for another server of box %s to carry the traffic: %w", a.box.ID, err)
 	}
 	// Once a removal has begun it is finished, whoever has fallen since:
-	// the box's other targets must not be left disagreeing.
+	// the box's other targets must not be left disagreeing. A target that
+	// could not be read then succeeds or fails at its own turn below.
+	if len(unread) > 0 && !a.rec.outByUs() {
+		return a.poolUnknown(ctx, unread, now)
+	}
 	if len(inPool) == 0 && !a.rec.outByUs() {
 		if !a.rec.Held {
 			a.rec.Held = true
@@ -534,10 +538,42 @@ func outcome(errs []error) error {
 	return bus.Permanent(errors.Join(errs...))
 }
 
+// poolUnknown fails the removal at each target that could not say where
+// the box's other servers stand. Until they all can, whether another server
+// would carry the box is not known, so the server goes out nowhere; the
+// failure is announced and retried as a failure of the action itself, or
+// set aside when the target refused for good (a backend it does not know).
+func (a *act) poolUnknown(ctx context.Context, unread []unreadTarget, now time.Time) error {
+	var errs []error
+	for _, u := range unread {
+		err := fmt.Errorf("look for another server of box %s in the pool: %w", a.box.ID, u.err)
+		if a.rec.place(u.t.ID()).Refused {
+			// Refused for good earlier in this change and announced then;
+			// another target's retries do not announce it again.
+			errs = append(errs, fmt.Errorf("%s: %w", u.t.Describe(a.box.Failover.ServerName(a.rec.Server)), err))
+			continue
+		}
+		errs = append(errs, a.failed(u.t, events.ActionRemove, err, nil, now))
+	}
+	if err := a.save(ctx); err != nil {
+		return err
+	}
+	return outcome(errs)
+}
+
+// unreadTarget is a target that could not be asked where the box's other
+// servers stand, and why.
+type unreadTarget struct {
+	t   Target
+	err error
+}
+
 // othersInPool is the other servers of the box that can carry its traffic:
 // in service, up by the verifier's judgement, not taken out by failover,
-// and serving at every target that can tell.
-func (a *act) othersInPool(ctx context.Context) ([]string, error) {
+// and serving at every target that can tell. The targets that could not be
+// asked are returned apart, as the action's failures there; err is
+// failover's own records failing.
+func (a *act) othersInPool(ctx context.Context) (ids []string, unread []unreadTarget, err error) {
 	var names []string
 	byName := map[string]string{}
 	for _, sv := range a.box.Servers {
@@ -546,14 +582,14 @@ func (a *act) othersInPool(ctx context.Context) ([]string, error) {
 		}
 		vs, ok, err := a.s.verifierState(ctx, a.st, sv.ID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if !ok || vs.State != events.StateUp {
 			continue
 		}
 		var other record
 		if _, err := bus.GetJSON(ctx, a.st.records, sv.ID, &other); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if other.outByUs() {
 			continue
@@ -563,23 +599,24 @@ func (a *act) othersInPool(ctx context.Context) ([]string, error) {
 		byName[n] = sv.ID
 	}
 	if len(names) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	for _, t := range a.targets {
 		states, known, err := t.States(ctx, names)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", t.Describe("…"), err)
+			unread = append(unread, unreadTarget{t, err})
+			continue
 		}
 		if !known {
 			continue
 		}
 		names = slices.DeleteFunc(names, func(n string) bool { return !states[n].Serving })
 	}
-	ids := make([]string, len(names))
+	ids = make([]string, len(names))
 	for i, n := range names {
 		ids[i] = byName[n]
 	}
-	return ids, nil
+	return ids, unread, nil
 }
 
 func firstLine(s string) string {
