@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -470,6 +472,84 @@ func TestRestartFinishesRemoval(t *testing.T) {
 	w.seq["web1"] = 2
 	w.change(t, "web1", events.StateDown, events.StateUp)
 	waitFor(t, "web1 ready", func() bool { return l.is(t, "web1", haproxy.Ready) })
+}
+
+// TestHAProxyUnreachable: an HAProxy that cannot be reached while failover
+// looks for another server to carry the box fails the removal as any
+// failed action does: announced, with staff asked to act from the third
+// attempt, and tried again until HAProxy answers.
+func TestHAProxyUnreachable(t *testing.T) {
+	l := startLB(t)
+	// The configured socket is not there yet; it appears, a link to the
+	// running HAProxy's, once the failures have been heard.
+	socket := filepath.Join(t.TempDir(), "admin.sock")
+	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: web, timeout: 1s}]}`, socket), nil)
+	w.change(t, "web2", events.StateUnknown, events.StateUp)
+	w.run(t)
+	w.change(t, "web1", events.StateSuspect, events.StateDown)
+
+	waitFor(t, "three failures announced", func() bool { return len(w.actions(t, "web1")) >= 3 })
+	for i, a := range w.actions(t, "web1")[:3] {
+		if a.Action != events.ActionRemove || a.Via != "haproxy" || a.Outcome != events.OutcomeRetrying || a.Attempt != i+1 ||
+			a.Alert != (i == 2) || a.Error == "" || a.FailingSince.IsZero() || a.Target != "haproxy "+socket+" web/web1" {
+			t.Errorf("failure %d announced as %+v: want a retried removal with the error, since when, and an alert from the third", i+1, a)
+		}
+	}
+	if !l.is(t, "web1", haproxy.Ready) {
+		t.Fatalf("web1 taken out while failover could not reach HAProxy: %+v", l.server(t, "web1"))
+	}
+
+	if err := os.Symlink(l.h.Socket, socket); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
+	var as []events.ServerAction
+	waitFor(t, "the removal announced done", func() bool {
+		as = w.actions(t, "web1")
+		return as[len(as)-1].Outcome == events.OutcomeDone
+	})
+	last := as[len(as)-1]
+	for _, a := range as[:len(as)-1] {
+		if a.Outcome != events.OutcomeRetrying || a.Attempt >= last.Attempt {
+			t.Errorf("actions:\n%s\nwant failures, then the removal done at the attempt after the last", summary(as))
+			break
+		}
+	}
+	if strings.Join(last.InPool, ",") != "web2" || last.Alert {
+		t.Errorf("removal announced as %+v", last)
+	}
+}
+
+// TestHAProxyUnknownBackend: a box configured with a backend its HAProxy
+// does not know cannot be failed over until the configuration is fixed:
+// staff are told at once, and the change is set aside.
+func TestHAProxyUnknownBackend(t *testing.T) {
+	l := startLB(t)
+	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: webs}]}`, l.h.Socket), nil)
+	w.change(t, "web2", events.StateUnknown, events.StateUp)
+	w.run(t)
+	w.change(t, "web1", events.StateSuspect, events.StateDown)
+
+	waitFor(t, "the failure announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	a := w.actions(t, "web1")[0]
+	if a.Action != events.ActionRemove || a.Via != "haproxy" || a.Outcome != events.OutcomeFailed || !a.Alert ||
+		!strings.Contains(a.Error, "Can't find backend") || a.Target != "haproxy "+l.h.Socket+" webs/web1" {
+		t.Errorf("failure announced as %+v: want a removal failed for good, with HAProxy's answer, and an alert", a)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	waitFor(t, "the change set aside", func() bool {
+		stream, err := w.b.JS.Stream(ctx, events.StreamDeadLetters)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = stream.GetLastMsgForSubject(ctx, events.SubjectDeadLetter("failover"))
+		return err == nil
+	})
+	time.Sleep(300 * time.Millisecond)
+	if got := summary(w.actions(t, "web1")); got != "remove haproxy failed 1" {
+		t.Errorf("actions:\n%s\nwant one failure: a refusal is not tried again", got)
+	}
 }
 
 func TestNewer(t *testing.T) {
