@@ -404,7 +404,7 @@ func TestLastServerStays(t *testing.T) {
 	}
 }
 
-// TestServerUnknownToVerifierIsNotHealthy: a peer the verifier has not
+// TestPeerNotUpHolds: a peer the verifier has not
 // judged up (not checked yet, in maintenance) cannot carry the box.
 func TestPeerNotUpHolds(t *testing.T) {
 	l := startLB(t)
