@@ -386,6 +386,11 @@ func TestExport(t *testing.T) {
 	if !strings.Contains(string(index), "Problem with Incoming mail") || strings.Contains(string(index), "EventSource") || strings.Contains(string(index), "lost its link") {
 		t.Errorf("index.html:\n%s", index)
 	}
+	// A static copy changes only when exported again: it says when it was
+	// last updated, and not that it updates itself.
+	if !strings.Contains(string(index), "Last updated") || strings.Contains(string(index), "updates itself") {
+		t.Errorf("index.html's footer does not fit a static copy:\n%s", index)
+	}
 	for _, name := range []string{"api/v2/summary.json", "api/v2/status.json", "api/v2/components.json", "api/v2/incidents.json", "api/v2/incidents/unresolved.json", "api/v2/scheduled-maintenances.json", "api/v2/scheduled-maintenances/upcoming.json", "api/v2/scheduled-maintenances/active.json", "banner.json"} {
 		b, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
 		if err != nil || !json.Valid(b) {
