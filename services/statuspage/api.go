@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -227,9 +228,8 @@ func (p *page) apiIncident(inc *publicIncident) apiIncident {
 			monitoring = n.At
 		}
 	}
-	var resolved time.Time
 	if r := inc.Resolved; r != nil {
-		status, resolved = events.NoteResolved, r.Resolved
+		status = events.NoteResolved
 		add(1<<30, events.NoteResolved, "This incident has been resolved: "+boxes+" working normally again.", r.Resolved)
 	}
 	// Newest first, as Statuspage lists them.
@@ -248,10 +248,31 @@ func (p *page) apiIncident(inc *publicIncident) apiIncident {
 	}
 	return apiIncident{
 		ID: inc.Incident, Name: publicTitle(boxes), Status: status,
-		CreatedAt: stamp(inc.Opened), UpdatedAt: stamp(updated), MonitoringAt: stampPtr(monitoring), ResolvedAt: stampPtr(resolved),
+		CreatedAt: stamp(inc.Opened), UpdatedAt: stamp(updated), MonitoringAt: stampPtr(monitoring), ResolvedAt: stampPtr(resolvedAt(&inc.View)),
 		Impact: impact, Shortlink: p.cfg.Site.StatusURL, StartedAt: stamp(inc.Opened), PageID: p.pageID(),
 		IncidentUpdates: updates, Components: p.apiGroups(inc.Boxes),
 	}
+}
+
+// resolvedAt is when an incident was resolved as the public were told it:
+// when staff's updates turned to resolved and stayed so, or when Tocsin
+// resolved it, whichever came first; zero while it is not resolved. As on
+// Statuspage, an incident whose status is resolved has a resolved_at and
+// is no longer unresolved, whoever resolved it.
+func resolvedAt(v *incident.View) time.Time {
+	var at time.Time
+	for _, n := range v.Notes {
+		switch {
+		case n.Status != events.NoteResolved:
+			at = time.Time{} // reopened, or never resolved
+		case at.IsZero():
+			at = n.At
+		}
+	}
+	if r := v.Resolved; r != nil && (at.IsZero() || r.Resolved.Before(at)) {
+		at = r.Resolved
+	}
+	return at
 }
 
 // publicTitle names an incident for the public: by its boxes, never its
@@ -304,8 +325,8 @@ func (s *Service) routesAPI(mux *http.ServeMux) {
 	unresolved := func() []apiIncident {
 		out := []apiIncident{}
 		for _, inc := range p.publicIncidents() {
-			if inc.Resolved == nil {
-				out = append(out, p.apiIncident(inc))
+			if a := p.apiIncident(inc); a.ResolvedAt == nil {
+				out = append(out, a)
 			}
 		}
 		return out

@@ -121,11 +121,12 @@ func (p *page) view(now time.Time) view {
 		}
 	}
 	for _, inc := range p.publicIncidents() {
-		if inc.Resolved != nil && now.Sub(inc.Resolved.Resolved) > p.cfg.Statuspage.History.D() {
+		resolved := resolvedAt(&inc.View)
+		if !resolved.IsZero() && now.Sub(resolved) > p.cfg.Statuspage.History.D() {
 			continue
 		}
 		a := p.apiIncident(inc)
-		iv := incidentView{Title: a.Name, Status: a.Status, Opened: inc.Opened, Resolved: inc.Resolved != nil}
+		iv := incidentView{Title: a.Name, Status: a.Status, Opened: inc.Opened, Resolved: !resolved.IsZero()}
 		for _, u := range a.IncidentUpdates {
 			at, _ := time.Parse("2006-01-02T15:04:05.000Z", u.CreatedAt)
 			iv.Updates = append(iv.Updates, updateView{Status: u.Status, Body: u.Body, At: at})

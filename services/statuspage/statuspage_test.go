@@ -21,6 +21,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -262,6 +263,88 @@ func TestStatuspageAPI(t *testing.T) {
 	}
 	if _, err := time.Parse(time.RFC3339, parsed.Entries[0].Updated); err != nil {
 		t.Errorf("entry updated %q is not RFC 3339", parsed.Entries[0].Updated)
+	}
+}
+
+// TestStaffResolution: staff resolving an incident Tocsin still holds open
+// resolve it on the whole page, as Statuspage does: a resolved_at, out of
+// the unresolved list, shown as past.
+func TestStaffResolution(t *testing.T) {
+	s := startSite(t)
+	now := time.Now().UTC().Add(-time.Hour)
+	id := now.Format("20060102") + "-staff1"
+	s.outage(t, id, now)
+	s.put(t, events.BucketIncidents, id, map[string]any{"id": id})
+	waitUntil(t, 10*time.Second, "the outage on the API", func() bool {
+		body, _ := s.get(t, "/api/v2/incidents/unresolved.json")
+		return strings.Contains(body, id)
+	})
+	req, _ := http.NewRequest("POST", s.url+"/api/admin/incidents/"+id+"/updates", strings.NewReader(`{"status":"resolved","message":"Mail is flowing again.","by":"Alice"}`))
+	req.Header.Set("Authorization", "Bearer s3cr3t-admin")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var note events.IncidentNote
+	if err := json.NewDecoder(resp.Body).Decode(&note); err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("the staff update: %d %v", resp.StatusCode, err)
+	}
+	resp.Body.Close()
+
+	type incidents struct {
+		Incidents []struct {
+			ID, Status string
+			ResolvedAt *string `json:"resolved_at"`
+		}
+	}
+	var all incidents
+	waitUntil(t, 10*time.Second, "the staff update on the API", func() bool {
+		body, _ := s.get(t, "/api/v2/incidents.json")
+		all = incidents{}
+		_ = json.Unmarshal([]byte(body), &all)
+		return len(all.Incidents) == 1 && all.Incidents[0].Status == "resolved"
+	})
+	if got, want := all.Incidents[0].ResolvedAt, stamp(note.At); got == nil || *got != want {
+		t.Errorf("resolved_at %v, want %s", got, want)
+	}
+	for _, path := range []string{"/api/v2/incidents/unresolved.json", "/api/v2/summary.json"} {
+		body, _ := s.get(t, path)
+		var doc incidents
+		if err := json.Unmarshal([]byte(body), &doc); err != nil || len(doc.Incidents) != 0 {
+			t.Errorf("%s lists the resolved incident: %s", path, body)
+		}
+	}
+	if page, _ := s.get(t, "/"); !strings.Contains(page, `<article class="incident resolved">`) {
+		t.Errorf("the page shows the resolved incident as current:\n%s", page)
+	}
+}
+
+func TestResolvedAt(t *testing.T) {
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(m int) time.Time { return t0.Add(time.Duration(m) * time.Minute) }
+	note := func(seq int64, status string, m int) events.IncidentNote {
+		return events.IncidentNote{Seq: seq, Status: status, At: at(m)}
+	}
+	tocsin := &events.IncidentResolved{Resolved: at(30)}
+	for _, c := range []struct {
+		name     string
+		notes    []events.IncidentNote
+		resolved *events.IncidentResolved
+		want     time.Time
+	}{
+		{"open", []events.IncidentNote{note(1, events.NoteIdentified, 5)}, nil, time.Time{}},
+		{"resolved by Tocsin", []events.IncidentNote{note(1, events.NoteIdentified, 5)}, tocsin, at(30)},
+		{"resolved by staff", []events.IncidentNote{note(1, events.NoteIdentified, 5), note(2, events.NoteResolved, 10)}, nil, at(10)},
+		{"resolved by staff, then by Tocsin", []events.IncidentNote{note(1, events.NoteResolved, 10), note(2, events.NoteResolved, 20)}, tocsin, at(10)},
+		{"resolved by Tocsin, then said so by staff", []events.IncidentNote{note(1, events.NoteResolved, 40)}, tocsin, at(30)},
+		{"reopened by staff", []events.IncidentNote{note(1, events.NoteResolved, 10), note(2, events.NoteMonitoring, 20)}, nil, time.Time{}},
+		{"reopened by staff, resolved by Tocsin", []events.IncidentNote{note(1, events.NoteResolved, 10), note(2, events.NoteMonitoring, 20)}, tocsin, at(30)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := resolvedAt(&incident.View{Notes: c.notes, Resolved: c.resolved}); !got.Equal(c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
 	}
 }
 
