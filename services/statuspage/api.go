@@ -115,7 +115,13 @@ func serverStatus(s *server) string {
 }
 
 // boxStatus is a box as a Statuspage component group: degraded while some
-// server is down and the service still available.
+// server is down and the service still available. It stays so although the
+// page's status ignores degraded boxes: widgets that list components show
+// each part as the HTML page shows it to anyone who looks (a server down
+// is red there too, its box "Available"), and degraded_performance is
+// Statuspage's value for a component that still works, not an outage.
+// What announces trouble (the page's status, the incidents, and so the
+// widgets' badges and banners) speaks only of boxes down.
 func boxStatus(b *box) string {
 	switch b.state {
 	case events.BoxDown:
@@ -183,15 +189,15 @@ func (p *page) apiGroups(ids []string) []apiComponent {
 	return out
 }
 
-// overall is the page's status, as the Statuspage API words it.
+// overall is the page's status, as the Statuspage API words it. It speaks
+// only of outages customers see: a degraded box still serves, so it leaves
+// the page operational.
 func (p *page) overall() apiStatus {
-	down, degraded, maint := 0, 0, 0
+	down, maint := 0, 0
 	for _, b := range p.boxes {
 		switch b.state {
 		case events.BoxDown:
 			down++
-		case events.BoxDegraded:
-			degraded++
 		case events.BoxMaintenance:
 			maint++
 		}
@@ -201,8 +207,6 @@ func (p *page) overall() apiStatus {
 		return apiStatus{"critical", "Major System Outage"}
 	case down == 1:
 		return apiStatus{"major", "Partial System Outage"}
-	case degraded > 0:
-		return apiStatus{"minor", "Minor Service Outage"}
 	case maint > 0:
 		return apiStatus{"maintenance", "Service Under Maintenance"}
 	}

@@ -348,6 +348,38 @@ func TestResolvedAt(t *testing.T) {
 	}
 }
 
+// TestDegradedStatus: a box with a server down and the service still
+// available is no outage: the page's status stays operational, while the
+// components show each part as it is.
+func TestDegradedStatus(t *testing.T) {
+	s := startSite(t)
+	now := time.Now().UTC()
+	s.put(t, events.BucketServers, "mx1", map[string]any{"id": "mx1", "state": "down", "since": now})
+	s.put(t, events.BucketServers, "mx2", map[string]any{"id": "mx2", "state": "up", "since": now.Add(-time.Hour)})
+	s.put(t, events.BucketBoxes, "mx", map[string]any{"state": "degraded", "since": now})
+	var summary struct {
+		Components []struct{ Name, Status string }
+		Status     struct{ Indicator, Description string }
+	}
+	waitUntil(t, 10*time.Second, "the degraded box on the API", func() bool {
+		body, _ := s.get(t, "/api/v2/summary.json")
+		summary.Components = nil
+		_ = json.Unmarshal([]byte(body), &summary)
+		for _, c := range summary.Components {
+			if c.Name == "Incoming mail" {
+				return c.Status == "degraded_performance"
+			}
+		}
+		return false
+	})
+	if got, want := summary.Status, (struct{ Indicator, Description string }{"none", "All Systems Operational"}); got != want {
+		t.Errorf("status with a box degraded: %+v, want %+v", got, want)
+	}
+	if page, _ := s.get(t, "/"); !strings.Contains(page, `class="overall none"`) || !strings.Contains(page, "All Systems Operational") {
+		t.Errorf("the page's status with a box degraded:\n%s", page)
+	}
+}
+
 // TestPageWithoutJavaScript: the HTML alone shows the boxes and their dots,
 // with words besides colours, and nothing internal.
 func TestPageWithoutJavaScript(t *testing.T) {
