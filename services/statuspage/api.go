@@ -222,7 +222,7 @@ func (p *page) apiIncident(inc *publicIncident) apiIncident {
 			CreatedAt: stamp(at), UpdatedAt: stamp(at), DisplayAt: stamp(at), AffectedComponents: []apiAffected{},
 		})
 	}
-	boxes := p.boxNames(inc.Boxes)
+	boxes := p.boxNames(inc.downBoxes)
 	add(0, events.NoteInvestigating, "We are investigating a problem with "+boxes+".", inc.Opened)
 	var monitoring time.Time
 	for _, n := range inc.Notes {
@@ -254,7 +254,7 @@ func (p *page) apiIncident(inc *publicIncident) apiIncident {
 		ID: inc.Incident, Name: publicTitle(boxes), Status: status,
 		CreatedAt: stamp(inc.Opened), UpdatedAt: stamp(updated), MonitoringAt: stampPtr(monitoring), ResolvedAt: stampPtr(resolvedAt(&inc.View)),
 		Impact: impact, Shortlink: p.cfg.Site.StatusURL, StartedAt: stamp(inc.Opened), PageID: p.pageID(),
-		IncidentUpdates: updates, Components: p.apiGroups(inc.Boxes),
+		IncidentUpdates: updates, Components: p.apiGroups(inc.downBoxes),
 	}
 }
 

@@ -68,6 +68,10 @@ type publicIncident struct {
 	incident.View
 	public  bool
 	updated time.Time
+	// downBoxes are the boxes down at some time during it, in the order
+	// they went down: the public hear of those, not of boxes only degraded,
+	// and of those still once their servers start coming back.
+	downBoxes []string
 }
 
 // componentID is a stable, opaque id for a server or box: the Statuspage
@@ -184,7 +188,12 @@ func (p *page) incidentEvent(ev events.Event) {
 	}
 	inc.Merge(ev, 0)
 	inc.updated = ev.Time
-	if inc.Public() {
+	for _, b := range inc.Boxes {
+		if inc.BoxStates[b].State == events.BoxDown && !slices.Contains(inc.downBoxes, b) {
+			inc.downBoxes = append(inc.downBoxes, b)
+		}
+	}
+	if len(inc.downBoxes) > 0 {
 		inc.public = true
 	}
 	if inc.public {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/incident"
@@ -51,8 +52,9 @@ type savedChange struct {
 
 type savedIncident struct {
 	incident.View
-	Public  bool      `json:"public"`
-	Updated time.Time `json:"updated"`
+	Public    bool      `json:"public"`
+	Updated   time.Time `json:"updated"`
+	DownBoxes []string  `json:"down_boxes,omitempty"`
 }
 
 // snapshot copies the state; call with mu held for reading.
@@ -81,7 +83,7 @@ func (p *page) snapshot() snapshot {
 		s.Boxes[b.id] = sb
 	}
 	for _, inc := range p.incidents {
-		s.Incidents = append(s.Incidents, savedIncident{inc.View, inc.public, inc.updated})
+		s.Incidents = append(s.Incidents, savedIncident{inc.View, inc.public, inc.updated, inc.downBoxes})
 	}
 	return s
 }
@@ -108,9 +110,14 @@ func (p *page) restore(s snapshot) {
 		}
 	}
 	for _, inc := range s.Incidents {
-		if inc.Incident != "" {
-			p.incidents[inc.Incident] = &publicIncident{View: inc.View, public: inc.Public, updated: inc.Updated}
+		if inc.Incident == "" {
+			continue
 		}
+		down := inc.DownBoxes
+		if inc.Public && len(down) == 0 {
+			down = slices.Clone(inc.Boxes) // saved by a page that did not keep which boxes were down
+		}
+		p.incidents[inc.Incident] = &publicIncident{View: inc.View, public: inc.Public, updated: inc.Updated, downBoxes: down}
 	}
 	for id, w := range s.Maintenance {
 		p.maintenance[id] = w

@@ -380,6 +380,92 @@ func TestDegradedStatus(t *testing.T) {
 	}
 }
 
+// degradedThenDown is an incident that starts with the MX box degraded
+// (mx1 down, mx2 answering), takes the web box down, and goes on once the
+// web box is back, the MX box still degraded.
+func degradedThenDown(id string, at time.Time) []events.Event {
+	mx1 := events.AffectedServer{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: at, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}
+	web1 := events.AffectedServer{Server: "web1", Box: "web", Check: "https://web1.internal.example.net/", Since: at.Add(time.Minute), BoxState: events.BoxDown}
+	return []events.Event{
+		events.New(id+"/opened", "verifier", at, &events.IncidentOpened{Incident: id, Opened: at, Title: "mx1 is down", Servers: []events.AffectedServer{mx1}}),
+		events.New(id+"/updated/1", "verifier", at.Add(time.Minute), &events.IncidentUpdated{Incident: id, Seq: 1, At: at.Add(time.Minute), Opened: at,
+			Title: "2 servers down in 2 boxes", Added: []events.AffectedServer{web1}, Boxes: []events.BoxStatus{{Box: "web", State: events.BoxDown}}, Down: []string{"mx1", "web1"}}),
+		events.New(id+"/updated/2", "verifier", at.Add(5*time.Minute), &events.IncidentUpdated{Incident: id, Seq: 2, At: at.Add(5 * time.Minute), Opened: at,
+			Title: "2 servers down in 2 boxes", Recovered: []string{"web1"}, Boxes: []events.BoxStatus{{Box: "web", State: events.BoxOperational}}, Down: []string{"mx1"}}),
+	}
+}
+
+// TestIncidentNamesBoxesDown: a public incident names and lists the boxes
+// that were down during it, not those only degraded, and goes on naming
+// them once they are back.
+func TestIncidentNamesBoxesDown(t *testing.T) {
+	s := startSite(t)
+	now := time.Now().UTC().Add(-time.Hour)
+	id := now.Format("20060102") + "-mixed1"
+	for _, ev := range append(degradedThenDown(id, now),
+		events.New(id+"/note/1", "tocsin", now.Add(6*time.Minute), &events.IncidentNote{Incident: id, Seq: 1, Status: events.NoteMonitoring, Message: "Websites are back.", By: "Alice", At: now.Add(6 * time.Minute)})) {
+		if err := s.b.Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var list struct {
+		Incidents []struct {
+			Name            string
+			Components      []struct{ Name string }
+			IncidentUpdates []struct{ Status, Body string } `json:"incident_updates"`
+		}
+	}
+	waitUntil(t, 10*time.Second, "the incident and its last update", func() bool {
+		body, _ := s.get(t, "/api/v2/incidents/unresolved.json")
+		list.Incidents = nil
+		_ = json.Unmarshal([]byte(body), &list)
+		return len(list.Incidents) == 1 && list.Incidents[0].IncidentUpdates[0].Status == events.NoteMonitoring
+	})
+	inc := list.Incidents[0]
+	if got, want := inc.Name, "Problem with Websites"; got != want {
+		t.Errorf("name %q, want %q", got, want)
+	}
+	if len(inc.Components) != 1 || inc.Components[0].Name != "Websites" {
+		t.Errorf("components %+v, want the web box alone", inc.Components)
+	}
+	if u := inc.IncidentUpdates[len(inc.IncidentUpdates)-1]; u.Body != "We are investigating a problem with Websites." {
+		t.Errorf("first update %q", u.Body)
+	}
+	if page, _ := s.get(t, "/"); !strings.Contains(page, "<h3>Problem with Websites <span") {
+		t.Errorf("the page does not name the incident by the box down:\n%s", page)
+	}
+}
+
+// TestSavedIncidentNamesBoxesDown: the boxes that were down outlast a
+// restart from the saved state.
+func TestSavedIncidentNamesBoxesDown(t *testing.T) {
+	cfg := siteConfig(t)
+	now := time.Now().UTC()
+	p := newPage(cfg, time.Now)
+	for _, ev := range degradedThenDown("20250301-saved2", now) {
+		p.incidentEvent(ev)
+	}
+	b, err := json.Marshal(p.snapshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap snapshot
+	if err := json.Unmarshal(b, &snap); err != nil {
+		t.Fatal(err)
+	}
+	restored := newPage(cfg, time.Now)
+	restored.restore(snap)
+	for name, p := range map[string]*page{"before": p, "after a restart": restored} {
+		incs := p.publicIncidents()
+		if len(incs) != 1 {
+			t.Fatalf("%s: %d public incidents", name, len(incs))
+		}
+		if a := p.apiIncident(incs[0]); a.Name != "Problem with Websites" || len(a.Components) != 1 || a.Components[0].Name != "Websites" {
+			t.Errorf("%s: %q on %+v, want the web box alone", name, a.Name, a.Components)
+		}
+	}
+}
+
 // TestPageWithoutJavaScript: the HTML alone shows the boxes and their dots,
 // with words besides colours, and nothing internal.
 func TestPageWithoutJavaScript(t *testing.T) {
