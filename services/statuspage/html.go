@@ -92,7 +92,7 @@ func (p *page) view(now time.Time) view {
 			d := dotOf(s.state)
 			bv.Servers = append(bv.Servers, serverView{Component: s.component, Name: s.name, Dot: d, DotText: dotText[d], For: onlineFor(s.since, now)})
 		}
-		days := b.uptime(90, now)
+		days := b.uptime(uptimeDays, now)
 		var sum, n float64
 		for i, u := range days {
 			date := now.UTC().AddDate(0, 0, i-len(days)+1).Format("2 Jan")

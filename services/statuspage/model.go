@@ -54,12 +54,16 @@ type box struct {
 	servers                                  []*server
 	state                                    events.BoxState
 	since                                    time.Time
-	history                                  []boxChange // for the uptime bars
+	// history is the changes the events told of, oldest first, for the
+	// uptime bars; state and since fill in what they do not tell.
+	history []boxChange
 }
 
+// boxChange is a box going from one state to another at a time; from is ""
+// when not known.
 type boxChange struct {
-	at    time.Time
-	state events.BoxState
+	at          time.Time
+	from, state events.BoxState
 }
 
 // publicIncident is an incident as customers may see it: only those during
@@ -166,7 +170,7 @@ func (p *page) boxChanged(c *events.BoxStateChanged) {
 		// In order; the same change again (events replayed after a
 		// restart, over the saved state) is no change.
 		if n := len(b.history); n == 0 || b.history[n-1].at.Before(c.Since) || (b.history[n-1].at.Equal(c.Since) && b.history[n-1].state != c.To) {
-			b.history = append(b.history, boxChange{c.Since, c.To})
+			b.history = append(b.history, boxChange{c.Since, c.From, c.To})
 			p.version.Add(1)
 		}
 	}
@@ -318,39 +322,59 @@ func (p *page) publicMaintenance() []events.MaintenanceSet {
 	return out
 }
 
-// uptime is a box's availability on each of the last days days, oldest
-// first: the share of the day no state of it was down, and -1 for a day
-// before anything was known.
+// uptimeDays is how many days the uptime bars show.
+const uptimeDays = 90
+
+// timeline is what is known of a box's states, oldest first: each holds
+// from its time until the next one's, the last until now. The events tell
+// most, and before the first of them the box was in the state it changed
+// from, when that is known. The box's current state, since when it has
+// been in it, fills in where they tell nothing: after the last event, or
+// before the first one when that one does not say what it changed from.
+func (b *box) timeline() []boxChange {
+	var t []boxChange
+	if len(b.history) > 0 && b.history[0].from != "" {
+		t = append(t, boxChange{state: b.history[0].from}) // since ever
+	}
+	t = append(t, b.history...)
+	if b.since.IsZero() {
+		return t // its state not read yet
+	}
+	current := boxChange{at: b.since, state: b.state}
+	switch {
+	case len(t) == 0 || b.since.After(t[len(t)-1].at):
+		t = append(t, current)
+	case b.since.Before(t[0].at):
+		t = slices.Insert(t, 0, current)
+	}
+	return t
+}
+
+// uptime is a box's availability on each of the last days days (UTC),
+// oldest first: the share of the time known that it was not down, -1 for a
+// day of which nothing is known.
 func (b *box) uptime(days int, now time.Time) []float64 {
+	const day = 24 * time.Hour
+	t := b.timeline()
+	start := now.UTC().Truncate(day).Add(-time.Duration(days-1) * day)
 	out := make([]float64, days)
-	end := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
-	start := end.Add(-time.Duration(days) * 24 * time.Hour)
 	for i := range out {
+		dayStart := start.Add(time.Duration(i) * day)
+		dayEnd := minTime(dayStart.Add(day), now)
+		var known, down time.Duration
+		for j, c := range t {
+			until := now
+			if j+1 < len(t) {
+				until = t[j+1].at
+			}
+			if d := minTime(until, dayEnd).Sub(maxTime(c.at, dayStart)); d > 0 {
+				known += d
+				if c.state == events.BoxDown {
+					down += d
+				}
+			}
+		}
 		out[i] = -1
-		dayStart, dayEnd := start.Add(time.Duration(i)*24*time.Hour), start.Add(time.Duration(i+1)*24*time.Hour)
-		if dayEnd.After(now) {
-			dayEnd = now
-		}
-		if len(b.history) == 0 || !b.history[0].at.Before(dayEnd) {
-			continue
-		}
-		var down time.Duration
-		known := time.Duration(0)
-		for j, c := range b.history {
-			from := c.at
-			to := dayEnd
-			if j+1 < len(b.history) {
-				to = b.history[j+1].at
-			}
-			from, to = maxTime(from, dayStart), minTime(to, dayEnd)
-			if !to.After(from) {
-				continue
-			}
-			known += to.Sub(from)
-			if c.state == events.BoxDown {
-				down += to.Sub(from)
-			}
-		}
 		if known > 0 {
 			out[i] = 1 - float64(down)/float64(known)
 		}

@@ -47,6 +47,7 @@ type savedBox struct {
 
 type savedChange struct {
 	At    time.Time       `json:"at"`
+	From  events.BoxState `json:"from,omitempty"`
 	State events.BoxState `json:"state"`
 }
 
@@ -78,7 +79,7 @@ func (p *page) snapshot() snapshot {
 	for _, b := range p.boxes {
 		sb := savedBox{State: b.state, Since: b.since}
 		for _, c := range b.history {
-			sb.History = append(sb.History, savedChange{c.at, c.state})
+			sb.History = append(sb.History, savedChange{c.at, c.from, c.state})
 		}
 		s.Boxes[b.id] = sb
 	}
@@ -106,7 +107,7 @@ func (p *page) restore(s snapshot) {
 		}
 		b.state, b.since, b.history = sb.State, sb.Since, nil
 		for _, c := range sb.History {
-			b.history = append(b.history, boxChange{c.At, c.State})
+			b.history = append(b.history, boxChange{c.At, c.From, c.State})
 		}
 	}
 	for _, inc := range s.Incidents {

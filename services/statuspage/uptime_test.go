@@ -1,0 +1,95 @@
+package statuspage
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// bars are uptime bars as runs: each sets the bars from its day (0 the
+// oldest) to the next run's.
+func bars(days int, runs ...run) []float64 {
+	out := make([]float64, days)
+	for i, r := range runs {
+		end := days
+		if i+1 < len(runs) {
+			end = runs[i+1].from
+		}
+		for d := r.from; d < end; d++ {
+			out[d] = r.uptime
+		}
+	}
+	return out
+}
+
+type run struct {
+	from   int
+	uptime float64
+}
+
+func TestUptime(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) // day 89
+	ago := func(d float64) time.Time { return now.Add(-time.Duration(d * float64(24*time.Hour))) }
+	change := func(at time.Time, from, to events.BoxState) boxChange { return boxChange{at, from, to} }
+	const op, down = events.BoxOperational, events.BoxDown
+	for _, c := range []struct {
+		name    string
+		state   events.BoxState
+		since   time.Time
+		history []boxChange
+		want    []float64
+	}{
+		{"nothing known", op, time.Time{}, nil, bars(90, run{0, -1})},
+		{"stable for longer than the bars", op, ago(200), nil, bars(90, run{0, 1})},
+		{"down for longer than the bars", down, ago(200), nil, bars(90, run{0, 0})},
+		{"in service for ten days", op, ago(10), nil, bars(90, run{0, -1}, run{79, 1})},
+		{"an outage a month ago, the state before it told", op, ago(29.75),
+			[]boxChange{change(ago(30), op, down), change(ago(29.75), down, op)},
+			bars(90, run{0, 1}, run{59, 0.75}, run{60, 1})},
+		{"an outage a month ago, replayed before the box's state is read", "", time.Time{},
+			[]boxChange{change(ago(30), op, down), change(ago(29.75), down, op)},
+			bars(90, run{0, 1}, run{59, 0.75}, run{60, 1})},
+		{"the state before the first event not told, since older", down, ago(20),
+			[]boxChange{change(ago(5), "", op)},
+			bars(90, run{0, -1}, run{69, 0}, run{84, 0.5}, run{85, 1})},
+		{"the state before the first event not told, since newer", down, ago(1),
+			[]boxChange{change(ago(5), "", op)},
+			bars(90, run{0, -1}, run{84, 1}, run{88, 0.5}, run{89, 0})},
+		{"the state read before the last event", op, ago(40),
+			[]boxChange{change(ago(5), op, down)},
+			bars(90, run{0, 1}, run{84, 0.5}, run{85, 0})},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := &box{state: c.state, since: c.since, history: c.history}
+			if diff := cmp.Diff(b.uptime(90, now), c.want); diff != "" {
+				t.Errorf("uptime (-got +want):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestUptimeOfStableBox: a box whose state has not changed for longer than
+// the bars show has them all in that state, with no event to tell of it.
+func TestUptimeOfStableBox(t *testing.T) {
+	s := startSite(t)
+	since := time.Now().Add(-200 * 24 * time.Hour)
+	s.put(t, events.BucketBoxes, "mx", map[string]any{"state": "operational", "since": since})
+	waitUntil(t, 10*time.Second, "the box's state read", func() bool {
+		body, _ := s.get(t, "/api/v2/components.json")
+		return strings.Contains(body, `"updated_at":"`+stamp(since))
+	})
+	page, _ := s.get(t, "/")
+	if got := strings.Count(page, `<span class="up" title=`); got != 90 {
+		t.Errorf("%d days of the stable box up, want 90", got)
+	}
+	if got := strings.Count(page, `<span class="nodata" title=`); got != 90 {
+		t.Errorf("%d days with no data, want 90, those of the box not read", got)
+	}
+	if !strings.Contains(page, "Availability over the last 90 days: 100.00%") {
+		t.Errorf("the page does not give the stable box's availability:\n%s", page)
+	}
+}
