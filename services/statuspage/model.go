@@ -171,9 +171,22 @@ func (p *page) boxChanged(c *events.BoxStateChanged) {
 		// restart, over the saved state) is no change.
 		if n := len(b.history); n == 0 || b.history[n-1].at.Before(c.Since) || (b.history[n-1].at.Equal(c.Since) && b.history[n-1].state != c.To) {
 			b.history = append(b.history, boxChange{c.Since, c.From, c.To})
+			b.pruneHistory(p.now())
 			p.version.Add(1)
 		}
 	}
+}
+
+// pruneHistory forgets the changes from before the uptime bars, all but
+// the last of them, which says the state the bars start in: a page that
+// runs for years keeps no more than the bars' days of changes.
+func (b *box) pruneHistory(now time.Time) {
+	cutoff := now.Add(-uptimeDays * 24 * time.Hour)
+	i := 0
+	for i+1 < len(b.history) && !b.history[i+1].at.After(cutoff) {
+		i++
+	}
+	b.history = slices.Delete(b.history, 0, i)
 }
 
 // incidentEvent merges an incident event; incidents become public once a

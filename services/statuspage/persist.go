@@ -109,6 +109,7 @@ func (p *page) restore(s snapshot) {
 		for _, c := range sb.History {
 			b.history = append(b.history, boxChange{c.At, c.From, c.State})
 		}
+		b.pruneHistory(p.now())
 	}
 	for _, inc := range s.Incidents {
 		if inc.Incident == "" {

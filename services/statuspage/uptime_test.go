@@ -93,3 +93,39 @@ func TestUptimeOfStableBox(t *testing.T) {
 		t.Errorf("the page does not give the stable box's availability:\n%s", page)
 	}
 }
+
+// TestUptimeHistoryPruned: a box's changes older than the bars are
+// forgotten, as they come and from the saved state, and the bars stay as
+// they were.
+func TestUptimeHistoryPruned(t *testing.T) {
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	cutoff := now.Add(-uptimeDays * 24 * time.Hour)
+	var all []boxChange
+	p := newPage(siteConfig(t), func() time.Time { return now })
+	for at, from, to := now.Add(-200*24*time.Hour), events.BoxOperational, events.BoxDown; at.Before(now); at, from, to = at.Add(7*time.Hour), to, from {
+		all = append(all, boxChange{at, from, to})
+		p.boxChanged(&events.BoxStateChanged{Box: "mx", From: from, To: to, Since: at})
+	}
+	want := (&box{history: all}).uptime(uptimeDays, now)
+	check := func(name string, b *box) {
+		t.Helper()
+		if h := b.history; len(h) < 2 || h[0].at.After(cutoff) || !h[1].at.After(cutoff) {
+			t.Errorf("%s: kept %d changes of %d, want those after %v and the one before", name, len(h), len(all), cutoff)
+		}
+		if diff := cmp.Diff(b.uptime(uptimeDays, now), want); diff != "" {
+			t.Errorf("%s: uptime (-got +want):\n%s", name, diff)
+		}
+	}
+	check("as they come", p.boxes[0])
+
+	snap := p.snapshot()
+	sb := snap.Boxes["mx"]
+	sb.History = nil
+	for _, c := range all {
+		sb.History = append(sb.History, savedChange{c.at, c.from, c.state})
+	}
+	snap.Boxes["mx"] = sb
+	restored := newPage(siteConfig(t), func() time.Time { return now })
+	restored.restore(snap)
+	check("from the saved state", restored.boxes[0])
+}
