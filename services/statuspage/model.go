@@ -213,8 +213,22 @@ func (p *page) incidentEvent(ev events.Event) {
 	if len(inc.downBoxes) > 0 {
 		inc.public = true
 	}
+	p.pruneIncidents()
 	if inc.public {
 		p.touch([]byte(`{"type":"incident"}`))
+	}
+}
+
+// pruneIncidents forgets the incidents Tocsin resolved longer ago than the
+// page's history reaches, which it shows no more: a page that runs for
+// years keeps no more than its history's incidents. Call with mu held.
+func (p *page) pruneIncidents() {
+	cutoff := p.now().Add(-p.cfg.Statuspage.History.D())
+	for id, inc := range p.incidents {
+		if r := inc.Resolved; r != nil && r.Resolved.Before(cutoff) {
+			delete(p.incidents, id)
+			p.version.Add(1)
+		}
 	}
 }
 

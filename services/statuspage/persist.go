@@ -121,6 +121,7 @@ func (p *page) restore(s snapshot) {
 		}
 		p.incidents[inc.Incident] = &publicIncident{View: inc.View, public: inc.Public, updated: inc.Updated, downBoxes: down}
 	}
+	p.pruneIncidents()
 	for id, w := range s.Maintenance {
 		p.maintenance[id] = w
 	}

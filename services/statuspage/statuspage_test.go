@@ -7,15 +7,18 @@ import (
 	"encoding/xml"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
@@ -463,6 +466,47 @@ func TestSavedIncidentNamesBoxesDown(t *testing.T) {
 		if a := p.apiIncident(incs[0]); a.Name != "Problem with Websites" || len(a.Components) != 1 || a.Components[0].Name != "Websites" {
 			t.Errorf("%s: %q on %+v, want the web box alone", name, a.Name, a.Components)
 		}
+	}
+}
+
+// TestOldIncidentsForgotten: incidents resolved longer ago than the page's
+// history are dropped, as events come and from the saved state; those
+// resolved since, and those still open however old, are kept.
+func TestOldIncidentsForgotten(t *testing.T) {
+	cfg := siteConfig(t)
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	ago := func(days int) time.Time { return now.Add(-time.Duration(days) * 24 * time.Hour) }
+	incidentEvents := func(id string, opened, resolved time.Time) []events.Event {
+		evs := []events.Event{events.New(id+"/opened", "verifier", opened, &events.IncidentOpened{Incident: id, Opened: opened, Title: "2 servers of Incoming mail are down",
+			Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: opened, BoxState: events.BoxDown}}})}
+		if !resolved.IsZero() {
+			evs = append(evs, events.New(id+"/resolved", "verifier", resolved, &events.IncidentResolved{Incident: id, Opened: opened, Resolved: resolved, Title: "2 servers of Incoming mail are down", Servers: []string{"mx1"}}))
+		}
+		return evs
+	}
+	var all []events.Event
+	all = append(all, incidentEvents("old", ago(100), ago(95))...)
+	all = append(all, incidentEvents("open", ago(120), time.Time{})...)
+	all = append(all, incidentEvents("recent", ago(10), ago(9))...)
+	ids := func(p *page) []string { return slices.Sorted(maps.Keys(p.incidents)) }
+	want := []string{"open", "recent"}
+
+	p := newPage(cfg, func() time.Time { return now })
+	for _, ev := range all {
+		p.incidentEvent(ev)
+	}
+	if diff := cmp.Diff(ids(p), want); diff != "" {
+		t.Errorf("incidents kept as events come (-got +want):\n%s", diff)
+	}
+
+	saved := newPage(cfg, func() time.Time { return ago(50) }) // saved when the old one was recent
+	for _, ev := range all[:3] {
+		saved.incidentEvent(ev)
+	}
+	restored := newPage(cfg, func() time.Time { return now })
+	restored.restore(saved.snapshot())
+	if diff := cmp.Diff(ids(restored), []string{"open"}); diff != "" {
+		t.Errorf("incidents kept from the saved state (-got +want):\n%s", diff)
 	}
 }
 
