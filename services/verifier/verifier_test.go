@@ -236,8 +236,21 @@ func splitDots(s string) []string {
 
 // TestRechecksGoToOtherLocations: a failure seen from lon1 is checked again
 // at once from the other live locations, as many as the quorum needs, each
-// task carrying the same correlation id.
+// task carrying the same correlation id; with too few of them, from lon1
+// again, and the incident says so.
 func TestRechecksGoToOtherLocations(t *testing.T) {
+	for _, tc := range []struct {
+		live, want   []string
+		verification string
+	}{
+		{[]string{"lon1", "ams1", "nyc1"}, []string{"ams1", "nyc1"}, "confirmed by 2 of 2 re-checks"},
+		{[]string{"lon1", "ams1"}, []string{"ams1", "lon1"}, "confirmed by 2 of 2 re-checks; too few live locations, so some re-checks came from where the failure was seen"},
+	} {
+		t.Run(strings.Join(tc.live, ","), func(t *testing.T) { testRechecks(t, tc.live, tc.want, tc.verification) })
+	}
+}
+
+func testRechecks(t *testing.T, live, want []string, verification string) {
 	b := bustest.New(t)
 	cfg := testConfig(t)
 	cfg.Checks.Verify = config.Verify{Locations: 2, Quorum: 2}
@@ -246,7 +259,7 @@ func TestRechecksGoToOtherLocations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, loc := range []string{"lon1", "ams1", "nyc1"} {
+	for _, loc := range live {
 		hb := fmt.Sprintf(`{"location":%q,"instance":"i","since":"2026-01-01T00:00:00Z","ttl_ms":600000}`, loc)
 		if _, err := lkv.Put(ctx, loc+".i", []byte(hb)); err != nil {
 			t.Fatal(err)
@@ -276,13 +289,13 @@ func TestRechecksGoToOtherLocations(t *testing.T) {
 		}
 		got[task.Location] = task.Correlation
 	}
-	if got["ams1"] == "" || got["ams1"] != got["nyc1"] {
-		t.Errorf("re-checks went to %v, want ams1 and nyc1 with one correlation id", got)
+	if got[want[0]] == "" || got[want[0]] != got[want[1]] {
+		t.Errorf("re-checks went to %v, want %v with one correlation id", got, want)
 	}
 	waitState(t, b, "mx1", events.StateSuspect)
 
 	// Two failing answers confirm it.
-	for i, loc := range []string{"ams1", "nyc1"} {
+	for i, loc := range want {
 		at := clock.Add(time.Duration(3+i) * time.Second)
 		r := &events.ProbeResult{Server: "mx1", Location: loc, Check: "tcp://127.0.0.1:25", Task: "t" + loc, Purpose: events.PurposeRecheck,
 			Correlation: got[loc], Started: at, OK: false, Reason: "connection refused"}
@@ -291,6 +304,21 @@ func TestRechecksGoToOtherLocations(t *testing.T) {
 		}
 	}
 	waitState(t, b, "mx1", events.StateDown)
+	ic, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncident("*", "opened")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := ic.Next(jetstream.FetchMaxWait(10 * time.Second))
+	if err != nil {
+		t.Fatalf("no incident opened: %v", err)
+	}
+	ev, err := events.Decode(m.Subject(), m.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := ev.Data.(*events.IncidentOpened).Servers[0]; a.Verification != verification {
+		t.Errorf("incident says %q, want %q", a.Verification, verification)
+	}
 }
 
 // TestPendingEventsAreFlushed: events a crashed verifier decided but did not
