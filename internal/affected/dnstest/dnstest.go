@@ -26,16 +26,8 @@ func Start(t testing.TB, zone string) *Server {
 	t.Helper()
 	s := &Server{rrs: map[string][]dns.RR{}}
 	s.Set(t, zone)
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pc, ln := ListenUDPAndTCP(t)
 	s.Addr = pc.LocalAddr().String()
-	ln, err := net.Listen("tcp", s.Addr)
-	if err != nil {
-		pc.Close()
-		t.Fatal(err)
-	}
 	h := dns.HandlerFunc(s.serve)
 	udp := &dns.Server{PacketConn: pc, Handler: h}
 	tcp := &dns.Server{Listener: ln, Handler: h}
@@ -94,4 +86,24 @@ func (s *Server) serve(w dns.ResponseWriter, r *dns.Msg) {
 		s.mu.Unlock()
 	}
 	_ = w.WriteMsg(m)
+}
+
+// ListenUDPAndTCP binds a UDP and a TCP socket to the same loopback port,
+// as a nameserver's port 53 is both. The port UDP is given may be taken
+// for TCP; then another is tried.
+func ListenUDPAndTCP(t testing.TB) (net.PacketConn, net.Listener) {
+	t.Helper()
+	for range 20 {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, l
+		}
+		pc.Close()
+	}
+	t.Fatal("no loopback port free for both UDP and TCP")
+	return nil, nil
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/tocsin-alarm/tocsin/internal/affected/dnstest"
 )
 
 // testZone is example.net as its authoritative server would serve it, with
@@ -58,7 +59,7 @@ func startZoneServer(t *testing.T) *zoneServer {
 		z.add(rr)
 	}
 
-	pc, l := listenUDPAndTCP(t)
+	pc, l := dnstest.ListenUDPAndTCP(t)
 	z.addr = pc.LocalAddr().String()
 	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: z}, {Listener: l, Handler: z}} {
 		started := make(chan struct{})
@@ -72,25 +73,6 @@ func startZoneServer(t *testing.T) *zoneServer {
 		}
 	}
 	return z
-}
-
-// listenUDPAndTCP binds a UDP and a TCP socket to the same loopback port,
-// as a nameserver's port 53 is both.
-func listenUDPAndTCP(t *testing.T) (net.PacketConn, net.Listener) {
-	t.Helper()
-	for range 20 {
-		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		l, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			return pc, l
-		}
-		pc.Close() // the TCP port was taken; try another
-	}
-	t.Fatal("no port free for both UDP and TCP")
-	return nil, nil
 }
 
 func (z *zoneServer) add(rr dns.RR) {
