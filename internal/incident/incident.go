@@ -25,6 +25,9 @@ type View struct {
 	BoxSeq    map[string]int64            `json:"box_seq,omitempty"`
 	Down      []string                    `json:"down"`
 	Seq       int64                       `json:"seq"` // the newest update merged
+	// Flapping are the servers marked flapping: nobody is paged about them
+	// until they settle.
+	Flapping []string `json:"flapping,omitempty"`
 
 	Acked    *events.IncidentAcknowledged `json:"acked,omitempty"` // the first acknowledgement
 	Notes    []events.IncidentNote        `json:"notes,omitempty"` // staff updates, in order
@@ -78,6 +81,11 @@ func (v *View) Merge(ev events.Event, maxServers int) {
 		}
 		for _, b := range d.Boxes {
 			v.setBox(b, d.Seq)
+		}
+		for _, f := range d.Flapping {
+			if !slices.Contains(v.Flapping, f) {
+				v.Flapping = append(v.Flapping, f)
+			}
 		}
 		if d.Seq > v.Seq {
 			v.Seq, v.Title, v.Down = d.Seq, d.Title, slices.Clone(d.Down)

@@ -286,6 +286,10 @@ type IncidentUpdated struct {
 	Recovered []string         `json:"recovered,omitempty"`
 	Boxes     []BoxStatus      `json:"boxes,omitempty"` // boxes whose state changed
 	Down      []string         `json:"down"`            // the servers still down
+	// Flapping are servers just marked flapping: going down and up again
+	// and again, they stay in the incident, counted down, and nobody is
+	// paged about them until they have been up a while.
+	Flapping []string `json:"flapping,omitempty"`
 }
 
 // BoxStatus is a box's state within an incident, and the servers of it
@@ -309,8 +313,13 @@ func (u *IncidentUpdated) Validate() error {
 		return errors.New("missing at")
 	case u.Title == "":
 		return errors.New("missing title")
-	case len(u.Added) == 0 && len(u.Recovered) == 0 && len(u.Boxes) == 0:
-		return errors.New("an update needs servers added or recovered, or a box changed")
+	case len(u.Added) == 0 && len(u.Recovered) == 0 && len(u.Boxes) == 0 && len(u.Flapping) == 0:
+		return errors.New("an update needs servers added, recovered or flapping, or a box changed")
+	}
+	for _, f := range u.Flapping {
+		if err := checkToken("server", f); err != nil {
+			return err
+		}
 	}
 	for i := range u.Added {
 		if err := u.Added[i].validate(); err != nil {

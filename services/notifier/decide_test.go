@@ -1,11 +1,13 @@
 package notifier
 
 import (
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -70,5 +72,33 @@ func TestDecide(t *testing.T) {
 				t.Errorf("later %s, want %s", later, tt.later)
 			}
 		})
+	}
+}
+
+// TestFlappingDigest: the update that marks a server flapping tells staff,
+// by email and SMS, that nobody is paged about it until it settles.
+func TestFlappingDigest(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	cfg, err := config.Parse("test.yaml", []byte(`
+site: {name: Example Hosting}
+locations: [lon1]
+boxes: [{id: mx, name: Incoming mail, servers: [{id: mx1, check: "tcp://mx1.internal:25"}, {id: mx2, check: "tcp://mx2.internal:25"}]}]
+staff: [{name: Alice, email: alice@example.net}]
+providers: {smtp: {host: 127.0.0.1, port: 2525, from: alerts@example.net, tls: none}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st incidentState
+	st.Merge(events.New("i/opened", "verifier", t0, &events.IncidentOpened{Incident: "20261121-abcdef", Opened: t0, Title: "mx1 (Incoming mail) is down",
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Since: t0, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}}}), 10)
+	st.Merge(events.New("i/updated/1", "verifier", t0, &events.IncidentUpdated{Incident: "20261121-abcdef", Seq: 1, At: t0.Add(time.Minute), Opened: t0,
+		Title: "mx1 (Incoming mail) is down", Down: []string{"mx1"}, Flapping: []string{"mx1"}}), 10)
+	m := compose(cfg, &st, kindDigest, 1, t0.Add(2*time.Minute))
+	if !strings.Contains(m.SMS, "mx1 flapping: no more pages until it settles") {
+		t.Errorf("SMS %q does not say mx1 is flapping", m.SMS)
+	}
+	if text := m.body.text(); !strings.Contains(text, "Flapping:") || !strings.Contains(text, "nobody is paged about it again") {
+		t.Errorf("email does not say mx1 is flapping:\n%s", text)
 	}
 }

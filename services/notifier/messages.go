@@ -171,7 +171,11 @@ func compose(cfg *config.Config, st *incidentState, kind string, n int, now time
 	case kindDigest:
 		m.Subject = fmt.Sprintf("[%s] UPDATE: %s [%s]", site, st.Title, st.Incident)
 		b.Lead = fmt.Sprintf("Update: %s; %d still down.", st.Title, len(st.Down))
-		m.SMS = fmt.Sprintf("UPDATE %s: %s; %d still down. %s", code, st.Title, len(st.Down), service)
+		flapping := ""
+		if len(st.Flapping) > 0 {
+			flapping = fmt.Sprintf(" (%s flapping: no more pages until it settles)", strings.Join(st.Flapping, ", "))
+		}
+		m.SMS = fmt.Sprintf("UPDATE %s: %s; %d still down%s. %s", code, st.Title, len(st.Down), flapping, service)
 	case kindReminder:
 		for_ := now.Sub(st.Opened).Round(time.Minute)
 		m.Subject = fmt.Sprintf("[%s] STILL DOWN, not acknowledged: %s [%s]", site, st.Title, st.Incident)
@@ -194,6 +198,9 @@ func compose(cfg *config.Config, st *incidentState, kind string, n int, now time
 	}
 	if a := st.Acked; a != nil {
 		head = append(head, kv("Acknowledged", fmt.Sprintf("by %s (%s) at %s", a.By, a.Via, stamp(a.At))))
+	}
+	if len(st.Flapping) > 0 {
+		head = append(head, kv("Flapping", strings.Join(st.Flapping, ", ")+": down and up again and again; the incident stays open, and nobody is paged about it again, until it has been up a while"))
 	}
 	b.section(head...)
 	for _, a := range st.Servers {

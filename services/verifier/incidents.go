@@ -303,7 +303,7 @@ func (v *Verifier) logIncident(p events.Payload) {
 		v.deps.Metrics.IncidentOpened()
 		v.log.Warn("incident opened", "incident", p.Incident, "title", p.Title, "server", p.Servers[0].Server)
 	case *events.IncidentUpdated:
-		v.log.Info("incident updated", "incident", p.Incident, "title", p.Title, "added", len(p.Added), "recovered", p.Recovered, "still_down", len(p.Down))
+		v.log.Info("incident updated", "incident", p.Incident, "title", p.Title, "added", len(p.Added), "recovered", p.Recovered, "flapping", p.Flapping, "still_down", len(p.Down))
 	case *events.IncidentResolved:
 		v.deps.Metrics.IncidentResolved()
 		v.log.Info("incident resolved", "incident", p.Incident, "title", p.Title, "after", p.Resolved.Sub(p.Opened).Round(time.Second))

@@ -177,6 +177,9 @@ type record struct {
 	BoxDirty bool `json:"box_dirty,omitempty"`
 	// Leave: the server is back and its incident is still to hear of it.
 	Leave *leaving `json:"leave,omitempty"`
+	// Flap: the server was marked flapping and its incident is still to
+	// tell staff.
+	Flap *leaving `json:"flap,omitempty"`
 }
 
 // outgoing is one event ready to publish.
@@ -327,22 +330,25 @@ func (v *Verifier) judge(ctx context.Context, st stores, live *locations.Live, r
 		}
 		fx.Opened = nil // the incident's own record announces it
 	}
-	var leave *leaving
+	var leave, flap *leaving
 	if res := fx.Resolved; res != nil {
 		leave, fx.Resolved = &leaving{Incident: res.Incident, At: res.Resolved}, nil
+	}
+	if fx.Flapping && next.Incident != "" {
+		flap = &leaving{Incident: next.Incident, At: r.Started}
 	}
 	out, err := v.outgoing(fx, next.Round, r, target)
 	if err != nil {
 		return bus.Permanent(err)
 	}
-	if len(out) == 0 && len(fx.Changes) == 0 && leave == nil && next.Same(rec.Server) {
+	if len(out) == 0 && len(fx.Changes) == 0 && leave == nil && flap == nil && next.Same(rec.Server) {
 		// Nothing but the time of the newest result: not worth a write.
 		// After a restart an older time is read back, and the results
 		// between are judged again, changing nothing again.
 		rec.Server = next
 		return nil
 	}
-	if rec, rev, err = v.commit(ctx, st, target, record{Server: next, Pending: out, BoxDirty: len(fx.Changes) > 0, Leave: leave}, rev); err != nil {
+	if rec, rev, err = v.commit(ctx, st, target, record{Server: next, Pending: out, BoxDirty: len(fx.Changes) > 0, Leave: leave, Flap: flap}, rev); err != nil {
 		return err // the redelivery finds the work in the record
 	}
 	v.logEffects(log, fx)
@@ -365,7 +371,9 @@ func (v *Verifier) commit(ctx context.Context, st stores, target config.Target, 
 }
 
 // unfinished reports whether the record holds work not yet carried out.
-func (rec *record) unfinished() bool { return len(rec.Pending) > 0 || rec.BoxDirty || rec.Leave != nil }
+func (rec *record) unfinished() bool {
+	return len(rec.Pending) > 0 || rec.BoxDirty || rec.Leave != nil || rec.Flap != nil
+}
 
 // finish carries out what a stored record holds and marks it done. If the
 // mark cannot be written the work is done again later, harmlessly, and the
@@ -374,7 +382,7 @@ func (v *Verifier) finish(ctx context.Context, st stores, target config.Target, 
 	if err := v.carryOut(ctx, st, target, rec); err != nil {
 		return rec, 0, err
 	}
-	rec.Pending, rec.BoxDirty, rec.Leave = nil, false, nil
+	rec.Pending, rec.BoxDirty, rec.Leave, rec.Flap = nil, false, nil, nil
 	rev, err := store(ctx, st.servers, target.Server.ID, rec, rev)
 	if err != nil {
 		v.log.Warn("published events stay marked pending", "server", target.Server.ID, "err", err)
@@ -452,6 +460,16 @@ func (v *Verifier) markNotInService(ctx context.Context, st stores) error {
 func (v *Verifier) carryOut(ctx context.Context, st stores, target config.Target, rec record) error {
 	if err := v.publish(ctx, rec.Pending); err != nil {
 		return err
+	}
+	if rec.Flap != nil {
+		if _, err := v.updateIncident(ctx, st.incidents, rec.Flap.Incident, func(inc *incidentRecord) (events.Payload, bool) {
+			if inc.ID == "" {
+				return nil, false
+			}
+			return inc.Flap(target.Server.ID, rec.Flap.At), true
+		}); err != nil {
+			return err
+		}
 	}
 	if rec.Leave != nil {
 		if err := v.leave(ctx, st.incidents, st.servers, target, *rec.Leave); err != nil {

@@ -714,3 +714,53 @@ func TestDownServerTakenOutOfService(t *testing.T) {
 		t.Errorf("incident events %v, want it resolved once mx1 is out of service", got)
 	}
 }
+
+// TestFlappingIsToldOnce: a server going down and up again and again is
+// marked flapping, and its incident tells staff so in one update.
+func TestFlappingIsToldOnce(t *testing.T) {
+	b := bustest.New(t)
+	cfg := testConfig(t)
+	changes := 3
+	cfg.Checks.Flapping = config.Flapping{Changes: &changes, Window: config.Duration(time.Hour), Settle: config.Duration(time.Hour)}
+	start(t, b, cfg)
+	n := 0
+	next := func() int { n++; return n }
+	publishResult(t, b, "mx1", next(), true)
+	for range 3 {
+		publishResult(t, b, "mx1", next(), false)
+		answer(t, b, "mx1", next(), false)
+		waitState(t, b, "mx1", events.StateDown)
+		publishResult(t, b, "mx1", next(), true)
+		publishResult(t, b, "mx1", next(), true)
+		waitState(t, b, "mx1", events.StateUp)
+	}
+	ctx := context.Background()
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var said []string
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			break
+		}
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch d := ev.Data.(type) {
+		case *events.IncidentOpened:
+			said = append(said, "opened")
+		case *events.IncidentUpdated:
+			said = append(said, fmt.Sprintf("updated flapping %v", d.Flapping))
+		case *events.IncidentResolved:
+			said = append(said, "resolved")
+		}
+	}
+	// First outage: opened, resolved. Second: opened, and its recovery is
+	// the fourth change: flapping, told once. Third: nothing new.
+	if want := "opened resolved opened updated flapping [mx1]"; strings.Join(said, " ") != want {
+		t.Errorf("incident events %q, want %q", said, want)
+	}
+}

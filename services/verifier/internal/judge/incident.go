@@ -34,6 +34,7 @@ type Member struct {
 	Outage    string    `json:"outage"`
 	Since     time.Time `json:"since"`
 	Recovered time.Time `json:"recovered,omitzero"`
+	Flapping  bool      `json:"flapping,omitempty"` // staff were told
 }
 
 // Naming gives incidents titles people can read.
@@ -94,6 +95,23 @@ func (inc *Incident) Leave(server string, at time.Time, box events.BoxStatus) ev
 	return &events.IncidentUpdated{
 		Incident: inc.ID, Seq: inc.Seq, At: at, Opened: inc.Opened, Title: inc.Title,
 		Recovered: []string{server}, Boxes: boxes, Down: down,
+	}
+}
+
+// Flap marks a server of the incident flapping at at and returns the
+// update that tells staff so, once; nil if they were told already, or the
+// server is not in the open incident.
+func (inc *Incident) Flap(server string, at time.Time) events.Payload {
+	m, ok := inc.Members[server]
+	if !ok || m.Flapping || !inc.Resolved.IsZero() {
+		return nil
+	}
+	m.Flapping = true
+	inc.Members[server] = m
+	inc.Seq++
+	return &events.IncidentUpdated{
+		Incident: inc.ID, Seq: inc.Seq, At: at, Opened: inc.Opened, Title: inc.Title,
+		Down: inc.Down(), Flapping: []string{server},
 	}
 }
 

@@ -129,3 +129,28 @@ func TestOpenChoose(t *testing.T) {
 		t.Errorf("after removing a: %+v", o)
 	}
 }
+
+// TestIncidentFlap: a server marked flapping is told of once, in an update
+// that is a valid event; a server not in the incident is not.
+func TestIncidentFlap(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 2, 0, 0, 0, time.UTC)
+	inc := Incident{ID: "20261121-abcdef"}
+	inc.Join(affected("mx1", "mx", t0, events.BoxDegraded, "mx2"), "o-mx1", t0, naming)
+	got := inc.Flap("mx1", t0.Add(time.Minute))
+	want := &events.IncidentUpdated{
+		Incident: "20261121-abcdef", Seq: 1, At: t0.Add(time.Minute), Opened: t0, Title: "mx1 (Incoming mail) is down",
+		Down: []string{"mx1"}, Flapping: []string{"mx1"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Fatalf("flapping (-want +got):\n%s", d)
+	}
+	if err := events.New("x/updated/1", "verifier", t0, got).Validate(); err != nil {
+		t.Errorf("the update is not a valid event: %v", err)
+	}
+	if again := inc.Flap("mx1", t0.Add(2*time.Minute)); again != nil {
+		t.Errorf("told twice: %+v", again)
+	}
+	if other := inc.Flap("web1", t0.Add(2*time.Minute)); other != nil {
+		t.Errorf("a server not in the incident: %+v", other)
+	}
+}

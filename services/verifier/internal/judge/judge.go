@@ -104,6 +104,10 @@ type Effects struct {
 	FalseAlarmID string
 	Opened       *events.IncidentOpened
 	Resolved     *events.IncidentResolved
+	// Flapping says the server has just been marked flapping: its
+	// incident (the one open now, or Opened) is to tell staff once that
+	// nobody will be paged about it again until it settles.
+	Flapping bool
 }
 
 // Change is a state change with its event id.
@@ -127,15 +131,16 @@ func (s *Server) isAnswer(r *events.ProbeResult) bool {
 }
 
 // Apply judges one result. s is the zero Server for a server never seen.
-func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (Server, Effects) {
+func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (_ Server, fx Effects) {
 	if s.ID == "" {
 		s = Server{ID: r.Server, State: events.StateUnknown}
 	}
 	s = s.clone() // the caller's copy stays as it was
-	var fx Effects
 	if Stale(s, r) {
 		return s, fx
 	}
+	wasFlapping := s.Flapping
+	defer func() { fx.Flapping = s.Flapping && !wasFlapping && (s.Incident != "" || fx.Opened != nil) }()
 	if r.Started.After(s.Last) {
 		s.Last = r.Started
 	}

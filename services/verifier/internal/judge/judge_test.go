@@ -304,13 +304,21 @@ func TestFlappingPagesOnceUntilSettled(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	opened := 0
-	for _, fx := range all {
+	var flapped []int
+	for i, fx := range all {
 		if fx.Opened != nil {
 			opened++
+		}
+		if fx.Flapping {
+			flapped = append(flapped, i)
 		}
 	}
 	if opened != 2 || s.Flapping || s.Incident != "" {
 		t.Errorf("%d incidents opened, flapping %v, incident %q after settling", opened, s.Flapping, s.Incident)
+	}
+	// Staff are told once, when it is marked flapping: the fourth change.
+	if len(flapped) != 1 || flapped[0] != 9 {
+		t.Errorf("told it is flapping after results %v, want once, after result 9", flapped)
 	}
 }
 
