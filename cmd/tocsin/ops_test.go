@@ -106,9 +106,11 @@ func TestOperability(t *testing.T) {
 
 	// A real outage: s1 answers 503 to everyone.
 	broken.Store("s1")
+	// The incident is counted as it opens, the confirmation once the
+	// server's record is written, a moment later.
 	waitUntil(t, "the outage is confirmed", func() bool {
 		fams = scrapeMetrics(t, base)
-		return sample(fams, "tocsin_incidents_total", "event", "opened") >= 1
+		return sample(fams, "tocsin_incidents_total", "event", "opened") >= 1 && sample(fams, "tocsin_verifications_total", "stage", "confirmed") >= 1
 	})
 	for _, c := range []struct {
 		name   string
