@@ -229,6 +229,9 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if err := v.markNotInService(ctx, st); err != nil {
 		return err
 	}
+	if err := v.releaseRemoved(ctx, st); err != nil {
+		return err
+	}
 	v.deps.Metrics.OpenIncidents(func(ctx context.Context) (int, error) { return countOpen(ctx, incidents) })
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
@@ -451,6 +454,51 @@ func (v *Verifier) markNotInService(ctx context.Context, st stores) error {
 			v.remember(srv.ID, rec, rev)
 			v.log.Info("server marked", "server", srv.ID, "state", to)
 		}
+	}
+	return nil
+}
+
+// releaseRemoved lets the servers no longer in the config out of the
+// incidents they were in: nothing checks them any more, and an incident
+// waiting for them would stay open, reminding the person on call, for
+// ever. Done again after a crash, it changes nothing more.
+func (v *Verifier) releaseRemoved(ctx context.Context, st stores) error {
+	v.mu.Lock()
+	var gone []string
+	for id, c := range v.cache {
+		if _, ok := v.cfg.Target(id); !ok && c.rec.Incident != "" {
+			gone = append(gone, id)
+		}
+	}
+	v.mu.Unlock()
+	now := v.deps.Now()
+	for _, id := range slices.Sorted(slices.Values(gone)) {
+		c, _ := v.cached(id)
+		rec, incident := c.rec, c.rec.Incident
+		dc, resolved := "", false
+		if _, err := v.updateIncident(ctx, st.incidents, incident, func(inc *incidentRecord) (events.Payload, bool) {
+			if inc.ID == "" {
+				return nil, false
+			}
+			dc = inc.Datacentre
+			p := inc.Leave(id, now, events.BoxStatus{}) // its box, if still there, is judged by its own servers
+			resolved = !inc.Resolved.IsZero()
+			return p, true
+		}); err != nil {
+			return err
+		}
+		if resolved {
+			if err := v.closeOpen(ctx, st.incidents, dc, incident); err != nil {
+				return err
+			}
+		}
+		rec.Incident, rec.IncidentOpened, rec.IncidentTitle = "", time.Time{}, ""
+		rev, err := store(ctx, st.servers, id, rec, c.rev)
+		if err != nil {
+			return err
+		}
+		v.remember(id, rec, rev)
+		v.log.Info("a server no longer in the config left its incident", "server", id, "incident", incident)
 	}
 	return nil
 }

@@ -764,3 +764,46 @@ func TestFlappingIsToldOnce(t *testing.T) {
 		t.Errorf("incident events %q, want %q", said, want)
 	}
 }
+
+// TestDownServerRemovedFromConfig: a server down with an incident open,
+// then removed from the config, leaves its incident at the next start,
+// which resolves it.
+func TestDownServerRemovedFromConfig(t *testing.T) {
+	b := bustest.New(t)
+	stop := start(t, b, testConfig(t))
+	publishResult(t, b, "mx1", 1, true)
+	publishResult(t, b, "mx2", 1, true)
+	publishResult(t, b, "mx1", 2, false)
+	answer(t, b, "mx1", 3, false)
+	waitState(t, b, "mx1", events.StateDown)
+	if got := incidentEvents(t, b, 1); len(got) != 1 || !strings.HasSuffix(got[0], ".opened") {
+		t.Fatalf("incident events %v, want one opened", got)
+	}
+	stop()
+
+	cfg, err := config.Parse("test.yaml", []byte(`
+site: {name: Test}
+locations: [lon1]
+checks: {interval: 1m, recover_after: 2, verify: {locations: 1, quorum: 1}}
+boxes:
+  - {id: mx, name: Incoming mail, servers: [{id: mx2, check: "tcp://127.0.0.1:26"}]}
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	start(t, b, cfg)
+	got := incidentEvents(t, b, 2)
+	if len(got) != 2 || !strings.HasSuffix(got[1], ".resolved") {
+		t.Errorf("incident events %v, want it resolved once mx1 is out of the config", got)
+	}
+	ctx := context.Background()
+	ikv, err := b.KV(ctx, events.BucketIncidents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := countOpen(ctx, ikv); err != nil || n != 0 {
+		t.Errorf("%d incidents still listed open (%v)", n, err)
+	}
+}
