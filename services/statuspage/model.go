@@ -232,15 +232,21 @@ func (p *page) pruneIncidents() {
 	}
 }
 
+// setMaintenance applies a window as it was set, or its end (w nil). An
+// internal window, which leaves every box available, changes nothing the
+// public sees: the pages open everywhere are not told of it.
 func (p *page) setMaintenance(id string, w *events.MaintenanceSet) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	old, had := p.maintenance[id]
 	if w == nil {
 		delete(p.maintenance, id)
 	} else {
 		p.maintenance[id] = *w
 	}
-	p.touch([]byte(`{"type":"maintenance"}`))
+	if (had && old.Public) || (w != nil && w.Public) {
+		p.touch([]byte(`{"type":"maintenance"}`))
+	}
 }
 
 func (p *page) setBanner(b events.Banner) {

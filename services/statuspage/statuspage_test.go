@@ -729,3 +729,24 @@ func TestRestartWhileCutOff(t *testing.T) {
 		return !strings.Contains(page, "lost its link") && strings.Contains(body, `"name":"Websites 1","status":"major_outage"`)
 	})
 }
+
+// TestInternalMaintenanceIsNotSent: a window that leaves every box
+// available reaches no open page; a public one, and its end, do.
+func TestInternalMaintenanceIsNotSent(t *testing.T) {
+	now := time.Now().UTC()
+	p := newPage(siteConfig(t), time.Now)
+	ch := p.subscribe()
+	defer p.unsubscribe(ch)
+	internal := &events.MaintenanceSet{Maintenance: "m1", Servers: []string{"mx1"}, From: now, Until: now.Add(time.Hour), Reason: "disk swap"}
+	public := &events.MaintenanceSet{Maintenance: "m2", Servers: []string{"mx1", "mx2"}, Boxes: []string{"mx"}, Public: true, From: now, Until: now.Add(time.Hour), Reason: "network work"}
+	p.setMaintenance("m1", internal)
+	p.setMaintenance("m1", nil)
+	if len(ch) != 0 {
+		t.Errorf("an internal window and its end: %d messages to the open pages, want none", len(ch))
+	}
+	p.setMaintenance("m2", public)
+	p.setMaintenance("m2", nil)
+	if len(ch) != 2 {
+		t.Errorf("a public window and its end: %d messages, want 2", len(ch))
+	}
+}
