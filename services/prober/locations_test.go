@@ -28,11 +28,14 @@ import (
 // expire). Within one interval the other two take every slot; no slot is
 // ever checked twice; no server is checked from the same place twice in a row.
 func TestLocationStopsAndItsShareMoves(t *testing.T) {
-	const interval = 1500 * time.Millisecond
+	// A heartbeat vouches for 1.8s, beating every 200ms: a prober starved
+	// of the CPU for a moment on a busy machine is not taken for dead,
+	// and one that died is within one interval.
+	const interval = 3 * time.Second
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer web.Close()
 	var yaml strings.Builder
-	yaml.WriteString("site: {name: Test}\nlocations: [lon1, ams1, nyc1]\nchecks: {interval: 1500ms, timeout: 500ms}\nstaff: [{name: A, email: a@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}\nboxes:\n  - id: web\n    name: Web\n    servers:\n")
+	yaml.WriteString("site: {name: Test}\nlocations: [lon1, ams1, nyc1]\nchecks: {interval: 3s, timeout: 500ms}\nstaff: [{name: A, email: a@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}\nboxes:\n  - id: web\n    name: Web\n    servers:\n")
 	servers := []string{"s1", "s2", "s3", "s4", "s5", "s6"}
 	for _, s := range servers {
 		yaml.WriteString("      - {id: " + s + ", check: \"" + web.URL + "/" + s + "\"}\n")
@@ -52,7 +55,7 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	probers := map[string]*running{}
 	for _, loc := range cfg.Locations {
 		b := srv.Connect(t, log)
-		p, err := New(cfg, Options{Location: loc, Heartbeat: 150 * time.Millisecond, HeartbeatTTL: 900 * time.Millisecond}, Deps{Bus: b, Log: log})
+		p, err := New(cfg, Options{Location: loc, Heartbeat: 200 * time.Millisecond, HeartbeatTTL: 1800 * time.Millisecond}, Deps{Bus: b, Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,14 +77,14 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	started := time.Now()
-	time.Sleep(4 * time.Second)
+	time.Sleep(8 * time.Second)
 
 	// nyc1 dies: its connection is cut before it can withdraw its heartbeat.
 	stopped := time.Now()
 	probers["nyc1"].b.NC.Close()
 	probers["nyc1"].cancel()
 	<-probers["nyc1"].done
-	time.Sleep(6 * time.Second)
+	time.Sleep(12 * time.Second)
 	end := time.Now()
 	for _, loc := range []string{"lon1", "ams1"} {
 		probers[loc].cancel()
