@@ -233,7 +233,12 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 	clear(fault)
 	mu.Unlock()
 	until("every incident resolved", func(in map[string]*tally) bool { return servers(in, true) >= 5 })
-	time.Sleep(time.Second) // time for anything that should not come
+	// Time for anything that should not come, with the kills going on:
+	// at least ten in all, however fast the outages went.
+	for deadline := time.Now().Add(30 * time.Second); kills.Load() < 10 && time.Now().Before(deadline); {
+		time.Sleep(100 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
 	incidents := count()
 	cancel()
 	wg.Wait()
