@@ -72,7 +72,12 @@ func TestAffectedEndpoint(t *testing.T) {
 	api := httptest.NewServer(sp.AffectedHandler(&affected.Resolver{Addr: dns.Addr, Timeout: 2 * time.Second}))
 	t.Cleanup(api.Close)
 
-	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
+	// An hour ago, but today: an outage of another day is told with its date.
+	now := time.Now().UTC()
+	at := now.Add(-time.Hour).Truncate(time.Minute)
+	if midnight := now.Truncate(24 * time.Hour); at.Before(midnight) {
+		at = midnight
+	}
 	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": at})
 	s.put(t, events.BucketBoxes, "web", map[string]any{"state": "operational", "since": at})
 	const id = "20261121-ab12cd"
