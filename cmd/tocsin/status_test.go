@@ -122,7 +122,7 @@ func heartbeat(t *testing.T, b *bus.Bus, location string) {
 func runStatus(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errs strings.Builder
-	now := func() time.Time { return time.Now() }
+	now := func() time.Time { return tStatus.Add(time.Hour) } // the day the records were made
 	code := cmdStatus(context.Background(), append(args, "--wait", "500ms"), &out, &errs, func(string) (string, bool) { return "", false }, now)
 	return code, out.String(), errs.String()
 }
