@@ -682,11 +682,10 @@ func TestRecordWrittenSinceStartIsRead(t *testing.T) {
 	}
 }
 
-// TestDownServerTakenOutOfService: a server down with an incident open,
-// then marked not in service in the config, leaves its incident, which
-// resolves rather than wait for a server nobody checks any more; its box
-// is judged on the servers still in service.
-func TestDownServerTakenOutOfService(t *testing.T) {
+// mx1DownThenStopped runs a verifier until mx1 of testConfig is down with
+// its incident open, and stops it.
+func mx1DownThenStopped(t *testing.T) *bus.Bus {
+	t.Helper()
 	b := bustest.New(t)
 	stop := start(t, b, testConfig(t))
 	publishResult(t, b, "mx1", 1, true)
@@ -698,6 +697,15 @@ func TestDownServerTakenOutOfService(t *testing.T) {
 		t.Fatalf("incident events %v, want one opened", got)
 	}
 	stop()
+	return b
+}
+
+// TestDownServerTakenOutOfService: a server down with an incident open,
+// then marked not in service in the config, leaves its incident, which
+// resolves rather than wait for a server nobody checks any more; its box
+// is judged on the servers still in service.
+func TestDownServerTakenOutOfService(t *testing.T) {
+	b := mx1DownThenStopped(t)
 
 	cfg := testConfig(t)
 	notServing := false
@@ -769,17 +777,7 @@ func TestFlappingIsToldOnce(t *testing.T) {
 // then removed from the config, leaves its incident at the next start,
 // which resolves it.
 func TestDownServerRemovedFromConfig(t *testing.T) {
-	b := bustest.New(t)
-	stop := start(t, b, testConfig(t))
-	publishResult(t, b, "mx1", 1, true)
-	publishResult(t, b, "mx2", 1, true)
-	publishResult(t, b, "mx1", 2, false)
-	answer(t, b, "mx1", 3, false)
-	waitState(t, b, "mx1", events.StateDown)
-	if got := incidentEvents(t, b, 1); len(got) != 1 || !strings.HasSuffix(got[0], ".opened") {
-		t.Fatalf("incident events %v, want one opened", got)
-	}
-	stop()
+	b := mx1DownThenStopped(t)
 
 	cfg, err := config.Parse("test.yaml", []byte(`
 site: {name: Test}
