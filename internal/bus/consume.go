@@ -105,13 +105,17 @@ func (c *Consumer) defaults() {
 
 // Consume handles messages until ctx ends, then stops fetching, finishes the
 // messages it holds, and returns nil. It returns an error when the consumer
-// cannot be set up at the start; if the consumer later stops delivering (it
-// was deleted, the cluster lost it) Consume sets it up again rather than
-// leave a service running that does nothing.
+// cannot be set up at the start, unless ctx ended meanwhile; if the
+// consumer later stops delivering (it was deleted, the cluster lost it)
+// Consume sets it up again rather than leave a service running that does
+// nothing.
 func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 	c.defaults()
 	cons, err := b.consumer(ctx, c)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was taken, nothing is lost
+		}
 		return err
 	}
 	c.Metrics.ConsumerUp(cons)
