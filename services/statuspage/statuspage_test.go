@@ -521,7 +521,8 @@ func TestPageWithoutJavaScript(t *testing.T) {
 	var page string
 	waitUntil(t, 10*time.Second, "the outage on the page", func() bool {
 		page, _ = s.get(t, "/")
-		return strings.Contains(page, "Problem with Incoming mail")
+		// The incident and the box's state come by different ways.
+		return strings.Contains(page, "Problem with Incoming mail") && strings.Contains(page, "Partial System Outage")
 	})
 	for _, want := range []string{"Example Hosting status", "Partial System Outage", "Incoming mail (MX)", "MX 1", "Incoming mail 2",
 		`data-dot="unavailable"`, "Unavailable", "Websites 1", "Online", "37 days", "Not yet in service", "Last updated", "90 days ago"} {
