@@ -6,6 +6,7 @@
 package config
 
 import (
+	"net/netip"
 	"slices"
 	"time"
 
@@ -202,6 +203,10 @@ type Notify struct {
 	LinkKeyEnv  string `yaml:"link_key_env"`
 	LinkKeyFile string `yaml:"link_key_file"`
 	LinkKey     Secret `yaml:"-"` // signs acknowledgement links
+	// TrustedProxies are the reverse proxies in front of Listen, as for
+	// the status page: limits count by the client behind them.
+	TrustedProxies []string       `yaml:"trusted_proxies"`
+	Proxies        []netip.Prefix `yaml:"-"`
 }
 
 // OnCallAt is the name of the person on call at t, "" without a rotation.
@@ -372,6 +377,24 @@ type Statuspage struct {
 	AdminToken     Secret `yaml:"-"`
 	// History is how far back the page shows incidents and uptime.
 	History Duration `yaml:"history"`
+	// TrustedProxies are the reverse proxies in front of the page, as
+	// addresses or CIDR prefixes: a request from one of them is taken to
+	// come from the address its X-Forwarded-For names, any other from its
+	// TCP peer, whatever it says.
+	TrustedProxies []string       `yaml:"trusted_proxies"`
+	Proxies        []netip.Prefix `yaml:"-"` // TrustedProxies, parsed
+	// MaxStreams bounds the live-update streams open at once, in all and
+	// from one client (an IPv6 client by its /64): each holds a
+	// connection and a file descriptor for as long as it likes.
+	MaxStreams          int `yaml:"max_streams"`
+	MaxStreamsPerClient int `yaml:"max_streams_per_client"`
+	// IDKeyEnv/File name the key public incident ids are made with, so
+	// that the page, an off-site page and an export give an incident the
+	// same id. Without it the page keeps a key of its own beside its
+	// saved state.
+	IDKeyEnv  string `yaml:"id_key_env"`
+	IDKeyFile string `yaml:"id_key_file"`
+	IDKey     Secret `yaml:"-"`
 }
 
 // Target is one server to check, with the settings that apply to it.

@@ -39,6 +39,12 @@ const (
 	DefaultRepeatEvery  = 30 * time.Minute
 	DefaultFallback     = 2 * time.Minute
 	DefaultNotifyListen = "127.0.0.1:8081"
+	// DefaultMaxStreams and DefaultMaxStreamsPerClient bound the status
+	// page's live-update streams: far below the file descriptors a process
+	// has, and enough for an office behind one address to keep its tabs
+	// open.
+	DefaultMaxStreams          = 1000
+	DefaultMaxStreamsPerClient = 16
 )
 
 func (c *Config) setDefaults() {
@@ -108,6 +114,12 @@ func (c *Config) setDefaults() {
 	}
 	if c.Statuspage.History == 0 {
 		c.Statuspage.History = Duration(90 * 24 * time.Hour)
+	}
+	if c.Statuspage.MaxStreams == 0 {
+		c.Statuspage.MaxStreams = DefaultMaxStreams
+	}
+	if c.Statuspage.MaxStreamsPerClient == 0 {
+		c.Statuspage.MaxStreamsPerClient = min(DefaultMaxStreamsPerClient, c.Statuspage.MaxStreams)
 	}
 	c.failoverDefaults()
 }
@@ -249,6 +261,7 @@ func (v *validator) validate(c *Config) {
 	if c.Statuspage.History < 0 {
 		v.at(p("statuspage", "history"), "history must not be negative")
 	}
+	v.surfaces(c)
 }
 
 func (v *validator) checks(c *Config) {
