@@ -2,13 +2,10 @@ package escalator
 
 import (
 	"fmt"
-	"net"
-	"net/url"
-	"regexp"
-	"slices"
 	"strings"
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/publictext"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -72,32 +69,9 @@ func bannerText(cfg *config.Config, boxes []string) string {
 
 // internalNames is everything in the config the public must never see:
 // server ids and the hosts and addresses their checks reach.
-func internalNames(cfg *config.Config) []string {
-	var out []string
-	for _, b := range cfg.Boxes {
-		for _, s := range b.Servers {
-			out = appendNew(out, s.ID)
-			if u, err := url.Parse(s.Check); err == nil && u.Hostname() != "" {
-				out = appendNew(out, u.Hostname())
-				if ip := net.ParseIP(u.Hostname()); ip == nil {
-					if i := strings.IndexByte(u.Hostname(), '.'); i > 0 {
-						out = appendNew(out, u.Hostname()[:i]) // the short name
-					}
-				}
-			}
-		}
-	}
-	// Longest first, so that a host is taken out before its short name.
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return out
-}
+func internalNames(cfg *config.Config) []string { return publictext.New(cfg).Names() }
 
-// scrub takes every internal name out of a staff update before it goes
-// public: a person in a hurry may write "mx1.internal is back".
-func scrub(cfg *config.Config, text string) string {
-	for _, name := range internalNames(cfg) {
-		re := regexp.MustCompile(`(?i)(^|[^\w.-])` + regexp.QuoteMeta(name) + `($|[^\w-])`)
-		text = re.ReplaceAllString(text, "${1}a server${2}")
-	}
-	return text
-}
+// scrub takes every internal name and address out of a staff update before
+// it goes public, as the status page does: a person in a hurry may write
+// "mx1.internal is back".
+func scrub(cfg *config.Config, text string) string { return publictext.New(cfg).Scrub(text) }
