@@ -196,6 +196,10 @@ type Notify struct {
 	// FallbackAfter: a channel failing this long, or refused for good, has
 	// the message carried by the other channel, which says so.
 	FallbackAfter Duration `yaml:"fallback_after"`
+	// Severity routes incidents by how bad they are: "warning",
+	// "degraded", "outage". A severity left out takes OnCallChannels and
+	// OthersChannels, except warnings, which go by email, once a day.
+	Severity map[string]SeverityRoute `yaml:"severity"`
 	// Listen is where the notifier serves acknowledgement links and
 	// Twilio's webhooks; PublicURL is how the internet reaches it.
 	Listen      string `yaml:"listen"`
@@ -207,6 +211,41 @@ type Notify struct {
 	// the status page: limits count by the client behind them.
 	TrustedProxies []string       `yaml:"trusted_proxies"`
 	Proxies        []netip.Prefix `yaml:"-"`
+}
+
+// SeverityRoute is how staff hear of incidents of one severity.
+type SeverityRoute struct {
+	OnCall []string `yaml:"oncall"`
+	Others []string `yaml:"others"`
+	// RepeatEvery repeats the incident to the person on call while it is
+	// not acknowledged; for warnings, to everyone routed while it is not
+	// fixed. 0: notify.repeat_every (a day for warnings).
+	RepeatEvery Duration `yaml:"repeat_every"`
+}
+
+// Route is how staff hear of incidents of severity sev, with the defaults
+// filled in.
+func (n *Notify) Route(sev events.Severity) SeverityRoute {
+	r := n.Severity[string(sev)]
+	if r.OnCall == nil {
+		r.OnCall = n.OnCallChannels
+		if sev == events.SeverityWarning {
+			r.OnCall = []string{"email"}
+		}
+	}
+	if r.Others == nil {
+		r.Others = n.OthersChannels
+		if sev == events.SeverityWarning {
+			r.Others = []string{"email"}
+		}
+	}
+	if r.RepeatEvery == 0 {
+		r.RepeatEvery = n.RepeatEvery
+		if sev == events.SeverityWarning {
+			r.RepeatEvery = Duration(DefaultWarningRepeat)
+		}
+	}
+	return r
 }
 
 // OnCallAt is the name of the person on call at t, "" without a rotation.

@@ -30,13 +30,17 @@ const (
 	DefaultSMTPPort     = 587
 	DefaultSMTPSPort    = 465
 	DefaultListen       = "127.0.0.1:8080"
-	DefaultFlapChanges  = 6
+	// DefaultFlapChanges: a server down, back, and down again within the
+	// window is flapping at its second outage, so that it pages once.
+	DefaultFlapChanges  = 2
 	DefaultFlapWindow   = 30 * time.Minute
 	DefaultFlapSettle   = 10 * time.Minute
 	DefaultGroupWindow  = 2 * time.Minute
 	DefaultNotifyWindow = time.Minute
 	DefaultUpdateEvery  = 10 * time.Minute
 	DefaultRepeatEvery  = 30 * time.Minute
+	// DefaultWarningRepeat: a warning is emailed once a day until fixed.
+	DefaultWarningRepeat = 24 * time.Hour
 	DefaultFallback     = 2 * time.Minute
 	DefaultNotifyListen = "127.0.0.1:8081"
 	// DefaultMaxStreams and DefaultMaxStreamsPerClient bound the status
@@ -507,6 +511,32 @@ func (v *validator) notify(c *Config) {
 			default:
 				v.at(p("notify", key, i), "unknown channel %q: use sms or email", ch)
 			}
+		}
+	}
+	for _, sev := range slices.Sorted(maps.Keys(n.Severity)) {
+		r := n.Severity[sev]
+		if !events.Severity(sev).Valid() {
+			v.at(p("notify", "severity", sev), "unknown severity %q: use warning, degraded or outage", sev)
+			continue
+		}
+		for _, key := range []string{"oncall", "others"} {
+			list := r.OnCall
+			if key == "others" {
+				list = r.Others
+			}
+			for i, ch := range list {
+				switch {
+				case ch == "sms" && sev == string(events.SeverityWarning):
+					v.at(p("notify", "severity", sev, key, i), "a warning never goes by SMS: nothing has failed yet")
+				case ch == "sms" && c.Providers.Twilio == nil:
+					v.at(p("notify", "severity", sev, key, i), "sms needs providers.twilio")
+				case ch != "sms" && ch != "email":
+					v.at(p("notify", "severity", sev, key, i), "unknown channel %q: use sms or email", ch)
+				}
+			}
+		}
+		if r.RepeatEvery < 0 {
+			v.at(p("notify", "severity", sev, "repeat_every"), "repeat_every must not be negative")
 		}
 	}
 	for _, d := range []struct {

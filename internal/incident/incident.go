@@ -26,8 +26,26 @@ type View struct {
 	Down      []string                    `json:"down"`
 	Seq       int64                       `json:"seq"` // the newest update merged
 	// Flapping are the servers marked flapping: nobody is paged about them
-	// until they settle.
-	Flapping []string `json:"flapping,omitempty"`
+	// until they settle. OpenedFlapping: the incident was opened by one.
+	Flapping       []string `json:"flapping,omitempty"`
+	OpenedFlapping bool     `json:"opened_flapping,omitempty"`
+	// Withdrawn are the servers taken out of service while down: they
+	// left the incident without recovering.
+	Withdrawn []string `json:"withdrawn,omitempty"`
+	// Warning: the incident is a warning (a certificate or a domain about
+	// to expire), not a failure.
+	Warning bool `json:"warning,omitempty"`
+	// OutageSince is when a box of the incident first served nobody:
+	// when customers were first hit, and the public's clock starts.
+	OutageSince time.Time `json:"outage_since,omitzero"`
+	// EverDown is every box of the incident that served nobody at some
+	// time: what the public is told about.
+	EverDown []string `json:"ever_down,omitempty"`
+	// What the people on call were sent, from the notifier's word: the
+	// worst severity, the boxes said to serve nobody, and when first.
+	Told     events.Severity `json:"told,omitempty"`
+	ToldDown []string        `json:"told_down,omitempty"`
+	ToldAt   time.Time       `json:"told_at,omitzero"`
 
 	Acked    *events.IncidentAcknowledged `json:"acked,omitempty"` // the first acknowledgement
 	Notes    []events.IncidentNote        `json:"notes,omitempty"` // staff updates, in order
@@ -47,6 +65,8 @@ func Of(ev events.Event) string {
 		return d.Incident
 	case *events.IncidentEscalated:
 		return d.Incident
+	case *events.IncidentNotified:
+		return d.Incident
 	case *events.IncidentResolved:
 		return d.Incident
 	}
@@ -63,6 +83,8 @@ func (v *View) Merge(ev events.Event, maxServers int) {
 	switch d := ev.Data.(type) {
 	case *events.IncidentOpened:
 		v.Opened = d.Opened
+		v.Warning = d.Severity == events.SeverityWarning
+		v.OpenedFlapping = d.Flapping
 		if v.Seq == 0 {
 			v.Title = d.Title
 			for _, a := range d.Servers {
@@ -70,22 +92,23 @@ func (v *View) Merge(ev events.Event, maxServers int) {
 			}
 		}
 		for _, a := range d.Servers {
-			v.add(a, 0, maxServers)
+			v.add(a, 0, maxServers, d.Opened)
 		}
 	case *events.IncidentUpdated:
 		if v.Opened.IsZero() {
 			v.Opened = d.Opened
 		}
 		for _, a := range d.Added {
-			v.add(a, d.Seq, maxServers)
+			v.add(a, d.Seq, maxServers, d.At)
 		}
 		for _, b := range d.Boxes {
-			v.setBox(b, d.Seq)
+			v.setBox(b, d.Seq, d.At)
 		}
 		for _, f := range d.Flapping {
-			if !slices.Contains(v.Flapping, f) {
-				v.Flapping = append(v.Flapping, f)
-			}
+			v.Flapping = appendNew(v.Flapping, f)
+		}
+		for _, w := range d.Withdrawn {
+			v.Withdrawn = appendNew(v.Withdrawn, w)
 		}
 		if d.Seq > v.Seq {
 			v.Seq, v.Title, v.Down = d.Seq, d.Title, slices.Clone(d.Down)
@@ -99,7 +122,20 @@ func (v *View) Merge(ev events.Event, maxServers int) {
 			v.Notes = append(v.Notes, *d)
 			slices.SortFunc(v.Notes, func(a, b events.IncidentNote) int { return int(a.Seq - b.Seq) })
 		}
+	case *events.IncidentNotified:
+		if d.Severity.Worse(v.Told) {
+			v.Told = d.Severity
+		}
+		for _, b := range d.DownBoxes {
+			v.ToldDown = appendNew(v.ToldDown, b)
+		}
+		if v.ToldAt.IsZero() || d.At.Before(v.ToldAt) {
+			v.ToldAt = d.At
+		}
 	case *events.IncidentResolved:
+		for _, w := range d.Withdrawn {
+			v.Withdrawn = appendNew(v.Withdrawn, w)
+		}
 		v.Resolved, v.Title, v.Down = d, d.Title, nil
 		if v.Opened.IsZero() {
 			v.Opened = d.Opened
@@ -107,27 +143,58 @@ func (v *View) Merge(ev events.Event, maxServers int) {
 	}
 }
 
-func (v *View) add(a events.AffectedServer, seq int64, maxServers int) {
+func (v *View) add(a events.AffectedServer, seq int64, maxServers int, at time.Time) {
 	if len(v.Servers) < maxServers && !slices.ContainsFunc(v.Servers, func(s events.AffectedServer) bool { return s.Server == a.Server }) {
 		v.Servers = append(v.Servers, a)
 	}
 	v.Boxes = appendNew(v.Boxes, a.Box)
 	if a.BoxState != "" {
-		v.setBox(events.BoxStatus{Box: a.Box, State: a.BoxState, Up: a.StillUp}, seq)
+		v.setBox(events.BoxStatus{Box: a.Box, State: a.BoxState, Up: a.StillUp}, seq, at)
 	}
 }
 
-// setBox records a box's state as of update seq, unless a newer update
-// said otherwise already.
-func (v *View) setBox(b events.BoxStatus, seq int64) {
+// setBox records a box's state as of update seq, said at at, unless a
+// newer update said otherwise already.
+func (v *View) setBox(b events.BoxStatus, seq int64, at time.Time) {
 	if v.BoxStates == nil {
 		v.BoxStates, v.BoxSeq = map[string]events.BoxStatus{}, map[string]int64{}
 	}
 	v.Boxes = appendNew(v.Boxes, b.Box)
+	if b.State == events.BoxDown {
+		v.EverDown = appendNew(v.EverDown, b.Box)
+		if v.OutageSince.IsZero() || at.Before(v.OutageSince) {
+			v.OutageSince = at
+		}
+	}
 	if old, ok := v.BoxSeq[b.Box]; ok && old > seq {
 		return
 	}
 	v.BoxStates[b.Box], v.BoxSeq[b.Box] = b, seq
+}
+
+// Severity is the incident's severity now: a warning stays a warning; a
+// failure is an outage while a box of it serves nobody, degraded
+// otherwise. It is judged from the boxes' states, which every event since
+// the first carries, so events older than severities read the same.
+func (v *View) Severity() events.Severity {
+	switch {
+	case v.Warning:
+		return events.SeverityWarning
+	case v.Public():
+		return events.SeverityOutage
+	}
+	return events.SeverityDegraded
+}
+
+// DownBoxes is the boxes of the incident serving nobody now, in order.
+func (v *View) DownBoxes() []string {
+	var down []string
+	for _, id := range v.Boxes {
+		if v.BoxStates[id].State == events.BoxDown {
+			down = append(down, id)
+		}
+	}
+	return down
 }
 
 // Public reports whether the incident is an outage customers see: a box

@@ -172,6 +172,9 @@ const (
 	Retried  = "retried"
 	Failed   = "failed"
 	Fallback = "fallback"
+	// Grouped: an SMS not sent because its person was paged about another
+	// incident of the same storm moments before.
+	Grouped = "grouped"
 )
 
 // Notification counts a message to staff over channel with an outcome.

@@ -38,6 +38,7 @@ const (
 	TypeIncidentAcked      Type = "incident.acknowledged"
 	TypeIncidentNote       Type = "incident.note"
 	TypeIncidentEscalated  Type = "incident.escalated"
+	TypeIncidentNotified   Type = "incident.notified"
 	TypeIncidentResolved   Type = "incident.resolved"
 	TypeMaintenanceSet     Type = "maintenance.set"
 	TypeMaintenanceEnded   Type = "maintenance.ended"
@@ -704,6 +705,8 @@ func newPayload(t Type) (Payload, error) {
 		return &IncidentNote{}, nil
 	case TypeIncidentEscalated:
 		return &IncidentEscalated{}, nil
+	case TypeIncidentNotified:
+		return &IncidentNotified{}, nil
 	case TypeIncidentResolved:
 		return &IncidentResolved{}, nil
 	case TypeMaintenanceSet:

@@ -57,8 +57,9 @@ func samples() map[string]Event {
 			Servers: []AffectedServer{{
 				Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: t0.Add(17 * time.Second),
 				Reason: "timeout after 10s", Locations: []string{"lon1", "ams1", "nyc1"},
-				Verification: "confirmed by 2 of 2 re-checks",
+				Verification: "confirmed by 2 of 2 re-checks", BoxState: BoxDegraded, StillUp: []string{"mx2"},
 			}},
+			Severity: SeverityDegraded,
 		}),
 		"incident_updated": New("20261121-mx1-4/updated/1", "verifier", t0.Add(80*time.Second), &IncidentUpdated{
 			Incident: "20261121-mx1-4", Seq: 1, At: t0.Add(80 * time.Second), Opened: t0.Add(20 * time.Second),
@@ -68,8 +69,26 @@ func samples() map[string]Event {
 				Reason: "connection refused", Locations: []string{"lon1", "nyc1"},
 				Verification: "confirmed by 2 of 2 re-checks", BoxState: BoxDegraded, StillUp: []string{"web2"},
 			}},
-			Boxes: []BoxStatus{{Box: "web", State: BoxDegraded, Up: []string{"web2"}}},
-			Down:  []string{"mx1", "web1"},
+			Boxes:    []BoxStatus{{Box: "web", State: BoxDegraded, Up: []string{"web2"}}},
+			Down:     []string{"mx1", "web1"},
+			Severity: SeverityDegraded,
+		}),
+		"incident_updated_worse": New("20261121-mx1-4/updated/2", "verifier", t0.Add(100*time.Second), &IncidentUpdated{
+			Incident: "20261121-mx1-4", Seq: 2, At: t0.Add(100 * time.Second), Opened: t0.Add(20 * time.Second),
+			Title: "2 servers of Incoming mail are down",
+			Added: []AffectedServer{{
+				Server: "mx2", Box: "mx", Check: "tcp://mx2.internal:25", Since: t0.Add(81 * time.Second),
+				Reason: "connection refused", Locations: []string{"lon1", "nyc1"},
+				Verification: "confirmed by 2 of 2 re-checks", BoxState: BoxDown,
+			}},
+			Boxes:     []BoxStatus{{Box: "mx", State: BoxDown}},
+			Down:      []string{"mx1", "mx2"},
+			Withdrawn: []string{"mx3"},
+			Severity:  SeverityOutage,
+		}),
+		"incident_notified": New("20261121-mx1-4/notified/worse-1", "notifier", t0.Add(101*time.Second), &IncidentNotified{
+			Incident: "20261121-mx1-4", Step: "worse-1", At: t0.Add(101 * time.Second),
+			Severity: SeverityOutage, DownBoxes: []string{"mx"}, Reached: 1,
 		}),
 		"maintenance_set": New("kernel-0312/set/1", "tocsin@ops1", t0, &MaintenanceSet{
 			Maintenance: "kernel-0312", Servers: []string{"mx1", "mx2"}, From: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour),
@@ -90,7 +109,8 @@ func samples() map[string]Event {
 		}),
 		"incident_resolved": New("20261121-mx1-4/resolved", "verifier", t0.Add(time.Hour), &IncidentResolved{
 			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Resolved: t0.Add(time.Hour),
-			Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},
+			Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1", "mx2", "mx3"},
+			Severity: SeverityOutage, Withdrawn: []string{"mx3"}, CustomersAffectedMS: 1_200_000,
 		}),
 	}
 }

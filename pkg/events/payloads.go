@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"time"
 )
 
@@ -86,6 +87,9 @@ type ProbeResult struct {
 	LatencyMS   float64   `json:"latency_ms"`
 	OK          bool      `json:"ok"`
 	Reason      string    `json:"reason,omitempty"` // why it failed, in words for a person: "connection refused"
+	// Warning, on a check that passed, is something that will fail if
+	// nobody acts: "certificate expires in 5 days". The server works.
+	Warning string `json:"warning,omitempty"`
 }
 
 func (*ProbeResult) EventType() Type   { return TypeProbeResult }
@@ -106,9 +110,15 @@ func (r *ProbeResult) Validate() error {
 		return fmt.Errorf("latency_ms must not be negative, got %g", r.LatencyMS)
 	case !r.OK && r.Reason == "":
 		return errors.New("a failed result needs a reason")
+	case len(r.Reason) > MaxReason || len(r.Warning) > MaxReason:
+		return fmt.Errorf("reason or warning longer than %d bytes", MaxReason)
 	}
 	return nil
 }
+
+// MaxReason bounds the free text a result carries: it is read by people
+// and repeated in every message about the server.
+const MaxReason = 500
 
 // ServerState is the verifier's judgement of one server.
 type ServerState string
@@ -239,6 +249,48 @@ func (a *AffectedServer) validate() error {
 	return nil
 }
 
+// Severity is how bad an incident is: it decides who is woken, how, and
+// whether the public hears of it.
+type Severity string
+
+// The severities, mildest first.
+const (
+	// SeverityWarning: something will fail if nobody acts (a certificate
+	// or a domain about to expire); every server still works. Told by
+	// email, never by SMS, never to the public, never failed over.
+	SeverityWarning Severity = "warning"
+	// SeverityDegraded: a box still serves, with fewer servers.
+	SeverityDegraded Severity = "degraded"
+	// SeverityOutage: a box serves nobody: customers are hit.
+	SeverityOutage Severity = "outage"
+)
+
+// Rank orders severities: 0 for none, then warning, degraded, outage.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityWarning:
+		return 1
+	case SeverityDegraded:
+		return 2
+	case SeverityOutage:
+		return 3
+	}
+	return 0
+}
+
+// Valid reports whether s is one of the known severities.
+func (s Severity) Valid() bool { return s.Rank() > 0 }
+
+// Worse reports whether s is more severe than t.
+func (s Severity) Worse(t Severity) bool { return s.Rank() > t.Rank() }
+
+func checkSeverity(s Severity) error {
+	if s != "" && !s.Valid() {
+		return fmt.Errorf("unknown severity %q", s)
+	}
+	return nil
+}
+
 // IncidentOpened records a confirmed outage. Its id is stable: the same
 // outage, judged again after a redelivery or a restart, gets the same id.
 type IncidentOpened struct {
@@ -249,6 +301,13 @@ type IncidentOpened struct {
 	// Datacentre is where the servers are; servers of the same datacentre
 	// failing close together join this incident rather than opening more.
 	Datacentre string `json:"datacentre,omitempty"`
+	// Severity is the incident's as it opens; empty in events written
+	// before severities existed, which were all server failures.
+	Severity Severity `json:"severity,omitempty"`
+	// Flapping: opened by a server already going down and up again and
+	// again. Staff are told by email; nobody is woken for it unless it
+	// takes its box down.
+	Flapping bool `json:"flapping,omitempty"`
 }
 
 func (*IncidentOpened) EventType() Type   { return TypeIncidentOpened }
@@ -264,6 +323,9 @@ func (o *IncidentOpened) Validate() error {
 		return errors.New("missing title")
 	case len(o.Servers) == 0:
 		return errors.New("an incident needs at least one server")
+	}
+	if err := checkSeverity(o.Severity); err != nil {
+		return err
 	}
 	for i := range o.Servers {
 		if err := o.Servers[i].validate(); err != nil {
@@ -290,6 +352,12 @@ type IncidentUpdated struct {
 	// and again, they stay in the incident, counted down, and nobody is
 	// paged about them until they have been up a while.
 	Flapping []string `json:"flapping,omitempty"`
+	// Withdrawn are servers that left the incident by being taken out of
+	// service (a maintenance window, marked not in service, removed from
+	// the config): they did not recover, and no message may say so.
+	Withdrawn []string `json:"withdrawn,omitempty"`
+	// Severity is the incident's as of this update.
+	Severity Severity `json:"severity,omitempty"`
 }
 
 // BoxStatus is a box's state within an incident, and the servers of it
@@ -313,10 +381,13 @@ func (u *IncidentUpdated) Validate() error {
 		return errors.New("missing at")
 	case u.Title == "":
 		return errors.New("missing title")
-	case len(u.Added) == 0 && len(u.Recovered) == 0 && len(u.Boxes) == 0 && len(u.Flapping) == 0:
-		return errors.New("an update needs servers added, recovered or flapping, or a box changed")
+	case len(u.Added) == 0 && len(u.Recovered) == 0 && len(u.Boxes) == 0 && len(u.Flapping) == 0 && len(u.Withdrawn) == 0:
+		return errors.New("an update needs servers added, recovered, withdrawn or flapping, or a box changed")
 	}
-	for _, f := range u.Flapping {
+	if err := checkSeverity(u.Severity); err != nil {
+		return err
+	}
+	for _, f := range append(slices.Clone(u.Flapping), u.Withdrawn...) {
 		if err := checkToken("server", f); err != nil {
 			return err
 		}
@@ -416,6 +487,47 @@ func (n *IncidentNote) Validate() error {
 	return nil
 }
 
+// IncidentNotified records that the people on call were sent a message
+// about an incident: the SMS, or the email that carried it when SMS
+// failed, accepted by its provider. Nothing goes to the datacentre or the
+// public about a state the people on call have not been sent first.
+type IncidentNotified struct {
+	Incident string    `json:"incident"`
+	Step     string    `json:"step"` // which message: opened, worse-1, …
+	At       time.Time `json:"at"`
+	// Severity is the severity the message told of, and DownBoxes the
+	// boxes it said serve nobody.
+	Severity  Severity `json:"severity"`
+	DownBoxes []string `json:"down_boxes,omitempty"`
+	// Reached is how many people on call took it; 0 when the config
+	// leaves nobody to tell, which holds nothing up.
+	Reached int `json:"reached"`
+}
+
+func (*IncidentNotified) EventType() Type   { return TypeIncidentNotified }
+func (n *IncidentNotified) Subject() string { return SubjectIncident(n.Incident, "notified") }
+func (n *IncidentNotified) Validate() error {
+	if err := checkToken("incident", n.Incident); err != nil {
+		return err
+	}
+	switch {
+	case n.Step == "":
+		return errors.New("missing step")
+	case n.At.IsZero():
+		return errors.New("missing at")
+	case !n.Severity.Valid():
+		return fmt.Errorf("unknown severity %q", n.Severity)
+	case n.Reached < 0:
+		return errors.New("reached must not be negative")
+	}
+	for _, b := range n.DownBoxes {
+		if err := checkToken("box", b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // IncidentEscalated records an escalation step carried out: the datacentre
 // emailed, or the public told (X, Facebook, the hosting pages' banner).
 type IncidentEscalated struct {
@@ -449,6 +561,19 @@ type IncidentResolved struct {
 	Resolved time.Time `json:"resolved"`
 	Title    string    `json:"title"`
 	Servers  []string  `json:"servers"`
+	// Severity is the worst the incident reached.
+	Severity Severity `json:"severity,omitempty"`
+	// Withdrawn are the servers taken out of service rather than back up.
+	Withdrawn []string `json:"withdrawn,omitempty"`
+	// CustomersAffectedMS is how long, in all, a box of the incident served
+	// nobody: how long customers were hit, as against how long servers
+	// were down.
+	CustomersAffectedMS int64 `json:"customers_affected_ms,omitempty"`
+}
+
+// CustomersAffected is CustomersAffectedMS as a duration.
+func (r *IncidentResolved) CustomersAffected() time.Duration {
+	return time.Duration(r.CustomersAffectedMS) * time.Millisecond
 }
 
 func (*IncidentResolved) EventType() Type   { return TypeIncidentResolved }
@@ -466,8 +591,10 @@ func (r *IncidentResolved) Validate() error {
 		return errors.New("missing title")
 	case len(r.Servers) == 0:
 		return errors.New("an incident needs at least one server")
+	case r.CustomersAffectedMS < 0:
+		return errors.New("customers_affected_ms must not be negative")
 	}
-	return nil
+	return checkSeverity(r.Severity)
 }
 
 // Duration is how long the incident lasted.

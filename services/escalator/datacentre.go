@@ -46,6 +46,11 @@ func ticketEmail(cfg *config.Config, st *state, dcID, step, domain string, note 
 		subject = fmt.Sprintf("[%s] Ticket request: %s at %s [%s]", site, st.Title, dc.Name, st.Incident)
 		fmt.Fprintf(&b, "Hello %s,\n\nPlease open a ticket: servers of ours in your datacentre stopped answering at %s and are still down after %s.\n",
 			dc.Name, stamp(st.Opened), now.Sub(st.Opened).Round(time.Second))
+		if st.Public() {
+			fmt.Fprintf(&b, "Customers are affected: no server of %s answers.\n", strings.Join(boxNamesIn(cfg, st.DownBoxes()), ", "))
+		} else {
+			b.WriteString("Our service still answers from other servers, with less redundancy.\n")
+		}
 		b.WriteString("Our staff are aware; please reply to this email with your ticket number and findings.\n")
 		servers(&b, cfg, st, dcID)
 	case note != nil:
@@ -53,8 +58,23 @@ func ticketEmail(cfg *config.Config, st *state, dcID, step, domain string, note 
 		fmt.Fprintf(&b, "Update from %s (%s), %s:\n\n%s\n", note.By, note.Status, stamp(note.At), note.Message)
 	default:
 		subject = fmt.Sprintf("Re: [%s] Resolved: %s at %s [%s]", site, st.Title, dc.Name, st.Incident)
-		fmt.Fprintf(&b, "Resolved: every server is answering again since %s, after %s. The ticket can be closed.\n",
-			stamp(st.Resolved.Resolved), st.Resolved.Resolved.Sub(st.Resolved.Opened).Round(time.Second))
+		r := st.Resolved
+		lasted := r.Resolved.Sub(r.Opened).Round(time.Second)
+		back := slices.DeleteFunc(slices.Clone(r.Servers), func(s string) bool { return slices.Contains(r.Withdrawn, s) })
+		switch {
+		case len(back) == 0:
+			fmt.Fprintf(&b, "Closed at %s, after %s: we took %s out of service; nothing more is needed from you on it. The ticket can be closed.\n",
+				stamp(r.Resolved), lasted, strings.Join(r.Withdrawn, ", "))
+		case len(r.Withdrawn) > 0:
+			fmt.Fprintf(&b, "Resolved: %s answering again since %s, after %s; we took %s out of service. The ticket can be closed.\n",
+				strings.Join(back, ", "), stamp(r.Resolved), lasted, strings.Join(r.Withdrawn, ", "))
+		default:
+			fmt.Fprintf(&b, "Resolved: every server is answering again since %s, after %s. The ticket can be closed.\n",
+				stamp(r.Resolved), lasted)
+		}
+		if a := r.CustomersAffected(); a > 0 {
+			fmt.Fprintf(&b, "Customers were affected for %s of it.\n", a.Round(time.Second))
+		}
 	}
 	fmt.Fprintf(&b, "\nIncident: %s\n-- \nTocsin, the outage alarm of %s\n", st.Incident, site)
 	m := smtpmail.Message{
@@ -102,6 +122,18 @@ func servers(b *strings.Builder, cfg *config.Config, st *state, dcID string) {
 	if len(more) > 0 {
 		fmt.Fprintf(b, "\nAlso down: %s\n", strings.Join(more, ", "))
 	}
+}
+
+func boxNamesIn(cfg *config.Config, ids []string) []string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if b := cfg.Box(id); b != nil {
+			out = append(out, b.Name)
+		} else {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }

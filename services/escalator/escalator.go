@@ -182,17 +182,30 @@ func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, e
 	if err := e.followUps(ctx, kv, banner, &st, now, log); err != nil {
 		errs = append(errs, err)
 	}
+	// One event is held back until the next step falls due: the opening
+	// event always, or any other whose deadline comes sooner than the one
+	// awaited (the public clock starts when a box goes down, which an
+	// update brings).
+	hold := !next.IsZero() && len(errs) == 0 &&
+		(ev.Type == events.TypeIncidentOpened || st.WakeAt.IsZero() || next.Before(st.WakeAt) || now.After(st.WakeAt.Add(wakeGrace)))
+	if hold {
+		st.WakeAt = next
+	}
 	if _, err := bus.PutJSON(ctx, kv, id+".state", st, rev); err != nil {
 		return err // what was done is recorded step by step; the retry skips it
 	}
 	if len(errs) > 0 {
 		return retryLater(errors.Join(errs...))
 	}
-	if ev.Type == events.TypeIncidentOpened && !next.IsZero() {
+	if hold {
 		return bus.Later(next.Sub(now))
 	}
 	return nil
 }
+
+// wakeGrace is how late a held event may be before another takes its
+// place, in case it was lost; two wake-ups cost a look that finds nothing.
+const wakeGrace = time.Minute
 
 // retryLater waits as long as a provider asked to be left alone, or backs
 // off as for any failure. Permanent refusals never get here: they are
@@ -376,7 +389,7 @@ func (e *Escalator) raiseBanner(ctx context.Context, kv jetstream.KeyValue, st *
 		if !b.On {
 			b.Since = now.UTC()
 		}
-		b.On, b.Message, b.Link = true, bannerText(e.cfg, st.Boxes), e.cfg.Site.StatusURL
+		b.On, b.Message, b.Link = true, bannerText(e.cfg, st.EverDown), e.cfg.Site.StatusURL
 	})
 }
 

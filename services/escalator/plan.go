@@ -18,6 +18,9 @@ type state struct {
 	DatacentreDone time.Time       `json:"datacentre_done,omitzero"`
 	SocialDone     time.Time       `json:"social_done,omitzero"`
 	Cancelled      map[string]bool `json:"cancelled,omitempty"`
+	// WakeAt is when an event held back will bring the incident up
+	// again: another event need not be held for the same time.
+	WakeAt time.Time `json:"wake_at,omitzero"`
 }
 
 // maxServers is how many servers' details the state keeps for the
@@ -47,28 +50,41 @@ func appendNew(list []string, s string) []string {
 // due says which steps are to be taken now, and when the next one falls due
 // (zero: none left, or none until something changes). A step is taken
 // once, when its timeout has passed with the incident unresolved and the
-// step not cancelled; a step whose timeout is 0 is off. The public step
-// waits, past its timeout, for a box to be down: the update that says so
-// brings it.
+// step not cancelled; a step whose timeout is 0 is off. Warnings never
+// escalate: nothing has failed.
+//
+// The order of telling holds whatever the clocks say: the datacentre's
+// clock runs from the first confirmed failure, but its email waits until
+// the people on call were sent a page; the public's clock runs from when
+// a box first served nobody (a degraded incident never goes public), and
+// its posts wait until the people on call were paged about the outage.
+// The notifier's word that they were brings the step.
 func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (steps []string, next time.Time) {
-	if st.Resolved != nil || st.Opened.IsZero() {
+	if st.Resolved != nil || st.Opened.IsZero() || st.Warning {
 		return nil, time.Time{}
 	}
-	for _, s := range []struct {
+	type step struct {
 		step  string
 		after time.Duration
 		done  time.Time
-	}{{config.StepDatacentre, datacentreAfter, st.DatacentreDone}, {config.StepSocial, socialAfter, st.SocialDone}} {
-		if s.after <= 0 || !s.done.IsZero() || st.Cancelled[s.step] {
+		from  time.Time // when its clock started; zero: not yet
+		ready bool      // staff were told what it would tell
+	}
+	for _, s := range []step{
+		{config.StepDatacentre, datacentreAfter, st.DatacentreDone, st.Opened, !st.ToldAt.IsZero()},
+		{config.StepSocial, socialAfter, st.SocialDone, st.OutageSince, st.Public() && st.Told == events.SeverityOutage},
+	} {
+		if s.after <= 0 || !s.done.IsZero() || st.Cancelled[s.step] || s.from.IsZero() {
 			continue
 		}
-		at := st.Opened.Add(s.after)
-		if !now.Before(at) {
-			if s.step != config.StepSocial || st.Public() {
-				steps = append(steps, s.step)
+		at := s.from.Add(s.after)
+		switch {
+		case now.Before(at):
+			if next.IsZero() || at.Before(next) {
+				next = at
 			}
-		} else if next.IsZero() || at.Before(next) {
-			next = at
+		case s.ready:
+			steps = append(steps, s.step)
 		}
 	}
 	return steps, next

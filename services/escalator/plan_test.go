@@ -14,7 +14,8 @@ import (
 func TestDue(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
 	open := func(mod func(*state)) state {
-		st := state{View: incident.View{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}}}}
+		st := state{View: incident.View{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}},
+			OutageSince: t0, Told: events.SeverityOutage, ToldDown: []string{"mx"}, ToldAt: t0}}
 		if mod != nil {
 			mod(&st)
 		}
@@ -38,6 +39,14 @@ func TestDue(t *testing.T) {
 			s.DatacentreDone, s.BoxStates["mx"] = t0, events.BoxStatus{Box: "mx", State: events.BoxDegraded}
 		}), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"done already", open(func(s *state) { s.DatacentreDone, s.SocialDone = t0, t0 }), t0.Add(2 * time.Hour), nil, time.Time{}},
+		{"the datacentre waits for the people on call to be paged", open(func(s *state) { s.Told, s.ToldAt = "", time.Time{} }), t0.Add(dc), nil, t0.Add(social)},
+		{"the public waits for a page about the outage", open(func(s *state) { s.Told = events.SeverityDegraded }), t0.Add(2 * time.Hour), []string{"datacentre"}, time.Time{}},
+		{"the public clock starts when a box went down", open(func(s *state) { s.OutageSince = t0.Add(30 * time.Minute) }), t0.Add(social),
+			[]string{"datacentre"}, t0.Add(30 * time.Minute).Add(social)},
+		{"no box down yet: no public clock", open(func(s *state) {
+			s.OutageSince, s.BoxStates["mx"] = time.Time{}, events.BoxStatus{Box: "mx", State: events.BoxDegraded}
+		}), t0.Add(dc), []string{"datacentre"}, time.Time{}},
+		{"a warning never escalates", open(func(s *state) { s.Warning = true }), t0.Add(2 * time.Hour), nil, time.Time{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -75,7 +84,7 @@ providers: {smtp: {host: h, from: alarm@example.net}}
 // names a server, a hostname or an address from the config.
 func TestPublicTextsHoldNothingInternal(t *testing.T) {
 	cfg := publicConfig(t)
-	st := &state{View: incident.View{Incident: "20261121-abcdef", Boxes: []string{"mx", "web"}, Title: "mx1 and web-07 down"}}
+	st := &state{View: incident.View{Incident: "20261121-abcdef", Boxes: []string{"mx", "web"}, EverDown: []string{"mx", "web"}, Title: "mx1 and web-07 down"}}
 	note := events.IncidentNote{Incident: st.Incident, Seq: 1, Status: "identified", By: "Alice",
 		Message: "mx1.internal.example.net lost its disk; mx1 and MX2 rebooting, 192.0.2.10 back soon, web-07 / web07 too. Webmail is fine."}
 	texts := []string{outageText(cfg, st), noteText(cfg, note), resolvedText(cfg, st), bannerText(cfg, st.Boxes)}

@@ -3,6 +3,7 @@ package escalator
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/publictext"
@@ -48,7 +49,7 @@ func link(cfg *config.Config) string {
 // outageText is the post that tells the public of an extended outage.
 func outageText(cfg *config.Config, st *state) string {
 	return fmt.Sprintf("%s: we are working on a problem with %s. Some services may be unavailable.%s",
-		cfg.Site.Name, publicBoxes(cfg, st.Boxes), link(cfg))
+		cfg.Site.Name, publicBoxes(cfg, st.EverDown), link(cfg))
 }
 
 // noteText passes a staff update on, with anything internal taken out.
@@ -56,10 +57,40 @@ func noteText(cfg *config.Config, n events.IncidentNote) string {
 	return fmt.Sprintf("Update (%s): %s%s", n.Status, scrub(cfg, n.Message), link(cfg))
 }
 
-// resolvedText closes the public thread.
+// resolvedText closes the public thread, saying how long customers were
+// affected: what they want to know.
 func resolvedText(cfg *config.Config, st *state) string {
-	return fmt.Sprintf("%s: the problem with %s is resolved and all services are working normally.%s",
-		cfg.Site.Name, publicBoxes(cfg, st.Boxes), link(cfg))
+	affected := ""
+	if r := st.Resolved; r != nil && r.CustomersAffected() > 0 {
+		affected = fmt.Sprintf(" Service was affected for %s.", humanSpan(r.CustomersAffected()))
+	}
+	return fmt.Sprintf("%s: the problem with %s is resolved and all services are working normally.%s%s",
+		cfg.Site.Name, publicBoxes(cfg, st.EverDown), affected, link(cfg))
+}
+
+// humanSpan says a duration as a person would: "25 minutes", "2 hours 5 minutes".
+func humanSpan(d time.Duration) string {
+	m := int(d.Round(time.Minute).Minutes())
+	switch {
+	case m < 1:
+		return "less than a minute"
+	case m == 1:
+		return "1 minute"
+	case m < 60:
+		return fmt.Sprintf("%d minutes", m)
+	}
+	h, m := m/60, m%60
+	out := fmt.Sprintf("%d hour", h)
+	if h > 1 {
+		out += "s"
+	}
+	if m > 0 {
+		out += fmt.Sprintf(" %d minute", m)
+		if m > 1 {
+			out += "s"
+		}
+	}
+	return out
 }
 
 // bannerText is the message on the hosting web pages.

@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"slices"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -20,12 +21,19 @@ type pacing struct {
 //   - updates after it are gathered for GroupWindow into one message, then
 //     sent at most every UpdateEvery; an update a message already told of
 //     is done;
+//   - worse news within the incident (its severity rises, another box
+//     serves nobody) pages at once, whatever the pacing, and whoever
+//     acknowledged the milder state;
 //   - an unacknowledged incident is repeated every RepeatEvery after the
-//     first message; the opening event is the timer;
+//     first message; the opening event is the timer. A warning is
+//     repeated until it is fixed, acknowledged or not;
 //   - the resolution goes out at once to whoever was told of the incident,
 //     or by email if nobody was.
 func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *sending, later time.Duration) {
 	first := st.FirstSent.IsZero()
+	page := func(kind string, n int) *sending {
+		return &sending{Kind: kind, N: n, At: now, Seq: st.Seq, Severity: st.Severity(), Down: st.DownBoxes()}
+	}
 	switch d := ev.Data.(type) {
 	case *events.IncidentOpened:
 		switch {
@@ -35,8 +43,8 @@ func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *
 			if wait := d.Opened.Add(p.GroupWait).Sub(now); wait > 0 {
 				return nil, wait
 			}
-			return &sending{Kind: kindOpened, At: now, Seq: st.Seq}, 0
-		case st.Resolved != nil || st.Acked != nil || p.RepeatEvery <= 0:
+			return page(kindOpened, 0), 0
+		case st.Resolved != nil || st.Acked != nil && !st.Warning || p.RepeatEvery <= 0:
 			return nil, 0
 		}
 		due := st.FirstSent.Add(time.Duration(st.Reminders+1) * p.RepeatEvery)
@@ -45,8 +53,14 @@ func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *
 		}
 		return &sending{Kind: kindReminder, N: st.Reminders + 1, At: now, Seq: st.Seq}, 0
 	case *events.IncidentUpdated:
-		if first || st.Resolved != nil || d.Seq <= st.Covered {
-			return nil, 0 // the first message, or one since, tells of it
+		if first || st.Resolved != nil {
+			return nil, 0 // the first message tells of it
+		}
+		if st.worse() {
+			return page(kindWorse, st.Worse+1), 0
+		}
+		if d.Seq <= st.Covered {
+			return nil, 0 // a message since tells of it
 		}
 		gap := p.UpdateEvery
 		if st.Digests == 0 {
@@ -68,13 +82,43 @@ func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *
 	return nil, 0
 }
 
+// worse reports whether the incident is worse now than the people on call
+// were last paged about: a higher severity, or a box serving nobody that
+// no page named. A warning, or a server back, is never worse.
+func (st *incidentState) worse() bool {
+	if st.Warning {
+		return false
+	}
+	if st.Severity().Worse(st.Paged) {
+		return true
+	}
+	for _, b := range st.DownBoxes() {
+		if !slices.Contains(st.PagedDown, b) {
+			return true
+		}
+	}
+	return false
+}
+
 // sent records that a message went out to everyone it was for.
 func (st *incidentState) sent(s sending) {
 	st.Sending = nil
 	st.LastSent = s.At
 	st.Covered = max(st.Covered, s.Seq)
 	st.ActionsTold = max(st.ActionsTold, s.Actions)
+	if s.Kind == kindOpened || s.Kind == kindWorse {
+		if s.Severity.Worse(st.Paged) {
+			st.Paged = s.Severity
+		}
+		for _, b := range s.Down {
+			if !slices.Contains(st.PagedDown, b) {
+				st.PagedDown = append(st.PagedDown, b)
+			}
+		}
+	}
 	switch s.Kind {
+	case kindWorse:
+		st.Worse = s.N
 	case kindOpened:
 		st.FirstSent = s.At
 	case kindDigest:

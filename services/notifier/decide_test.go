@@ -12,6 +12,25 @@ import (
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
+// boxes is box states in the shape an incident's view keeps them: id,
+// state, id, state, …
+func boxes(kv ...any) map[string]events.BoxStatus {
+	m := map[string]events.BoxStatus{}
+	for i := 0; i < len(kv); i += 2 {
+		m[kv[i].(string)] = events.BoxStatus{Box: kv[i].(string), State: kv[i+1].(events.BoxState)}
+	}
+	return m
+}
+
+// toBoxes sets the state of the boxes of an incident: id, state, …
+func (st *incidentState) toBoxes(kv ...any) {
+	st.BoxStates = boxes(kv...)
+	st.Boxes = nil
+	for i := 0; i < len(kv); i += 2 {
+		st.Boxes = append(st.Boxes, kv[i].(string))
+	}
+}
+
 func TestDecide(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
 	p := pacing{GroupWait: 0, GroupWindow: time.Minute, UpdateEvery: 10 * time.Minute, RepeatEvery: 30 * time.Minute}
@@ -23,7 +42,7 @@ func TestDecide(t *testing.T) {
 	}
 	resolvedEv := events.New("i/resolved", "verifier", t0, &events.IncidentResolved{Incident: "i", Opened: t0, Resolved: t0, Title: "x", Servers: []string{"a"}})
 	sentAt := func(at time.Time, mod func(*incidentState)) incidentState {
-		st := incidentState{View: incident.View{Incident: "i", Opened: t0, Seq: 3}, FirstSent: at, LastSent: at, Covered: 3}
+		st := incidentState{View: incident.View{Incident: "i", Opened: t0, Seq: 3}, FirstSent: at, LastSent: at, Covered: 3, Paged: events.SeverityDegraded}
 		if mod != nil {
 			mod(&st)
 		}
@@ -41,7 +60,31 @@ func TestDecide(t *testing.T) {
 		later time.Duration
 	}{
 		{"the first message goes at once", incidentState{View: incident.View{Seq: 2}}, openedEv, t0.Add(time.Second), p,
-			&sending{Kind: kindOpened, At: t0.Add(time.Second), Seq: 2}, 0},
+			&sending{Kind: kindOpened, At: t0.Add(time.Second), Seq: 2, Severity: events.SeverityDegraded}, 0},
+		{"an outage from the start says so", incidentState{View: incident.View{Seq: 2, Boxes: []string{"mx"}, BoxStates: boxes("mx", events.BoxDown)}}, openedEv, t0, p,
+			&sending{Kind: kindOpened, At: t0, Seq: 2, Severity: events.SeverityOutage, Down: []string{"mx"}}, 0},
+		{"worse news pages at once, whatever the pacing", sentAt(t0, func(s *incidentState) { s.Seq = 4; s.toBoxes("mx", events.BoxDown) }), update(4), t0.Add(10 * time.Second), p,
+			&sending{Kind: kindWorse, N: 1, At: t0.Add(10 * time.Second), Seq: 4, Severity: events.SeverityOutage, Down: []string{"mx"}}, 0},
+		{"acknowledged or not", sentAt(t0, func(s *incidentState) { s.Seq = 4; s.Acked = ack; s.toBoxes("mx", events.BoxDown) }), update(4), t0.Add(10 * time.Second), p,
+			&sending{Kind: kindWorse, N: 1, At: t0.Add(10 * time.Second), Seq: 4, Severity: events.SeverityOutage, Down: []string{"mx"}}, 0},
+		{"even an update a digest told of", sentAt(t0, func(s *incidentState) { s.Covered = 4; s.Seq = 4; s.toBoxes("mx", events.BoxDown) }), update(4), t0.Add(10 * time.Minute), p,
+			&sending{Kind: kindWorse, N: 1, At: t0.Add(10 * time.Minute), Seq: 4, Severity: events.SeverityOutage, Down: []string{"mx"}}, 0},
+		{"another box down pages again", sentAt(t0, func(s *incidentState) {
+			s.Seq, s.Paged, s.PagedDown, s.Worse = 5, events.SeverityOutage, []string{"mx"}, 1
+			s.toBoxes("mx", events.BoxDown, "web", events.BoxDown)
+		}), update(5), t0.Add(20 * time.Second), p,
+			&sending{Kind: kindWorse, N: 2, At: t0.Add(20 * time.Second), Seq: 5, Severity: events.SeverityOutage, Down: []string{"mx", "web"}}, 0},
+		{"better news follows the digests' pace", sentAt(t0, func(s *incidentState) {
+			s.Seq, s.Paged, s.PagedDown = 5, events.SeverityOutage, []string{"mx"}
+			s.toBoxes("mx", events.BoxDegraded)
+		}), update(5), t0.Add(20 * time.Second), p, nil, 40 * time.Second},
+		{"a box paged about, down again, is no news", sentAt(t0, func(s *incidentState) {
+			s.Seq, s.Paged, s.PagedDown = 5, events.SeverityOutage, []string{"mx"}
+			s.toBoxes("mx", events.BoxDown)
+		}), update(5), t0.Add(20 * time.Second), p, nil, 40 * time.Second},
+		{"a warning is repeated until fixed, acknowledged or not", sentAt(t0, func(s *incidentState) { s.Warning, s.Acked = true, ack }), openedEv, t0.Add(24 * time.Hour),
+			pacing{GroupWindow: time.Minute, RepeatEvery: 24 * time.Hour}, &sending{Kind: kindReminder, N: 1, At: t0.Add(24 * time.Hour), Seq: 3}, 0},
+		{"a warning never pages worse", sentAt(t0, func(s *incidentState) { s.Seq, s.Warning = 4, true }), update(4), t0.Add(10 * time.Second), p, nil, 50 * time.Second},
 		{"or once the group wait is over", incidentState{}, openedEv, t0.Add(3 * time.Second), waiting, nil, 7 * time.Second},
 		{"an update before the first message is in it", incidentState{View: incident.View{Seq: 1}}, update(1), t0, p, nil, 0},
 		{"an update the last message told of", sentAt(t0, nil), update(3), t0.Add(time.Hour), p, nil, 0},
@@ -94,7 +137,7 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alerts@example.net, tls: n
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Since: t0, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}}}), 10)
 	st.Merge(events.New("i/updated/1", "verifier", t0, &events.IncidentUpdated{Incident: "20261121-abcdef", Seq: 1, At: t0.Add(time.Minute), Opened: t0,
 		Title: "mx1 (Incoming mail) is down", Down: []string{"mx1"}, Flapping: []string{"mx1"}}), 10)
-	m := compose(cfg, &st, kindDigest, 1, t0.Add(2*time.Minute))
+	m := compose(cfg, &st, sending{Kind: kindDigest, N: 1}, t0.Add(2*time.Minute))
 	if !strings.Contains(m.SMS, "mx1 flapping: no more pages until it settles") {
 		t.Errorf("SMS %q does not say mx1 is flapping", m.SMS)
 	}

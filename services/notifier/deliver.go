@@ -14,6 +14,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/redact"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
 // Delivery is the record of one message to one person over one channel,
@@ -34,7 +35,16 @@ const (
 	outcomeSent    = "sent"
 	outcomeFailed  = "failed"
 	outcomeFailing = "failing"
+	// outcomeStorm: an SMS not sent, for the person was paged by SMS about
+	// another incident moments ago, at least as bad: a storm pages each
+	// person once. The email of the incident still goes.
+	outcomeStorm = "storm"
 )
+
+// done reports whether a delivery needs no more attempts.
+func (d Delivery) done() bool {
+	return d.Outcome == outcomeSent || d.Outcome == outcomeFailed || d.Outcome == outcomeStorm
+}
 
 // deliveryKey names the record of one message to one person over one channel.
 func deliveryKey(incident, step, channel string, s config.Staff) string {
@@ -42,20 +52,34 @@ func deliveryKey(incident, step, channel string, s config.Staff) string {
 }
 
 // deliver sends one message to one person over one channel unless its
-// record says it went already. A retryable failure returns an error, and
-// once the channel has failed for longer than fallback_after (or at once
-// when it is refused for good) the message also goes by the other
-// channel, saying why.
-func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incidentState, m message, r recipient, ch string, log *slog.Logger) error {
+// record says it went already, and reports whether the person has it (by
+// this channel, or by the other carrying it). A retryable failure returns
+// an error, and once the channel has failed for longer than
+// fallback_after (or at once when it is refused for good) the message
+// also goes by the other channel, saying why.
+func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incidentState, m message, r recipient, ch string, log *slog.Logger) (bool, error) {
 	key := deliveryKey(m.Incident, m.step(), ch, r.Staff)
 	rec, rev, err := readDelivery(ctx, kv, key)
 	if err != nil {
-		return err
+		return false, err
 	}
 	log = log.With("staff", r.Staff.Name, "channel", ch, "step", m.step())
-	if rec.Outcome == outcomeSent || rec.Outcome == outcomeFailed {
+	if rec.done() {
 		log.Info("already delivered; not sending again", "outcome", rec.Outcome)
-		return nil
+		return rec.Outcome != outcomeFailed || n.carried(ctx, kv, m, r, ch), nil
+	}
+	if ch == chanSMS && (m.Kind == kindOpened || m.Kind == kindWorse) {
+		why, err := n.storm(ctx, kv, m, r.Staff)
+		if err != nil {
+			return false, err
+		}
+		if why != "" {
+			rec.Channel, rec.Staff, rec.At, rec.Outcome, rec.Reason = ch, r.Staff.Name, n.now(), outcomeStorm, why
+			n.m.Notification(ch, metrics.Grouped)
+			log.Info("not paged again in a storm", "why", why)
+			n.record(ctx, kv, key, rec, rev, log)
+			return true, nil
+		}
 	}
 	sid, err := n.transmit(ctx, st, m, r.Staff, ch, "")
 	now := n.now()
@@ -72,7 +96,7 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 		if ch == chanSMS {
 			n.rememberPage(ctx, kv, m.Incident, r.Staff)
 		}
-		return nil
+		return true, nil
 	case bus.IsPermanent(err):
 		rec.Outcome, rec.Reason = outcomeFailed, err.Error()
 		n.m.Notification(ch, metrics.Failed)
@@ -86,29 +110,81 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 	rec.Outcome, rec.Reason = outcomeFailing, err.Error()
 	n.m.Notification(ch, metrics.Retried)
 	n.record(ctx, kv, key, rec, rev, log)
+	carried := false
 	if now.Sub(rec.Since) >= n.cfg.Notify.FallbackAfter.D() {
-		if ferr := n.fallback(ctx, kv, st, m, r, ch, fmt.Sprintf("failing for %s: %s", now.Sub(rec.Since).Round(time.Second), rec.Reason), log); ferr != nil {
+		ok, ferr := n.fallback(ctx, kv, st, m, r, ch, fmt.Sprintf("failing for %s: %s", now.Sub(rec.Since).Round(time.Second), rec.Reason), log)
+		if ferr != nil {
 			err = errors.Join(err, ferr)
 		}
+		carried = ok
 	}
-	return fmt.Errorf("%s to %s: %w", ch, r.Staff.Name, err)
+	return carried, fmt.Errorf("%s to %s: %w", ch, r.Staff.Name, err)
+}
+
+// pageRecord is the last page a person was sent by SMS, kept under
+// "page.<staff key>" in the deliveries bucket: a storm pages each person
+// once, across incidents and datacentres.
+type pageRecord struct {
+	Incident string          `json:"incident"`
+	Step     string          `json:"step"`
+	At       time.Time       `json:"at"`
+	Severity events.Severity `json:"severity"`
+}
+
+// storm says why a page by SMS is not to be sent to a person ("" to send
+// it): they were paged about another incident within the group window, and
+// this one is no worse. Otherwise it claims the person's page record, so
+// that the other incidents of the storm find it.
+func (n *Notifier) storm(ctx context.Context, kv jetstream.KeyValue, m message, s config.Staff) (string, error) {
+	key := "page." + staffKey(s)
+	window := n.cfg.Notify.GroupWindow.D()
+	for range 10 {
+		var pg pageRecord
+		rev, err := bus.GetJSON(ctx, kv, key, &pg)
+		if err != nil {
+			return "", err
+		}
+		now := n.now()
+		switch {
+		case pg.Incident == m.Incident && pg.Step == m.step():
+			return "", nil // claimed before a retry
+		case pg.Incident != "" && pg.Incident != m.Incident && now.Sub(pg.At) < window && !m.Severity.Worse(pg.Severity):
+			return fmt.Sprintf("paged about %s %s ago", pg.Incident, now.Sub(pg.At).Round(time.Second)), nil
+		}
+		pg = pageRecord{Incident: m.Incident, Step: m.step(), At: now, Severity: m.Severity}
+		if _, err := bus.PutJSON(ctx, kv, key, pg, rev); !bus.IsConflict(err) {
+			return "", err
+		}
+	}
+	return "", errors.New("the person's page record kept changing; retrying")
+}
+
+// carried reports whether a message refused for good on one channel went
+// by the other.
+func (n *Notifier) carried(ctx context.Context, kv jetstream.KeyValue, m message, r recipient, failed string) bool {
+	other := chanEmail
+	if failed == chanEmail {
+		other = chanSMS
+	}
+	rec, _, err := readDelivery(ctx, kv, deliveryKey(m.Incident, m.step()+"-fallback", other, r.Staff))
+	return err == nil && rec.Outcome == outcomeSent
 }
 
 // fallback sends a message that failed on one channel over the other, once,
-// saying what went wrong.
-func (n *Notifier) fallback(ctx context.Context, kv jetstream.KeyValue, st *incidentState, m message, r recipient, failed, why string, log *slog.Logger) error {
+// saying what went wrong, and reports whether it went.
+func (n *Notifier) fallback(ctx context.Context, kv jetstream.KeyValue, st *incidentState, m message, r recipient, failed, why string, log *slog.Logger) (bool, error) {
 	other := chanEmail
 	if failed == chanEmail {
 		other = chanSMS
 	}
 	if len(reachable(n.cfg, r.Staff, []string{other})) == 0 {
 		log.Error("no other channel to reach this person by: they were not told", "failed", failed)
-		return nil
+		return false, nil
 	}
 	key := deliveryKey(m.Incident, m.step()+"-fallback", other, r.Staff)
 	rec, rev, err := readDelivery(ctx, kv, key)
 	if err != nil || rec.Outcome == outcomeSent || rec.Outcome == outcomeFailed {
-		return err
+		return rec.Outcome == outcomeSent, err
 	}
 	note := fmt.Sprintf("The SMS to you about this could not be delivered (%s); this email carries it instead.", why)
 	if failed == chanEmail {
@@ -127,10 +203,10 @@ func (n *Notifier) fallback(ctx context.Context, kv jetstream.KeyValue, st *inci
 		n.m.Notification(other, metrics.Failed)
 		log.Error("both channels refused for good: this person was not told", "err", err)
 	default:
-		return fmt.Errorf("fallback %s to %s: %w", other, r.Staff.Name, err)
+		return false, fmt.Errorf("fallback %s to %s: %w", other, r.Staff.Name, err)
 	}
 	n.record(ctx, kv, key, rec, rev, log)
-	return nil
+	return rec.Outcome == outcomeSent, nil
 }
 
 // transmit hands one message to a provider.

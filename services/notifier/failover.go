@@ -47,7 +47,8 @@ func (n *Notifier) failoverAlert(ctx context.Context, kv jetstream.KeyValue, ev 
 	}
 	sms := twiliosms.Fit(fmt.Sprintf("FAILOVER FAILING: could not %s (%s). Do it by hand.", what, a.Error))
 	var errs []error
-	for _, r := range recipients(n.cfg, []string{a.Box}, n.now()) {
+	// A dead server left in its pool: customers reach it. Routed as an outage.
+	for _, r := range recipients(n.cfg, []string{a.Box}, n.now(), events.SeverityOutage) {
 		channels := updateChannels(r)
 		if r.OnCall {
 			channels = r.Channels

@@ -19,6 +19,7 @@ import (
 // The kinds of message an incident brings.
 const (
 	kindOpened   = "opened"
+	kindWorse    = "worse"
 	kindDigest   = "update"
 	kindReminder = "reminder"
 	kindResolved = "resolved"
@@ -116,6 +117,7 @@ func (b *body) html() string {
 type message struct {
 	Incident, Kind string
 	N              int // which update or reminder
+	Severity       events.Severity
 	Subject, Lead  string
 	body           body
 	SMS            string
@@ -156,45 +158,108 @@ func (m message) sms(note string) string {
 	return twiliosms.Fit(text)
 }
 
-// compose writes the message of one kind about the incident as st holds it.
-func compose(cfg *config.Config, st *incidentState, kind string, n int, now time.Time) message {
-	m := message{Incident: st.Incident, Kind: kind, N: n}
+// compose writes the message that s claims about the incident as st holds
+// it. Every message says first how bad it is, in the words of its severity:
+// an outage is never "still available", a server taken out of service
+// never "recovered".
+func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) message {
+	sev := s.Severity
+	if sev == "" {
+		sev = st.Severity()
+	}
+	m := message{Incident: st.Incident, Kind: s.Kind, N: s.N, Severity: sev}
 	code := shortCode(st.Incident)
 	site := cfg.Site.Name
 	b := body{Status: cfg.Site.StatusURL, Site: site}
 	service := st.serviceLine(cfg)
-	switch kind {
+	withdrawn := ""
+	if len(st.Withdrawn) > 0 {
+		withdrawn = fmt.Sprintf(" %s taken out of service.", strings.Join(st.Withdrawn, ", "))
+	}
+	switch s.Kind {
 	case kindOpened:
-		m.Subject = fmt.Sprintf("[%s] DOWN: %s [%s]", site, st.Title, st.Incident)
-		b.Lead = st.Title + "."
-		m.SMS = fmt.Sprintf("DOWN %s: %s. %s. Reply ACK %s", code, st.Title, service, code)
+		switch {
+		case st.Warning:
+			m.Subject = fmt.Sprintf("[%s] WARNING: %s [%s]", site, st.Title, st.Incident)
+			b.Lead = st.Title + ". Every server still works: this is a warning, to be fixed before it fails."
+		case st.OpenedFlapping && sev != events.SeverityOutage:
+			m.Subject = fmt.Sprintf("[%s] FLAPPING: %s [%s]", site, st.Title, st.Incident)
+			b.Lead = st.Title + ", again: it keeps going down and coming back, so nobody is paged about it until it settles. " + service + "."
+			m.SMS = fmt.Sprintf("FLAPPING %s: %s again. %s. Reply ACK %s", code, st.Title, service, code)
+		default:
+			m.Subject = fmt.Sprintf("[%s] %s: %s [%s]", site, word(sev), st.Title, st.Incident)
+			b.Lead = st.Title + ". " + service + "."
+			m.SMS = fmt.Sprintf("DOWN %s: %s. %s. Reply ACK %s", code, st.Title, service, code)
+		}
+	case kindWorse:
+		names := boxNames(cfg, st.newlyDown())
+		what := "NOW DOWN: " + strings.Join(names, ", ") + " - no server answers"
+		if len(names) == 0 {
+			what = "NOW " + word(sev) + ": " + st.Title
+		}
+		m.Subject = fmt.Sprintf("[%s] %s [%s]", site, what, st.Incident)
+		b.Lead = fmt.Sprintf("Worse: %s. %s. Customers are affected.", what, service)
+		if sev != events.SeverityOutage {
+			b.Lead = fmt.Sprintf("Worse: %s. %s.", what, service)
+		}
+		m.SMS = fmt.Sprintf("%s (%s). Customers are affected. Reply ACK %s", what, code, code)
+		if sev != events.SeverityOutage {
+			m.SMS = fmt.Sprintf("%s (%s). %s. Reply ACK %s", what, code, service, code)
+		}
 	case kindDigest:
-		m.Subject = fmt.Sprintf("[%s] UPDATE: %s [%s]", site, st.Title, st.Incident)
-		b.Lead = fmt.Sprintf("Update: %s; %d still down.", st.Title, len(st.Down))
+		m.Subject = fmt.Sprintf("[%s] UPDATE (%s): %s [%s]", site, sev, st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("Update: %s; %d still down.%s %s.", st.Title, len(st.Down), withdrawn, service)
 		flapping := ""
 		if len(st.Flapping) > 0 {
 			flapping = fmt.Sprintf(" (%s flapping: no more pages until it settles)", strings.Join(st.Flapping, ", "))
 		}
-		m.SMS = fmt.Sprintf("UPDATE %s: %s; %d still down%s. %s", code, st.Title, len(st.Down), flapping, service)
+		m.SMS = fmt.Sprintf("UPDATE %s: %s; %d still down%s.%s %s", code, st.Title, len(st.Down), flapping, withdrawn, service)
 	case kindReminder:
 		for_ := now.Sub(st.Opened).Round(time.Minute)
-		m.Subject = fmt.Sprintf("[%s] STILL DOWN, not acknowledged: %s [%s]", site, st.Title, st.Incident)
-		b.Lead = fmt.Sprintf("Still down after %s, and nobody has acknowledged it: %s.", for_, st.Title)
-		m.SMS = fmt.Sprintf("STILL DOWN %s after %s, unacknowledged: %s. Reply ACK %s", code, for_, st.Title, code)
+		if st.Warning {
+			m.Subject = fmt.Sprintf("[%s] WARNING, still not fixed: %s [%s]", site, st.Title, st.Incident)
+			b.Lead = fmt.Sprintf("Still not fixed after %s: %s. Every server still works; this email comes once a day until it is fixed.", for_, st.Title)
+			break
+		}
+		m.Subject = fmt.Sprintf("[%s] STILL %s, not acknowledged: %s [%s]", site, word(sev), st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("Still down after %s, and nobody has acknowledged it: %s. %s.", for_, st.Title, service)
+		m.SMS = fmt.Sprintf("STILL DOWN %s after %s, unacknowledged: %s. %s. Reply ACK %s", code, for_, st.Title, service, code)
 	case kindResolved:
 		r := st.Resolved
 		lasted := r.Resolved.Sub(r.Opened).Round(time.Second)
-		m.Subject = fmt.Sprintf("[%s] RESOLVED: %s [%s]", site, st.Title, st.Incident)
-		b.Lead = fmt.Sprintf("Resolved after %s. The incident was: %s.", lasted, st.Title)
-		b.section(kv("Incident", st.Incident), kv("Servers", strings.Join(r.Servers, ", ")),
-			kv("Confirmed down", stamp(r.Opened)), kv("Back up", stamp(r.Resolved)), kv("Outage lasted", lasted.String()))
-		m.SMS = fmt.Sprintf("RESOLVED %s: %s, after %s", code, st.Title, lasted)
+		verb, how := "RESOLVED", "back up"
+		switch {
+		case st.Warning:
+			how = "fixed"
+		case len(st.Withdrawn) == len(r.Servers):
+			verb, how = "CLOSED", "taken out of service, not recovered"
+		}
+		hit := "no customer was affected: every service kept answering"
+		if a := r.CustomersAffected(); a > 0 {
+			hit = fmt.Sprintf("customers were affected for %s", a.Round(time.Second))
+		}
+		if st.Warning {
+			hit = "nothing failed"
+		}
+		m.Subject = fmt.Sprintf("[%s] %s: %s [%s]", site, verb, st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("%s after %s: %s. The incident was: %s.%s", capital(strings.ToLower(verb)), lasted, hit, st.Title, withdrawn)
+		rows := [][2]string{kv("Incident", st.Incident), kv("Severity", string(r.Severity)), kv("Servers", strings.Join(r.Servers, ", "))}
+		if len(st.Withdrawn) > 0 {
+			rows = append(rows, kv("Taken out", strings.Join(st.Withdrawn, ", ")+" (out of service, not recovered)"))
+		}
+		rows = append(rows, kv("Confirmed down", stamp(r.Opened)), kv("Over", stamp(r.Resolved)+" ("+how+")"),
+			kv("Servers down for", lasted.String()), kv("Customers", hit))
+		b.section(rows...)
+		m.SMS = fmt.Sprintf("%s %s: %s, after %s; %s.%s", verb, code, st.Title, lasted, hit, withdrawn)
 		m.body = b
 		return m
 	}
-	head := []([2]string){kv("Incident", st.Incident), kv("Confirmed", stamp(st.Opened)), kv("Status", service)}
+	head := []([2]string){kv("Incident", st.Incident), kv("Severity", string(sev)), kv("Confirmed", stamp(st.Opened)), kv("Status", service)}
 	if len(st.Down) > 1 {
 		head = append(head, kv("Still down", fmt.Sprintf("%d servers: %s", len(st.Down), strings.Join(st.Down, ", "))))
+	}
+	if len(st.Withdrawn) > 0 {
+		head = append(head, kv("Taken out", strings.Join(st.Withdrawn, ", ")+": out of service, not recovered"))
 	}
 	if a := st.Acked; a != nil {
 		head = append(head, kv("Acknowledged", fmt.Sprintf("by %s (%s) at %s", a.By, a.Via, stamp(a.At))))
@@ -214,7 +279,11 @@ func compose(cfg *config.Config, st *incidentState, kind string, n int, now time
 		if len(a.Locations) > 0 {
 			seen += " (from " + strings.Join(a.Locations, ", ") + ")"
 		}
-		rows = append(rows, kv("Checks saw", seen))
+		label := "Checks saw"
+		if st.Warning {
+			label = "Warning"
+		}
+		rows = append(rows, kv(label, seen))
 		if a.Verification != "" {
 			rows = append(rows, kv("Verified", a.Verification))
 		}
@@ -228,33 +297,72 @@ func compose(cfg *config.Config, st *incidentState, kind string, n int, now time
 	return m
 }
 
-// serviceLine says at once whether the service is still available: what
-// staff need to know first.
-func (st *incidentState) serviceLine(cfg *config.Config) string {
-	var down, degraded []string
-	for _, id := range st.Boxes {
-		bs, ok := st.BoxStates[id]
-		if !ok {
-			continue
+// word is a severity as a message's subject shouts it.
+func word(sev events.Severity) string {
+	switch sev {
+	case events.SeverityOutage:
+		return "OUTAGE"
+	case events.SeverityWarning:
+		return "WARNING"
+	}
+	return "DEGRADED"
+}
+
+func capital(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// newlyDown is the boxes serving nobody that no page has named yet.
+func (st *incidentState) newlyDown() []string {
+	var out []string
+	for _, b := range st.DownBoxes() {
+		if !slices.Contains(st.PagedDown, b) {
+			out = append(out, b)
 		}
+	}
+	return out
+}
+
+func boxNames(cfg *config.Config, ids []string) []string {
+	names := make([]string, 0, len(ids))
+	for _, id := range ids {
 		name := id
 		if b := cfg.Box(id); b != nil {
 			name = b.Name
 		}
-		switch bs.State {
-		case events.BoxDown:
-			down = append(down, name)
-		case events.BoxDegraded:
-			degraded = append(degraded, name)
+		names = append(names, name)
+	}
+	return names
+}
+
+// serviceLine says at once whether the service is still available: what
+// staff need to know first.
+func (st *incidentState) serviceLine(cfg *config.Config) string {
+	var degraded []string
+	for _, id := range st.Boxes {
+		if bs, ok := st.BoxStates[id]; ok && bs.State == events.BoxDegraded {
+			degraded = append(degraded, id)
 		}
 	}
 	switch {
-	case len(down) > 0:
-		return "OUTAGE: nothing answers in " + strings.Join(down, ", ")
+	case st.Warning:
+		return "Service available: nothing has failed yet"
+	case len(st.DownBoxes()) > 0:
+		return "OUTAGE: no server answers in " + strings.Join(boxNames(cfg, st.DownBoxes()), ", ")
 	case len(degraded) > 0:
-		return "Service still available: other servers answer"
+		still := ""
+		for _, id := range degraded {
+			if up := st.BoxStates[id].Up; len(up) > 0 {
+				still = " (" + strings.Join(up, ", ") + ")"
+				break
+			}
+		}
+		return "DEGRADED: service still available, other servers answer" + still
 	}
-	return "Service still available"
+	return "Service available"
 }
 
 func boxRows(cfg *config.Config, id string) [][2]string {

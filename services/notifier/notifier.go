@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"time"
 
@@ -165,6 +166,9 @@ func (n *Notifier) Run(ctx context.Context) error {
 // left half sent, and sends what the event calls for now, or asks to see
 // the event again when something is due later.
 func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.Event) error {
+	if ev.Type == events.TypeIncidentNotified {
+		return nil // our own word to the escalator
+	}
 	id := incident.Of(ev)
 	if id == "" {
 		return bus.Permanent(fmt.Errorf("a %s event on an incident subject", ev.Type))
@@ -180,7 +184,9 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 		s := st.Sending
 		if s == nil {
 			var next *sending
-			next, later = decide(&st, ev, n.now(), n.pace)
+			pace := n.pace
+			pace.RepeatEvery = n.cfg.Notify.Route(st.Severity()).RepeatEvery.D()
+			next, later = decide(&st, ev, n.now(), pace)
 			if next == nil {
 				break
 			}
@@ -236,58 +242,105 @@ func (n *Notifier) holds(st *incidentState, ev events.Event, later time.Duration
 // send delivers one message to everyone it is for, each by their channels.
 // Deliveries already recorded are skipped, so a retry reaches only those
 // left; a channel failing for good or for too long falls back to another.
+// Once a page has reached the people on call, the escalator hears so:
+// nothing goes to the datacentre or the public before.
 func (n *Notifier) send(ctx context.Context, kv jetstream.KeyValue, st *incidentState, s sending, log *slog.Logger) error {
-	msg := compose(n.cfg, st, s.Kind, s.N, s.At)
+	msg := compose(n.cfg, st, s, s.At)
 	if err := n.withActions(ctx, kv, st, s, &msg); err != nil {
 		return err
 	}
 	var retry []error
+	onCall, reached := 0, 0
 	for _, r := range n.audience(st, s) {
+		told := false
 		for _, ch := range r.Channels {
-			if err := n.deliver(ctx, kv, st, msg, r, ch, log); err != nil {
+			ok, err := n.deliver(ctx, kv, st, msg, r, ch, log)
+			if err != nil {
 				retry = append(retry, err)
 			}
+			told = told || ok && ch == r.primary()
+		}
+		if r.OnCall {
+			onCall++
+			if told {
+				reached++
+			}
+		}
+	}
+	if (s.Kind == kindOpened || s.Kind == kindWorse) && (reached > 0 || onCall == 0) {
+		if err := n.notified(ctx, st, s, msg, reached); err != nil {
+			retry = append(retry, err)
 		}
 	}
 	if len(retry) > 0 {
 		log.Warn("message not delivered to everyone yet; will retry", "step", msg.step(), "left", len(retry), "err", retry[0])
 		return errors.Join(retry...)
 	}
-	log.Info("message delivered", "step", msg.step())
+	log.Info("message delivered", "step", msg.step(), "severity", s.Severity)
 	return nil
+}
+
+// notified tells the escalator that the people on call were sent a page.
+// Its id follows from the message, so saying it again stores it once.
+func (n *Notifier) notified(ctx context.Context, st *incidentState, s sending, msg message, reached int) error {
+	sev := s.Severity
+	if sev == "" {
+		sev = st.Severity() // a page claimed before severities existed
+	}
+	ev := events.New(st.Incident+"/notified/"+msg.step(), "notifier", n.now(), &events.IncidentNotified{
+		Incident: st.Incident, Step: msg.step(), At: n.now(), Severity: sev, DownBoxes: s.Down, Reached: reached,
+	})
+	return n.bus.Publish(ctx, ev)
 }
 
 // audience is who a message is for, and by which channels.
 func (n *Notifier) audience(st *incidentState, s sending) []recipient {
+	sev := st.Severity()
+	if s.Severity != "" {
+		sev = s.Severity
+	}
+	rs := recipients(n.cfg, st.Boxes, s.At, sev)
 	switch s.Kind {
 	case kindOpened:
-		rs := recipients(n.cfg, st.Boxes, s.At)
-		if st.Told == nil {
-			st.Told = map[string][]string{}
+		if st.OpenedFlapping && sev != events.SeverityOutage {
+			// Down and up again and again: staff read of it, nobody is
+			// woken for it unless it takes its box down.
+			for i := range rs {
+				rs[i].Channels = updateChannels(rs[i])
+			}
 		}
-		for _, r := range rs {
-			st.Told[staffKey(r.Staff)] = r.Channels
+		n.tell(st, rs)
+		return rs
+	case kindWorse:
+		// Whoever acknowledged the milder state hears of the worse one
+		// too, the way the person on call does.
+		if a := st.Acked; a != nil && !slices.ContainsFunc(rs, func(r recipient) bool { return r.Staff.Name == a.By }) {
+			if p, ok := n.cfg.StaffNamed(a.By); ok {
+				if ch := reachable(n.cfg, p, n.cfg.Notify.Route(sev).OnCall); len(ch) > 0 {
+					rs = append(rs, recipient{Staff: p, OnCall: true, Channels: ch})
+				}
+			}
 		}
+		n.tell(st, rs)
 		return rs
 	case kindDigest:
-		rs := recipients(n.cfg, st.Boxes, s.At)
 		for i := range rs {
 			rs[i].Channels = updateChannels(rs[i])
 		}
 		return rs
 	case kindReminder:
-		var out []recipient
-		for _, r := range recipients(n.cfg, st.Boxes, s.At) {
-			if r.OnCall {
-				out = append(out, r)
+		if st.Warning {
+			// A warning is everyone's to fix: a daily email to all routed.
+			for i := range rs {
+				rs[i].Channels = updateChannels(rs[i])
 			}
+			return rs
 		}
-		return out
+		return slices.DeleteFunc(rs, func(r recipient) bool { return !r.OnCall })
 	case kindResolved:
 		// Whoever was told of the outage hears it is over, the same way;
 		// if nobody was, those it would have gone to hear by email.
 		if len(st.Told) == 0 {
-			rs := recipients(n.cfg, st.Boxes, s.At)
 			for i := range rs {
 				rs[i].Channels = updateChannels(rs[i])
 			}
@@ -302,4 +355,20 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 		return out
 	}
 	return nil
+}
+
+// tell notes who was paged, and how, so that the resolution reaches them
+// the same way.
+func (n *Notifier) tell(st *incidentState, rs []recipient) {
+	if st.Told == nil {
+		st.Told = map[string][]string{}
+	}
+	for _, r := range rs {
+		k := staffKey(r.Staff)
+		for _, ch := range r.Channels {
+			if !slices.Contains(st.Told[k], ch) {
+				st.Told[k] = append(st.Told[k], ch)
+			}
+		}
+	}
 }

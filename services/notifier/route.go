@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
 // The channels.
@@ -20,21 +21,22 @@ type recipient struct {
 	Channels []string
 }
 
-// recipients is who hears of an incident touching boxes at t: the person on
-// call, by the on-call channels, and everyone else routed to one of the
-// boxes, by the others' channels. Without a rotation everyone routed is on
-// call. Nobody routed at all would leave an outage untold, so then
-// everyone is.
-func recipients(cfg *config.Config, boxes []string, t time.Time) []recipient {
+// recipients is who hears of an incident of severity sev touching boxes at
+// t: the person on call, by the on-call channels of the severity, and
+// everyone else routed to one of the boxes, by the others' channels.
+// Without a rotation everyone routed is on call. Nobody routed at all
+// would leave an outage untold, so then everyone is.
+func recipients(cfg *config.Config, boxes []string, t time.Time, sev events.Severity) []recipient {
+	route := cfg.Notify.Route(sev)
 	onCall := cfg.OnCallAt(t)
 	var out []recipient
 	for _, s := range cfg.Staff {
 		r := recipient{Staff: s}
 		switch {
 		case s.Name == onCall || onCall == "" && routed(cfg, s, boxes):
-			r.OnCall, r.Channels = true, reachable(cfg, s, cfg.Notify.OnCallChannels)
+			r.OnCall, r.Channels = true, reachable(cfg, s, route.OnCall)
 		case routed(cfg, s, boxes):
-			r.Channels = reachable(cfg, s, cfg.Notify.OthersChannels)
+			r.Channels = reachable(cfg, s, route.Others)
 		}
 		if len(r.Channels) > 0 {
 			out = append(out, r)
@@ -42,12 +44,24 @@ func recipients(cfg *config.Config, boxes []string, t time.Time) []recipient {
 	}
 	if len(out) == 0 {
 		for _, s := range cfg.Staff {
-			if ch := reachable(cfg, s, cfg.Notify.OnCallChannels); len(ch) > 0 {
+			if ch := reachable(cfg, s, route.OnCall); len(ch) > 0 {
 				out = append(out, recipient{Staff: s, OnCall: true, Channels: ch})
 			}
 		}
 	}
 	return out
+}
+
+// primary is the channel that must carry a page for the person to count
+// as told: the SMS where they are paged by SMS, else their first.
+func (r recipient) primary() string {
+	if slices.Contains(r.Channels, chanSMS) {
+		return chanSMS
+	}
+	if len(r.Channels) == 0 {
+		return ""
+	}
+	return r.Channels[0]
 }
 
 // routed reports whether a person hears of incidents touching boxes: one who

@@ -36,6 +36,12 @@ type incidentState struct {
 	// unacknowledged, which would fill the consumer's window and stop it.
 	Waker  string    `json:"waker,omitempty"`
 	WakeAt time.Time `json:"wake_at,omitzero"`
+	// Paged is the worst severity the people on call were paged about,
+	// and PagedDown the boxes a page said serve nobody: news worse than
+	// these pages again at once. Worse counts those pages.
+	Paged     events.Severity `json:"paged,omitempty"`
+	PagedDown []string        `json:"paged_down,omitempty"`
+	Worse     int             `json:"worse,omitempty"`
 }
 
 // sending is a message claimed before it is sent: a crash or a provider
@@ -48,6 +54,10 @@ type sending struct {
 	Seq  int64     `json:"seq"` // the newest update it tells of
 	// Actions is how many of failover's logged actions it tells of.
 	Actions int `json:"actions,omitempty"`
+	// A page (the opening, or worse news) says what it pages about: the
+	// severity and the boxes serving nobody, as they were when claimed.
+	Severity events.Severity `json:"severity,omitempty"`
+	Down     []string        `json:"down,omitempty"`
 }
 
 func stateKey(incident string) string { return incident + ".state" }

@@ -151,7 +151,7 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	res := &events.ProbeResult{
 		Server: task.Server, Location: p.opts.Location, Check: task.Check, Task: ev.ID,
 		Purpose: task.Purpose, Correlation: task.Correlation, Started: start,
-		LatencyMS: float64(out.Latency.Microseconds()) / 1000, OK: out.OK, Reason: out.Reason,
+		LatencyMS: float64(out.Latency.Microseconds()) / 1000, OK: out.OK, Reason: out.Reason, Warning: out.Warning,
 	}
 	p.m.CheckRan(p.opts.Location, p.role(task.Server), reasonClass(out), out.Latency)
 	if !out.OK {

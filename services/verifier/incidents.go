@@ -28,6 +28,8 @@ type incidentRecord struct {
 type leaving struct {
 	Incident string    `json:"incident"`
 	At       time.Time `json:"at"`
+	// Withdrawn: taken out of service rather than back up.
+	Withdrawn bool `json:"withdrawn,omitempty"`
 }
 
 // openKey is where the incidents open in a datacentre are listed.
@@ -65,7 +67,7 @@ func (v *Verifier) naming(datacentre string) judge.Naming {
 // last joined within the group window, or a new one whose id is the
 // server's outage id. Joining again for the same outage (a redelivery, a
 // restart before the server's record was written) finds the same incident.
-func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target config.Target, a events.AffectedServer, outage string, at time.Time) (string, error) {
+func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target config.Target, a events.AffectedServer, outage string, at time.Time, flapping bool) (string, error) {
 	dc := target.Box.Datacentre
 	defer v.groupLock(dc)()
 	key := openKey(dc)
@@ -98,7 +100,7 @@ func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target conf
 		} else if err != nil {
 			return "", err
 		}
-		joined, err := v.addMember(ctx, ikv, id, dc, a, outage, at)
+		joined, err := v.addMember(ctx, ikv, id, dc, a, outage, at, flapping)
 		if err != nil {
 			return "", err
 		}
@@ -115,7 +117,7 @@ func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target conf
 
 // addMember adds a server to an incident, creating it if it is new; false
 // if the incident was resolved meanwhile.
-func (v *Verifier) addMember(ctx context.Context, ikv jetstream.KeyValue, id, dc string, a events.AffectedServer, outage string, at time.Time) (bool, error) {
+func (v *Verifier) addMember(ctx context.Context, ikv jetstream.KeyValue, id, dc string, a events.AffectedServer, outage string, at time.Time, flapping bool) (bool, error) {
 	return v.updateIncident(ctx, ikv, id, func(rec *incidentRecord) (events.Payload, bool) {
 		if !rec.Resolved.IsZero() {
 			return nil, false
@@ -123,7 +125,7 @@ func (v *Verifier) addMember(ctx context.Context, ikv jetstream.KeyValue, id, dc
 		if rec.ID == "" {
 			rec.ID, rec.Datacentre = id, dc
 		}
-		return rec.Join(a, outage, at, v.naming(dc)), true
+		return rec.Join(a, outage, at, flapping, v.naming(dc)), true
 	})
 }
 
@@ -144,7 +146,7 @@ func (v *Verifier) leave(ctx context.Context, ikv, kv jetstream.KeyValue, target
 		if rec.ID == "" {
 			return nil, false // never written: nothing to leave
 		}
-		p := rec.Leave(target.Server.ID, l.At, status)
+		p := rec.Leave(target.Server.ID, l.At, status, l.Withdrawn)
 		resolved = !rec.Resolved.IsZero()
 		return p, true
 	}); err != nil {
@@ -152,6 +154,32 @@ func (v *Verifier) leave(ctx context.Context, ikv, kv jetstream.KeyValue, target
 	}
 	if resolved {
 		return v.closeOpen(ctx, ikv, target.Box.Datacentre, l.Incident)
+	}
+	return nil
+}
+
+// boxChanged tells the open incident holding a box of the box's new state:
+// judged from all its servers, it may change without any server joining or
+// leaving the incident (two of its servers failing at once, each judged
+// while the other still looked up), and what staff are told of the
+// service must follow it.
+func (v *Verifier) boxChanged(ctx context.Context, ikv jetstream.KeyValue, box *config.Box, b events.BoxStatus, at time.Time) error {
+	var open judge.Open
+	if _, err := bus.GetJSON(ctx, ikv, openKey(box.Datacentre), &open); err != nil {
+		return err
+	}
+	for _, o := range open.Incidents {
+		if !slices.Contains(o.Boxes, box.ID) {
+			continue
+		}
+		if _, err := v.updateIncident(ctx, ikv, o.ID, func(rec *incidentRecord) (events.Payload, bool) {
+			if rec.ID == "" {
+				return nil, false
+			}
+			return rec.BoxChanged(b, at), true
+		}); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -321,7 +321,7 @@ func (v *Verifier) judge(ctx context.Context, st stores, live *locations.Live, r
 		}
 		// The server joins an incident before its record says so: joining
 		// again for the same outage, after a crash, finds the same one.
-		id, err := v.join(ctx, st.incidents, target, *a, opened.Incident, opened.Opened)
+		id, err := v.join(ctx, st.incidents, target, *a, opened.Incident, opened.Opened, fx.Flapping)
 		if err != nil {
 			return err
 		}
@@ -441,7 +441,7 @@ func (v *Verifier) markNotInService(ctx context.Context, st stores) error {
 			if to == events.StateNotInService && rec.Incident != "" {
 				// Taken out of service while down: it leaves its incident,
 				// which would otherwise wait for it forever.
-				rec.Leave = &leaving{Incident: rec.Incident, At: now}
+				rec.Leave = &leaving{Incident: rec.Incident, At: now, Withdrawn: true}
 				rec.Incident, rec.IncidentOpened, rec.IncidentTitle = "", time.Time{}, ""
 				rec.Flapping, rec.Flips, rec.FailedSince, rec.Reason, rec.Locations = false, nil, time.Time{}, "", nil
 			}
@@ -481,7 +481,7 @@ func (v *Verifier) releaseRemoved(ctx context.Context, st stores) error {
 				return nil, false
 			}
 			dc = inc.Datacentre
-			p := inc.Leave(id, now, events.BoxStatus{}) // its box, if still there, is judged by its own servers
+			p := inc.Leave(id, now, events.BoxStatus{}, true) // its box, if still there, is judged by its own servers
 			resolved = !inc.Resolved.IsZero()
 			return p, true
 		}); err != nil {
@@ -525,7 +525,7 @@ func (v *Verifier) carryOut(ctx context.Context, st stores, target config.Target
 		}
 	}
 	if rec.BoxDirty {
-		return v.judgeBox(ctx, st.servers, st.boxes, target.Box, rec.Since)
+		return v.judgeBox(ctx, st, target.Box, rec.Since)
 	}
 	return nil
 }
@@ -570,7 +570,8 @@ type boxRecord struct {
 // records and announces a change. Two servers of a box may change at once,
 // in different workers: the box record is written with compare-and-set,
 // and a writer that lost the race reads every server again and retries.
-func (v *Verifier) judgeBox(ctx context.Context, kv, boxes jetstream.KeyValue, box *config.Box, at time.Time) error {
+func (v *Verifier) judgeBox(ctx context.Context, st stores, box *config.Box, at time.Time) error {
+	kv, boxes := st.servers, st.boxes
 	for attempt := 0; ; attempt++ {
 		var br boxRecord
 		rev := uint64(0)
@@ -609,7 +610,9 @@ func (v *Verifier) judgeBox(ctx context.Context, kv, boxes jetstream.KeyValue, b
 			change = []outgoing{{Subject: ev.Subject(), ID: ev.ID, Data: b}}
 			br.State, br.Since, br.Pending = state, at, change
 		} else if !hadPending {
-			return nil // nothing to record
+			// Nothing to record; its open incident may not know yet, if
+			// telling it failed last time.
+			return v.boxChanged(ctx, st.incidents, box, events.BoxStatus{Box: box.ID, State: state, Up: up}, at)
 		}
 		b, err := json.Marshal(br)
 		if err != nil {
@@ -626,11 +629,15 @@ func (v *Verifier) judgeBox(ctx context.Context, kv, boxes jetstream.KeyValue, b
 		if err != nil {
 			return fmt.Errorf("record state of box %s: %w", box.ID, err)
 		}
+		status := events.BoxStatus{Box: box.ID, State: state, Up: up}
 		if len(change) == 0 {
-			return nil
+			return v.boxChanged(ctx, st.incidents, box, status, at)
 		}
 		if err := v.publish(ctx, change); err != nil {
 			return err // the next judgement of the box publishes it
+		}
+		if err := v.boxChanged(ctx, st.incidents, box, status, at); err != nil {
+			return err // judged again with the server's next result
 		}
 		if state == events.BoxDown {
 			v.log.Warn("box down: no server of it answers", "box", box.ID, "down", down)
@@ -666,6 +673,12 @@ func (v *Verifier) outgoing(fx judge.Effects, round *judge.Round, r *events.Prob
 	}
 	if fa := fx.FalseAlarm; fa != nil {
 		evs = append(evs, events.New(fx.FalseAlarmID, "verifier", now, fa))
+	}
+	if w := fx.Warned; w != nil {
+		evs = append(evs, events.New(w.Incident+"/opened", "verifier", w.Opened, w))
+	}
+	if w := fx.Unwarned; w != nil {
+		evs = append(evs, events.New(w.Incident+"/resolved", "verifier", w.Resolved, w))
 	}
 	out := make([]outgoing, 0, len(evs))
 	for _, ev := range evs {

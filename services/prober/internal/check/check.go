@@ -26,8 +26,9 @@ type Spec struct {
 	ExpectStatus int
 	// Keyword, if set, must appear in the first 64 KiB of an HTTP body.
 	Keyword string
-	// CertWarnDays fails a TLS check whose certificate expires within that
-	// many days; 0 checks only that it is valid now.
+	// CertWarnDays warns of a certificate that expires within that many
+	// days: the check passes with a warning, for the server still works.
+	// An expired or invalid certificate fails it. 0 checks only validity.
 	CertWarnDays int
 	// StartTLS asks an SMTP check to upgrade with STARTTLS.
 	StartTLS bool
@@ -39,6 +40,7 @@ type Spec struct {
 type Outcome struct {
 	OK      bool
 	Reason  string // why it failed; empty on success
+	Warning string // on success, what will fail if nobody acts
 	Latency time.Duration
 }
 
@@ -114,11 +116,22 @@ func (r *Runner) Run(ctx context.Context, s Spec) Outcome {
 	start := time.Now()
 	err := r.run(ctx, s)
 	o := Outcome{OK: err == nil, Latency: time.Since(start)}
-	if err != nil {
+	var w warning
+	switch {
+	case errors.As(err, &w):
+		o.OK, o.Warning = true, string(w)
+	case err != nil:
 		o.Reason = explain(ctx, err, s.Timeout)
 	}
 	return o
 }
+
+// warning is what a check that passed saw coming: "certificate expires in
+// 5 days". It is returned as an error so that it ends the check, and Run
+// turns it into a success that says so.
+type warning string
+
+func (w warning) Error() string { return string(w) }
 
 func (r *Runner) run(ctx context.Context, s Spec) error {
 	u, err := url.Parse(s.URL)
@@ -173,21 +186,24 @@ func (r *Runner) handshake(ctx context.Context, c net.Conn, host string) (*tls.C
 	return tc, nil
 }
 
-// checkExpiry fails when the leaf certificate expires within days.
+// checkExpiry warns when the leaf certificate, valid now (the handshake
+// verified it), expires within days.
 func (r *Runner) checkExpiry(cs tls.ConnectionState, days int) error {
 	if days <= 0 || len(cs.PeerCertificates) == 0 {
 		return nil
 	}
-	left := cs.PeerCertificates[0].NotAfter.Sub(r.now())
+	leaf := cs.PeerCertificates[0]
+	left := leaf.NotAfter.Sub(r.now())
 	if left < time.Duration(days)*24*time.Hour {
+		on := leaf.NotAfter.UTC().Format("2006-01-02 15:04 UTC")
 		d := int(left.Hours() / 24)
 		switch {
 		case d <= 0:
-			return failure(fmt.Sprintf("certificate expires in %s", left.Round(time.Minute)))
+			return warning(fmt.Sprintf("certificate expires in %s (%s)", left.Round(time.Minute), on))
 		case d == 1:
-			return failure("certificate expires in 1 day")
+			return warning(fmt.Sprintf("certificate expires in 1 day (%s)", on))
 		}
-		return failure(fmt.Sprintf("certificate expires in %d days", d))
+		return warning(fmt.Sprintf("certificate expires in %d days (%s)", d, on))
 	}
 	return nil
 }

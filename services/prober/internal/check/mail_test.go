@@ -117,6 +117,7 @@ type mailCase struct {
 	spec    Spec // Timeout defaults to 5s
 	reason  string
 	partial bool            // reason is only the start of the reason
+	warning string          // the start of the warning of a check that passes; empty: none
 	script  *scriptedServer // if set, the server whose commands to check
 	sent    []string        // what script must have received
 }
@@ -134,6 +135,9 @@ func runMailCases(t *testing.T, cases []mailCase) {
 			matches := got.Reason == tt.reason || tt.partial && strings.HasPrefix(got.Reason, tt.reason)
 			if got.OK != wantOK || !matches {
 				t.Errorf("Run(%s) = ok %v %q, want ok %v %q", tt.spec.URL, got.OK, got.Reason, wantOK, tt.reason)
+			}
+			if !strings.HasPrefix(got.Warning, tt.warning) || (tt.warning == "") != (got.Warning == "") {
+				t.Errorf("Run(%s) warns %q, want %q", tt.spec.URL, got.Warning, tt.warning)
 			}
 			if tt.spec.Password != "" && strings.Contains(got.Reason, tt.spec.Password) {
 				t.Errorf("the reason %q gives the password away", got.Reason)

@@ -24,6 +24,13 @@ type Incident struct {
 	Seq     int64                       `json:"seq"`
 	Members map[string]Member           `json:"members"`
 	Boxes   map[string]events.BoxStatus `json:"boxes"`
+	// Worst is the worst severity the incident reached.
+	Worst events.Severity `json:"worst,omitempty"`
+	// DownSince is when a box of the incident last began to serve nobody
+	// while none did, zero while every box serves; Affected adds up the
+	// earlier such spans. Together: how long customers were hit.
+	DownSince time.Time     `json:"down_since,omitzero"`
+	Affected  time.Duration `json:"affected,omitempty"`
 }
 
 // Member is one server of an incident.
@@ -35,6 +42,8 @@ type Member struct {
 	Since     time.Time `json:"since"`
 	Recovered time.Time `json:"recovered,omitzero"`
 	Flapping  bool      `json:"flapping,omitempty"` // staff were told
+	// Withdrawn: it left by being taken out of service, not by recovering.
+	Withdrawn bool `json:"withdrawn,omitempty"`
 }
 
 // Naming gives incidents titles people can read.
@@ -45,8 +54,9 @@ type Naming struct {
 
 // Join adds a server confirmed down at at and returns the event to publish:
 // opened for the first server, updated for the next; nil if the server is
-// in the incident for this outage already.
-func (inc *Incident) Join(a events.AffectedServer, outage string, at time.Time, n Naming) events.Payload {
+// in the incident for this outage already. flapping says the server was
+// marked flapping as it went down.
+func (inc *Incident) Join(a events.AffectedServer, outage string, at time.Time, flapping bool, n Naming) events.Payload {
 	if m, ok := inc.Members[a.Server]; ok && m.Outage == outage {
 		return nil
 	}
@@ -54,48 +64,100 @@ func (inc *Incident) Join(a events.AffectedServer, outage string, at time.Time, 
 	if inc.Members == nil {
 		inc.Members, inc.Boxes = map[string]Member{}, map[string]events.BoxStatus{}
 	}
-	inc.Members[a.Server] = Member{Box: a.Box, Outage: outage, Since: a.Since}
+	inc.Members[a.Server] = Member{Box: a.Box, Outage: outage, Since: a.Since, Flapping: flapping}
 	inc.LastAdded = at
-	boxes := inc.setBox(events.BoxStatus{Box: a.Box, State: a.BoxState, Up: a.StillUp})
+	boxes := inc.setBox(events.BoxStatus{Box: a.Box, State: a.BoxState, Up: a.StillUp}, at)
 	inc.Title = inc.title(n)
 	if first {
 		inc.Opened = at
 		return &events.IncidentOpened{
 			Incident: inc.ID, Opened: at, Title: inc.Title, Datacentre: inc.Datacentre,
-			Servers: []events.AffectedServer{a},
+			Servers: []events.AffectedServer{a}, Severity: inc.Severity(), Flapping: flapping,
 		}
 	}
 	inc.Seq++
-	return &events.IncidentUpdated{
+	u := &events.IncidentUpdated{
 		Incident: inc.ID, Seq: inc.Seq, At: at, Opened: inc.Opened, Title: inc.Title,
-		Added: []events.AffectedServer{a}, Boxes: boxes, Down: inc.Down(),
+		Added: []events.AffectedServer{a}, Boxes: boxes, Down: inc.Down(), Severity: inc.Severity(),
 	}
+	if flapping {
+		u.Flapping = []string{a.Server}
+	}
+	return u
 }
 
-// Leave marks a server back at at, with its box's state now, and returns
-// the event to publish: resolved when it was the last one down, updated
-// otherwise; nil if it was back already or never joined.
-func (inc *Incident) Leave(server string, at time.Time, box events.BoxStatus) events.Payload {
+// Leave marks a server back at at, or taken out of service (withdrawn),
+// with its box's state now, and returns the event to publish: resolved
+// when it was the last one down, updated otherwise; nil if it had left
+// already or never joined.
+func (inc *Incident) Leave(server string, at time.Time, box events.BoxStatus, withdrawn bool) events.Payload {
 	m, ok := inc.Members[server]
 	if !ok || !m.Recovered.IsZero() || !inc.Resolved.IsZero() {
 		return nil
 	}
-	m.Recovered = at
+	m.Recovered, m.Withdrawn = at, withdrawn
 	inc.Members[server] = m
-	boxes := inc.setBox(box)
+	boxes := inc.setBox(box, at)
 	down := inc.Down()
 	if len(down) == 0 {
 		inc.Resolved = at
+		if !inc.DownSince.IsZero() {
+			inc.Affected += at.Sub(inc.DownSince)
+			inc.DownSince = time.Time{}
+		}
+		var gone []string
+		for _, id := range slices.Sorted(maps.Keys(inc.Members)) {
+			if inc.Members[id].Withdrawn {
+				gone = append(gone, id)
+			}
+		}
 		return &events.IncidentResolved{
 			Incident: inc.ID, Opened: inc.Opened, Resolved: at, Title: inc.Title,
-			Servers: slices.Sorted(maps.Keys(inc.Members)),
+			Servers: slices.Sorted(maps.Keys(inc.Members)), Severity: inc.Worst, Withdrawn: gone,
+			CustomersAffectedMS: inc.Affected.Milliseconds(),
 		}
+	}
+	inc.Seq++
+	u := &events.IncidentUpdated{
+		Incident: inc.ID, Seq: inc.Seq, At: at, Opened: inc.Opened, Title: inc.Title,
+		Boxes: boxes, Down: down, Severity: inc.Severity(),
+	}
+	if withdrawn {
+		u.Withdrawn = []string{server}
+	} else {
+		u.Recovered = []string{server}
+	}
+	return u
+}
+
+// BoxChanged records a new state of one of the incident's boxes, judged
+// from all its servers (one of them may have failed or come back outside
+// the incident), and returns the update that tells of it; nil if the
+// incident is over, does not hold the box, or knew the state already.
+func (inc *Incident) BoxChanged(b events.BoxStatus, at time.Time) events.Payload {
+	if _, ok := inc.Boxes[b.Box]; !ok || !inc.Resolved.IsZero() {
+		return nil
+	}
+	boxes := inc.setBox(b, at)
+	if boxes == nil {
+		return nil
 	}
 	inc.Seq++
 	return &events.IncidentUpdated{
 		Incident: inc.ID, Seq: inc.Seq, At: at, Opened: inc.Opened, Title: inc.Title,
-		Recovered: []string{server}, Boxes: boxes, Down: down,
+		Boxes: boxes, Down: inc.Down(), Severity: inc.Severity(),
 	}
+}
+
+// Severity is the incident's severity now: an outage while a box of it
+// serves nobody, degraded otherwise.
+func (inc *Incident) Severity() events.Severity {
+	for _, b := range inc.Boxes {
+		if b.State == events.BoxDown {
+			return events.SeverityOutage
+		}
+	}
+	return events.SeverityDegraded
 }
 
 // Flap marks a server of the incident flapping at at and returns the
@@ -111,7 +173,7 @@ func (inc *Incident) Flap(server string, at time.Time) events.Payload {
 	inc.Seq++
 	return &events.IncidentUpdated{
 		Incident: inc.ID, Seq: inc.Seq, At: at, Opened: inc.Opened, Title: inc.Title,
-		Down: inc.Down(), Flapping: []string{server},
+		Down: inc.Down(), Flapping: []string{server}, Severity: inc.Severity(),
 	}
 }
 
@@ -126,14 +188,26 @@ func (inc *Incident) Down() []string {
 	return down
 }
 
-// setBox records a box's state and returns it as a change, or nil when the
-// state is the one known already.
-func (inc *Incident) setBox(b events.BoxStatus) []events.BoxStatus {
+// setBox records a box's state at at and returns it as a change, or nil
+// when the state is the one known already. It keeps the clock of how long
+// customers were hit, and the worst severity reached.
+func (inc *Incident) setBox(b events.BoxStatus, at time.Time) []events.BoxStatus {
 	if b.State == "" {
 		return nil
 	}
 	old, ok := inc.Boxes[b.Box]
 	inc.Boxes[b.Box] = b
+	sev := inc.Severity()
+	if sev.Worse(inc.Worst) {
+		inc.Worst = sev
+	}
+	switch {
+	case sev == events.SeverityOutage && inc.DownSince.IsZero():
+		inc.DownSince = at
+	case sev != events.SeverityOutage && !inc.DownSince.IsZero():
+		inc.Affected += at.Sub(inc.DownSince)
+		inc.DownSince = time.Time{}
+	}
 	if ok && old.State == b.State {
 		return nil
 	}

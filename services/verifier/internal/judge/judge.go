@@ -49,6 +49,13 @@ type Server struct {
 	Incident       string    `json:"incident,omitempty"`
 	IncidentOpened time.Time `json:"incident_opened,omitzero"`
 	IncidentTitle  string    `json:"incident_title,omitempty"`
+	// The open warning, if any: a check passed saying something will fail
+	// (a certificate about to expire). It has an incident of its own,
+	// apart from any failure, and ends with a check that passes without it.
+	Warning       string    `json:"warning,omitempty"`
+	WarningID     string    `json:"warning_id,omitempty"`
+	WarningOpened time.Time `json:"warning_opened,omitzero"`
+	WarningTitle  string    `json:"warning_title,omitempty"`
 }
 
 // Round is one verification: re-checks asked of other locations, and what
@@ -108,6 +115,9 @@ type Effects struct {
 	// incident (the one open now, or Opened) is to tell staff once that
 	// nobody will be paged about it again until it settles.
 	Flapping bool
+	// Warned opens a warning; Unwarned resolves it.
+	Warned   *events.IncidentOpened
+	Unwarned *events.IncidentResolved
 }
 
 // Change is a state change with its event id.
@@ -131,7 +141,7 @@ func (s *Server) isAnswer(r *events.ProbeResult) bool {
 }
 
 // Apply judges one result. s is the zero Server for a server never seen.
-func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (_ Server, fx Effects) {
+func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (out Server, fx Effects) {
 	if s.ID == "" {
 		s = Server{ID: r.Server, State: events.StateUnknown}
 	}
@@ -140,7 +150,10 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (_ Server, fx Eff
 		return s, fx
 	}
 	wasFlapping := s.Flapping
-	defer func() { fx.Flapping = s.Flapping && !wasFlapping && (s.Incident != "" || fx.Opened != nil) }()
+	defer func() {
+		fx.Flapping = out.Flapping && !wasFlapping && (out.Incident != "" || fx.Opened != nil)
+		out.warn(&fx, r, f)
+	}()
 	if r.Started.After(s.Last) {
 		s.Last = r.Started
 	}
@@ -219,6 +232,29 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (_ Server, fx Eff
 		s.Reason = r.Reason
 	}
 	return s, fx
+}
+
+// warn opens a warning when a check passes with one, and resolves it when
+// a check passes without. A failed check says nothing of the warning.
+func (s *Server) warn(fx *Effects, r *events.ProbeResult, f Facts) {
+	switch {
+	case !r.OK:
+	case r.Warning != "" && s.WarningID == "":
+		at := r.Started
+		s.Warning, s.WarningOpened = r.Warning, at
+		s.WarningID = IncidentID(s.ID+"/warning", s.Seq, at)
+		s.WarningTitle = fmt.Sprintf("%s (%s): %s", s.ID, f.BoxName, r.Warning)
+		fx.Warned = &events.IncidentOpened{
+			Incident: s.WarningID, Opened: at, Title: s.WarningTitle, Severity: events.SeverityWarning,
+			Servers: []events.AffectedServer{{Server: s.ID, Box: f.Box, Check: f.Check, Since: at, Reason: r.Warning, Locations: []string{r.Location}}},
+		}
+	case r.Warning == "" && s.WarningID != "":
+		fx.Unwarned = &events.IncidentResolved{
+			Incident: s.WarningID, Opened: s.WarningOpened, Resolved: r.Started, Title: s.WarningTitle,
+			Servers: []string{s.ID}, Severity: events.SeverityWarning,
+		}
+		s.Warning, s.WarningID, s.WarningOpened, s.WarningTitle = "", "", time.Time{}, ""
+	}
 }
 
 // maintain handles a result while a maintenance window is open, or the

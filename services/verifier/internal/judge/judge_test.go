@@ -35,9 +35,12 @@ func run(p Policy, spec string) (Server, []string, []Effects) {
 				r.Location = answerFrom[len(s.Round.Answered)%len(answerFrom)]
 			}
 		}
-		r.OK = w == "ok"
+		r.OK = w == "ok" || w == "warn"
 		if !r.OK {
 			r.Reason = "connection refused"
+		}
+		if w == "warn" {
+			r.Warning = "certificate expires in 5 days"
 		}
 		var fx Effects
 		s, fx = Apply(s, r, facts, p)
@@ -54,6 +57,12 @@ func run(p Policy, spec string) (Server, []string, []Effects) {
 		if fx.FalseAlarm != nil {
 			word += "+false"
 		}
+		if fx.Warned != nil {
+			word += "+warn"
+		}
+		if fx.Unwarned != nil {
+			word += "+unwarn"
+		}
 		trail = append(trail, word)
 		all = append(all, fx)
 	}
@@ -65,6 +74,8 @@ func TestStateMachine(t *testing.T) {
 		name, results, want string
 	}{
 		{"first success", "ok ok", "up up"},
+		{"a warning is no failure: told once, ended by a check without it", "ok warn warn ok ok", "up up+warn up up+unwarn up"},
+		{"a failure leaves the warning as it is", "warn fail a-fail a-fail warn warn ok", "up+warn suspect+recheck2 suspect down+open down up+resolve up+unwarn"},
 		{"one failure is only suspect", "ok fail", "up suspect+recheck2"},
 		{"both re-checks fail", "ok fail a-fail a-fail", "up suspect+recheck2 suspect down+open"},
 		{"a re-check succeeds: false alarm", "ok fail a-ok", "up suspect+recheck2 up+false"},
@@ -356,5 +367,31 @@ func TestMaintenance(t *testing.T) {
 	s2, fx := Apply(s, &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "m", Started: t0.Add(time.Minute), OK: false, Reason: "x"}, f, policy)
 	if s2.State != events.StateDown || s2.Incident == "" || len(fx.Changes) != 0 {
 		t.Errorf("a down server went into maintenance: %s %q", s2.State, s2.Incident)
+	}
+}
+
+// TestFlappingAtTheSecondOutage: with the default of two changes, a server
+// down, back and down again within the window is flapping as it goes down
+// the second time: that incident opens saying so, and nobody is woken for
+// it; the third outage joins it.
+func TestFlappingAtTheSecondOutage(t *testing.T) {
+	p := policy
+	p.FlapChanges, p.FlapWindow, p.FlapSettle = 2, time.Hour, 10*time.Second
+	outage := "fail a-fail a-fail ok ok "
+	_, trail, all := run(p, outage+outage+outage)
+	want := "suspect+recheck2 suspect down+open down up+resolve " +
+		"suspect+recheck2 suspect down+open down up " +
+		"suspect+recheck2 suspect down down up"
+	if got := strings.Join(trail, " "); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	var opened []bool
+	for _, fx := range all {
+		if fx.Opened != nil {
+			opened = append(opened, fx.Flapping)
+		}
+	}
+	if len(opened) != 2 || opened[0] || !opened[1] {
+		t.Errorf("incidents opened flapping: %v, want [false true]", opened)
 	}
 }
