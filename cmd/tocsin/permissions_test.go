@@ -221,9 +221,19 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 
 	t.Run("verifier may not speak for staff", func(t *testing.T) {
 		r := connectWatched(t, d, "verifier")
-		for _, step := range []string{"acknowledged", "escalated", "note"} {
+		for _, step := range []string{"acknowledged", "escalated", "note", "notified"} {
 			if !r.publishRefused(t, events.SubjectIncident("inc1", step)) {
 				t.Errorf("the verifier may publish incident.inc1.%s", step)
+			}
+		}
+	})
+
+	t.Run("only the notifier says staff were paged", func(t *testing.T) {
+		// The escalator emails the datacentre and posts to the public
+		// once staff were paged: a forged word would make it go first.
+		for _, user := range []string{"escalator", "statuspage", "operator", "verifier"} {
+			if r := connectWatched(t, d, user); !r.publishRefused(t, events.SubjectIncident("inc1", "notified")) {
+				t.Errorf("%s may publish incident.inc1.notified", user)
 			}
 		}
 	})
