@@ -108,10 +108,10 @@ func TestDefaultsAndOverrides(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	six := 6
+	two := 2
 	if got, want := minimal.Checks, (Checks{Interval: Duration(5 * time.Minute), Timeout: Duration(10 * time.Second),
 		Verify: Verify{Locations: 2, Quorum: 2}, RecoverAfter: 2,
-		Flapping: Flapping{Changes: &six, Window: Duration(30 * time.Minute), Settle: Duration(10 * time.Minute)}}); !cmp.Equal(got, want) {
+		Flapping: Flapping{Changes: &two, Window: Duration(30 * time.Minute), Settle: Duration(10 * time.Minute)}}); !cmp.Equal(got, want) {
 		t.Errorf("defaults (-want +got):\n%s", cmp.Diff(want, got))
 	}
 	// changes: 0 alone turns the detection off, and nothing else is needed.

@@ -305,8 +305,8 @@ type IncidentOpened struct {
 	// before severities existed, which were all server failures.
 	Severity Severity `json:"severity,omitempty"`
 	// Flapping: opened by a server already going down and up again and
-	// again. Staff are told by email; nobody is woken for it unless it
-	// takes its box down.
+	// again, paged about the first time. Staff are told by email; nobody
+	// is woken for it again.
 	Flapping bool `json:"flapping,omitempty"`
 }
 

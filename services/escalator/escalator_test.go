@@ -131,6 +131,29 @@ func opened(id string, at time.Time) events.Event {
 	})
 }
 
+// paged is the notifier's word that the people on call were paged about
+// the incident at its severity: what the escalator waits for before it
+// tells anyone else.
+func paged(id string, sev events.Severity, at time.Time, down ...string) events.Event {
+	return events.New(id+"/notified/opened", "notifier", at, &events.IncidentNotified{
+		Incident: id, Step: "opened", At: at, Severity: sev, DownBoxes: down, Reached: 1,
+	})
+}
+
+// state reads the escalator's state of an incident.
+func (w *world) state(t *testing.T, id string) state {
+	t.Helper()
+	kv, err := w.b.KV(context.Background(), events.BucketEscalations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st state
+	if _, err := bus.GetJSON(context.Background(), kv, id+".state", &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func resolved(id string, at, end time.Time) events.Event {
 	return events.New(id+"/resolved", "verifier", end, &events.IncidentResolved{
 		Incident: id, Opened: at, Resolved: end, Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},
@@ -175,6 +198,7 @@ func TestIncidentGoesPublic(t *testing.T) {
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-public"
 	w.publish(t, opened(id, now))
+	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
 
 	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	ticket := w.mail.Messages()[0]
@@ -254,6 +278,7 @@ func TestResolvedBeforeSocial(t *testing.T) {
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-quick1"
 	w.publish(t, opened(id, now))
+	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
 	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	w.publish(t, resolved(id, now, now.Add(time.Second)))
 	waitUntil(t, 10*time.Second, "the datacentre's resolution", func() bool { return len(w.mail.Messages()) == 2 })
@@ -275,6 +300,7 @@ func TestAcknowledgementCancels(t *testing.T) {
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-acked1"
 	w.publish(t, opened(id, now))
+	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
 	w.publish(t, events.New(id+"/acknowledged", "notifier", now, &events.IncidentAcknowledged{Incident: id, By: "Alice", Via: "sms", At: now}))
 	waitUntil(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
 	if n := len(w.mail.Messages()); n != 0 {
@@ -291,6 +317,7 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-restrt"
 	w.publish(t, opened(id, now))
+	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
 	time.Sleep(time.Second)
 	stop() // killed with the deadline pending
 	time.Sleep(4 * time.Second)
@@ -308,29 +335,98 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 }
 
 // TestDegradedStaysInternal: while another server of the box answers, the
-// datacentre is asked to fix it but the public is not told; when the box
-// goes down too, the public is told at once, the timeout having passed.
+// datacentre is asked to fix it but the public is not told. When the box
+// goes down too, the public's clock starts: its posts go social_after
+// later, and not before the people on call were paged about the outage.
 func TestDegradedStaysInternal(t *testing.T) {
 	w := newWorld(t, "{datacentre_after: 500ms, social_after: 1s}")
 	w.start(t)
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-degrad"
 	w.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
-		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
+		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down", Severity: events.SeverityDegraded,
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: now, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
 	}))
+	w.publish(t, paged(id, events.SeverityDegraded, now))
 	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
-	time.Sleep(2 * time.Second)
+	if text := w.mail.Messages()[0].Text; !strings.Contains(text, "still answers from other servers") {
+		t.Errorf("the ticket does not say the service still answers:\n%s", text)
+	}
 	if n := len(w.x.Posts()) + len(w.fb.Posts()); n != 0 || banner(t, w.b).On {
 		t.Fatalf("%d posts for a box that still serves", n)
 	}
-	later := now.Add(3 * time.Second)
-	w.publish(t, events.New(id+"/updated/1", "verifier", later, &events.IncidentUpdated{
-		Incident: id, Seq: 1, At: later, Opened: now, Title: "2 servers of Incoming mail are down",
-		Added: []events.AffectedServer{{Server: "mx2", Box: "mx", Check: "tcp://192.0.2.7:25", Since: later, BoxState: events.BoxDown}},
+
+	down := time.Now().UTC()
+	w.publish(t, events.New(id+"/updated/1", "verifier", down, &events.IncidentUpdated{
+		Incident: id, Seq: 1, At: down, Opened: now, Title: "2 servers of Incoming mail are down", Severity: events.SeverityOutage,
+		Added: []events.AffectedServer{{Server: "mx2", Box: "mx", Check: "tcp://192.0.2.7:25", Since: down, BoxState: events.BoxDown}},
 		Boxes: []events.BoxStatus{{Box: "mx", State: events.BoxDown}}, Down: []string{"mx1", "mx2"},
 	}))
-	waitUntil(t, 10*time.Second, "the posts once the box is down", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 && banner(t, w.b).On })
+	// Past the public's deadline, with the update judged: still nothing,
+	// for the people on call have not been paged about the outage.
+	waitUntil(t, 10*time.Second, "the public's deadline passed", func() bool {
+		st := w.state(t, id)
+		return st.OutageSince.Equal(down) && time.Now().After(down.Add(1500*time.Millisecond))
+	})
+	if n := len(w.x.Posts()) + len(w.fb.Posts()); n != 0 || banner(t, w.b).On {
+		t.Fatalf("%d posts before the people on call were paged about the outage", n)
+	}
+	told := time.Now().UTC()
+	w.publish(t, events.New(id+"/notified/worse-1", "notifier", told, &events.IncidentNotified{
+		Incident: id, Step: "worse-1", At: told, Severity: events.SeverityOutage, DownBoxes: []string{"mx"}, Reached: 1,
+	}))
+	waitUntil(t, 10*time.Second, "the posts once staff were paged", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 && banner(t, w.b).On })
+}
+
+// TestPublicClockFromTheBoxDown: the public's clock runs from when the box
+// went down, not from the first server's failure.
+func TestPublicClockFromTheBoxDown(t *testing.T) {
+	w := newWorld(t, "{datacentre_after: 0s, social_after: 2s}")
+	w.start(t)
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-clock1"
+	w.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down", Severity: events.SeverityDegraded,
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: now, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
+	}))
+	w.publish(t, paged(id, events.SeverityDegraded, now))
+	waitUntil(t, 10*time.Second, "the opening judged", func() bool { return !w.state(t, id).ToldAt.IsZero() })
+	down := time.Now().UTC()
+	w.publish(t, events.New(id+"/updated/1", "verifier", down, &events.IncidentUpdated{
+		Incident: id, Seq: 1, At: down, Opened: now, Title: "2 servers of Incoming mail are down", Severity: events.SeverityOutage,
+		Added: []events.AffectedServer{{Server: "mx2", Box: "mx", Check: "tcp://192.0.2.7:25", Since: down, BoxState: events.BoxDown}},
+		Boxes: []events.BoxStatus{{Box: "mx", State: events.BoxDown}}, Down: []string{"mx1", "mx2"},
+	}))
+	w.publish(t, events.New(id+"/notified/worse-1", "notifier", down, &events.IncidentNotified{
+		Incident: id, Step: "worse-1", At: down, Severity: events.SeverityOutage, DownBoxes: []string{"mx"}, Reached: 1,
+	}))
+	waitUntil(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
+	if at := w.x.Posts()[0].Received; at.Before(down.Add(2 * time.Second)) {
+		t.Errorf("posted %s after the box went down, before social_after (2s)", at.Sub(down))
+	}
+}
+
+// TestStaffBeforePublic: however long ago the deadlines passed, neither the
+// datacentre nor the public hears of an incident the people on call were
+// not paged about; the word that they were brings both at once.
+func TestStaffBeforePublic(t *testing.T) {
+	w := newWorld(t, "{datacentre_after: 200ms, social_after: 400ms}")
+	w.start(t)
+	now := time.Now().UTC().Add(-time.Hour) // both deadlines long past
+	id := time.Now().UTC().Format("20060102") + "-order1"
+	w.publish(t, opened(id, now))
+	waitUntil(t, 10*time.Second, "the opening judged", func() bool { return !w.state(t, id).Opened.IsZero() })
+	if n := len(w.mail.Messages()) + len(w.x.Posts()) + len(w.fb.Posts()); n != 0 {
+		t.Fatalf("%d messages out before the people on call were paged", n)
+	}
+	told := time.Now().UTC()
+	w.publish(t, paged(id, events.SeverityOutage, told, "mx"))
+	waitUntil(t, 10*time.Second, "the ticket and the posts", func() bool {
+		return len(w.mail.Messages()) == 1 && len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1
+	})
+	if p := w.x.Posts()[0]; p.Received.Before(told) {
+		t.Errorf("posted at %s, before staff were paged at %s", p.Received, told)
+	}
 }
 
 // TestDeadlineSurvivesAWholeRestart: the JetStream server itself goes down
@@ -372,6 +468,7 @@ func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-reboot"
 	w.publish(t, opened(id, now))
+	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
 	time.Sleep(time.Second)
 	stop() // the whole box goes down with the deadline pending
 	time.Sleep(4 * time.Second)
@@ -396,6 +493,7 @@ func TestRateLimitIsWaitedOut(t *testing.T) {
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-rate01"
 	w.publish(t, opened(id, now))
+	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
 	waitUntil(t, 20*time.Second, "the post to X", func() bool { return len(w.x.Posts()) == 1 })
 	if got := w.x.Posts()[0].Received; got.Before(reset) {
 		t.Errorf("posted at %s, before the limit reset at %s", got.Format("15:04:05.000"), reset.Format("15:04:05.000"))

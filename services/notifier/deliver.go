@@ -132,8 +132,8 @@ type pageRecord struct {
 }
 
 // storm says why a page by SMS is not to be sent to a person ("" to send
-// it): they were paged about another incident within the group window, and
-// this one is no worse. Otherwise it claims the person's page record, so
+// it): they were paged about another incident, still open, within the
+// group window, and this one is no worse. Otherwise it claims the person's page record, so
 // that the other incidents of the storm find it.
 func (n *Notifier) storm(ctx context.Context, kv jetstream.KeyValue, m message, s config.Staff) (string, error) {
 	key := "page." + staffKey(s)
@@ -149,7 +149,13 @@ func (n *Notifier) storm(ctx context.Context, kv jetstream.KeyValue, m message, 
 		case pg.Incident == m.Incident && pg.Step == m.step():
 			return "", nil // claimed before a retry
 		case pg.Incident != "" && pg.Incident != m.Incident && now.Sub(pg.At) < window && !m.Severity.Worse(pg.Severity):
-			return fmt.Sprintf("paged about %s %s ago", pg.Incident, now.Sub(pg.At).Round(time.Second)), nil
+			other, _, err := loadState(ctx, kv, pg.Incident)
+			if err != nil {
+				return "", err
+			}
+			if other.Resolved == nil {
+				return fmt.Sprintf("paged about %s, still open, %s ago", pg.Incident, now.Sub(pg.At).Round(time.Second)), nil
+			}
 		}
 		pg = pageRecord{Incident: m.Incident, Step: m.step(), At: now, Severity: m.Severity}
 		if _, err := bus.PutJSON(ctx, kv, key, pg, rev); !bus.IsConflict(err) {

@@ -182,7 +182,7 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 		case st.Warning:
 			m.Subject = fmt.Sprintf("[%s] WARNING: %s [%s]", site, st.Title, st.Incident)
 			b.Lead = st.Title + ". Every server still works: this is a warning, to be fixed before it fails."
-		case st.OpenedFlapping && sev != events.SeverityOutage:
+		case st.OpenedFlapping:
 			m.Subject = fmt.Sprintf("[%s] FLAPPING: %s [%s]", site, st.Title, st.Incident)
 			b.Lead = st.Title + ", again: it keeps going down and coming back, so nobody is paged about it until it settles. " + service + "."
 			m.SMS = fmt.Sprintf("FLAPPING %s: %s again. %s. Reply ACK %s", code, st.Title, service, code)
@@ -207,7 +207,7 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 			m.SMS = fmt.Sprintf("%s (%s). %s. Reply ACK %s", what, code, service, code)
 		}
 	case kindDigest:
-		m.Subject = fmt.Sprintf("[%s] UPDATE (%s): %s [%s]", site, sev, st.Title, st.Incident)
+		m.Subject = fmt.Sprintf("[%s] UPDATE: %s [%s]", site, st.Title, st.Incident)
 		b.Lead = fmt.Sprintf("Update: %s; %d still down.%s %s.", st.Title, len(st.Down), withdrawn, service)
 		flapping := ""
 		if len(st.Flapping) > 0 {
@@ -243,7 +243,11 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 		}
 		m.Subject = fmt.Sprintf("[%s] %s: %s [%s]", site, verb, st.Title, st.Incident)
 		b.Lead = fmt.Sprintf("%s after %s: %s. The incident was: %s.%s", capital(strings.ToLower(verb)), lasted, hit, st.Title, withdrawn)
-		rows := [][2]string{kv("Incident", st.Incident), kv("Severity", string(r.Severity)), kv("Servers", strings.Join(r.Servers, ", "))}
+		rows := [][2]string{kv("Incident", st.Incident)}
+		if r.Severity != "" {
+			rows = append(rows, kv("Severity", string(r.Severity)))
+		}
+		rows = append(rows, kv("Servers", strings.Join(r.Servers, ", ")))
 		if len(st.Withdrawn) > 0 {
 			rows = append(rows, kv("Taken out", strings.Join(st.Withdrawn, ", ")+" (out of service, not recovered)"))
 		}

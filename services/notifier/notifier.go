@@ -302,9 +302,9 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 	rs := recipients(n.cfg, st.Boxes, s.At, sev)
 	switch s.Kind {
 	case kindOpened:
-		if st.OpenedFlapping && sev != events.SeverityOutage {
-			// Down and up again and again: staff read of it, nobody is
-			// woken for it unless it takes its box down.
+		if st.OpenedFlapping {
+			// Down and up again and again, and paged about the first
+			// time: staff read of it, nobody is woken for it again.
 			for i := range rs {
 				rs[i].Channels = updateChannels(rs[i])
 			}

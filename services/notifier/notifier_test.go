@@ -207,14 +207,14 @@ func TestThreadingAndLogs(t *testing.T) {
 	resolutions := 0
 	for _, m := range f.mail.Messages() {
 		switch {
-		case strings.Contains(m.Subject, "DOWN:"):
+		case opening(m.Subject):
 			first[m.To[0]] = m.MessageID
 		case strings.Contains(m.Subject, "RESOLVED:"):
 			resolutions++
 			if m.InReplyTo != first[m.To[0]] || len(m.References) != 1 || m.References[0] != first[m.To[0]] {
 				t.Errorf("resolution to %s not threaded under %q: %q %q", m.To[0], first[m.To[0]], m.InReplyTo, m.References)
 			}
-			if !strings.Contains(m.Text, "Outage lasted:  42m0s") {
+			if !strings.Contains(m.Text, "Servers down for: 42m0s") {
 				t.Errorf("resolution lacks the duration:\n%s", m.Text)
 			}
 		}
@@ -246,11 +246,17 @@ func TestLateOpeningIsNotSentAfterResolution(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range f.mail.Messages() {
-		if strings.Contains(m.Subject, "DOWN:") {
+		if opening(m.Subject) {
 			t.Errorf("opening email sent after the resolution: %s", m.Subject)
 		}
 	}
 	if n := len(f.mail.Messages()); n != 2 {
 		t.Errorf("%d emails, want the 2 resolutions", n)
 	}
+}
+
+// opening reports whether an email's subject is an incident's first
+// message: it says how bad the incident is.
+func opening(subject string) bool {
+	return strings.Contains(subject, "] OUTAGE:") || strings.Contains(subject, "] DEGRADED:") || strings.Contains(subject, "] WARNING:")
 }
