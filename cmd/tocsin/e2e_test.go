@@ -24,15 +24,21 @@ type process struct {
 	cancel context.CancelFunc
 	done   chan int
 	log    *syncBuffer
+	env    func(string) (string, bool) // the environment it reads; testEnv unless set
 }
 
 func startProcess(t *testing.T, args ...string) *process {
+	return startProcessWith(t, testEnv, args...)
+}
+
+// startProcessWith starts tocsin with an environment of the test's own.
+func startProcessWith(t *testing.T, env func(string) (string, bool), args ...string) *process {
 	if len(args) > 0 && args[0] == "run" && !slices.Contains(args, "--admin-listen") {
 		// Processes of a test run side by side: each takes an admin port
 		// of its own rather than the default one.
 		args = append(args, "--admin-listen", "127.0.0.1:0")
 	}
-	p := &process{t: t, args: args, log: newSyncBuffer()}
+	p := &process{t: t, args: args, log: newSyncBuffer(), env: env}
 	p.start()
 	t.Cleanup(p.stop)
 	return p
@@ -41,7 +47,7 @@ func startProcess(t *testing.T, args ...string) *process {
 func (p *process) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel, p.done = cancel, make(chan int, 1)
-	go func() { p.done <- run(ctx, p.args, io.Discard, p.log, testEnv) }()
+	go func() { p.done <- run(ctx, p.args, io.Discard, p.log, p.env) }()
 }
 
 func (p *process) stop() {
@@ -89,9 +95,11 @@ func countBy(msgs []smtptest.Message) map[string]int {
 	n := map[string]int{}
 	for _, m := range msgs {
 		kind := "other"
-		for _, k := range []string{"DOWN", "RESOLVED"} {
-			if strings.Contains(m.Subject, "] "+k+":") {
-				kind = k
+		for k, words := range map[string][]string{"DOWN": {"OUTAGE", "DEGRADED"}, "RESOLVED": {"RESOLVED"}} {
+			for _, w := range words {
+				if strings.Contains(m.Subject, "] "+w+":") {
+					kind = k
+				}
 			}
 		}
 		for _, to := range m.To {
@@ -221,9 +229,9 @@ providers:
 		if !m.TLS || m.AuthUser != "alerts" {
 			t.Errorf("email %q sent without STARTTLS and auth (tls %v, user %q)", m.Subject, m.TLS, m.AuthUser)
 		}
-		if strings.Contains(m.Subject, "DOWN:") {
+		if strings.Contains(m.Subject, "] OUTAGE:") {
 			opened[m.To[0]] = m.MessageID
-			for _, want := range []string{"web1 (Web and webmail) is down", "connection refused", "from lon1", "DC One", "Web Service", "OUTAGE: nothing answers in Web and webmail"} {
+			for _, want := range []string{"web1 (Web and webmail) is down", "connection refused", "from lon1", "DC One", "Web Service", "OUTAGE: no server answers in Web and webmail"} {
 				if !strings.Contains(m.Text, want) {
 					t.Errorf("DOWN email lacks %q:\n%s", want, m.Text)
 				}

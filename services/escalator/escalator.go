@@ -183,11 +183,11 @@ func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, e
 		errs = append(errs, err)
 	}
 	// One event is held back until the next step falls due: the opening
-	// event always, or any other whose deadline comes sooner than the one
-	// awaited (the public clock starts when a box goes down, which an
-	// update brings).
+	// event always, or any other when no event is held for that soon (the
+	// public clock starts when a box goes down, which an update brings).
+	// Two held at once cost a look that finds nothing to do.
 	hold := !next.IsZero() && len(errs) == 0 &&
-		(ev.Type == events.TypeIncidentOpened || st.WakeAt.IsZero() || next.Before(st.WakeAt) || now.After(st.WakeAt.Add(wakeGrace)))
+		(ev.Type == events.TypeIncidentOpened || !now.Before(st.WakeAt) || next.Before(st.WakeAt))
 	if hold {
 		st.WakeAt = next
 	}
@@ -202,10 +202,6 @@ func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, e
 	}
 	return nil
 }
-
-// wakeGrace is how late a held event may be before another takes its
-// place, in case it was lost; two wake-ups cost a look that finds nothing.
-const wakeGrace = time.Minute
 
 // retryLater waits as long as a provider asked to be left alone, or backs
 // off as for any failure. Permanent refusals never get here: they are

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
+	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// The providers' stand-ins and the secrets they expect, for the tests of
+// what reaches whom and in which order.
+const (
+	truthSID   = "AC00112233445566778899aabbccddeeff"
+	truthToken = "truthT0ken"
+	truthFB    = "pageTOKENtruth"
+	alicePhone = "+447700900001"
+	bobPhone   = "+447700900002"
+)
+
+var truthX = xtest.Credentials{ConsumerKey: "ck9", ConsumerSecret: "cs9secret", Token: "tk9", TokenSecret: "ts9secret"}
+
+// providers is everything outside Tocsin that hears from it: the mail
+// server (staff and the datacentre), Twilio, X and Facebook.
+type providers struct {
+	mail *smtptest.Server
+	sms  *twiliotest.Server
+	x    *xtest.Server
+	fb   *facebooktest.Server
+}
+
+func startProviders(t *testing.T) *providers {
+	return &providers{
+		mail: smtptest.Start(t, smtptest.Options{}),
+		sms:  twiliotest.Start(t, truthSID, truthToken),
+		x:    xtest.Start(t, truthX),
+		fb:   facebooktest.Start(t, "777", truthFB),
+	}
+}
+
+// yaml is the providers section of a config that reaches the stand-ins.
+func (p *providers) yaml() string {
+	return fmt.Sprintf(`providers:
+  smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", tls: none}
+  twilio: {from: "+447700900000", account_sid_env: TWILIO_SID, auth_token_env: TWILIO_TOKEN, api_url: %q}
+  x: {consumer_key_env: X_CK, consumer_secret_env: X_CS, token_env: X_TK, token_secret_env: X_TS, api_url: %q}
+  facebook: {page_id: "777", token_env: FB_TOKEN, api_url: %q}
+`, p.mail.Port, p.sms.URL, p.x.URL, p.fb.URL)
+}
+
+func providerEnv(name string) (string, bool) {
+	v, ok := map[string]string{
+		"TWILIO_SID": truthSID, "TWILIO_TOKEN": truthToken, "FB_TOKEN": truthFB,
+		"X_CK": truthX.ConsumerKey, "X_CS": truthX.ConsumerSecret, "X_TK": truthX.Token, "X_TS": truthX.TokenSecret,
+	}[name]
+	return v, ok
+}
+
+// smsTo is the SMS one phone received, in order.
+func smsTo(s *twiliotest.Server, phone string) []twiliotest.Message {
+	var out []twiliotest.Message
+	for _, m := range s.Messages() {
+		if m.To == phone {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// stateOf reads a server's state as the verifier keeps it.
+func stateOf(t *testing.T, kv jetstream.KeyValue, id string) events.ServerState {
+	t.Helper()
+	var rec struct {
+		State events.ServerState `json:"state"`
+	}
+	if _, err := bus.GetJSON(context.Background(), kv, id, &rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec.State
+}
+
+// TestWorseNewsBeforeThePublic is the night the alarm exists for: mx1
+// stops, and both phones hear the service still answers; then mx2 stops
+// too. Each phone hears at once that Incoming mail is now down, before any
+// post to X or Facebook, which come social_after after the box went down,
+// not after mx1 did. The resolution says how long customers were affected.
+func TestWorseNewsBeforeThePublic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	mx1, err := newLoopbackServer("mx1", "220 mx1 ESMTP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mx1.Off)
+	mx2, err := newLoopbackServer("mx2", "220 mx2 ESMTP")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(mx2.Off)
+	pr := startProviders(t)
+	nats := bustest.Start(t)
+
+	const socialAfter = 6 * time.Second
+	cfgFile := filepath.Join(t.TempDir(), "tocsin.yaml")
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+site: {name: Example Hosting, status_url: https://status.example.net}
+checks: {interval: 1s, timeout: 500ms, recover_after: 2, verify: {locations: 1, quorum: 1}}
+locations: [lon1]
+datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
+boxes:
+  - id: mx
+    name: Incoming mail
+    datacentre: dc1
+    servers: [{id: mx1, check: "%s"}, {id: mx2, check: "%s"}]
+staff:
+  - {name: Alice, email: alice@example.net, phone: %q}
+  - {name: Bob, email: bob@example.net, phone: %q}
+notify: {group_window: 1m, update_every: 10m}
+escalation: {datacentre_after: 1s, social_after: %s}
+%s`, mx1.Check(), mx2.Check(), alicePhone, bobPhone, socialAfter, pr.yaml()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcessWith(t, providerEnv, "run", "--config", cfgFile, "--nats", nats.URL, "--services", "prober,verifier,notifier,escalator", "--shutdown-timeout", "10s")
+	defer func() {
+		if t.Failed() {
+			t.Logf("tocsin log:\n%s", p.log.String())
+		}
+	}()
+	watch := nats.Connect(t, nil)
+	servers, err := watch.KV(context.Background(), events.BucketServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "both servers seen up", func() bool {
+		return stateOf(t, servers, "mx1") == events.StateUp && stateOf(t, servers, "mx2") == events.StateUp
+	})
+
+	mx1.Off()
+	waitFor(t, 30*time.Second, "the first page on both phones", func() bool {
+		return len(smsTo(pr.sms, alicePhone)) == 1 && len(smsTo(pr.sms, bobPhone)) == 1
+	})
+	for _, m := range pr.sms.Messages() {
+		if !strings.HasPrefix(m.Body, "DOWN ") || !strings.Contains(m.Body, "DEGRADED: service still available") {
+			t.Errorf("first SMS %q: want DOWN, the service still available", m.Body)
+		}
+	}
+	// The datacentre hears of it once staff were paged: its email is the
+	// moment to take the second server away, the public not yet told.
+	waitFor(t, 30*time.Second, "the datacentre's ticket", func() bool {
+		for _, m := range pr.mail.Messages() {
+			if m.To[0] == "noc@dc1.example" {
+				return true
+			}
+		}
+		return false
+	})
+	if n := len(pr.x.Posts()) + len(pr.fb.Posts()); n != 0 {
+		t.Fatalf("%d public posts while the box still serves", n)
+	}
+
+	boxDown := time.Now()
+	mx2.Off()
+	waitFor(t, 30*time.Second, "NOW DOWN on both phones", func() bool {
+		return len(smsTo(pr.sms, alicePhone)) == 2 && len(smsTo(pr.sms, bobPhone)) == 2
+	})
+	var lastPage time.Time
+	for _, phone := range []string{alicePhone, bobPhone} {
+		m := smsTo(pr.sms, phone)[1]
+		if !strings.HasPrefix(m.Body, "NOW DOWN: Incoming mail - no server answers") || strings.Contains(m.Body, "still available") {
+			t.Errorf("second SMS to %s: %q", phone, m.Body)
+		}
+		t.Logf("NOW DOWN reached %s %s after mx2 stopped", phone, m.Received.Sub(boxDown).Round(100*time.Millisecond))
+		if m.Received.After(lastPage) {
+			lastPage = m.Received
+		}
+	}
+	if n := len(pr.x.Posts()) + len(pr.fb.Posts()); n != 0 {
+		t.Errorf("%d public posts before both phones heard the box was down", n)
+	}
+
+	waitFor(t, 30*time.Second, "the posts to X and Facebook", func() bool { return len(pr.x.Posts()) == 1 && len(pr.fb.Posts()) == 1 })
+	for _, at := range []time.Time{pr.x.Posts()[0].Received, pr.fb.Posts()[0].Received} {
+		if at.Before(lastPage) {
+			t.Errorf("posted at %s, before the last page at %s", at.Format(time.StampMilli), lastPage.Format(time.StampMilli))
+		}
+		if at.Before(boxDown.Add(socialAfter)) {
+			t.Errorf("posted %s after the box went down: the public clock must run social_after (%s) from then", at.Sub(boxDown).Round(100*time.Millisecond), socialAfter)
+		}
+	}
+
+	if err := mx1.On(); err != nil {
+		t.Fatal(err)
+	}
+	if err := mx2.On(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the resolution on both phones", func() bool {
+		return len(smsTo(pr.sms, alicePhone)) == 3 && len(smsTo(pr.sms, bobPhone)) == 3
+	})
+	for _, phone := range []string{alicePhone, bobPhone} {
+		if m := smsTo(pr.sms, phone)[2]; !strings.HasPrefix(m.Body, "RESOLVED ") || !strings.Contains(m.Body, "customers were affected for") {
+			t.Errorf("resolution to %s: %q", phone, m.Body)
+		}
+	}
+	var resolution string
+	for _, m := range pr.mail.Messages() {
+		if m.To[0] == "alice@example.net" && strings.Contains(m.Subject, "RESOLVED:") {
+			resolution = m.Text
+		}
+	}
+	for _, want := range []string{"Severity:       outage", "Customers:      customers were affected for", "Servers down for:"} {
+		if !strings.Contains(resolution, want) {
+			t.Errorf("the resolution email lacks %q:\n%s", want, resolution)
+		}
+	}
+}
