@@ -120,9 +120,10 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	if err != nil {
 		return err
 	}
+	limits := bus.Limits{MaxStore: int64(cfg.Bus.MaxStore), MaxMemory: int64(cfg.Bus.MaxMemory)}
 	var ns *server.Server
 	if f.nats == "" {
-		ns, err = bus.StartEmbedded(bus.EmbeddedOptions{Dir: filepath.Join(f.data, "jetstream"), Listen: f.natsListen})
+		ns, err = bus.StartEmbedded(bus.EmbeddedOptions{Dir: filepath.Join(f.data, "jetstream"), Listen: f.natsListen, Limits: limits})
 		if err != nil {
 			return err
 		}
@@ -149,6 +150,7 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	}
 	defer b.Close()
 	b.TakeOver = f.takeOver
+	b.Limits = limits
 	if !pageOnly {
 		setup, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
@@ -164,6 +166,9 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	if !pageOnly {
+		defer watchStore(ctx, b, m, log)()
+	}
 	stopOps, err := startOps(ctx, f, b, m, slices.Sorted(maps.Keys(runners)), log)
 	if err != nil {
 		return err
@@ -194,6 +199,30 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 		return err
 	}
 	return nil
+}
+
+// watchStore reports how full the bus is in the metrics, and logs an error
+// when a stream or bucket passes bus.WarnFill, until ctx ends or the
+// returned function is called.
+func watchStore(ctx context.Context, b *bus.Bus, m *metrics.Metrics, log *slog.Logger) (stop func()) {
+	m.StoreUsage(func(ctx context.Context) ([]metrics.StoreUse, error) {
+		usage, err := b.Usage(ctx)
+		out := make([]metrics.StoreUse, len(usage))
+		for i, u := range usage {
+			out[i] = metrics.StoreUse{Stream: u.Stream, Bytes: u.Bytes, MaxBytes: u.MaxBytes}
+		}
+		return out, err
+	})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		b.WatchUsage(ctx, time.Minute, func(u bus.StreamUsage) {
+			log.Error("a stream of the bus is almost full: a stream of history refuses new events once full; raise bus.max_store or make room",
+				"stream", u.Stream, "fill", fmt.Sprintf("%.0f%%", 100*u.Fill()), "bytes", u.Bytes, "max_bytes", u.MaxBytes)
+		})
+	}()
+	return func() { cancel(); <-done }
 }
 
 func chooseServices(list string) ([]string, error) {

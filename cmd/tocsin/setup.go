@@ -7,6 +7,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -17,6 +19,7 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "URL of the NATS JetStream server or cluster")
 	replicas := fs.Int("replicas", 1, "copies of each stream to keep: 3 on a three-node cluster")
+	configFile := fs.String("config", "", "the configuration file, whose bus section (max_store, max_memory) sizes the streams; without it, the default sizes")
 	var nf natsFlags
 	nf.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -29,6 +32,15 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *replicas < 1 || *replicas > 5 {
 		fmt.Fprintf(stderr, "tocsin setup: --replicas %d: JetStream keeps 1 to 5 copies\n", *replicas)
 		return 2
+	}
+	limits := bus.Limits{} // the defaults
+	if *configFile != "" {
+		b, err := config.LoadBus(*configFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "tocsin setup: %v\n", err)
+			return 1
+		}
+		limits = bus.Limits{MaxStore: int64(b.MaxStore), MaxMemory: int64(b.MaxMemory)}
 	}
 	natsOpts, err := nf.options()
 	if err != nil {
@@ -43,6 +55,7 @@ func cmdSetup(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer b.Close()
+	b.Limits = limits
 	if err := b.Setup(ctx, *replicas); err != nil {
 		fmt.Fprintf(stderr, "tocsin setup: %v\n", err)
 		return 1

@@ -33,6 +33,10 @@ type Bus struct {
 	// Consumer.Exclusive); DefaultTakeOver if zero. Set it before
 	// consuming.
 	TakeOver time.Duration
+
+	// Limits are what Ensure and Setup give the streams and buckets;
+	// the config's defaults where zero. Set them before either.
+	Limits Limits
 }
 
 // DefaultTakeOver is how long a standby waits by default to take over from
@@ -51,11 +55,15 @@ func (b *Bus) takeOver() time.Duration {
 type EmbeddedOptions struct {
 	Dir    string // where streams are stored; survives restarts
 	Listen string // host:port for other processes (tocsin status, a standalone service); "" keeps it in-process only
+	// Limits are the room the server gives its streams (the config's
+	// defaults where zero): Ensure's streams fit in it exactly.
+	Limits Limits
 }
 
 // StartEmbedded starts a JetStream server in this process and waits until it
 // accepts connections. Call Shutdown and WaitForShutdown to stop it.
 func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
+	limits := opts.Limits.orDefault()
 	so := &server.Options{
 		ServerName: "tocsin",
 		JetStream:  true,
@@ -63,6 +71,10 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		NoSigs:     true,
 		Host:       "127.0.0.1",
 		Port:       -1,
+		// The room Ensure's streams are sized to, rather than what the
+		// disk has free when the server starts.
+		JetStreamMaxStore:  limits.MaxStore,
+		JetStreamMaxMemory: limits.MaxMemory,
 	}
 	if opts.Listen == "" {
 		so.DontListen = true
@@ -209,7 +221,9 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 		}
 		return nil
 	}
-	for _, cfg := range events.StreamConfigs(replicas) {
+	limits := b.Limits.orDefault()
+	streams, buckets := events.SizedConfigs(replicas, limits.MaxStore, limits.MaxMemory)
+	for _, cfg := range streams {
 		var s jetstream.Stream
 		err := b.unlessDenied(ctx, func(ctx context.Context) (err error) {
 			s, err = b.JS.Stream(ctx, cfg.Name)
@@ -235,7 +249,7 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
 		}
 	}
-	for _, cfg := range events.BucketConfigs(replicas) {
+	for _, cfg := range buckets {
 		var kv jetstream.KeyValue
 		err := b.unlessDenied(ctx, func(ctx context.Context) (err error) {
 			kv, err = b.JS.KeyValue(ctx, cfg.Bucket)
@@ -247,7 +261,7 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 		exists, replicasOnly := err == nil, false
 		if err == nil {
 			var st jetstream.KeyValueStatus
-			if st, err = kv.Status(ctx); err == nil && st.TTL() == cfg.TTL && st.History() == int64(cfg.History) {
+			if st, err = kv.Status(ctx); err == nil && sameBucket(st.Config(), cfg) {
 				if st.Config().Replicas == cfg.Replicas {
 					continue
 				}
@@ -273,7 +287,14 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 func sameStream(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
 		have.Storage == want.Storage && have.Replicas == want.Replicas && have.MaxAge == want.MaxAge &&
-		have.Duplicates == want.Duplicates && have.AllowMsgTTL == want.AllowMsgTTL && have.Description == want.Description
+		have.Duplicates == want.Duplicates && have.AllowMsgTTL == want.AllowMsgTTL && have.Description == want.Description &&
+		have.MaxBytes == want.MaxBytes && have.MaxMsgSize == want.MaxMsgSize && have.Discard == want.Discard
+}
+
+// sameBucket compares the settings Tocsin chooses, but for the copies.
+func sameBucket(have, want jetstream.KeyValueConfig) bool {
+	return have.TTL == want.TTL && uint8(have.History) == want.History &&
+		have.MaxBytes == want.MaxBytes && have.MaxValueSize == want.MaxValueSize
 }
 
 // KV opens a bucket that Ensure made.
@@ -295,7 +316,7 @@ func (b *Bus) Publish(ctx context.Context, ev events.Event, opts ...jetstream.Pu
 	}
 	opts = append([]jetstream.PublishOpt{jetstream.WithMsgID(ev.ID)}, opts...)
 	if _, err := b.JS.Publish(ctx, ev.Subject(), data, opts...); err != nil {
-		return fmt.Errorf("publish %s %s: %w", ev.Type, ev.ID, err)
+		return fmt.Errorf("publish %s %s: %w", ev.Type, ev.ID, storeError(streamOf(ev.Subject()), err))
 	}
 	return nil
 }

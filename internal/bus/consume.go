@@ -513,7 +513,12 @@ func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delive
 		}
 		delay := backoff(n, c.BackoffMin, c.BackoffMax)
 		c.Metrics.Message(c.Name, metrics.Retry)
-		log.Warn("handling failed; retry scheduled", "subject", m.Subject(), "attempt", n, "retry_in", delay.Round(time.Millisecond), "err", err)
+		if IsStoreFull(err) {
+			// Retrying cannot help until someone gives the bus room.
+			log.Error("handling failed: the bus is full; retry scheduled", "subject", m.Subject(), "attempt", n, "retry_in", delay.Round(time.Millisecond), "err", err)
+		} else {
+			log.Warn("handling failed; retry scheduled", "subject", m.Subject(), "attempt", n, "retry_in", delay.Round(time.Millisecond), "err", err)
+		}
 		_ = m.NakWithDelay(delay)
 	}
 }

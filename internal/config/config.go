@@ -29,6 +29,7 @@ type Config struct {
 	Maintenance []Maintenance         `yaml:"maintenance"`
 	Providers   Providers             `yaml:"providers"`
 	Statuspage  Statuspage            `yaml:"statuspage"`
+	Bus         Bus                   `yaml:"bus"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

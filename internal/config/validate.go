@@ -49,9 +49,21 @@ const (
 	// open.
 	DefaultMaxStreams          = 1000
 	DefaultMaxStreamsPerClient = 16
+	// DefaultMaxStore is the disk the bus's streams and buckets share:
+	// years of incidents for a fleet of thousands, and below the 2GB a
+	// small NATS node gives JetStream. DefaultMaxMemory holds the probe
+	// tasks waiting.
+	DefaultMaxStore  = 1 << 30
+	DefaultMaxMemory = 128 << 20
 )
 
 func (c *Config) setDefaults() {
+	if c.Bus.MaxStore == 0 {
+		c.Bus.MaxStore = DefaultMaxStore
+	}
+	if c.Bus.MaxMemory == 0 {
+		c.Bus.MaxMemory = DefaultMaxMemory
+	}
 	if c.Checks.Interval == 0 {
 		c.Checks.Interval = Duration(DefaultInterval)
 	}
@@ -256,6 +268,7 @@ func (v *validator) validate(c *Config) {
 		}
 	}
 	v.providers(c)
+	v.bus(&c.Bus)
 	if _, _, err := net.SplitHostPort(c.Statuspage.Listen); err != nil {
 		v.at(p("statuspage", "listen"), "listen %q must be host:port, like 127.0.0.1:8080", c.Statuspage.Listen)
 	}

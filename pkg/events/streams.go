@@ -93,8 +93,71 @@ const TaskDedupWindow = 5 * time.Minute
 // TaskGrace is how late a scheduler may still publish a slot it finds due.
 const TaskGrace = time.Minute
 
+// MaxEventSize is the largest event or incident record the bus stores: an
+// incident of a whole datacentre's servers, with its staff updates, fits
+// several times over, while one forged message cannot take the store.
+const MaxEventSize = 768 << 10
+
+// storeShares split the bus's store on disk between the streams and buckets
+// kept on file, in parts of the whole: the history the alarm must not lose
+// gets most room, what the next check replaces gets less, a bucket of one
+// key per server or location little. A stream or bucket missing here gets
+// one part.
+var storeShares = map[string]int64{
+	StreamEvents:      40,
+	StreamResults:     20,
+	StreamDeadLetters: 5,
+	BucketIncidents:   10,
+	BucketDeliveries:  8,
+	BucketEscalations: 6,
+	BucketServers:     3,
+	BucketBoxes:       2,
+	BucketMaintenance: 2,
+	BucketFailover:    2,
+	BucketLocations:   1,
+	BucketBanner:      1,
+}
+
+// SizedConfigs is StreamConfigs and BucketConfigs with a MaxBytes on each:
+// maxStore bytes on disk shared by every stream and bucket on file in
+// proportion to its share, and maxMemory bytes shared by the streams kept
+// in memory (the probe tasks). Together they never ask for more than
+// maxStore and maxMemory, so that a server limited to those accepts them.
+func SizedConfigs(replicas int, maxStore, maxMemory int64) ([]jetstream.StreamConfig, []jetstream.KeyValueConfig) {
+	streams, buckets := StreamConfigs(replicas), BucketConfigs(replicas)
+	share := func(name string) int64 {
+		if n, ok := storeShares[name]; ok {
+			return n
+		}
+		return 1
+	}
+	var onFile, inMemory int64
+	for _, s := range streams {
+		if s.Storage == jetstream.MemoryStorage {
+			inMemory += share(s.Name)
+		} else {
+			onFile += share(s.Name)
+		}
+	}
+	for _, b := range buckets {
+		onFile += share(b.Bucket) // every bucket is on file
+	}
+	for i, s := range streams {
+		if s.Storage == jetstream.MemoryStorage {
+			streams[i].MaxBytes = maxMemory / inMemory * share(s.Name)
+		} else {
+			streams[i].MaxBytes = maxStore / onFile * share(s.Name)
+		}
+	}
+	for i, b := range buckets {
+		buckets[i].MaxBytes = maxStore / onFile * share(b.Bucket)
+	}
+	return streams, buckets
+}
+
 // StreamConfigs is every stream Tocsin uses, with replicas copies of each
-// (1 on one box, 3 on a cluster).
+// (1 on one box, 3 on a cluster), bounded in message size and with what to
+// do when full; SizedConfigs gives each its size.
 func StreamConfigs(replicas int) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
@@ -111,6 +174,10 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			MaxAge:      time.Hour, // a task nobody took in an hour is of no use
 			Duplicates:  TaskDedupWindow,
 			AllowMsgTTL: true, // each task expires after its own interval
+			// Full, the oldest task goes: the next slot replaces it, and a
+			// scheduler that cannot publish checks nothing.
+			Discard:    jetstream.DiscardOld,
+			MaxMsgSize: 64 << 10,
 		},
 		{
 			Name:        StreamResults,
@@ -121,6 +188,10 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Replicas:    replicas,
 			MaxAge:      24 * time.Hour,
 			Duplicates:  10 * time.Minute,
+			// Full, the oldest result goes: the verifier judged it long
+			// ago, and the newest say what is true now.
+			Discard:    jetstream.DiscardOld,
+			MaxMsgSize: 64 << 10,
 		},
 		{
 			Name:        StreamEvents,
@@ -131,6 +202,10 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Replicas:    replicas,
 			MaxAge:      400 * 24 * time.Hour, // a year of history for the status page, and some
 			Duplicates:  time.Hour,
+			// Full, it refuses what is new rather than lose what happened:
+			// the publisher's error says so, and it is retried.
+			Discard:    jetstream.DiscardNew,
+			MaxMsgSize: MaxEventSize,
 		},
 		{
 			Name:        StreamDeadLetters,
@@ -141,79 +216,98 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			Replicas:    replicas,
 			MaxAge:      30 * 24 * time.Hour,
 			Duplicates:  time.Hour,
+			// Full, the oldest goes: a consumer must always be able to set
+			// a message aside, or the message blocks its stream.
+			Discard: jetstream.DiscardOld,
+			// Room for the largest event and the headers that say why it
+			// was set aside: NATS's own limit on a message, 1MiB.
+			MaxMsgSize: 1 << 20,
 		},
 	}
 }
 
-// BucketConfigs is every key-value bucket Tocsin uses.
+// BucketConfigs is every key-value bucket Tocsin uses, bounded in value
+// size; SizedConfigs gives each its size. A full bucket refuses new keys
+// (JetStream's key-value buckets always do), while a key already there can
+// still be written: losing the oldest key would lose a server's state or
+// the record that a message went out.
 func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 	return []jetstream.KeyValueConfig{
 		{
-			Bucket:      BucketServers,
-			Description: "The verifier's state of every server.",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
+			Bucket:       BucketServers,
+			Description:  "The verifier's state of every server.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 256 << 10,
 		},
 		{
-			Bucket:      BucketBoxes,
-			Description: "The verifier's state of every box.",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
+			Bucket:       BucketBoxes,
+			Description:  "The verifier's state of every box.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 256 << 10,
 		},
 		{
-			Bucket:      BucketLocations,
-			Description: "Prober heartbeats: which locations are live.",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-			TTL:         time.Hour, // clears the keys of probers long gone; liveness is judged by each heartbeat's own TTL
+			Bucket:       BucketLocations,
+			Description:  "Prober heartbeats: which locations are live.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 16 << 10,
+			TTL:          time.Hour, // clears the keys of probers long gone; liveness is judged by each heartbeat's own TTL
 		},
 		{
-			Bucket:      BucketIncidents,
-			Description: "Incidents, and the ones open in each datacentre.",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-			TTL:         400 * 24 * time.Hour, // as long as the events stream keeps the history; an open incident is written far more often
+			Bucket:       BucketIncidents,
+			Description:  "Incidents, and the ones open in each datacentre.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: MaxEventSize,
+			TTL:          400 * 24 * time.Hour, // as long as the events stream keeps the history; an open incident is written far more often
 		},
 		{
-			Bucket:      BucketMaintenance,
-			Description: "Maintenance windows, from the config and started at run time.",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
+			Bucket:       BucketMaintenance,
+			Description:  "Maintenance windows, from the config and started at run time.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 256 << 10,
 		},
 		{
-			Bucket:      BucketEscalations,
-			Description: "The escalator's state of each incident, and each step carried out.",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-			TTL:         90 * 24 * time.Hour,
+			Bucket:       BucketEscalations,
+			Description:  "The escalator's state of each incident, and each step carried out.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 256 << 10,
+			TTL:          90 * 24 * time.Hour,
 		},
 		{
-			Bucket:      BucketBanner,
-			Description: "The banner on the hosting web pages during a public outage.",
-			History:     5,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
+			Bucket:       BucketBanner,
+			Description:  "The banner on the hosting web pages during a public outage.",
+			History:      5,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 64 << 10,
 		},
 		{
-			Bucket:      BucketFailover,
-			Description: "Failover's record of each server: its newest state change, and where it stands in each load balancer.",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
+			Bucket:       BucketFailover,
+			Description:  "Failover's record of each server: its newest state change, and where it stands in each load balancer.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 256 << 10,
 		},
 		{
-			Bucket:      BucketDeliveries,
-			Description: "One record per notification sent.",
-			History:     1,
-			Storage:     jetstream.FileStorage,
-			Replicas:    replicas,
-			TTL:         90 * 24 * time.Hour,
+			Bucket:       BucketDeliveries,
+			Description:  "One record per notification sent.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 64 << 10,
+			TTL:          90 * 24 * time.Hour,
 		},
 	}
 }

@@ -19,12 +19,22 @@ import (
 type Server struct {
 	NS  *server.Server
 	URL string
+	// Limits are the room the server gives its streams, and what Connect
+	// sizes them to.
+	Limits bus.Limits
 }
 
 // Start starts a server that the test shuts down when it ends.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1"})
+	return StartLimited(t, bus.Limits{})
+}
+
+// StartLimited starts a server whose streams get only the room of limits
+// (the config's defaults where zero): for a test that fills one.
+func StartLimited(t testing.TB, limits bus.Limits) *Server {
+	t.Helper()
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +42,7 @@ func Start(t testing.TB) *Server {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	})
-	return &Server{NS: ns, URL: ns.ClientURL()}
+	return &Server{NS: ns, URL: ns.ClientURL(), Limits: limits}
 }
 
 // Connect returns a bus on s with every stream and bucket in place.
@@ -46,6 +56,7 @@ func (s *Server) Connect(t testing.TB, log *slog.Logger) *bus.Bus {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.NC.Close)
+	b.Limits = s.Limits
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := b.Ensure(ctx, 1); err != nil {
