@@ -2,7 +2,11 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +18,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
+	"github.com/tocsin-alarm/tocsin/internal/servertest"
 	"github.com/tocsin-alarm/tocsin/internal/smtptest"
 	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
 	"github.com/tocsin-alarm/tocsin/internal/xtest"
@@ -226,4 +231,183 @@ escalation: {datacentre_after: 1s, social_after: %s}
 			t.Errorf("the resolution email lacks %q:\n%s", want, resolution)
 		}
 	}
+}
+
+// startHTTPS serves a page over TLS on loopback with a certificate of ca's
+// that expires in a day.
+func startHTTPS(t *testing.T, ca *testCA) string {
+	t.Helper()
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "web.pem"), filepath.Join(dir, "web-key.pem")
+	ca.issue(t, "web1", certFile, keyFile)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "<h1>web1</h1>") })}
+	go srv.Serve(l)
+	t.Cleanup(func() { srv.Close() })
+	return "https://" + l.Addr().String() + "/"
+}
+
+// haproxyState is how HAProxy's runtime API reports a server of a backend:
+// the line of "show stat" that names it.
+func haproxyState(t *testing.T, socket, backend, server string) string {
+	t.Helper()
+	c, err := net.DialTimeout("unix", socket, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := io.WriteString(c, "show stat\n"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(line, backend+","+server+",") {
+			return line
+		}
+	}
+	t.Fatalf("HAProxy does not know %s/%s:\n%s", backend, server, out)
+	return ""
+}
+
+// TestCertificateWarning: a certificate in its warning window is a
+// warning: one email to each person, no SMS, the server up on the page
+// and in its HAProxy pool, nothing public.
+func TestCertificateWarning(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end")
+	}
+	ca := newTestCA(t, "Fleet CA")
+	dir := t.TempDir()
+	ca.writeCert(t, filepath.Join(dir, "fleet-ca.pem"))
+	web1 := startHTTPS(t, ca)
+	web2, err := newLoopbackServer("web2", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(web2.Off)
+	lb := servertest.StartHAProxy(t, servertest.HAProxyOptions{Backend: "web", Servers: []servertest.HAProxyServer{
+		{Name: "web1", Addr: strings.TrimSuffix(strings.TrimPrefix(web1, "https://"), "/")}, {Name: "web2", Addr: web2.Addr()},
+	}})
+	pr := startProviders(t)
+	nats := bustest.Start(t)
+	page := freeAddr(t)
+
+	cfgFile := filepath.Join(dir, "tocsin.yaml")
+	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+site: {name: Example Hosting, status_url: https://status.example.net}
+checks: {interval: 1s, timeout: 800ms, recover_after: 2, verify: {locations: 1, quorum: 1}, ca_file: fleet-ca.pem}
+locations: [lon1]
+datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
+boxes:
+  - id: web
+    name: Websites
+    datacentre: dc1
+    failover: {haproxy: [{address: %q, backend: web}]}
+    servers:
+      - {id: web1, check: %q, cert_warn_days: 7, public_name: Web 1}
+      - {id: web2, check: %q, public_name: Web 2}
+staff:
+  - {name: Alice, email: alice@example.net, phone: %q}
+  - {name: Bob, email: bob@example.net, phone: %q}
+escalation: {datacentre_after: 1s, social_after: 1s}
+statuspage: {listen: %q}
+%s`, lb.Socket, web1, web2.Check(), alicePhone, bobPhone, page, pr.yaml()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcessWith(t, providerEnv, "run", "--config", cfgFile, "--nats", nats.URL,
+		"--services", "prober,verifier,notifier,escalator,failover,statuspage", "--shutdown-timeout", "10s")
+	defer func() {
+		if t.Failed() {
+			t.Logf("tocsin log:\n%s", p.log.String())
+		}
+	}()
+	warnings := func(to string) int {
+		n := 0
+		for _, m := range pr.mail.Messages() {
+			if m.To[0] == to && strings.Contains(m.Subject, "] WARNING:") {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 30*time.Second, "the warning emails", func() bool { return warnings("alice@example.net") == 1 && warnings("bob@example.net") == 1 })
+	for _, m := range pr.mail.Messages() {
+		if !strings.Contains(m.Subject, "web1 (Websites): certificate expires in") || !strings.Contains(m.Text, "Every server still works") {
+			t.Errorf("warning email %q:\n%s", m.Subject, m.Text)
+		}
+	}
+
+	// Several checks later, each seeing the warning again: still one
+	// email each, no SMS, nothing to the datacentre or the public.
+	watch := nats.Connect(t, nil)
+	servers, err := watch.KV(context.Background(), events.BucketServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := watch.JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectProbeResult("web1")}, DeliverPolicy: jetstream.DeliverNewPolicy,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		m, err := results.Next(jetstream.FetchMaxWait(30 * time.Second))
+		if err != nil {
+			t.Fatalf("check %d of web1 after the warning: %v", i+1, err)
+		}
+		if ev, err := events.Decode(m.Subject(), m.Data()); err != nil || !strings.Contains(ev.Data.(*events.ProbeResult).Warning, "certificate expires in") {
+			t.Fatalf("a check of web1 after the warning: %v %+v", err, ev.Data)
+		}
+	}
+	// Then the verifier has judged them once nothing of the results is
+	// pending or unacknowledged for it.
+	waitFor(t, 30*time.Second, "the results judged", func() bool {
+		info, err := watch.JS.Consumer(context.Background(), events.StreamResults, "verifier")
+		if err != nil {
+			return false
+		}
+		ci, err := info.Info(context.Background())
+		return err == nil && ci.NumPending == 0 && ci.NumAckPending == 0
+	})
+	if got := stateOf(t, servers, "web1"); got != events.StateUp {
+		t.Errorf("web1 is %s, want up: a certificate about to expire still works", got)
+	}
+	if n := len(pr.sms.Messages()); n != 0 {
+		t.Errorf("%d SMS for a warning", n)
+	}
+	if a, b := warnings("alice@example.net"), warnings("bob@example.net"); a != 1 || b != 1 || len(pr.mail.Messages()) != 2 {
+		t.Errorf("%d and %d warnings, %d emails in all: want one warning each and nothing else", a, b, len(pr.mail.Messages()))
+	}
+	if n := len(pr.x.Posts()) + len(pr.fb.Posts()); n != 0 {
+		t.Errorf("%d public posts for a warning", n)
+	}
+	if line := haproxyState(t, lb.Socket, "web", "web1"); strings.Contains(line, "MAINT") {
+		t.Errorf("web1 was taken out of its pool: %s", line)
+	}
+	code, body := httpGet(t, "http://"+page+"/api/v2/components.json")
+	if code != http.StatusOK || !strings.Contains(body, `"name":"Web 1","status":"operational"`) {
+		t.Errorf("the page's components (%d): %s", code, body)
+	}
+}
+
+// freeAddr is a loopback address with a port nobody listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -50,6 +50,9 @@ type Checks struct {
 	Verify       Verify   `yaml:"verify"`
 	RecoverAfter int      `yaml:"recover_after"` // successes in a row before a down server is up again
 	Flapping     Flapping `yaml:"flapping"`
+	// CAFile is a CA the TLS checks trust besides the system's: a fleet
+	// whose certificates a private CA signed.
+	CAFile string `yaml:"ca_file"`
 }
 
 // Flapping says when a server changes state too often to page for each

@@ -283,6 +283,14 @@ func (v *validator) validate(c *Config) {
 
 func (v *validator) checks(c *Config) {
 	ch := c.Checks
+	if ch.CAFile != "" {
+		c.Checks.CAFile = v.resolve(ch.CAFile)
+		if b, err := os.ReadFile(c.Checks.CAFile); err != nil {
+			v.at(p("checks", "ca_file"), "ca_file: %v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			v.at(p("checks", "ca_file"), "ca_file %s holds no PEM certificate", c.Checks.CAFile)
+		}
+	}
 	v.interval(p("checks", "interval"), ch.Interval)
 	v.timeout(p("checks", "timeout"), ch.Timeout, ch.Interval)
 	if ch.RecoverAfter < 1 {

@@ -88,6 +88,13 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 		deps.Metrics = metrics.New()
 	}
 	deps.Metrics.Expect("prober@"+opts.Location, consumerName(opts.Location))
+	if opts.RootCAs == nil && cfg.Checks.CAFile != "" {
+		pool, err := trusting(cfg.Checks.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		opts.RootCAs = pool
+	}
 	return &Prober{
 		cfg: cfg, opts: opts, bus: deps.Bus, now: deps.Now,
 		log:    deps.Log.With("service", "prober", "location", opts.Location),
@@ -95,6 +102,22 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 		source: "prober@" + opts.Location,
 		m:      deps.Metrics,
 	}, nil
+}
+
+// trusting is the system's roots and the CA in file.
+func trusting(file string) (*x509.CertPool, error) {
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("checks.ca_file: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("checks.ca_file %s holds no PEM certificate", file)
+	}
+	return pool, nil
 }
 
 // Run announces the location, schedules and runs checks until ctx ends.
