@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -183,21 +184,17 @@ roles:
 		}
 	}
 	fmt.Fprintf(stdout, "Metrics and health: http://%[1]s/metrics, http://%[1]s/readyz\n", adminLn.Addr())
-	// The usual NATS port if it is free, so that the other commands find
-	// the demo without flags; any other if not.
-	natsAddr := "127.0.0.1:4222"
-	if ln, err := net.Listen("tcp", natsAddr); err == nil {
-		ln.Close()
-	} else if ln, err = net.Listen("tcp", "127.0.0.1:0"); err == nil {
-		natsAddr = ln.Addr().String()
-		ln.Close()
-	} else {
+	// The bus listens on loopback, any free port, for the user whose
+	// password it writes to the data directory: the other commands find
+	// both there with --data.
+	data, err := filepath.Abs(f.data)
+	if err != nil {
 		return err
 	}
-	natsFlag := ""
-	if natsAddr != "127.0.0.1:4222" {
-		natsFlag = " --nats nats://" + natsAddr
+	if strings.ContainsAny(data, " \t\n'\"\\$`") {
+		data = "'" + strings.ReplaceAll(data, "'", `'\''`) + "'" // for the shell
 	}
+	natsFlag := " --data " + data
 	fmt.Fprintf(stdout, "From another terminal, as the on-call engineer: tocsin status%[1]s; tocsin ack%[1]s CODE, with the code an SMS gives;\n", natsFlag)
 	fmt.Fprintf(stdout, "tocsin incident update%s INCIDENT --status identified --message \"…\" to tell the status page's readers.\n", natsFlag)
 	fmt.Fprintf(stdout, "Every %s, for %s, one server stops answering (watch it be suspected, confirmed from elsewhere, paged about and resolved),\n", f.every, f.outage)
@@ -221,7 +218,7 @@ roles:
 	// its route to a server while the others still reach it.
 	rf := &runFlags{data: f.data, services: strings.Join(services, ","), location: strings.Join(cfg.Locations, ","),
 		source: strings.Join(demoSources, ","), shutdown: 10 * time.Second, replicas: 1, pageListener: pageLn, adminListener: adminLn,
-		natsListen: natsAddr}
+		natsListen: "127.0.0.1:0"}
 	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
 		wg.Go(func() { showChanges(ctx, b, out) })
 		wg.Go(func() { showBanner(ctx, b, out) })

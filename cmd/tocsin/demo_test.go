@@ -64,7 +64,7 @@ func TestDemo(t *testing.T) {
 	// The on-call engineer's commands reach the demo, as it says: the
 	// code of the SMS acknowledges, and tocsin status sees the services.
 	var natsArgs []string
-	if m := regexp.MustCompile(`From another terminal, as the on-call engineer: tocsin status( --nats \S+)?;`).FindStringSubmatch(out.String()); m == nil {
+	if m := regexp.MustCompile(`From another terminal, as the on-call engineer: tocsin status( --data \S+)?;`).FindStringSubmatch(out.String()); m == nil {
 		t.Error("the demo does not say how to reach it from another terminal")
 	} else {
 		natsArgs = strings.Fields(m[1])

@@ -17,8 +17,8 @@ const usage = `tocsin — the outage alarm of a web and email hosting provider
 
 Usage:
   tocsin demo [--interval 5s] [--outage-every 40s]
-  tocsin run --config FILE [--data DIR] [--nats URL] [--services LIST] [--location NAME]
-  tocsin setup --nats URL [--replicas 3]
+  tocsin run --config FILE [--data DIR] [--nats-listen 127.0.0.1:4222] [--nats URL] [--services LIST] [--location NAME]
+  tocsin setup --nats URL [--replicas 3] [--config FILE]
   tocsin validate --config FILE
   tocsin maintenance start|end|list [--nats URL] …
   tocsin ack [--by NAME] INCIDENT
@@ -34,6 +34,9 @@ Usage:
 
 Commands that connect to NATS take --nats-user with --nats-password-file,
 --nats-creds or --nats-nkey, and --nats-ca, --nats-cert, --nats-key for TLS.
+On the box of a "tocsin run --nats-listen", they need none of these: they
+read where it listens and how to log in from its --data directory (--data,
+default ./data).
 Run "tocsin COMMAND -h" for the flags of a command.
 `
 

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"os"
 	"strings"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
 )
 
 // natsFlags are how a command proves who it is to NATS and checks that it
@@ -15,15 +18,31 @@ import (
 // so that no secret appears on a command line, in ps or in a unit file, and
 // TLS with a private CA and, if the server asks, a client certificate.
 // "tocsin run" and every operator command share them.
+//
+// An operator command given no credential finds those of the "tocsin run"
+// on its box: in the client file of its data directory (--data), which says
+// where its embedded server listens and how to log in.
 type natsFlags struct {
 	user, passwordFile string
 	creds              string
 	nkey               string
 	ca, cert, key      string
+
+	data string        // a tocsin run's data directory, for its client file
+	fs   *flag.FlagSet // to tell a flag given from its default; nil: no client file
 }
 
-// register adds the flags to fs.
+// register adds the flags of a command that talks to a running tocsin to
+// fs: the credentials, TLS, and --data.
 func (n *natsFlags) register(fs *flag.FlagSet) {
+	n.registerAuth(fs)
+	fs.StringVar(&n.data, "data", "data", "the --data directory of the tocsin run on this box; with no credential flags, its "+bus.ClientFileName+" says where its NATS server listens and how to log in")
+	n.fs = fs
+}
+
+// registerAuth adds the credential and TLS flags alone, for "tocsin run",
+// whose --data is its own.
+func (n *natsFlags) registerAuth(fs *flag.FlagSet) {
 	fs.StringVar(&n.user, "nats-user", "", "NATS user name; the password is read from --nats-password-file")
 	fs.StringVar(&n.passwordFile, "nats-password-file", "", "file holding the NATS user's password")
 	fs.StringVar(&n.creds, "nats-creds", "", "a NATS .creds file (user JWT and nkey seed)")
@@ -50,6 +69,13 @@ func (n *natsFlags) options() ([]nats.Option, error) {
 	}
 	if kinds > 1 {
 		return nil, errors.New("give one of --nats-user with --nats-password-file, --nats-creds or --nats-nkey, not several")
+	}
+	if kinds == 0 && n.fs != nil {
+		local, err := n.local()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, local...)
 	}
 	switch {
 	case n.user != "" || n.passwordFile != "":
@@ -98,6 +124,42 @@ func (n *natsFlags) options() ([]nats.Option, error) {
 	}
 	if n.tls() {
 		opts = append(opts, nats.Secure())
+	}
+	return opts, nil
+}
+
+// local is the connection options of the client file in --data: its user
+// and password, and, unless --nats is given, its URL. The password goes
+// only to the server the file names: with --nats elsewhere, the file is
+// left alone. A missing file is an error only when --data was given.
+func (n *natsFlags) local() ([]nats.Option, error) {
+	given := map[string]bool{}
+	n.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	cf, err := bus.ReadClientFile(n.data)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && given["data"]:
+		return nil, fmt.Errorf("--data %s: no %s: is tocsin run running there with --nats-listen?", n.data, bus.ClientFileName)
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("--data: %w", err)
+	}
+	var natsURL string
+	if f := n.fs.Lookup("nats"); f != nil && given["nats"] {
+		natsURL = f.Value.String()
+	}
+	if natsURL != "" && natsURL != cf.URL {
+		if given["data"] {
+			return nil, fmt.Errorf("--data %s has the credentials of %s, not of --nats %s", n.data, cf.URL, natsURL)
+		}
+		return nil, nil
+	}
+	opts := []nats.Option{nats.UserInfo(cf.User, cf.Password)}
+	if natsURL == "" {
+		opts = append(opts, func(o *nats.Options) error {
+			o.Servers = []string{cf.URL}
+			return nil
+		})
 	}
 	return opts, nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+
+	"github.com/tocsin-alarm/tocsin/internal/bus"
 )
 
 func parseNatsFlags(t *testing.T, args ...string) *natsFlags {
@@ -123,6 +126,72 @@ func TestNatsFlagsConnect(t *testing.T) {
 			}
 			if err == nil {
 				nc.Close()
+			}
+		})
+	}
+}
+
+// TestNatsFlagsFindTheClientFile: with no credential flags, a command uses
+// the client file of --data, and sends its password only to the server it
+// names.
+func TestNatsFlagsFindTheClientFile(t *testing.T) {
+	dir := t.TempDir()
+	if err := bus.WriteClientFile(dir, bus.ClientFile{URL: "nats://127.0.0.1:4333", User: "operator", Password: "s3cret"}); err != nil {
+		t.Fatal(err)
+	}
+	empty := t.TempDir()
+	tests := []struct {
+		name      string
+		args      []string
+		wantURL   string // "" when the file is not used
+		wantError string
+	}{
+		{"the file's server", []string{"--data", dir}, "nats://127.0.0.1:4333", ""},
+		{"--nats the same", []string{"--data", dir, "--nats", "nats://127.0.0.1:4333"}, "nats://127.0.0.1:4333", ""},
+		{"--nats elsewhere", []string{"--data", dir, "--nats", "nats://10.0.0.1:4222"}, "", "has the credentials of nats://127.0.0.1:4333, not of --nats nats://10.0.0.1:4222"},
+		{"credentials given", []string{"--data", dir, "--nats-creds", filepath.Join(dir, bus.ClientFileName)}, "", ""},
+		{"no file where asked", []string{"--data", empty}, "", "no " + bus.ClientFileName},
+		{"no file by default", []string{"--nats", "nats://10.0.0.1:4222"}, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var n natsFlags
+			fs := flag.NewFlagSet("test", flag.ContinueOnError)
+			fs.SetOutput(io.Discard)
+			fs.String("nats", "nats://127.0.0.1:4222", "")
+			n.register(fs)
+			if !slices.Contains(tt.args, "--data") {
+				n.data = filepath.Join(empty, "data")
+			}
+			if err := fs.Parse(tt.args); err != nil {
+				t.Fatal(err)
+			}
+			opts, err := n.options()
+			if tt.wantError != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantError) {
+					t.Fatalf("options() = %v, want an error with %q", err, tt.wantError)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := nats.GetDefaultOptions()
+			o.Servers = []string{fs.Lookup("nats").Value.String()}
+			for _, opt := range opts {
+				if err := opt(&o); err != nil {
+					t.Fatal(err)
+				}
+			}
+			usesFile := o.Password == "s3cret"
+			if tt.wantURL == "" {
+				if usesFile {
+					t.Errorf("the file's password goes to %v", o.Servers)
+				}
+				return
+			}
+			if !usesFile || !slices.Equal(o.Servers, []string{tt.wantURL}) {
+				t.Errorf("connects to %v with the file's password: %v; want %s, true", o.Servers, usesFile, tt.wantURL)
 			}
 		})
 	}

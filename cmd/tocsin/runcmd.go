@@ -11,6 +11,7 @@ import (
 	"net"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -37,6 +38,7 @@ var services = []string{"prober", "verifier", "notifier", "escalator", "failover
 // runFlags are the flags of "tocsin run".
 type runFlags struct {
 	config, data, nats, natsListen, services, location, logFormat, logLevel, source string
+	natsListenCert, natsListenKey                                                   string
 	replicas, concurrency                                                           int
 	shutdown, ackWait, takeOver                                                     time.Duration
 	pageListener                                                                    net.Listener // the demo's, on a port it chose
@@ -52,7 +54,9 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.config, "config", "tocsin.yaml", "the configuration file")
 	fs.StringVar(&f.data, "data", "data", "where the embedded JetStream server keeps its streams")
 	fs.StringVar(&f.nats, "nats", "", "URL of a NATS JetStream server or cluster; empty runs one embedded in this process")
-	fs.StringVar(&f.natsListen, "nats-listen", "127.0.0.1:4222", "where the embedded server listens for other tocsin processes; empty for none")
+	fs.StringVar(&f.natsListen, "nats-listen", "", "where the embedded server listens for tocsin commands and other processes, such as 127.0.0.1:4222, with credentials it writes to DATA/"+bus.ClientFileName+"; empty (the default): no socket, the services talk in-process")
+	fs.StringVar(&f.natsListenCert, "nats-listen-cert", "", "PEM certificate for --nats-listen, with --nats-listen-key: TLS, required beyond loopback")
+	fs.StringVar(&f.natsListenKey, "nats-listen-key", "", "PEM private key of --nats-listen-cert")
 	fs.StringVar(&f.services, "services", strings.Join(services, ","), "services to run, comma separated")
 	fs.StringVar(&f.location, "location", "", "the location this prober checks from (default: the config's first); a comma-separated list runs a prober for each")
 	fs.IntVar(&f.concurrency, "concurrency", 64, "checks a prober runs at once")
@@ -63,7 +67,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.DurationVar(&f.takeOver, "take-over", 0, "how long a standing-by instance of the verifier, notifier, escalator or failover waits before it takes over from one that died (0: 5s)")
 	fs.StringVar(&f.logFormat, "log-format", "text", "text or json")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	f.natsAuth.register(fs)
+	f.natsAuth.registerAuth(fs)
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9464", "where /metrics, /healthz and /readyz are served; empty for none")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -73,6 +77,16 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	}
 	if f.ackWait < 0 {
 		err := fmt.Errorf("--ack-wait %v must not be negative", f.ackWait)
+		fmt.Fprintf(stderr, "tocsin run: %v\n", err)
+		return nil, err
+	}
+	if f.nats != "" && (f.natsListen != "" || f.natsListenCert != "") {
+		err := errors.New("--nats-listen is for the embedded server: not with --nats")
+		fmt.Fprintf(stderr, "tocsin run: %v\n", err)
+		return nil, err
+	}
+	if (f.natsListenCert == "") != (f.natsListenKey == "") {
+		err := errors.New("--nats-listen-cert and --nats-listen-key go together")
 		fmt.Fprintf(stderr, "tocsin run: %v\n", err)
 		return nil, err
 	}
@@ -123,15 +137,13 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	limits := bus.Limits{MaxStore: int64(cfg.Bus.MaxStore), MaxMemory: int64(cfg.Bus.MaxMemory)}
 	var ns *server.Server
 	if f.nats == "" {
-		ns, err = bus.StartEmbedded(bus.EmbeddedOptions{Dir: filepath.Join(f.data, "jetstream"), Listen: f.natsListen, Limits: limits})
-		if err != nil {
+		if ns, err = startEmbedded(f, limits, log); err != nil {
 			return err
 		}
 		defer func() {
 			ns.Shutdown()
 			ns.WaitForShutdown()
 		}()
-		log.Info("embedded JetStream server started", "data", f.data, "listen", f.natsListen)
 	}
 	// A status page alone, off-site, must start even while the main site
 	// is out of reach, and serve its saved state meanwhile: it connects
@@ -199,6 +211,70 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 		return err
 	}
 	return nil
+}
+
+// startEmbedded starts the JetStream server of one box. By default it has
+// no socket: the services reach it in-process, and nobody else at all.
+// With --nats-listen it listens, and lets in only the user whose password
+// it keeps in the data directory's client file, which the tocsin commands
+// on the box read; beyond loopback, only over TLS.
+func startEmbedded(f *runFlags, limits bus.Limits, log *slog.Logger) (*server.Server, error) {
+	opts := bus.EmbeddedOptions{Dir: filepath.Join(f.data, "jetstream"), Listen: f.natsListen, Limits: limits}
+	if f.natsListen == "" {
+		if err := bus.RemoveClientFile(f.data); err != nil {
+			return nil, fmt.Errorf("remove the nats client file of an earlier run: %w", err)
+		}
+		ns, err := bus.StartEmbedded(opts)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("embedded JetStream server started, in-process only", "data", f.data)
+		return ns, nil
+	}
+	host, _, err := net.SplitHostPort(f.natsListen)
+	if err != nil {
+		return nil, fmt.Errorf("--nats-listen %q: %w", f.natsListen, err)
+	}
+	if !bus.IsLoopback(host) && f.natsListenCert == "" {
+		return nil, fmt.Errorf("--nats-listen %s is not a loopback address: other hosts could reach the bus, which acknowledges incidents and posts to the public; give --nats-listen-cert and --nats-listen-key for TLS, or listen on 127.0.0.1", f.natsListen)
+	}
+	scheme := "nats"
+	if f.natsListenCert != "" {
+		if opts.TLS, err = server.GenTLSConfig(&server.TLSConfigOpts{CertFile: f.natsListenCert, KeyFile: f.natsListenKey}); err != nil {
+			return nil, fmt.Errorf("--nats-listen-cert, --nats-listen-key: %w", err)
+		}
+		scheme = "tls"
+	}
+	creds, made, err := bus.ClientCredentials(f.data)
+	if err != nil {
+		return nil, err
+	}
+	opts.Client = &creds
+	ns, err := bus.StartEmbedded(opts)
+	if err != nil {
+		return nil, err
+	}
+	addr, ok := ns.Addr().(*net.TCPAddr)
+	if !ok {
+		ns.Shutdown()
+		return nil, fmt.Errorf("embedded nats server: no address to listen on")
+	}
+	// Commands on this box go where it was told to listen, by loopback
+	// when that is everywhere.
+	switch ip := net.ParseIP(host); {
+	case host == "" || ip != nil && ip.IsUnspecified() && ip.To4() != nil:
+		host = "127.0.0.1"
+	case ip != nil && ip.IsUnspecified():
+		host = "::1"
+	}
+	url := scheme + "://" + net.JoinHostPort(host, strconv.Itoa(addr.Port))
+	if err := bus.WriteClientFile(f.data, bus.ClientFile{URL: url, User: creds.User, Password: creds.Password}); err != nil {
+		ns.Shutdown()
+		return nil, err
+	}
+	log.Info("embedded JetStream server started", "data", f.data, "listen", addr.String(), "tls", opts.TLS != nil,
+		"credentials", filepath.Join(f.data, bus.ClientFileName), "new_credentials", made)
+	return ns, nil
 }
 
 // watchStore reports how full the bus is in the metrics, and logs an error

@@ -16,3 +16,14 @@ func splitHostPort(addr string) (string, int, error) {
 	}
 	return host, port, nil
 }
+
+// IsLoopback reports whether a listen host reaches this machine only:
+// "localhost" or a loopback address. An empty host, 0.0.0.0 or :: listen
+// everywhere.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

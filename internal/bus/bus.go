@@ -6,6 +6,7 @@ package bus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -53,15 +54,37 @@ func (b *Bus) takeOver() time.Duration {
 
 // EmbeddedOptions configure a JetStream server inside the process.
 type EmbeddedOptions struct {
-	Dir    string // where streams are stored; survives restarts
-	Listen string // host:port for other processes (tocsin status, a standalone service); "" keeps it in-process only
+	Dir string // where streams are stored; survives restarts
+	// Listen is host:port for other processes (tocsin status, a
+	// standalone service); "" keeps the server in-process only, with no
+	// socket at all. Port 0 is any free port.
+	Listen string
+	// Client, when set, is the one user that may connect over Listen;
+	// connections in this process need no credentials, and nobody can
+	// connect as them from outside. Without it anyone who reaches Listen
+	// may do anything, which only a test on loopback can allow.
+	Client *Credentials
+	// TLS, when set, is required of every connection over Listen.
+	TLS *tls.Config
 	// Limits are the room the server gives its streams (the config's
 	// defaults where zero): Ensure's streams fit in it exactly.
 	Limits Limits
 }
 
+// Credentials are a NATS user name and password.
+type Credentials struct {
+	User, Password string
+}
+
+// inProcessUser is the user every connection from within the process is,
+// without presenting credentials; it may not connect over a socket.
+const inProcessUser = "tocsin"
+
 // StartEmbedded starts a JetStream server in this process and waits until it
 // accepts connections. Call Shutdown and WaitForShutdown to stop it.
+//
+// A server listening beyond loopback must have TLS and a Client: the bus
+// can post staff updates, acknowledge incidents and delete streams.
 func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	limits := opts.Limits.orDefault()
 	so := &server.Options{
@@ -83,7 +106,26 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("nats listen address %q: %w", opts.Listen, err)
 		}
+		if port == 0 {
+			port = server.RANDOM_PORT // nats-server takes 0 for its default port
+		}
+		if !IsLoopback(host) && (opts.TLS == nil || opts.Client == nil) {
+			return nil, fmt.Errorf("nats listen address %q is not a loopback address: other hosts could reach the bus, so it needs TLS and credentials", opts.Listen)
+		}
 		so.Host, so.Port = host, port
+		so.TLSConfig = opts.TLS
+	}
+	if c := opts.Client; c != nil {
+		if c.User == "" || c.User == inProcessUser || c.Password == "" {
+			return nil, fmt.Errorf("nats client credentials: the user needs a name other than %q and a password", inProcessUser)
+		}
+		so.Users = []*server.User{
+			// The connection types are jwt.ConnectionTypeInProcess and
+			// jwt.ConnectionTypeStandard.
+			{Username: inProcessUser, AllowedConnectionTypes: map[string]struct{}{"IN_PROCESS": {}}},
+			{Username: c.User, Password: c.Password, AllowedConnectionTypes: map[string]struct{}{"STANDARD": {}}},
+		}
+		so.NoAuthUser = inProcessUser
 	}
 	ns, err := server.NewServer(so)
 	if err != nil {
@@ -127,11 +169,14 @@ func Connect(serverURL string, ns *server.Server, name string, log *slog.Logger,
 	}, extra...)
 	if ns != nil {
 		opts = append(opts, nats.InProcessServer(ns))
-		serverURL = ns.ClientURL()
+		// In-process, TLS is neither needed nor asked for; a tls:// URL
+		// would have the client insist on it.
+		_, hostPort, _ := strings.Cut(ns.ClientURL(), "://")
+		serverURL = "nats://" + hostPort
 	}
 	nc, err := nats.Connect(serverURL, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to nats at %s: %w", redactURLs(serverURL), err)
+		return nil, fmt.Errorf("connect to nats at %s: %w", redactURLs(servers(serverURL, opts)), err)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -145,6 +190,19 @@ func Connect(serverURL string, ns *server.Server, name string, log *slog.Logger,
 // exits: it gives up at once instead of waiting for the server to return.
 func Once() []nats.Option {
 	return []nats.Option{nats.MaxReconnects(0), nats.Timeout(5 * time.Second)}
+}
+
+// servers is where a connection with opts goes: an option may have
+// replaced the URL it was given (the one in a credentials file, say).
+func servers(serverURL string, opts []nats.Option) string {
+	o := nats.GetDefaultOptions()
+	o.Servers = []string{serverURL}
+	for _, opt := range opts {
+		if opt != nil {
+			_ = opt(&o)
+		}
+	}
+	return strings.Join(o.Servers, ",")
 }
 
 // redactURLs hides the passwords in a comma-separated list of server URLs.
