@@ -63,6 +63,21 @@ func (s *syncBuffer) String() string {
 
 func startNotifier(t *testing.T, notify string) *running {
 	t.Helper()
+	return startNotifierWith(t, `
+boxes:
+  - {id: mx, name: Incoming mail, role: mail, servers: [{id: mx1, check: "tcp://mx1.internal:25"}]}
+staff:
+  - {name: Alice, email: alice@example.net, phone: "`+alicePh+`"}
+  - {name: Bob, email: bob@example.net, phone: "`+bobPh+`", roles: [web]}
+  - {name: Carol, email: carol@example.net}
+oncall: {rotation: [Alice], handover: 2026-01-05T09:00:00Z}
+`, notify)
+}
+
+// startNotifierWith runs a notifier for a fleet and staff of the test's
+// own (boxes, staff and oncall sections).
+func startNotifierWith(t *testing.T, fleet, notify string) *running {
+	t.Helper()
 	mail := smtptest.Start(t, smtptest.Options{})
 	tw := twiliotest.Start(t, testSID, testToken)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -75,18 +90,12 @@ func startNotifier(t *testing.T, notify string) *running {
 site: {name: Example Hosting, status_url: "https://status.example.net"}
 locations: [lon1]
 roles: {mail: {label: Mail}, web: {label: Web}}
-boxes:
-  - {id: mx, name: Incoming mail, role: mail, servers: [{id: mx1, check: "tcp://mx1.internal:25"}]}
-staff:
-  - {name: Alice, email: alice@example.net, phone: "%s"}
-  - {name: Bob, email: bob@example.net, phone: "%s", roles: [web]}
-  - {name: Carol, email: carol@example.net}
-oncall: {rotation: [Alice], handover: 2026-01-05T09:00:00Z}
+%s
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: alerts@example.net, tls: none}
   twilio: {from: "+447700900000", account_sid_env: SID, auth_token_env: TOKEN, api_url: "%s"}
 notify: {public_url: "%s", link_key_env: LINK, %s}
-`, alicePh, bobPh, mail.Port, tw.URL, public, notify)
+`, fleet, mail.Port, tw.URL, public, notify)
 	env := map[string]string{"SID": testSID, "TOKEN": testToken, "LINK": "l1nk-k3y"}
 	cfg, err := config.Parse("test.yaml", []byte(y.String()), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {

@@ -1,0 +1,88 @@
+package notifier
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// TestStormAcrossDatacentres: four datacentres lose a box each within the
+// group window. Each is its own incident (a datacentre groups its own), and
+// each person's phone rings once; the emails, one per incident, tell of
+// each. Within the window, news no worse than the page is emailed: the
+// people on call were woken for an outage moments ago. After it, a box
+// going down pages at once.
+func TestStormAcrossDatacentres(t *testing.T) {
+	r := startNotifierWith(t, `
+datacentres: {dc1: {name: DC One}, dc2: {name: DC Two}, dc3: {name: DC Three}, dc4: {name: DC Four}, dc5: {name: DC Five}}
+boxes:
+  - {id: mx, name: Incoming mail, datacentre: dc1, servers: [{id: mx1, check: "tcp://mx1.internal:25"}]}
+  - {id: web, name: Websites, datacentre: dc2, servers: [{id: web1, check: "tcp://web1.internal:80"}]}
+  - {id: db, name: Databases, datacentre: dc3, servers: [{id: db1, check: "tcp://db1.internal:3306"}]}
+  - {id: ftp, name: FTP, datacentre: dc4, servers: [{id: ftp1, check: "tcp://ftp1.internal:21"}]}
+  - {id: av, name: AV, datacentre: dc5, servers: [{id: av1, check: "tcp://av1.internal:25"}, {id: av2, check: "tcp://av2.internal:25"}]}
+staff:
+  - {name: Alice, email: alice@example.net, phone: "`+alicePh+`"}
+  - {name: Bob, email: bob@example.net, phone: "`+bobPh+`"}
+`, "group_window: 3s")
+	now := time.Now().UTC()
+	day := now.Format("20060102")
+	open := func(id, server, box string, state events.BoxState) {
+		sev := events.SeverityOutage
+		if state == events.BoxDegraded {
+			sev = events.SeverityDegraded
+		}
+		r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+			Incident: id, Opened: now, Title: server + " is down", Severity: sev,
+			Servers: []events.AffectedServer{{Server: server, Box: box, Check: "tcp://" + server + ":1", Since: now, BoxState: state}},
+		}))
+	}
+	boxes := [][2]string{{"mx1", "mx"}, {"web1", "web"}, {"db1", "db"}, {"ftp1", "ftp"}}
+	for i, b := range boxes {
+		open(fmt.Sprintf("%s-dc%d", day, i+1), b[0], b[1], events.BoxDown)
+	}
+	emails := func(to string) int {
+		n := 0
+		for _, m := range r.mail.Messages() {
+			if m.To[0] == to && opening(m.Subject) {
+				n++
+			}
+		}
+		return n
+	}
+	waitUntil(t, 30*time.Second, "every incident emailed to each", func() bool {
+		return emails("alice@example.net") == 4 && emails("bob@example.net") == 4
+	})
+	if got := r.tally(); got["sms "+alicePh] != 1 || got["sms "+bobPh] != 1 {
+		t.Errorf("messages %v: want one SMS per person for the storm", got)
+	}
+
+	// Within the window, a degraded box elsewhere is no worse than the
+	// outage paged: emailed only.
+	open(day+"-dc5", "av1", "av", events.BoxDegraded)
+	waitUntil(t, 30*time.Second, "the fifth incident emailed", func() bool { return emails("alice@example.net") == 5 })
+	if got := r.tally(); got["sms "+alicePh] != 1 || got["sms "+bobPh] != 1 {
+		t.Errorf("messages %v: a degraded box in the storm rang a phone", got)
+	}
+	// Its box going down, once the storm's window is over, is worse than
+	// what its incident paged: the phones ring at once.
+	first := r.twilio.Messages()[0].Received
+	waitUntil(t, 30*time.Second, "the storm's window over", func() bool { return time.Since(first) > 3*time.Second })
+	r.publish(t, events.New(day+"-dc5/updated/1", "verifier", now, &events.IncidentUpdated{
+		Incident: day + "-dc5", Seq: 1, At: now, Opened: now, Title: "2 servers of AV are down", Severity: events.SeverityOutage,
+		Added: []events.AffectedServer{{Server: "av2", Box: "av", Check: "tcp://av2:1", Since: now, BoxState: events.BoxDown}},
+		Boxes: []events.BoxStatus{{Box: "av", State: events.BoxDown}}, Down: []string{"av1", "av2"},
+	}))
+	waitUntil(t, 30*time.Second, "NOW DOWN on both phones", func() bool {
+		got := r.tally()
+		return got["sms "+alicePh] == 2 && got["sms "+bobPh] == 2
+	})
+	for _, m := range r.twilio.Messages()[2:] {
+		if !strings.HasPrefix(m.Body, "NOW DOWN: AV - no server answers") {
+			t.Errorf("second SMS %q", m.Body)
+		}
+	}
+}
