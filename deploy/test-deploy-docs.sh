@@ -109,7 +109,7 @@ if [ "$replicas" -lt 13 ]; then
 fi
 # A service's user connects with its credentials and finds every stream in
 # place, but may not change one.
-prober=(--nats "$NATS_URLS" --nats-user prober --nats-password-file "$NATS_DIR/secrets/prober.password" --nats-ca "$NATS_DIR/certs/ca.pem")
+prober=(--nats "$NATS_URLS" --nats-user prober-lon1 --nats-password-file "$NATS_DIR/secrets/prober-lon1.password" --nats-ca "$NATS_DIR/certs/ca.pem")
 tocsin setup --replicas 3 "${prober[@]}"
 if out=$(tocsin setup --replicas 1 "${prober[@]}" 2>&1); then
 	echo "the prober user may change streams" >&2

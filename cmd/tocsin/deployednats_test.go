@@ -25,7 +25,7 @@ import (
 )
 
 // natsUsers are the users deploy/nats/accounts.conf defines.
-var natsUsers = []string{"system", "admin", "operator", "prober", "verifier", "notifier", "escalator", "failover", "statuspage"}
+var natsUsers = []string{"system", "admin", "operator", "prober-lon1", "prober-ams1", "prober-nyc1", "verifier", "notifier", "escalator", "failover", "statuspage"}
 
 // deployedNATS is one node configured from deploy/nats: nats.conf with its
 // accounts and users, a test password for each user, and TLS with
@@ -90,7 +90,7 @@ func startDeployedNATS(t *testing.T) *deployedNATS {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Fprintf(&passwords, "%s_PASSWORD: %q\n", strings.ToUpper(u), hash)
+		fmt.Fprintf(&passwords, "%s_PASSWORD: %q\n", strings.ToUpper(strings.ReplaceAll(u, "-", "_")), hash)
 		if err := os.WriteFile(filepath.Join(dir, u+".password"), []byte(pw+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -144,10 +144,11 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	runAs := func(service string, extra ...string) []string {
-		args := append([]string{"run", "--config", cfgFile, "--nats", d.URL, "--services", service, "--data", filepath.Join(dir, service), "--shutdown-timeout", "10s"}, d.auth(service)...)
+	runAsUser := func(user, service string, extra ...string) []string {
+		args := append([]string{"run", "--config", cfgFile, "--nats", d.URL, "--services", service, "--data", filepath.Join(dir, service), "--shutdown-timeout", "10s"}, d.auth(user)...)
 		return append(args, extra...)
 	}
+	runAs := func(service string, extra ...string) []string { return runAsUser(service, service, extra...) }
 
 	t.Run("a service before setup says to run it", func(t *testing.T) {
 		var errs strings.Builder
@@ -175,7 +176,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 	})
 
 	t.Run("prober may not open incidents", func(t *testing.T) {
-		r := connectWatched(t, d, "prober")
+		r := connectWatched(t, d, "prober-lon1")
 		for _, subject := range []string{events.SubjectIncident("inc1", "opened"), "$KV.tocsin-incidents.inc1", "server.web1.changed", "$JS.API.STREAM.DELETE.TOCSIN_EVENTS"} {
 			if !r.publishRefused(t, subject) {
 				t.Errorf("the prober may publish to %s", subject)
@@ -185,7 +186,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 			t.Errorf("the prober may not publish a result")
 		}
 
-		b := d.connect(t, "prober")
+		b := d.connect(t, "prober-lon1")
 		refusedCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		if _, err := b.JS.Publish(refusedCtx, events.SubjectIncident("inc1", "opened"), []byte("{}")); err == nil {
@@ -216,6 +217,52 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		}
 		if n := s.CachedInfo().State.Msgs; n != 0 {
 			t.Errorf("the events stream holds %d messages after the prober's attempts, want 0", n)
+		}
+	})
+
+	t.Run("each location's prober keeps to its location", func(t *testing.T) {
+		r := connectWatched(t, d, "prober-lon1")
+		for _, subject := range []string{
+			"$KV.tocsin-locations.ams1.host-1", // a heartbeat for another location
+			"dead.prober-ams1", "dead.verifier",
+			"$JS.API.CONSUMER.CREATE.TOCSIN_TASKS.prober-ams1.probe.task.ams1", // another location's consumer
+			"$JS.API.CONSUMER.CREATE.TOCSIN_TASKS.prober-lon1.probe.task.ams1", // its own, on another location's tasks
+			"$JS.API.CONSUMER.CREATE.TOCSIN_TASKS.prober-lon1",                 // the filter out of sight, in the request
+			"$JS.API.CONSUMER.CREATE.TOCSIN_TASKS.prober-lon1.probe.task.>",
+			"$JS.API.CONSUMER.MSG.NEXT.TOCSIN_TASKS.prober-ams1", "$JS.ACK.TOCSIN_TASKS.prober-ams1.1.1.1.1.1.1",
+			"$JS.API.CONSUMER.DELETE.TOCSIN_TASKS.prober-ams1",
+		} {
+			if !r.publishRefused(t, subject) {
+				t.Errorf("prober-lon1 may publish to %s", subject)
+			}
+		}
+		for _, subject := range []string{
+			"$KV.tocsin-locations.lon1.host-1", "dead.prober-lon1",
+			events.SubjectProbeTask("ams1"), // its scheduler gives tasks to any live location
+		} {
+			if r.publishRefused(t, subject) {
+				t.Errorf("prober-lon1 may not publish to %s", subject)
+			}
+		}
+
+		b := d.connect(t, "prober-lon1")
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := b.JS.CreateOrUpdateConsumer(cctx, events.StreamTasks, jetstream.ConsumerConfig{
+			Durable: "prober-lon1", FilterSubject: events.SubjectProbeTask("ams1"), AckPolicy: jetstream.AckExplicitPolicy,
+		}); err == nil {
+			t.Error("prober-lon1 made itself a consumer of ams1's tasks")
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		kv, err := b.JS.KeyValue(pctx, events.BucketLocations)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusedCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := kv.Put(refusedCtx, "ams1.forged", []byte(`{"location":"ams1","ttl_ms":31536000000}`)); err == nil {
+			t.Error("prober-lon1 wrote a heartbeat for ams1")
 		}
 	})
 
@@ -280,7 +327,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		for _, s := range []string{"escalator", "failover"} {
 			procs[s] = startProcess(t, runAs(s, "--replicas", "3")...)
 		}
-		procs["prober"] = startProcess(t, runAs("prober", "--location", "lon1")...)
+		procs["prober"] = startProcess(t, runAsUser("prober-lon1", "prober", "--location", "lon1")...)
 		defer func() {
 			if t.Failed() {
 				for s, p := range procs {

@@ -200,6 +200,12 @@ func (b *Bus) consumer(ctx context.Context, c Consumer) (jetstream.Consumer, err
 		MaxDeliver:     -1, // never drop: a message ends acknowledged or dead-lettered
 		MaxAckPending:  maxAckPending(c),
 	}
+	if len(c.Filter) == 1 {
+		// One filter goes in the subject of the request, where a NATS
+		// user's permissions can hold the consumer to it: a prober to its
+		// own location's tasks.
+		cfg.FilterSubject, cfg.FilterSubjects = c.Filter[0], nil
+	}
 	if c.Since > 0 {
 		start := time.Now().Add(-c.Since)
 		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start

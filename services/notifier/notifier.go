@@ -312,11 +312,12 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 		n.tell(st, rs)
 		return rs
 	case kindWorse:
-		// Whoever acknowledged the milder state hears of the worse one
-		// too, the way the person on call does.
-		if a := st.Acked; a != nil && !slices.ContainsFunc(rs, func(r recipient) bool { return r.Staff.Name == a.By }) {
+		// Whoever acknowledged the milder state took the incident on: they
+		// hear of the worse one the way the person on call does.
+		if a := st.Acked; a != nil {
 			if p, ok := n.cfg.StaffNamed(a.By); ok {
 				if ch := reachable(n.cfg, p, n.cfg.Notify.Route(sev).OnCall); len(ch) > 0 {
+					rs = slices.DeleteFunc(rs, func(r recipient) bool { return r.Staff.Name == a.By })
 					rs = append(rs, recipient{Staff: p, OnCall: true, Channels: ch})
 				}
 			}
