@@ -11,10 +11,14 @@
 // never answers, so that every check runs to its timeout (-mode hang).
 // Each outage starts at a random point of the check interval, lasts until
 // the DOWN SMS arrives, and ends with the target back and the RESOLVED SMS
-// received, before the next one begins.
+// received, before the next one begins. With -mode second the target is
+// the second server of a box of two: the first is refused and paged about
+// (the service still answers), then the target is refused too, and the
+// time is to the SMS that says the box is now down.
 //
 //	go run ./bench/alarm -mode refuse
 //	go run ./bench/alarm -mode hang
+//	go run ./bench/alarm -mode second -outages 10
 //
 // docs/benchmarks.md explains the figures and keeps the results.
 package main
@@ -54,7 +58,8 @@ var (
 )
 
 const (
-	server     = "web1"
+	server      = "web1"
+	firstServer = "web0" // -mode second: the server of the box down first
 	onCall     = "Alice"
 	onCallPh   = "+447700900001"
 	twilioSID  = "AC0123456789abcdef0123456789abcdef"
@@ -62,7 +67,10 @@ const (
 )
 
 // goals are the medians each mode must stay within, failure to SMS.
-var goals = map[string]time.Duration{modeRefuse: 6 * time.Second, modeHang: 26 * time.Second}
+//
+// The second server of a box must be paged about within one check interval
+// plus the confirmation: the 10s default interval and about a second.
+var goals = map[string]time.Duration{modeRefuse: 6 * time.Second, modeHang: 26 * time.Second, modeSecond: 11 * time.Second}
 
 type options struct {
 	mode     string
@@ -76,7 +84,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.mode, "mode", modeRefuse, "how the target fails: refuse (connections refused) or hang (connections accepted, never answered)")
+	flag.StringVar(&o.mode, "mode", modeRefuse, "how the target fails: refuse (connections refused), hang (connections accepted, never answered), or second (refused, the other server of its box down already)")
 	flag.IntVar(&o.outages, "outages", 20, "outages to time")
 	flag.DurationVar(&o.interval, "interval", 10*time.Second, "the check interval")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Second, "the check timeout")
@@ -96,7 +104,7 @@ func main() {
 func (o *options) check() error {
 	var errs []error
 	if _, ok := goals[o.mode]; !ok {
-		errs = append(errs, fmt.Errorf("-mode %q: use %s or %s", o.mode, modeRefuse, modeHang))
+		errs = append(errs, fmt.Errorf("-mode %q: use %s, %s or %s", o.mode, modeRefuse, modeHang, modeSecond))
 	}
 	if o.outages < 1 {
 		errs = append(errs, errors.New("-outages must be at least 1"))
@@ -131,7 +139,11 @@ func untilPhase(last time.Time, interval, phase time.Duration, now time.Time) ti
 // would rightly stop paging for a server that fails every half minute, and
 // it plays no part in how fast a first outage is told. (The window and
 // settle time are then not needed.)
-func fleetConfig(o options, check string, mail *smtptest.Server, tw *twiliotest.Server) string {
+func fleetConfig(o options, check, first string, mail *smtptest.Server, tw *twiliotest.Server) string {
+	servers := fmt.Sprintf("{id: %s, check: %q}", server, check)
+	if first != "" {
+		servers = fmt.Sprintf("{id: %s, check: %q}, ", firstServer, first) + servers
+	}
 	return fmt.Sprintf(`
 site: {name: Example Hosting}
 checks:
@@ -142,14 +154,14 @@ checks:
   flapping: {changes: 0}
 locations: [%s]
 boxes:
-  - {id: web, name: Web, servers: [{id: %s, check: %q}]}
+  - {id: web, name: Web, servers: [%s]}
 staff:
   - {name: %s, email: alice@example.net, phone: %q}
 oncall: {rotation: [%s], handover: 2026-01-05T09:00:00Z}
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: alarm@example.net, tls: none}
   twilio: {from: "+447700900000", account_sid_env: TWILIO_SID, auth_token_env: TWILIO_TOKEN, api_url: %q}
-`, o.interval, o.timeout, strings.Join(fleetLocations, ", "), server, check, onCall, onCallPh, onCall, mail.Port, tw.URL)
+`, o.interval, o.timeout, strings.Join(fleetLocations, ", "), servers, onCall, onCallPh, onCall, mail.Port, tw.URL)
 }
 
 func run(ctx context.Context, o options, out io.Writer) (err error) {
@@ -167,6 +179,15 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 	defer tg.Close()
+	var first *target
+	firstCheck := ""
+	if o.mode == modeSecond {
+		if first, err = newTarget(modeRefuse); err != nil {
+			return err
+		}
+		defer first.Close()
+		firstCheck = first.Check()
+	}
 	tw, err := twiliotest.New(twilioSID, twilioAuth)
 	if err != nil {
 		return err
@@ -179,7 +200,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	defer mail.Close()
 
 	env := map[string]string{"TWILIO_SID": twilioSID, "TWILIO_TOKEN": twilioAuth}
-	cfg, err := config.Parse("bench.yaml", []byte(fleetConfig(o, tg.Check(), mail, tw)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	cfg, err := config.Parse("bench.yaml", []byte(fleetConfig(o, tg.Check(), firstCheck, mail, tw)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		return err
 	}
@@ -283,6 +304,15 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	}
 	rng.Shuffle(len(phases), func(i, j int) { phases[i], phases[j] = phases[j], phases[i] })
 	for i := range o.outages {
+		timed := "DOWN "
+		if first != nil {
+			// The first server down: paged about, the box still serving.
+			first.Fail()
+			if _, err := waitSMS(sctx, tw, len(tw.Messages()), "DOWN ", limit); err != nil {
+				return fmt.Errorf("outage %d, the first server: %w", len(samples)+1, err)
+			}
+			timed = "NOW DOWN"
+		}
 		wait := time.Duration(rng.Int64N(int64(o.interval)))
 		if o.spread == "even" {
 			wait = untilPhase(w.lastScheduled(), o.interval, phases[i], time.Now())
@@ -295,18 +325,23 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		n := len(tw.Messages())
 		tg.Fail()
 		start := time.Now()
-		got, err := waitSMS(sctx, tw, n, "DOWN ", limit)
+		got, err := waitSMS(sctx, tw, n, timed, limit)
 		if err != nil {
 			return fmt.Errorf("outage %d: %w", len(samples)+1, err)
 		}
 		// The SMS may come before the bench has read the events that led
 		// to it; they are timed by when they were stored, not read.
-		_ = waitUntil(sctx, 5*time.Second, "", func() bool { return w.seenOpened(start) })
+		_ = waitUntil(sctx, 5*time.Second, "", func() bool { return w.seenTold(start) })
 		s := sample{n: len(samples) + 1, total: got.Received.Sub(start), stages: w.stages(start, got.Received)}
 		samples = append(samples, s)
 		fmt.Fprintln(out, s.row())
 		if err := tg.Recover(); err != nil {
 			return err
+		}
+		if first != nil {
+			if err := first.Recover(); err != nil {
+				return err
+			}
 		}
 		if _, err := waitSMS(sctx, tw, n+1, "RESOLVED ", limit); err != nil {
 			return fmt.Errorf("outage %d: %w", len(samples), err)

@@ -12,6 +12,10 @@ import (
 const (
 	modeRefuse = "refuse" // its listener closes: connections are refused
 	modeHang   = "hang"   // it accepts connections and never answers
+	// modeSecond: the second server of a box of two is refused, the first
+	// being down already: the box goes down, and the SMS timed is the one
+	// saying so ("NOW DOWN").
+	modeSecond = "second"
 )
 
 // target is the server whose outages are timed. Up, it answers as a
@@ -36,7 +40,7 @@ func newTarget(mode string) (*target, error) {
 	}
 	t.ln, t.addr = l, l.Addr().String()
 	switch mode {
-	case modeRefuse:
+	case modeRefuse, modeSecond:
 		go acceptAndClose(l)
 	case modeHang:
 		t.web = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -45,7 +49,7 @@ func newTarget(mode string) (*target, error) {
 		go t.web.Serve(holding{l, t})
 	default:
 		l.Close()
-		return nil, fmt.Errorf("unknown mode %q: use %s or %s", mode, modeRefuse, modeHang)
+		return nil, fmt.Errorf("unknown mode %q: use %s, %s or %s", mode, modeRefuse, modeHang, modeSecond)
 	}
 	return t, nil
 }
@@ -65,7 +69,7 @@ func (t *target) Fail() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.down = true
-	if t.mode == modeRefuse && t.ln != nil {
+	if t.mode != modeHang && t.ln != nil {
 		t.ln.Close()
 		t.ln = nil
 	}
@@ -81,7 +85,7 @@ func (t *target) Recover() error {
 		c.Close()
 	}
 	t.held = nil
-	if t.mode == modeRefuse && t.ln == nil {
+	if t.mode != modeHang && t.ln == nil {
 		l, err := net.Listen("tcp", t.addr)
 		if err != nil {
 			return fmt.Errorf("target: listen again at %s: %w", t.addr, err)

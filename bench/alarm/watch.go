@@ -86,12 +86,25 @@ func (w *watch) since(t time.Time) []seen {
 	return out
 }
 
-// seenOpened reports whether an incident was seen opening since t.
-func (w *watch) seenOpened(t time.Time) bool {
+// seenTold reports whether an incident was seen saying, since t, what
+// the SMS timed says: an incident opened, or an outage within one.
+func (w *watch) seenTold(t time.Time) bool {
 	for _, s := range w.since(t) {
-		if _, ok := s.ev.Data.(*events.IncidentOpened); ok {
+		if tells(s.ev) {
 			return true
 		}
+	}
+	return false
+}
+
+// tells reports whether an incident event says what an outage's timed SMS
+// says: an incident opened, or one's box now down.
+func tells(ev events.Event) bool {
+	switch d := ev.Data.(type) {
+	case *events.IncidentOpened:
+		return true
+	case *events.IncidentUpdated:
+		return d.Severity == events.SeverityOutage
 	}
 	return false
 }
@@ -153,10 +166,11 @@ func (w *watch) stages(start, sms time.Time) stages {
 			if d.To == events.StateSuspect && suspect.IsZero() {
 				suspect = s.at
 			}
-		case *events.IncidentOpened:
-			// The verifier announces the incident before the server's
-			// change to down: the notifier may page before the change.
-			if opened.IsZero() {
+		case *events.IncidentOpened, *events.IncidentUpdated:
+			// The verifier announces the incident (or the box down in
+			// it) before the server's change to down: the notifier may
+			// page before the change.
+			if opened.IsZero() && tells(s.ev) {
 				opened = s.at
 			}
 		}
