@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/metrics"
 )
 
@@ -29,12 +30,16 @@ type Server struct {
 	services []string
 	log      *slog.Logger
 	stopping atomic.Bool
+	// limits bound each connection: the admin port is reached by whoever
+	// shares the network, and a scraper that hangs must not hold a
+	// connection for ever.
+	limits httpguard.Limits
 }
 
 // New returns the admin server of a process connected by nc whose service
 // instances ("verifier", "prober@lon1", …) are services.
 func New(m *metrics.Metrics, nc *nats.Conn, services []string, log *slog.Logger) *Server {
-	return &Server{m: m, nc: nc, services: services, log: log}
+	return &Server{m: m, nc: nc, services: services, log: log, limits: httpguard.DefaultLimits()}
 }
 
 // Handler serves /metrics, /healthz and /readyz.
@@ -84,7 +89,7 @@ func (s *Server) serveReady(w http.ResponseWriter, _ *http.Request) {
 
 // Serve serves on ln until ctx ends, then shuts down within grace.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := httpguard.Server(s.Handler(), s.limits, s.log)
 	errs := make(chan error, 1)
 	go func() { errs <- srv.Serve(ln) }()
 	select {
