@@ -30,6 +30,7 @@ type Config struct {
 	Providers   Providers             `yaml:"providers"`
 	Statuspage  Statuspage            `yaml:"statuspage"`
 	Bus         Bus                   `yaml:"bus"`
+	Domains     Domains               `yaml:"domains"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

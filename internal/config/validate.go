@@ -18,6 +18,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tocsin-alarm/tocsin/internal/apiurl"
+	"github.com/tocsin-alarm/tocsin/internal/rdap"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -41,8 +42,8 @@ const (
 	DefaultRepeatEvery  = 30 * time.Minute
 	// DefaultWarningRepeat: a warning is emailed once a day until fixed.
 	DefaultWarningRepeat = 24 * time.Hour
-	DefaultFallback     = 2 * time.Minute
-	DefaultNotifyListen = "127.0.0.1:8081"
+	DefaultFallback      = 2 * time.Minute
+	DefaultNotifyListen  = "127.0.0.1:8081"
 	// DefaultMaxStreams and DefaultMaxStreamsPerClient bound the status
 	// page's live-update streams: far below the file descriptors a process
 	// has, and enough for an office behind one address to keep its tabs
@@ -55,6 +56,13 @@ const (
 	// tasks waiting.
 	DefaultMaxStore  = 1 << 30
 	DefaultMaxMemory = 128 << 20
+	// DefaultDomainWarnDays gives a month to renew a domain, and
+	// DefaultDomainsEvery looks each up twice a day: a registry's date
+	// changes once a year, and its RDAP server limits how often it is
+	// asked.
+	DefaultDomainWarnDays = 30
+	DefaultDomainsEvery   = 12 * time.Hour
+	DefaultRDAPBootstrap  = rdap.DefaultBootstrapURL
 )
 
 func (c *Config) setDefaults() {
@@ -136,6 +144,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.Statuspage.MaxStreamsPerClient == 0 {
 		c.Statuspage.MaxStreamsPerClient = min(DefaultMaxStreamsPerClient, c.Statuspage.MaxStreams)
+	}
+	if d := &c.Domains; d.WarnDays == 0 {
+		d.WarnDays = DefaultDomainWarnDays
+	}
+	if d := &c.Domains; d.Every == 0 {
+		d.Every = Duration(DefaultDomainsEvery)
+	}
+	if d := &c.Domains; d.RDAPBootstrap == "" {
+		d.RDAPBootstrap = DefaultRDAPBootstrap
 	}
 	c.failoverDefaults()
 }
@@ -279,6 +296,7 @@ func (v *validator) validate(c *Config) {
 		v.at(p("statuspage", "history"), "history must not be negative")
 	}
 	v.surfaces(c)
+	v.domains(&c.Domains)
 }
 
 func (v *validator) checks(c *Config) {

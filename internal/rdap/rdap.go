@@ -125,7 +125,7 @@ func New(opts Options) *Client {
 // (example.co.uk, not www.example.co.uk), in Unicode or ASCII; an error
 // wraps ErrNotFound when the registry does not know it.
 func (c *Client) Expiry(ctx context.Context, domain string) (time.Time, error) {
-	name, err := normalise(domain)
+	name, err := Normalise(domain)
 	if err != nil {
 		return time.Time{}, err
 	}
@@ -431,9 +431,9 @@ func parse(body []byte) (registration, error) {
 	return reg, nil
 }
 
-// normalise turns domain into the ASCII, lower-case name a registry knows,
+// Normalise turns domain into the ASCII, lower-case name a registry knows,
 // or says why it cannot be a registered domain.
-func normalise(domain string) (string, error) {
+func Normalise(domain string) (string, error) {
 	name := strings.TrimSuffix(strings.ToLower(domain), ".")
 	p := idna.New(idna.MapForLookup(), idna.BidiRule(), idna.Transitional(false), idna.VerifyDNSLength(true))
 	ascii, err := p.ToASCII(name)

@@ -604,14 +604,14 @@ func TestNormalise(t *testing.T) {
 		{in: "xn--zz.example"},
 	}
 	for _, tt := range tests {
-		got, err := normalise(tt.in)
+		got, err := Normalise(tt.in)
 		switch {
 		case tt.want == "" && err == nil:
-			t.Errorf("normalise(%q) = %q, want an error", tt.in, got)
+			t.Errorf("Normalise(%q) = %q, want an error", tt.in, got)
 		case tt.want != "" && err != nil:
-			t.Errorf("normalise(%q): %v", tt.in, err)
+			t.Errorf("Normalise(%q): %v", tt.in, err)
 		case got != tt.want:
-			t.Errorf("normalise(%q) = %q, want %q", tt.in, got, tt.want)
+			t.Errorf("Normalise(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }
