@@ -105,9 +105,13 @@ func TestDemo(t *testing.T) {
 		t.Errorf("demo exited %d:\n%s", code, errs)
 	}
 	got := out.String()
-	for _, want := range []string{"The public status page: http://127.0.0.1:", "SMS to +4477009000", "14 servers in 7 boxes", "stops answering", "→ suspect", "→ down", "email to alice@demo.invalid", "DOWN:", "answers again", "down → up", "box "} {
+	for _, want := range []string{"The public status page: http://127.0.0.1:", "SMS to +4477009000", "14 servers in 7 boxes", "stops answering", "→ suspect", "→ down", "email to alice@demo.invalid", "answers again", "down → up", "box "} {
 		if !strings.Contains(got, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, got)
 		}
+	}
+	// The first email of an incident says how bad it is.
+	if !strings.Contains(got, "] DEGRADED: ") && !strings.Contains(got, "] OUTAGE: ") {
+		t.Errorf("demo output has no email saying DEGRADED or OUTAGE:\n%s", got)
 	}
 }
