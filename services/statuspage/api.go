@@ -213,12 +213,16 @@ func (p *page) overall() apiStatus {
 	return apiStatus{"none", "All Systems Operational"}
 }
 
+// apiIncident is an incident as the public see it, on the page, in the
+// API and in the feed alike: known by an opaque id, with what staff wrote
+// scrubbed of internal names and addresses.
 func (p *page) apiIncident(inc *publicIncident) apiIncident {
 	status := events.NoteInvestigating
 	var updates []apiIncidentUpdate
+	id := p.publicID("incident", inc.Incident)
 	add := func(n int, st, body string, at time.Time) {
 		updates = append(updates, apiIncidentUpdate{
-			ID: componentID("update", inc.Incident+"/"+st+"/"+strconv.Itoa(n)), Status: st, Body: body, IncidentID: inc.Incident,
+			ID: p.publicID("update", inc.Incident+"/"+st+"/"+strconv.Itoa(n)), Status: st, Body: body, IncidentID: id,
 			CreatedAt: stamp(at), UpdatedAt: stamp(at), DisplayAt: stamp(at), AffectedComponents: []apiAffected{},
 		})
 	}
@@ -226,7 +230,7 @@ func (p *page) apiIncident(inc *publicIncident) apiIncident {
 	add(0, events.NoteInvestigating, "We are investigating a problem with "+boxes+".", inc.Opened)
 	var monitoring time.Time
 	for _, n := range inc.Notes {
-		add(int(n.Seq), n.Status, n.Message, n.At)
+		add(int(n.Seq), n.Status, p.scrub.Scrub(n.Message), n.At)
 		status = n.Status
 		if n.Status == events.NoteMonitoring && monitoring.IsZero() {
 			monitoring = n.At
@@ -251,7 +255,7 @@ func (p *page) apiIncident(inc *publicIncident) apiIncident {
 		updated, _ = time.Parse("2006-01-02T15:04:05.000Z", updates[0].CreatedAt)
 	}
 	return apiIncident{
-		ID: inc.Incident, Name: publicTitle(boxes), Status: status,
+		ID: id, Name: publicTitle(boxes), Status: status,
 		CreatedAt: stamp(inc.Opened), UpdatedAt: stamp(updated), MonitoringAt: stampPtr(monitoring), ResolvedAt: stampPtr(resolvedAt(&inc.View)),
 		Impact: impact, Shortlink: p.cfg.Site.StatusURL, StartedAt: stamp(inc.Opened), PageID: p.pageID(),
 		IncidentUpdates: updates, Components: p.apiGroups(inc.downBoxes),
@@ -307,18 +311,19 @@ func (p *page) apiMaintenance(w events.MaintenanceSet, now time.Time) apiInciden
 	case !now.Before(w.From):
 		status = "in_progress"
 	}
-	reason := w.Reason
+	reason := p.scrub.Scrub(w.Reason)
 	if reason == "" {
 		reason = "Planned maintenance"
 	}
 	from, until := stamp(w.From), stamp(w.Until)
+	id := p.publicID("maintenance", w.Maintenance) // its own id is what ends it
 	return apiIncident{
-		ID: w.Maintenance, Name: reason + ": " + p.boxNames(w.Boxes), Status: status,
+		ID: id, Name: reason + ": " + p.boxNames(w.Boxes), Status: status,
 		CreatedAt: stamp(w.From), UpdatedAt: stamp(w.From), Impact: "maintenance", Shortlink: p.cfg.Site.StatusURL,
 		StartedAt: stamp(w.From), PageID: p.pageID(),
 		IncidentUpdates: []apiIncidentUpdate{{
-			ID: componentID("update", w.Maintenance), Status: status, Body: reason + ". " + p.boxNames(w.Boxes) + " will be unavailable.",
-			IncidentID: w.Maintenance, CreatedAt: stamp(w.From), UpdatedAt: stamp(w.From), DisplayAt: stamp(w.From), AffectedComponents: []apiAffected{},
+			ID: p.publicID("maintenance-update", w.Maintenance), Status: status, Body: reason + ". " + p.boxNames(w.Boxes) + " will be unavailable.",
+			IncidentID: id, CreatedAt: stamp(w.From), UpdatedAt: stamp(w.From), DisplayAt: stamp(w.From), AffectedComponents: []apiAffected{},
 		}},
 		Components: p.apiGroups(w.Boxes), ScheduledFor: &from, ScheduledUntil: &until,
 	}

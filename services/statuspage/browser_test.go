@@ -47,6 +47,11 @@ func TestInABrowser(t *testing.T) {
 			t.Errorf("web1 reads %q", got)
 		}
 		green := p.Style(ctx, web1+" .dot", "background-color")
+		// The roles' colours come from the one style sheet the page's
+		// policy allows.
+		if got := p.Style(ctx, "#c-"+componentID("box", "mx"), "border-top-color"); got != "rgb(46, 134, 222)" {
+			t.Errorf("the mail box's border is %s, want its role's colour #2e86de", got)
+		}
 		// Mark the page: a reload would lose the mark.
 		p.Eval(ctx, `window.notReloaded = true`, nil)
 		time.Sleep(300 * time.Millisecond) // the EventSource is connected

@@ -82,7 +82,7 @@ func (s *Service) serveBannerJSON(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "public, max-age=30")
-	_ = json.NewEncoder(w).Encode(map[string]any{"on": b.On, "message": b.Message, "link": b.Link, "since": since})
+	_ = json.NewEncoder(w).Encode(map[string]any{"on": b.On, "message": s.page.scrub.Scrub(b.Message), "link": b.Link, "since": since})
 }
 
 // The Atom feed of incidents and their updates.
@@ -135,7 +135,7 @@ func (p *page) atom(base string) atomFeed {
 			fmt.Fprintf(&body, "%s — %s: %s\n", u.CreatedAt, u.Status, u.Body)
 		}
 		f.Entries = append(f.Entries, atomEntry{
-			ID: "tag:tocsin," + p.pageID() + ":incident:" + inc.Incident, Title: a.Name + " (" + a.Status + ")",
+			ID: "tag:tocsin," + p.pageID() + ":incident:" + a.ID, Title: a.Name + " (" + a.Status + ")",
 			Updated: rfc3339(a.UpdatedAt), Published: rfc3339(a.CreatedAt), Link: atomLink{Rel: "alternate", Href: base + "/"},
 			Content: atomText{Type: "text", Body: body.String()},
 		})

@@ -2,12 +2,15 @@ package statuspage
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -33,14 +36,16 @@ type view struct {
 	LostSince, Now  time.Time
 	LostFor         string
 	StaticExport    bool
+	Style           template.CSS
+	ExportCSP       string
 }
 
 type boxView struct {
-	Component, Name, Label, Colour, State, StateText string
-	Available                                        bool
-	Servers                                          []serverView
-	Uptime                                           []dayView
-	UptimePct                                        string
+	Component, Name, Label, State, StateText string
+	Available                                bool
+	Servers                                  []serverView
+	Uptime                                   []dayView
+	UptimePct                                string
 }
 
 type serverView struct {
@@ -51,7 +56,7 @@ type dayView struct {
 	Date, Class, Title string
 }
 
-type roleView struct{ Label, Colour string }
+type roleView struct{ Label, Colour, Class string }
 
 type incidentView struct {
 	Title, Status string
@@ -80,13 +85,14 @@ var boxText = map[events.BoxState]string{
 // view takes what the page shows; call with the page's lock held.
 func (p *page) view(now time.Time) view {
 	v := view{Site: p.cfg.Site.Name, StatusURL: p.cfg.Site.StatusURL, Overall: p.overall(), Banner: p.banner,
-		Updated: p.updated, Live: p.live, LostSince: p.lostSince, Now: now}
+		Updated: p.updated, Live: p.live, LostSince: p.lostSince, Now: now, Roles: p.roles,
+		Style: styleCSS(p.style), ExportCSP: p.exportCSP}
+	v.Banner.Message = p.scrub.Scrub(v.Banner.Message)
 	if !p.live && !p.lostSince.IsZero() {
 		v.LostFor = onlineFor(p.lostSince, now)
 	}
-	seen := map[string]bool{}
 	for _, b := range p.boxes {
-		bv := boxView{Component: b.component, Name: b.name, Label: b.label, Colour: b.colour, State: string(b.state),
+		bv := boxView{Component: b.component, Name: b.name, Label: b.label, State: string(b.state),
 			StateText: boxText[b.state], Available: b.state != events.BoxDown && b.state != events.BoxMaintenance}
 		for _, s := range b.servers {
 			d := dotOf(s.state)
@@ -115,10 +121,6 @@ func (p *page) view(now time.Time) view {
 			bv.UptimePct = fmt.Sprintf("%.2f%%", sum/n*100)
 		}
 		v.Boxes = append(v.Boxes, bv)
-		if !seen[b.label+b.colour] && b.label != "" {
-			seen[b.label+b.colour] = true
-			v.Roles = append(v.Roles, roleView{b.label, b.colour})
-		}
 	}
 	for _, inc := range p.publicIncidents() {
 		resolved := resolvedAt(&inc.View)
@@ -153,6 +155,7 @@ func (s *Service) servePage(w http.ResponseWriter, r *http.Request) {
 	s.page.mu.RUnlock()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-cache")
+	httpguard.SecureHeaders(w.Header(), s.page.csp)
 	if err := tmpl.Execute(w, v); err != nil {
 		s.log.Warn("page not rendered", "err", err)
 	}
@@ -160,31 +163,51 @@ func (s *Service) servePage(w http.ResponseWriter, r *http.Request) {
 
 // serveEvents streams changes to the page as Server-Sent Events: a dot
 // turns red within moments of the state change, without a reload.
+//
+// A stream lasts as long as the client likes, so it is bounded otherwise:
+// streams are counted in all and per client, and refused with 503 beyond
+// (the page works without them); the server's write timeout, which would
+// cut every stream after a minute, gives way to a deadline per event,
+// which cuts only a client that stops reading.
 func (s *Service) serveEvents(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
+	done, ok := s.streams.Open(httpguard.Key(s.proxies.Client(r)))
 	if !ok {
-		http.Error(w, "streaming unsupported", http.StatusInternalServerError)
+		httpguard.Busy(w, streamRetryAfter, "too many live-update streams; the page works without them")
 		return
+	}
+	defer done()
+	rc := http.NewResponseController(w)
+	send := func(text string) bool {
+		if err := rc.SetWriteDeadline(time.Now().Add(s.eventWrite)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+			return false
+		}
+		if _, err := io.WriteString(w, text); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
 	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("Access-Control-Allow-Origin", "*")
 	ch := s.page.subscribe()
 	defer s.page.unsubscribe(ch)
-	fmt.Fprint(w, "retry: 3000\n: connected\n\n")
-	fl.Flush()
+	if !send("retry: 3000\n: connected\n\n") {
+		return
+	}
 	keepalive := time.NewTicker(25 * time.Second)
 	defer keepalive.Stop()
 	for {
+		var text string
 		select {
 		case <-r.Context().Done():
 			return
 		case d := <-ch:
-			fmt.Fprintf(w, "data: %s\n\n", d)
-			fl.Flush()
+			text = "data: " + string(d) + "\n\n"
 		case <-keepalive.C:
-			fmt.Fprint(w, ": keepalive\n\n")
-			fl.Flush()
+			text = ": keepalive\n\n"
+		}
+		if !send(text) {
+			return
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/incident"
+	"github.com/tocsin-alarm/tocsin/internal/publictext"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -39,6 +40,15 @@ type page struct {
 	// version moves with every change, so that what was built from the
 	// state can tell it is still current (see encodedDoc).
 	version atomic.Uint64
+
+	// What does not change while the page runs: the scrub of what staff
+	// write, the key of the public ids, the roles' legend, and the style
+	// sheet with the policy that allows it.
+	scrub          *publictext.Scrubber
+	idKey          []byte
+	roles          []roleView
+	style          string
+	csp, exportCSP string
 }
 
 type server struct {
@@ -90,8 +100,10 @@ func newPage(cfg *config.Config, now func() time.Time) *page {
 		cfg: cfg, now: now,
 		servers: map[string]*server{}, incidents: map[string]*publicIncident{},
 		maintenance: map[string]events.MaintenanceSet{}, subs: map[chan []byte]struct{}{},
+		scrub: publictext.New(cfg), idKey: randomKey(),
 	}
 	pos := 1
+	seenRole := map[string]bool{}
 	for i := range cfg.Boxes {
 		b := &cfg.Boxes[i]
 		bx := &box{id: b.ID, name: b.Name, role: b.Role, label: cfg.RoleLabel(b), component: componentID("box", b.ID), state: events.BoxOperational, position: pos}
@@ -116,7 +128,13 @@ func newPage(cfg *config.Config, now func() time.Time) *page {
 			p.servers[s.ID] = sv
 		}
 		p.boxes = append(p.boxes, bx)
+		if key := bx.label + bx.colour; bx.label != "" && !seenRole[key] {
+			seenRole[key] = true
+			p.roles = append(p.roles, roleView{Label: bx.label, Colour: bx.colour, Class: fmt.Sprintf("role-%d", len(p.roles))})
+		}
 	}
+	p.style = styleOf(p.boxes, p.roles)
+	p.csp, p.exportCSP = pagePolicy(p.style), exportPolicy(p.style)
 	return p
 }
 

@@ -29,6 +29,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/incident"
 	"github.com/tocsin-alarm/tocsin/internal/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -60,6 +61,14 @@ type Service struct {
 	m    *metrics.Metrics
 
 	stateFile string
+
+	// What bounds each client: the connection, its live-update streams,
+	// its calls to the admin API.
+	limits     httpguard.Limits
+	eventWrite time.Duration
+	proxies    httpguard.Proxies
+	streams    *httpguard.Streams
+	admin      *httpguard.Limiter
 }
 
 // New returns the status page for cfg.
@@ -71,7 +80,28 @@ func New(cfg *config.Config, deps Deps) *Service {
 		deps.Metrics = metrics.New()
 	}
 	deps.Metrics.Expect("statuspage") // no durable consumer: ready once following
-	return &Service{m: deps.Metrics, cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener, page: newPage(cfg, deps.Now), stateFile: deps.StateFile}
+	sp := cfg.Statuspage
+	s := &Service{
+		m: deps.Metrics, cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener,
+		page: newPage(cfg, deps.Now), stateFile: deps.StateFile,
+		limits: httpguard.DefaultLimits(), eventWrite: eventWriteTimeout, proxies: sp.Proxies,
+		streams: httpguard.NewStreams(sp.MaxStreams, sp.MaxStreamsPerClient),
+		admin:   httpguard.NewLimiter(adminRate, adminBurst, adminClients, sp.Proxies, nil),
+	}
+	switch {
+	case sp.IDKey.IsSet():
+		s.page.idKey = []byte(sp.IDKey.Reveal())
+	case deps.StateFile != "":
+		key, err := loadIDKey(idKeyFile(deps.StateFile))
+		if err != nil {
+			s.log.Error("public incident ids will change at every restart; set statuspage.id_key_env or id_key_file", "err", err)
+			break
+		}
+		s.page.idKey = key
+	default:
+		s.log.Info("public incident ids are this process's own; set statuspage.id_key_env or id_key_file for ids that outlast it")
+	}
+	return s
 }
 
 // Run follows the state and serves the page until ctx ends.
@@ -83,7 +113,7 @@ func (s *Service) Run(ctx context.Context) error {
 			return fmt.Errorf("statuspage: listen on %s: %w", s.cfg.Statuspage.Listen, err)
 		}
 	}
-	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	srv := httpguard.Server(s.Handler(), s.limits, s.log)
 	errs := make(chan error, 2)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -125,15 +155,16 @@ func shutdown(srv *http.Server) {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.servePage)
+	mux.HandleFunc("GET /page.js", s.servePageJS)
 	mux.HandleFunc("GET /events", s.serveEvents)
 	mux.HandleFunc("GET /feed.atom", s.serveAtom)
 	mux.HandleFunc("GET /banner.js", s.serveBannerJS)
 	mux.HandleFunc("GET /banner.json", s.serveBannerJSON)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("POST /api/admin/incidents/{id}/updates", s.postUpdate)
-	mux.Handle("GET /api/admin/affected", s.AffectedHandler(nil))
+	mux.Handle("POST /api/admin/incidents/{id}/updates", s.admin.Wrap(http.HandlerFunc(s.postUpdate)))
+	mux.Handle("GET /api/admin/affected", s.admin.Wrap(s.AffectedHandler(nil)))
 	s.routesAPI(mux)
-	return mux
+	return secured(mux)
 }
 
 // keepFollowing follows the state until ctx ends, setting the following
@@ -273,7 +304,9 @@ func (s *Service) bannerEntry(e jetstream.KeyValueEntry) {
 }
 
 // postUpdate is the admin API's one call: staff post an update to an
-// incident, as `tocsin incident update` does. It needs the admin token.
+// incident, as `tocsin incident update` does. It needs the admin token;
+// what it says is scrubbed when it is shown, not here, so that staff and
+// the datacentre read it whole.
 func (s *Service) postUpdate(w http.ResponseWriter, r *http.Request) {
 	token := s.cfg.Statuspage.AdminToken
 	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -293,7 +326,14 @@ func (s *Service) postUpdate(w http.ResponseWriter, r *http.Request) {
 	if in.By == "" {
 		in.By = "staff"
 	}
-	n, err := incident.PostNote(r.Context(), s.bus, r.PathValue("id"), in.Status, in.Message, in.By, s.now())
+	// Staff may name the incident as the page does, or by its own id.
+	id := r.PathValue("id")
+	s.page.mu.RLock()
+	if internal, ok := s.page.incidentByPublicID(id); ok {
+		id = internal
+	}
+	s.page.mu.RUnlock()
+	n, err := incident.PostNote(r.Context(), s.bus, id, in.Status, in.Message, in.By, s.now())
 	if err != nil {
 		code := http.StatusBadRequest
 		if strings.HasPrefix(err.Error(), "no incident") {
