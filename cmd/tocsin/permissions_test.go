@@ -301,6 +301,85 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		}
 	})
 
+	t.Run("domain watcher opens and resolves warnings, and nothing else", func(t *testing.T) {
+		r := connectWatched(t, d, "domains")
+		for _, subject := range []string{
+			events.SubjectIncident("inc1", "acknowledged"), events.SubjectIncident("inc1", "updated"), events.SubjectIncident("inc1", "notified"),
+			events.SubjectIncident("inc1", "escalated"), events.SubjectIncident("inc1", "note"),
+			events.SubjectProbeResult("x"), events.SubjectProbeTask("lon1"), "server.web1.changed", "maintenance.m1.started", "dead.domains",
+			"$KV.tocsin-incidents.inc1", "$KV.tocsin-escalations.inc1.state", "$KV.tocsin-banner.banner", "$KV.tocsin-servers.web1",
+			"$JS.API.STREAM.DELETE.TOCSIN_EVENTS", "$JS.API.STREAM.PURGE.KV_tocsin-domains", "$JS.API.CONSUMER.MSG.NEXT.TOCSIN_EVENTS.notifier",
+			"tocsin.status.verifier",
+		} {
+			if !r.publishRefused(t, subject) {
+				t.Errorf("the domain watcher may publish to %s", subject)
+			}
+		}
+		for _, subject := range []string{events.SubjectIncident("dom1", "opened"), events.SubjectIncident("dom1", "resolved")} {
+			if r.publishRefused(t, subject) {
+				t.Errorf("the domain watcher may not publish to %s", subject)
+			}
+		}
+		// What it was allowed went into the events stream: out of the
+		// way of the services run next.
+		admin := d.connect(t, "admin")
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		s, err := admin.JS.Stream(actx, events.StreamEvents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Purge(actx, jetstream.WithPurgeSubject("incident.dom1.>")); err != nil {
+			t.Fatal(err)
+		}
+
+		// Its bucket as it uses it: checked at start, read, written under
+		// compare-and-set, listed.
+		b := d.connect(t, "domains")
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := b.Ensure(pctx, 1); err != nil {
+			t.Fatalf("the domain watcher cannot check the streams and buckets: %v", err)
+		}
+		kv, err := b.JS.KeyValue(pctx, events.BucketDomains)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := kv.Create(pctx, "example_net", []byte("{}"))
+		if err != nil {
+			t.Fatalf("create a record: %v", err)
+		}
+		if _, err := kv.Update(pctx, "example_net", []byte(`{"domain":"example.net"}`), rev); err != nil {
+			t.Fatalf("update a record: %v", err)
+		}
+		if _, err := kv.Get(pctx, "example_net"); err != nil {
+			t.Fatalf("read a record: %v", err)
+		}
+		keys, err := kv.ListKeys(pctx)
+		if err != nil {
+			t.Fatalf("list the records: %v", err)
+		}
+		n := 0
+		for range keys.Keys() {
+			n++
+		}
+		if n != 1 {
+			t.Errorf("listed %d records, want 1", n)
+		}
+		if err := kv.Delete(pctx, "example_net"); err != nil {
+			t.Fatalf("delete a record: %v", err)
+		}
+		ikv, err := b.JS.KeyValue(pctx, events.BucketIncidents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refusedCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if _, err := ikv.Get(refusedCtx, "inc1"); err == nil || errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Errorf("the domain watcher reads the incidents bucket: %v", err)
+		}
+	})
+
 	t.Run("status page reads, and writes only staff updates", func(t *testing.T) {
 		r := connectWatched(t, d, "statuspage")
 		for _, subject := range []string{

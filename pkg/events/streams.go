@@ -82,6 +82,12 @@ const (
 	// the newest state change seen, and where the server stands in each
 	// load balancer, so that no action is taken twice.
 	BucketFailover = "tocsin-failover"
+	// BucketDomains holds the domain watcher's record of each domain the
+	// config names: its expiry as last read, its warning if one is open,
+	// and the lookups failing. Keyed by the domain with its dots made
+	// underscores ("example_net"), which a name of letters, digits and
+	// hyphens keeps one-to-one.
+	BucketDomains = "tocsin-domains"
 )
 
 // TaskDedupWindow is how long JetStream remembers a task id. Scheduler
@@ -105,7 +111,7 @@ const MaxEventSize = 768 << 10
 // one part.
 var storeShares = map[string]int64{
 	StreamEvents:      40,
-	StreamResults:     20,
+	StreamResults:     19,
 	StreamDeadLetters: 5,
 	BucketIncidents:   10,
 	BucketDeliveries:  8,
@@ -116,6 +122,7 @@ var storeShares = map[string]int64{
 	BucketFailover:    2,
 	BucketLocations:   1,
 	BucketBanner:      1,
+	BucketDomains:     1,
 }
 
 // SizedConfigs is StreamConfigs and BucketConfigs with a MaxBytes on each:
@@ -299,6 +306,14 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 			Storage:      jetstream.FileStorage,
 			Replicas:     replicas,
 			MaxValueSize: 256 << 10,
+		},
+		{
+			Bucket:       BucketDomains,
+			Description:  "The domain watcher's record of each domain: its expiry, its warning, its failed lookups.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 16 << 10,
 		},
 		{
 			Bucket:       BucketDeliveries,
