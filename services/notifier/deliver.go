@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -66,6 +67,9 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 	log = log.With("staff", r.Staff.Name, "channel", ch, "step", m.step())
 	if rec.done() {
 		log.Info("already delivered; not sending again", "outcome", rec.Outcome)
+		if rec.Outcome == outcomeStorm {
+			untell(st, m, r)
+		}
 		return rec.Outcome != outcomeFailed || n.carried(ctx, kv, m, r, ch), nil
 	}
 	if ch == chanSMS && (m.Kind == kindOpened || m.Kind == kindWorse) {
@@ -74,6 +78,7 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 			return false, err
 		}
 		if why != "" {
+			untell(st, m, r)
 			rec.Channel, rec.Staff, rec.At, rec.Outcome, rec.Reason = ch, r.Staff.Name, n.now(), outcomeStorm, why
 			n.m.Notification(ch, metrics.Grouped)
 			log.Info("not paged again in a storm", "why", why)
@@ -119,6 +124,16 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 		carried = ok
 	}
 	return carried, fmt.Errorf("%s to %s: %w", ch, r.Staff.Name, err)
+}
+
+// untell forgets that a person was told of an incident by SMS when a storm
+// kept its opening from their phone: its resolution goes by email.
+func untell(st *incidentState, m message, r recipient) {
+	if m.Kind != kindOpened {
+		return
+	}
+	k := staffKey(r.Staff)
+	st.Told[k] = slices.DeleteFunc(st.Told[k], func(c string) bool { return c == chanSMS })
 }
 
 // pageRecord is the last page a person was sent by SMS, kept under

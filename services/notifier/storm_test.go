@@ -85,4 +85,36 @@ staff:
 			t.Errorf("second SMS %q", m.Body)
 		}
 	}
+
+	// The storm over: the resolution of the one incident each phone was
+	// paged about goes by SMS; the others' by email only.
+	for i, b := range boxes {
+		id := fmt.Sprintf("%s-dc%d", day, i+1)
+		r.publish(t, events.New(id+"/resolved", "verifier", now, &events.IncidentResolved{
+			Incident: id, Opened: now, Resolved: now.Add(time.Minute), Title: b[0] + " is down", Servers: []string{b[0]},
+		}))
+	}
+	resolutions := func(to string) int {
+		n := 0
+		for _, m := range r.mail.Messages() {
+			if m.To[0] == to && strings.Contains(m.Subject, "] RESOLVED:") {
+				n++
+			}
+		}
+		return n
+	}
+	waitUntil(t, 30*time.Second, "every resolution emailed", func() bool {
+		return resolutions("alice@example.net") == 4 && resolutions("bob@example.net") == 4
+	})
+	for _, phone := range []string{alicePh, bobPh} {
+		n := 0
+		for _, m := range r.twilio.Messages() {
+			if m.To == phone && strings.HasPrefix(m.Body, "RESOLVED ") {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d resolution SMS to %s: want one, for the incident it was paged about", n, phone)
+		}
+	}
 }

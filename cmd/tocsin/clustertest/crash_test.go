@@ -193,6 +193,9 @@ func TestCrashes(t *testing.T) {
 	}
 	got := tally(h.mail.Messages(), h.sms.Messages(), codes)
 	missing, duplicated, unexpected, dups := compare(got, expected(all, kindDown, kindResolved))
+	if problems := pages(got, all, true); len(problems) > 0 {
+		t.Errorf("SMS pages: %v", problems)
+	}
 	if len(missing) > 0 {
 		t.Errorf("%d messages lost: %v", len(missing), missing)
 	}

@@ -176,6 +176,11 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	if len(missing)+len(duplicated)+len(unexpected) > 0 {
 		t.Errorf("outage messages: missing %v, more than once %v, unexpected %v", missing, duplicated, unexpected)
 	}
+	// One SMS for the storm, however many datacentres: Alice was paged
+	// about one incident and emailed about each.
+	if problems := pages(got, opened, false); len(problems) > 0 {
+		t.Errorf("SMS pages: %v", problems)
+	}
 
 	// The killed server comes back and catches up; then the fleet does.
 	h.cluster.node(leader).start()
@@ -212,6 +217,9 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	missing, duplicated, unexpected, _ = compare(got, want)
 	if len(missing)+len(duplicated)+len(unexpected) > 0 {
 		t.Errorf("messages: missing %v, more than once %v, unexpected %v", missing, duplicated, unexpected)
+	}
+	if problems := pages(got, opened, true); len(problems) > 0 {
+		t.Errorf("SMS pages: %v", problems)
 	}
 	t.Logf("%d outage and resolution messages, each once; %d update digests besides", len(want), updates(got))
 	if n, bad := h.watch.duplicateEvents(); n > 0 || len(bad) > 0 {
