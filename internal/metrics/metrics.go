@@ -44,6 +44,9 @@ type Metrics struct {
 
 	messages *prometheus.CounterVec
 
+	domainLookups *prometheus.CounterVec
+	domainExpiry  *prometheus.GaugeVec
+
 	mu        sync.Mutex
 	consumers map[consumerKey]*consumerState
 	units     map[string]*unit
@@ -105,11 +108,17 @@ func New() *Metrics {
 	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tocsin_messages_total", Help: "Bus messages by consumer and result: handled, failed (retried later), dead_lettered.",
 	}, []string{"consumer", "result"})
+	m.domainLookups = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tocsin_domain_lookups_total", Help: "Lookups of a domain's expiry at its registry by RDAP, by result: ok, failed (tried again next round), not_found (the registry does not know the domain).",
+	}, []string{"result"})
+	m.domainExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "tocsin_domain_expiry_timestamp_seconds", Help: "When each watched domain's registration expires, as its registry last said.",
+	}, []string{"domain"})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.checks, m.checkFailures, m.checkDuration, m.verifications, m.falseAlarms, m.incidents,
-		m.notifications, m.providerLatency, m.failover, m.messages,
+		m.notifications, m.providerLatency, m.failover, m.messages, m.domainLookups, m.domainExpiry,
 		scrapeCollector{m},
 	)
 	return m
@@ -211,6 +220,27 @@ const (
 func (m *Metrics) Message(consumer, result string) {
 	if m != nil {
 		m.messages.WithLabelValues(consumer, result).Inc()
+	}
+}
+
+// The results of a domain lookup.
+const (
+	LookupOK       = "ok"
+	LookupFailed   = "failed"
+	LookupNotFound = "not_found"
+)
+
+// DomainLookup counts one lookup of a domain's expiry, with its result.
+func (m *Metrics) DomainLookup(result string) {
+	if m != nil {
+		m.domainLookups.WithLabelValues(result).Inc()
+	}
+}
+
+// DomainExpiry records when a domain expires, as its registry said.
+func (m *Metrics) DomainExpiry(domain string, at time.Time) {
+	if m != nil {
+		m.domainExpiry.WithLabelValues(domain).Set(float64(at.Unix()))
 	}
 }
 
