@@ -293,6 +293,15 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 		case errors.Is(err, jetstream.ErrStreamNotFound):
 			err = settle("stream", cfg.Name, false, false, func(ctx context.Context) error {
 				_, err := b.JS.CreateStream(ctx, cfg)
+				if err != nil && !errors.Is(err, errDenied) {
+					// Another process may have made it meanwhile: the
+					// server can refuse the second for want of room
+					// before it sees the first. One as it should be will
+					// do.
+					if s, lerr := b.JS.Stream(ctx, cfg.Name); lerr == nil && sameStream(s.CachedInfo().Config, cfg) {
+						return nil
+					}
+				}
 				return err
 			})
 		case err == nil && !sameStream(s.CachedInfo().Config, cfg):
@@ -330,6 +339,15 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 		}
 		if err := settle("bucket", cfg.Bucket, exists, replicasOnly, func(ctx context.Context) error {
 			_, err := b.JS.CreateOrUpdateKeyValue(ctx, cfg)
+			if err != nil && !errors.Is(err, errDenied) {
+				// Made or changed meanwhile by another process, as for a
+				// stream.
+				if kv, lerr := b.JS.KeyValue(ctx, cfg.Bucket); lerr == nil {
+					if st, serr := kv.Status(ctx); serr == nil && sameBucket(st.Config(), cfg) && st.Config().Replicas == cfg.Replicas {
+						return nil
+					}
+				}
+			}
 			return err
 		}); err != nil {
 			return err
