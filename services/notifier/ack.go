@@ -18,6 +18,7 @@ import (
 	"github.com/twilio/twilio-go/client"
 
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -54,7 +55,7 @@ func (n *Notifier) serve(ctx context.Context, kv jetstream.KeyValue) error {
 			return fmt.Errorf("notifier: listen on %s: %w", n.cfg.Notify.Listen, err)
 		}
 	}
-	srv := &http.Server{Handler: n.handler(kv), ReadHeaderTimeout: 10 * time.Second}
+	srv := httpguard.Server(n.handler(kv), httpguard.DefaultLimits(), n.log)
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -68,12 +69,49 @@ func (n *Notifier) serve(ctx context.Context, kv jetstream.KeyValue) error {
 	return nil
 }
 
+// What one client may ask of the acknowledgement server. A person opens a
+// link and presses its button; Twilio posts a reply or a few status
+// callbacks per SMS. Beyond that a client is guessing signatures or
+// replaying webhooks.
+const (
+	linkRate, linkBurst       = 1, 10 // a second, at once
+	webhookRate, webhookBurst = 5, 50
+	guardClients              = 10000 // remembered at once
+)
+
 func (n *Notifier) handler(kv jetstream.KeyValue) http.Handler {
+	return n.guard(n.routes(kv))
+}
+
+// routes are the server's endpoints, unguarded.
+func (n *Notifier) routes(kv jetstream.KeyValue) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+pathTwilioSMS, func(w http.ResponseWriter, r *http.Request) { n.inboundSMS(w, r, kv) })
 	mux.HandleFunc("POST "+pathTwilioStatus, func(w http.ResponseWriter, r *http.Request) { n.smsStatus(w, r, kv) })
 	mux.HandleFunc(pathAck+"{incident}/{who}/{sig}", func(w http.ResponseWriter, r *http.Request) { n.ackLink(w, r) })
 	return http.MaxBytesHandler(mux, 64<<10)
+}
+
+// guard limits each client (behind notify.trusted_proxies), the links
+// and the webhooks each at their own pace, and sets the headers that keep
+// every answer from being framed, sniffed or followed by a Referer: an
+// acknowledgement link's path is its signature.
+func (n *Notifier) guard(next http.Handler) http.Handler {
+	proxies := httpguard.Proxies(n.cfg.Notify.Proxies)
+	links := httpguard.NewLimiter(linkRate, linkBurst, guardClients, proxies, nil)
+	hooks := httpguard.NewLimiter(webhookRate, webhookBurst, guardClients, proxies, nil)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpguard.SecureHeaders(w.Header(), "default-src 'none'; frame-ancestors 'none'")
+		l := links
+		if strings.HasPrefix(r.URL.Path, "/twilio/") {
+			l = hooks
+		}
+		if ok, wait := l.Allow(httpguard.Key(proxies.Client(r))); !ok {
+			httpguard.TooMany(w, wait, "too many requests; try again later")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // fromTwilio checks a webhook's X-Twilio-Signature against the URL Twilio
@@ -155,13 +193,20 @@ func (n *Notifier) smsStatus(w http.ResponseWriter, r *http.Request, kv jetstrea
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// ackStyle is the acknowledgement page's one style sheet, allowed by its
+// hash: the page runs no script and takes nothing from elsewhere.
+const ackStyle = `body { font-family: sans-serif; max-width: 32em; margin: 2em auto; padding: 0 1em; }
+button { font-size: 1.2em; padding: 0.5em 1.5em; }`
+
+var ackPolicy = "default-src 'none'; style-src " + httpguard.Hash(ackStyle) + "; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
 var ackPage = template.Must(template.New("ack").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Acknowledge {{.Incident}}</title></head>
-<body style="font-family: sans-serif; max-width: 32em; margin: 2em auto; padding: 0 1em">
+<title>Acknowledge {{.Incident}}</title><style>` + ackStyle + `</style></head>
+<body>
 {{if .Done}}<h1>Acknowledged</h1><p>Incident {{.Incident}} is yours, {{.Name}}. The others will not be paged again for it.</p>
 {{else}}<h1>Acknowledge incident {{.Incident}}?</h1>
-<form method="post"><button type="submit" style="font-size: 1.2em; padding: 0.5em 1.5em">Acknowledge as {{.Name}}</button></form>
+<form method="post"><button type="submit">Acknowledge as {{.Name}}</button></form>
 <p>Opening this page alone does nothing, so that a mail scanner following links cannot acknowledge for you.</p>{{end}}
 </body></html>
 `))
@@ -193,6 +238,8 @@ func (n *Notifier) ackLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	httpguard.SecureHeaders(w.Header(), ackPolicy)
 	_ = ackPage.Execute(w, page)
 }
 
