@@ -60,10 +60,10 @@ var (
 const (
 	server      = "web1"
 	firstServer = "web0" // -mode second: the server of the box down first
-	onCall     = "Alice"
-	onCallPh   = "+447700900001"
-	twilioSID  = "AC0123456789abcdef0123456789abcdef"
-	twilioAuth = "b3nchT0ken"
+	onCall      = "Alice"
+	onCallPh    = "+447700900001"
+	twilioSID   = "AC0123456789abcdef0123456789abcdef"
+	twilioAuth  = "b3nchT0ken"
 )
 
 // goals are the medians each mode must stay within, failure to SMS.
@@ -245,7 +245,7 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	if err != nil {
 		return err
 	}
-	live, err := locations.Watch(ctx, lkv, time.Now)
+	live, err := locations.Watch(ctx, lkv, time.Now, fleetLocations)
 	if err != nil {
 		return err
 	}

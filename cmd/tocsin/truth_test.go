@@ -326,7 +326,7 @@ statuspage: {listen: %q}
 		t.Fatal(err)
 	}
 	p := startProcessWith(t, providerEnv, "run", "--config", cfgFile, "--nats", nats.URL,
-		"--services", "prober,verifier,notifier,escalator,failover,statuspage", "--shutdown-timeout", "10s")
+		"--services", "prober,verifier,notifier,escalator,failover,statuspage", "--shutdown-timeout", "10s", "--data", t.TempDir())
 	defer func() {
 		if t.Failed() {
 			t.Logf("tocsin log:\n%s", p.log.String())

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,12 +59,18 @@ func Announce(ctx context.Context, kv jetstream.KeyValue, hb Heartbeat, period t
 	}
 }
 
+// MaxTTL is the longest a heartbeat may vouch for its prober: a prober
+// beats every few seconds, and a heartbeat claiming a year would keep a
+// dead or forged location live, its share of checks never made.
+const MaxTTL = time.Minute
+
 // Live tracks the heartbeats of a bucket.
 type Live struct {
 	mu      sync.Mutex
 	probers map[string]*prober // by key
 	now     func() time.Time
 	ready   chan struct{}
+	allowed []string // the config's locations: no other is ever live
 }
 
 // prober is what is known of one prober: live from since until until.
@@ -73,13 +80,15 @@ type prober struct {
 	until    time.Time // its latest heartbeat's time plus TTL, or when it withdrew
 }
 
-// Watch follows the bucket until ctx ends. Wait with WaitReady before trusting List.
-func Watch(ctx context.Context, kv jetstream.KeyValue, now func() time.Time) (*Live, error) {
+// Watch follows the bucket until ctx ends. Only the locations allowed (the
+// config's) can be live, each only under its own keys, and no heartbeat
+// vouches for longer than MaxTTL. Wait with WaitReady before trusting List.
+func Watch(ctx context.Context, kv jetstream.KeyValue, now func() time.Time, allowed []string) (*Live, error) {
 	w, err := kv.WatchAll(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("watch locations: %w", err)
 	}
-	l := &Live{probers: map[string]*prober{}, now: now, ready: make(chan struct{})}
+	l := &Live{probers: map[string]*prober{}, now: now, ready: make(chan struct{}), allowed: slices.Clone(allowed)}
 	go func() {
 		defer w.Stop()
 		for e := range w.Updates() {
@@ -105,14 +114,15 @@ func (l *Live) apply(e jetstream.KeyValueEntry) {
 		return
 	}
 	var hb Heartbeat
-	if err := json.Unmarshal(e.Value(), &hb); err != nil || hb.Location == "" || hb.TTLMS <= 0 {
-		return
+	if err := json.Unmarshal(e.Value(), &hb); err != nil || hb.TTLMS <= 0 || !slices.Contains(l.allowed, hb.Location) ||
+		!strings.HasPrefix(e.Key(), hb.Location+".") {
+		return // not one of ours, or under another location's key
 	}
 	if p == nil {
 		p = &prober{location: hb.Location, since: hb.Since}
 		l.probers[e.Key()] = p
 	}
-	p.until = e.Created().Add(time.Duration(hb.TTLMS) * time.Millisecond)
+	p.until = e.Created().Add(min(time.Duration(hb.TTLMS)*time.Millisecond, MaxTTL))
 	// Forget probers gone for an hour: the bucket does too.
 	for k, old := range l.probers {
 		if e.Created().Sub(old.until) > time.Hour {

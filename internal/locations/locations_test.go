@@ -25,7 +25,7 @@ func TestLiveAt(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	live, err := locations.Watch(ctx, kv, time.Now)
+	live, err := locations.Watch(ctx, kv, time.Now, []string{"lon1", "ams1"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -234,5 +235,20 @@ func TestValidToken(t *testing.T) {
 		if got := ValidToken(s); got != want {
 			t.Errorf("ValidToken(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+func TestClip(t *testing.T) {
+	long := strings.Repeat("é", 300) // 600 bytes
+	got := Clip(long, MaxReason)
+	if len(got) > MaxReason || !strings.HasSuffix(got, "…") || !utf8.ValidString(got) {
+		t.Errorf("Clip gave %d bytes, valid %v: %q", len(got), utf8.ValidString(got), got[len(got)-10:])
+	}
+	if Clip("connection refused", MaxReason) != "connection refused" {
+		t.Error("a short reason was changed")
+	}
+	r := &ProbeResult{Server: "mx1", Location: "lon1", Task: "t", Started: t0, Reason: long}
+	if err := r.Validate(); err == nil {
+		t.Error("a 600-byte reason was accepted")
 	}
 }

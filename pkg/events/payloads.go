@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // ProbeTask asks the prober at Location to run one check now. Scheduled tasks
@@ -117,8 +118,22 @@ func (r *ProbeResult) Validate() error {
 }
 
 // MaxReason bounds the free text a result carries: it is read by people
-// and repeated in every message about the server.
+// and repeated in every message about the server. A result over it is
+// refused; a prober clips its own with Clip.
 const MaxReason = 500
+
+// Clip shortens s to at most n bytes, on a character boundary, ending
+// with "…" when it was cut.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
 
 // ServerState is the verifier's judgement of one server.
 type ServerState string

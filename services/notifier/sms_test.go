@@ -220,7 +220,9 @@ func TestStormPagesOnce(t *testing.T) {
 		Servers: []events.AffectedServer{{Server: "web1", Box: "mx", Check: "tcp://web1:80", Since: now, BoxState: events.BoxDown}},
 	}))
 	waitUntil(t, 30*time.Second, "the next incident told", func() bool {
-		return slices.ContainsFunc(r.mail.Messages(), func(m smtptest.Message) bool { return m.To[0] == "alice@example.net" && strings.Contains(m.Subject, id2) })
+		return slices.ContainsFunc(r.mail.Messages(), func(m smtptest.Message) bool {
+			return m.To[0] == "alice@example.net" && strings.Contains(m.Subject, id2)
+		})
 	})
 	if n := len(r.twilio.Messages()); n != 1 {
 		t.Errorf("%d SMS: a storm pages each person once", n)

@@ -69,7 +69,7 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	watch, err := locations.Watch(context.Background(), lkv, time.Now)
+	watch, err := locations.Watch(context.Background(), lkv, time.Now, cfg.Locations)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,7 +126,7 @@ func (p *Prober) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	live, err := locations.Watch(ctx, kv, p.now)
+	live, err := locations.Watch(ctx, kv, p.now, p.cfg.Locations)
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,8 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	res := &events.ProbeResult{
 		Server: task.Server, Location: p.opts.Location, Check: task.Check, Task: ev.ID,
 		Purpose: task.Purpose, Correlation: task.Correlation, Started: start,
-		LatencyMS: float64(out.Latency.Microseconds()) / 1000, OK: out.OK, Reason: out.Reason, Warning: out.Warning,
+		LatencyMS: float64(out.Latency.Microseconds()) / 1000, OK: out.OK,
+		Reason: events.Clip(out.Reason, events.MaxReason), Warning: events.Clip(out.Warning, events.MaxReason),
 	}
 	p.m.CheckRan(p.opts.Location, p.role(task.Server), reasonClass(out), out.Latency)
 	if !out.OK {

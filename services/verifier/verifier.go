@@ -6,11 +6,15 @@ package verifier
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -200,7 +204,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	live, err := locations.Watch(ctx, lkv, v.deps.Now)
+	live, err := locations.Watch(ctx, lkv, v.deps.Now, v.cfg.Locations)
 	if err != nil {
 		return err
 	}
@@ -269,6 +273,13 @@ func (v *Verifier) handle(ctx context.Context, st stores, live *locations.Live, 
 		v.log.Info("result for a server no longer in the config; ignored", "server", r.Server)
 		return nil
 	}
+	if !slices.Contains(v.cfg.Locations, r.Location) {
+		return bus.Permanent(fmt.Errorf("a result from %q, which is not one of the config's locations", r.Location))
+	}
+	if ahead := r.Started.Sub(v.deps.Now()); ahead > MaxSkew {
+		// Taken as the newest, it would make every real result stale.
+		return bus.Permanent(fmt.Errorf("a result taken %s ahead of this verifier's clock, more than the %s allowed", ahead.Round(time.Second), MaxSkew))
+	}
 	log := v.log.With("server", r.Server)
 
 	c, ok := v.cached(r.Server)
@@ -307,7 +318,7 @@ func (v *Verifier) judge(ctx context.Context, st stores, live *locations.Live, r
 	policy := v.policy
 	// Answers may take two check timeouts (a busy location), and then some.
 	policy.RoundTimeout = 2*target.Timeout + 10*time.Second
-	facts := judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check, Maintenance: v.windows.At(r.Server, r.Started)}
+	facts := judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check, Maintenance: v.windows.At(r.Server, r.Started), Nonce: nonce()}
 	next, fx := judge.Apply(rec.Server, r, facts, policy)
 	if fx.Recheck != "" {
 		next.Round.Locations, next.Round.Fallback = v.recheckLocations(r.Location, fx.RecheckCount, live.List())
@@ -665,7 +676,7 @@ func (v *Verifier) outgoing(fx judge.Effects, round *judge.Round, r *events.Prob
 				TimeoutMS: target.Timeout.Milliseconds(), Due: now, Purpose: events.PurposeRecheck,
 				Correlation: fx.Recheck, Options: target.Server.CheckOptions(),
 			}
-			evs = append(evs, events.New(fmt.Sprintf("%s/%s/%d", fx.Recheck, loc, i), "verifier", now, task))
+			evs = append(evs, events.New(judge.TaskID(fx.Recheck, loc, i), "verifier", now, task))
 		}
 	}
 	for _, c := range fx.Changes {
@@ -695,11 +706,26 @@ func (v *Verifier) outgoing(fx judge.Effects, round *judge.Round, r *events.Prob
 	return out, nil
 }
 
+// MaxSkew is how far ahead of the verifier's clock a result may say it
+// was taken: locations keep time by NTP, within a second of each other.
+const MaxSkew = time.Minute
+
+// nonce is a few random letters for a verification's id: what answers it
+// must name, and nobody can work out beforehand.
+func nonce() string {
+	b := make([]byte, 5)
+	rand.Read(b)
+	return strings.ToLower(base32.StdEncoding.EncodeToString(b))
+}
+
 // recheckLocations spreads n re-checks over the live locations other than
-// the one that saw the failure, one each; where there are too few, the
-// same location checks again, and fallback says so for the incident.
+// the one that saw the failure, one each, in a random order so that no
+// location (the one whose name sorts first, say) takes every re-check;
+// where there are too few, the same location checks again, and fallback
+// says so for the incident.
 func (v *Verifier) recheckLocations(failedAt string, n int, live []string) (locs []string, fallback bool) {
 	others := slices.DeleteFunc(slices.Clone(live), func(l string) bool { return l == failedAt })
+	mrand.Shuffle(len(others), func(i, j int) { others[i], others[j] = others[j], others[i] })
 	for i := range n {
 		if i < len(others) {
 			locs = append(locs, others[i])

@@ -78,16 +78,24 @@ func answer(t *testing.T, b *bus.Bus, server string, n int, ok bool) {
 		t.Fatal(err)
 	}
 	rec, _, err := (&Verifier{}).load(context.Background(), kv, server, slog.Default())
-	if err != nil || rec.Round == nil {
+	if err != nil || rec.Round == nil || len(rec.Round.Locations) == 0 {
 		t.Fatalf("no verification under way for %s: %v", server, err)
 	}
-	publish(t, b, server, n, ok, rec.Round.ID)
+	// The next location asked answers the task it was sent.
+	i := len(rec.Round.Answered) % len(rec.Round.Locations)
+	loc := rec.Round.Locations[i]
+	publishAs(t, b, server, n, ok, rec.Round.ID, loc, judge.TaskID(rec.Round.ID, loc, i))
 }
 
 func publish(t *testing.T, b *bus.Bus, server string, n int, ok bool, correlation string) {
 	t.Helper()
+	publishAs(t, b, server, n, ok, correlation, "lon1", fmt.Sprintf("t%d", n))
+}
+
+func publishAs(t *testing.T, b *bus.Bus, server string, n int, ok bool, correlation, location, task string) {
+	t.Helper()
 	at := clock.Add(time.Duration(n) * time.Second)
-	r := &events.ProbeResult{Server: server, Location: "lon1", Check: "tcp://127.0.0.1:25", Task: fmt.Sprintf("t%d", n), Purpose: events.PurposeScheduled, Started: at, OK: ok, Correlation: correlation}
+	r := &events.ProbeResult{Server: server, Location: location, Check: "tcp://127.0.0.1:25", Task: task, Purpose: events.PurposeScheduled, Started: at, OK: ok, Correlation: correlation}
 	if !ok {
 		r.Reason = "connection refused"
 	}
@@ -254,6 +262,7 @@ func testRechecks(t *testing.T, live, want []string, verification string) {
 	b := bustest.New(t)
 	cfg := testConfig(t)
 	cfg.Checks.Verify = config.Verify{Locations: 2, Quorum: 2}
+	cfg.Locations = []string{"lon1", "ams1", "nyc1"}
 	ctx := context.Background()
 	lkv, err := b.KV(ctx, events.BucketLocations)
 	if err != nil {
@@ -273,7 +282,7 @@ func testRechecks(t *testing.T, live, want []string, verification string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := map[string]string{}
+	got, tasks := map[string]string{}, map[string]string{}
 	for len(got) < 2 {
 		m, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))
 		if err != nil {
@@ -287,7 +296,7 @@ func testRechecks(t *testing.T, live, want []string, verification string) {
 		if task.Purpose != events.PurposeRecheck || task.Correlation == "" {
 			t.Errorf("task %+v is not a correlated re-check", task)
 		}
-		got[task.Location] = task.Correlation
+		got[task.Location], tasks[task.Location] = task.Correlation, ev.ID
 	}
 	if got[want[0]] == "" || got[want[0]] != got[want[1]] {
 		t.Errorf("re-checks went to %v, want %v with one correlation id", got, want)
@@ -297,7 +306,7 @@ func testRechecks(t *testing.T, live, want []string, verification string) {
 	// Two failing answers confirm it.
 	for i, loc := range want {
 		at := clock.Add(time.Duration(3+i) * time.Second)
-		r := &events.ProbeResult{Server: "mx1", Location: loc, Check: "tcp://127.0.0.1:25", Task: "t" + loc, Purpose: events.PurposeRecheck,
+		r := &events.ProbeResult{Server: "mx1", Location: loc, Check: "tcp://127.0.0.1:25", Task: tasks[loc], Purpose: events.PurposeRecheck,
 			Correlation: got[loc], Started: at, OK: false, Reason: "connection refused"}
 		if err := b.Publish(ctx, events.New("mx1/answer/"+loc, "prober@"+loc, at, r)); err != nil {
 			t.Fatal(err)

@@ -162,7 +162,7 @@ func (w *watcher) duplicateEvents() (int, []string) {
 const (
 	kindDown     = "DOWN" // the first page: an email saying OUTAGE or DEGRADED
 	kindResolved = "RESOLVED"
-	kindUpdate   = "UPDATE" // a digest of changes, sent as often as notify.update_every allows
+	kindUpdate   = "UPDATE"   // a digest of changes, sent as often as notify.update_every allows
 	kindWorse    = "NOW DOWN" // an SMS page: a box of the incident now serves nobody
 	kindOther    = "other"
 )

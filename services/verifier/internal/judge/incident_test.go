@@ -42,7 +42,7 @@ func TestIncidentLife(t *testing.T) {
 	got = inc.Join(affected("mx2", "mx", t1, events.BoxDown), "o-mx2", t1, false, naming)
 	wantU := &events.IncidentUpdated{
 		Incident: "20261121-abcdef", Seq: 1, At: t1, Opened: t0, Title: "2 servers of Incoming mail are down",
-		Added: []events.AffectedServer{affected("mx2", "mx", t1, events.BoxDown)},
+		Added:    []events.AffectedServer{affected("mx2", "mx", t1, events.BoxDown)},
 		Boxes:    []events.BoxStatus{{Box: "mx", State: events.BoxDown}},
 		Down:     []string{"mx1", "mx2"},
 		Severity: events.SeverityOutage,

@@ -96,6 +96,10 @@ type Facts struct {
 	// Maintenance is the reason of the maintenance window the result falls
 	// in, if any.
 	Maintenance string
+	// Nonce, drawn at random by the caller, makes a new verification's id
+	// one nobody can guess: answers are matched by it. The round is
+	// recorded before its tasks go out, so a redelivered result finds it.
+	Nonce string
 }
 
 // Effects are what follows from one result, in the order they must be
@@ -136,9 +140,24 @@ func Stale(s Server, r *events.ProbeResult) bool {
 	return !r.Started.After(s.Last)
 }
 
+// isAnswer reports whether r answers the verification under way: its id,
+// from one of the locations asked, to the very task that location was
+// sent. Anything else claiming to answer is not counted.
 func (s *Server) isAnswer(r *events.ProbeResult) bool {
-	return s.Round != nil && r.Correlation != "" && r.Correlation == s.Round.ID
+	if s.Round == nil || r.Correlation == "" || r.Correlation != s.Round.ID {
+		return false
+	}
+	for i, loc := range s.Round.Locations {
+		if loc == r.Location && r.Task == TaskID(s.Round.ID, loc, i) {
+			return true
+		}
+	}
+	return false
 }
+
+// TaskID is the id of the i-th re-check task of a verification, sent to
+// location: the task an answer must name.
+func TaskID(round, location string, i int) string { return fmt.Sprintf("%s/%s/%d", round, location, i) }
 
 // Apply judges one result. s is the zero Server for a server never seen.
 func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (out Server, fx Effects) {
@@ -184,7 +203,7 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (out Server, fx E
 		s.Reason = r.Reason
 		s.addLocation(r.Location)
 		s.Round = nil
-		s.ask(&fx, at, r, p)
+		s.ask(&fx, at, r, p, f.Nonce)
 		return s, fx
 	}
 
@@ -227,7 +246,7 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (out Server, fx E
 			s.confirm(&fx, at, r, f, p)
 			return s, fx
 		}
-		s.ask(&fx, at, r, p)
+		s.ask(&fx, at, r, p, f.Nonce)
 	case events.StateDown:
 		s.Reason = r.Reason
 	}
@@ -319,8 +338,12 @@ func (s Server) clone() Server {
 }
 
 // ask starts a verification: p.Ask re-checks, answered with its id.
-func (s *Server) ask(fx *Effects, at time.Time, r *events.ProbeResult, p Policy) {
-	s.Round = &Round{ID: fmt.Sprintf("%s/verify/%d-%d", s.ID, s.Seq, at.UnixMilli()), Started: at, Asked: max(p.Ask, p.Quorum)}
+func (s *Server) ask(fx *Effects, at time.Time, r *events.ProbeResult, p Policy, nonce string) {
+	id := fmt.Sprintf("%s/verify/%d-%d", s.ID, s.Seq, at.UnixMilli())
+	if nonce != "" {
+		id += "-" + nonce
+	}
+	s.Round = &Round{ID: id, Started: at, Asked: max(p.Ask, p.Quorum)}
 	fx.Recheck, fx.RecheckCount = s.Round.ID, s.Round.Asked
 }
 

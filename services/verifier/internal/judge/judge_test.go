@@ -30,9 +30,11 @@ func run(p Policy, spec string) (Server, []string, []Effects) {
 		r := &events.ProbeResult{Server: "mx1", Location: "lon1", Started: t0.Add(time.Duration(i) * time.Second), Task: fmt.Sprintf("t%d", i)}
 		if a, ok := strings.CutPrefix(w, "a-"); ok {
 			w = a
-			if s.Round != nil {
-				r.Correlation = s.Round.ID
-				r.Location = answerFrom[len(s.Round.Answered)%len(answerFrom)]
+			if s.Round != nil && len(s.Round.Locations) > 0 {
+				// The answer of the next location asked, to its task.
+				j := len(s.Round.Answered) % len(s.Round.Locations)
+				r.Correlation, r.Location = s.Round.ID, s.Round.Locations[j]
+				r.Task = TaskID(s.Round.ID, r.Location, j)
 			}
 		}
 		r.OK = w == "ok" || w == "warn"
@@ -44,6 +46,12 @@ func run(p Policy, spec string) (Server, []string, []Effects) {
 		}
 		var fx Effects
 		s, fx = Apply(s, r, facts, p)
+		if fx.Recheck != "" {
+			// Where the verifier sends the re-checks.
+			for j := range fx.RecheckCount {
+				s.Round.Locations = append(s.Round.Locations, answerFrom[j%len(answerFrom)])
+			}
+		}
 		word := string(s.State)
 		if fx.Recheck != "" {
 			word += fmt.Sprintf("+recheck%d", fx.RecheckCount)
@@ -144,8 +152,16 @@ func TestNewRoundCountsWhereItStarted(t *testing.T) {
 	if fx := apply(events.ProbeResult{Location: "ams1", Started: t0.Add(3 * time.Second)}); fx.Recheck == "" {
 		t.Fatalf("no new verification after the first went unanswered: %+v", s)
 	}
-	apply(events.ProbeResult{Location: "lon1", Correlation: s.Round.ID, Started: t0.Add(4 * time.Second)})
-	fx := apply(events.ProbeResult{Location: "nyc1", Correlation: s.Round.ID, Started: t0.Add(5 * time.Second)})
+	s.Round.Locations = []string{"lon1", "nyc1"}
+	answer := func(i int, at time.Time) Effects {
+		loc := s.Round.Locations[i]
+		r := events.ProbeResult{Server: "mx1", Location: loc, Correlation: s.Round.ID, Task: TaskID(s.Round.ID, loc, i), Started: at, Reason: "connection refused"}
+		var fx Effects
+		s, fx = Apply(s, &r, facts, p)
+		return fx
+	}
+	answer(0, t0.Add(4*time.Second))
+	fx := answer(1, t0.Add(5*time.Second))
 	if fx.Opened == nil {
 		t.Fatalf("two failing answers did not confirm: %+v", s)
 	}
@@ -178,7 +194,8 @@ func TestUpSinceOutlastsFalseAlarms(t *testing.T) {
 func TestAnswersCountOnce(t *testing.T) {
 	var s Server
 	s, _ = Apply(s, &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "t0", Started: t0, OK: false, Reason: "x"}, facts, policy)
-	answer := &events.ProbeResult{Server: "mx1", Location: "ams1", Task: "t1", Correlation: s.Round.ID, Started: t0.Add(time.Second), Reason: "x"}
+	s.Round.Locations = []string{"ams1", "nyc1"}
+	answer := &events.ProbeResult{Server: "mx1", Location: "ams1", Task: TaskID(s.Round.ID, "ams1", 0), Correlation: s.Round.ID, Started: t0.Add(time.Second), Reason: "x"}
 	s, _ = Apply(s, answer, facts, policy)
 	again, fx := Apply(s, answer, facts, policy)
 	if again.State != events.StateSuspect || fx.Opened != nil || again.Round.Failed != 1 {
@@ -186,7 +203,7 @@ func TestAnswersCountOnce(t *testing.T) {
 	}
 	// An answer older than the last result still counts: it was asked for.
 	late := *answer
-	late.Task, late.Started = "t2", t0.Add(-time.Second)
+	late.Location, late.Task, late.Started = "nyc1", TaskID(s.Round.ID, "nyc1", 1), t0.Add(-time.Second)
 	s, fx = Apply(s, &late, facts, policy)
 	if fx.Opened == nil {
 		t.Errorf("the second failing answer did not confirm: %+v", s)
@@ -257,8 +274,9 @@ func TestRedeliveryIsHarmless(t *testing.T) {
 	var s Server
 	first := &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "t0", Started: t0, Reason: "x"}
 	s, _ = Apply(s, first, facts, policy)
-	a1 := &events.ProbeResult{Server: "mx1", Location: "ams1", Task: "t1", Correlation: s.Round.ID, Started: t0.Add(time.Second), Reason: "x"}
-	a2 := &events.ProbeResult{Server: "mx1", Location: "nyc1", Task: "t2", Correlation: s.Round.ID, Started: t0.Add(2 * time.Second), Reason: "x"}
+	s.Round.Locations = []string{"ams1", "nyc1"}
+	a1 := &events.ProbeResult{Server: "mx1", Location: "ams1", Task: TaskID(s.Round.ID, "ams1", 0), Correlation: s.Round.ID, Started: t0.Add(time.Second), Reason: "x"}
+	a2 := &events.ProbeResult{Server: "mx1", Location: "nyc1", Task: TaskID(s.Round.ID, "nyc1", 1), Correlation: s.Round.ID, Started: t0.Add(2 * time.Second), Reason: "x"}
 	s, _ = Apply(s, a1, facts, policy)
 	before := s
 	after, fx := Apply(s, a2, facts, policy)
@@ -393,5 +411,38 @@ func TestFlappingAtTheSecondOutage(t *testing.T) {
 	}
 	if len(opened) != 2 || opened[0] || !opened[1] {
 		t.Errorf("incidents opened flapping: %v, want [false true]", opened)
+	}
+}
+
+// TestOnlyAskedAnswersCount: an answer counts only from a location the
+// verification asked, naming the very task it sent there. Two forged
+// answers from the failing location, or from anywhere with a made-up
+// task, confirm nothing; a guessed round id does not match one drawn with
+// a nonce.
+func TestOnlyAskedAnswersCount(t *testing.T) {
+	f := facts
+	f.Nonce = "k7q2"
+	s, _ := Apply(Server{}, &events.ProbeResult{Server: "mx1", Location: "lon1", Task: "t0", Started: t0, Reason: "x"}, f, policy)
+	s.Round.Locations = []string{"ams1", "nyc1"}
+	if guessed := fmt.Sprintf("mx1/verify/%d-%d", s.Seq, t0.UnixMilli()); s.Round.ID == guessed {
+		t.Fatalf("the round id %q is the one anybody could work out", s.Round.ID)
+	}
+	forged := []events.ProbeResult{
+		{Location: "lon1", Task: TaskID(s.Round.ID, "lon1", 0)}, // the failing location, not asked
+		{Location: "lon1", Task: TaskID(s.Round.ID, "lon1", 1)},
+		{Location: "ams1", Task: "made-up"},                                                          // asked, another task
+		{Location: "nyc1", Task: TaskID(s.Round.ID, "nyc1", 0)},                                      // asked, ams1's task
+		{Location: "ams1", Task: TaskID("mx1/verify/1-1", "ams1", 0), Correlation: "mx1/verify/1-1"}, // a guessed round
+	}
+	for i, r := range forged {
+		r.Server, r.Started, r.Reason = "mx1", t0.Add(time.Duration(i+1)*time.Second), "x"
+		if r.Correlation == "" {
+			r.Correlation = s.Round.ID
+		}
+		var fx Effects
+		s, fx = Apply(s, &r, f, policy)
+		if fx.Opened != nil || s.Round == nil || s.Round.Failed != 0 {
+			t.Fatalf("forged answer %d (%s, task %s) counted: %+v", i, r.Location, r.Task, s.Round)
+		}
 	}
 }
