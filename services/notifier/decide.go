@@ -23,7 +23,9 @@ type pacing struct {
 //     is done;
 //   - worse news within the incident (its severity rises, another box
 //     serves nobody) pages at once, whatever the pacing, and whoever
-//     acknowledged the milder state;
+//     acknowledged the milder state; boxes going down one after another at
+//     the same severity are paged at most once per GroupWindow, so that a
+//     storm pages once, not once a box;
 //   - an unacknowledged incident is repeated every RepeatEvery after the
 //     first message; the opening event is the timer. A warning is
 //     repeated until it is fixed, acknowledged or not;
@@ -56,11 +58,19 @@ func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *
 		if first || st.Resolved != nil {
 			return nil, 0 // the first message tells of it
 		}
-		if st.worse() {
+		if st.worse() && (st.Severity().Worse(st.Paged) || !now.Before(st.PagedAt.Add(p.GroupWindow))) {
 			return page(kindWorse, st.Worse+1), 0
 		}
-		if d.Seq <= st.Covered {
+		// Another box down within group_window of the last page, no
+		// worse than it: gathered, and paged when the window is over
+		// (the update that wakes the incident then finds it worse).
+		if d.Seq <= st.Covered && !st.worse() {
 			return nil, 0 // a message since tells of it
+		}
+		if st.worse() {
+			if due := st.PagedAt.Add(p.GroupWindow); now.Before(due) {
+				return nil, due.Sub(now)
+			}
 		}
 		gap := p.UpdateEvery
 		if st.Digests == 0 {
@@ -107,6 +117,7 @@ func (st *incidentState) sent(s sending) {
 	st.Covered = max(st.Covered, s.Seq)
 	st.ActionsTold = max(st.ActionsTold, s.Actions)
 	if s.Kind == kindOpened || s.Kind == kindWorse {
+		st.PagedAt = s.At
 		if s.Severity.Worse(st.Paged) {
 			st.Paged = s.Severity
 		}

@@ -74,6 +74,20 @@ func TestDecide(t *testing.T) {
 			s.toBoxes("mx", events.BoxDown, "web", events.BoxDown)
 		}), update(5), t0.Add(20 * time.Second), p,
 			&sending{Kind: kindWorse, N: 2, At: t0.Add(20 * time.Second), Seq: 5, Severity: events.SeverityOutage, Down: []string{"mx", "web"}}, 0},
+		{"a rise in severity pages even within the window of the last page", sentAt(t0, func(s *incidentState) {
+			s.Seq, s.PagedAt = 4, t0
+			s.toBoxes("mx", events.BoxDown)
+		}), update(4), t0.Add(10 * time.Second), p,
+			&sending{Kind: kindWorse, N: 1, At: t0.Add(10 * time.Second), Seq: 4, Severity: events.SeverityOutage, Down: []string{"mx"}}, 0},
+		{"box after box at the same severity: gathered until the window of the last page ends", sentAt(t0, func(s *incidentState) {
+			s.Seq, s.Paged, s.PagedDown, s.PagedAt = 5, events.SeverityOutage, []string{"mx"}, t0
+			s.toBoxes("mx", events.BoxDown, "web", events.BoxDown)
+		}), update(5), t0.Add(20 * time.Second), p, nil, 40 * time.Second},
+		{"then paged, naming them", sentAt(t0, func(s *incidentState) {
+			s.Seq, s.Paged, s.PagedDown, s.PagedAt = 5, events.SeverityOutage, []string{"mx"}, t0
+			s.toBoxes("mx", events.BoxDown, "web", events.BoxDown)
+		}), update(5), t0.Add(time.Minute), p,
+			&sending{Kind: kindWorse, N: 1, At: t0.Add(time.Minute), Seq: 5, Severity: events.SeverityOutage, Down: []string{"mx", "web"}}, 0},
 		{"better news follows the digests' pace", sentAt(t0, func(s *incidentState) {
 			s.Seq, s.Paged, s.PagedDown = 5, events.SeverityOutage, []string{"mx"}
 			s.toBoxes("mx", events.BoxDegraded)

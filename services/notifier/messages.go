@@ -193,7 +193,7 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 		}
 	case kindWorse:
 		names := boxNames(cfg, st.newlyDown())
-		what := "NOW DOWN: " + strings.Join(names, ", ") + " - no server answers"
+		what := "NOW DOWN: " + listed(names, 3) + " - no server answers"
 		if len(names) == 0 {
 			what = "NOW " + word(sev) + ": " + st.Title
 		}
@@ -328,6 +328,14 @@ func (st *incidentState) newlyDown() []string {
 		}
 	}
 	return out
+}
+
+// listed names at most n things, and counts the rest.
+func listed(names []string, n int) string {
+	if len(names) <= n {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
 }
 
 func boxNames(cfg *config.Config, ids []string) []string {

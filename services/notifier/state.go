@@ -41,6 +41,7 @@ type incidentState struct {
 	// these pages again at once. Worse counts those pages.
 	Paged     events.Severity `json:"paged,omitempty"`
 	PagedDown []string        `json:"paged_down,omitempty"`
+	PagedAt   time.Time       `json:"paged_at,omitzero"`
 	Worse     int             `json:"worse,omitempty"`
 }
 

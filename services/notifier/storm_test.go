@@ -2,6 +2,7 @@ package notifier
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -116,5 +117,48 @@ staff:
 		if n != 1 {
 			t.Errorf("%d resolution SMS to %s: want one, for the incident it was paged about", n, phone)
 		}
+	}
+}
+
+// TestBoxAfterBox: a datacentre losing its boxes one after another, in
+// one incident: the first page says what is down, the boxes that follow
+// within group_window are gathered, and one NOW DOWN names them when the
+// window is over. Not a page per box.
+func TestBoxAfterBox(t *testing.T) {
+	var fleet strings.Builder
+	fleet.WriteString("datacentres: {dc1: {name: DC One}}\nboxes:\n")
+	for i := range 12 {
+		fmt.Fprintf(&fleet, "  - {id: b%d, name: Box %d, datacentre: dc1, servers: [{id: s%d, check: \"tcp://s%d.internal:25\"}]}\n", i, i, i, i)
+	}
+	fleet.WriteString("staff:\n  - {name: Alice, email: alice@example.net, phone: \"" + alicePh + "\"}\n")
+	r := startNotifierWith(t, fleet.String(), "group_window: 3s, update_every: 1m")
+	now := time.Now().UTC()
+	id := now.Format("20060102") + "-boxes1"
+	r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+		Incident: id, Opened: now, Title: "s0 (Box 0) is down", Severity: events.SeverityOutage, Datacentre: "dc1",
+		Servers: []events.AffectedServer{{Server: "s0", Box: "b0", Check: "tcp://s0:25", Since: now, BoxState: events.BoxDown}},
+	}))
+	waitUntil(t, 30*time.Second, "the first page", func() bool { return len(r.twilio.Messages()) == 1 })
+	down := []string{"s0"}
+	for i := 1; i < 12; i++ {
+		s := fmt.Sprintf("s%d", i)
+		down = append(down, s)
+		at := time.Now().UTC()
+		r.publish(t, events.New(fmt.Sprintf("%s/updated/%d", id, i), "verifier", at, &events.IncidentUpdated{
+			Incident: id, Seq: int64(i), At: at, Opened: now, Title: fmt.Sprintf("%d servers down in %d boxes at DC One", i+1, i+1), Severity: events.SeverityOutage,
+			Added: []events.AffectedServer{{Server: s, Box: fmt.Sprintf("b%d", i), Check: "tcp://" + s + ":25", Since: at, BoxState: events.BoxDown}},
+			Boxes: []events.BoxStatus{{Box: fmt.Sprintf("b%d", i), State: events.BoxDown}}, Down: slices.Clone(down),
+		}))
+	}
+	waitUntil(t, 30*time.Second, "the boxes gathered into one page", func() bool { return len(r.twilio.Messages()) >= 2 })
+	first := r.twilio.Messages()[0].Received
+	if sms := r.twilio.Messages()[1]; !strings.HasPrefix(sms.Body, "NOW DOWN: Box 1, Box 2, Box 3 and 8 more - no server answers") ||
+		sms.Received.Before(first.Add(3*time.Second-100*time.Millisecond)) {
+		t.Errorf("second SMS %q, %s after the first: want every box since, once the window was over", sms.Body, sms.Received.Sub(first))
+	}
+	// Long enough for a page per box to show, had there been one.
+	waitUntil(t, 30*time.Second, "the window after the second page over", func() bool { return time.Since(r.twilio.Messages()[1].Received) > 4*time.Second })
+	if n := len(r.twilio.Messages()); n != 2 {
+		t.Errorf("%d SMS for 12 boxes going down one after another: want 2", n)
 	}
 }
