@@ -317,6 +317,7 @@ func TestStreamOfClientThatStopsReading(t *testing.T) {
 		}
 		return openStream(t, s.url, "", "").resp.StatusCode == 200
 	})
+	closedByServer(t, c, 10*time.Second) // what it had not read, then the end
 }
 
 // TestForwardedForTrustedOnlyFromProxies: X-Forwarded-For names the client
