@@ -24,6 +24,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/metrics"
+	"github.com/tocsin-alarm/tocsin/services/domains"
 	"github.com/tocsin-alarm/tocsin/services/escalator"
 	"github.com/tocsin-alarm/tocsin/services/failover"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
@@ -33,7 +34,7 @@ import (
 )
 
 // services is every service "run" can start, in start order.
-var services = []string{"prober", "verifier", "notifier", "escalator", "failover", "statuspage"}
+var services = []string{"prober", "verifier", "notifier", "escalator", "failover", "statuspage", "domains"}
 
 // runFlags are the flags of "tocsin run".
 type runFlags struct {
@@ -384,6 +385,8 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 				opts = append(opts, failover.WithAckWait(f.ackWait))
 			}
 			runners[name] = failover.New(cfg, failover.Deps{Bus: b, Log: log, Metrics: m}, opts...).Run
+		case "domains":
+			runners[name] = domains.New(cfg, domains.Deps{Bus: b, Log: log, Metrics: m}).Run
 		case "statuspage":
 			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener, StateFile: filepath.Join(f.data, "statuspage.json"), Metrics: m}).Run
 		}
