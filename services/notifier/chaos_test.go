@@ -97,6 +97,9 @@ providers:
 		})); err != nil {
 			t.Fatal(err)
 		}
+		// Over before the next begins: an outage opening while another is
+		// open would be part of its storm, and page nobody by SMS.
+		waitUntil(t, 30*time.Second, "the resolution of "+id, func() bool { return distinct(tw.Messages(), mail.Messages()) >= 8*(i+1) })
 	}
 	// Every incident: an SMS and an email each, opening and resolution.
 	want := len(ids) * 2 * 2

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -67,10 +66,11 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 	log = log.With("staff", r.Staff.Name, "channel", ch, "step", m.step())
 	if rec.done() {
 		log.Info("already delivered; not sending again", "outcome", rec.Outcome)
-		if rec.Outcome == outcomeStorm {
-			untell(st, m, r)
+		carried := rec.Outcome == outcomeFailed && n.carried(ctx, kv, m, r, ch)
+		if ch == chanSMS && rec.Outcome == outcomeSent || ch == chanEmail && carried {
+			rang(st, r.Staff) // sent before a crash: the state may not say so
 		}
-		return rec.Outcome != outcomeFailed || n.carried(ctx, kv, m, r, ch), nil
+		return rec.Outcome == outcomeSent || rec.Outcome == outcomeStorm || carried, nil
 	}
 	if ch == chanSMS && (m.Kind == kindOpened || m.Kind == kindWorse) {
 		why, err := n.storm(ctx, kv, m, r.Staff)
@@ -78,7 +78,6 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 			return false, err
 		}
 		if why != "" {
-			untell(st, m, r)
 			rec.Channel, rec.Staff, rec.At, rec.Outcome, rec.Reason = ch, r.Staff.Name, n.now(), outcomeStorm, why
 			n.m.Notification(ch, metrics.Grouped)
 			log.Info("not paged again in a storm", "why", why)
@@ -99,6 +98,7 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 		// again on redelivery. That window is this one write.
 		n.record(ctx, kv, key, rec, rev, log)
 		if ch == chanSMS {
+			rang(st, r.Staff)
 			n.rememberPage(ctx, kv, m.Incident, r.Staff)
 		}
 		return true, nil
@@ -126,14 +126,13 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 	return carried, fmt.Errorf("%s to %s: %w", ch, r.Staff.Name, err)
 }
 
-// untell forgets that a person was told of an incident by SMS when a storm
-// kept its opening from their phone: its resolution goes by email.
-func untell(st *incidentState, m message, r recipient) {
-	if m.Kind != kindOpened {
-		return
+// rang notes that a person's phone rang for the incident, so that its
+// resolution goes to them by SMS too.
+func rang(st *incidentState, s config.Staff) {
+	if st.Rang == nil {
+		st.Rang = map[string]bool{}
 	}
-	k := staffKey(r.Staff)
-	st.Told[k] = slices.DeleteFunc(st.Told[k], func(c string) bool { return c == chanSMS })
+	st.Rang[staffKey(s)] = true
 }
 
 // pageRecord is the last page a person was sent by SMS, kept under
@@ -217,6 +216,9 @@ func (n *Notifier) fallback(ctx context.Context, kv jetstream.KeyValue, st *inci
 	switch {
 	case err == nil:
 		rec.Outcome = outcomeSent
+		if other == chanSMS {
+			rang(st, r.Staff)
+		}
 		n.m.Notification(other, metrics.Fallback)
 		log.Warn("sent by the other channel instead", "to", contact(r.Staff, other), "failed", failed)
 	case bus.IsPermanent(err):

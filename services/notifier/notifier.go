@@ -349,8 +349,14 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 		}
 		var out []recipient
 		for _, p := range n.cfg.Staff {
-			if told, ok := st.Told[staffKey(p)]; ok {
-				out = append(out, recipient{Staff: p, Channels: told})
+			k := staffKey(p)
+			if told, ok := st.Told[k]; ok {
+				if !st.Rang[k] {
+					told = slices.DeleteFunc(slices.Clone(told), func(c string) bool { return c == chanSMS })
+				}
+				if len(told) > 0 {
+					out = append(out, recipient{Staff: p, Channels: told})
+				}
 			}
 		}
 		return out

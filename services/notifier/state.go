@@ -27,6 +27,9 @@ type incidentState struct {
 	ResolvedSent bool                `json:"resolved_sent,omitempty"`
 	Sending      *sending            `json:"sending,omitempty"`
 	Told         map[string][]string `json:"told,omitempty"` // staff key → channels of the opening message
+	// Rang: staff key → an SMS about the incident reached them. A storm
+	// keeps some phones quiet; their resolution goes by email.
+	Rang map[string]bool `json:"rang,omitempty"`
 	// ActionsTold is how many of failover's actions in the incident's
 	// action log a message has told of.
 	ActionsTold int `json:"actions_told,omitempty"`
