@@ -169,10 +169,17 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	if !ok {
 		return bus.Permanent(fmt.Errorf("a %s event on a task subject", ev.Type))
 	}
+	if task.Location != p.opts.Location {
+		return bus.Permanent(fmt.Errorf("a task for %q reached the prober at %q", task.Location, p.opts.Location))
+	}
+	spec, ok := p.spec(task)
+	if !ok {
+		return bus.Permanent(fmt.Errorf("a task for %q, not a server of this prober's config in service", task.Server))
+	}
 	start := p.now()
-	out := p.checks.Run(ctx, p.spec(task))
+	out := p.checks.Run(ctx, spec)
 	res := &events.ProbeResult{
-		Server: task.Server, Location: p.opts.Location, Check: task.Check, Task: ev.ID,
+		Server: task.Server, Location: p.opts.Location, Check: spec.URL, Task: ev.ID,
 		Purpose: task.Purpose, Correlation: task.Correlation, Started: start,
 		LatencyMS: float64(out.Latency.Microseconds()) / 1000, OK: out.OK,
 		Reason: events.Clip(out.Reason, events.MaxReason), Warning: events.Clip(out.Warning, events.MaxReason),
@@ -203,20 +210,25 @@ func reasonClass(out check.Outcome) string {
 	return metrics.ReasonClass(out.Reason)
 }
 
-// spec is the check a task asks for. A login's password is looked up in
-// this prober's own config: secrets never travel in events.
-func (p *Prober) spec(t *events.ProbeTask) check.Spec {
-	s := check.Spec{URL: t.Check, Timeout: t.Timeout()}
-	if o := t.Options; o != nil {
-		s.ExpectStatus, s.Keyword, s.CertWarnDays, s.StartTLS, s.Username = o.ExpectStatus, o.Keyword, o.CertWarnDays, o.StartTLS, o.Username
+// spec is the check a task asks for: the check of the server it names,
+// from this prober's own config. Whatever else a task says (a URL, its
+// options, a login's username) is not trusted: whoever can publish a task
+// would make every location fetch any URL, and send a password wherever
+// the task's username matched. The timeout is the config's, or less.
+func (p *Prober) spec(t *events.ProbeTask) (check.Spec, bool) {
+	tg, ok := p.cfg.Target(t.Server)
+	if !ok || !tg.Server.Serving() {
+		return check.Spec{}, false
 	}
-	if s.Username == "" {
-		return s
+	srv := tg.Server
+	s := check.Spec{
+		URL: srv.Check, Timeout: min(max(t.Timeout(), time.Millisecond), tg.Timeout),
+		ExpectStatus: srv.ExpectStatus, Keyword: srv.Keyword, CertWarnDays: srv.CertWarnDays, StartTLS: srv.StartTLS,
 	}
-	if tg, ok := p.cfg.Target(t.Server); ok && tg.Server.Login != nil && tg.Server.Login.Username == s.Username {
-		s.Password = tg.Server.Login.Password.Reveal()
+	if l := srv.Login; l != nil {
+		s.Username, s.Password = l.Username, l.Password.Reveal()
 	}
-	return s
+	return s, true
 }
 
 // settle is how far before a slot falls due its live locations are judged:
