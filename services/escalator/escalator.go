@@ -298,13 +298,21 @@ func (e *Escalator) followUps(ctx context.Context, kv, banner jetstream.KeyValue
 		}
 		for _, t := range texts {
 			if e.x != nil {
-				root, _ := e.record(ctx, kv, st.Incident+".x.opened")
+				root, _, err := e.record(ctx, kv, st.Incident+".x.opened")
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
 				if _, err := e.once(ctx, kv, st.Incident+".x."+t.key, func() (string, error) { return e.postX(ctx, t.text, root) }); err != nil {
 					errs = append(errs, e.failed(log, "reply on X", err))
 				}
 			}
 			if e.fb != nil {
-				root, _ := e.record(ctx, kv, st.Incident+".fb.opened")
+				root, _, err := e.record(ctx, kv, st.Incident+".fb.opened")
+				if err != nil {
+					errs = append(errs, err)
+					continue
+				}
 				if _, err := e.once(ctx, kv, st.Incident+".fb."+t.key, func() (string, error) {
 					if root == "" {
 						return e.fb.Post(ctx, t.text, e.cfg.Site.StatusURL)
@@ -349,8 +357,8 @@ func (e *Escalator) postX(ctx context.Context, text, replyTo string) (string, er
 // with the id it returned. A crash between the action and the record does
 // it again: that window is one key-value write.
 func (e *Escalator) once(ctx context.Context, kv jetstream.KeyValue, key string, act func() (string, error)) (string, error) {
-	if id, ok := e.record(ctx, kv, key); ok {
-		return id, nil
+	if id, ok, err := e.record(ctx, kv, key); err != nil || ok {
+		return id, err
 	}
 	id, err := act()
 	if err != nil {
@@ -368,12 +376,18 @@ func (e *Escalator) once(ctx context.Context, kv jetstream.KeyValue, key string,
 	}
 }
 
-func (e *Escalator) record(ctx context.Context, kv jetstream.KeyValue, key string) (string, bool) {
+// record reads what an action recorded: its id and true if it was done,
+// false if not. Any error but "not found" is an error, never "not done":
+// taken as not done, a failed read would post twice.
+func (e *Escalator) record(ctx context.Context, kv jetstream.KeyValue, key string) (string, bool, error) {
 	en, err := kv.Get(ctx, key)
-	if err != nil {
-		return "", false
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return "", false, nil
+	case err != nil:
+		return "", false, fmt.Errorf("read the record of %s: %w", key, err)
 	}
-	return string(en.Value()), true
+	return string(en.Value()), true, nil
 }
 
 // raiseBanner puts the banner up for an incident made public.

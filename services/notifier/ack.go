@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twilio/twilio-go/client"
 
+	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
 	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -141,6 +142,23 @@ func (n *Notifier) inboundSMS(w http.ResponseWriter, r *http.Request, kv jetstre
 		w.Header().Set("Content-Type", "text/xml")
 		fmt.Fprintf(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>%s</Message></Response>", template.HTMLEscapeString(text))
 	}
+	sid := r.PostForm.Get("MessageSid")
+	if !events.ValidToken(sid) {
+		http.Error(w, "a message needs its MessageSid", http.StatusBadRequest)
+		return
+	}
+	// A message is acted on once: the same request sent again (Twilio
+	// retrying, or someone replaying a captured one later) acknowledges
+	// nothing new, whatever incident is the person's latest by then.
+	done := "inbound." + sid
+	switch e, err := kv.Get(r.Context(), done); {
+	case err == nil:
+		reply(fmt.Sprintf("Acknowledged %s.", shortCode(string(e.Value()))))
+		return
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		http.Error(w, "try again", http.StatusServiceUnavailable)
+		return
+	}
 	s, ok := n.staffByPhone(r.PostForm.Get("From"))
 	if !ok {
 		reply("This number is not on the staff list.")
@@ -164,6 +182,11 @@ func (n *Notifier) inboundSMS(w http.ResponseWriter, r *http.Request, kv jetstre
 	if err := n.acknowledge(r.Context(), incident, s.Name, events.AckViaSMS); err != nil {
 		n.log.Error("acknowledgement by SMS not recorded", "incident", incident, "err", err)
 		http.Error(w, "try again", http.StatusServiceUnavailable) // Twilio retries
+		return
+	}
+	if _, err := kv.Create(r.Context(), done, []byte(incident)); err != nil && !bus.IsConflict(err) {
+		n.log.Warn("acknowledged, but the message could not be marked handled; Twilio's retry acknowledges again", "err", err)
+		http.Error(w, "try again", http.StatusServiceUnavailable)
 		return
 	}
 	reply(fmt.Sprintf("Acknowledged %s. Thank you, %s.", shortCode(incident), s.Name))
