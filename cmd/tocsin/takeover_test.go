@@ -36,14 +36,15 @@ func TestTakeOverFlag(t *testing.T) {
 
 	b := srv.Connect(t, slog.New(slog.DiscardHandler))
 	var got time.Duration
-	for range 100 { // the verifier makes its consumer once it has started
+	// The verifier makes its consumer once it has started: after the
+	// streams are ready, which takes a while on a loaded machine.
+	waitFor(t, time.Minute, "the verifier's consumer", func() bool {
 		c, err := b.JS.Consumer(ctx, events.StreamResults, "verifier")
 		if err == nil {
 			got = c.CachedInfo().Config.PinnedTTL
-			break
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return err == nil
+	})
 	if want := 2 * time.Second; got != want {
 		t.Errorf("the verifier's consumer moves to a standby after %v, want %v (default %v)", got, want, bus.DefaultTakeOver)
 	}
