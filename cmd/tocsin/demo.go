@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
 	"github.com/tocsin-alarm/tocsin/internal/smtptest"
 	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
@@ -172,7 +172,7 @@ roles:
 	if err != nil {
 		return err
 	}
-	outboxSrv := &http.Server{Handler: (&outboxView{mail: outbox, sms: sms, x: xs, fb: fb}).serve(pageURL), ReadHeaderTimeout: 5 * time.Second}
+	outboxSrv := httpguard.Server((&outboxView{mail: outbox, sms: sms, x: xs, fb: fb}).serve(pageURL), httpguard.DefaultLimits(), nil)
 	go outboxSrv.Serve(outboxLn)
 	defer outboxSrv.Close()
 	fmt.Fprintf(stdout, "What would have gone out (SMS, email, tickets, posts): http://%s/\n", outboxLn.Addr())

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
+
+	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 )
 
 // loopbackServer is a small server on 127.0.0.1 that can be switched off
@@ -68,9 +70,9 @@ func (s *loopbackServer) On() error {
 	l := cutting{raw, s.isBlocked}
 	s.l, s.addr = l, l.Addr().String()
 	if s.banner == "" {
-		s.http = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.http = httpguard.Server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintf(w, "<h1>%s</h1>\n", s.name)
-		})}
+		}), httpguard.DefaultLimits(), nil)
 		go s.http.Serve(l)
 		return nil
 	}
