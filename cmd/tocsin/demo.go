@@ -19,8 +19,8 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/bus"
 	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
+	"github.com/tocsin-alarm/tocsin/internal/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/smtptest"
 	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
 	"github.com/tocsin-alarm/tocsin/internal/xtest"
