@@ -61,6 +61,10 @@ type Verifier struct {
 	groups sync.Map // datacentre → *sync.Mutex, see groupLock
 
 	windows *maintenance.Windows // from the config and started at run time
+
+	// How the store is looked at, and how often: see store.go.
+	usage      func(context.Context) ([]bus.StreamUsage, error)
+	storeEvery time.Duration
 }
 
 type cached struct {
@@ -70,6 +74,12 @@ type cached struct {
 
 // Option adjusts a verifier.
 type Option func(*Verifier)
+
+// WithStoreWatch sets how the store's usage is read and how often (by
+// default the bus's own, every minute).
+func WithStoreWatch(usage func(context.Context) ([]bus.StreamUsage, error), every time.Duration) Option {
+	return func(v *Verifier) { v.usage, v.storeEvery = usage, every }
+}
 
 // WithAckWait sets how long a result may be in hand before JetStream gives
 // it to another verifier (default 30s): after a crash, that long passes
@@ -97,6 +107,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Verifier {
 		cache:   map[string]cached{},
 		doubt:   map[string]bool{},
 	}
+	v.usage, v.storeEvery = deps.Bus.Usage, time.Minute
 	for _, o := range opts {
 		o(v)
 	}
@@ -237,6 +248,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 		return err
 	}
 	v.deps.Metrics.OpenIncidents(func(ctx context.Context) (int, error) { return countOpen(ctx, incidents) })
+	go v.watchStore(ctx, incidents, v.storeEvery)
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
 		Name:    "verifier",
