@@ -380,9 +380,24 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		}
 	})
 
-	t.Run("status page reads, and writes only staff updates", func(t *testing.T) {
+	t.Run("staff updates go through a user of their own", func(t *testing.T) {
+		r := connectWatched(t, d, "staff")
+		for _, subject := range []string{
+			events.SubjectIncident("inc1", "resolved"), events.SubjectIncident("inc1", "acknowledged"), events.SubjectIncident("inc1", "opened"),
+			events.SubjectProbeResult("web1"), events.SubjectProbeTask("lon1"), events.SubjectMaintenance("m1", "set"),
+			"$KV.tocsin-incidents.inc1", "$KV.tocsin-banner.banner", "$JS.API.STREAM.DELETE.TOCSIN_EVENTS", "$JS.API.STREAM.PURGE.KV_tocsin-incidents",
+			"$JS.API.CONSUMER.CREATE.TOCSIN_EVENTS.x", "anything.else",
+		} {
+			if !r.publishRefused(t, subject) {
+				t.Errorf("the staff user may publish to %s", subject)
+			}
+		}
+	})
+
+	t.Run("status page only reads", func(t *testing.T) {
 		r := connectWatched(t, d, "statuspage")
 		for _, subject := range []string{
+			events.SubjectIncident("inc1", "note"), "$KV.tocsin-incidents.notes.inc1",
 			events.SubjectIncident("inc1", "resolved"), events.SubjectIncident("inc1", "acknowledged"), events.SubjectProbeResult("web1"), events.SubjectProbeTask("lon1"),
 			events.SubjectMaintenance("m1", "started"), "server.web1.changed", "dead.statuspage",
 			"$KV.tocsin-banner.banner", "$KV.tocsin-servers.web1", "$JS.API.STREAM.DELETE.TOCSIN_EVENTS",
@@ -398,9 +413,10 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 
 	t.Run("each service does its job with its own user", func(t *testing.T) {
 		procs := map[string]*process{}
-		for _, s := range []string{"verifier", "notifier", "statuspage"} {
+		for _, s := range []string{"verifier", "notifier"} {
 			procs[s] = startProcess(t, runAs(s)...)
 		}
+		procs["statuspage"] = startProcess(t, runAs("statuspage", "--notes-nats-user", "staff", "--notes-nats-password-file", d.file("staff.password"))...)
 		// Copies are for tocsin setup to choose: a service asking for
 		// another number finds the streams as they are, and goes on.
 		for _, s := range []string{"escalator", "failover"} {
@@ -439,7 +455,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		}
 		waitFor(t, 20*time.Second, "the incident on the status page", webDown)
 		// Staff post an update through the status page's admin API, which
-		// writes with the status page's user.
+		// writes with the staff user: the status page's own only reads.
 		var unresolved struct {
 			Incidents []struct{ ID string } `json:"incidents"`
 		}

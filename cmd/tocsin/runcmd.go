@@ -46,6 +46,10 @@ type runFlags struct {
 	natsAuth                                                                        natsFlags
 	adminListen                                                                     string
 	adminListener                                                                   net.Listener // the demo's, on a port it chose
+	// The user the status page posts staff updates with, on a cluster:
+	// its own user only reads.
+	notesUser, notesPasswordFile string
+	notes                        *bus.Bus // connected as notesUser
 }
 
 func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
@@ -70,6 +74,8 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.natsAuth.registerAuth(fs)
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9464", "where /metrics, /healthz and /readyz are served; empty for none")
+	fs.StringVar(&f.notesUser, "notes-nats-user", "", "with --nats: the NATS user the status page's admin API posts staff updates as (the status page's own user only reads); the password is read from --notes-nats-password-file")
+	fs.StringVar(&f.notesPasswordFile, "notes-nats-password-file", "", "file holding the password of --notes-nats-user")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
@@ -171,6 +177,24 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 			return fmt.Errorf("prepare streams: %w", err)
 		}
 	}
+
+	var notes *bus.Bus
+	if f.notesUser != "" && slices.Contains(chosen, "statuspage") {
+		auth := f.natsAuth
+		auth.user, auth.passwordFile, auth.creds, auth.nkey = f.notesUser, f.notesPasswordFile, "", ""
+		opts, err := auth.options()
+		if err != nil {
+			return fmt.Errorf("--notes-nats-user: %w", err)
+		}
+		if pageOnly {
+			opts = append(opts, nats.RetryOnFailedConnect(true))
+		}
+		if notes, err = bus.Connect(f.nats, ns, "tocsin statuspage staff updates", log, opts...); err != nil {
+			return fmt.Errorf("connect as --notes-nats-user: %w", err)
+		}
+		defer notes.Close()
+	}
+	f.notes = notes
 
 	m := metrics.New()
 	runners, err := buildServices(cfg, f, chosen, b, m, log)
@@ -388,7 +412,7 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 		case "domains":
 			runners[name] = domains.New(cfg, domains.Deps{Bus: b, Log: log, Metrics: m}).Run
 		case "statuspage":
-			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Log: log, Listener: f.pageListener, StateFile: filepath.Join(f.data, "statuspage.json"), Metrics: m}).Run
+			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Notes: f.notes, Log: log, Listener: f.pageListener, StateFile: filepath.Join(f.data, "statuspage.json"), Metrics: m}).Run
 		}
 	}
 	return runners, nil

@@ -38,8 +38,11 @@ import (
 // Deps are what the status page needs from outside.
 type Deps struct {
 	Bus *bus.Bus
-	Log *slog.Logger
-	Now func() time.Time
+	// Notes, if set, is the connection staff updates are posted on: on a
+	// cluster, a user that may post them, while the page's own only reads.
+	Notes *bus.Bus
+	Log   *slog.Logger
+	Now   func() time.Time
 	// Listener, if set, is where the page is served instead of
 	// statuspage.listen.
 	Listener net.Listener
@@ -52,13 +55,14 @@ type Deps struct {
 
 // Service serves the status page.
 type Service struct {
-	cfg  *config.Config
-	bus  *bus.Bus
-	log  *slog.Logger
-	now  func() time.Time
-	ln   net.Listener
-	page *page
-	m    *metrics.Metrics
+	cfg   *config.Config
+	bus   *bus.Bus
+	notes *bus.Bus // where staff updates are posted, if not bus
+	log   *slog.Logger
+	now   func() time.Time
+	ln    net.Listener
+	page  *page
+	m     *metrics.Metrics
 
 	stateFile string
 
@@ -83,7 +87,7 @@ func New(cfg *config.Config, deps Deps) *Service {
 	sp := cfg.Statuspage
 	s := &Service{
 		m: deps.Metrics, cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener,
-		page: newPage(cfg, deps.Now), stateFile: deps.StateFile,
+		page: newPage(cfg, deps.Now), stateFile: deps.StateFile, notes: deps.Notes,
 		limits: httpguard.DefaultLimits(), eventWrite: eventWriteTimeout, proxies: sp.Proxies,
 		streams: httpguard.NewStreams(sp.MaxStreams, sp.MaxStreamsPerClient),
 		admin:   httpguard.NewLimiter(adminRate, adminBurst, adminClients, sp.Proxies, nil),
@@ -333,7 +337,11 @@ func (s *Service) postUpdate(w http.ResponseWriter, r *http.Request) {
 		id = internal
 	}
 	s.page.mu.RUnlock()
-	n, err := incident.PostNote(r.Context(), s.bus, id, in.Status, in.Message, in.By, s.now())
+	poster := s.bus
+	if s.notes != nil {
+		poster = s.notes
+	}
+	n, err := incident.PostNote(r.Context(), poster, id, in.Status, in.Message, in.By, s.now())
 	if err != nil {
 		code := http.StatusBadRequest
 		if strings.HasPrefix(err.Error(), "no incident") {
