@@ -68,7 +68,7 @@ func (v *Verifier) checkStore(ctx context.Context, ikv jetstream.KeyValue) error
 				u.Stream, 100*fill, u.Bytes, u.MaxBytes)
 			w = storeWarning{Pending: true, Opened: events.IncidentOpened{
 				Incident: judge.IncidentID("store/"+u.Stream, 0, now), Opened: now, Severity: events.SeverityWarning,
-				Title: fmt.Sprintf("The alarm's store: %s is %.0f%% full", u.Stream, 100*fill),
+				Title:   fmt.Sprintf("The alarm's store: %s is %.0f%% full", u.Stream, 100*fill),
 				Servers: []events.AffectedServer{{Server: u.Stream, Box: storeBox, Check: "nats://" + u.Stream, Since: now, Reason: events.Clip(reason, events.MaxReason)}},
 			}}
 			if rev, err = bus.PutJSON(ctx, ikv, key, w, 0); bus.IsConflict(err) {
