@@ -33,7 +33,7 @@ type watch struct {
 func startWatch(ctx context.Context, b *bus.Bus, server string) (*watch, error) {
 	w := &watch{}
 	for stream, subjects := range map[string][]string{
-		events.StreamResults: {events.SubjectProbeResult(server)},
+		events.StreamResults: {events.SubjectProbeResultsOf(server)},
 		events.StreamEvents:  {events.SubjectServerChanged(server), events.SubjectIncidents},
 	} {
 		c, err := b.JS.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{

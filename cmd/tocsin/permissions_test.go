@@ -182,8 +182,11 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 				t.Errorf("the prober may publish to %s", subject)
 			}
 		}
-		if r.publishRefused(t, events.SubjectProbeResult("web9")) {
+		if r.publishRefused(t, events.SubjectProbeResult("web9", "lon1")) {
 			t.Errorf("the prober may not publish a result")
+		}
+		if !r.publishRefused(t, events.SubjectProbeResult("web9", "ams1")) {
+			t.Errorf("the prober at lon1 may publish a result of ams1's")
 		}
 
 		b := d.connect(t, "prober-lon1")
@@ -306,7 +309,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		for _, subject := range []string{
 			events.SubjectIncident("inc1", "acknowledged"), events.SubjectIncident("inc1", "updated"), events.SubjectIncident("inc1", "notified"),
 			events.SubjectIncident("inc1", "escalated"), events.SubjectIncident("inc1", "note"),
-			events.SubjectProbeResult("x"), events.SubjectProbeTask("lon1"), "server.web1.changed", "maintenance.m1.started", "dead.domains",
+			events.SubjectProbeResult("x", "lon1"), events.SubjectProbeTask("lon1"), "server.web1.changed", "maintenance.m1.started", "dead.domains",
 			"$KV.tocsin-incidents.inc1", "$KV.tocsin-escalations.inc1.state", "$KV.tocsin-banner.banner", "$KV.tocsin-servers.web1",
 			"$JS.API.STREAM.DELETE.TOCSIN_EVENTS", "$JS.API.STREAM.PURGE.KV_tocsin-domains", "$JS.API.CONSUMER.MSG.NEXT.TOCSIN_EVENTS.notifier",
 			"tocsin.status.verifier",
@@ -384,7 +387,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		r := connectWatched(t, d, "staff")
 		for _, subject := range []string{
 			events.SubjectIncident("inc1", "resolved"), events.SubjectIncident("inc1", "acknowledged"), events.SubjectIncident("inc1", "opened"),
-			events.SubjectProbeResult("web1"), events.SubjectProbeTask("lon1"), events.SubjectMaintenance("m1", "set"),
+			events.SubjectProbeResult("web1", "lon1"), events.SubjectProbeTask("lon1"), events.SubjectMaintenance("m1", "set"),
 			"$KV.tocsin-incidents.inc1", "$KV.tocsin-banner.banner", "$JS.API.STREAM.DELETE.TOCSIN_EVENTS", "$JS.API.STREAM.PURGE.KV_tocsin-incidents",
 			"$JS.API.CONSUMER.CREATE.TOCSIN_EVENTS.x", "anything.else",
 		} {
@@ -398,7 +401,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		r := connectWatched(t, d, "statuspage")
 		for _, subject := range []string{
 			events.SubjectIncident("inc1", "note"), "$KV.tocsin-incidents.notes.inc1",
-			events.SubjectIncident("inc1", "resolved"), events.SubjectIncident("inc1", "acknowledged"), events.SubjectProbeResult("web1"), events.SubjectProbeTask("lon1"),
+			events.SubjectIncident("inc1", "resolved"), events.SubjectIncident("inc1", "acknowledged"), events.SubjectProbeResult("web1", "lon1"), events.SubjectProbeTask("lon1"),
 			events.SubjectMaintenance("m1", "started"), "server.web1.changed", "dead.statuspage",
 			"$KV.tocsin-banner.banner", "$KV.tocsin-servers.web1", "$JS.API.STREAM.DELETE.TOCSIN_EVENTS",
 			"$JS.API.STREAM.PURGE.TOCSIN_EVENTS", "$JS.API.STREAM.CREATE.X", "$JS.API.CONSUMER.DELETE.TOCSIN_EVENTS.notifier",

@@ -356,7 +356,7 @@ statuspage: {listen: %q}
 		t.Fatal(err)
 	}
 	results, err := watch.JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectProbeResult("web1")}, DeliverPolicy: jetstream.DeliverNewPolicy,
+		FilterSubjects: []string{events.SubjectProbeResultsOf("web1")}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
 		t.Fatal(err)

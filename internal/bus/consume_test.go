@@ -123,9 +123,9 @@ func TestAckPolicy(t *testing.T) {
 		}
 	}
 	for subject, want := range map[string]string{
-		"probe.result.refused": "refused it for good",
-		"probe.result.panics":  "handler panicked: nil map",
-		"probe.result.garbled": "malformed envelope",
+		"probe.result.refused.lon1": "refused it for good",
+		"probe.result.panics.lon1":  "handler panicked: nil map",
+		"probe.result.garbled":      "malformed envelope",
 	} {
 		if !strings.Contains(reasons[subject], want) {
 			t.Errorf("dead-letter reason for %s = %q, want it to contain %q", subject, reasons[subject], want)
@@ -425,7 +425,7 @@ func TestRestartLosesNothing(t *testing.T) {
 	const published = 3000
 	for i := range published {
 		s := fmt.Sprintf("s%d", i%5)
-		if _, err := b.JS.PublishAsync(events.SubjectProbeResult(s), mustMarshal(t, result(s, i/5))); err != nil {
+		if _, err := b.JS.PublishAsync(events.SubjectProbeResult(s, "lon1"), mustMarshal(t, result(s, i/5))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -174,7 +174,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"null data", "", `{"v":1,"id":"x","type":"probe.result","time":"2026-11-21T02:15:00Z","source":"s","data":null}`, "missing data"},
 		{"server with a dot", "", replace(`"server":"mx1"`, `"server":"mx1.internal"`), `server "mx1.internal" must be`},
 		{"failure without reason", "", replace(`,"reason":"timeout after 10s"`, ``), "needs a reason"},
-		{"wrong subject", "probe.result.mx2", string(good), `belongs on "probe.result.mx1", found on "probe.result.mx2"`},
+		{"wrong subject", "probe.result.mx2.lon1", string(good), `belongs on "probe.result.mx1.lon1", found on "probe.result.mx2.lon1"`},
+		{"another location's subject", "probe.result.mx1.ams1", string(good), `belongs on "probe.result.mx1.lon1", found on "probe.result.mx1.ams1"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -94,7 +94,7 @@ type ProbeResult struct {
 }
 
 func (*ProbeResult) EventType() Type   { return TypeProbeResult }
-func (r *ProbeResult) Subject() string { return SubjectProbeResult(r.Server) }
+func (r *ProbeResult) Subject() string { return SubjectProbeResult(r.Server, r.Location) }
 func (r *ProbeResult) Validate() error {
 	if err := checkToken("server", r.Server); err != nil {
 		return err

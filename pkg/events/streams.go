@@ -1,6 +1,7 @@
 package events
 
 import (
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,8 +24,23 @@ const (
 // SubjectProbeTask is where the prober at location takes its tasks from.
 func SubjectProbeTask(location string) string { return "probe.task." + location }
 
-// SubjectProbeResult is where the results for one server go.
-func SubjectProbeResult(server string) string { return "probe.result." + server }
+// SubjectProbeResult is where one location's results for one server go:
+// the location is in the subject so that NATS can hold each prober to
+// publishing its own location's results.
+func SubjectProbeResult(server, location string) string {
+	return "probe.result." + server + "." + location
+}
+
+// SubjectProbeResultsOf is every location's results for one server.
+func SubjectProbeResultsOf(server string) string { return "probe.result." + server + ".*" }
+
+// ResultServer is the server a result's subject names.
+func ResultServer(subject string) string {
+	if parts := strings.SplitN(subject, ".", 4); len(parts) >= 3 {
+		return parts[2]
+	}
+	return subject
+}
 
 // SubjectServerChanged is where one server's state changes go.
 func SubjectServerChanged(server string) string { return "server." + server + ".changed" }

@@ -84,7 +84,7 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 			t.Fatal(err)
 		}
 	}
-	c, err := b.JS.OrderedConsumer(ctx, events.StreamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectProbeResult("ftp1")}})
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectProbeResultsOf("ftp1")}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -254,7 +254,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 		Name:    "verifier",
 		Filter:  []string{events.SubjectProbeResults},
 		Workers: v.workers,
-		Key:     func(subject string) string { return subject },
+		Key:     events.ResultServer, // one server's results in order, whichever location
 		// Each server's record is kept in memory and its results judged
 		// in order: a second verifier stands by rather than share.
 		Exclusive: true,
