@@ -23,7 +23,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
@@ -130,7 +129,7 @@ func New(pageID, token string) (*Server, error) {
 
 // Start is New for a test: it fails the test if the stand-in cannot start
 // and closes it when the test ends.
-func Start(t testing.TB, pageID, token string) *Server {
+func Start(t standin.TB, pageID, token string) *Server {
 	t.Helper()
 	s, err := New(pageID, token)
 	if err != nil {

@@ -12,12 +12,12 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 	"io"
 	"log"
 	"net"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -77,7 +77,7 @@ func New(opts Options) (*Server, error) {
 // Start is New for a test: it fails the test if the server cannot start,
 // sends the server's own error log to t.Log, and closes the server when the
 // test ends.
-func Start(t testing.TB, opts Options) *Server {
+func Start(t standin.TB, opts Options) *Server {
 	t.Helper()
 	s, err := newServer(opts, t.Logf)
 	if err != nil {

@@ -10,13 +10,23 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
+
+// TB is the part of testing.TB the stand-ins' helpers need. A test's *T
+// is one; naming it here rather than importing testing keeps the testing
+// package out of the binary, whose demo runs the stand-ins too.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Logf(format string, args ...any)
+}
 
 // Server is the HTTP side of a stand-in. A stand-in embeds it, so that its
 // Connections, Stalled and Release are the stand-in's. Its methods are
@@ -27,12 +37,18 @@ type Server struct {
 	URL string
 
 	name   string // the stand-in's package, for errors
-	srv    *httptest.Server
-	closed chan struct{}
-	once   sync.Once
+	srv    *http.Server
+	done   chan struct{}   // closed when the server stops serving
+	client *http.Transport // what Transport sends with; its idle connections go with Close
+	// serving is held, shared, by each request being handled: Close
+	// takes it to wait for them all.
+	serving sync.RWMutex
+	closed  chan struct{}
+	once    sync.Once
 
 	mu      sync.Mutex
 	conns   int
+	active  map[net.Conn]bool // connections with a request under way
 	stalled int
 	release chan struct{} // closed and replaced by Release
 }
@@ -40,17 +56,38 @@ type Server struct {
 // Start serves h on loopback. name is the stand-in's package, such as
 // "twiliotest", which its errors begin with.
 func Start(name string, h http.Handler) *Server {
-	s := &Server{name: name, closed: make(chan struct{}), release: make(chan struct{})}
-	s.srv = httptest.NewUnstartedServer(h)
-	s.srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			s.mu.Lock()
-			s.conns++
-			s.mu.Unlock()
-		}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(fmt.Sprintf("%s: listen on loopback: %v", name, err)) // as httptest does: nothing to serve without it
 	}
-	s.srv.Start()
-	s.URL = s.srv.URL
+	s := &Server{name: name, closed: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{})}
+	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.serving.RLock()
+		defer s.serving.RUnlock()
+		select {
+		case <-s.closed:
+			http.Error(w, "the stand-in is closing", http.StatusServiceUnavailable)
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+	s.active = map[net.Conn]bool{}
+	s.srv = &http.Server{Handler: serve, ReadHeaderTimeout: 10 * time.Second, ConnState: func(c net.Conn, state http.ConnState) {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		switch state {
+		case http.StateNew:
+			s.conns++
+		case http.StateActive:
+			s.active[c] = true
+		default:
+			delete(s.active, c)
+		}
+	}}
+	s.client = http.DefaultTransport.(*http.Transport).Clone()
+	s.client.Proxy = nil // loopback, never through a proxy
+	go func() { defer close(s.done); s.srv.Serve(l) }()
+	s.URL = "http://" + l.Addr().String()
 	return s
 }
 
@@ -59,8 +96,22 @@ func Start(name string, h http.Handler) *Server {
 // Calling Close again does nothing.
 func (s *Server) Close() {
 	s.once.Do(func() {
-		close(s.closed)
+		close(s.closed) // held requests answer and return
+		s.srv.SetKeepAlivesEnabled(false)
+		s.serving.Lock() // every request in progress has been handled
+		s.serving.Unlock()
+		// and its answer written, as far as a second allows.
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			s.mu.Lock()
+			n := len(s.active)
+			s.mu.Unlock()
+			if n == 0 {
+				break
+			}
+		}
 		s.srv.Close()
+		<-s.done
+		s.client.CloseIdleConnections()
 	})
 }
 
@@ -141,8 +192,8 @@ type Route struct {
 // route's API hosts to the stand-in, changing only where they go. Requests
 // for loopback addresses go out unchanged. Any other request fails.
 func (s *Server) Transport(route Route) http.RoundTripper {
-	target, _ := url.Parse(s.URL) // httptest's own URL always parses
-	return &rewriter{name: s.name, route: route, target: target, base: s.srv.Client().Transport}
+	target, _ := url.Parse(s.URL) // made by Start: always parses
+	return &rewriter{name: s.name, route: route, target: target, base: s.client}
 }
 
 // Client returns an http.Client with Transport(route), a 10-second timeout
@@ -285,7 +336,7 @@ func (q *Faults[F, R]) TakeFault(request func(n int) R) *F {
 // distinct ids of the calls that succeeded and the number that failed. A
 // failure that retryable does not accept is an error of the test: a
 // stand-in told to fail now and then fails in ways worth a retry.
-func Concurrently(t testing.TB, n int, send func(i int) (string, error), retryable func(error) bool) (ids map[string]bool, failed int) {
+func Concurrently(t TB, n int, send func(i int) (string, error), retryable func(error) bool) (ids map[string]bool, failed int) {
 	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex

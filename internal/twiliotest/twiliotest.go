@@ -22,7 +22,6 @@ import (
 	"net/url"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
@@ -102,7 +101,7 @@ func New(accountSID, authToken string) (*Server, error) {
 
 // Start is New for a test: it fails the test if the stand-in cannot start
 // and closes it when the test ends.
-func Start(t testing.TB, accountSID, authToken string) *Server {
+func Start(t standin.TB, accountSID, authToken string) *Server {
 	t.Helper()
 	s, err := New(accountSID, authToken)
 	if err != nil {

@@ -22,7 +22,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
@@ -113,7 +112,7 @@ func New(c Credentials) (*Server, error) {
 
 // Start is New for a test: it fails the test if the stand-in cannot start
 // and closes it when the test ends.
-func Start(t testing.TB, c Credentials) *Server {
+func Start(t standin.TB, c Credentials) *Server {
 	t.Helper()
 	s, err := New(c)
 	if err != nil {

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net/http/httptest"
+	"net/http"
 	"os"
 	"path/filepath"
 	"time"
@@ -46,12 +46,17 @@ func (s *Service) Export(ctx context.Context, dir string, settle time.Duration) 
 		"/api/v2/scheduled-maintenances/upcoming.json", "/api/v2/scheduled-maintenances/active.json",
 		"/feed.atom", "/banner.js", "/banner.json",
 	} {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, httptest.NewRequest("GET", path, nil))
-		if rec.Code != 200 {
-			return fmt.Errorf("render %s: %d", path, rec.Code)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://localhost"+path, nil)
+		if err != nil {
+			return err
 		}
-		files[path[1:]] = rec.Body.Bytes()
+		req.RemoteAddr = "127.0.0.1:0"
+		rec := &recorder{header: http.Header{}}
+		h.ServeHTTP(rec, req)
+		if rec.code != http.StatusOK {
+			return fmt.Errorf("render %s: %d", path, rec.code)
+		}
+		files[path[1:]] = rec.body.Bytes()
 	}
 	for name, data := range files {
 		path := filepath.Join(dir, filepath.FromSlash(name))
@@ -64,4 +69,24 @@ func (s *Service) Export(ctx context.Context, dir string, settle time.Duration) 
 	}
 	s.log.Info("status page exported", "dir", dir, "files", len(files))
 	return nil
+}
+
+// recorder keeps what a handler wrote, for the export to save.
+type recorder struct {
+	header http.Header
+	code   int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.code == 0 {
+		r.code = code
+	}
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	r.WriteHeader(http.StatusOK)
+	return r.body.Write(b)
 }
