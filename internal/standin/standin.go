@@ -98,9 +98,9 @@ func (s *Server) Close() {
 	s.once.Do(func() {
 		close(s.closed) // held requests answer and return
 		s.srv.SetKeepAlivesEnabled(false)
-		s.serving.Lock() // every request in progress has been handled
-		s.serving.Unlock()
-		// and its answer written, as far as a second allows.
+		// Every request in progress has been handled once the lock is
+		// ours; then wait, a second at most, for the answers to be written.
+		s.serving.Lock()
 		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 			s.mu.Lock()
 			n := len(s.active)
@@ -109,6 +109,7 @@ func (s *Server) Close() {
 				break
 			}
 		}
+		s.serving.Unlock()
 		s.srv.Close()
 		<-s.done
 		s.client.CloseIdleConnections()
