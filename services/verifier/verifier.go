@@ -390,6 +390,9 @@ func (v *Verifier) commit(ctx context.Context, st stores, target config.Target, 
 	if err != nil {
 		return rec, 0, err
 	}
+	// Known at once to the judgement of its box, in this process: see
+	// boxServers.
+	v.remember(target.Server.ID, rec, rev)
 	if !rec.unfinished() {
 		return rec, rev, nil
 	}
@@ -572,13 +575,28 @@ func (v *Verifier) boxServers(ctx context.Context, kv jetstream.KeyValue, box *c
 		if !s.Serving() {
 			continue
 		}
-		rec, _, err := v.load(ctx, kv, s.ID, v.log)
+		rec, rev, err := v.load(ctx, kv, s.ID, v.log)
 		if err != nil {
 			return nil, err
+		}
+		// A read served by a replica behind its leader may miss what this
+		// verifier wrote a moment ago (a box judged "degraded" with every
+		// server down): the newer of the two revisions is the record.
+		if c, ok := v.known(s.ID); ok && c.rev > rev {
+			rec = c.rec
 		}
 		states[s.ID] = rec.State
 	}
 	return states, nil
+}
+
+// known is the record of a server as this process last wrote or read it,
+// if it holds one.
+func (v *Verifier) known(server string) (cached, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	c, ok := v.cache[server]
+	return c, ok
 }
 
 // boxRecord is what the boxes bucket holds per box.
