@@ -20,6 +20,7 @@ func (e entry) Key() string                     { return e.key }
 func (e entry) Value() []byte                   { return e.value }
 func (e entry) Created() time.Time              { return e.created }
 func (e entry) Operation() jetstream.KeyValueOp { return jetstream.KeyValuePut }
+func (e entry) Revision() uint64                { return 1 }
 
 // FuzzHeartbeat: whatever a heartbeat holds, under whatever key, only a
 // location of the config is ever live, under its own key, and never for
@@ -32,7 +33,7 @@ func FuzzHeartbeat(f *testing.F) {
 	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
 	allowed := []string{"lon1", "ams1"}
 	f.Fuzz(func(t *testing.T, key string, value []byte) {
-		l := &Live{probers: map[string]*prober{}, now: func() time.Time { return t0 }, allowed: allowed}
+		l := &Live{probers: map[string]*prober{}, now: func() time.Time { return t0 }, allowed: allowed, delivered: make(chan struct{})}
 		l.apply(entry{key: key, value: value, created: t0})
 		for _, loc := range l.At(t0.Add(time.Millisecond)) {
 			if !slices.Contains(allowed, loc) {

@@ -66,19 +66,31 @@ const MaxTTL = time.Minute
 
 // Live tracks the heartbeats of a bucket.
 type Live struct {
+	kv      jetstream.KeyValue
 	mu      sync.Mutex
 	probers map[string]*prober // by key
 	now     func() time.Time
 	ready   chan struct{}
 	allowed []string // the config's locations: no other is ever live
+	// seen is the stream sequence and the time of the latest entry the
+	// watch delivered; delivered wakes those waiting in Settled.
+	seen      uint64
+	seenAt    time.Time
+	delivered chan struct{}
+	settled   time.Time // every entry written before it has been delivered
 }
 
-// prober is what is known of one prober: live from since until until.
+// prober is what is known of one prober: the spans of time its heartbeats
+// vouched for, oldest first. Each heartbeat adds the span from its own
+// time to its TTL, so a later heartbeat never makes a past gap live: what
+// a reader answers about a moment, once it has every entry written before
+// that moment, is what every other reader answers.
 type prober struct {
 	location string
-	since    time.Time
-	until    time.Time // its latest heartbeat's time plus TTL, or when it withdrew
+	spans    []span
 }
+
+type span struct{ from, until time.Time }
 
 // Watch follows the bucket until ctx ends. Only the locations allowed (the
 // config's) can be live, each only under its own keys, and no heartbeat
@@ -88,7 +100,7 @@ func Watch(ctx context.Context, kv jetstream.KeyValue, now func() time.Time, all
 	if err != nil {
 		return nil, fmt.Errorf("watch locations: %w", err)
 	}
-	l := &Live{probers: map[string]*prober{}, now: now, ready: make(chan struct{}), allowed: slices.Clone(allowed)}
+	l := &Live{kv: kv, probers: map[string]*prober{}, now: now, ready: make(chan struct{}), allowed: slices.Clone(allowed), delivered: make(chan struct{})}
 	go func() {
 		defer w.Stop()
 		for e := range w.Updates() {
@@ -105,11 +117,19 @@ func Watch(ctx context.Context, kv jetstream.KeyValue, now func() time.Time, all
 func (l *Live) apply(e jetstream.KeyValueEntry) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if e.Revision() > l.seen {
+		l.seen, l.seenAt = e.Revision(), e.Created()
+		close(l.delivered)
+		l.delivered = make(chan struct{})
+	}
 	p := l.probers[e.Key()]
 	if e.Operation() != jetstream.KeyValuePut {
 		// Withdrawn (or purged): live until the moment it said so.
-		if p != nil && e.Created().Before(p.until) {
-			p.until = e.Created()
+		if p != nil {
+			last := &p.spans[len(p.spans)-1]
+			if e.Created().Before(last.until) {
+				last.until = later(e.Created(), last.from)
+			}
 		}
 		return
 	}
@@ -118,14 +138,30 @@ func (l *Live) apply(e jetstream.KeyValueEntry) {
 		!strings.HasPrefix(e.Key(), hb.Location+".") {
 		return // not one of ours, or under another location's key
 	}
+	s := span{from: e.Created(), until: e.Created().Add(min(time.Duration(hb.TTLMS)*time.Millisecond, MaxTTL))}
 	if p == nil {
-		p = &prober{location: hb.Location, since: hb.Since}
+		// The first heartbeat heard of a prober: it says it has been
+		// running since it started, which is all a reader that came
+		// later can know of its past.
+		p = &prober{location: hb.Location}
 		l.probers[e.Key()] = p
+		if hb.Since.Before(s.from) && s.from.Sub(hb.Since) < time.Hour {
+			s.from = hb.Since
+		}
 	}
-	p.until = e.Created().Add(min(time.Duration(hb.TTLMS)*time.Millisecond, MaxTTL))
-	// Forget probers gone for an hour: the bucket does too.
+	if n := len(p.spans); n > 0 && !s.from.After(p.spans[n-1].until) {
+		p.spans[n-1].until = later(p.spans[n-1].until, s.until)
+	} else {
+		p.spans = append(p.spans, s)
+	}
+	// Forget what ended over an hour ago: no schedule looks back so far.
 	for k, old := range l.probers {
-		if e.Created().Sub(old.until) > time.Hour {
+		i := 0
+		for i < len(old.spans) && e.Created().Sub(old.spans[i].until) > time.Hour {
+			i++
+		}
+		old.spans = old.spans[i:]
+		if len(old.spans) == 0 {
 			delete(l.probers, k)
 		}
 	}
@@ -140,12 +176,58 @@ func (l *Live) At(t time.Time) []string {
 	defer l.mu.Unlock()
 	var out []string
 	for _, p := range l.probers {
-		if !t.Before(p.since) && t.Before(p.until) && !slices.Contains(out, p.location) {
-			out = append(out, p.location)
+		if slices.Contains(out, p.location) {
+			continue
+		}
+		for _, s := range p.spans {
+			if !t.Before(s.from) && t.Before(s.until) {
+				out = append(out, p.location)
+				break
+			}
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// Settled waits until every entry written to the bucket before t has been
+// delivered, so that At(t) is final: the answer every reader gives. It
+// asks the bucket for its latest sequence only when no later entry has
+// arrived by itself. It gives up when ctx ends; At then answers from what
+// has arrived.
+func (l *Live) Settled(ctx context.Context, t time.Time) error {
+	l.mu.Lock()
+	done := l.seenAt.After(t) || l.settled.After(t)
+	l.mu.Unlock()
+	if done {
+		return nil
+	}
+	asked := l.now()
+	st, err := l.kv.Status(ctx)
+	if err != nil {
+		return fmt.Errorf("read the locations bucket's state: %w", err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil
+	}
+	last := bs.StreamInfo().State.LastSeq
+	for {
+		l.mu.Lock()
+		seen, delivered := l.seen, l.delivered
+		l.mu.Unlock()
+		if seen >= last {
+			l.mu.Lock()
+			l.settled = later(l.settled, asked)
+			l.mu.Unlock()
+			return nil
+		}
+		select {
+		case <-delivered:
+		case <-ctx.Done():
+			return fmt.Errorf("locations watch at sequence %d of %d: %w", seen, last, ctx.Err())
+		}
+	}
 }
 
 // WaitReady waits until the current values are read, or ctx ends.
@@ -156,4 +238,11 @@ func (l *Live) WaitReady(ctx context.Context) error {
 	case <-ctx.Done():
 		return errors.New("locations bucket not read in time")
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

@@ -78,3 +78,55 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestReadersAgreeOnAGap: a prober silent past its heartbeat's TTL, then
+// beating again (starved of the CPU, or cut off for a while), was not live
+// in between, and stays so after it comes back; a reader that has settled
+// on a moment answers for it as every other reader does, however late its
+// watch runs.
+func TestReadersAgreeOnAGap(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kv, err := b.KV(ctx, events.BucketLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := locations.Watch(ctx, kv, time.Now, []string{"lon1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func() time.Time {
+		hb, _ := json.Marshal(locations.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 200})
+		e, err := kv.Put(ctx, "lon1.a", hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := kv.GetRevision(ctx, "lon1.a", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Created()
+	}
+	first := put()
+	waitFor(t, func() bool { return len(early.At(first)) == 1 })
+	gap := first.Add(300 * time.Millisecond)
+	waitFor(t, func() bool { return time.Now().After(gap.Add(100 * time.Millisecond)) })
+	again := put()
+
+	late, err := locations.Watch(ctx, kv, time.Now, []string{"lon1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, l := range map[string]*locations.Live{"early": early, "late": late} {
+		if err := l.Settled(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.At(gap); len(got) != 0 {
+			t.Errorf("%s reader: live in the gap: %v", name, got)
+		}
+		if got := l.At(again); !slices.Equal(got, []string{"lon1"}) {
+			t.Errorf("%s reader: live when it beat again = %v", name, got)
+		}
+	}
+}

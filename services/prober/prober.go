@@ -258,13 +258,25 @@ func (p *Prober) schedule(ctx context.Context, live *locations.Live) error {
 			return nil
 		case <-timer.C:
 		}
-		for _, it := range q.PopDue(p.now()) {
+		now := p.now()
+		// Every replica asks which locations were live a moment before a
+		// slot fell due, once it has heard every heartbeat written by then,
+		// and so sees the same set.
+		liveAt := func(due time.Time) []string { return live.At(due.Add(-settle)) }
+		sctx, cancel := context.WithTimeout(ctx, 2*settle)
+		if err := live.Settled(sctx, now.Add(-settle)); err != nil && ctx.Err() == nil {
+			p.log.Debug("choosing locations from the heartbeats heard so far", "err", err)
+		}
+		cancel()
+		for _, it := range q.PopDue(now, func(it schedule.Item) string {
+			prev := it.Prev
+			if prev == "" {
+				prev = schedule.Previous(it.Key, it.Slot, it.Interval, it.Offset, liveAt)
+			}
+			return schedule.Choose(it.Key, it.Slot, liveAt(it.Due), prev)
+		}) {
 			t := targets[it.Key]
-			// Every replica asks which locations were live a moment before the
-			// slot fell due, and so sees the same set.
-			loc := schedule.Choose(it.Key, it.Slot, it.Interval, it.Offset, func(due time.Time) []string {
-				return live.At(due.Add(-settle))
-			})
+			loc := it.Location
 			if loc == "" {
 				// Nobody was live yet when the slot fell due: this prober
 				// has just started, and checks it itself.

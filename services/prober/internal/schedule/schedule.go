@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"hash/fnv"
 	"math/rand/v2"
+	"slices"
 	"time"
 )
 
@@ -40,6 +41,10 @@ type Item struct {
 	Offset   time.Duration
 	Slot     int64
 	Due      time.Time
+	// Prev is the location chosen for the slot before, "" when this
+	// queue has not chosen it (the scheduler has just started); Location
+	// is the one chosen for Slot.
+	Prev, Location string
 }
 
 // Queue orders servers by the time their next slot is due.
@@ -66,15 +71,20 @@ func (q *Queue) Next() (due time.Time, ok bool) {
 	return q.h[0].Due, true
 }
 
-// PopDue removes and returns the items due at or before now, and queues each
-// again at its following slot.
-func (q *Queue) PopDue(now time.Time) []Item {
+// PopDue removes and returns the items due at or before now, asks choose
+// (when not nil) which location checks each, and queues each again at its
+// following slot, remembering the choice as the next slot's Prev.
+func (q *Queue) PopDue(now time.Time, choose func(Item) string) []Item {
 	var due []Item
 	for len(q.h) > 0 && !q.h[0].Due.After(now) {
 		it := q.h[0]
+		if choose != nil {
+			it.Location = choose(*it)
+		}
 		due = append(due, *it)
 		it.Slot++
 		it.Due = Due(it.Slot, it.Interval, it.Offset)
+		it.Prev, it.Location = it.Location, ""
 		heap.Fix(&q.h, 0)
 	}
 	return due
@@ -140,32 +150,31 @@ func hash(key string, n int64) uint64 {
 	return h.Sum64()
 }
 
-// lookBack is how many slots Choose replays to keep a server from being
-// checked from one location twice in a row across changes of the live set.
-const lookBack = 4
-
-// Choose is Pick for a live set that changes over time: liveAt(due) is the
-// locations live when a slot fell due. When the set changed since the last
-// slot and Pick lands on the location that checked it, Choose moves on to
-// the next one. It replays the previous slots' choices rather than
-// remember them, so that schedulers started at different times, which all
-// see the same live sets, still choose alike. It is "" when nobody was live.
-func Choose(key string, slot int64, interval, offset time.Duration, liveAt func(due time.Time) []string) string {
-	return choose(key, slot, interval, offset, liveAt, lookBack)
-}
-
-func choose(key string, slot int64, interval, offset time.Duration, liveAt func(time.Time) []string, depth int) string {
-	live := liveAt(Due(slot, interval, offset))
+// Choose is the location that checks key in slot: Pick among live, but
+// never prev, the location that checked the slot before, when there is a
+// choice. Every scheduler that saw the same live sets chose the same prev,
+// so every one of them chooses alike.
+func Choose(key string, slot int64, live []string, prev string) string {
 	loc := Pick(key, slot, live)
-	if depth == 0 || len(live) < 2 {
+	if loc != prev || len(live) < 2 {
 		return loc
 	}
-	if prev := choose(key, slot-1, interval, offset, liveAt, depth-1); loc == prev {
-		i := 0
-		for i < len(live) && live[i] != loc {
-			i++
-		}
-		loc = live[(i+1)%len(live)]
+	i := slices.Index(live, loc)
+	return live[(i+1)%len(live)]
+}
+
+// lookBack is how many slots Previous replays.
+const lookBack = 4
+
+// Previous is the location that checked the slot before slot, for a
+// scheduler that did not choose it (it has just started): the choices of
+// the last few slots replayed from the live sets of their time, liveAt(due).
+// Replicas that have run for a while remember their choices instead, so a
+// replay only ever decides a scheduler's first slot of each server.
+func Previous(key string, slot int64, interval, offset time.Duration, liveAt func(due time.Time) []string) string {
+	prev := ""
+	for s := slot - lookBack; s < slot; s++ {
+		prev = Choose(key, s, liveAt(Due(s, interval, offset)), prev)
 	}
-	return loc
+	return prev
 }

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 )
@@ -18,7 +19,7 @@ func TestSlotsAreOnePerInterval(t *testing.T) {
 	q.Add("mx1", interval, t0, 0)
 	var slots []int64
 	for now := t0; now.Before(t0.Add(time.Hour)); now = now.Add(time.Second) {
-		for _, it := range q.PopDue(now) {
+		for _, it := range q.PopDue(now, nil) {
 			if it.Due.After(now) || now.Sub(it.Due) >= time.Second {
 				t.Fatalf("slot %d due %v popped at %v", it.Slot, it.Due, now)
 			}
@@ -46,7 +47,7 @@ func TestReplicasAgree(t *testing.T) {
 	ids := func(q *Queue, from time.Time) map[string]bool {
 		m := map[string]bool{}
 		for now := from; now.Before(t0.Add(10 * time.Minute)); now = now.Add(500 * time.Millisecond) {
-			for _, it := range q.PopDue(now) {
+			for _, it := range q.PopDue(now, nil) {
 				m[fmt.Sprintf("%s/%d", it.Key, it.Slot)] = true
 			}
 		}
@@ -80,7 +81,7 @@ func TestRestartWithinGraceRepublishesCurrentSlot(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var q Queue
 			q.Add("db1", interval, tt.now, 10*time.Second)
-			got := q.PopDue(tt.now.Add(interval))
+			got := q.PopDue(tt.now.Add(interval), nil)
 			if len(got) == 0 || got[0].Slot != tt.wantSlot {
 				t.Errorf("first slot = %v, want %d", got, tt.wantSlot)
 			}
@@ -133,5 +134,57 @@ func TestPickNeverRepeatsAndSpreads(t *testing.T) {
 	}
 	if got := Pick("x", 5, []string{"only"}); got != "only" {
 		t.Errorf("Pick with one live = %q", got)
+	}
+}
+
+// TestChooseAcrossChangingLiveSets: as locations come and go, a queue
+// that remembers its choices never sends a server to the same location
+// twice in a row while another is live, and a replica that remembers
+// chooses exactly as another that does.
+func TestChooseAcrossChangingLiveSets(t *testing.T) {
+	const interval = 10 * time.Second
+	all := []string{"ams1", "lon1", "nyc1", "sin1"}
+	// The live set changes every few slots, the same for every replica.
+	liveAt := func(due time.Time) []string {
+		n := due.Sub(t0) / (25 * time.Second)
+		var live []string
+		for i, l := range all {
+			if (int(n)>>i)&1 == 0 || i == int(n)%len(all) {
+				live = append(live, l)
+			}
+		}
+		return live
+	}
+	choose := func(it Item) string {
+		prev := it.Prev
+		if prev == "" {
+			prev = Previous(it.Key, it.Slot, it.Interval, it.Offset, liveAt)
+		}
+		return Choose(it.Key, it.Slot, liveAt(it.Due), prev)
+	}
+	for s := range 50 {
+		key := fmt.Sprintf("server-%d", s)
+		var a, b Queue
+		a.Add(key, interval, t0, 0)
+		b.Add(key, interval, t0, 0)
+		prev := ""
+		for now := t0; now.Before(t0.Add(time.Hour)); now = now.Add(time.Second) {
+			ia, ib := a.PopDue(now, choose), b.PopDue(now, choose)
+			if len(ia) != len(ib) {
+				t.Fatalf("%s: replicas popped %d and %d items at %v", key, len(ia), len(ib), now)
+			}
+			for i, it := range ia {
+				if it.Location != ib[i].Location {
+					t.Fatalf("%s slot %d: replicas chose %s and %s", key, it.Slot, it.Location, ib[i].Location)
+				}
+				if it.Location == prev && len(liveAt(it.Due)) > 1 {
+					t.Fatalf("%s slot %d: %s twice in a row, live %v", key, it.Slot, prev, liveAt(it.Due))
+				}
+				if !slices.Contains(liveAt(it.Due), it.Location) {
+					t.Fatalf("%s slot %d: chose %s, not live (%v)", key, it.Slot, it.Location, liveAt(it.Due))
+				}
+				prev = it.Location
+			}
+		}
 	}
 }
