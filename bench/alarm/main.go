@@ -39,11 +39,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/locations"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
 	"github.com/tocsin-alarm/tocsin/services/prober"
@@ -139,7 +139,7 @@ func untilPhase(last time.Time, interval, phase time.Duration, now time.Time) ti
 // would rightly stop paging for a server that fails every half minute, and
 // it plays no part in how fast a first outage is told. (The window and
 // settle time are then not needed.)
-func fleetConfig(o options, check, first string, mail *smtptest.Server, tw *twiliotest.Server) string {
+func fleetConfig(o options, check, first string, mail *smtpserver.Server, tw *twilioapi.Server) string {
 	servers := fmt.Sprintf("{id: %s, check: %q}", server, check)
 	if first != "" {
 		servers = fmt.Sprintf("{id: %s, check: %q}, ", firstServer, first) + servers
@@ -188,12 +188,12 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		defer first.Close()
 		firstCheck = first.Check()
 	}
-	tw, err := twiliotest.New(twilioSID, twilioAuth)
+	tw, err := twilioapi.New(twilioSID, twilioAuth)
 	if err != nil {
 		return err
 	}
 	defer tw.Close()
-	mail, err := smtptest.New(smtptest.Options{})
+	mail, err := smtpserver.New(smtpserver.Options{})
 	if err != nil {
 		return err
 	}
@@ -380,12 +380,12 @@ func services(cfg *config.Config, b *bus.Bus, log *slog.Logger) (map[string]func
 
 // waitSMS waits for the message after the first n and checks it is the one
 // expected: one SMS per step of each outage, and nothing else.
-func waitSMS(ctx context.Context, tw *twiliotest.Server, n int, prefix string, limit time.Duration) (twiliotest.Message, error) {
+func waitSMS(ctx context.Context, tw *twilioapi.Server, n int, prefix string, limit time.Duration) (twilioapi.Message, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	msgs, err := tw.WaitFor(ctx, n+1)
 	if err != nil {
-		return twiliotest.Message{}, fmt.Errorf("no %sSMS within %s: %w", strings.TrimSpace(prefix), limit, err)
+		return twilioapi.Message{}, fmt.Errorf("no %sSMS within %s: %w", strings.TrimSpace(prefix), limit, err)
 	}
 	m := msgs[n]
 	if m.To != onCallPh || !strings.HasPrefix(m.Body, prefix) || len(msgs) > n+1 {

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 )
 
 // child is this program run again in another role. It prints one line

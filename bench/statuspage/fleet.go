@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

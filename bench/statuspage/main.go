@@ -34,8 +34,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
 )
 

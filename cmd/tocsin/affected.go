@@ -11,7 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/affected"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
 )
 
 // cmdAffected tells support staff whether a customer's site or mail is

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/affected"
-	"github.com/tocsin-alarm/tocsin/internal/affected/dnstest"
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/dnstest"
 )
 
 // affectedZone is what the world's DNS says of the fleet in statusFleet

@@ -17,13 +17,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
-	"github.com/tocsin-alarm/tocsin/internal/httpguard"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
-	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
+	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -82,7 +82,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 		defer os.RemoveAll(dir)
 		f.data = dir
 	}
-	outbox, err := smtptest.New(smtptest.Options{})
+	outbox, err := smtpserver.New(smtpserver.Options{})
 	if err != nil {
 		return err
 	}
@@ -94,18 +94,18 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	}
 	pageURL := "http://" + pageLn.Addr().String() + "/"
 	// SMS go to a stand-in for Twilio on loopback, which shows them here.
-	sms, err := twiliotest.New(demoTwilioSID, demoTwilioToken)
+	sms, err := twilioapi.New(demoTwilioSID, demoTwilioToken)
 	if err != nil {
 		return err
 	}
 	defer sms.Close()
 	// Posts go to stand-ins for X and Facebook.
-	xs, err := xtest.New(demoX)
+	xs, err := xapi.New(demoX)
 	if err != nil {
 		return err
 	}
 	defer xs.Close()
-	fb, err := facebooktest.New("1000", demoFBToken)
+	fb, err := graphapi.New("1000", demoFBToken)
 	if err != nil {
 		return err
 	}
@@ -362,10 +362,10 @@ func describe(ev events.Event) string {
 
 // showMail prints each email as the loopback mail server receives it; the
 // body once for messages that differ only in their recipient.
-func showMail(ctx context.Context, outbox *smtptest.Server, out io.Writer) {
+func showMail(ctx context.Context, outbox *smtpserver.Server, out io.Writer) {
 	seen, last := 0, ""
 	for {
-		msgs, err := outbox.WaitFor(ctx, func(m []smtptest.Message) bool { return len(m) > seen })
+		msgs, err := outbox.WaitFor(ctx, func(m []smtpserver.Message) bool { return len(m) > seen })
 		if err != nil {
 			return
 		}
@@ -390,13 +390,13 @@ const (
 )
 
 // The demo's X and Facebook accounts, known only to their stand-ins.
-var demoX = xtest.Credentials{ConsumerKey: "demokey", ConsumerSecret: "demosecret", Token: "demotoken", TokenSecret: "demotokensecret"}
+var demoX = xapi.Credentials{ConsumerKey: "demokey", ConsumerSecret: "demosecret", Token: "demotoken", TokenSecret: "demotokensecret"}
 
 const demoFBToken = "demopagetoken"
 
 // showPublic prints each post and comment as the X and Facebook stand-ins
 // accept them.
-func showPublic(ctx context.Context, xs *xtest.Server, fb *facebooktest.Server, out io.Writer) {
+func showPublic(ctx context.Context, xs *xapi.Server, fb *graphapi.Server, out io.Writer) {
 	var posts, fbPosts, comments int
 	for sleep(ctx, 200*time.Millisecond) {
 		for _, p := range xs.Posts()[posts:] {
@@ -443,7 +443,7 @@ func showBanner(ctx context.Context, b *bus.Bus, out io.Writer) {
 }
 
 // showSMS prints each SMS as the Twilio stand-in accepts it.
-func showSMS(ctx context.Context, sms *twiliotest.Server, out io.Writer) {
+func showSMS(ctx context.Context, sms *twilioapi.Server, out io.Writer) {
 	for seen := 0; ; {
 		msgs, err := sms.WaitFor(ctx, seen+1)
 		if err != nil {

@@ -21,7 +21,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 )
 
 // natsUsers are the users deploy/nats/accounts.conf defines.

@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 )
 
 // process is "tocsin run" with some services, in this process, stoppable
@@ -91,7 +91,7 @@ func testEnv(name string) (string, bool) {
 }
 
 // countBy counts messages by staff address and subject word (DOWN, RESOLVED).
-func countBy(msgs []smtptest.Message) map[string]int {
+func countBy(msgs []smtpserver.Message) map[string]int {
 	n := map[string]int{}
 	for _, m := range msgs {
 		kind := "other"
@@ -111,8 +111,8 @@ func countBy(msgs []smtptest.Message) map[string]int {
 
 var staff = []string{"alice@example.net", "bob@example.net"}
 
-func allHave(kind string, want int) func([]smtptest.Message) bool {
-	return func(msgs []smtptest.Message) bool {
+func allHave(kind string, want int) func([]smtpserver.Message) bool {
+	return func(msgs []smtpserver.Message) bool {
 		n := countBy(msgs)
 		for _, s := range staff {
 			if n[s+" "+kind] < want {
@@ -137,7 +137,7 @@ func TestOutageEndToEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(web.Off)
-	mail := smtptest.Start(t, smtptest.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
+	mail := smtpserver.Start(t, smtpserver.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
 	nats := bustest.Start(t)
 
 	dir := t.TempDir()
@@ -178,7 +178,7 @@ providers:
 	time.Sleep(3 * time.Second) // the website is seen up first
 
 	ctx := context.Background()
-	within := func(d time.Duration, cond func([]smtptest.Message) bool, what string) time.Duration {
+	within := func(d time.Duration, cond func([]smtpserver.Message) bool, what string) time.Duration {
 		t.Helper()
 		start := time.Now()
 		wctx, cancel := context.WithTimeout(ctx, d)

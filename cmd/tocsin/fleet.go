@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"sync"
 
-	"github.com/tocsin-alarm/tocsin/internal/httpguard"
+	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 )
 
 // loopbackServer is a small server on 127.0.0.1 that can be switched off

@@ -12,8 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/maintenance"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/maintenance"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

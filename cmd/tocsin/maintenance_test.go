@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/maintenance"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/maintenance"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 )
 
 // TestMaintenanceCommand starts, lists and ends windows on a running

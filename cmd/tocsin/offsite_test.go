@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/tocsin-alarm/tocsin/internal/admin"
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 )
 
 // TestOperability runs three probers (nyc1 cannot reach anything) and a

@@ -7,19 +7,19 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
-	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 )
 
 // outbox shows, in a browser, everything the demo's stand-ins received:
 // what would have gone out to the staff, the datacentre and the public.
 type outboxView struct {
-	mail *smtptest.Server
-	sms  *twiliotest.Server
-	x    *xtest.Server
-	fb   *facebooktest.Server
+	mail *smtpserver.Server
+	sms  *twilioapi.Server
+	x    *xapi.Server
+	fb   *graphapi.Server
 }
 
 type sent struct {

@@ -17,7 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -108,7 +108,7 @@ func TestDeployedPermissions(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(web.Off)
-	mail := smtptest.Start(t, smtptest.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
+	mail := smtpserver.Start(t, smtpserver.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
 	if err := os.WriteFile(filepath.Join(dir, "smtp-ca.pem"), mail.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}

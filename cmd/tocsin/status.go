@@ -17,11 +17,11 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/tocsin-alarm/tocsin/internal/admin"
-	"github.com/tocsin-alarm/tocsin/internal/affected"
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/locations"
+	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

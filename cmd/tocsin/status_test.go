@@ -13,11 +13,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/admin"
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/locations"
-	"github.com/tocsin-alarm/tocsin/internal/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

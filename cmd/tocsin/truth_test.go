@@ -15,13 +15,13 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
-	"github.com/tocsin-alarm/tocsin/internal/servertest"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
-	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -35,23 +35,23 @@ const (
 	bobPhone   = "+447700900002"
 )
 
-var truthX = xtest.Credentials{ConsumerKey: "ck9", ConsumerSecret: "cs9secret", Token: "tk9", TokenSecret: "ts9secret"}
+var truthX = xapi.Credentials{ConsumerKey: "ck9", ConsumerSecret: "cs9secret", Token: "tk9", TokenSecret: "ts9secret"}
 
 // providers is everything outside Tocsin that hears from it: the mail
 // server (staff and the datacentre), Twilio, X and Facebook.
 type providers struct {
-	mail *smtptest.Server
-	sms  *twiliotest.Server
-	x    *xtest.Server
-	fb   *facebooktest.Server
+	mail *smtpserver.Server
+	sms  *twilioapi.Server
+	x    *xapi.Server
+	fb   *graphapi.Server
 }
 
 func startProviders(t *testing.T) *providers {
 	return &providers{
-		mail: smtptest.Start(t, smtptest.Options{}),
-		sms:  twiliotest.Start(t, truthSID, truthToken),
-		x:    xtest.Start(t, truthX),
-		fb:   facebooktest.Start(t, "777", truthFB),
+		mail: smtpserver.Start(t, smtpserver.Options{}),
+		sms:  twilioapi.Start(t, truthSID, truthToken),
+		x:    xapi.Start(t, truthX),
+		fb:   graphapi.Start(t, "777", truthFB),
 	}
 }
 
@@ -74,8 +74,8 @@ func providerEnv(name string) (string, bool) {
 }
 
 // smsTo is the SMS one phone received, in order.
-func smsTo(s *twiliotest.Server, phone string) []twiliotest.Message {
-	var out []twiliotest.Message
+func smsTo(s *twilioapi.Server, phone string) []twilioapi.Message {
+	var out []twilioapi.Message
 	for _, m := range s.Messages() {
 		if m.To == phone {
 			out = append(out, m)

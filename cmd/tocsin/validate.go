@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 )
 
 func cmdValidate(args []string, stdout, stderr io.Writer, env func(string) (string, bool)) int {

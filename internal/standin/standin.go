@@ -1,5 +1,5 @@
 // Package standin is what the loopback stand-ins for third-party APIs
-// (twiliotest, xtest, facebooktest) have in common: the HTTP server on
+// (twilioapi, xapi, graphapi, smtpserver) have in common: the HTTP server on
 // 127.0.0.1 with its count of connections, requests held on command until
 // released, faults a test queues up, and a transport that carries requests
 // for the provider's hosts to the stand-in and refuses every other address
@@ -54,7 +54,7 @@ type Server struct {
 }
 
 // Start serves h on loopback. name is the stand-in's package, such as
-// "twiliotest", which its errors begin with.
+// "twilioapi", which its errors begin with.
 func Start(name string, h http.Handler) *Server {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -36,10 +36,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/metrics"
-	"github.com/tocsin-alarm/tocsin/internal/rdap"
+	"github.com/tocsin-alarm/tocsin/internal/adapter/rdap"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

@@ -11,16 +11,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-var xCreds = xtest.Credentials{ConsumerKey: "ck1", ConsumerSecret: "cs1secret", Token: "tk1", TokenSecret: "ts1secret"}
+var xCreds = xapi.Credentials{ConsumerKey: "ck1", ConsumerSecret: "cs1secret", Token: "tk1", TokenSecret: "ts1secret"}
 
 const fbToken = "pageTOKEN123"
 
@@ -29,9 +29,9 @@ const fbToken = "pageTOKEN123"
 type world struct {
 	srv  *bustest.Server
 	b    *bus.Bus
-	mail *smtptest.Server
-	x    *xtest.Server
-	fb   *facebooktest.Server
+	mail *smtpserver.Server
+	x    *xapi.Server
+	fb   *graphapi.Server
 	cfg  *config.Config
 	logs *syncBuffer
 }
@@ -55,7 +55,7 @@ func (s *syncBuffer) String() string {
 
 func newWorld(t *testing.T, escalation string) *world {
 	t.Helper()
-	w := &world{mail: smtptest.Start(t, smtptest.Options{}), x: xtest.Start(t, xCreds), fb: facebooktest.Start(t, "4242", fbToken), logs: &syncBuffer{}}
+	w := &world{mail: smtpserver.Start(t, smtpserver.Options{}), x: xapi.Start(t, xCreds), fb: graphapi.Start(t, "4242", fbToken), logs: &syncBuffer{}}
 	env := map[string]string{"CK": xCreds.ConsumerKey, "CS": xCreds.ConsumerSecret, "TK": xCreds.Token, "TS": xCreds.TokenSecret, "FB": fbToken}
 	var err error
 	w.cfg, err = config.Parse("test.yaml", []byte(fmt.Sprintf(`
@@ -488,7 +488,7 @@ func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
 func TestRateLimitIsWaitedOut(t *testing.T) {
 	w := newWorld(t, "{social_after: 200ms}")
 	reset := time.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second)
-	w.x.FailNext(1, xtest.RateLimited(reset))
+	w.x.FailNext(1, xapi.RateLimited(reset))
 	w.start(t)
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-rate01"

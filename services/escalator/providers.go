@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/metrics"
-	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/fbposter"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
 )

@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/failover/internal/haproxy"
 	"github.com/tocsin-alarm/tocsin/services/failover/internal/webhook"

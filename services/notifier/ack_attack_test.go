@@ -15,10 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/httpguard"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -164,7 +164,7 @@ func TestWebhookFloodLimited(t *testing.T) {
 	if limited == nil || limited.Header.Get("Retry-After") == "" {
 		t.Fatalf("%d forged webhooks from one address, none limited with Retry-After", 3*webhookBurst)
 	}
-	a, err := r.twilio.SendInbound(context.Background(), r.public+pathTwilioSMS, twiliotest.Inbound{From: alicePh, To: "+447700900000", Body: "HELP"})
+	a, err := r.twilio.SendInbound(context.Background(), r.public+pathTwilioSMS, twilioapi.Inbound{From: alicePh, To: "+447700900000", Body: "HELP"})
 	if err != nil || a.Status != 200 {
 		t.Errorf("Twilio's own webhook: %+v, %v", a, err)
 	}
@@ -265,7 +265,7 @@ func FuzzTwilioWebhook(f *testing.F) {
 		form := url.Values{"From": {from}, "Body": {body}, "MessageSid": {"SM00000000000000000000000000000001"}}
 		sig := "forged"
 		if signed {
-			sig = twiliotest.Signature(testToken, public+pathTwilioSMS, form)
+			sig = twilioapi.Signature(testToken, public+pathTwilioSMS, form)
 		}
 		req := httptest.NewRequest("POST", pathTwilioSMS, strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

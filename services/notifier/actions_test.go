@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -94,8 +94,8 @@ func TestActionsInTheNextUpdate(t *testing.T) {
 	}
 }
 
-func updates(r *running) []smtptest.Message {
-	var out []smtptest.Message
+func updates(r *running) []smtpserver.Message {
+	var out []smtpserver.Message
 	for _, m := range r.mail.Messages() {
 		if strings.Contains(m.Subject, "] UPDATE:") {
 			out = append(out, m)

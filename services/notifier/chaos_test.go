@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -26,8 +26,8 @@ func TestNotifierKilledAtRandom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and restarts the notifier for several seconds")
 	}
-	mail := smtptest.Start(t, smtptest.Options{})
-	tw := twiliotest.Start(t, testSID, testToken)
+	mail := smtpserver.Start(t, smtpserver.Options{})
+	tw := twilioapi.Start(t, testSID, testToken)
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 site: {name: Example Hosting}
 locations: [lon1]
@@ -45,7 +45,7 @@ providers:
 		t.Fatal(err)
 	}
 	// Slow providers widen the window in which a kill lands mid-send.
-	tw.FailIf(func(twiliotest.Request) *twiliotest.Fault { time.Sleep(20 * time.Millisecond); return nil })
+	tw.FailIf(func(twilioapi.Request) *twilioapi.Fault { time.Sleep(20 * time.Millisecond); return nil })
 
 	srv := bustest.Start(t)
 	world := srv.Connect(t, nil)
@@ -141,7 +141,7 @@ providers:
 // two words ("DOWN code", "RESOLVED code"), email by Message-ID.
 // Incidents go one after the other, so 8*i+4 distinct messages say that
 // incident i's pages are out.
-func distinct(sms []twiliotest.Message, mail []smtptest.Message) int {
+func distinct(sms []twilioapi.Message, mail []smtpserver.Message) int {
 	seen := map[string]bool{}
 	for _, m := range sms {
 		w := strings.Fields(m.Body)

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )

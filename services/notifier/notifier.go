@@ -18,11 +18,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/incident"
-	"github.com/tocsin-alarm/tocsin/internal/metrics"
-	"github.com/tocsin-alarm/tocsin/internal/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -22,13 +22,13 @@ var t0 = time.Date(2026, 11, 21, 2, 15, 0, 0, time.UTC)
 type fixture struct {
 	n    *Notifier
 	b    *bus.Bus
-	mail *smtptest.Server
+	mail *smtpserver.Server
 	logs *bytes.Buffer
 }
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	mail := smtptest.Start(t, smtptest.Options{Username: "alerts", Password: "pw-smtp-0", TLS: true, RequireTLS: true})
+	mail := smtpserver.Start(t, smtpserver.Options{Username: "alerts", Password: "pw-smtp-0", TLS: true, RequireTLS: true})
 	cfg, err := config.Parse("test.yaml", []byte(`
 site: {name: Example Hosting}
 locations: [lon1]
@@ -56,7 +56,7 @@ providers:
 }
 
 // trusting is the configured mailer, trusting the test server's certificate.
-func trusting(t *testing.T, cfg *config.Config, mail *smtptest.Server) Mailer {
+func trusting(t *testing.T, cfg *config.Config, mail *smtpserver.Server) Mailer {
 	t.Helper()
 	dir := t.TempDir()
 	path := dir + "/ca.pem"

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -28,7 +28,7 @@ func TestReplayedAckWebhook(t *testing.T) {
 	first, second := now.Format("20060102")+"-first1", now.Format("20060102")+"-secnd2"
 	open(first)
 	waitUntil(t, 10*time.Second, "the first page", func() bool { return len(r.twilio.Messages()) == 1 })
-	reply := twiliotest.Inbound{From: alicePh, To: "+447700900000", Body: "ACK", MessageSID: twiliotest.NewSID("SM")}
+	reply := twilioapi.Inbound{From: alicePh, To: "+447700900000", Body: "ACK", MessageSID: twilioapi.NewSID("SM")}
 	if ans, err := r.twilio.SendInbound(context.Background(), r.public+pathTwilioSMS, reply); err != nil || ans.Status != 200 {
 		t.Fatalf("the reply: %v %+v", err, ans)
 	}

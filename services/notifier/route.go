@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/incident"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

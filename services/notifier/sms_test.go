@@ -17,11 +17,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
-	"github.com/tocsin-alarm/tocsin/internal/config"
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -37,8 +37,8 @@ const (
 // acknowledgements on loopback.
 type running struct {
 	b      *bus.Bus
-	mail   *smtptest.Server
-	twilio *twiliotest.Server
+	mail   *smtpserver.Server
+	twilio *twilioapi.Server
 	cfg    *config.Config
 	public string
 	logs   *syncBuffer
@@ -78,8 +78,8 @@ oncall: {rotation: [Alice], handover: 2026-01-05T09:00:00Z}
 // own (boxes, staff and oncall sections).
 func startNotifierWith(t *testing.T, fleet, notify string) *running {
 	t.Helper()
-	mail := smtptest.Start(t, smtptest.Options{})
-	tw := twiliotest.Start(t, testSID, testToken)
+	mail := smtpserver.Start(t, smtpserver.Options{})
+	tw := twilioapi.Start(t, testSID, testToken)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -220,7 +220,7 @@ func TestStormPagesOnce(t *testing.T) {
 		Servers: []events.AffectedServer{{Server: "web1", Box: "mx", Check: "tcp://web1:80", Since: now, BoxState: events.BoxDown}},
 	}))
 	waitUntil(t, 30*time.Second, "the next incident told", func() bool {
-		return slices.ContainsFunc(r.mail.Messages(), func(m smtptest.Message) bool {
+		return slices.ContainsFunc(r.mail.Messages(), func(m smtpserver.Message) bool {
 			return m.To[0] == "alice@example.net" && strings.Contains(m.Subject, id2)
 		})
 	})
@@ -234,7 +234,7 @@ func TestStormPagesOnce(t *testing.T) {
 // exactly once.
 func TestSMSOutage(t *testing.T) {
 	r := startNotifier(t, "fallback_after: 2s")
-	r.twilio.Fail(twiliotest.ServerError(503))
+	r.twilio.Fail(twilioapi.ServerError(503))
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-sms503"
 	r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
@@ -283,7 +283,7 @@ func TestAcknowledge(t *testing.T) {
 	form := url.Values{"From": {alicePh}, "To": {"+447700900000"}, "Body": {"ACK"}, "MessageSid": {"SM1"}, "AccountSid": {testSID}}
 	req, _ := http.NewRequest("POST", r.public+pathTwilioSMS, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("X-Twilio-Signature", twiliotest.Signature("wrongtoken", r.public+pathTwilioSMS, form))
+	req.Header.Set("X-Twilio-Signature", twilioapi.Signature("wrongtoken", r.public+pathTwilioSMS, form))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +324,7 @@ func TestAcknowledge(t *testing.T) {
 	}
 
 	// The real reply, signed as Twilio signs it.
-	ans, err := r.twilio.SendInbound(context.Background(), r.public+pathTwilioSMS, twiliotest.Inbound{From: alicePh, To: "+447700900000", Body: "ack ack111"})
+	ans, err := r.twilio.SendInbound(context.Background(), r.public+pathTwilioSMS, twilioapi.Inbound{From: alicePh, To: "+447700900000", Body: "ack ack111"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -393,7 +393,7 @@ func TestEmailRefusedSMSSaysSo(t *testing.T) {
 	}
 
 	sid := r.twilio.Messages()[0].SID
-	if ans, err := r.twilio.ReportStatus(context.Background(), sid, twiliotest.Delivered, 0); err != nil || ans.Status != http.StatusNoContent {
+	if ans, err := r.twilio.ReportStatus(context.Background(), sid, twilioapi.Delivered, 0); err != nil || ans.Status != http.StatusNoContent {
 		t.Fatalf("status callback: %+v %v", ans, err)
 	}
 	kv, _ := r.b.KV(context.Background(), events.BucketDeliveries)

@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/tocsin-alarm/tocsin/internal/affected"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

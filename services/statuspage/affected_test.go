@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/affected"
-	"github.com/tocsin-alarm/tocsin/internal/affected/dnstest"
-	"github.com/tocsin-alarm/tocsin/internal/bus/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/dnstest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

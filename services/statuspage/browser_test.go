@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/browsertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/browsertest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

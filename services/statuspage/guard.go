@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/httpguard"
+	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 )
 
 // What the page lets one client spend. The admin API is for staff and

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/incident"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 

@@ -14,8 +14,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -157,8 +157,8 @@ type harness struct {
 	dir      string
 	cluster  *cluster
 	js       jetstream.JetStream
-	mail     *smtptest.Server
-	sms      *twiliotest.Server
+	mail     *smtpserver.Server
+	sms      *twilioapi.Server
 	config   string
 	pageAddr string
 	env      []string
@@ -183,8 +183,8 @@ func newHarness(t *testing.T, f *fleet, s settings) *harness {
 	dir := t.TempDir()
 	t.Logf("logs and stores in %s", dir)
 	h := &harness{t: t, bin: bin, dir: dir, procs: map[string]*proc{}, ackWait: s.ackWait}
-	h.mail = smtptest.Start(t, smtptest.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
-	h.sms = twiliotest.Start(t, twilioSID, twilioToken)
+	h.mail = smtpserver.Start(t, smtpserver.Options{Username: "alerts", Password: smtpPassword, TLS: true, RequireTLS: true})
+	h.sms = twilioapi.Start(t, twilioSID, twilioToken)
 	if err := os.WriteFile(filepath.Join(dir, "smtp-ca.pem"), h.mail.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/servertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
 )
 
 // binaries are the programs the tests run.

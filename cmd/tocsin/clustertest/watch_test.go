@@ -13,8 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -179,7 +179,7 @@ func (d delivery) String() string {
 // tally counts the messages that reached the SMTP server and the Twilio
 // stand-in, per person, per kind and per incident. SMS name an incident by
 // its short code, which codes maps back to the incident.
-func tally(mail []smtptest.Message, sms []twiliotest.Message, codes map[string]string) map[delivery]int {
+func tally(mail []smtpserver.Message, sms []twilioapi.Message, codes map[string]string) map[delivery]int {
 	n := map[delivery]int{}
 	for _, m := range mail {
 		kind := kindOther

@@ -21,8 +21,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/tocsin-alarm/tocsin/internal/apiurl"
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 )
 
 const (

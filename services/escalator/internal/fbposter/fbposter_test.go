@@ -17,9 +17,9 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
-	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin"
+	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/fbposter"
 )
 
@@ -28,7 +28,7 @@ const (
 	token = "EAAGm0PX4ZCpsBAKZC9page+token/with=odd&chars"
 )
 
-func config(s *facebooktest.Server) fbposter.Config {
+func config(s *graphapi.Server) fbposter.Config {
 	return fbposter.Config{PageID: page, Token: token, APIURL: s.URL, Timeout: 5 * time.Second}
 }
 
@@ -50,7 +50,7 @@ func ctx(t *testing.T) context.Context {
 // TestRequestsOnTheWire holds, byte for byte, what Post and Comment put on
 // the wire: the token in the body, never in the URL.
 func TestRequestsOnTheWire(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
+	s := graphapi.Start(t, page, token)
 	p := newPoster(t, config(s))
 	enc := url.QueryEscape(token)
 	tests := []struct {
@@ -70,7 +70,7 @@ func TestRequestsOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Post: %v", err)
 			}
-			var got facebooktest.Post
+			var got graphapi.Post
 			for _, q := range s.Posts() {
 				if q.ID == id {
 					got = q
@@ -118,7 +118,7 @@ func TestRequestsOnTheWire(t *testing.T) {
 }
 
 func TestPostThenComment(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
+	s := graphapi.Start(t, page, token)
 	p := newPoster(t, config(s))
 	pid, err := p.Post(ctx(t), "web-3 is down", "https://status.example.com/i/1")
 	if err != nil {
@@ -142,7 +142,7 @@ func TestPostThenComment(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
+	s := graphapi.Start(t, page, token)
 	cfg := config(s)
 	cfg.Version = "v23.0"
 	if _, err := newPoster(t, cfg).Post(ctx(t), "x", ""); err != nil {
@@ -158,45 +158,45 @@ func TestVersion(t *testing.T) {
 func TestFailures(t *testing.T) {
 	tests := []struct {
 		name       string
-		fault      facebooktest.Fault
+		fault      graphapi.Fault
 		status     int
 		code       int
 		retry      bool
 		retryAfter time.Duration
 		text       string // a part of the error's text
 	}{
-		{name: "500", fault: facebooktest.ServerError(500), status: 500, code: 1, retry: true,
+		{name: "500", fault: graphapi.ServerError(500), status: 500, code: 1, retry: true,
 			text: "graph answered 500, code 1 OAuthException: An unknown error has occurred. [fbtrace_id A"},
-		{name: "503", fault: facebooktest.ServerError(503), status: 503, code: 2, retry: true},
-		{name: "502 from a proxy", fault: facebooktest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, status: 502, retry: true,
+		{name: "503", fault: graphapi.ServerError(503), status: 503, code: 2, retry: true},
+		{name: "502 from a proxy", fault: graphapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, status: 502, retry: true,
 			text: "graph answered 502"},
-		{name: "app rate limit", fault: facebooktest.RateLimited(4, 0), status: 400, code: 4, retry: true,
+		{name: "app rate limit", fault: graphapi.RateLimited(4, 0), status: 400, code: 4, retry: true,
 			text: "(#4) Application request limit reached"},
-		{name: "user rate limit", fault: facebooktest.RateLimited(17, 0), status: 400, code: 17, retry: true},
-		{name: "page rate limit with a time", fault: facebooktest.RateLimited(32, 90*time.Second), status: 400, code: 32,
+		{name: "user rate limit", fault: graphapi.RateLimited(17, 0), status: 400, code: 17, retry: true},
+		{name: "page rate limit with a time", fault: graphapi.RateLimited(32, 90*time.Second), status: 400, code: 32,
 			retry: true, retryAfter: 2 * time.Minute, text: "access regained in 2m0s"},
-		{name: "feed rate limit", fault: facebooktest.RateLimited(341, 0), status: 400, code: 341, retry: true},
-		{name: "613", fault: facebooktest.RateLimited(613, 0), status: 400, code: 613, retry: true},
-		{name: "business use case rate limit", fault: facebooktest.Fault{Status: 400, Code: 80001}, status: 400, code: 80001, retry: true},
-		{name: "code 1 on a 400", fault: facebooktest.Fault{Status: 400, Code: 1}, status: 400, code: 1, retry: true},
-		{name: "transient", fault: facebooktest.Fault{Status: 400, Code: 368, Transient: true}, status: 400, code: 368, retry: true},
-		{name: "invalid token", fault: facebooktest.InvalidToken(), status: 400, code: 190,
+		{name: "feed rate limit", fault: graphapi.RateLimited(341, 0), status: 400, code: 341, retry: true},
+		{name: "613", fault: graphapi.RateLimited(613, 0), status: 400, code: 613, retry: true},
+		{name: "business use case rate limit", fault: graphapi.Fault{Status: 400, Code: 80001}, status: 400, code: 80001, retry: true},
+		{name: "code 1 on a 400", fault: graphapi.Fault{Status: 400, Code: 1}, status: 400, code: 1, retry: true},
+		{name: "transient", fault: graphapi.Fault{Status: 400, Code: 368, Transient: true}, status: 400, code: 368, retry: true},
+		{name: "invalid token", fault: graphapi.InvalidToken(), status: 400, code: 190,
 			text: "graph answered 400, code 190 OAuthException: Invalid OAuth access token - Cannot parse access token"},
 		{name: "expired token", status: 400, code: 190,
-			fault: facebooktest.Fault{Status: 400, Code: 190, Subcode: 463, Message: "Error validating access token: Session has expired."},
+			fault: graphapi.Fault{Status: 400, Code: 190, Subcode: 463, Message: "Error validating access token: Session has expired."},
 			text:  "code 190 (subcode 463) OAuthException: Error validating access token"},
-		{name: "permission", fault: facebooktest.Refused(200), status: 400, code: 200, text: "pages_manage_posts"},
-		{name: "blocked", fault: facebooktest.Refused(368), status: 400, code: 368},
-		{name: "duplicate", fault: facebooktest.Refused(506), status: 400, code: 506, text: "(#506) Duplicate status message"},
-		{name: "403", fault: facebooktest.Fault{Status: 403, Code: 10}, status: 403, code: 10},
+		{name: "permission", fault: graphapi.Refused(200), status: 400, code: 200, text: "pages_manage_posts"},
+		{name: "blocked", fault: graphapi.Refused(368), status: 400, code: 368},
+		{name: "duplicate", fault: graphapi.Refused(506), status: 400, code: 506, text: "(#506) Duplicate status message"},
+		{name: "403", fault: graphapi.Fault{Status: 403, Code: 10}, status: 403, code: 10},
 		{name: "token echoed", status: 400, code: 100,
-			fault: facebooktest.Fault{Status: 400, Code: 100, Message: "Bad token " + token + " or " + url.QueryEscape(token)},
+			fault: graphapi.Fault{Status: 400, Code: 100, Message: "Bad token " + token + " or " + url.QueryEscape(token)},
 			text:  "Bad token [token] or [token]"},
 	}
 	for _, tt := range tests {
 		for _, call := range []string{"post", "comment"} {
 			t.Run(tt.name+"/"+call, func(t *testing.T) {
-				s := facebooktest.Start(t, page, token)
+				s := graphapi.Start(t, page, token)
 				p := newPoster(t, config(s))
 				var err error
 				switch call {
@@ -236,7 +236,7 @@ func TestFailures(t *testing.T) {
 
 // TestWrongTokenAndPage checks what the stand-in refuses on its own.
 func TestWrongTokenAndPage(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
+	s := graphapi.Start(t, page, token)
 	cfg := config(s)
 	cfg.Token = "EAAwrongwrongwrong"
 	_, err := newPoster(t, cfg).Post(ctx(t), "x", "")
@@ -263,9 +263,9 @@ func TestWrongTokenAndPage(t *testing.T) {
 }
 
 func TestRetryThenSuccess(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
-	s.FailNext(1, facebooktest.ServerError(503))
-	s.FailNext(1, facebooktest.RateLimited(32, time.Minute))
+	s := graphapi.Start(t, page, token)
+	s.FailNext(1, graphapi.ServerError(503))
+	s.FailNext(1, graphapi.RateLimited(32, time.Minute))
 	p := newPoster(t, config(s))
 	for i := range 2 {
 		if _, err := p.Post(ctx(t), "web-3 is down", ""); !fbposter.Retryable(err) {
@@ -285,11 +285,11 @@ func TestRetryThenSuccess(t *testing.T) {
 }
 
 func TestConnectionsReused(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
-	s.FailNext(2, facebooktest.ServerError(503))
-	s.FailNext(1, facebooktest.InvalidToken())
-	s.FailNext(1, facebooktest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
-	s.FailNext(1, facebooktest.RateLimited(4, 0))
+	s := graphapi.Start(t, page, token)
+	s.FailNext(2, graphapi.ServerError(503))
+	s.FailNext(1, graphapi.InvalidToken())
+	s.FailNext(1, graphapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
+	s.FailNext(1, graphapi.RateLimited(4, 0))
 	p := newPoster(t, config(s))
 	for i := range 8 {
 		_, _ = p.Post(ctx(t), fmt.Sprint("post ", i), "")
@@ -303,8 +303,8 @@ func TestConnectionsReused(t *testing.T) {
 }
 
 func TestStallEndsAtTimeout(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
-	s.FailNext(1, facebooktest.Stall())
+	s := graphapi.Start(t, page, token)
+	s.FailNext(1, graphapi.Stall())
 	cfg := config(s)
 	cfg.Timeout = 300 * time.Millisecond
 
@@ -326,13 +326,13 @@ func TestStallEndsAtTimeout(t *testing.T) {
 }
 
 func TestStallEndsWithContext(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
+	s := graphapi.Start(t, page, token)
 	p := newPoster(t, fbposter.Config{PageID: page, Token: token, APIURL: s.URL, Timeout: time.Minute})
 	pid, err := p.Post(ctx(t), "web-3 is down", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.Fail(facebooktest.Stall())
+	s.Fail(graphapi.Stall())
 	c, cancel := context.WithCancel(ctx(t))
 	go func() {
 		waitUntil(t, func() bool { return s.Stalled() == 1 })
@@ -392,7 +392,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 }
 
 func TestRefusedBeforeSending(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
+	s := graphapi.Start(t, page, token)
 	p := newPoster(t, config(s))
 	tests := []struct {
 		name string
@@ -432,7 +432,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 // TestAPIURLBehindPath posts through a proxy that serves Graph below a
 // path, as an operator's egress proxy might.
 func TestAPIURLBehindPath(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
+	s := graphapi.Start(t, page, token)
 	target, _ := url.Parse(s.URL)
 	proxy := httptest.NewServer(http.StripPrefix("/graph", httputil.NewSingleHostReverseProxy(target)))
 	t.Cleanup(proxy.Close)
@@ -444,10 +444,10 @@ func TestAPIURLBehindPath(t *testing.T) {
 }
 
 func TestConcurrentPosts(t *testing.T) {
-	s := facebooktest.Start(t, page, token)
-	s.FailIf(func(r facebooktest.Request) *facebooktest.Fault {
+	s := graphapi.Start(t, page, token)
+	s.FailIf(func(r graphapi.Request) *graphapi.Fault {
 		if r.N%4 == 0 {
-			f := facebooktest.RateLimited(613, 0)
+			f := graphapi.RateLimited(613, 0)
 			return &f
 		}
 		return nil

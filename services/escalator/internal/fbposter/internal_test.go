@@ -10,14 +10,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/facebooktest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
 )
 
 // TestDefaultIsGraph checks that without an API URL or version calls go to
 // https://graph.facebook.com/v21.0: the stand-in's transport carries only
 // requests for Graph's host.
 func TestDefaultIsGraph(t *testing.T) {
-	s := facebooktest.Start(t, "42", "tok")
+	s := graphapi.Start(t, "42", "tok")
 	p, err := New(Config{PageID: "42", Token: "tok"})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 )
 
 // TestDefaultIsX checks that without an API URL posts go to
@@ -14,8 +14,8 @@ import (
 // transport carries only requests for X's hosts, and checks the signature
 // against the URL the client signed.
 func TestDefaultIsX(t *testing.T) {
-	creds := xtest.Credentials{ConsumerKey: "ck", ConsumerSecret: "cs", Token: "1-tk", TokenSecret: "ts"}
-	s := xtest.Start(t, creds)
+	creds := xapi.Credentials{ConsumerKey: "ck", ConsumerSecret: "cs", Token: "1-tk", TokenSecret: "ts"}
+	s := xapi.Start(t, creds)
 	p, err := New(Config{ConsumerKey: "ck", ConsumerSecret: "cs", Token: "1-tk", TokenSecret: "ts"})
 	if err != nil {
 		t.Fatal(err)

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
 )
 
@@ -41,7 +41,7 @@ func TestLength(t *testing.T) {
 		if got := xposter.Length(tt.text); got != tt.want {
 			t.Errorf("Length(%q) = %d, want %d", tt.text, got, tt.want)
 		}
-		if got := xtest.Length(tt.text); got != tt.want {
+		if got := xapi.Length(tt.text); got != tt.want {
 			t.Errorf("the stand-in's Length(%q) = %d, want %d", tt.text, got, tt.want)
 		}
 	}
@@ -61,7 +61,7 @@ func TestLength(t *testing.T) {
 		if got := xposter.Length(tt.text); got != tt.want {
 			t.Errorf("Length(%q) = %d, want %d", tt.text, got, tt.want)
 		}
-		if got := xtest.Length(tt.text); got != tt.x {
+		if got := xapi.Length(tt.text); got != tt.x {
 			t.Errorf("the stand-in's Length(%q) = %d, want %d", tt.text, got, tt.x)
 		}
 	}
@@ -93,7 +93,7 @@ func TestFit(t *testing.T) {
 			if got != tt.want {
 				t.Errorf("Fit:\n got %q (%d)\nwant %q (%d)", got, xposter.Length(got), tt.want, xposter.Length(tt.want))
 			}
-			if n := xtest.Length(got); n > 280 {
+			if n := xapi.Length(got); n > 280 {
 				t.Errorf("the stand-in counts %d", n)
 			}
 		})
@@ -122,7 +122,7 @@ func FuzzFit(f *testing.F) {
 		if !utf8.ValidString(got) {
 			t.Errorf("Fit(%q) = %q is not UTF-8", s, got)
 		}
-		if n := xtest.Length(got); n > 280 {
+		if n := xapi.Length(got); n > 280 {
 			t.Errorf("the stand-in counts Fit(%q) = %q as %d", s, got, n)
 		}
 	})

@@ -25,8 +25,8 @@ import (
 
 	"github.com/dghubble/oauth1"
 
-	"github.com/tocsin-alarm/tocsin/internal/apiurl"
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 )
 
 const (

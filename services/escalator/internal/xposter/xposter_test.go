@@ -16,20 +16,20 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin"
-	"github.com/tocsin-alarm/tocsin/internal/xtest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
 )
 
-var creds = xtest.Credentials{
+var creds = xapi.Credentials{
 	ConsumerKey:    "Kc0nsumerKeyT0csin0001",
 	ConsumerSecret: "Sc0nsumerSecretT0csin000000000000000000000001",
 	Token:          "1234567890-AccessTokenT0csin0000000000000000001",
 	TokenSecret:    "TokenSecretT0csin00000000000000000000000001",
 }
 
-func config(s *xtest.Server) xposter.Config {
+func config(s *xapi.Server) xposter.Config {
 	return xposter.Config{
 		ConsumerKey:    creds.ConsumerKey,
 		ConsumerSecret: creds.ConsumerSecret,
@@ -58,7 +58,7 @@ func ctx(t *testing.T) context.Context {
 // TestRequestOnTheWire holds, byte for byte, what Post puts on the wire,
 // and that X's check of the OAuth signature passes.
 func TestRequestOnTheWire(t *testing.T) {
-	s := xtest.Start(t, creds)
+	s := xapi.Start(t, creds)
 	first, err := newPoster(t, config(s)).Post(ctx(t), "first", "")
 	if err != nil {
 		t.Fatal(err)
@@ -122,7 +122,7 @@ func TestRequestOnTheWire(t *testing.T) {
 }
 
 func TestPostReturnsTheID(t *testing.T) {
-	s := xtest.Start(t, creds)
+	s := xapi.Start(t, creds)
 	id, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +151,7 @@ func TestSignatureVerified(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := xtest.Start(t, creds)
+			s := xapi.Start(t, creds)
 			cfg := config(s)
 			tt.change(&cfg)
 			_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
@@ -175,30 +175,30 @@ func TestSignatureVerified(t *testing.T) {
 func TestFailures(t *testing.T) {
 	tests := []struct {
 		name      string
-		fault     xtest.Fault
+		fault     xapi.Fault
 		status    int
 		retry     bool
 		duplicate bool
 		text      string // a part of the error's text
 	}{
-		{name: "500", fault: xtest.ServerError(500), status: 500, retry: true,
+		{name: "500", fault: xapi.ServerError(500), status: 500, retry: true,
 			text: "x: post: x answered 500 Internal Server Error: Internal Server Error"},
-		{name: "503", fault: xtest.ServerError(503), status: 503, retry: true},
-		{name: "502 from a proxy", fault: xtest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, status: 502, retry: true,
+		{name: "503", fault: xapi.ServerError(503), status: 503, retry: true},
+		{name: "502 from a proxy", fault: xapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, status: 502, retry: true,
 			text: "x: post: x answered 502 Bad Gateway"},
-		{name: "401", fault: xtest.Unauthorized(), status: 401, text: "401 Unauthorized"},
-		{name: "403 without write permission", fault: xtest.Forbidden(""), status: 403,
+		{name: "401", fault: xapi.Unauthorized(), status: 401, text: "401 Unauthorized"},
+		{name: "403 without write permission", fault: xapi.Forbidden(""), status: 403,
 			text: "not configured with the appropriate oauth1 app permissions"},
-		{name: "403 too long", fault: xtest.Forbidden(xtest.DetailTooLong), status: 403, text: "Your Tweet text is too long"},
-		{name: "403 duplicate", fault: xtest.Forbidden(xtest.DetailDuplicate), status: 403, duplicate: true,
+		{name: "403 too long", fault: xapi.Forbidden(xapi.DetailTooLong), status: 403, text: "Your Tweet text is too long"},
+		{name: "403 duplicate", fault: xapi.Forbidden(xapi.DetailDuplicate), status: 403, duplicate: true,
 			text: "x: post: x answered 403 Forbidden: You are not allowed to create a Tweet with duplicate content."},
-		{name: "400", fault: xtest.Fault{Status: 400, Detail: "Bad Request"}, status: 400},
-		{name: "404", fault: xtest.Fault{Status: 404}, status: 404},
-		{name: "408", fault: xtest.Fault{Status: 408}, status: 408, retry: true},
+		{name: "400", fault: xapi.Fault{Status: 400, Detail: "Bad Request"}, status: 400},
+		{name: "404", fault: xapi.Fault{Status: 404}, status: 404},
+		{name: "408", fault: xapi.Fault{Status: 408}, status: 408, retry: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := xtest.Start(t, creds)
+			s := xapi.Start(t, creds)
 			s.FailNext(1, tt.fault)
 			_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
 			e := postError(t, err)
@@ -221,9 +221,9 @@ func TestFailures(t *testing.T) {
 }
 
 func TestRateLimited(t *testing.T) {
-	s := xtest.Start(t, creds)
+	s := xapi.Start(t, creds)
 	reset := time.Now().Add(90 * time.Second)
-	s.FailNext(1, xtest.RateLimited(reset))
+	s.FailNext(1, xapi.RateLimited(reset))
 	_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
 	e := postError(t, err)
 	if e.Status != 429 || !e.Retry || bus.IsPermanent(err) {
@@ -241,7 +241,7 @@ func TestRateLimited(t *testing.T) {
 // TestDuplicate posts the same text twice: the second is X's duplicate,
 // which a caller retrying its own post counts as done.
 func TestDuplicate(t *testing.T) {
-	s := xtest.Start(t, creds)
+	s := xapi.Start(t, creds)
 	p := newPoster(t, config(s))
 	if _, err := p.Post(ctx(t), "web-3 is down", ""); err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestDuplicate(t *testing.T) {
 	if !errors.Is(err, xposter.ErrDuplicate) || !bus.IsPermanent(err) || xposter.Retryable(err) {
 		t.Errorf("got %v, want a permanent duplicate", err)
 	}
-	if e := postError(t, err); e.Detail != xtest.DetailDuplicate {
+	if e := postError(t, err); e.Detail != xapi.DetailDuplicate {
 		t.Errorf("Detail %q", e.Detail)
 	}
 	// Other refusals are not duplicates.
@@ -261,9 +261,9 @@ func TestDuplicate(t *testing.T) {
 }
 
 func TestRetryThenSuccess(t *testing.T) {
-	s := xtest.Start(t, creds)
-	s.FailNext(1, xtest.ServerError(503))
-	s.FailNext(1, xtest.RateLimited(time.Now().Add(time.Second)))
+	s := xapi.Start(t, creds)
+	s.FailNext(1, xapi.ServerError(503))
+	s.FailNext(1, xapi.RateLimited(time.Now().Add(time.Second)))
 	p := newPoster(t, config(s))
 	for i := range 2 {
 		if _, err := p.Post(ctx(t), "web-3 is down", ""); !xposter.Retryable(err) {
@@ -285,11 +285,11 @@ func TestRetryThenSuccess(t *testing.T) {
 // TestConnectionsReused checks that answers, errors included, are read to
 // the end, so that posts do not pay for a TLS handshake each.
 func TestConnectionsReused(t *testing.T) {
-	s := xtest.Start(t, creds)
-	s.FailNext(2, xtest.ServerError(503))
-	s.FailNext(1, xtest.Forbidden(""))
-	s.FailNext(1, xtest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
-	s.FailNext(1, xtest.RateLimited(time.Time{}))
+	s := xapi.Start(t, creds)
+	s.FailNext(2, xapi.ServerError(503))
+	s.FailNext(1, xapi.Forbidden(""))
+	s.FailNext(1, xapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
+	s.FailNext(1, xapi.RateLimited(time.Time{}))
 	p := newPoster(t, config(s))
 	for i := range 8 {
 		_, _ = p.Post(ctx(t), fmt.Sprint("post ", i), "")
@@ -303,8 +303,8 @@ func TestConnectionsReused(t *testing.T) {
 }
 
 func TestStallEndsAtTimeout(t *testing.T) {
-	s := xtest.Start(t, creds)
-	s.FailNext(1, xtest.Stall())
+	s := xapi.Start(t, creds)
+	s.FailNext(1, xapi.Stall())
 	cfg := config(s)
 	cfg.Timeout = 300 * time.Millisecond
 
@@ -326,8 +326,8 @@ func TestStallEndsAtTimeout(t *testing.T) {
 }
 
 func TestStallEndsWithContext(t *testing.T) {
-	s := xtest.Start(t, creds)
-	s.Fail(xtest.Stall())
+	s := xapi.Start(t, creds)
+	s.Fail(xapi.Stall())
 	cfg := config(s)
 	cfg.Timeout = time.Minute
 
@@ -369,7 +369,7 @@ func TestConnectionRefusedIsRetryable(t *testing.T) {
 }
 
 func TestRefusedBeforeSending(t *testing.T) {
-	s := xtest.Start(t, creds)
+	s := xapi.Start(t, creds)
 	p := newPoster(t, config(s))
 	tests := []struct{ name, text, replyTo, want string }{
 		{"empty", "", "", "x: post: the text is empty"},
@@ -399,7 +399,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 // TestReverseProxyBreaksSignature shows why Config.APIURL is no place for
 // a reverse proxy: the signature covers the URL, and X sees another.
 func TestReverseProxyBreaksSignature(t *testing.T) {
-	s := xtest.Start(t, creds)
+	s := xapi.Start(t, creds)
 	target, _ := url.Parse(s.URL)
 	proxy := httptest.NewServer(http.StripPrefix("/x", httputil.NewSingleHostReverseProxy(target)))
 	t.Cleanup(proxy.Close)
@@ -412,10 +412,10 @@ func TestReverseProxyBreaksSignature(t *testing.T) {
 }
 
 func TestConcurrentPosts(t *testing.T) {
-	s := xtest.Start(t, creds)
-	s.FailIf(func(r xtest.Request) *xtest.Fault {
+	s := xapi.Start(t, creds)
+	s.FailIf(func(r xapi.Request) *xapi.Fault {
 		if r.N%4 == 0 {
-			f := xtest.ServerError(503)
+			f := xapi.ServerError(503)
 			return &f
 		}
 		return nil
@@ -432,7 +432,7 @@ func TestConcurrentPosts(t *testing.T) {
 // TestFitAcceptedByX posts what Fit makes of texts of every kind and
 // checks that X takes each, by the stand-in's own count of its length.
 func TestFitAcceptedByX(t *testing.T) {
-	s := xtest.Start(t, creds)
+	s := xapi.Start(t, creds)
 	p := newPoster(t, config(s))
 	words := []string{"web-3", "is", "down", "since", "12:00", "—", "障害", "🔥", "👩🏽‍💻", "café",
 		"https://status.example.com/incidents/2026-11-21-web-3-outage-in-fra", "status.example.com", "ops@example.com", "(db-1,", "db-2)"}
@@ -443,12 +443,12 @@ func TestFitAcceptedByX(t *testing.T) {
 			b.WriteByte(" \n"[j%9/8])
 		}
 		text := fmt.Sprintf("%d %s https://status.example.com/i/%d", i, b.String(), i)
-		if got, want := xposter.Length(text), xtest.Length(text); got != want {
+		if got, want := xposter.Length(text), xapi.Length(text); got != want {
 			t.Errorf("Length(%q) = %d, the stand-in counts %d", text, got, want)
 		}
 		fit := xposter.Fit(text)
 		if _, err := p.Post(ctx(t), fit, ""); err != nil {
-			t.Errorf("Fit(%q) = %q (%d by X's count): %v", text, fit, xtest.Length(fit), err)
+			t.Errorf("Fit(%q) = %q (%d by X's count): %v", text, fit, xapi.Length(fit), err)
 		}
 		if !strings.HasSuffix(fit, fmt.Sprintf(" https://status.example.com/i/%d", i)) {
 			t.Errorf("Fit(%q) = %q lost the link at the end", text, fit)

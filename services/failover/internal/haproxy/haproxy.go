@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 )
 
 // Client talks to one HAProxy's runtime API.

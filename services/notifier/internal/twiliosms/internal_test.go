@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 )
 
 func TestRetryAfter(t *testing.T) {
@@ -52,8 +52,8 @@ func TestMask(t *testing.T) {
 // the stand-in's transport lets through only requests for Twilio's hosts
 // and sends them to the stand-in.
 func TestDefaultIsTwilio(t *testing.T) {
-	account, token := twiliotest.NewSID("AC"), strings.Repeat("ab", 16)
-	s := twiliotest.Start(t, account, token)
+	account, token := twilioapi.NewSID("AC"), strings.Repeat("ab", 16)
+	s := twilioapi.Start(t, account, token)
 	t.Setenv("TWILIO_EDGE", "dublin")
 	t.Setenv("TWILIO_REGION", "ie1")
 

@@ -20,8 +20,8 @@ import (
 	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
-	"github.com/tocsin-alarm/tocsin/internal/apiurl"
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 )
 
 const (

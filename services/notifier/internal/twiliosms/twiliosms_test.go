@@ -18,9 +18,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/twilio/twilio-go/client"
 
-	"github.com/tocsin-alarm/tocsin/internal/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin"
-	"github.com/tocsin-alarm/tocsin/internal/twiliotest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
@@ -36,7 +36,7 @@ var (
 	service = "MG" + strings.Repeat("7c", 16)
 )
 
-func config(s *twiliotest.Server) twiliosms.Config {
+func config(s *twilioapi.Server) twiliosms.Config {
 	return twiliosms.Config{
 		AccountSID: account,
 		AuthToken:  token,
@@ -104,7 +104,7 @@ func TestRequestOnTheWire(t *testing.T) {
 			want: "Body=a%26b%3Dc%2Bd+100%25+%C3%BC+%E2%82%AC+%F0%9F%94%A5%0Anext+line&From=%2B447700900999&To=%2B447700900001",
 		},
 	}
-	s := twiliotest.Start(t, account, token)
+	s := twilioapi.Start(t, account, token)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := config(s)
@@ -113,7 +113,7 @@ func TestRequestOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			var got twiliotest.Message
+			var got twilioapi.Message
 			for _, m := range s.Messages() {
 				if m.SID == sid {
 					got = m
@@ -142,7 +142,7 @@ func TestRequestOnTheWire(t *testing.T) {
 }
 
 func TestSendReturnsTheSID(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
+	s := twilioapi.Start(t, account, token)
 	sid, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
 	if err != nil {
 		t.Fatal(err)
@@ -161,35 +161,35 @@ func TestSendReturnsTheSID(t *testing.T) {
 func TestFailures(t *testing.T) {
 	tests := []struct {
 		name       string
-		fault      twiliotest.Fault
+		fault      twilioapi.Fault
 		status     int
 		code       int
 		retry      bool
 		retryAfter time.Duration
 		text       string // a part of the error's text
 	}{
-		{name: "500", fault: twiliotest.ServerError(500), status: 500, code: 20500, retry: true,
+		{name: "500", fault: twilioapi.ServerError(500), status: 500, code: 20500, retry: true,
 			text: "twilio answered 500, error 20500: An internal server error has occurred"},
-		{name: "503", fault: twiliotest.ServerError(503), status: 503, code: 20503, retry: true},
-		{name: "429 with Retry-After", fault: twiliotest.RateLimited(3 * time.Second), status: 429, code: 20429,
+		{name: "503", fault: twilioapi.ServerError(503), status: 503, code: 20503, retry: true},
+		{name: "429 with Retry-After", fault: twilioapi.RateLimited(3 * time.Second), status: 429, code: 20429,
 			retry: true, retryAfter: 3 * time.Second, text: "retry after 3s"},
-		{name: "429 without Retry-After", fault: twiliotest.RateLimited(0), status: 429, code: 20429, retry: true},
-		{name: "502 from a proxy", fault: twiliotest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"},
+		{name: "429 without Retry-After", fault: twilioapi.RateLimited(0), status: 429, code: 20429, retry: true},
+		{name: "502 from a proxy", fault: twilioapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"},
 			status: 502, retry: true, text: "twilio answered 502"},
-		{name: "unsubscribed recipient", fault: twiliotest.Refused(21610), status: 400, code: 21610,
+		{name: "unsubscribed recipient", fault: twilioapi.Refused(21610), status: 400, code: 21610,
 			text: "Attempt to send to unsubscribed recipient"},
-		{name: "region not enabled", fault: twiliotest.Refused(21408), status: 400, code: 21408,
+		{name: "region not enabled", fault: twilioapi.Refused(21408), status: 400, code: 21408,
 			text: "the region indicated by the 'To' number: " + masked + "."},
-		{name: "number refused, quoted", fault: twiliotest.Refused(21211), status: 400, code: 21211,
+		{name: "number refused, quoted", fault: twilioapi.Refused(21211), status: 400, code: 21211,
 			text: "The 'To' number " + masked + " is not a valid phone number."},
 		{name: "number refused without the plus", status: 400, code: 21614,
-			fault: twiliotest.Fault{Status: 400, Code: 21614, Message: "'To' number 447700900001 is not a valid mobile number"},
+			fault: twilioapi.Fault{Status: 400, Code: 21614, Message: "'To' number 447700900001 is not a valid mobile number"},
 			text:  "'To' number " + masked + " is not a valid mobile number"},
-		{name: "403", fault: twiliotest.Fault{Status: 403, Code: 20403}, status: 403, code: 20403},
+		{name: "403", fault: twilioapi.Fault{Status: 403, Code: 20403}, status: 403, code: 20403},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := twiliotest.Start(t, account, token)
+			s := twilioapi.Start(t, account, token)
 			s.FailNext(1, tt.fault)
 			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
 			e := sendError(t, err)
@@ -218,9 +218,9 @@ func TestFailures(t *testing.T) {
 }
 
 func TestRetryThenSuccess(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
-	s.FailNext(1, twiliotest.ServerError(503))
-	s.FailNext(1, twiliotest.RateLimited(time.Second))
+	s := twilioapi.Start(t, account, token)
+	s.FailNext(1, twilioapi.ServerError(503))
+	s.FailNext(1, twilioapi.RateLimited(time.Second))
 	snd := newSender(t, config(s))
 	for i := range 2 {
 		if _, err := snd.Send(ctx(t), rcpt, "x"); !twiliosms.Retryable(err) {
@@ -243,10 +243,10 @@ func TestRetryThenSuccess(t *testing.T) {
 // the end, so that a burst of alarms does not pay for a TLS handshake per
 // message.
 func TestConnectionsReused(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
-	s.FailNext(2, twiliotest.ServerError(503))
-	s.FailNext(1, twiliotest.Refused(21610))
-	s.FailNext(1, twiliotest.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
+	s := twilioapi.Start(t, account, token)
+	s.FailNext(2, twilioapi.ServerError(503))
+	s.FailNext(1, twilioapi.Refused(21610))
+	s.FailNext(1, twilioapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
 	snd := newSender(t, config(s))
 	for range 8 {
 		_, _ = snd.Send(ctx(t), rcpt, "x")
@@ -309,8 +309,8 @@ func TestChunkedAnswersReused(t *testing.T) {
 }
 
 func TestStallEndsAtTimeout(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
-	s.FailNext(1, twiliotest.Stall())
+	s := twilioapi.Start(t, account, token)
+	s.FailNext(1, twilioapi.Stall())
 	cfg := config(s)
 	cfg.Timeout = 300 * time.Millisecond
 
@@ -333,8 +333,8 @@ func TestStallEndsAtTimeout(t *testing.T) {
 }
 
 func TestStallEndsWithContext(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
-	s.Fail(twiliotest.Stall())
+	s := twilioapi.Start(t, account, token)
+	s.Fail(twilioapi.Stall())
 	cfg := config(s)
 	cfg.Timeout = time.Minute
 
@@ -356,7 +356,7 @@ func TestStallEndsWithContext(t *testing.T) {
 }
 
 func TestWrongCredentialsArePermanent(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
+	s := twilioapi.Start(t, account, token)
 	cfg := config(s)
 	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
@@ -371,7 +371,7 @@ func TestWrongCredentialsArePermanent(t *testing.T) {
 }
 
 func TestOtherAccountIsPermanent(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
+	s := twilioapi.Start(t, account, token)
 	cfg := config(s)
 	cfg.AccountSID = "AC" + strings.Repeat("00", 16)
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
@@ -398,7 +398,7 @@ func TestConnectionRefusedIsRetryable(t *testing.T) {
 }
 
 func TestRefusedBeforeSending(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
+	s := twilioapi.Start(t, account, token)
 	snd := newSender(t, config(s))
 	tests := []struct{ name, to, body, text string }{
 		{"national number", "07700900001", "x", "not in international form"},
@@ -428,7 +428,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 // TestAPIURLBehindPath sends through a proxy that serves Twilio's API
 // below a path, as an operator's egress proxy might.
 func TestAPIURLBehindPath(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
+	s := twilioapi.Start(t, account, token)
 	target, _ := url.Parse(s.URL)
 	proxy := httptest.NewServer(http.StripPrefix("/twilio", httputil.NewSingleHostReverseProxy(target)))
 	t.Cleanup(proxy.Close)
@@ -446,10 +446,10 @@ func TestAPIURLBehindPath(t *testing.T) {
 }
 
 func TestConcurrentSends(t *testing.T) {
-	s := twiliotest.Start(t, account, token)
-	s.FailIf(func(r twiliotest.Request) *twiliotest.Fault {
+	s := twilioapi.Start(t, account, token)
+	s.FailIf(func(r twilioapi.Request) *twilioapi.Fault {
 		if r.N%4 == 0 {
-			f := twiliotest.ServerError(503)
+			f := twilioapi.ServerError(503)
 			return &f
 		}
 		return nil

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/servertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
 )
 
 // netCase is one check of a table test and the outcome it must have.

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/tocsin-alarm/tocsin/internal/affected/dnstest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/dnstest"
 )
 
 // testZone is example.net as its authoritative server would serve it, with

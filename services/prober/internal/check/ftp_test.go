@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/servertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
 )
 
 func TestFTP(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/servertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
 )
 
 func TestIMAPAndPOP3(t *testing.T) {

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/tocsin-alarm/tocsin/internal/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 )
 
 // TestEverySchemeTheConfigAcceptsHasACheck: a check URL that validates but

@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/smtptest"
+	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 )
 
 func TestSMTP(t *testing.T) {
-	plain := smtptest.Start(t, smtptest.Options{})
-	startTLS := smtptest.Start(t, smtptest.Options{TLS: true})
-	implicit := smtptest.Start(t, smtptest.Options{ImplicitTLS: true})
+	plain := smtpserver.Start(t, smtpserver.Options{})
+	startTLS := smtpserver.Start(t, smtpserver.Options{TLS: true})
+	implicit := smtpserver.Start(t, smtpserver.Options{ImplicitTLS: true})
 	trusting := New(trust(t, startTLS.CertPEM, implicit.CertPEM))
 	systemRoots := New(nil)
 	closed, stall := closedPort(t), stalling(t)
@@ -49,7 +49,7 @@ func TestSMTP(t *testing.T) {
 			reason: "STARTTLS not offered"},
 		{name: "starttls untrusted certificate", runner: systemRoots, spec: Spec{URL: "smtp://" + startTLS.Addr, StartTLS: true},
 			reason: "certificate signed by an unknown authority"},
-		// smtptest's certificates last a day: "expires in 24h0m0s".
+		// smtpserver's certificates last a day: "expires in 24h0m0s".
 		{name: "starttls certificate expiring", runner: trusting, spec: Spec{URL: "smtp://" + startTLS.Addr, StartTLS: true, CertWarnDays: 3},
 			warning: "certificate expires in "},
 		{name: "smtps ok", runner: trusting, spec: Spec{URL: "smtps://" + implicit.Addr}},

@@ -1,0 +1,394 @@
+package admin_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/services/verifier"
+)
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testConfig(t *testing.T) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("test.yaml", []byte(`
+site: {name: Test}
+locations: [lon1, ams1]
+checks: {interval: 1m, verify: {locations: 1, quorum: 1}}
+boxes:
+  - {id: mx, name: Incoming mail, servers: [{id: mx1, check: "tcp://127.0.0.1:25"}]}
+staff: [{name: A, email: a@example.net}]
+providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// get fetches path from the admin server at base.
+func get(t *testing.T, base, path string) (int, string) {
+	t.Helper()
+	c := &http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(base + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// waitFor asks path until it answers code, for at most a minute.
+func waitFor(t *testing.T, base, path string, code int) string {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		got, body := get(t, base, path)
+		if got == code {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s answered %d %q for a minute, want %d", path, got, body, code)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
+	t.Helper()
+	code, body := get(t, base, "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
+	if err != nil {
+		t.Fatalf("/metrics is not Prometheus text: %v", err)
+	}
+	return fams
+}
+
+// TestReadiness: the process is not ready until its verifier has set up
+// its consumer, is ready then, and is not ready again once the NATS
+// server is gone; it is healthy throughout.
+func TestReadiness(t *testing.T) {
+	srv := bustest.Start(t)
+	b := srv.Connect(t, nil)
+	m := metrics.New()
+	v := verifier.New(testConfig(t), verifier.Deps{Bus: b, Log: discard(), Metrics: m})
+	hs := httptest.NewServer(admin.New(m, b.NC, []string{"verifier"}, discard()).Handler())
+	defer hs.Close()
+
+	if code, _ := get(t, hs.URL, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz before the verifier runs: %d, want 200", code)
+	}
+	code, body := get(t, hs.URL, "/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "verifier: consumer verifier not set up") {
+		t.Errorf("/readyz before the verifier runs: %d %q, want 503 saying the verifier's consumer is missing", code, body)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- v.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(time.Minute):
+			t.Error("the verifier did not stop")
+		}
+	}()
+	if body := waitFor(t, hs.URL, "/readyz", http.StatusOK); strings.TrimSpace(body) != "ready" {
+		t.Errorf("/readyz when ready says %q", body)
+	}
+	fams := scrape(t, hs.URL)
+	if got := gauge(fams["tocsin_service_ready"], "service", "verifier"); got != 1 {
+		t.Errorf("tocsin_service_ready{service=verifier} = %v, want 1", got)
+	}
+	if fams["go_goroutines"] == nil || fams["process_cpu_seconds_total"] == nil {
+		t.Error("the Go and process collectors are missing from /metrics")
+	}
+
+	srv.NS.Shutdown()
+	body = waitFor(t, hs.URL, "/readyz", http.StatusServiceUnavailable)
+	if !strings.Contains(body, "nats: ") {
+		t.Errorf("/readyz without NATS says %q, want a line about nats", body)
+	}
+	if code, _ := get(t, hs.URL, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz without NATS: %d, want 200 (the process still runs)", code)
+	}
+}
+
+// gauge is the value of the sample of f whose label is value; -1 if none.
+func gauge(f *dto.MetricFamily, label, value string) float64 {
+	if f == nil {
+		return -1
+	}
+	for _, s := range f.GetMetric() {
+		for _, l := range s.GetLabel() {
+			if l.GetName() == label && l.GetValue() == value {
+				switch {
+				case s.Gauge != nil:
+					return s.GetGauge().GetValue()
+				case s.Counter != nil:
+					return s.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// TestServe: the admin server serves on its listener until its context
+// ends, then stops; told the process is stopping, it is no longer ready.
+func TestServe(t *testing.T) {
+	b := bustest.New(t)
+	m := metrics.New()
+	m.Expect("statuspage")
+	m.Started("statuspage")
+	srv := admin.New(m, b.NC, []string{"statuspage"}, discard())
+	ln := listen(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, 5*time.Second) }()
+	base := "http://" + ln.Addr().String()
+	if code, body := get(t, base, "/readyz"); code != http.StatusOK {
+		t.Errorf("/readyz: %d %q, want 200", code, body)
+	}
+	srv.Stopping()
+	if code, body := get(t, base, "/readyz"); code != http.StatusServiceUnavailable || strings.TrimSpace(body) != "shutting down" {
+		t.Errorf("/readyz while stopping: %d %q, want 503 shutting down", code, body)
+	}
+	if code, _ := get(t, base, "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while stopping: %d, want 200", code)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("the admin server did not stop")
+	}
+	c := &http.Client{Timeout: 5 * time.Second}
+	if resp, err := c.Get(base + "/healthz"); err == nil {
+		resp.Body.Close()
+		t.Error("the admin server still answers after it stopped")
+	}
+}
+
+// TestMicro: every instance registered is found by micro's discovery with
+// what it is, where and where its admin server is, and its status endpoint
+// answers for it; stopped, it is no longer found.
+func TestMicro(t *testing.T) {
+	srv := bustest.Start(t)
+	b := srv.Connect(t, nil)
+	m := metrics.New()
+	m.Expect("verifier", "verifier") // never set up: not ready
+	m.Expect("prober@lon1")          // no consumer needed, started: ready
+	m.Started("prober@lon1")
+	started := time.Date(2026, 11, 21, 2, 14, 0, 0, time.UTC)
+	var svcs []micro.Service
+	for _, in := range []admin.Instance{
+		{Service: "verifier", Version: "v1.4.0", Admin: "127.0.0.1:9464", Started: started},
+		{Service: "prober", Location: "lon1", Version: "v1.4.0", Admin: "127.0.0.1:9464", Started: started},
+		{Service: "prober", Location: "ams1", Version: "v1.4.0", Started: started},
+	} {
+		s, err := admin.Register(b.NC, in, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svcs = append(svcs, s)
+	}
+
+	nc, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	pings := discover[micro.Ping](t, nc, "$SRV.PING", 3)
+	var found []string
+	for _, p := range pings {
+		found = append(found, p.Name+" "+p.Metadata["service"]+" "+p.Metadata["location"]+" "+p.Metadata["admin"]+" "+p.Version)
+	}
+	slices.Sort(found)
+	want := []string{
+		"tocsin-prober prober ams1  1.4.0",
+		"tocsin-prober prober lon1 127.0.0.1:9464 1.4.0",
+		"tocsin-verifier verifier  127.0.0.1:9464 1.4.0",
+	}
+	if !slices.Equal(found, want) {
+		t.Errorf("$SRV.PING found\n%q\nwant\n%q", found, want)
+	}
+
+	infos := discover[micro.Info](t, nc, "$SRV.INFO.tocsin-verifier", 1)
+	if eps := infos[0].Endpoints; len(eps) != 1 || eps[0].Name != "status" || eps[0].Subject != "tocsin.status.verifier" || eps[0].QueueGroup != "" {
+		t.Errorf("verifier endpoints %+v, want status on tocsin.status.verifier, answered by every instance (no queue group)", eps)
+	}
+
+	st := status(t, nc, "verifier")
+	want0 := admin.Status{ID: infos[0].ID, Service: "verifier", Ready: false, Started: "2026-11-21T02:14:00Z", Detail: "verifier: consumer verifier not set up"}
+	if st != want0 {
+		t.Errorf("verifier status %+v, want %+v", st, want0)
+	}
+	// The raw answer has exactly the fields `tocsin status` reads.
+	msg, err := nc.Request("tocsin.status.verifier", nil, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw map[string]any
+	if err := json.Unmarshal(msg.Data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for k := range raw {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"detail", "id", "location", "ready", "service", "started"}; !slices.Equal(keys, want) {
+		t.Errorf("status fields %v, want %v", keys, want)
+	}
+
+	// The two probers share the subject and both answer, each for itself,
+	// under the id discovery knows it by.
+	ids := map[string]string{} // location → id
+	for _, p := range pings {
+		ids[p.Metadata["location"]] = p.ID
+	}
+	var answered []string
+	for _, st := range discover[admin.Status](t, nc, admin.StatusSubject("prober"), 2) {
+		if st.Service != "prober" || st.ID != ids[st.Location] || st.Ready != (st.Location == "lon1") {
+			t.Errorf("prober status %+v; ids by location %v", st, ids)
+		}
+		answered = append(answered, st.Location)
+	}
+	if slices.Sort(answered); !slices.Equal(answered, []string{"ams1", "lon1"}) {
+		t.Errorf("probers answering: %v, want ams1 and lon1", answered)
+	}
+
+	for _, s := range svcs[:1] {
+		if err := s.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Stop drains its subscriptions: gone once the server has them back.
+	for attempt := 0; ; attempt++ {
+		pings := discover[micro.Ping](t, nc, "$SRV.PING", 0)
+		if !slices.ContainsFunc(pings, func(p micro.Ping) bool { return p.Name == "tocsin-verifier" }) {
+			break
+		}
+		if attempt == 20 {
+			t.Fatal("a stopped verifier is still found")
+		}
+	}
+}
+
+func status(t *testing.T, nc *nats.Conn, service string) admin.Status {
+	t.Helper()
+	msg, err := nc.Request(admin.StatusSubject(service), nil, 10*time.Second)
+	if err != nil {
+		t.Fatalf("status of %s: %v", service, err)
+	}
+	var st admin.Status
+	if err := json.Unmarshal(msg.Data, &st); err != nil {
+		t.Fatalf("status of %s: %v in %s", service, err, msg.Data)
+	}
+	return st
+}
+
+// discover sends a request as `tocsin status` does and decodes the
+// answers: want of them, or, with want 0, all that come within a second.
+func discover[T any](t *testing.T, nc *nats.Conn, subject string, want int) []T {
+	t.Helper()
+	wait := 10 * time.Second
+	if want == 0 {
+		wait = time.Second
+	}
+	msgs, err := admin.Ask(context.Background(), nc, []string{subject}, wait, want)
+	if err != nil || len(msgs) < want {
+		t.Fatalf("%s: %d answers, want %d: %v", subject, len(msgs), want, err)
+	}
+	var got []T
+	for _, m := range msgs {
+		var v T
+		if err := json.Unmarshal(m.Data, &v); err != nil {
+			t.Fatalf("%s: %v in %s", subject, err, m.Data)
+		}
+		got = append(got, v)
+	}
+	return got
+}
+
+func listen(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ln
+}
+
+// TestAsk: answers to several subjects are gathered in one inbox until as
+// many as wanted have come; a subject nobody listens on is no answer, and
+// when nobody listens at all Ask does not wait out its time.
+func TestAsk(t *testing.T) {
+	srv := bustest.Start(t)
+	nc, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for i, subject := range []string{"test.one", "test.one", "test.two"} {
+		sub, err := nc.Subscribe(subject, func(m *nats.Msg) { _ = m.Respond([]byte(fmt.Sprint(i))) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	msgs, err := admin.Ask(ctx, nc, []string{"test.one", "test.nobody", "test.two"}, time.Minute, 3)
+	var got []string
+	for _, m := range msgs {
+		got = append(got, string(m.Data))
+	}
+	if slices.Sort(got); err != nil || !slices.Equal(got, []string{"0", "1", "2"}) {
+		t.Errorf("answers %q (%v), want 0, 1 and 2", got, err)
+	}
+	start := time.Now()
+	msgs, err = admin.Ask(ctx, nc, []string{"test.nobody", "test.none"}, time.Minute, 0)
+	if err != nil || len(msgs) != 0 || time.Since(start) > 30*time.Second {
+		t.Errorf("asking where nobody listens: %d answers, %v, after %v", len(msgs), err, time.Since(start))
+	}
+	msgs, err = admin.Ask(ctx, nc, []string{"test.one"}, 500*time.Millisecond, 0)
+	if err != nil || len(msgs) != 2 {
+		t.Errorf("all answers within the time: %d, %v; want 2", len(msgs), err)
+	}
+}

@@ -1,0 +1,132 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
+	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+)
+
+// The admin port as someone on the same network sees it: connections that
+// never finish or sit idle are closed, and huge headers refused.
+
+// serve runs an admin server on loopback, with limits if not nil, and
+// returns its address.
+func serve(t *testing.T, limits *httpguard.Limits) string {
+	t.Helper()
+	b := bustest.New(t)
+	s := New(metrics.New(), b.NC, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if limits != nil {
+		s.limits = *limits
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln, time.Second) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("admin server: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+func dial(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// closedByServer waits, at most within, for the server to close c, and
+// fails the test if it does not.
+func closedByServer(t *testing.T, c net.Conn, within time.Duration) time.Duration {
+	t.Helper()
+	start := time.Now()
+	c.SetReadDeadline(start.Add(within))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection is still open after %s", within)
+	}
+	return time.Since(start)
+}
+
+var short = httpguard.Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}
+
+// TestAdminSlowHeadersCut: a client sending its headers a byte at a time
+// is cut off at the header timeout.
+func TestAdminSlowHeadersCut(t *testing.T) {
+	c := dial(t, serve(t, &short))
+	request := "GET /metrics HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
+	sent := make(chan int, 1)
+	go func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		n := 0
+		for ; n < len(request); n++ {
+			if _, err := c.Write([]byte{request[n]}); err != nil {
+				break
+			}
+			<-tick.C
+		}
+		sent <- n
+	}()
+	closedByServer(t, c, 10*time.Second)
+	if n := <-sent; n >= len(request) {
+		t.Error("the whole request went through, byte by byte")
+	}
+}
+
+// TestAdminIdleConnectionClosed: a keep-alive connection left idle after a
+// scrape is closed at the idle timeout.
+func TestAdminIdleConnectionClosed(t *testing.T) {
+	c := dial(t, serve(t, &short))
+	fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("/healthz: %d, close %v", resp.StatusCode, resp.Close)
+	}
+	if took := closedByServer(t, c, 10*time.Second); took < short.IdleTimeout/2 {
+		t.Errorf("closed after %s, before the idle timeout", took)
+	}
+}
+
+// TestAdminHugeHeaderRefused: a 1 MB header gets 431, with the limits a
+// server has unless told otherwise.
+func TestAdminHugeHeaderRefused(t *testing.T) {
+	c := dial(t, serve(t, nil))
+	go fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 1<<20))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 1 MB header: %d, want 431", resp.StatusCode)
+	}
+}

@@ -1,0 +1,583 @@
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// Handler handles one decoded event. Returning nil acknowledges it; an error
+// marked Permanent sets it aside in the dead-letter stream; any other error
+// has it delivered again after a back-off. A handler must be idempotent: a
+// message may arrive more than once.
+type Handler func(ctx context.Context, ev events.Event) error
+
+// Permanent marks an error that retrying cannot fix: a malformed event, a
+// request the provider refuses for good.
+func Permanent(err error) error {
+	if err == nil {
+		return nil
+	}
+	return permanentError{err}
+}
+
+type permanentError struct{ err error }
+
+func (p permanentError) Error() string { return p.err.Error() }
+func (p permanentError) Unwrap() error { return p.err }
+
+// IsPermanent reports whether err, or an error it wraps, was marked Permanent.
+func IsPermanent(err error) bool {
+	var p permanentError
+	return errors.As(err, &p)
+}
+
+// Consumer describes one durable consumer and how its messages are handled.
+type Consumer struct {
+	Stream string
+	Name   string   // durable name; also names the dead-letter subject
+	Filter []string // subjects to take from the stream
+	// Workers handle messages concurrently. With Key set, messages with the
+	// same key always go to the same worker, in order.
+	Workers int
+	Key     func(subject string) string
+	// AckWait is how long a handler may take before JetStream delivers the
+	// message again; the handler's context ends then too.
+	AckWait time.Duration
+	// Backoff bounds the delay before a failed message is tried again; it
+	// doubles from Min up to Max with each delivery, with jitter.
+	BackoffMin, BackoffMax time.Duration
+	// Since, when set, starts a consumer that does not exist yet this long
+	// ago in the stream rather than at its beginning: a service deployed
+	// today need not act on last month's events. An existing consumer
+	// carries on from where it is.
+	Since time.Duration
+	// Exclusive: one instance at a time takes the consumer's messages;
+	// others run beside it, standing by. One that stops hands over at
+	// once; one that dies is replaced within Bus.TakeOver. For a service
+	// that keeps state in memory or needs every message of a key in order,
+	// as the verifier does: two instances sharing the messages would undo
+	// both.
+	Exclusive bool
+	// Metrics, when set, count the messages handled and report the
+	// consumer's lag and whether it is set up.
+	Metrics *metrics.Metrics
+	// Log, when set, is the service's own logger, so that what the loop
+	// logs says which service (and prober location) it is about.
+	Log *slog.Logger
+}
+
+// exclusiveGroup is the one priority group of an exclusive consumer.
+const exclusiveGroup = "active"
+
+// pinIDHeader carries, on each message of an exclusive consumer, the id
+// JetStream pinned the consumer to: the active instance's.
+const pinIDHeader = "Nats-Pin-Id"
+
+func (c *Consumer) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = time.Second
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = max(time.Minute, c.BackoffMin)
+	}
+}
+
+// Consume handles messages until ctx ends, then stops fetching, finishes the
+// messages it holds, and returns nil. It returns an error when the consumer
+// cannot be set up at the start, unless ctx ended meanwhile; if the
+// consumer later stops delivering (it was deleted, the cluster lost it)
+// Consume sets it up again rather than leave a service running that does
+// nothing.
+func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
+	c.defaults()
+	cons, err := b.consumer(ctx, c)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was taken, nothing is lost
+		}
+		return err
+	}
+	c.Metrics.ConsumerUp(cons)
+	log := b.log
+	if c.Log != nil {
+		log = c.Log
+	}
+	log = log.With("consumer", c.Name)
+	w := startWorkers(ctx, c, func(hc *handlerContexts, d delivery) { b.handle(hc, c, log, d, h) })
+	var active atomic.Bool // this instance was given messages
+	pin := ""              // JetStream's id for this instance's pulls; put runs on one goroutine
+	put := func(d delivery) {
+		active.Store(true)
+		if c.Exclusive {
+			if p := d.m.Headers().Get(pinIDHeader); p != "" && p != pin {
+				pin = p
+				c.Metrics.Pinned(c.Stream, c.Name, p)
+			}
+		}
+		w.put(d)
+	}
+	for attempt := 0; ; attempt++ {
+		if err := b.receive(ctx, cons, c, put, log); err != nil {
+			c.Metrics.ConsumerDown(c.Stream, c.Name)
+			log.Error("consumer stopped delivering; setting it up again", "err", err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff(uint64(attempt+1), time.Second, 30*time.Second)):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		// On failure the old handle is tried again, and fails again
+		// until the consumer can be set up: never a nil one.
+		if next, err := b.consumer(ctx, c); err != nil {
+			log.Error("consumer cannot be set up again; retrying", "err", err)
+		} else {
+			cons = next
+			c.Metrics.ConsumerUp(cons)
+		}
+	}
+	w.stop()
+	if c.Exclusive && active.Load() {
+		b.handOver(c, log)
+	}
+	return nil
+}
+
+// handOver lets a standing-by instance of an exclusive consumer take over
+// at once, now that this one has finished what it had, rather than after
+// ExclusiveTTL: a deploy restarts instances one by one.
+func (b *Bus) handOver(c Consumer, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	s, err := b.JS.Stream(ctx, c.Stream)
+	if err == nil {
+		err = s.UnpinConsumer(ctx, c.Name, exclusiveGroup)
+	}
+	if err != nil {
+		log.Info("could not hand the consumer over; another instance takes it over in time", "within", b.takeOver(), "err", err)
+	}
+}
+
+// delivery is a message and when it reached us: JetStream's AckWait runs
+// from then, not from when a worker takes it up.
+type delivery struct {
+	m  jetstream.Msg
+	at time.Time
+}
+
+// consumer creates the durable consumer, or updates the one there.
+func (b *Bus) consumer(ctx context.Context, c Consumer) (jetstream.Consumer, error) {
+	cfg := jetstream.ConsumerConfig{
+		Durable:        c.Name,
+		FilterSubjects: c.Filter,
+		AckPolicy:      jetstream.AckExplicitPolicy,
+		AckWait:        c.AckWait,
+		MaxDeliver:     -1, // never drop: a message ends acknowledged or dead-lettered
+		MaxAckPending:  maxAckPending(c),
+	}
+	if len(c.Filter) == 1 {
+		// One filter goes in the subject of the request, where a NATS
+		// user's permissions can hold the consumer to it: a prober to its
+		// own location's tasks.
+		cfg.FilterSubject, cfg.FilterSubjects = c.Filter[0], nil
+	}
+	if c.Since > 0 {
+		start := time.Now().Add(-c.Since)
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &start
+	}
+	if c.Exclusive {
+		// JetStream moves the pin when the pinned instance has not asked
+		// for messages for PinnedTTL: a live one asks every expiry (see
+		// receive), well within it.
+		cfg.PriorityPolicy, cfg.PriorityGroups, cfg.PinnedTTL = jetstream.PriorityPolicyPinned, []string{exclusiveGroup}, b.takeOver()
+	}
+	cons, err := b.JS.CreateConsumer(ctx, c.Stream, cfg)
+	if errors.Is(err, jetstream.ErrConsumerExists) {
+		// Where a consumer starts cannot change; the rest may.
+		var existing jetstream.Consumer
+		if existing, err = b.JS.Consumer(ctx, c.Stream, c.Name); err == nil {
+			old := existing.CachedInfo().Config
+			cfg.DeliverPolicy, cfg.OptStartTime, cfg.OptStartSeq = old.DeliverPolicy, old.OptStartTime, old.OptStartSeq
+			cons, err = b.JS.UpdateConsumer(ctx, c.Stream, cfg)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("consumer %s on %s: %w", c.Name, c.Stream, err)
+	}
+	return cons, nil
+}
+
+// maxAckPending is how many messages JetStream lets one consumer hold
+// unacknowledged; it bounds what waits in the workers' queues.
+func maxAckPending(c Consumer) int { return max(1000, c.Workers*4) }
+
+// pullWindow is how many messages are asked for ahead of handling. Workers
+// sharing one queue take the next message whenever one is free, so a few
+// ahead keep them busy without hoarding what another instance could take.
+// Keyed workers each have a queue of their own that takes whatever comes
+// (MaxAckPending bounds it), so the window can be wide: JetStream sends in
+// bigger bursts, and the client is far less likely to be caught by the
+// race described at pullHeartbeat.
+func pullWindow(c Consumer) int {
+	if c.Key == nil {
+		return max(c.Workers*2, 16)
+	}
+	return 4 * maxAckPending(c)
+}
+
+// pullHeartbeat is how often JetStream is asked to show it is alive while
+// a pull request waits. The client asks for more messages only when one
+// arrives, and skips asking while it is still sending its previous
+// request: when every message it asked for arrives in that moment (a busy
+// machine is enough), it has no request left on the server and nothing
+// makes it send one, until two heartbeats are missed. With the default
+// (15s) that stalled the verifier's drain for 30 seconds at a time; with
+// this, for two.
+const pullHeartbeat = time.Second
+
+// receive hands messages to put until ctx ends (nil) or the consumer stops
+// delivering (an error). put runs on the connection's delivery goroutine,
+// one message at a time in the order JetStream sent them.
+func (b *Bus) receive(ctx context.Context, cons jetstream.Consumer, c Consumer, put func(delivery), log *slog.Logger) error {
+	var mu sync.Mutex
+	var last error
+	opts := []jetstream.PullConsumeOpt{jetstream.PullMaxMessages(pullWindow(c))}
+	if c.Exclusive {
+		// Asking again well within the take-over time keeps the pin.
+		expiry := max(time.Second, b.takeOver()*2/5)
+		opts = append(opts, jetstream.PullPriorityGroup(exclusiveGroup), jetstream.PullExpiry(expiry), jetstream.PullHeartbeat(min(pullHeartbeat, expiry/2)))
+	} else {
+		opts = append(opts, jetstream.PullHeartbeat(pullHeartbeat))
+	}
+	opts = append(opts, jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		// Missed heartbeats and the like: Consume asks again by itself,
+		// or stops and says why below.
+		log.Warn("fetching messages", "err", err)
+		mu.Lock()
+		last = err
+		mu.Unlock()
+	}))
+	cc, err := cons.Consume(func(m jetstream.Msg) { put(delivery{m: m, at: time.Now()}) }, opts...)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		cc.Drain() // what has arrived is still handed over
+		<-cc.Closed()
+		return nil
+	case <-cc.Closed():
+		if ctx.Err() != nil {
+			return nil
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if last == nil {
+			return errors.New("message delivery stopped")
+		}
+		return fmt.Errorf("message delivery stopped: %w", last)
+	}
+}
+
+// workers hand deliveries to the goroutines that handle them. Without a
+// key they share one queue, and a message waits until a worker is free.
+// With a key each worker has a queue of its own, which receive appends to
+// without waiting and the worker empties a batch at a time: a slow key no
+// longer holds up the others, and a busy worker takes many messages for
+// one wake-up. JetStream's MaxAckPending bounds what the queues hold.
+type workers struct {
+	key    func(subject string) string
+	shared chan delivery
+	queues []*queue
+	wg     sync.WaitGroup
+}
+
+func startWorkers(ctx context.Context, c Consumer, handle func(*handlerContexts, delivery)) *workers {
+	w := &workers{key: c.Key}
+	if c.Key == nil {
+		w.shared = make(chan delivery)
+		for range c.Workers {
+			w.wg.Go(func() {
+				hc := newHandlerContexts(ctx, c.AckWait)
+				defer hc.release()
+				for d := range w.shared {
+					handle(hc, d)
+				}
+			})
+		}
+		return w
+	}
+	w.queues = make([]*queue, c.Workers)
+	for i := range w.queues {
+		q := &queue{wake: make(chan struct{}, 1)}
+		w.queues[i] = q
+		w.wg.Go(func() {
+			hc := newHandlerContexts(ctx, c.AckWait)
+			defer hc.release()
+			var spare []delivery
+			for {
+				batch, ok := q.take(spare)
+				if !ok {
+					return
+				}
+				for i := range batch {
+					handle(hc, batch[i])
+					batch[i] = delivery{} // let the message go
+				}
+				spare = batch
+			}
+		})
+	}
+	return w
+}
+
+func (w *workers) put(d delivery) {
+	if w.key == nil {
+		w.shared <- d
+		return
+	}
+	w.queues[keyIndex(w.key(d.m.Subject()), len(w.queues))].put(d)
+}
+
+// stop lets the workers finish what they hold, and waits for them.
+func (w *workers) stop() {
+	if w.key == nil {
+		close(w.shared)
+	}
+	for _, q := range w.queues {
+		q.close()
+	}
+	w.wg.Wait()
+}
+
+// queue is one keyed worker's messages, in the order they arrived.
+type queue struct {
+	mu     sync.Mutex
+	items  []delivery
+	closed bool
+	wake   chan struct{} // holds a token once there is something to take
+}
+
+func (q *queue) put(d delivery) {
+	q.mu.Lock()
+	q.items = append(q.items, d)
+	first := len(q.items) == 1
+	q.mu.Unlock()
+	if first {
+		q.signal()
+	}
+}
+
+func (q *queue) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default: // a token is there already
+	}
+}
+
+// take waits for messages and returns all there are, leaving spare (its
+// length reset) in their place so that the two slices take turns. It
+// returns false once the queue is closed and empty.
+func (q *queue) take(spare []delivery) ([]delivery, bool) {
+	for {
+		q.mu.Lock()
+		if len(q.items) > 0 {
+			batch := q.items
+			q.items = spare[:0]
+			q.mu.Unlock()
+			return batch, true
+		}
+		closed := q.closed
+		q.mu.Unlock()
+		if closed {
+			return nil, false
+		}
+		<-q.wake
+	}
+}
+
+func (q *queue) close() {
+	q.mu.Lock()
+	q.closed = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+// handlerContexts gives one worker's handlers their contexts. Each ends
+// between 18/20 and 19/20 of AckWait after the message's clock started,
+// before JetStream would deliver it again; none ends with the service's
+// context, so that work in flight at shutdown finishes within that bound.
+// Messages whose clocks started close together, as a batch's do, share a
+// context: a worker does not make a context and a timer per message.
+type handlerContexts struct {
+	parent   context.Context
+	ackWait  time.Duration
+	ctx      context.Context
+	cancel   context.CancelFunc
+	deadline time.Time
+}
+
+func newHandlerContexts(ctx context.Context, ackWait time.Duration) *handlerContexts {
+	return &handlerContexts{parent: context.WithoutCancel(ctx), ackWait: ackWait}
+}
+
+// get returns the context for a message whose clock started at start.
+func (hc *handlerContexts) get(start time.Time) context.Context {
+	latest := start.Add(hc.ackWait * 19 / 20)
+	earliest := latest.Add(-hc.ackWait / 20)
+	if hc.ctx == nil || hc.deadline.After(latest) || hc.deadline.Before(earliest) || hc.ctx.Err() != nil {
+		hc.release()
+		hc.ctx, hc.cancel = context.WithDeadline(hc.parent, latest)
+		hc.deadline = latest
+	}
+	return hc.ctx
+}
+
+func (hc *handlerContexts) release() {
+	if hc.cancel != nil {
+		hc.cancel()
+	}
+}
+
+// keyIndex is FNV-1a of key, modulo n, without allocating.
+func keyIndex(key string, n int) int {
+	h := uint32(2166136261)
+	for i := 0; i < len(key); i++ {
+		h ^= uint32(key[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// handle applies the ack policy, the one place that decides a message's fate.
+func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delivery, h Handler) {
+	m := d.m
+	// The handler must finish before JetStream gives the message to someone
+	// else. A message that waited in our queue for a third of AckWait has
+	// its clock restarted first.
+	start := d.at
+	if time.Since(start) > c.AckWait/3 {
+		if err := m.InProgress(); err == nil {
+			start = time.Now()
+		}
+	}
+	hctx := hc.get(start)
+
+	ev, err := events.Decode(m.Subject(), m.Data())
+	if err != nil {
+		err = Permanent(err)
+	} else {
+		err = call(hctx, h, ev)
+	}
+	later, isLater := IsLater(err)
+	switch {
+	case err == nil:
+		c.Metrics.Message(c.Name, metrics.Handled)
+		if err := m.Ack(); err != nil {
+			log.Warn("ack failed; the message will be delivered again", "subject", m.Subject(), "err", err)
+		}
+	case isLater:
+		_ = m.NakWithDelay(later) // a timer, not a failure
+	case IsPermanent(err):
+		if derr := b.deadLetter(hctx, c.Name, m, err); derr != nil {
+			log.Warn("could not set a message aside; retrying it", "subject", m.Subject(), "reason", err, "err", derr)
+			_ = m.NakWithDelay(c.BackoffMin)
+			return
+		}
+		c.Metrics.Message(c.Name, metrics.DeadLettered)
+		log.Warn("message set aside in the dead-letter stream", "subject", m.Subject(), "reason", err)
+		_ = m.TermWithReason(truncate(firstLine(err.Error()), 200))
+	default:
+		n := uint64(1)
+		if md, mdErr := m.Metadata(); mdErr == nil {
+			n = md.NumDelivered
+		}
+		delay := backoff(n, c.BackoffMin, c.BackoffMax)
+		c.Metrics.Message(c.Name, metrics.Retry)
+		if IsStoreFull(err) {
+			// Retrying cannot help until someone gives the bus room.
+			log.Error("handling failed: the bus is full; retry scheduled", "subject", m.Subject(), "attempt", n, "retry_in", delay.Round(time.Millisecond), "err", err)
+		} else {
+			log.Warn("handling failed; retry scheduled", "subject", m.Subject(), "attempt", n, "retry_in", delay.Round(time.Millisecond), "err", err)
+		}
+		_ = m.NakWithDelay(delay)
+	}
+}
+
+// call runs the handler, turning a panic into a permanent error: a handler
+// that panics on a message would panic on every redelivery of it.
+func call(ctx context.Context, h Handler, ev events.Event) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = Permanent(fmt.Errorf("handler panicked: %v\n%s", r, debug.Stack()))
+		}
+	}()
+	return h(ctx, ev)
+}
+
+func (b *Bus) deadLetter(ctx context.Context, consumer string, m jetstream.Msg, reason error) error {
+	md, err := m.Metadata()
+	if err != nil {
+		return err
+	}
+	dm := nats.NewMsg(events.SubjectDeadLetter(consumer))
+	dm.Data = m.Data()
+	dm.Header.Set(events.HeaderDeadReason, truncate(reason.Error(), 1000))
+	dm.Header.Set(events.HeaderDeadSubject, m.Subject())
+	dm.Header.Set(events.HeaderDeadStream, md.Stream)
+	dm.Header.Set(events.HeaderDeadSequence, strconv.FormatUint(md.Sequence.Stream, 10))
+	dm.Header.Set(events.HeaderDeadConsumer, consumer)
+	id := fmt.Sprintf("%s/%d/%s", md.Stream, md.Sequence.Stream, consumer)
+	_, err = b.JS.PublishMsg(ctx, dm, jetstream.WithMsgID(id))
+	return err
+}
+
+// backoff is the delay before delivery n+1: doubling from lo, capped at hi,
+// with ±20% jitter so that a burst of failures does not retry in lockstep.
+func backoff(n uint64, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := uint64(1); i < n && d < hi; i++ {
+		d *= 2
+	}
+	d = min(d, hi)
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

@@ -1,0 +1,132 @@
+package locations_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
+
+// TestLiveAt: a prober is live from its start until its heartbeat's TTL runs
+// out, or until it withdraws; the answer for a past moment does not change
+// as later heartbeats arrive.
+func TestLiveAt(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kv, err := b.KV(ctx, events.BucketLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := locations.Watch(ctx, kv, time.Now, []string{"lon1", "ams1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.WaitReady(ctx); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	before := time.Now()
+	time.Sleep(10 * time.Millisecond)
+
+	// lon1 beats once and falls silent, as a crashed prober does; ams1 beats
+	// until it withdraws.
+	hb, _ := json.Marshal(locations.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 1500})
+	if _, err := kv.Put(ctx, "lon1.a", hb); err != nil {
+		t.Fatal(err)
+	}
+	actx, stopAms := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() {
+		done <- locations.Announce(actx, kv, locations.Heartbeat{Location: "ams1", Instance: "b", Since: time.Now(), TTLMS: 60_000}, 50*time.Millisecond, log)
+	}()
+	waitFor(t, func() bool { return slices.Equal(live.List(), []string{"ams1", "lon1"}) })
+	during := time.Now()
+
+	stopAms()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return slices.Equal(live.List(), []string{"lon1"}) })
+	if got := live.At(during); !slices.Equal(got, []string{"ams1", "lon1"}) {
+		t.Errorf("live at a past moment changed after ams1 withdrew: %v", got)
+	}
+	if got := live.At(before); len(got) != 0 {
+		t.Errorf("live before anyone started = %v", got)
+	}
+	// lon1's one heartbeat runs out with nobody deleting it.
+	waitFor(t, func() bool { return len(live.List()) == 0 })
+	if got := live.At(during); !slices.Equal(got, []string{"ams1", "lon1"}) {
+		t.Errorf("live at a past moment changed after lon1's heartbeat ran out: %v", got)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestReadersAgreeOnAGap: a prober silent past its heartbeat's TTL, then
+// beating again (starved of the CPU, or cut off for a while), was not live
+// in between, and stays so after it comes back; a reader that has settled
+// on a moment answers for it as every other reader does, however late its
+// watch runs.
+func TestReadersAgreeOnAGap(t *testing.T) {
+	b := bustest.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	kv, err := b.KV(ctx, events.BucketLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	early, err := locations.Watch(ctx, kv, time.Now, []string{"lon1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func() time.Time {
+		hb, _ := json.Marshal(locations.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 200})
+		e, err := kv.Put(ctx, "lon1.a", hb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := kv.GetRevision(ctx, "lon1.a", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got.Created()
+	}
+	first := put()
+	waitFor(t, func() bool { return len(early.At(first)) == 1 })
+	gap := first.Add(300 * time.Millisecond)
+	waitFor(t, func() bool { return time.Now().After(gap.Add(100 * time.Millisecond)) })
+	again := put()
+
+	late, err := locations.Watch(ctx, kv, time.Now, []string{"lon1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, l := range map[string]*locations.Live{"early": early, "late": late} {
+		if err := l.Settled(ctx, again); err != nil {
+			t.Fatal(err)
+		}
+		if got := l.At(gap); len(got) != 0 {
+			t.Errorf("%s reader: live in the gap: %v", name, got)
+		}
+		if got := l.At(again); !slices.Equal(got, []string{"lon1"}) {
+			t.Errorf("%s reader: live when it beat again = %v", name, got)
+		}
+	}
+}

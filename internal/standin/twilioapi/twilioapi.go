@@ -1,0 +1,231 @@
+// Package twilioapi runs a stand-in for Twilio's Messages API on loopback,
+// so that code which sends SMS through twilio-go can be tested against the
+// API as it answers on the wire: the same path and basic authentication,
+// the same checks of the form fields with the same error codes, the same
+// JSON for a created message and for an error, Twilio-signed status
+// callbacks and inbound messages, and failures on command (5xx, 429 with
+// Retry-After, a 400 with a chosen error code, or a request held until the
+// client gives up).
+//
+// twilio-go's base URL is a constant, so a test reaches the stand-in either
+// through Server.Transport, which rewrites requests for api.twilio.com, or
+// by giving its own code the stand-in's URL to rewrite to.
+package twilioapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
+)
+
+// Message is one message the stand-in accepted, as the client sent it.
+type Message struct {
+	SID                 string // "SM" and 32 hex digits, as in the answer
+	To                  string
+	From                string // empty when only MessagingServiceSID was sent
+	MessagingServiceSID string
+	Body                string
+	StatusCallback      string
+	NumSegments         int // by Twilio's count: GSM-7 or UCS-2 parts
+	Received            time.Time
+	// Raw is the request body as it arrived, for tests that check the
+	// encoding byte for byte.
+	Raw string
+	// Header holds the request's headers, Authorization included.
+	Header http.Header
+}
+
+// Attempt is one request that reached the stand-in, accepted or not, so
+// that a test can count retries and see what was refused.
+type Attempt struct {
+	Time time.Time
+	// Form is what the request's body held; empty when the request was
+	// not form-encoded or was refused before its body was read.
+	Form url.Values
+	// Status is what the stand-in answered; 0 when the client gave up on
+	// a stalled request first.
+	Status int
+	// Code is the Twilio error code of an error answer, 0 otherwise.
+	Code int
+}
+
+// Server is the stand-in. It listens on 127.0.0.1 until Close and keeps
+// every message it accepts, in arrival order, for as long as it lives. Its
+// methods are safe for concurrent use.
+type Server struct {
+	*standin.Server // URL, Connections, Stalled, Release
+	// FailNext, Fail, FailIf and Recover set how requests to send a
+	// message fail.
+	standin.Faults[Fault, Request]
+
+	// AccountSID and AuthToken are the one account the stand-in knows.
+	AccountSID, AuthToken string
+
+	webhooks *http.Client // for status callbacks and inbound messages
+
+	mu       sync.Mutex
+	msgs     []Message
+	attempts []Attempt
+	arrived  chan struct{} // closed and replaced whenever a message is stored
+}
+
+// New starts a stand-in that accepts requests authenticated as accountSID
+// with authToken. Both must be letters and digits, as twilio-go insists.
+// The caller must Close it.
+func New(accountSID, authToken string) (*Server, error) {
+	if !alnum(accountSID) || !alnum(authToken) {
+		return nil, errors.New("twilioapi: account SID and auth token must be non-empty letters and digits, as twilio-go requires")
+	}
+	s := &Server{
+		AccountSID: accountSID,
+		AuthToken:  authToken,
+		arrived:    make(chan struct{}),
+	}
+	s.Server = standin.Start("twilioapi", http.HandlerFunc(s.serve))
+	s.webhooks = &http.Client{
+		Transport:     loopbackOnly{base: &http.Transport{}},
+		Timeout:       10 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return s, nil
+}
+
+// Start is New for a test: it fails the test if the stand-in cannot start
+// and closes it when the test ends.
+func Start(t standin.TB, accountSID, authToken string) *Server {
+	t.Helper()
+	s, err := New(accountSID, authToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close answers stalled requests with 503, stops the server and waits for
+// requests in progress to finish. Messages already accepted stay readable.
+// Calling Close again does nothing.
+func (s *Server) Close() {
+	s.Server.Close()
+	s.webhooks.CloseIdleConnections()
+}
+
+// Messages returns a copy of every message accepted so far, in the order
+// they were accepted.
+func (s *Server) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return cloneMessages(s.msgs)
+}
+
+// Attempts returns a copy of every request received so far that has been
+// answered, in the order they were answered.
+func (s *Server) Attempts() []Attempt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Attempt, len(s.attempts))
+	for i, a := range s.attempts {
+		a.Form = cloneValues(a.Form)
+		out[i] = a
+	}
+	return out
+}
+
+// WaitFor returns the messages as soon as at least n have been accepted. If
+// ctx ends or the stand-in closes first, it returns what did arrive and an
+// error that lists it, so that a failing test says what it got.
+func (s *Server) WaitFor(ctx context.Context, n int) ([]Message, error) {
+	for {
+		s.mu.Lock()
+		msgs := cloneMessages(s.msgs)
+		arrived := s.arrived
+		s.mu.Unlock()
+
+		if len(msgs) >= n {
+			return msgs, nil
+		}
+		select {
+		case <-arrived:
+		case <-s.Closed():
+			return msgs, fmt.Errorf("twilioapi: closed while waiting for %d messages; %s", n, describe(msgs))
+		case <-ctx.Done():
+			return msgs, fmt.Errorf("twilioapi: waiting for %d messages; %s: %w", n, describe(msgs), context.Cause(ctx))
+		}
+	}
+}
+
+func (s *Server) store(m Message) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msgs = append(s.msgs, m)
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+}
+
+func (s *Server) record(a Attempt) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.attempts = append(s.attempts, a)
+}
+
+// NewSID returns a new random SID of the kind prefix names, in Twilio's
+// form: "AC" for an account, "MG" for a messaging service, "SM" for a
+// message, followed by 32 lower-case hex digits.
+func NewSID(prefix string) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails, per crypto/rand
+	return prefix + hex.EncodeToString(b[:])
+}
+
+func describe(msgs []Message) string {
+	if len(msgs) == 0 {
+		return "no message arrived"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d message(s) arrived:", len(msgs))
+	for i, m := range msgs {
+		fmt.Fprintf(&b, " [%d] %s to %q body %q;", i, m.SID, m.To, m.Body)
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+func cloneMessages(msgs []Message) []Message {
+	out := make([]Message, len(msgs))
+	for i, m := range msgs {
+		m.Header = m.Header.Clone()
+		out[i] = m
+	}
+	return out
+}
+
+func cloneValues(v url.Values) url.Values {
+	if v == nil {
+		return nil
+	}
+	out := make(url.Values, len(v))
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
+
+func alnum(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+			return false
+		}
+	}
+	return true
+}
