@@ -22,7 +22,8 @@ import (
 
 // Handler handles one decoded event. Returning nil acknowledges it; an error
 // marked Permanent sets it aside in the dead-letter stream; any other error
-// has it delivered again after a back-off. A handler must be idempotent: a
+// has it delivered again after a back-off, or after the provider's
+// Retry-After when the error holds a ProviderError that gives one. A handler must be idempotent: a
 // message may arrive more than once.
 type Handler func(ctx context.Context, ev events.Event) error
 
@@ -40,10 +41,20 @@ type permanentError struct{ err error }
 func (p permanentError) Error() string { return p.err.Error() }
 func (p permanentError) Unwrap() error { return p.err }
 
-// IsPermanent reports whether err, or an error it wraps, was marked Permanent.
+// IsPermanent reports whether err, or an error it wraps, was marked
+// Permanent or is a ProviderError that retrying cannot help.
 func IsPermanent(err error) bool {
 	var p permanentError
-	return errors.As(err, &p)
+	if errors.As(err, &p) {
+		return true
+	}
+	refused := false
+	walk(err, func(e error) {
+		if pe, ok := e.(*ProviderError); ok && !pe.Retry {
+			refused = true
+		}
+	})
+	return refused
 }
 
 // Consumer describes one durable consumer and how its messages are handled.
@@ -517,7 +528,9 @@ func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delive
 		if md, mdErr := m.Metadata(); mdErr == nil {
 			n = md.NumDelivered
 		}
-		delay := backoff(n, c.BackoffMin, c.BackoffMax)
+		// A provider that said when to come back is left alone until
+		// then; RetryAfter is bounded, so an outage delays, never drops.
+		delay := max(backoff(n, c.BackoffMin, c.BackoffMax), RetryAfter(err))
 		c.Metrics.Message(c.Name, metrics.Retry)
 		if IsStoreFull(err) {
 			// Retrying cannot help until someone gives the bus room.

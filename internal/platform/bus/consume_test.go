@@ -16,6 +16,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -545,4 +546,73 @@ func mustMarshal(t *testing.T, ev events.Event) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// A provider that answers "retry after" is left alone that long: the
+// message comes back no sooner, though the consumer's own back-off is far
+// shorter, and it is not lost.
+func TestRetryAfterHonoured(t *testing.T) {
+	b := bustest.New(t)
+	const after = 1500 * time.Millisecond
+	var mu sync.Mutex
+	var seen []time.Time
+	consume(t, b, resultsConsumer("retry-after"), func(ctx context.Context, ev events.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, time.Now())
+		if len(seen) == 1 {
+			return fmt.Errorf("send: %w", &bus.ProviderError{Status: 429, Retry: true, RetryAfter: after, Text: "rate limited"})
+		}
+		return nil
+	})
+	if err := b.Publish(context.Background(), result("mx1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, "the message handled again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen) >= 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got := seen[1].Sub(seen[0]); got < after {
+		t.Errorf("handled again after %v, want no sooner than the provider's %v", got, after)
+	}
+}
+
+// A provider error that retrying cannot help is set aside, as Permanent is.
+func TestProviderRefusalIsDeadLettered(t *testing.T) {
+	b := bustest.New(t)
+	consume(t, b, resultsConsumer("refused"), func(ctx context.Context, ev events.Event) error {
+		return &bus.ProviderError{Status: 400, Text: "bad number"}
+	})
+	if err := b.Publish(context.Background(), result("mx1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if got := deadLetters(t, b, "refused", 1)[0].Headers().Get(events.HeaderDeadReason); got != "bad number" {
+		t.Errorf("reason %q, want %q", got, "bad number")
+	}
+}
+
+func TestRetryAfterBounded(t *testing.T) {
+	transient := func(d time.Duration) error { return &bus.ProviderError{Retry: true, RetryAfter: d} }
+	for _, c := range []struct {
+		name string
+		err  error
+		want time.Duration
+	}{
+		{"none", errors.New("x"), 0},
+		{"given", transient(3 * time.Second), 3 * time.Second},
+		{"negative", transient(-time.Hour), 0},
+		{"too long", transient(24 * time.Hour), bus.MaxRetryAfter},
+		{"wrapped", fmt.Errorf("sms: %w", transient(time.Second)), time.Second},
+		{"joined, the longest", errors.Join(transient(time.Second), errors.New("x"), transient(7*time.Second)), 7 * time.Second},
+		{"refused for good", &bus.ProviderError{RetryAfter: time.Minute}, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := bus.RetryAfter(c.err); got != c.want {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
+	}
 }
