@@ -182,6 +182,10 @@ type Override struct {
 	Until time.Time `yaml:"until"`
 }
 
+// Channels are the names of the channels staff can be told by, as the
+// notify section spells them.
+var Channels = []string{"sms", "email"}
+
 // Notify says how staff are told.
 type Notify struct {
 	// Channels for the person on call and for everyone else routed to an
@@ -199,8 +203,13 @@ type Notify struct {
 	// (0: never).
 	RepeatEvery Duration `yaml:"repeat_every"`
 	// FallbackAfter: a channel failing this long, or refused for good, has
-	// the message carried by the other channel, which says so.
+	// the message carried by another channel, which says so.
 	FallbackAfter Duration `yaml:"fallback_after"`
+	// Fallback is the order channels stand in for each other: a message
+	// that fails on one goes by the next in the list that reaches the
+	// person, wrapping round to the start. A channel not listed has no
+	// fallback. Default: [sms, email], each the other's.
+	Fallback []string `yaml:"fallback"`
 	// Severity routes incidents by how bad they are: "warning",
 	// "degraded", "outage". A severity left out takes OnCallChannels and
 	// OthersChannels, except warnings, which go by email, once a day.

@@ -130,6 +130,9 @@ func (c *Config) setDefaults() {
 	if n.FallbackAfter == 0 {
 		n.FallbackAfter = Duration(DefaultFallback)
 	}
+	if n.Fallback == nil {
+		n.Fallback = []string{"sms", "email"}
+	}
 	if n.Listen == "" {
 		n.Listen = DefaultNotifyListen
 	}
@@ -550,6 +553,14 @@ func (v *validator) notify(c *Config) {
 			default:
 				v.at(p("notify", key, i), "unknown channel %q: use sms or email", ch)
 			}
+		}
+	}
+	for i, ch := range n.Fallback {
+		switch {
+		case !slices.Contains(Channels, ch):
+			v.at(p("notify", "fallback", i), "unknown channel %q: use %s", ch, strings.Join(Channels, " or "))
+		case slices.Index(n.Fallback, ch) < i:
+			v.at(p("notify", "fallback", i), "channel %q is listed twice", ch)
 		}
 	}
 	for _, sev := range slices.Sorted(maps.Keys(n.Severity)) {
