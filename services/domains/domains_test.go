@@ -1,7 +1,6 @@
 package domains
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -20,6 +19,9 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/clock"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/logbuf"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -97,53 +99,18 @@ func (r *registry) queries(domain string) int {
 	return r.asked[domain]
 }
 
-// clock is the watcher's time, moved by the test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // world is what the watcher talks to: JetStream and the registry.
 type world struct {
 	srv   *bustest.Server
 	b     *bus.Bus
 	reg   *registry
-	clock *clock
-	logs  *syncBuffer
+	clock *clock.Manual
+	logs  *logbuf.Buffer
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
-	w := &world{srv: bustest.Start(t), reg: newRegistry(t), clock: &clock{now: t0}, logs: &syncBuffer{}}
+	w := &world{srv: bustest.Start(t), reg: newRegistry(t), clock: clock.New(t0), logs: &logbuf.Buffer{}}
 	w.b = w.srv.Connect(t, nil)
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -259,16 +226,7 @@ func (w *world) record(t *testing.T, domain string) (record, uint64) {
 func (w *world) rounds(t *testing.T, domain string, n int) {
 	t.Helper()
 	from := w.reg.queries(domain)
-	waitUntil(t, 10*time.Second, fmt.Sprintf("%d more lookups of %s", n, domain), func() bool { return w.reg.queries(domain) >= from+n })
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-	}
+	wait.Within(t, 10*time.Second, fmt.Sprintf("%d more lookups of %s", n, domain), func() bool { return w.reg.queries(domain) >= from+n })
 }
 
 // TestWarningOpensOnceAndResolves: a domain 10 days from its expiry opens
@@ -284,7 +242,7 @@ func TestWarningOpensOnceAndResolves(t *testing.T) {
 	opened, resolved := events.SubjectIncident(id, "opened"), events.SubjectIncident(id, "resolved")
 
 	stopA, stopB := w.start(t, cfg, nil), w.start(t, cfg, nil)
-	waitUntil(t, 10*time.Second, "the warning", func() bool { return w.stored(t)[opened] > 0 })
+	wait.Within(t, 10*time.Second, "the warning", func() bool { return w.stored(t)[opened] > 0 })
 	w.rounds(t, "example.net", 6)
 	if diff := cmp.Diff(map[string]uint64{opened: 1}, w.stored(t)); diff != "" {
 		t.Errorf("two watchers: incident messages (-want +got):\n%s", diff)
@@ -319,7 +277,7 @@ func TestWarningOpensOnceAndResolves(t *testing.T) {
 	if err := kv.Purge(context.Background(), Key("example.net")); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the record written again", func() bool {
+	wait.Within(t, 10*time.Second, "the record written again", func() bool {
 		rec, _ := w.record(t, "example.net")
 		return rec.Warning != nil && rec.Pending == nil
 	})
@@ -331,9 +289,9 @@ func TestWarningOpensOnceAndResolves(t *testing.T) {
 	}
 
 	// Renewed for a year: the warning is resolved, once.
-	w.clock.add(2 * 24 * time.Hour)
+	w.clock.Advance(2 * 24 * time.Hour)
 	w.reg.set("example.net", expiry.AddDate(1, 0, 0))
-	waitUntil(t, 10*time.Second, "the warning resolved", func() bool { return w.stored(t)[resolved] > 0 })
+	wait.Within(t, 10*time.Second, "the warning resolved", func() bool { return w.stored(t)[resolved] > 0 })
 	w.rounds(t, "example.net", 3)
 	if diff := cmp.Diff(map[string]uint64{opened: 1, resolved: 1}, w.stored(t)); diff != "" {
 		t.Errorf("renewed: incident messages (-want +got):\n%s", diff)
@@ -363,22 +321,22 @@ func TestLookupFailures(t *testing.T) {
 	m := metrics.New()
 	w.start(t, w.config(t, "example.net", "example.com", "example-hosting.com"), m)
 	opened := events.SubjectIncident(IncidentID("example.net", t0.Add(10*24*time.Hour)), "opened")
-	waitUntil(t, 10*time.Second, "the warning", func() bool { return w.stored(t)[opened] > 0 })
+	wait.Within(t, 10*time.Second, "the warning", func() bool { return w.stored(t)[opened] > 0 })
 
 	// The registry goes down while the warning is open.
 	w.reg.fail("example.net", http.StatusServiceUnavailable)
-	waitUntil(t, 10*time.Second, "three failed lookups recorded", func() bool {
+	wait.Within(t, 10*time.Second, "three failed lookups recorded", func() bool {
 		rec, _ := w.record(t, "example.net")
 		return rec.Failures >= 3
 	})
 	if strings.Contains(w.logs.String(), "level=ERROR") {
 		t.Errorf("an error logged before the failures lasted two rounds:\n%s", w.logs)
 	}
-	if !logged(w.logs, "level=WARN", `msg="domain lookup failed; its expiry is looked up again next round"`, "domain=example.net", "answered 503") {
+	if !w.logs.Has("level=WARN", `msg="domain lookup failed; its expiry is looked up again next round"`, "domain=example.net", "answered 503") {
 		t.Errorf("the failed lookup is not logged as a warning with its error")
 	}
-	w.clock.add(time.Second) // longer than two rounds of 50ms
-	waitUntil(t, 10*time.Second, "an error logged", func() bool { return logged(w.logs, "level=ERROR", "domain=example.net", "answered 503") })
+	w.clock.Advance(time.Second) // longer than two rounds of 50ms
+	wait.Within(t, 10*time.Second, "an error logged", func() bool { return w.logs.Has("level=ERROR", "domain=example.net", "answered 503") })
 	w.rounds(t, "example.net", 2)
 
 	if diff := cmp.Diff(map[string]uint64{opened: 1}, w.stored(t)); diff != "" {
@@ -400,7 +358,7 @@ func TestLookupFailures(t *testing.T) {
 
 	// Back, with the same date: the warning stays, the failures go.
 	w.reg.set("example.net", t0.Add(10*24*time.Hour))
-	waitUntil(t, 10*time.Second, "the failures cleared", func() bool {
+	wait.Within(t, 10*time.Second, "the failures cleared", func() bool {
 		rec, _ := w.record(t, "example.net")
 		return rec.Failures == 0
 	})
@@ -421,11 +379,11 @@ func TestDomainLeavesTheConfig(t *testing.T) {
 	w.reg.set("example.com", t0.Add(300*24*time.Hour))
 	stop := w.start(t, w.config(t, "example.net", "example.com"), nil)
 	id := IncidentID("example.net", expiry)
-	waitUntil(t, 10*time.Second, "the warning", func() bool { return w.stored(t)[events.SubjectIncident(id, "opened")] > 0 })
+	wait.Within(t, 10*time.Second, "the warning", func() bool { return w.stored(t)[events.SubjectIncident(id, "opened")] > 0 })
 	stop()
 
 	w.start(t, w.config(t, "example.com"), nil)
-	waitUntil(t, 10*time.Second, "the record removed", func() bool {
+	wait.Within(t, 10*time.Second, "the record removed", func() bool {
 		_, rev := w.record(t, "example.net")
 		return rev == 0
 	})
@@ -465,7 +423,7 @@ func TestRecordedEventIsPublished(t *testing.T) {
 	})
 	w.start(t, w.config(t, "example.net"), nil)
 	subject := events.SubjectIncident(id, "opened")
-	waitUntil(t, 10*time.Second, "the recorded warning published", func() bool { return w.stored(t)[subject] > 0 })
+	wait.Within(t, 10*time.Second, "the recorded warning published", func() bool { return w.stored(t)[subject] > 0 })
 	w.rounds(t, "example.net", 3)
 	if diff := cmp.Diff(map[string]uint64{subject: 1}, w.stored(t)); diff != "" {
 		t.Errorf("incident messages (-want +got):\n%s", diff)
@@ -510,20 +468,6 @@ func TestIncidentID(t *testing.T) {
 			t.Errorf("another domain or day gives the same id %s", a)
 		}
 	}
-}
-
-// logged reports whether a line of the log has each of parts.
-func logged(logs *syncBuffer, parts ...string) bool {
-	for line := range strings.Lines(logs.String()) {
-		all := true
-		for _, p := range parts {
-			all = all && strings.Contains(line, p)
-		}
-		if all {
-			return true
-		}
-	}
-	return false
 }
 
 // counter reads a counter of m by its one label's value.

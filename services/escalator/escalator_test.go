@@ -1,7 +1,6 @@
 package escalator
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -17,6 +16,8 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/logbuf"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -33,29 +34,12 @@ type world struct {
 	x    *xapi.Server
 	fb   *graphapi.Server
 	cfg  *config.Config
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *logbuf.Buffer
 }
 
 func newWorld(t *testing.T, escalation string) *world {
 	t.Helper()
-	w := &world{mail: smtpserver.Start(t, smtpserver.Options{}), x: xapi.Start(t, xCreds), fb: graphapi.Start(t, "4242", fbToken), logs: &syncBuffer{}}
+	w := &world{mail: smtpserver.Start(t, smtpserver.Options{}), x: xapi.Start(t, xCreds), fb: graphapi.Start(t, "4242", fbToken), logs: &logbuf.Buffer{}}
 	env := map[string]string{"CK": xCreds.ConsumerKey, "CS": xCreds.ConsumerSecret, "TK": xCreds.Token, "TS": xCreds.TokenSecret, "FB": fbToken}
 	var err error
 	w.cfg, err = config.Parse("test.yaml", []byte(fmt.Sprintf(`
@@ -179,13 +163,28 @@ func banner(t *testing.T, b *bus.Bus) events.Banner {
 	return bn
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+// idle waits until the escalator has handled every event on b and holds
+// none back for a later step (a held event stays unacknowledged): from
+// then on it sends nothing more unless told something new, so what has
+// not been sent twice by then never is.
+func idle(t *testing.T, b *bus.Bus) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
+	ctx := context.Background()
+	wait.For(t, "the escalator to handle every event and hold none back", func() bool {
+		c, err := b.JS.Consumer(ctx, events.StreamEvents, "escalator")
+		if err != nil {
+			return false
 		}
-	}
+		info, err := c.Info(ctx)
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.NumRedelivered == 0
+	})
+}
+
+// held waits until the escalator has judged the incident and holds an
+// event back for its next step.
+func (w *world) held(t *testing.T, id string) {
+	t.Helper()
+	wait.For(t, "the next step of "+id+" held", func() bool { return !w.state(t, id).WakeAt.IsZero() })
 }
 
 // TestIncidentGoesPublic: an outage that lasts is emailed to the
@@ -200,7 +199,7 @@ func TestIncidentGoesPublic(t *testing.T) {
 	w.publish(t, opened(id, now))
 	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
 
-	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
+	wait.Within(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	ticket := w.mail.Messages()[0]
 	if took := time.Since(now); took < time.Second {
 		t.Errorf("the datacentre was emailed %s after the incident opened, before datacentre_after", took)
@@ -213,17 +212,17 @@ func TestIncidentGoesPublic(t *testing.T) {
 	if ticket.To[0] != "noc@dc1.example" {
 		t.Errorf("ticket to %v", ticket.To)
 	}
-	waitUntil(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
-	waitUntil(t, 10*time.Second, "the banner", func() bool { return banner(t, w.b).On }) // raised after the posts
+	wait.Within(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
+	wait.Within(t, 10*time.Second, "the banner", func() bool { return banner(t, w.b).On }) // raised after the posts
 	if bn := banner(t, w.b); !bn.On || bn.Link != "https://status.example.net" || !strings.Contains(bn.Message, "Incoming mail") {
 		t.Errorf("banner %+v", bn)
 	}
 
 	w.publish(t, note(id, 1, "A disk failed on mx1.internal.example.net; it is being replaced.", now.Add(3*time.Second)))
-	waitUntil(t, 10*time.Second, "the update", func() bool { return len(w.mail.Messages()) == 2 && len(w.x.Posts()) == 2 && len(w.fb.Comments()) == 1 })
+	wait.Within(t, 10*time.Second, "the update", func() bool { return len(w.mail.Messages()) == 2 && len(w.x.Posts()) == 2 && len(w.fb.Comments()) == 1 })
 	w.publish(t, resolved(id, now, now.Add(4*time.Second)))
-	waitUntil(t, 10*time.Second, "the resolution", func() bool { return len(w.mail.Messages()) == 3 && len(w.x.Posts()) == 3 && len(w.fb.Comments()) == 2 })
-	time.Sleep(500 * time.Millisecond) // room for anything sent twice
+	wait.Within(t, 10*time.Second, "the resolution", func() bool { return len(w.mail.Messages()) == 3 && len(w.x.Posts()) == 3 && len(w.fb.Comments()) == 2 })
+	idle(t, w.b)
 
 	mails, posts, comments := w.mail.Messages(), w.x.Posts(), w.fb.Comments()
 	if len(mails) != 3 || len(posts) != 3 || len(w.fb.Posts()) != 1 || len(comments) != 2 {
@@ -279,10 +278,15 @@ func TestResolvedBeforeSocial(t *testing.T) {
 	id := now.Format("20060102") + "-quick1"
 	w.publish(t, opened(id, now))
 	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
-	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
+	wait.Within(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	w.publish(t, resolved(id, now, now.Add(time.Second)))
-	waitUntil(t, 10*time.Second, "the datacentre's resolution", func() bool { return len(w.mail.Messages()) == 2 })
-	time.Sleep(4 * time.Second) // past social_after
+	wait.Within(t, 10*time.Second, "the datacentre's resolution", func() bool { return len(w.mail.Messages()) == 2 })
+	// The opening event stays held until social_after, when the escalator
+	// wakes and must find nothing to post.
+	idle(t, w.b)
+	if took := time.Since(now); took < 3*time.Second {
+		t.Errorf("the escalator went quiet %s after the incident opened, before social_after", took)
+	}
 	if n, m := len(w.x.Posts()), len(w.fb.Posts()); n+m != 0 {
 		t.Errorf("%d X and %d Facebook posts for an incident resolved before social_after", n, m)
 	}
@@ -302,7 +306,7 @@ func TestAcknowledgementCancels(t *testing.T) {
 	w.publish(t, opened(id, now))
 	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
 	w.publish(t, events.New(id+"/acknowledged", "notifier", now, &events.IncidentAcknowledged{Incident: id, By: "Alice", Via: "sms", At: now}))
-	waitUntil(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
+	wait.Within(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
 	if n := len(w.mail.Messages()); n != 0 {
 		t.Errorf("%d emails to the datacentre after an acknowledgement that cancels them", n)
 	}
@@ -318,17 +322,19 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 	id := now.Format("20060102") + "-restrt"
 	w.publish(t, opened(id, now))
 	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
-	time.Sleep(time.Second)
+	w.held(t, id)
 	stop() // killed with the deadline pending
-	time.Sleep(4 * time.Second)
+	// The deadline passes with no escalator running: the time itself is
+	// what the test is about, so it is slept, not waited for.
+	time.Sleep(time.Until(now.Add(3500 * time.Millisecond)))
 	if n := len(w.mail.Messages()); n != 0 {
 		t.Fatalf("%d emails while no escalator ran", n)
 	}
 	restarted := time.Now()
 	w.start(t)
-	waitUntil(t, 10*time.Second, "the ticket after the restart", func() bool { return len(w.mail.Messages()) == 1 })
+	wait.Within(t, 10*time.Second, "the ticket after the restart", func() bool { return len(w.mail.Messages()) == 1 })
 	t.Logf("ticket %s after the restart", time.Since(restarted).Round(10*time.Millisecond))
-	time.Sleep(3 * time.Second) // another AckWait and then some: nothing more
+	idle(t, w.b) // nothing left to deliver again after an AckWait
 	if n := len(w.mail.Messages()); n != 1 {
 		t.Errorf("%d tickets, want exactly one", n)
 	}
@@ -348,7 +354,7 @@ func TestDegradedStaysInternal(t *testing.T) {
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: now, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
 	}))
 	w.publish(t, paged(id, events.SeverityDegraded, now))
-	waitUntil(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
+	wait.Within(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	if text := w.mail.Messages()[0].Text; !strings.Contains(text, "still answers from other servers") {
 		t.Errorf("the ticket does not say the service still answers:\n%s", text)
 	}
@@ -364,7 +370,7 @@ func TestDegradedStaysInternal(t *testing.T) {
 	}))
 	// Past the public's deadline, with the update judged: still nothing,
 	// for the people on call have not been paged about the outage.
-	waitUntil(t, 10*time.Second, "the public's deadline passed", func() bool {
+	wait.Within(t, 10*time.Second, "the public's deadline passed", func() bool {
 		st := w.state(t, id)
 		return st.OutageSince.Equal(down) && time.Now().After(down.Add(1500*time.Millisecond))
 	})
@@ -375,7 +381,7 @@ func TestDegradedStaysInternal(t *testing.T) {
 	w.publish(t, events.New(id+"/notified/worse-1", "notifier", told, &events.IncidentNotified{
 		Incident: id, Step: "worse-1", At: told, Severity: events.SeverityOutage, DownBoxes: []string{"mx"}, Reached: 1,
 	}))
-	waitUntil(t, 10*time.Second, "the posts once staff were paged", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 && banner(t, w.b).On })
+	wait.Within(t, 10*time.Second, "the posts once staff were paged", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 && banner(t, w.b).On })
 }
 
 // TestPublicClockFromTheBoxDown: the public's clock runs from when the box
@@ -390,7 +396,7 @@ func TestPublicClockFromTheBoxDown(t *testing.T) {
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: now, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
 	}))
 	w.publish(t, paged(id, events.SeverityDegraded, now))
-	waitUntil(t, 10*time.Second, "the opening judged", func() bool { return !w.state(t, id).ToldAt.IsZero() })
+	wait.Within(t, 10*time.Second, "the opening judged", func() bool { return !w.state(t, id).ToldAt.IsZero() })
 	down := time.Now().UTC()
 	w.publish(t, events.New(id+"/updated/1", "verifier", down, &events.IncidentUpdated{
 		Incident: id, Seq: 1, At: down, Opened: now, Title: "2 servers of Incoming mail are down", Severity: events.SeverityOutage,
@@ -400,7 +406,7 @@ func TestPublicClockFromTheBoxDown(t *testing.T) {
 	w.publish(t, events.New(id+"/notified/worse-1", "notifier", down, &events.IncidentNotified{
 		Incident: id, Step: "worse-1", At: down, Severity: events.SeverityOutage, DownBoxes: []string{"mx"}, Reached: 1,
 	}))
-	waitUntil(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
+	wait.Within(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
 	if at := w.x.Posts()[0].Received; at.Before(down.Add(2 * time.Second)) {
 		t.Errorf("posted %s after the box went down, before social_after (2s)", at.Sub(down))
 	}
@@ -415,13 +421,13 @@ func TestStaffBeforePublic(t *testing.T) {
 	now := time.Now().UTC().Add(-time.Hour) // both deadlines long past
 	id := time.Now().UTC().Format("20060102") + "-order1"
 	w.publish(t, opened(id, now))
-	waitUntil(t, 10*time.Second, "the opening judged", func() bool { return !w.state(t, id).Opened.IsZero() })
+	wait.Within(t, 10*time.Second, "the opening judged", func() bool { return !w.state(t, id).Opened.IsZero() })
 	if n := len(w.mail.Messages()) + len(w.x.Posts()) + len(w.fb.Posts()); n != 0 {
 		t.Fatalf("%d messages out before the people on call were paged", n)
 	}
 	told := time.Now().UTC()
 	w.publish(t, paged(id, events.SeverityOutage, told, "mx"))
-	waitUntil(t, 10*time.Second, "the ticket and the posts", func() bool {
+	wait.Within(t, 10*time.Second, "the ticket and the posts", func() bool {
 		return len(w.mail.Messages()) == 1 && len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1
 	})
 	if p := w.x.Posts()[0]; p.Received.Before(told) {
@@ -469,15 +475,17 @@ func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
 	id := now.Format("20060102") + "-reboot"
 	w.publish(t, opened(id, now))
 	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
-	time.Sleep(time.Second)
+	w.held(t, id)
 	stop() // the whole box goes down with the deadline pending
-	time.Sleep(4 * time.Second)
+	// The deadline passes while the whole box is down: the time itself is
+	// what the test is about, so it is slept, not waited for.
+	time.Sleep(time.Until(now.Add(3500 * time.Millisecond)))
 	restarted := time.Now()
 	stop = boot()
 	defer stop()
-	waitUntil(t, 45*time.Second, "the ticket after the reboot", func() bool { return len(w.mail.Messages()) >= 1 })
+	wait.Within(t, 45*time.Second, "the ticket after the reboot", func() bool { return len(w.mail.Messages()) >= 1 })
 	t.Logf("ticket %s after the reboot", time.Since(restarted).Round(10*time.Millisecond))
-	time.Sleep(2 * time.Second)
+	idle(t, w.b)
 	if n := len(w.mail.Messages()); n != 1 {
 		t.Errorf("%d tickets, want exactly one", n)
 	}
@@ -494,14 +502,14 @@ func TestRateLimitIsWaitedOut(t *testing.T) {
 	id := now.Format("20060102") + "-rate01"
 	w.publish(t, opened(id, now))
 	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
-	waitUntil(t, 20*time.Second, "the post to X", func() bool { return len(w.x.Posts()) == 1 })
+	wait.Within(t, 20*time.Second, "the post to X", func() bool { return len(w.x.Posts()) == 1 })
 	if got := w.x.Posts()[0].Received; got.Before(reset) {
 		t.Errorf("posted at %s, before the limit reset at %s", got.Format("15:04:05.000"), reset.Format("15:04:05.000"))
 	}
 	if fb := w.fb.Posts(); len(fb) != 1 || !fb[0].Received.Before(reset) {
 		t.Errorf("Facebook posts %+v: want one, made without waiting for X", fb)
 	}
-	time.Sleep(time.Second)
+	idle(t, w.b)
 	if n := len(w.x.Posts()); n != 1 {
 		t.Errorf("%d posts to X, want one", n)
 	}

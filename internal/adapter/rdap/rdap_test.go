@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/tocsin-alarm/tocsin/internal/testkit/clock"
 )
 
 // fixture is an RDAP answer from testdata, with the registrar's RDAP host
@@ -92,28 +94,10 @@ func bootstrapFile(t testing.TB, services [][2][]string) []byte {
 	return b
 }
 
-// clock is a time that tests move by hand.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // world is a bootstrap server and the registries it names, all on loopback.
 type world struct {
 	client *Client
-	clock  *clock
+	clock  *clock.Manual
 	hits   atomic.Int32 // requests for the bootstrap file
 
 	bootstrap                         *httptest.Server
@@ -131,7 +115,7 @@ type worldOptions struct {
 
 func newWorld(t *testing.T, opts worldOptions) *world {
 	t.Helper()
-	w := &world{clock: &clock{now: time.Date(2025, 6, 2, 12, 0, 0, 0, time.UTC)}}
+	w := &world{clock: clock.New(time.Date(2025, 6, 2, 12, 0, 0, 0, time.UTC))}
 
 	w.registrar = registry(t, false, map[string]string{
 		"example.com": fixture(t, "registrar-example.com.json", ""),
