@@ -14,6 +14,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/internal/demo"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -142,7 +143,7 @@ func unreachableFromNYC(t *testing.T, servers int, interval string) (cfgFile str
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 	})}
-	go web.Serve(cutting{l, func(host string) bool { return host == "127.0.0.3" }})
+	go web.Serve(demo.Cutting{Listener: l, Cut: func(host string) bool { return host == "127.0.0.3" }})
 	t.Cleanup(func() { web.Close() })
 
 	var cfg strings.Builder

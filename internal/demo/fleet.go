@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"fmt"
@@ -10,10 +10,10 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 )
 
-// loopbackServer is a small server on 127.0.0.1 that can be switched off
+// Server is a small server on 127.0.0.1 that can be switched off
 // (connections refused) and on again at the same address: the demo's fleet
 // and the tests' targets.
-type loopbackServer struct {
+type Server struct {
 	name   string
 	banner string // for a banner protocol (SMTP, FTP): sent on connect; "" serves HTTP
 
@@ -25,39 +25,44 @@ type loopbackServer struct {
 }
 
 // Unreachable from the source address ip, until it is called with "".
-func (s *loopbackServer) Unreachable(ip string) {
+func (s *Server) Unreachable(ip string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.blocked = ip
 }
 
-func (s *loopbackServer) isBlocked(host string) bool {
+func (s *Server) isBlocked(host string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.blocked != "" && s.blocked == host
 }
 
-func newLoopbackServer(name, banner string) (*loopbackServer, error) {
-	s := &loopbackServer{name: name, banner: banner, addr: "127.0.0.1:0"}
+// NewServer starts a server on loopback: one that sends banner on connect
+// (SMTP, FTP, a database), or an HTTP server when banner is "".
+func NewServer(name, banner string) (*Server, error) {
+	s := &Server{name: name, banner: banner, addr: "127.0.0.1:0"}
 	return s, s.On()
 }
 
+// Name is the server's id in the config.
+func (s *Server) Name() string { return s.name }
+
 // Addr is host:port, the same across off and on.
-func (s *loopbackServer) Addr() string {
+func (s *Server) Addr() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addr
 }
 
 // Up reports whether the server is answering.
-func (s *loopbackServer) Up() bool {
+func (s *Server) Up() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.l != nil
 }
 
 // On starts answering again.
-func (s *loopbackServer) On() error {
+func (s *Server) On() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.l != nil {
@@ -67,7 +72,7 @@ func (s *loopbackServer) On() error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
-	l := cutting{raw, s.isBlocked}
+	l := Cutting{raw, s.isBlocked}
 	s.l, s.addr = l, l.Addr().String()
 	if s.banner == "" {
 		s.http = httpguard.Server(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -90,7 +95,7 @@ func (s *loopbackServer) On() error {
 }
 
 // Off stops answering: new connections are refused.
-func (s *loopbackServer) Off() {
+func (s *Server) Off() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.http != nil {
@@ -103,27 +108,28 @@ func (s *loopbackServer) Off() {
 }
 
 // Check is the check URL that watches this server.
-func (s *loopbackServer) Check() string {
+func (s *Server) Check() string {
 	if s.banner == "" {
 		return "http://" + s.Addr() + "/"
 	}
 	return "tcp://" + s.Addr()
 }
 
-// cutting is a listener that resets at once the connections from sources
-// cut says are cut off, as a broken route between a location and a server.
-type cutting struct {
+// Cutting is a listener that resets at once the connections from sources
+// Cut says are cut off, as a broken route between a location and a server.
+type Cutting struct {
 	net.Listener
-	cut func(host string) bool
+	Cut func(host string) bool
 }
 
-func (l cutting) Accept() (net.Conn, error) {
+// Accept is the next connection from a source that is not cut off.
+func (l Cutting) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		if host, _, _ := net.SplitHostPort(c.RemoteAddr().String()); l.cut(host) {
+		if host, _, _ := net.SplitHostPort(c.RemoteAddr().String()); l.Cut(host) {
 			if tc, ok := c.(*net.TCPConn); ok {
 				tc.SetLinger(0) // a reset rather than a polite close
 			}

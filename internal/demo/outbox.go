@@ -1,4 +1,4 @@
-package main
+package demo
 
 import (
 	"html/template"
@@ -13,7 +13,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 )
 
-// outbox shows, in a browser, everything the demo's stand-ins received:
+// outboxView shows, in a browser, everything the demo's stand-ins received:
 // what would have gone out to the staff, the datacentre and the public.
 type outboxView struct {
 	mail *smtpserver.Server
