@@ -32,14 +32,6 @@ type leaving struct {
 	Withdrawn bool `json:"withdrawn,omitempty"`
 }
 
-// openKey is where the incidents open in a datacentre are listed.
-func openKey(datacentre string) string {
-	if datacentre == "" {
-		return "open._" // boxes in no datacentre group together
-	}
-	return "open." + datacentre
-}
-
 // groupLock serialises the joins of one datacentre within this process, so
 // that a storm does not spin on compare-and-set; the bucket's revisions
 // keep several processes correct.
@@ -70,7 +62,7 @@ func (v *Verifier) naming(datacentre string) judge.Naming {
 func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target config.Target, a events.AffectedServer, outage string, at time.Time, flapping bool) (string, error) {
 	dc := target.Box.Datacentre
 	defer v.groupLock(dc)()
-	key := openKey(dc)
+	key := events.KeyOpenIncidents(dc)
 	for attempt := 0; attempt < 20; attempt++ {
 		var open judge.Open
 		orev, err := bus.GetJSON(ctx, ikv, key, &open)
@@ -165,7 +157,7 @@ func (v *Verifier) leave(ctx context.Context, ikv, kv jetstream.KeyValue, target
 // service must follow it.
 func (v *Verifier) boxChanged(ctx context.Context, ikv jetstream.KeyValue, box *config.Box, b events.BoxStatus, at time.Time) error {
 	var open judge.Open
-	if _, err := bus.GetJSON(ctx, ikv, openKey(box.Datacentre), &open); err != nil {
+	if _, err := bus.GetJSON(ctx, ikv, events.KeyOpenIncidents(box.Datacentre), &open); err != nil {
 		return err
 	}
 	for _, o := range open.Incidents {
@@ -254,7 +246,7 @@ func (v *Verifier) clearPending(ctx context.Context, ikv jetstream.KeyValue, rec
 // countOpen counts the incidents open in every datacentre, from the lists
 // join and closeOpen keep: one read per datacentre.
 func countOpen(ctx context.Context, ikv jetstream.KeyValue) (int, error) {
-	keys, err := ikv.ListKeysFiltered(ctx, "open.*")
+	keys, err := ikv.ListKeysFiltered(ctx, events.FilterOpenIncidents)
 	if err != nil {
 		return 0, err
 	}
@@ -279,7 +271,7 @@ func countOpen(ctx context.Context, ikv jetstream.KeyValue) (int, error) {
 
 // closeOpen takes a resolved incident off its datacentre's list.
 func (v *Verifier) closeOpen(ctx context.Context, ikv jetstream.KeyValue, dc, id string) error {
-	key := openKey(dc)
+	key := events.KeyOpenIncidents(dc)
 	for attempt := 0; attempt < 20; attempt++ {
 		var open judge.Open
 		rev, err := bus.GetJSON(ctx, ikv, key, &open)

@@ -182,8 +182,11 @@ func (v *Verifier) preload(ctx context.Context, kv jetstream.KeyValue) error {
 	return nil
 }
 
-// record is what the bucket holds per server: the judge's state and the
-// events decided but perhaps not yet published.
+// record is what the bucket holds per server: the judge's state (which
+// holds the events.ServerRecord other services read) and the events
+// decided but perhaps not yet published. It is one value under one key so
+// that writing a decision and the work it leaves to do is one atomic
+// write; readers decode events.ServerRecord and never see the rest.
 type record struct {
 	judge.Server
 	Pending []outgoing `json:"pending,omitempty"`
@@ -599,12 +602,13 @@ func (v *Verifier) known(server string) (cached, bool) {
 	return c, ok
 }
 
-// boxRecord is what the boxes bucket holds per box.
+// boxRecord is what the boxes bucket holds per box: the record other
+// services read, and beside it the count that box event ids derive from
+// and the change decided but perhaps not yet published.
 type boxRecord struct {
-	State   events.BoxState `json:"state"`
-	Since   time.Time       `json:"since"`
-	Seq     int64           `json:"seq"`
-	Pending []outgoing      `json:"pending,omitempty"`
+	events.BoxRecord
+	Seq     int64      `json:"seq"`
+	Pending []outgoing `json:"pending,omitempty"`
 }
 
 // judgeBox works a box's state out again from its servers' records, and

@@ -2,7 +2,6 @@ package verifier
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/maintenance"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
 )
@@ -108,10 +108,9 @@ func publishAs(t *testing.T, b *bus.Bus, server string, n int, ok bool, correlat
 // for at least n of them.
 func incidentEvents(t *testing.T, b *bus.Bus, n int) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := context.Background()
 	var got []string
-	for ctx.Err() == nil {
+	wait.For(t, fmt.Sprintf("%d incident events", n), func() bool {
 		got = got[:0]
 		c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
 		if err != nil {
@@ -124,13 +123,9 @@ func incidentEvents(t *testing.T, b *bus.Bus, n int) []string {
 		for m := range batch.Messages() {
 			got = append(got, m.Subject())
 		}
-		if len(got) >= n {
-			return got
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("wanted %d incident events, have %v", n, got)
-	return nil
+		return len(got) >= n
+	})
+	return got
 }
 
 func TestMalformedResultIsSetAsideAndJudgingGoesOn(t *testing.T) {
@@ -190,6 +185,7 @@ func TestRestartCarriesOn(t *testing.T) {
 	}
 }
 
+// waitState waits until a server's record says it is in the state wanted.
 func waitState(t *testing.T, b *bus.Bus, server string, want events.ServerState) {
 	t.Helper()
 	ctx := context.Background()
@@ -197,24 +193,18 @@ func waitState(t *testing.T, b *bus.Bus, server string, want events.ServerState)
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s, _, err := (&Verifier{}).load(ctx, kv, server, slog.Default())
-		if err != nil {
+	var got events.ServerRecord
+	wait.For(t, fmt.Sprintf("%s %s", server, want), func() bool {
+		got = events.ServerRecord{}
+		if _, err := bus.GetJSON(ctx, kv, server, &got); err != nil {
 			t.Fatal(err)
 		}
-		if s.State == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s is %q, want %q", server, s.State, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return got.State == want
+	})
 }
 
 func judgeDown() judge.Server {
-	return judge.Server{ID: "mx1", State: events.StateDown, Since: clock, Seq: 2, Last: clock, Incident: "20261121-aaaaaa", IncidentOpened: clock}
+	return judge.Server{ServerRecord: events.ServerRecord{ID: "mx1", State: events.StateDown, Since: clock}, Seq: 2, Last: clock, Incident: "20261121-aaaaaa", IncidentOpened: clock}
 }
 
 func matches(subject, pattern string) bool {
@@ -527,23 +517,15 @@ maintenance:
 	waitBox(t, boxes, "mx", events.BoxOperational)
 }
 
-// waitBox waits until a box is in the state wanted.
+// waitBox waits until a box's record says it is in the state wanted.
 func waitBox(t *testing.T, boxes jetstream.KeyValue, box string, want events.BoxState) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var br boxRecord
-		if e, err := boxes.Get(context.Background(), box); err == nil {
-			json.Unmarshal(e.Value(), &br)
-		}
-		if br.State == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("box %s is %q, want %q", box, br.State, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var got events.BoxRecord
+	wait.For(t, fmt.Sprintf("box %s %s", box, want), func() bool {
+		got = events.BoxRecord{}
+		_, _ = bus.GetJSON(context.Background(), boxes, box, &got)
+		return got.State == want
+	})
 }
 
 // TestStormJoinsOneIncident: a datacentre losing power takes a hundred

@@ -239,17 +239,9 @@ func ServerTitle(server, boxName string) string {
 }
 
 // Open is the incidents open in one datacentre, as the incidents bucket
-// keeps them: what a server confirmed down there may join.
+// keeps them for every reader: what a server confirmed down there may join.
 type Open struct {
-	Incidents []OpenIncident `json:"incidents"`
-}
-
-// OpenIncident is one open incident: the boxes it holds servers of, and
-// when a server last joined it.
-type OpenIncident struct {
-	ID        string    `json:"id"`
-	Boxes     []string  `json:"boxes"`
-	LastAdded time.Time `json:"last_added"`
+	events.OpenIncidents
 }
 
 // Choose picks the incident a server of box confirmed down at at joins: the
@@ -286,12 +278,12 @@ func (o *Open) Add(id, box string, at time.Time) {
 		}
 		return
 	}
-	o.Incidents = append(o.Incidents, OpenIncident{ID: id, Boxes: []string{box}, LastAdded: at})
+	o.Incidents = append(o.Incidents, events.OpenIncident{ID: id, Boxes: []string{box}, LastAdded: at})
 }
 
 // Remove forgets a resolved incident, and reports whether it was there.
 func (o *Open) Remove(id string) bool {
 	n := len(o.Incidents)
-	o.Incidents = slices.DeleteFunc(o.Incidents, func(inc OpenIncident) bool { return inc.ID == id })
+	o.Incidents = slices.DeleteFunc(o.Incidents, func(inc events.OpenIncident) bool { return inc.ID == id })
 	return len(o.Incidents) != n
 }

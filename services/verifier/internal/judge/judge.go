@@ -17,15 +17,11 @@ import (
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-// Server is what the verifier keeps of one server between results.
+// Server is what the verifier keeps of one server between results: the
+// record other services read (its state, since when, up since when), and
+// the judge's own working state beside it in the same stored value.
 type Server struct {
-	ID    string             `json:"id"`
-	State events.ServerState `json:"state"`
-	Since time.Time          `json:"since"` // when the current state began
-	// UpSince is when the server last came up, for "online for 37 days":
-	// a failure being verified (suspect) and a false alarm do not end it,
-	// since as far as anyone could tell the server never went away.
-	UpSince time.Time `json:"up_since,omitzero"`
+	events.ServerRecord
 	// Seq counts state changes; event and incident ids are derived from it.
 	Seq   int64 `json:"seq"`
 	Fails int   `json:"fails"` // failures in a row
@@ -162,7 +158,7 @@ func TaskID(round, location string, i int) string { return fmt.Sprintf("%s/%s/%d
 // Apply judges one result. s is the zero Server for a server never seen.
 func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (out Server, fx Effects) {
 	if s.ID == "" {
-		s = Server{ID: r.Server, State: events.StateUnknown}
+		s = Server{ServerRecord: events.ServerRecord{ID: r.Server, State: events.StateUnknown}}
 	}
 	s = s.clone() // the caller's copy stays as it was
 	if Stale(s, r) {
