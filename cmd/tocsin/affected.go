@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 )
 
 // cmdAffected tells support staff whether a customer's site or mail is
@@ -67,7 +68,7 @@ func cmdAffected(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		return 1
 	}
 	defer b.Close()
-	st, err := affected.Load(ctx, b, now())
+	st, err := fleetstate.Load(ctx, b, now())
 	if err != nil {
 		fmt.Fprintf(stderr, "tocsin affected: %v\n", err)
 		return 1
@@ -105,7 +106,7 @@ func writeAffected(w io.Writer, a *affected.Answer, now time.Time) {
 	for _, m := range a.Matches {
 		inc := "-"
 		if m.Incident != nil {
-			inc = fmt.Sprintf("%s since %s", m.Incident.ID, affected.Since(m.Incident.Since, now))
+			inc = fmt.Sprintf("%s since %s", m.Incident.ID, fleetstate.Since(m.Incident.Since, now))
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.Kind, clip(m.Server, 12), clip(m.BoxName, 16), m.State, m.BoxState, inc)
 	}

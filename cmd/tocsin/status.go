@@ -20,8 +20,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
-	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
-	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -42,7 +41,7 @@ type statusReport struct {
 	// Troubled is the servers down, suspect or in maintenance.
 	Troubled []serverState         `json:"troubled"`
 	Boxes    map[string][]string   `json:"boxes"` // degraded and down boxes
-	Open     []affected.Incident   `json:"incidents"`
+	Open     []fleetstate.Incident   `json:"incidents"`
 	Actions  []events.ServerAction `json:"failover_actions"` // the newest per server, failed first
 }
 
@@ -216,14 +215,7 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 			r.Attention = append(r.Attention, fmt.Sprintf("consumer %s is %d messages behind", c.Consumer, c.Pending))
 		}
 	}
-	var rec struct {
-		State events.ServerState `json:"state"`
-		Since time.Time          `json:"since"`
-	}
-	if err := affected.Each(ctx, b, events.BucketServers, ">", func(key string, v []byte) {
-		if json.Unmarshal(v, &rec) != nil || !rec.State.Valid() {
-			return
-		}
+	if err := fleetstate.Servers(ctx, b, func(key string, rec events.ServerRecord) {
 		r.Servers[string(rec.State)]++
 		switch rec.State {
 		case events.StateDown, events.StateSuspect, events.StateMaintenance:
@@ -233,11 +225,8 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 		return nil, err
 	}
 	slices.SortFunc(r.Troubled, func(a, b serverState) int { return strings.Compare(a.Server, b.Server) })
-	if err := affected.Each(ctx, b, events.BucketBoxes, ">", func(key string, v []byte) {
-		var box struct {
-			State events.BoxState `json:"state"`
-		}
-		if json.Unmarshal(v, &box) == nil && (box.State == events.BoxDown || box.State == events.BoxDegraded) {
+	if err := fleetstate.Boxes(ctx, b, func(key string, box events.BoxRecord) {
+		if box.State == events.BoxDown || box.State == events.BoxDegraded {
 			r.Boxes[string(box.State)] = append(r.Boxes[string(box.State)], key)
 		}
 	}); err != nil {
@@ -246,7 +235,7 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 	for _, box := range r.Boxes[string(events.BoxDown)] {
 		r.Attention = append(r.Attention, "box "+box+" is down")
 	}
-	if r.Open, err = affected.OpenIncidents(ctx, b); err != nil {
+	if r.Open, err = fleetstate.OpenIncidents(ctx, b); err != nil {
 		return nil, err
 	}
 	for _, inc := range r.Open {
@@ -381,7 +370,7 @@ func liveLocations(ctx context.Context, b *bus.Bus, now time.Time) (map[string]i
 			if e == nil {
 				return live, nil
 			}
-			var hb locations.Heartbeat
+			var hb events.Heartbeat
 			if json.Unmarshal(e.Value(), &hb) != nil || hb.Location == "" || hb.TTLMS <= 0 {
 				continue
 			}
@@ -510,7 +499,7 @@ func writeStatus(out io.Writer, r *statusReport) {
 		}
 		started, detail := "", i.Detail
 		if !i.Started.IsZero() {
-			started = "since " + affected.Since(i.Started, r.At)
+			started = "since " + fleetstate.Since(i.Started, r.At)
 		}
 		if detail == ready {
 			detail = ""
@@ -552,7 +541,7 @@ func writeStatus(out io.Writer, r *statusReport) {
 	}
 	fmt.Fprintf(tw, "  %s\n", strings.Join(counts, ", "))
 	for _, s := range r.Troubled {
-		fmt.Fprintf(tw, "  %s\t%s\tsince %s\n", s.Server, strings.ToUpper(string(s.State)), affected.Since(s.Since, r.At))
+		fmt.Fprintf(tw, "  %s\t%s\tsince %s\n", s.Server, strings.ToUpper(string(s.State)), fleetstate.Since(s.Since, r.At))
 	}
 	for _, st := range []events.BoxState{events.BoxDown, events.BoxDegraded} {
 		if boxes := r.Boxes[string(st)]; len(boxes) > 0 {
@@ -574,7 +563,7 @@ func writeStatus(out io.Writer, r *statusReport) {
 		if len(inc.Escalations) > 0 {
 			esc = "escalated: " + strings.Join(inc.Escalations, ", ")
 		}
-		fmt.Fprintf(tw, "  %s\tsince %s\t%s\t%s\n", inc.ID, affected.Since(inc.Since, r.At), acked, esc)
+		fmt.Fprintf(tw, "  %s\tsince %s\t%s\t%s\n", inc.ID, fleetstate.Since(inc.Since, r.At), acked, esc)
 		fmt.Fprintf(tw, "  \tboxes: %s\t\t\n", clip(strings.Join(inc.Boxes, ", "), 50))
 	}
 

@@ -16,7 +16,6 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
-	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -78,24 +77,19 @@ func register(t *testing.T, url, service, location string, ready bool) {
 	t.Cleanup(func() { _ = svc.Stop() })
 }
 
-type stateRec struct {
-	State string    `json:"state"`
-	Since time.Time `json:"since"`
-}
-
 // seedOutage writes what the services keep while box mx is down: the
 // verifier's records, the open incident and its events, failover's actions.
 func seedOutage(t *testing.T, b *bus.Bus) {
 	t.Helper()
-	bustest.Put(t, b, events.BucketServers, "web1", stateRec{"up", tStatus})
-	bustest.Put(t, b, events.BucketServers, "mx1", stateRec{"down", tStatus})
-	bustest.Put(t, b, events.BucketServers, "mx2", stateRec{"down", tStatus})
-	bustest.Put(t, b, events.BucketBoxes, "web", stateRec{"operational", tStatus})
-	bustest.Put(t, b, events.BucketBoxes, "mx", stateRec{"down", tStatus})
+	bustest.Put(t, b, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: tStatus})
+	bustest.Put(t, b, events.BucketServers, "mx1", events.ServerRecord{ID: "mx1", State: events.StateDown, Since: tStatus})
+	bustest.Put(t, b, events.BucketServers, "mx2", events.ServerRecord{ID: "mx2", State: events.StateDown, Since: tStatus})
+	bustest.Put(t, b, events.BucketBoxes, "web", events.BoxRecord{State: events.BoxOperational, Since: tStatus})
+	bustest.Put(t, b, events.BucketBoxes, "mx", events.BoxRecord{State: events.BoxDown, Since: tStatus})
 	const id = "20261121-ab12cd"
 	const fresh = "20261121-zz99yy"
-	bustest.Put(t, b, events.BucketIncidents, "open.dc1", map[string]any{"incidents": []map[string]any{
-		{"id": id, "boxes": []string{"mx"}, "last_added": tStatus}, {"id": fresh, "boxes": []string{"web"}, "last_added": tStatus.Add(20 * time.Minute)}}})
+	bustest.Put(t, b, events.BucketIncidents, events.KeyOpenIncidents("dc1"), events.OpenIncidents{Incidents: []events.OpenIncident{
+		{ID: id, Boxes: []string{"mx"}, LastAdded: tStatus}, {ID: fresh, Boxes: []string{"web"}, LastAdded: tStatus.Add(20 * time.Minute)}}})
 	for _, ev := range []events.Event{
 		events.New(fresh+"/opened", "verifier", tStatus, &events.IncidentOpened{Incident: fresh, Opened: tStatus.Add(20 * time.Minute), Title: "web1 (Web hosting) is down",
 			Servers: []events.AffectedServer{{Server: "web1", Box: "web", Since: tStatus.Add(20 * time.Minute), BoxState: events.BoxDown}}}),
@@ -116,7 +110,7 @@ func seedOutage(t *testing.T, b *bus.Bus) {
 
 func heartbeat(t *testing.T, b *bus.Bus, location string) {
 	t.Helper()
-	bustest.Put(t, b, events.BucketLocations, location+".i1", locations.Heartbeat{Location: location, Instance: "i1", Since: time.Now(), TTLMS: 60_000})
+	bustest.Put(t, b, events.BucketLocations, location+".i1", events.Heartbeat{Location: location, Instance: "i1", Since: time.Now(), TTLMS: 60_000})
 }
 
 func runStatus(t *testing.T, args ...string) (int, string, string) {
@@ -201,8 +195,8 @@ func TestStatusAllWell(t *testing.T) {
 	}
 	heartbeat(t, b, "lon1")
 	heartbeat(t, b, "ams1")
-	bustest.Put(t, b, events.BucketServers, "web1", stateRec{"up", tStatus})
-	bustest.Put(t, b, events.BucketBoxes, "web", stateRec{"operational", tStatus})
+	bustest.Put(t, b, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: tStatus})
+	bustest.Put(t, b, events.BucketBoxes, "web", events.BoxRecord{State: events.BoxOperational, Since: tStatus})
 	code, out, errs := runStatus(t, "--nats", srv.URL, "--config", writeConfig(t, statusFleet))
 	if code != 0 || !strings.Contains(out, ": all well") {
 		t.Errorf("exit %d, want 0:\n%s%s", code, out, errs)

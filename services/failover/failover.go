@@ -286,14 +286,10 @@ func changeNumber(id string) (int64, bool) {
 	return n, err == nil
 }
 
-// verifierState is what failover reads of the verifier's record of a server.
-type verifierState struct {
-	State events.ServerState `json:"state"`
-	Since time.Time          `json:"since"`
-}
-
-func (s *Service) verifierState(ctx context.Context, st stores, server string) (verifierState, bool, error) {
-	var vs verifierState
+// verifierState is the verifier's record of a server, and whether there
+// is one this version can read.
+func (s *Service) verifierState(ctx context.Context, st stores, server string) (events.ServerRecord, bool, error) {
+	var vs events.ServerRecord
 	rev, err := bus.GetJSON(ctx, st.servers, server, &vs)
 	return vs, rev > 0 && vs.State.Valid(), err
 }

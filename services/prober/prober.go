@@ -130,7 +130,7 @@ func (p *Prober) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	hb := locations.Heartbeat{Location: p.opts.Location, Instance: instanceID(), Since: p.now(), TTLMS: p.opts.HeartbeatTTL.Milliseconds()}
+	hb := events.Heartbeat{Location: p.opts.Location, Instance: instanceID(), Since: p.now(), TTLMS: p.opts.HeartbeatTTL.Milliseconds()}
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
 	wg.Go(func() { errs <- locations.Announce(ctx, kv, hb, p.opts.Heartbeat, p.log) })

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -57,10 +58,10 @@ func (s *Service) AffectedHandler(r *affected.Resolver) http.Handler {
 
 // affectedState is what the page knows now of the servers, the boxes and
 // the incidents not yet resolved, public or not.
-func (p *page) affectedState() affected.State {
+func (p *page) affectedState() fleetstate.State {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	st := affected.State{Servers: map[string]events.ServerState{}, Boxes: map[string]events.BoxState{}, AsOf: p.now()}
+	st := fleetstate.State{Servers: map[string]events.ServerState{}, Boxes: map[string]events.BoxState{}, AsOf: p.now()}
 	for id, srv := range p.servers {
 		st.Servers[id] = srv.state
 	}
@@ -69,9 +70,9 @@ func (p *page) affectedState() affected.State {
 	}
 	for _, inc := range p.incidents {
 		if inc.Resolved == nil && inc.Incident != "" {
-			st.Incidents = append(st.Incidents, affected.FromView(&inc.View, nil))
+			st.Incidents = append(st.Incidents, fleetstate.FromView(&inc.View, nil))
 		}
 	}
-	slices.SortFunc(st.Incidents, func(a, b affected.Incident) int { return a.Since.Compare(b.Since) })
+	slices.SortFunc(st.Incidents, func(a, b fleetstate.Incident) int { return a.Since.Compare(b.Since) })
 	return st
 }

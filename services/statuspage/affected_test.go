@@ -16,6 +16,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/dnstest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -78,8 +79,8 @@ func TestAffectedEndpoint(t *testing.T) {
 	if midnight := now.Truncate(24 * time.Hour); at.Before(midnight) {
 		at = midnight
 	}
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": at})
-	s.put(t, events.BucketBoxes, "web", map[string]any{"state": "operational", "since": at})
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: at})
+	s.put(t, events.BucketBoxes, "web", events.BoxRecord{State: events.BoxOperational, Since: at})
 	const id = "20261121-ab12cd"
 	s.outage(t, id, at)
 
@@ -94,7 +95,7 @@ func TestAffectedEndpoint(t *testing.T) {
 	}
 
 	var a affected.Answer
-	waitUntil(t, 10*time.Second, "the page to know of the outage", func() bool {
+	wait.For(t, "the page to know of the outage", func() bool {
 		code, body := getAffected(t, api.URL, "customer.example", "s3cr3t-admin")
 		if code != http.StatusOK {
 			t.Fatalf("with the token: %d %s", code, body)

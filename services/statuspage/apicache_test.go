@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -61,10 +62,10 @@ providers: {smtp: {host: h, from: a@example.net}}
 func TestAPIDocumentsGzipAndETag(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC()
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now})
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: now})
 	// A server not heard of yet is "operational" too: wait for the state
 	// put here, up since now.
-	waitUntil(t, 5*time.Second, "web1 up in summary.json", func() bool {
+	wait.For(t, "web1 up in summary.json", func() bool {
 		body, _ := s.get(t, "/api/v2/summary.json")
 		return strings.Contains(body, `"name":"Websites 1","status":"operational","created_at":"`+epochStamp+`","updated_at":"`+stamp(now)+`"`)
 	})
@@ -120,8 +121,8 @@ func TestAPIDocumentsGzipAndETag(t *testing.T) {
 	if again, body := fetch(map[string]string{"If-None-Match": tag}); again.StatusCode != http.StatusNotModified || body != "" {
 		t.Errorf("unchanged document with If-None-Match: %d and %d bytes, want 304 and none", again.StatusCode, len(body))
 	}
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "down", "since": now.Add(time.Minute)})
-	waitUntil(t, 5*time.Second, "web1 down in summary.json", func() bool {
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: now.Add(time.Minute)})
+	wait.For(t, "web1 down in summary.json", func() bool {
 		resp, body := fetch(map[string]string{"If-None-Match": tag})
 		return resp.StatusCode == http.StatusOK && resp.Header.Get("ETag") != tag &&
 			strings.Contains(body, `"name":"Websites 1","status":"major_outage"`)

@@ -27,6 +27,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/dnstest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -272,7 +273,7 @@ func TestStreamFloodCapped(t *testing.T) {
 	idle := dial(t, s.url, "")
 	fmt.Fprint(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 	closedByServer(t, idle, 10*time.Second)
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "down", "since": time.Now()})
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now()})
 	for _, st := range open {
 		st.receives(t, componentID("server", "web1"))
 	}
@@ -311,9 +312,9 @@ func TestStreamOfClientThatStopsReading(t *testing.T) {
 	fmt.Fprint(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
 	// Changes, many and large enough to fill every buffer between the page
 	// and the client, until the page gives the client up.
-	waitUntil(t, 30*time.Second, "the stream of a client that reads nothing to be cut", func() bool {
+	wait.Within(t, 30*time.Second, "the stream of a client that reads nothing to be cut", func() bool {
 		for i := range 20 {
-			s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "down", "since": time.Now().Add(time.Duration(i) * time.Second)})
+			s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now().Add(time.Duration(i) * time.Second)})
 		}
 		return openStream(t, s.url, "", "").resp.StatusCode == 200
 	})
@@ -421,7 +422,7 @@ func TestUnscrubbedNoteNeverPublished(t *testing.T) {
 	s.put(t, events.BucketMaintenance, "disk", events.MaintenanceSet{Maintenance: "disk", Servers: []string{"web1", "web2"}, Boxes: []string{"web"}, Public: true,
 		From: time.Now().Add(time.Hour), Until: time.Now().Add(2 * time.Hour), Reason: "Disk swap on web1.internal.example.net (fe80::1%eth0, 172.16.0.9)"})
 	s.put(t, events.BucketBanner, events.BannerKey, events.Banner{On: true, Message: "Problems with mx1 at 192.0.2.7", Since: time.Now()})
-	waitUntil(t, 10*time.Second, "the note and the window on the page", func() bool {
+	wait.For(t, "the note and the window on the page", func() bool {
 		page, _ := s.get(t, "/")
 		return strings.Contains(page, "Mail is queued") && strings.Contains(page, "Disk swap on") && strings.Contains(page, "Problems with")
 	})
@@ -467,7 +468,7 @@ func TestPublicIncidentIDsOpaque(t *testing.T) {
 			} `json:"incident_updates"`
 		}
 	}
-	waitUntil(t, 10*time.Second, "the incident on the API", func() bool {
+	wait.For(t, "the incident on the API", func() bool {
 		body, _ := s.get(t, "/api/v2/incidents/unresolved.json")
 		list.Incidents = nil
 		return json.Unmarshal([]byte(body), &list) == nil && len(list.Incidents) == 1
@@ -504,7 +505,7 @@ func TestPublicIncidentIDsOpaque(t *testing.T) {
 
 	stop()
 	s.url, _ = runPage(t, cfg, srv.Connect(t, nil), state)
-	waitUntil(t, 10*time.Second, "the restarted page with the update", func() bool {
+	wait.For(t, "the restarted page with the update", func() bool {
 		body, _ := s.get(t, "/api/v2/incidents/unresolved.json")
 		list.Incidents = nil
 		return json.Unmarshal([]byte(body), &list) == nil && len(list.Incidents) == 1 && len(list.Incidents[0].IncidentUpdates) == 2
@@ -671,7 +672,7 @@ func TestExportOpaqueAndPolicied(t *testing.T) {
 		t.Fatal(err)
 	}
 	var live struct{ Incidents []struct{ ID string } }
-	waitUntil(t, 10*time.Second, "the incident and its note on the live page", func() bool {
+	wait.For(t, "the incident and its note on the live page", func() bool {
 		body, _ := s.get(t, "/api/v2/incidents.json")
 		live.Incidents = nil
 		return strings.Contains(body, "a server at a server lost a disk") && json.Unmarshal([]byte(body), &live) == nil && len(live.Incidents) == 1

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/testkit/browsertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -25,9 +26,9 @@ func TestInABrowser(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC()
 	for _, id := range []string{"mx1", "mx2", "web1"} {
-		s.put(t, events.BucketServers, id, map[string]any{"id": id, "state": "up", "since": now.Add(-37 * 24 * time.Hour)})
+		s.put(t, events.BucketServers, id, events.ServerRecord{ID: id, State: events.StateUp, Since: now.Add(-37 * 24 * time.Hour)})
 	}
-	waitUntil(t, 10*time.Second, "servers up", func() bool {
+	wait.For(t, "servers up", func() bool {
 		page, _ := s.get(t, "/")
 		return strings.Count(page, `data-dot="online"`) == 3
 	})
@@ -56,7 +57,7 @@ func TestInABrowser(t *testing.T) {
 		p.Eval(ctx, `window.notReloaded = true`, nil)
 		time.Sleep(300 * time.Millisecond) // the EventSource is connected
 		changed := time.Now()
-		s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "down", "since": time.Now()})
+		s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now()})
 		p.WaitFor(ctx, fmt.Sprintf(`document.querySelector(%q).getAttribute("data-dot") === "unavailable"`, web1), 5*time.Second)
 		t.Logf("the dot turned red %s after the state changed", time.Since(changed).Round(time.Millisecond))
 		var kept bool

@@ -258,20 +258,8 @@ func (s *Service) follow(ctx context.Context) error {
 
 func ptr[T any](v T) *T { return &v }
 
-// The records as the verifier keeps them: only what the page needs.
-type stateRecord struct {
-	State   events.ServerState `json:"state"`
-	Since   time.Time          `json:"since"`
-	UpSince time.Time          `json:"up_since"` // through false alarms; older records lack it
-}
-
-type boxRecord struct {
-	State events.BoxState `json:"state"`
-	Since time.Time       `json:"since"`
-}
-
 func (s *Service) serverEntry(e jetstream.KeyValueEntry) {
-	var r stateRecord
+	var r events.ServerRecord
 	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &r) != nil || !r.State.Valid() {
 		return
 	}
@@ -283,7 +271,7 @@ func (s *Service) serverEntry(e jetstream.KeyValueEntry) {
 }
 
 func (s *Service) boxEntry(e jetstream.KeyValueEntry) {
-	var r boxRecord
+	var r events.BoxRecord
 	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &r) != nil || !r.State.Valid() {
 		return
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -52,7 +53,7 @@ func startSiteWith(t *testing.T, cfg *config.Config, tune func(*Service)) *site 
 	s := &site{srv: srv, b: b, url: url, cfg: cfg}
 	// Following the state from then on: a test's first change is not
 	// followed by the page's own, going live.
-	waitUntil(t, 10*time.Second, "the page following the monitoring system", func() bool {
+	wait.For(t, "the page following the monitoring system", func() bool {
 		body, _ := s.get(t, "/")
 		return strings.Contains(body, "this page updates itself")
 	})
@@ -132,23 +133,14 @@ func (s *site) get(t *testing.T, path string) (string, http.Header) {
 	return string(body), resp.Header
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-	}
-}
-
 // outage writes and announces what the verifier does when the MX box goes
 // down: both servers down, the box down, an incident.
 func (s *site) outage(t *testing.T, id string, at time.Time) {
 	t.Helper()
 	for _, srv := range []string{"mx1", "mx2"} {
-		s.put(t, events.BucketServers, srv, map[string]any{"id": srv, "state": "down", "since": at})
+		s.put(t, events.BucketServers, srv, events.ServerRecord{ID: srv, State: events.StateDown, Since: at})
 	}
-	s.put(t, events.BucketBoxes, "mx", map[string]any{"state": "down", "since": at})
+	s.put(t, events.BucketBoxes, "mx", events.BoxRecord{State: events.BoxDown, Since: at})
 	ctx := context.Background()
 	for _, ev := range []events.Event{
 		events.New("mx/state/9", "verifier", at, &events.BoxStateChanged{Box: "mx", From: events.BoxOperational, To: events.BoxDown, Since: at}),
@@ -165,9 +157,9 @@ func TestStatuspageAPI(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC().Add(-time.Hour)
 	for _, srv := range []string{"mx1", "mx2", "web1"} {
-		s.put(t, events.BucketServers, srv, map[string]any{"id": srv, "state": "up", "since": now.Add(-37 * 24 * time.Hour)})
+		s.put(t, events.BucketServers, srv, events.ServerRecord{ID: srv, State: events.StateUp, Since: now.Add(-37 * 24 * time.Hour)})
 	}
-	s.put(t, events.BucketBoxes, "mx", map[string]any{"state": "operational", "since": now})
+	s.put(t, events.BucketBoxes, "mx", events.BoxRecord{State: events.BoxOperational, Since: now})
 	id := now.Format("20060102") + "-apiapi"
 	s.outage(t, id, now)
 	s.put(t, events.BucketMaintenance, "kernel", events.MaintenanceSet{Maintenance: "kernel", Servers: []string{"web1"},
@@ -189,7 +181,7 @@ func TestStatuspageAPI(t *testing.T) {
 		ScheduledMaintenances []map[string]any `json:"scheduled_maintenances"`
 		Status                struct{ Indicator, Description string }
 	}
-	waitUntil(t, 10*time.Second, "the outage on the API", func() bool {
+	wait.For(t, "the outage on the API", func() bool {
 		body, _ := s.get(t, "/api/v2/summary.json")
 		summary.Incidents = nil
 		_ = json.Unmarshal([]byte(body), &summary)
@@ -268,7 +260,7 @@ func TestStatuspageAPI(t *testing.T) {
 			IncidentUpdates []map[string]any `json:"incident_updates"`
 		}
 	}
-	waitUntil(t, 10*time.Second, "the resolution", func() bool {
+	wait.For(t, "the resolution", func() bool {
 		body, _ := s.get(t, "/api/v2/incidents.json")
 		_ = json.Unmarshal([]byte(body), &list)
 		return len(list.Incidents) == 1 && list.Incidents[0].Status == "resolved" && len(list.Incidents[0].IncidentUpdates) == 3
@@ -311,7 +303,7 @@ func TestStaffResolution(t *testing.T) {
 	id := now.Format("20060102") + "-staff1"
 	s.outage(t, id, now)
 	s.put(t, events.BucketIncidents, id, map[string]any{"id": id})
-	waitUntil(t, 10*time.Second, "the outage on the API", func() bool {
+	wait.For(t, "the outage on the API", func() bool {
 		body, _ := s.get(t, "/api/v2/incidents/unresolved.json")
 		return strings.Contains(body, "Problem with Incoming mail")
 	})
@@ -334,7 +326,7 @@ func TestStaffResolution(t *testing.T) {
 		}
 	}
 	var all incidents
-	waitUntil(t, 10*time.Second, "the staff update on the API", func() bool {
+	wait.For(t, "the staff update on the API", func() bool {
 		body, _ := s.get(t, "/api/v2/incidents.json")
 		all = incidents{}
 		_ = json.Unmarshal([]byte(body), &all)
@@ -390,14 +382,14 @@ func TestResolvedAt(t *testing.T) {
 func TestDegradedStatus(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC()
-	s.put(t, events.BucketServers, "mx1", map[string]any{"id": "mx1", "state": "down", "since": now})
-	s.put(t, events.BucketServers, "mx2", map[string]any{"id": "mx2", "state": "up", "since": now.Add(-time.Hour)})
-	s.put(t, events.BucketBoxes, "mx", map[string]any{"state": "degraded", "since": now})
+	s.put(t, events.BucketServers, "mx1", events.ServerRecord{ID: "mx1", State: events.StateDown, Since: now})
+	s.put(t, events.BucketServers, "mx2", events.ServerRecord{ID: "mx2", State: events.StateUp, Since: now.Add(-time.Hour)})
+	s.put(t, events.BucketBoxes, "mx", events.BoxRecord{State: events.BoxDegraded, Since: now})
 	var summary struct {
 		Components []struct{ Name, Status string }
 		Status     struct{ Indicator, Description string }
 	}
-	waitUntil(t, 10*time.Second, "the degraded box on the API", func() bool {
+	wait.For(t, "the degraded box on the API", func() bool {
 		body, _ := s.get(t, "/api/v2/summary.json")
 		summary.Components = nil
 		_ = json.Unmarshal([]byte(body), &summary)
@@ -451,7 +443,7 @@ func TestIncidentNamesBoxesDown(t *testing.T) {
 			IncidentUpdates []struct{ Status, Body string } `json:"incident_updates"`
 		}
 	}
-	waitUntil(t, 10*time.Second, "the incident and its last update", func() bool {
+	wait.For(t, "the incident and its last update", func() bool {
 		body, _ := s.get(t, "/api/v2/incidents/unresolved.json")
 		list.Incidents = nil
 		_ = json.Unmarshal([]byte(body), &list)
@@ -549,10 +541,10 @@ func TestPageWithoutJavaScript(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC()
 	// Up for 37 days, through a false alarm three minutes ago.
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now.Add(-3 * time.Minute), "up_since": now.Add(-37 * 24 * time.Hour)})
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: now.Add(-3 * time.Minute), UpSince: now.Add(-37 * 24 * time.Hour)})
 	s.outage(t, now.Format("20060102")+"-nojs01", now)
 	var page string
-	waitUntil(t, 10*time.Second, "the outage on the page", func() bool {
+	wait.For(t, "the outage on the page", func() bool {
 		page, _ = s.get(t, "/")
 		// The incident and the box's state come by different ways.
 		return strings.Contains(page, "Problem with Incoming mail") && strings.Contains(page, "Partial System Outage")
@@ -576,8 +568,8 @@ func TestPageWithoutJavaScript(t *testing.T) {
 func TestLiveChangesAndLostLink(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC()
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now})
-	waitUntil(t, 10*time.Second, "web1 online", func() bool {
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: now})
+	wait.For(t, "web1 online", func() bool {
 		page, _ := s.get(t, "/")
 		return strings.Contains(page, `data-dot="online"`)
 	})
@@ -597,7 +589,7 @@ func TestLiveChangesAndLostLink(t *testing.T) {
 	}()
 	time.Sleep(200 * time.Millisecond)
 	sent := time.Now()
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "down", "since": time.Now()})
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now()})
 	for done := false; !done; {
 		select {
 		case d := <-got:
@@ -615,7 +607,7 @@ func TestLiveChangesAndLostLink(t *testing.T) {
 	}
 
 	s.srv.NS.Shutdown() // the main site's JetStream server is gone
-	waitUntil(t, 10*time.Second, "the page to say its link is lost", func() bool {
+	wait.For(t, "the page to say its link is lost", func() bool {
 		page, _ := s.get(t, "/")
 		return strings.Contains(page, "lost its link to the monitoring system")
 	})
@@ -639,7 +631,7 @@ func TestBannerScript(t *testing.T) {
 		t.Errorf("banner with no outage: %s", body)
 	}
 	s.put(t, events.BucketBanner, events.BannerKey, events.Banner{On: true, Message: "We are experiencing problems with Incoming mail.", Link: "https://status.example.net", Since: time.Now()})
-	waitUntil(t, 5*time.Second, "the banner", func() bool {
+	wait.For(t, "the banner", func() bool {
 		body, hdr := s.get(t, "/banner.json")
 		return strings.Contains(body, `"on":true`) && strings.Contains(body, "Incoming mail") && hdr.Get("Access-Control-Allow-Origin") == "*"
 	})
@@ -651,7 +643,7 @@ func TestBannerScript(t *testing.T) {
 func TestExport(t *testing.T) {
 	s := startSite(t)
 	now := time.Now().UTC()
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": now.Add(-48 * time.Hour)})
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: now.Add(-48 * time.Hour)})
 	s.outage(t, now.Format("20060102")+"-export", now)
 	dir := t.TempDir()
 	sp := New(s.cfg, Deps{Bus: s.b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
@@ -701,10 +693,10 @@ func TestRestartWhileCutOff(t *testing.T) {
 	s.url = url
 	known := time.Now().UTC().Truncate(time.Second)
 	id := known.Format("20060102") + "-saved1"
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "up", "since": known.Add(-37 * 24 * time.Hour)})
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: known.Add(-37 * 24 * time.Hour)})
 	s.outage(t, id, known)
 	var before struct{ Incidents []struct{ ID string } }
-	waitUntil(t, 10*time.Second, "the outage on the page", func() bool {
+	wait.For(t, "the outage on the page", func() bool {
 		body, _ := s.get(t, "/api/v2/incidents/unresolved.json")
 		return json.Unmarshal([]byte(body), &before) == nil && len(before.Incidents) == 1
 	})
@@ -720,7 +712,7 @@ func TestRestartWhileCutOff(t *testing.T) {
 	}
 	t.Cleanup(cut.NC.Close)
 	s.url, _ = runPage(t, cfg, cut, state)
-	waitUntil(t, 10*time.Second, "the restarted page to answer", func() bool {
+	wait.For(t, "the restarted page to answer", func() bool {
 		resp, err := http.Get(s.url + "/api/v2/status.json")
 		if err == nil {
 			resp.Body.Close()
@@ -757,8 +749,8 @@ func TestRestartWhileCutOff(t *testing.T) {
 	t.Cleanup(func() { ns2.Shutdown(); ns2.WaitForShutdown() })
 	s.srv = &bustest.Server{NS: ns2, URL: ns2.ClientURL()}
 	s.b = s.srv.Connect(t, nil)
-	s.put(t, events.BucketServers, "web1", map[string]any{"id": "web1", "state": "down", "since": time.Now()})
-	waitUntil(t, 30*time.Second, "the page to catch up once the main site is back", func() bool {
+	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now()})
+	wait.Within(t, 30*time.Second, "the page to catch up once the main site is back", func() bool {
 		page, _ := s.get(t, "/")
 		body, _ := s.get(t, "/api/v2/summary.json")
 		return !strings.Contains(page, "lost its link") && strings.Contains(body, `"name":"Websites 1","status":"major_outage"`)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -77,8 +78,8 @@ func TestUptime(t *testing.T) {
 func TestUptimeOfStableBox(t *testing.T) {
 	s := startSite(t)
 	since := time.Now().Add(-200 * 24 * time.Hour)
-	s.put(t, events.BucketBoxes, "mx", map[string]any{"state": "operational", "since": since})
-	waitUntil(t, 10*time.Second, "the box's state read", func() bool {
+	s.put(t, events.BucketBoxes, "mx", events.BoxRecord{State: events.BoxOperational, Since: since})
+	wait.For(t, "the box's state read", func() bool {
 		body, _ := s.get(t, "/api/v2/components.json")
 		return strings.Contains(body, `"updated_at":"`+stamp(since))
 	})

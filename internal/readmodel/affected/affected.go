@@ -12,51 +12,12 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
-	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-// State is what Tocsin knows now of its servers, boxes and open
-// incidents: from the buckets and events for the command line, from the
-// status page's own model for its admin API.
-type State struct {
-	Servers   map[string]events.ServerState `json:"servers"`
-	Boxes     map[string]events.BoxState    `json:"boxes"`
-	Incidents []Incident                    `json:"incidents"` // the open ones
-	AsOf      time.Time                     `json:"as_of"`     // when it was read
-}
-
-// Incident is an open incident as staff need to see it.
-type Incident struct {
-	ID    string    `json:"id"`
-	Title string    `json:"title"`
-	Since time.Time `json:"since"`
-	// Status is the newest staff update's status (identified,
-	// monitoring…), "acknowledged" once someone took it on without
-	// saying more, else "investigating".
-	Status      string   `json:"status"`
-	AckedBy     string   `json:"acknowledged_by,omitempty"`
-	Boxes       []string `json:"boxes"`
-	Down        []string `json:"down"`
-	Escalations []string `json:"escalations,omitempty"` // the steps carried out: datacentre, social
-}
-
-// FromView is an incident as its events told it, with the escalation
-// steps carried out.
-func FromView(v *incident.View, escalations []string) Incident {
-	inc := Incident{ID: v.Incident, Title: v.Title, Since: v.Opened, Status: events.NoteInvestigating,
-		Boxes: slices.Clone(v.Boxes), Down: slices.Clone(v.Down), Escalations: escalations}
-	if v.Acked != nil {
-		inc.AckedBy, inc.Status = v.Acked.By, "acknowledged"
-	}
-	if n := len(v.Notes); n > 0 {
-		inc.Status = v.Notes[n-1].Status
-	}
-	return inc
-}
-
 // incidentOf is the open incident a server or its box is in, if any.
-func (st *State) incidentOf(server, box string) *Incident {
+func incidentOf(st *fleetstate.State, server, box string) *fleetstate.Incident {
 	for i := range st.Incidents {
 		inc := &st.Incidents[i]
 		if slices.Contains(inc.Down, server) || slices.Contains(inc.Boxes, box) {
@@ -77,16 +38,16 @@ const (
 
 // Match is one configured server that serves a customer's name.
 type Match struct {
-	Kind     Kind               `json:"kind"`
-	Host     string             `json:"host"`    // the customer's name, or its MX host
-	Address  string             `json:"address"` // the address they share
-	Server   string             `json:"server"`
-	Box      string             `json:"box"`
-	BoxName  string             `json:"box_name"`
-	Role     string             `json:"role,omitempty"`
-	State    events.ServerState `json:"state"`
-	BoxState events.BoxState    `json:"box_state"`
-	Incident *Incident          `json:"incident,omitempty"`
+	Kind     Kind                 `json:"kind"`
+	Host     string               `json:"host"`    // the customer's name, or its MX host
+	Address  string               `json:"address"` // the address they share
+	Server   string               `json:"server"`
+	Box      string               `json:"box"`
+	BoxName  string               `json:"box_name"`
+	Role     string               `json:"role,omitempty"`
+	State    events.ServerState   `json:"state"`
+	BoxState events.BoxState      `json:"box_state"`
+	Incident *fleetstate.Incident `json:"incident,omitempty"`
 }
 
 // Troubled reports whether the customer feels or may feel an outage
@@ -125,7 +86,7 @@ const (
 const resolveWorkers = 8
 
 // Check answers for name, as st says things stand now.
-func Check(ctx context.Context, r *Resolver, cfg *config.Config, name string, st State) (*Answer, error) {
+func Check(ctx context.Context, r *Resolver, cfg *config.Config, name string, st fleetstate.State) (*Answer, error) {
 	name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
 	if name == "" || strings.ContainsAny(name, " /:@") && !isAddr(name) {
 		return nil, fmt.Errorf("%q is not a host or domain name", name)
@@ -178,7 +139,7 @@ func Check(ctx context.Context, r *Resolver, cfg *config.Config, name string, st
 				if m.BoxState == "" {
 					m.BoxState = events.BoxOperational
 				}
-				m.Incident = st.incidentOf(t.Server.ID, t.Box.ID)
+				m.Incident = incidentOf(&st, t.Server.ID, t.Box.ID)
 				if !slices.ContainsFunc(a.Matches, func(x Match) bool { return x.Kind == m.Kind && x.Server == m.Server }) {
 					a.Matches = append(a.Matches, m)
 				}
@@ -334,7 +295,7 @@ func (a *Answer) summarise(now time.Time) []string {
 
 func sentence(name string, kind Kind, ms []Match, now time.Time) string {
 	var servers []string
-	var inc *Incident
+	var inc *fleetstate.Incident
 	troubled := false
 	for i := range ms {
 		servers = append(servers, ms[i].Server)
@@ -359,7 +320,7 @@ func sentence(name string, kind Kind, ms []Match, now time.Time) string {
 		}
 	}
 	if inc != nil {
-		s += fmt.Sprintf(", incident %s since %s (%s)", inc.ID, Since(inc.Since, now), inc.Status)
+		s += fmt.Sprintf(", incident %s since %s (%s)", inc.ID, fleetstate.Since(inc.Since, now), inc.Status)
 	}
 	return s
 }
@@ -385,14 +346,4 @@ func list(s []string) string {
 		return s[0]
 	}
 	return strings.Join(s[:len(s)-1], ", ") + " and " + s[len(s)-1]
-}
-
-// Since says when something began as briefly as is clear: the time alone
-// today, the date too before.
-func Since(t, now time.Time) string {
-	t = t.UTC()
-	if t.Format("2006-01-02") == now.UTC().Format("2006-01-02") {
-		return t.Format("15:04 UTC")
-	}
-	return t.Format("2006-01-02 15:04 UTC")
 }

@@ -7,9 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
-	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/dnstest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -49,40 +48,15 @@ providers: {smtp: {host: 127.0.0.1, port: 25, from: alerts@example.net, tls: non
 
 var t0 = time.Date(2026, 11, 21, 2, 14, 0, 0, time.UTC)
 
-// seed writes what the verifier keeps when mx is down: the servers' and
-// boxes' records, the incident open in dc1, its events, an acknowledgement.
-func seed(t *testing.T, b *bus.Bus) {
-	t.Helper()
-	ctx := context.Background()
-	put := func(bucket, key string, v any) {
-		t.Helper()
-		bustest.Put(t, b, bucket, key, v)
-	}
-	type rec struct {
-		State string    `json:"state"`
-		Since time.Time `json:"since"`
-	}
-	put(events.BucketServers, "web1", rec{"up", t0})
-	put(events.BucketServers, "mx1", rec{"down", t0})
-	put(events.BucketServers, "mx2", rec{"down", t0})
-	put(events.BucketServers, "db1", rec{"up", t0})
-	put(events.BucketBoxes, "web", rec{"operational", t0})
-	put(events.BucketBoxes, "mx", rec{"down", t0})
-	put(events.BucketBoxes, "db", rec{"operational", t0})
-	const id = "20261121-ab12cd"
-	put(events.BucketIncidents, "open.dc1", map[string]any{"incidents": []map[string]any{{"id": id, "boxes": []string{"mx"}, "last_added": t0}}})
-	for _, ev := range []events.Event{
-		events.New(id+"/opened", "verifier", t0, &events.IncidentOpened{Incident: id, Opened: t0, Title: "mx1 and mx2 (Incoming mail) are down",
-			Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Since: t0, BoxState: events.BoxDown}, {Server: "mx2", Box: "mx", Since: t0, BoxState: events.BoxDown}}}),
-		events.New(id+"/acknowledged", "notifier", t0, &events.IncidentAcknowledged{Incident: id, By: "Alice", Via: events.AckViaSMS, At: t0.Add(3 * time.Minute)}),
-		events.New(id+"/escalated/datacentre", "escalator", t0, &events.IncidentEscalated{Incident: id, Step: "datacentre", At: t0.Add(15 * time.Minute)}),
-		// A resolved incident of yesterday, no longer listed as open.
-		events.New("20261120-old111/opened", "verifier", t0, &events.IncidentOpened{Incident: "20261120-old111", Opened: t0.Add(-24 * time.Hour), Title: "web1 is down",
-			Servers: []events.AffectedServer{{Server: "web1", Box: "web", Since: t0}}}),
-	} {
-		if err := b.Publish(ctx, ev); err != nil {
-			t.Fatal(err)
-		}
+// mxDown is what Tocsin knows when mx is down: the state fleetstate.Load
+// reads from the verifier's records and the incident's events.
+func mxDown() fleetstate.State {
+	return fleetstate.State{
+		Servers: map[string]events.ServerState{"web1": events.StateUp, "mx1": events.StateDown, "mx2": events.StateDown, "db1": events.StateUp},
+		Boxes:   map[string]events.BoxState{"web": events.BoxOperational, "mx": events.BoxDown, "db": events.BoxOperational},
+		Incidents: []fleetstate.Incident{{ID: "20261121-ab12cd", Title: "mx1 and mx2 (Incoming mail) are down", Since: t0,
+			Status: "acknowledged", AckedBy: "Alice", Boxes: []string{"mx"}, Down: []string{"mx1", "mx2"}, Escalations: []string{"datacentre"}}},
+		AsOf: t0.Add(time.Hour),
 	}
 }
 
@@ -92,17 +66,8 @@ func TestCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	dns := dnstest.Start(t, zone)
-	b := bustest.New(t)
-	seed(t, b)
 	ctx := context.Background()
-	st, err := Load(ctx, b, t0.Add(time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(st.Incidents) != 1 || st.Incidents[0].AckedBy != "Alice" || st.Incidents[0].Status != "acknowledged" ||
-		len(st.Incidents[0].Escalations) != 1 || !st.Incidents[0].Since.Equal(t0) {
-		t.Fatalf("open incidents %+v: want the one open, acknowledged by Alice, escalated to the datacentre", st.Incidents)
-	}
+	st := mxDown()
 	r := &Resolver{Addr: dns.Addr, Timeout: 2 * time.Second}
 
 	for _, c := range []struct {

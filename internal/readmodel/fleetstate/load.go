@@ -1,4 +1,4 @@
-package affected
+package fleetstate
 
 import (
 	"context"
@@ -21,20 +21,13 @@ import (
 // incidents' events (acknowledgements, staff updates, escalations).
 func Load(ctx context.Context, b *bus.Bus, now time.Time) (State, error) {
 	st := State{Servers: map[string]events.ServerState{}, Boxes: map[string]events.BoxState{}, AsOf: now}
-	var rec struct {
-		State string `json:"state"`
-	}
-	if err := Each(ctx, b, events.BucketServers, ">", func(key string, v []byte) {
-		if json.Unmarshal(v, &rec) == nil && events.ServerState(rec.State).Valid() {
-			st.Servers[key] = events.ServerState(rec.State)
-		}
+	if err := Servers(ctx, b, func(key string, rec events.ServerRecord) {
+		st.Servers[key] = rec.State
 	}); err != nil {
 		return st, err
 	}
-	if err := Each(ctx, b, events.BucketBoxes, ">", func(key string, v []byte) {
-		if json.Unmarshal(v, &rec) == nil && events.BoxState(rec.State).Valid() {
-			st.Boxes[key] = events.BoxState(rec.State)
-		}
+	if err := Boxes(ctx, b, func(key string, rec events.BoxRecord) {
+		st.Boxes[key] = rec.State
 	}); err != nil {
 		return st, err
 	}
@@ -71,16 +64,36 @@ func Each(ctx context.Context, b *bus.Bus, bucket, filter string, f func(key str
 	}
 }
 
+// Servers calls f with every server's record, as the verifier keeps it
+// now; a record that does not decode, or holds no state known to this
+// version, is skipped.
+func Servers(ctx context.Context, b *bus.Bus, f func(server string, rec events.ServerRecord)) error {
+	return Each(ctx, b, events.BucketServers, ">", func(key string, v []byte) {
+		var rec events.ServerRecord
+		if json.Unmarshal(v, &rec) == nil && rec.State.Valid() {
+			f(key, rec)
+		}
+	})
+}
+
+// Boxes calls f with every box's record, as the verifier keeps it now; a
+// record that does not decode, or holds no state known to this version,
+// is skipped.
+func Boxes(ctx context.Context, b *bus.Bus, f func(box string, rec events.BoxRecord)) error {
+	return Each(ctx, b, events.BucketBoxes, ">", func(key string, v []byte) {
+		var rec events.BoxRecord
+		if json.Unmarshal(v, &rec) == nil && rec.State.Valid() {
+			f(key, rec)
+		}
+	})
+}
+
 // OpenIncidents is every incident the verifier lists as open, as its
 // events tell it, oldest first.
 func OpenIncidents(ctx context.Context, b *bus.Bus) ([]Incident, error) {
 	var ids []string
-	var open struct {
-		Incidents []struct {
-			ID string `json:"id"`
-		} `json:"incidents"`
-	}
-	if err := Each(ctx, b, events.BucketIncidents, "open.*", func(_ string, v []byte) {
+	if err := Each(ctx, b, events.BucketIncidents, events.FilterOpenIncidents, func(_ string, v []byte) {
+		var open events.OpenIncidents
 		if json.Unmarshal(v, &open) != nil {
 			return
 		}

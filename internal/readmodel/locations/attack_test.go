@@ -9,6 +9,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -33,17 +34,17 @@ func TestForgedHeartbeats(t *testing.T) {
 	if err := live.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
-	put := func(key string, hb locations.Heartbeat) {
+	put := func(key string, hb events.Heartbeat) {
 		b, _ := json.Marshal(hb)
 		if _, err := kv.Put(ctx, key, b); err != nil {
 			t.Fatal(err)
 		}
 	}
 	year := (365 * 24 * time.Hour).Milliseconds()
-	put("aaa0.x", locations.Heartbeat{Location: "aaa0", Instance: "x", Since: t0, TTLMS: year})   // a ghost that sorts first
-	put("lon1.x", locations.Heartbeat{Location: "ams1", Instance: "x", Since: t0, TTLMS: 60_000}) // ams1 under lon1's key
-	put("lon1.y", locations.Heartbeat{Location: "lon1", Instance: "y", Since: t0, TTLMS: year})   // a year's vouching
-	waitFor(t, func() bool { return slices.Equal(live.List(), []string{"lon1"}) })
+	put("aaa0.x", events.Heartbeat{Location: "aaa0", Instance: "x", Since: t0, TTLMS: year})   // a ghost that sorts first
+	put("lon1.x", events.Heartbeat{Location: "ams1", Instance: "x", Since: t0, TTLMS: 60_000}) // ams1 under lon1's key
+	put("lon1.y", events.Heartbeat{Location: "lon1", Instance: "y", Since: t0, TTLMS: year})   // a year's vouching
+	wait.For(t, "only lon1 live", func() bool { return slices.Equal(live.List(), []string{"lon1"}) })
 	if got := live.At(time.Now().Add(locations.MaxTTL + time.Second)); len(got) != 0 {
 		t.Errorf("live %s after the longest a heartbeat may vouch for: %v", locations.MaxTTL, got)
 	}

@@ -19,20 +19,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// Heartbeat is what a prober writes under "<location>.<instance>".
-type Heartbeat struct {
-	Location string    `json:"location"`
-	Instance string    `json:"instance"`
-	Since    time.Time `json:"since"`  // when this prober started
-	TTLMS    int64     `json:"ttl_ms"` // how long this heartbeat vouches for the prober
-}
+	"github.com/tocsin-alarm/tocsin/pkg/events"
+)
 
 // Announce writes a heartbeat every period until ctx ends, then deletes it
 // so that the location's share of work moves at once rather than after the TTL.
-func Announce(ctx context.Context, kv jetstream.KeyValue, hb Heartbeat, period time.Duration, log *slog.Logger) error {
-	key := hb.Location + "." + hb.Instance
+func Announce(ctx context.Context, kv jetstream.KeyValue, hb events.Heartbeat, period time.Duration, log *slog.Logger) error {
+	key := hb.Key()
 	b, err := json.Marshal(hb)
 	if err != nil {
 		return err
@@ -133,7 +127,7 @@ func (l *Live) apply(e jetstream.KeyValueEntry) {
 		}
 		return
 	}
-	var hb Heartbeat
+	var hb events.Heartbeat
 	if err := json.Unmarshal(e.Value(), &hb); err != nil || hb.TTLMS <= 0 || !slices.Contains(l.allowed, hb.Location) ||
 		!strings.HasPrefix(e.Key(), hb.Location+".") {
 		return // not one of ours, or under another location's key

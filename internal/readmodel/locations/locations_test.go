@@ -11,6 +11,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -38,23 +39,23 @@ func TestLiveAt(t *testing.T) {
 
 	// lon1 beats once and falls silent, as a crashed prober does; ams1 beats
 	// until it withdraws.
-	hb, _ := json.Marshal(locations.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 1500})
+	hb, _ := json.Marshal(events.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 1500})
 	if _, err := kv.Put(ctx, "lon1.a", hb); err != nil {
 		t.Fatal(err)
 	}
 	actx, stopAms := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() {
-		done <- locations.Announce(actx, kv, locations.Heartbeat{Location: "ams1", Instance: "b", Since: time.Now(), TTLMS: 60_000}, 50*time.Millisecond, log)
+		done <- locations.Announce(actx, kv, events.Heartbeat{Location: "ams1", Instance: "b", Since: time.Now(), TTLMS: 60_000}, 50*time.Millisecond, log)
 	}()
-	waitFor(t, func() bool { return slices.Equal(live.List(), []string{"ams1", "lon1"}) })
+	wait.For(t, "ams1 and lon1 live", func() bool { return slices.Equal(live.List(), []string{"ams1", "lon1"}) })
 	during := time.Now()
 
 	stopAms()
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return slices.Equal(live.List(), []string{"lon1"}) })
+	wait.For(t, "only lon1 live", func() bool { return slices.Equal(live.List(), []string{"lon1"}) })
 	if got := live.At(during); !slices.Equal(got, []string{"ams1", "lon1"}) {
 		t.Errorf("live at a past moment changed after ams1 withdrew: %v", got)
 	}
@@ -62,20 +63,9 @@ func TestLiveAt(t *testing.T) {
 		t.Errorf("live before anyone started = %v", got)
 	}
 	// lon1's one heartbeat runs out with nobody deleting it.
-	waitFor(t, func() bool { return len(live.List()) == 0 })
+	wait.For(t, "no location live", func() bool { return len(live.List()) == 0 })
 	if got := live.At(during); !slices.Equal(got, []string{"ams1", "lon1"}) {
 		t.Errorf("live at a past moment changed after lon1's heartbeat ran out: %v", got)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 10s")
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -97,7 +87,7 @@ func TestReadersAgreeOnAGap(t *testing.T) {
 		t.Fatal(err)
 	}
 	put := func() time.Time {
-		hb, _ := json.Marshal(locations.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 200})
+		hb, _ := json.Marshal(events.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 200})
 		e, err := kv.Put(ctx, "lon1.a", hb)
 		if err != nil {
 			t.Fatal(err)
@@ -109,9 +99,9 @@ func TestReadersAgreeOnAGap(t *testing.T) {
 		return got.Created()
 	}
 	first := put()
-	waitFor(t, func() bool { return len(early.At(first)) == 1 })
+	wait.For(t, "the first heartbeat heard", func() bool { return len(early.At(first)) == 1 })
 	gap := first.Add(300 * time.Millisecond)
-	waitFor(t, func() bool { return time.Now().After(gap.Add(100 * time.Millisecond)) })
+	wait.For(t, "the gap to pass", func() bool { return time.Now().After(gap.Add(100 * time.Millisecond)) })
 	again := put()
 
 	late, err := locations.Watch(ctx, kv, time.Now, []string{"lon1"})
