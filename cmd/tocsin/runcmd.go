@@ -33,9 +33,6 @@ import (
 	"github.com/tocsin-alarm/tocsin/services/verifier"
 )
 
-// services is every service "run" can start, in start order.
-var services = []string{"prober", "verifier", "notifier", "escalator", "failover", "statuspage", "domains"}
-
 // runFlags are the flags of "tocsin run".
 type runFlags struct {
 	config, data, nats, natsListen, services, location, logFormat, logLevel, source string
@@ -141,6 +138,16 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	if err != nil {
 		return err
 	}
+	// The whole shutdown keeps to one deadline, from the moment it begins:
+	// the services finishing what they hold, the admin server, draining
+	// the bus. Until it begins (a failed start), each may take all of it.
+	var by time.Time
+	left := func() time.Duration {
+		if by.IsZero() {
+			return f.shutdown
+		}
+		return max(time.Until(by), 0)
+	}
 	limits := bus.Limits{MaxStore: int64(cfg.Bus.MaxStore), MaxMemory: int64(cfg.Bus.MaxMemory)}
 	var ns *server.Server
 	if f.nats == "" {
@@ -167,7 +174,7 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	if err != nil {
 		return err
 	}
-	defer b.Close()
+	defer func() { b.CloseWithin(left()) }()
 	b.TakeOver = f.takeOver
 	b.Limits = limits
 	if !pageOnly {
@@ -192,12 +199,12 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 		if notes, err = bus.Connect(f.nats, ns, "tocsin statuspage staff updates", log, opts...); err != nil {
 			return fmt.Errorf("connect as --notes-nats-user: %w", err)
 		}
-		defer notes.Close()
+		defer func() { notes.CloseWithin(left()) }()
 	}
 	f.notes = notes
 
 	m := metrics.New()
-	runners, err := buildServices(cfg, f, chosen, b, m, log)
+	runners, err := buildServices(wiring{cfg: cfg, f: f, b: b, m: m, log: log}, chosen)
 	if err != nil {
 		return err
 	}
@@ -206,7 +213,7 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	if !pageOnly {
 		defer watchStore(ctx, b, m, log)()
 	}
-	stopOps, err := startOps(ctx, f, b, m, slices.Sorted(maps.Keys(runners)), log)
+	stopOps, err := startOps(ctx, f, b, m, slices.Sorted(maps.Keys(runners)), log, left)
 	if err != nil {
 		return err
 	}
@@ -224,12 +231,13 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	}
 	log.Info("tocsin running", "services", chosen, "version", version)
 	<-ctx.Done()
+	by = time.Now().Add(f.shutdown)
 	log.Info("shutting down", "within", f.shutdown)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(f.shutdown):
+	case <-time.After(left()):
 		log.Error("services did not stop in time; leaving unfinished work to redelivery", "timeout", f.shutdown)
 	}
 	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -346,74 +354,134 @@ func chooseServices(list string) ([]string, error) {
 	return chosen, nil
 }
 
-func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus, m *metrics.Metrics, log *slog.Logger) (map[string]func(context.Context) error, error) {
-	runners := map[string]func(context.Context) error{}
-	for _, name := range chosen {
-		switch name {
-		case "prober":
-			list := f.location
-			if list == "" {
-				list = cfg.Locations[0]
-			}
-			locs := strings.Split(list, ",")
-			sources := make([]net.IP, len(locs))
-			if f.source != "" {
-				addrs := strings.Split(f.source, ",")
-				if len(addrs) != 1 && len(addrs) != len(locs) {
-					return nil, fmt.Errorf("--source-address has %d addresses for %d locations", len(addrs), len(locs))
-				}
-				for i := range locs {
-					a := strings.TrimSpace(addrs[min(i, len(addrs)-1)])
-					if sources[i] = net.ParseIP(a); sources[i] == nil {
-						return nil, fmt.Errorf("--source-address %q is not an IP address", a)
-					}
-				}
-			}
-			for i, loc := range locs {
-				loc = strings.TrimSpace(loc)
-				p, err := prober.New(cfg, prober.Options{Location: loc, Concurrency: f.concurrency, Source: sources[i]}, prober.Deps{Bus: b, Log: log, Metrics: m})
-				if err != nil {
-					return nil, err
-				}
-				runners[name+"@"+loc] = p.Run
-			}
-		case "verifier":
-			var opts []verifier.Option
-			if f.ackWait > 0 {
-				opts = append(opts, verifier.WithAckWait(f.ackWait))
-			}
-			runners[name] = verifier.New(cfg, verifier.Deps{Bus: b, Log: log, Metrics: m}, opts...).Run
-		case "notifier":
-			var opts []notifier.Option
-			if f.ackWait > 0 {
-				opts = append(opts, notifier.WithAckWait(f.ackWait))
-			}
-			n, err := notifier.New(cfg, notifier.Deps{Bus: b, Log: log, Metrics: m}, opts...)
-			if err != nil {
-				return nil, err
-			}
-			runners[name] = n.Run
-		case "escalator":
-			var opts []escalator.Option
-			if f.ackWait > 0 {
-				opts = append(opts, escalator.WithAckWait(f.ackWait))
-			}
-			e, err := escalator.New(cfg, escalator.Deps{Bus: b, Log: log, Metrics: m}, opts...)
-			if err != nil {
-				return nil, err
-			}
-			runners[name] = e.Run
-		case "failover":
-			var opts []failover.Option
-			if f.ackWait > 0 {
-				opts = append(opts, failover.WithAckWait(f.ackWait))
-			}
-			runners[name] = failover.New(cfg, failover.Deps{Bus: b, Log: log, Metrics: m}, opts...).Run
-		case "domains":
-			runners[name] = domains.New(cfg, domains.Deps{Bus: b, Log: log, Metrics: m}).Run
-		case "statuspage":
-			runners[name] = statuspage.New(cfg, statuspage.Deps{Bus: b, Notes: f.notes, Log: log, Listener: f.pageListener, StateFile: filepath.Join(f.data, "statuspage.json"), Metrics: m}).Run
+// runner runs one service instance until ctx ends.
+type runner = func(ctx context.Context) error
+
+// wiring is what every service is built from: the config, the flags, and
+// the bus, metrics and log the whole process shares.
+type wiring struct {
+	cfg *config.Config
+	f   *runFlags
+	b   *bus.Bus
+	m   *metrics.Metrics
+	log *slog.Logger
+}
+
+// service is one service "tocsin run" can start: its name and how it is
+// built, as instances by name ("verifier", "prober@lon1").
+type service struct {
+	name  string
+	build func(w wiring) (map[string]runner, error)
+}
+
+// table is every service, in start order: the one list that "run",
+// --services and the readiness of each instance are made from.
+var table = []service{
+	{"prober", buildProbers},
+	{"verifier", func(w wiring) (map[string]runner, error) {
+		var opts []verifier.Option
+		if w.f.ackWait > 0 {
+			opts = append(opts, verifier.WithAckWait(w.f.ackWait))
 		}
+		return one("verifier", verifier.New(w.cfg, verifier.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
+	}},
+	{"notifier", func(w wiring) (map[string]runner, error) {
+		var opts []notifier.Option
+		if w.f.ackWait > 0 {
+			opts = append(opts, notifier.WithAckWait(w.f.ackWait))
+		}
+		n, err := notifier.New(w.cfg, notifier.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return one("notifier", n.Run, nil)
+	}},
+	{"escalator", func(w wiring) (map[string]runner, error) {
+		var opts []escalator.Option
+		if w.f.ackWait > 0 {
+			opts = append(opts, escalator.WithAckWait(w.f.ackWait))
+		}
+		e, err := escalator.New(w.cfg, escalator.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return one("escalator", e.Run, nil)
+	}},
+	{"failover", func(w wiring) (map[string]runner, error) {
+		var opts []failover.Option
+		if w.f.ackWait > 0 {
+			opts = append(opts, failover.WithAckWait(w.f.ackWait))
+		}
+		return one("failover", failover.New(w.cfg, failover.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
+	}},
+	{"statuspage", func(w wiring) (map[string]runner, error) {
+		return one("statuspage", statuspage.New(w.cfg, statuspage.Deps{Bus: w.b, Notes: w.f.notes, Log: w.log, Listener: w.f.pageListener,
+			StateFile: filepath.Join(w.f.data, "statuspage.json"), Metrics: w.m}).Run, nil)
+	}},
+	{"domains", func(w wiring) (map[string]runner, error) {
+		return one("domains", domains.New(w.cfg, domains.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)
+	}},
+}
+
+// services is the names of the table, in its order.
+var services = func() []string {
+	names := make([]string, len(table))
+	for i, s := range table {
+		names[i] = s.name
+	}
+	return names
+}()
+
+func one(name string, run runner, err error) (map[string]runner, error) {
+	return map[string]runner{name: run}, err
+}
+
+// buildProbers makes a prober for each location of --location (the
+// config's first by default), each checking from its --source-address.
+func buildProbers(w wiring) (map[string]runner, error) {
+	f := w.f
+	list := f.location
+	if list == "" {
+		list = w.cfg.Locations[0]
+	}
+	locs := strings.Split(list, ",")
+	sources := make([]net.IP, len(locs))
+	if f.source != "" {
+		addrs := strings.Split(f.source, ",")
+		if len(addrs) != 1 && len(addrs) != len(locs) {
+			return nil, fmt.Errorf("--source-address has %d addresses for %d locations", len(addrs), len(locs))
+		}
+		for i := range locs {
+			a := strings.TrimSpace(addrs[min(i, len(addrs)-1)])
+			if sources[i] = net.ParseIP(a); sources[i] == nil {
+				return nil, fmt.Errorf("--source-address %q is not an IP address", a)
+			}
+		}
+	}
+	runners := map[string]runner{}
+	for i, loc := range locs {
+		loc = strings.TrimSpace(loc)
+		p, err := prober.New(w.cfg, prober.Options{Location: loc, Concurrency: f.concurrency, Source: sources[i]}, prober.Deps{Bus: w.b, Log: w.log, Metrics: w.m})
+		if err != nil {
+			return nil, err
+		}
+		runners["prober@"+loc] = p.Run
+	}
+	return runners, nil
+}
+
+// buildServices builds the chosen services from the table.
+func buildServices(w wiring, chosen []string) (map[string]runner, error) {
+	runners := map[string]runner{}
+	for _, s := range table {
+		if !slices.Contains(chosen, s.name) {
+			continue
+		}
+		rs, err := s.build(w)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(runners, rs)
 	}
 	return runners, nil
 }
@@ -424,7 +492,7 @@ func buildServices(cfg *config.Config, f *runFlags, chosen []string, b *bus.Bus,
 // down; until then it serves, so that the metrics of a shutdown can still
 // be scraped, and from the moment ctx ends /readyz says it is shutting
 // down.
-func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, instances []string, log *slog.Logger) (func(), error) {
+func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, instances []string, log *slog.Logger, left func() time.Duration) (func(), error) {
 	ln := f.adminListener
 	if ln == nil && f.adminListen != "" {
 		var err error
@@ -448,7 +516,7 @@ func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, 
 		}()
 		go func() {
 			defer close(done)
-			if err := srv.Serve(ctx, ln, min(f.shutdown, 5*time.Second)); err != nil {
+			if err := srv.Serve(ctx, ln, f.shutdown); err != nil {
 				log.Error("admin server stopped; metrics and health are not served", "err", err)
 			}
 		}()
@@ -464,7 +532,11 @@ func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, 
 			}
 		}
 		cancel()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(left()):
+			log.Warn("admin server not shut down by the shutdown deadline")
+		}
 	}
 	started := time.Now()
 	for _, name := range instances {

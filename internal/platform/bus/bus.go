@@ -219,12 +219,24 @@ func redactURLs(list string) string {
 }
 
 // Close drains the connection: pending publishes are flushed first.
-func (b *Bus) Close() {
+func (b *Bus) Close() { b.CloseWithin(time.Minute) }
+
+// CloseWithin drains the connection, flushing pending publishes, for d at
+// the most; then it closes it, whatever is left.
+func (b *Bus) CloseWithin(d time.Duration) {
 	if err := b.NC.Drain(); err != nil {
 		b.NC.Close()
 	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 	for !b.NC.IsClosed() {
-		time.Sleep(10 * time.Millisecond)
+		select {
+		case <-t.C:
+			b.NC.Close()
+		case <-tick.C:
+		}
 	}
 }
 
