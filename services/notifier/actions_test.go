@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -21,7 +22,7 @@ func TestActionsInTheNextUpdate(t *testing.T) {
 		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now, Reason: "connection refused", BoxState: events.BoxDegraded}},
 	}))
-	waitUntil(t, 10*time.Second, "the opening", func() bool { return len(r.mail.Messages()) == 2 && len(r.twilio.Messages()) == 1 })
+	wait.Within(t, 10*time.Second, "the opening", func() bool { return len(r.mail.Messages()) == 2 && len(r.twilio.Messages()) == 1 })
 
 	done := &events.ServerAction{Server: "mx1", Box: "mx", Action: events.ActionRemove, Via: "haproxy", Target: "haproxy mail/mx1",
 		Outcome: events.OutcomeDone, Attempt: 1, Change: "mx1/state/1", Incident: id, InPool: []string{"mx2"}, At: now}
@@ -38,7 +39,7 @@ func TestActionsInTheNextUpdate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 10*time.Second, "the actions logged", func() bool {
+	wait.Within(t, 10*time.Second, "the actions logged", func() bool {
 		l, err := loggedActions(context.Background(), kv, id)
 		return err == nil && len(l.Actions) == 2
 	})
@@ -52,7 +53,7 @@ func TestActionsInTheNextUpdate(t *testing.T) {
 		Incident: id, Seq: 1, At: up, Opened: now, Title: "mx1 (Incoming mail) is down",
 		Boxes: []events.BoxStatus{{Box: "mx", State: events.BoxDegraded, Up: []string{"mx2"}}}, Down: []string{"mx1"},
 	}))
-	waitUntil(t, 10*time.Second, "the update", func() bool { return len(updates(r)) == 2 })
+	wait.Within(t, 10*time.Second, "the update", func() bool { return len(updates(r)) == 2 })
 	want := []string{
 		"mx1 taken out of haproxy mail/mx1: done at " + now.Format("15:04"),
 		"mx1 taken out of webhook https://lb.internal/pool: FAILED at " + now.Format("15:04") + " (404 Not Found)",
@@ -76,7 +77,7 @@ func TestActionsInTheNextUpdate(t *testing.T) {
 	// Told once: the next update lists only what failover did since.
 	r.publish(t, events.New("mx1/action/haproxy/2", "failover", up, &events.ServerAction{Server: "mx1", Box: "mx", Action: events.ActionRestore,
 		Via: "haproxy", Target: "haproxy mail/mx1", Outcome: events.OutcomeDone, Attempt: 1, Change: "mx1/state/2", Incident: id, At: up}))
-	waitUntil(t, 10*time.Second, "the restore logged", func() bool {
+	wait.Within(t, 10*time.Second, "the restore logged", func() bool {
 		l, err := loggedActions(context.Background(), kv, id)
 		return err == nil && len(l.Actions) == 3
 	})
@@ -86,7 +87,7 @@ func TestActionsInTheNextUpdate(t *testing.T) {
 		Added: []events.AffectedServer{{Server: "mx3", Box: "mx", Check: "tcp://mx3.internal:25", Since: up2, Reason: "timeout", BoxState: events.BoxDegraded}},
 		Down:  []string{"mx1", "mx3"},
 	}))
-	waitUntil(t, 10*time.Second, "the second update", func() bool { return len(updates(r)) == 4 })
+	wait.Within(t, 10*time.Second, "the second update", func() bool { return len(updates(r)) == 4 })
 	for _, m := range updates(r)[2:] {
 		if !strings.Contains(m.Text, "mx1 put back in haproxy mail/mx1: done at "+up.Format("15:04")) || strings.Contains(m.Text, "taken out of") {
 			t.Errorf("second update to %v should list the restore alone:\n%s", m.To, m.Text)

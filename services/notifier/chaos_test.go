@@ -14,6 +14,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -91,7 +92,7 @@ providers:
 			t.Fatal(err)
 		}
 		// The outage lasts until its pages are out, as real ones do.
-		waitUntil(t, 30*time.Second, "the pages of "+id, func() bool { return distinct(tw.Messages(), mail.Messages()) >= 8*i+4 })
+		wait.Within(t, 30*time.Second, "the pages of "+id, func() bool { return distinct(tw.Messages(), mail.Messages()) >= 8*i+4 })
 		if err := world.Publish(ctx, events.New(id+"/resolved", "verifier", at.Add(time.Minute), &events.IncidentResolved{
 			Incident: id, Opened: at, Resolved: at.Add(time.Minute), Title: fmt.Sprintf("mx%d (Incoming mail) is down", i), Servers: []string{"mx1"},
 		})); err != nil {
@@ -99,11 +100,11 @@ providers:
 		}
 		// Over before the next begins: an outage opening while another is
 		// open would be part of its storm, and page nobody by SMS.
-		waitUntil(t, 30*time.Second, "the resolution of "+id, func() bool { return distinct(tw.Messages(), mail.Messages()) >= 8*(i+1) })
+		wait.Within(t, 30*time.Second, "the resolution of "+id, func() bool { return distinct(tw.Messages(), mail.Messages()) >= 8*(i+1) })
 	}
 	// Every incident: an SMS and an email each, opening and resolution.
 	want := len(ids) * 2 * 2
-	waitUntil(t, 90*time.Second, fmt.Sprintf("every message (%d sms, %d email so far)", len(tw.Messages()), len(mail.Messages())), func() bool {
+	wait.Within(t, 90*time.Second, fmt.Sprintf("every message (%d sms, %d email so far)", len(tw.Messages()), len(mail.Messages())), func() bool {
 		return distinct(tw.Messages(), mail.Messages()) >= want*2
 	})
 	cancel()

@@ -13,7 +13,6 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
-	"github.com/tocsin-alarm/tocsin/internal/platform/redact"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -46,19 +45,21 @@ func (d Delivery) done() bool {
 	return d.Outcome == outcomeSent || d.Outcome == outcomeFailed || d.Outcome == outcomeStorm
 }
 
-// deliveryKey names the record of one message to one person over one channel.
-func deliveryKey(incident, step, channel string, s config.Staff) string {
-	return fmt.Sprintf("%s.%s.%s.%s", incident, step, channel, staffKey(s))
+// deliveryKey names the record of one message to one person over one
+// channel: the message's base, the channel, the person.
+func deliveryKey(base, channel string, s config.Staff) string {
+	return fmt.Sprintf("%s.%s.%s", base, channel, staffKey(s))
 }
 
 // deliver sends one message to one person over one channel unless its
 // record says it went already, and reports whether the person has it (by
-// this channel, or by the other carrying it). A retryable failure returns
-// an error, and once the channel has failed for longer than
+// this channel, or by the one that carried it). A retryable failure
+// returns an error, and once the channel has failed for longer than
 // fallback_after (or at once when it is refused for good) the message
-// also goes by the other channel, saying why.
+// also goes by the channel notify.fallback names, saying why. st is the
+// incident's state, nil for a message about no incident.
 func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incidentState, m message, r recipient, ch string, log *slog.Logger) (bool, error) {
-	key := deliveryKey(m.Incident, m.step(), ch, r.Staff)
+	key := deliveryKey(m.base(), ch, r.Staff)
 	rec, rev, err := readDelivery(ctx, kv, key)
 	if err != nil {
 		return false, err
@@ -66,13 +67,16 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 	log = log.With("staff", r.Staff.Name, "channel", ch, "step", m.step())
 	if rec.done() {
 		log.Info("already delivered; not sending again", "outcome", rec.Outcome)
-		carried := rec.Outcome == outcomeFailed && n.carried(ctx, kv, m, r, ch)
-		if ch == chanSMS && rec.Outcome == outcomeSent || ch == chanEmail && carried {
+		by := ""
+		if rec.Outcome == outcomeFailed {
+			by = n.carried(ctx, kv, m, r, ch)
+		}
+		if n.wakes(ch) && rec.Outcome == outcomeSent || n.wakes(by) {
 			rang(st, r.Staff) // sent before a crash: the state may not say so
 		}
-		return rec.Outcome == outcomeSent || rec.Outcome == outcomeStorm || carried, nil
+		return rec.Outcome == outcomeSent || rec.Outcome == outcomeStorm || by != "", nil
 	}
-	if ch == chanSMS && (m.Kind == kindOpened || m.Kind == kindWorse) {
+	if n.wakes(ch) && (m.Kind == kindOpened || m.Kind == kindWorse) {
 		why, err := n.storm(ctx, kv, m, r.Staff)
 		if err != nil {
 			return false, err
@@ -85,7 +89,7 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 			return true, nil
 		}
 	}
-	sid, err := n.transmit(ctx, st, m, r.Staff, ch, "")
+	sid, err := n.transmit(ctx, st, m, r.Staff, ch, "", "")
 	now := n.now()
 	rec.Channel, rec.Staff, rec.At = ch, r.Staff.Name, now
 	rec.Attempts++
@@ -93,11 +97,11 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 	case err == nil:
 		rec.Outcome, rec.SID, rec.Reason = outcomeSent, sid, ""
 		n.m.Notification(ch, metrics.Sent)
-		log.Info("sent", "to", contact(r.Staff, ch), "attempts", rec.Attempts)
+		log.Info("sent", "to", n.contact(r.Staff, ch), "attempts", rec.Attempts)
 		// If we die between the send and this write, the message goes
 		// again on redelivery. That window is this one write.
 		n.record(ctx, kv, key, rec, rev, log)
-		if ch == chanSMS {
+		if n.wakes(ch) && st != nil {
 			rang(st, r.Staff)
 			n.rememberPage(ctx, kv, m.Incident, r.Staff)
 		}
@@ -105,7 +109,7 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 	case bus.IsPermanent(err):
 		rec.Outcome, rec.Reason = outcomeFailed, err.Error()
 		n.m.Notification(ch, metrics.Failed)
-		log.Error("refused for good; trying the other channel", "to", contact(r.Staff, ch), "err", err)
+		log.Error("refused for good; trying the fallback channel", "to", n.contact(r.Staff, ch), "err", err)
 		n.record(ctx, kv, key, rec, rev, log)
 		return n.fallback(ctx, kv, st, m, r, ch, rec.Reason, log)
 	}
@@ -129,6 +133,9 @@ func (n *Notifier) deliver(ctx context.Context, kv jetstream.KeyValue, st *incid
 // rang notes that a person's phone rang for the incident, so that its
 // resolution goes to them by SMS too.
 func rang(st *incidentState, s config.Staff) {
+	if st == nil {
+		return // not about an incident
+	}
 	if st.Rang == nil {
 		st.Rang = map[string]bool{}
 	}
@@ -179,76 +186,69 @@ func (n *Notifier) storm(ctx context.Context, kv jetstream.KeyValue, m message, 
 	return "", errors.New("the person's page record kept changing; retrying")
 }
 
-// carried reports whether a message refused for good on one channel went
-// by the other.
-func (n *Notifier) carried(ctx context.Context, kv jetstream.KeyValue, m message, r recipient, failed string) bool {
-	other := chanEmail
-	if failed == chanEmail {
-		other = chanSMS
+// carried is the channel that carried a message refused for good on
+// failed, "" when none did.
+func (n *Notifier) carried(ctx context.Context, kv jetstream.KeyValue, m message, r recipient, failed string) string {
+	by := n.fallbackFor(r.Staff, failed)
+	if by == "" {
+		return ""
 	}
-	rec, _, err := readDelivery(ctx, kv, deliveryKey(m.Incident, m.step()+"-fallback", other, r.Staff))
-	return err == nil && rec.Outcome == outcomeSent
+	rec, _, err := readDelivery(ctx, kv, deliveryKey(m.base()+"-fallback", by, r.Staff))
+	if err != nil || rec.Outcome != outcomeSent {
+		return ""
+	}
+	return by
 }
 
-// fallback sends a message that failed on one channel over the other, once,
-// saying what went wrong, and reports whether it went.
+// fallback sends a message that failed on one channel by the channel
+// notify.fallback names for it, once, saying what went wrong, and reports
+// whether it went.
 func (n *Notifier) fallback(ctx context.Context, kv jetstream.KeyValue, st *incidentState, m message, r recipient, failed, why string, log *slog.Logger) (bool, error) {
-	other := chanEmail
-	if failed == chanEmail {
-		other = chanSMS
-	}
-	if len(reachable(n.cfg, r.Staff, []string{other})) == 0 {
+	by := n.fallbackFor(r.Staff, failed)
+	if by == "" {
 		log.Error("no other channel to reach this person by: they were not told", "failed", failed)
 		return false, nil
 	}
-	key := deliveryKey(m.Incident, m.step()+"-fallback", other, r.Staff)
+	key := deliveryKey(m.base()+"-fallback", by, r.Staff)
 	rec, rev, err := readDelivery(ctx, kv, key)
 	if err != nil || rec.Outcome == outcomeSent || rec.Outcome == outcomeFailed {
 		return rec.Outcome == outcomeSent, err
 	}
-	note := fmt.Sprintf("The SMS to you about this could not be delivered (%s); this email carries it instead.", why)
-	if failed == chanEmail {
-		note = "email failed"
-	}
-	sid, err := n.transmit(ctx, st, m, r.Staff, other, note)
-	rec.Channel, rec.Staff, rec.At, rec.SID = other, r.Staff.Name, n.now(), sid
+	sid, err := n.transmit(ctx, st, m, r.Staff, by, failed, why)
+	rec.Channel, rec.Staff, rec.At, rec.SID = by, r.Staff.Name, n.now(), sid
 	rec.Attempts++
 	switch {
 	case err == nil:
 		rec.Outcome = outcomeSent
-		if other == chanSMS {
+		if n.wakes(by) {
 			rang(st, r.Staff)
 		}
-		n.m.Notification(other, metrics.Fallback)
-		log.Warn("sent by the other channel instead", "to", contact(r.Staff, other), "failed", failed)
+		n.m.Notification(by, metrics.Fallback)
+		log.Warn("sent by the fallback channel instead", "to", n.contact(r.Staff, by), "failed", failed, "by", by)
 	case bus.IsPermanent(err):
 		rec.Outcome, rec.Reason = outcomeFailed, err.Error()
-		n.m.Notification(other, metrics.Failed)
-		log.Error("both channels refused for good: this person was not told", "err", err)
+		n.m.Notification(by, metrics.Failed)
+		log.Error("both channels refused for good: this person was not told", "by", by, "err", err)
 	default:
-		return false, fmt.Errorf("fallback %s to %s: %w", other, r.Staff.Name, err)
+		return false, fmt.Errorf("fallback %s to %s: %w", by, r.Staff.Name, err)
 	}
 	n.record(ctx, kv, key, rec, rev, log)
 	return rec.Outcome == outcomeSent, nil
 }
 
-// transmit hands one message to a provider.
-func (n *Notifier) transmit(ctx context.Context, st *incidentState, m message, s config.Staff, ch, note string) (string, error) {
-	switch ch {
-	case chanEmail:
-		if n.mailer == nil {
-			return "", bus.Permanent(errors.New("no mail provider configured"))
-		}
-		defer n.m.ProviderRequest("smtp", time.Now())
-		return "", n.mailer.Send(ctx, m.email(n.cfg, s, n.domain, n.ackURL(st.Incident, s), note))
-	case chanSMS:
-		if n.texter == nil {
-			return "", bus.Permanent(errors.New("no SMS provider configured"))
-		}
-		defer n.m.ProviderRequest("twilio", time.Now())
-		return n.texter.Send(ctx, s.Phone, m.sms(note))
+// transmit hands one message to the channel ch, for s. failed and why,
+// when set, say which channel it stands in for and what went wrong there.
+func (n *Notifier) transmit(ctx context.Context, st *incidentState, m message, s config.Staff, ch, failed, why string) (string, error) {
+	c, ok := n.channel(ch)
+	if !ok {
+		return "", bus.Permanent(fmt.Errorf("no %s provider configured", ch))
 	}
-	return "", bus.Permanent(fmt.Errorf("unknown channel %q", ch))
+	ack := ""
+	if st != nil {
+		ack = n.ackURL(st.Incident, s)
+	}
+	defer n.m.ProviderRequest(c.Provider(), time.Now())
+	return c.Send(ctx, m.to(s, ack, failed, why, ch))
 }
 
 // rememberPage notes which incident a person was last paged about, and
@@ -260,14 +260,6 @@ func (n *Notifier) rememberPage(ctx context.Context, kv jetstream.KeyValue, inci
 			n.log.Warn("could not note the page for SMS replies", "incident", incident, "err", err)
 		}
 	}
-}
-
-// contact is a person's address on a channel, redacted for a log.
-func contact(s config.Staff, ch string) string {
-	if ch == chanSMS {
-		return redact.Phone(s.Phone)
-	}
-	return redact.Email(s.Email)
 }
 
 func readDelivery(ctx context.Context, kv jetstream.KeyValue, key string) (Delivery, uint64, error) {

@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
-	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
 // failoverAlert tells staff that failover keeps failing to move a server in
@@ -45,47 +42,33 @@ func (n *Notifier) failoverAlert(ctx context.Context, kv jetstream.KeyValue, ev 
 			fmt.Fprintf(&b, "%-18s %s\n", r[0]+":", r[1])
 		}
 	}
-	sms := twiliosms.Fit(fmt.Sprintf("FAILOVER FAILING: could not %s (%s). Do it by hand.", what, a.Error))
+	msg := message{
+		Incident: a.Incident, Kind: kindFailover, Severity: events.SeverityOutage, Subject: subject,
+		SMS:   fmt.Sprintf("FAILOVER FAILING: could not %s (%s). Do it by hand.", what, a.Error),
+		key:   strings.ReplaceAll(ev.ID, "/", "."),
+		plain: b.String(), headers: map[string]string{"X-Tocsin-Server": a.Server},
+	}
 	var errs []error
-	// A dead server left in its pool: customers reach it. Routed as an outage.
-	for _, r := range recipients(n.cfg, []string{a.Box}, n.now(), events.SeverityOutage) {
-		channels := updateChannels(r)
+	// A dead server left in its pool: customers reach it. Routed as an
+	// outage, and delivered as any page is: recorded, retried, carried by
+	// the fallback channel when one fails.
+	for _, r := range n.recipients([]string{a.Box}, n.now(), events.SeverityOutage) {
+		channels := n.updateChannels(r)
 		if r.OnCall {
 			channels = r.Channels
 		}
 		for _, ch := range channels {
-			key := fmt.Sprintf("%s.%s.%s", strings.ReplaceAll(ev.ID, "/", "."), ch, staffKey(r.Staff))
-			if _, err := kv.Get(ctx, key); err == nil {
-				continue
-			}
-			var err error
-			switch ch {
-			case chanEmail:
-				err = n.mailer.Send(ctx, smtpmail.Message{
-					To: r.Staff.Email, ToName: r.Staff.Name, Subject: subject, Text: b.String(),
-					MessageID: fmt.Sprintf("tocsin.%s.%s@%s", strings.ReplaceAll(ev.ID, "/", "."), staffKey(r.Staff), n.domain),
-					Headers:   map[string]string{"X-Tocsin-Server": a.Server},
-				})
-			case chanSMS:
-				_, err = n.texter.Send(ctx, r.Staff.Phone, sms)
-			}
-			if err != nil && !bus.IsPermanent(err) {
-				log.Warn("failover alert not sent; will retry", "staff", r.Staff.Name, "channel", ch, "err", err)
+			if _, err := n.deliver(ctx, kv, nil, msg, r, ch, log); err != nil {
 				errs = append(errs, err)
-				continue
 			}
-			outcome := outcomeSent
-			if err != nil {
-				outcome = outcomeFailed
-				log.Error("failover alert refused for good", "staff", r.Staff.Name, "channel", ch, "err", err)
-			}
-			n.record(ctx, kv, key, Delivery{Channel: ch, Staff: r.Staff.Name, At: n.now(), Outcome: outcome}, 0, log)
 		}
 	}
-	if len(errs) == 0 {
-		log.Warn("staff told that failover keeps failing")
+	if len(errs) > 0 {
+		log.Warn("failover alert not sent to everyone yet; will retry", "left", len(errs), "err", errs[0])
+		return errors.Join(errs...)
 	}
-	return errors.Join(errs...)
+	log.Warn("staff told that failover keeps failing")
+	return nil
 }
 
 // consumeActions follows failover's actions: each final outcome is logged

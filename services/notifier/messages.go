@@ -10,10 +10,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
-	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
 // The kinds of message an incident brings.
@@ -23,6 +21,9 @@ const (
 	kindDigest   = "update"
 	kindReminder = "reminder"
 	kindResolved = "resolved"
+	// kindFailover is no incident's: failover keeps failing to move a
+	// server, and someone must do it by hand.
+	kindFailover = "failover"
 )
 
 // staffKey names a staff member in ids and delivery records without their
@@ -30,13 +31,6 @@ const (
 func staffKey(s config.Staff) string {
 	sum := sha256.Sum256([]byte(strings.ToLower(s.Email + "|" + s.Phone)))
 	return hex.EncodeToString(sum[:6])
-}
-
-// messageID is the Message-ID of one message of an incident for one
-// person. It is derived, not random: a message sent twice carries the same
-// id, and every later message of the incident can refer to the first.
-func messageID(incident, step string, s config.Staff, domain string) string {
-	return fmt.Sprintf("tocsin.%s.%s.%s@%s", incident, step, staffKey(s), domain)
 }
 
 func mailDomain(from string) string {
@@ -121,6 +115,10 @@ type message struct {
 	Subject, Lead  string
 	body           body
 	SMS            string
+	// key, plain and headers are for a message that is not an
+	// incident's: its delivery key, its text as it is, and its headers.
+	key, plain string
+	headers    map[string]string
 }
 
 // step names the message within the incident: in ids and delivery keys.
@@ -131,31 +129,45 @@ func (m message) step() string {
 	return m.Kind
 }
 
-// email addresses the message to one person, threaded under the opening.
-func (m message) email(cfg *config.Config, s config.Staff, domain, ackURL, note string) smtpmail.Message {
-	b := m.body
-	b.AckURL, b.Note = ackURL, note
-	e := smtpmail.Message{
-		To: s.Email, ToName: s.Name,
-		Subject:   m.Subject,
-		MessageID: messageID(m.Incident, m.step(), s, domain),
-		Text:      b.text(), HTML: b.html(),
-		Headers: map[string]string{"X-Tocsin-Incident": m.Incident},
+// base names the message in delivery keys and in its Message's Key: the
+// incident and step, or the event of a failover alert.
+func (m message) base() string {
+	if m.key != "" {
+		return m.key
 	}
-	if m.Kind != kindOpened {
-		first := messageID(m.Incident, kindOpened, s, domain)
-		e.InReplyTo, e.References = first, []string{first}
-	}
-	return e
+	return m.Incident + "." + m.step()
 }
 
-// sms is the message as one SMS: one GSM-7 segment where it fits.
-func (m message) sms(note string) string {
-	text := m.SMS
-	if note != "" {
-		text = "(email failed) " + text
+// to addresses the message to one person, threaded under the opening of
+// its incident. When it carries a message that failed on another channel,
+// it says so first.
+func (m message) to(s config.Staff, ackURL, failed, why, by string) Message {
+	b := m.body
+	b.AckURL = ackURL
+	short := m.SMS
+	if failed != "" {
+		b.Note = fmt.Sprintf("The %s to you about this could not be delivered (%s); this %s carries it instead.", label(failed), why, label(by))
+		short = "(" + label(failed) + " failed) " + short
 	}
-	return twiliosms.Fit(text)
+	out := Message{
+		To: s, Key: m.base() + "." + staffKey(s), Incident: m.Incident, Kind: m.Kind,
+		Subject: m.Subject, Short: short, Headers: m.headers,
+	}
+	if m.plain != "" {
+		out.Text = m.plain
+		if b.Note != "" {
+			out.Text = b.Note + "\n\n" + m.plain
+		}
+	} else {
+		out.Text, out.HTML = b.text(), b.html()
+	}
+	if out.Headers == nil {
+		out.Headers = map[string]string{"X-Tocsin-Incident": m.Incident}
+	}
+	if m.key == "" && m.Kind != kindOpened {
+		out.Thread = m.Incident + "." + kindOpened + "." + staffKey(s)
+	}
+	return out
 }
 
 // compose writes the message that s claims about the incident as st holds

@@ -2,8 +2,9 @@
 // SMS and email, one message per person so that nobody's address is shown
 // to the others, paced so that a storm never becomes a flood, threaded per
 // incident, repeated until someone acknowledges, and recorded per delivery
-// so that an event delivered again never sends again. When one channel
-// fails for good or for too long, the other carries the message and says so.
+// so that an event delivered again never sends again. Channels sit behind
+// one interface; when one fails for good or for too long, the next in
+// notify.fallback carries the message and says so.
 package notifier
 
 import (
@@ -18,35 +19,21 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
-	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
-
-// Mailer sends one email. It returns an error marked bus.Permanent when
-// trying again cannot help.
-type Mailer interface {
-	Send(ctx context.Context, m smtpmail.Message) error
-}
-
-// Texter sends one SMS and returns the provider's id for it. It returns an
-// error marked bus.Permanent when trying again cannot help.
-type Texter interface {
-	Send(ctx context.Context, to, body string) (string, error)
-}
 
 // Deps are what a notifier needs from outside.
 type Deps struct {
 	Bus *bus.Bus
 	Log *slog.Logger
 	Now func() time.Time
-	// Mailer and Texter send; nil builds them from the config's providers.
-	Mailer Mailer
-	Texter Texter
+	// Channels replace, by name, the channels the config's providers
+	// describe, or add to them.
+	Channels []Channel
 	// Listener, if set, is where acknowledgements are served instead of
 	// notify.listen.
 	Listener net.Listener
@@ -56,16 +43,14 @@ type Deps struct {
 
 // Notifier sends incident messages.
 type Notifier struct {
-	cfg    *config.Config
-	bus    *bus.Bus
-	log    *slog.Logger
-	now    func() time.Time
-	mailer Mailer
-	texter Texter
-	domain string
-	pace   pacing
-	ln     net.Listener
-	m      *metrics.Metrics
+	cfg   *config.Config
+	bus   *bus.Bus
+	log   *slog.Logger
+	now   func() time.Time
+	chans []Channel
+	pace  pacing
+	ln    net.Listener
+	m     *metrics.Metrics
 	// ackWait bounds the handling of one event: after a crash, that long
 	// passes before the event is handled again.
 	ackWait time.Duration
@@ -91,40 +76,23 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
 	nc := cfg.Notify
 	n := &Notifier{m: deps.Metrics,
 		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "notifier"), now: deps.Now,
-		mailer: deps.Mailer, texter: deps.Texter, ln: deps.Listener, ackWait: 30 * time.Second,
+		ln: deps.Listener, ackWait: 30 * time.Second,
 		pace: pacing{GroupWait: nc.GroupWait.D(), GroupWindow: nc.GroupWindow.D(), UpdateEvery: nc.UpdateEvery.D(), RepeatEvery: nc.RepeatEvery.D()},
 	}
 	for _, o := range opts {
 		o(n)
 	}
-	if s := cfg.Providers.SMTP; s != nil {
-		n.domain = mailDomain(s.From)
-		if n.mailer == nil {
-			m, err := newMailer(s)
-			if err != nil {
-				return nil, err
-			}
-			n.mailer = m
-		}
+	callback := ""
+	if nc.PublicURL != "" {
+		callback = strings.TrimRight(nc.PublicURL, "/") + pathTwilioStatus
 	}
-	if t := cfg.Providers.Twilio; t != nil && n.texter == nil {
-		callback := ""
-		if nc.PublicURL != "" {
-			callback = strings.TrimRight(nc.PublicURL, "/") + pathTwilioStatus
-		}
-		s, err := twiliosms.New(twiliosms.Config{
-			AccountSID: t.AccountSID.Reveal(), AuthToken: t.AuthToken.Reveal(), From: t.From,
-			APIURL: t.APIURL, StatusCallback: callback,
-		})
-		if err != nil {
-			return nil, err
-		}
-		n.texter = s
+	chans, err := channels(cfg, deps.Channels, callback)
+	if err != nil {
+		return nil, err
 	}
+	n.chans = chans
 	return n, nil
 }
-
-func newMailer(s *config.SMTP) (*smtpmail.Sender, error) { return smtpmail.FromConfig(s) }
 
 // Run sends messages, and serves acknowledgements, until ctx ends.
 func (n *Notifier) Run(ctx context.Context) error {
@@ -258,7 +226,7 @@ func (n *Notifier) send(ctx context.Context, kv jetstream.KeyValue, st *incident
 			if err != nil {
 				retry = append(retry, err)
 			}
-			told = told || ok && ch == r.primary()
+			told = told || ok && ch == n.primary(r)
 		}
 		if r.OnCall {
 			onCall++
@@ -299,14 +267,14 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 	if s.Severity != "" {
 		sev = s.Severity
 	}
-	rs := recipients(n.cfg, st.Boxes, s.At, sev)
+	rs := n.recipients(st.Boxes, s.At, sev)
 	switch s.Kind {
 	case kindOpened:
 		if st.OpenedFlapping {
 			// Down and up again and again, and paged about the first
 			// time: staff read of it, nobody is woken for it again.
 			for i := range rs {
-				rs[i].Channels = updateChannels(rs[i])
+				rs[i].Channels = n.updateChannels(rs[i])
 			}
 		}
 		n.tell(st, rs)
@@ -316,7 +284,7 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 		// hear of the worse one the way the person on call does.
 		if a := st.Acked; a != nil {
 			if p, ok := n.cfg.StaffNamed(a.By); ok {
-				if ch := reachable(n.cfg, p, n.cfg.Notify.Route(sev).OnCall); len(ch) > 0 {
+				if ch := n.reachable(p, n.cfg.Notify.Route(sev).OnCall); len(ch) > 0 {
 					rs = slices.DeleteFunc(rs, func(r recipient) bool { return r.Staff.Name == a.By })
 					rs = append(rs, recipient{Staff: p, OnCall: true, Channels: ch})
 				}
@@ -326,14 +294,14 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 		return rs
 	case kindDigest:
 		for i := range rs {
-			rs[i].Channels = updateChannels(rs[i])
+			rs[i].Channels = n.updateChannels(rs[i])
 		}
 		return rs
 	case kindReminder:
 		if st.Warning {
 			// A warning is everyone's to fix: a daily email to all routed.
 			for i := range rs {
-				rs[i].Channels = updateChannels(rs[i])
+				rs[i].Channels = n.updateChannels(rs[i])
 			}
 			return rs
 		}
@@ -343,7 +311,7 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 		// if nobody was, those it would have gone to hear by email.
 		if len(st.Told) == 0 {
 			for i := range rs {
-				rs[i].Channels = updateChannels(rs[i])
+				rs[i].Channels = n.updateChannels(rs[i])
 			}
 			return rs
 		}
@@ -352,7 +320,7 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 			k := staffKey(p)
 			if told, ok := st.Told[k]; ok {
 				if !st.Rang[k] {
-					told = slices.DeleteFunc(slices.Clone(told), func(c string) bool { return c == chanSMS })
+					told = slices.DeleteFunc(slices.Clone(told), n.wakes)
 				}
 				if len(told) > 0 {
 					out = append(out, recipient{Staff: p, Channels: told})

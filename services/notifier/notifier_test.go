@@ -48,15 +48,16 @@ providers:
 	cfg.Providers.SMTP.TLS = "starttls"
 	logs := &bytes.Buffer{}
 	b := bustest.New(t)
-	n, err := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(logs, nil)), Mailer: trusting(t, cfg, mail)})
+	n, err := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(logs, nil)), Channels: []Channel{trusting(t, cfg, mail)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &fixture{n: n, b: b, mail: mail, logs: logs}
 }
 
-// trusting is the configured mailer, trusting the test server's certificate.
-func trusting(t *testing.T, cfg *config.Config, mail *smtpserver.Server) Mailer {
+// trusting is the configured email channel, trusting the test server's
+// certificate.
+func trusting(t *testing.T, cfg *config.Config, mail *smtpserver.Server) Channel {
 	t.Helper()
 	dir := t.TempDir()
 	path := dir + "/ca.pem"
@@ -65,11 +66,11 @@ func trusting(t *testing.T, cfg *config.Config, mail *smtpserver.Server) Mailer 
 	}
 	s := *cfg.Providers.SMTP
 	s.CAFile = path
-	m, err := newMailer(&s)
+	c, err := newEmail(&s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m
+	return c
 }
 
 func opened() events.Event {

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -27,7 +28,18 @@ func TestReplayedAckWebhook(t *testing.T) {
 	}
 	first, second := now.Format("20060102")+"-first1", now.Format("20060102")+"-secnd2"
 	open(first)
-	waitUntil(t, 10*time.Second, "the first page", func() bool { return len(r.twilio.Messages()) == 1 })
+	wait.Within(t, 10*time.Second, "the first page", func() bool { return len(r.twilio.Messages()) == 1 })
+	// The SMS reaches the stand-in a moment before the notifier notes
+	// what a reply to it stands for.
+	alice, _ := (&Notifier{cfg: r.cfg}).staffByPhone(alicePh)
+	kv, err := r.b.KV(context.Background(), events.BucketDeliveries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, "the page noted for replies", func() bool {
+		_, err := kv.Get(context.Background(), "last."+staffKey(alice))
+		return err == nil
+	})
 	reply := twilioapi.Inbound{From: alicePh, To: "+447700900000", Body: "ACK", MessageSID: twilioapi.NewSID("SM")}
 	if ans, err := r.twilio.SendInbound(context.Background(), r.public+pathTwilioSMS, reply); err != nil || ans.Status != 200 {
 		t.Fatalf("the reply: %v %+v", err, ans)
@@ -46,16 +58,16 @@ func TestReplayedAckWebhook(t *testing.T) {
 			ids = append(ids, strings.Split(m.Subject(), ".")[1])
 		}
 	}
-	waitUntil(t, 10*time.Second, "the first acknowledged", func() bool { return len(acked()) == 1 })
+	wait.Within(t, 10*time.Second, "the first acknowledged", func() bool { return len(acked()) == 1 })
 
 	// Resolved, and a new incident pages her: the first incident's
 	// storm is over.
 	r.publish(t, events.New(first+"/resolved", "verifier", now, &events.IncidentResolved{
 		Incident: first, Opened: now, Resolved: now.Add(time.Minute), Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},
 	}))
-	waitUntil(t, 10*time.Second, "the resolution", func() bool { return len(r.twilio.Messages()) == 2 })
+	wait.Within(t, 10*time.Second, "the resolution", func() bool { return len(r.twilio.Messages()) == 2 })
 	open(second)
-	waitUntil(t, 10*time.Second, "the second page", func() bool { return len(r.twilio.Messages()) == 3 })
+	wait.Within(t, 10*time.Second, "the second page", func() bool { return len(r.twilio.Messages()) == 3 })
 
 	ans, err := r.twilio.SendInbound(context.Background(), r.public+pathTwilioSMS, reply) // the very same request
 	if err != nil {

@@ -8,12 +8,6 @@ import (
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-// The channels.
-const (
-	chanSMS   = "sms"
-	chanEmail = "email"
-)
-
 // recipient is one person to tell and how.
 type recipient struct {
 	Staff    config.Staff
@@ -26,7 +20,8 @@ type recipient struct {
 // everyone else routed to one of the boxes, by the others' channels.
 // Without a rotation everyone routed is on call. Nobody routed at all
 // would leave an outage untold, so then everyone is.
-func recipients(cfg *config.Config, boxes []string, t time.Time, sev events.Severity) []recipient {
+func (n *Notifier) recipients(boxes []string, t time.Time, sev events.Severity) []recipient {
+	cfg := n.cfg
 	route := cfg.Notify.Route(sev)
 	onCall := cfg.OnCallAt(t)
 	var out []recipient
@@ -34,9 +29,9 @@ func recipients(cfg *config.Config, boxes []string, t time.Time, sev events.Seve
 		r := recipient{Staff: s}
 		switch {
 		case s.Name == onCall || onCall == "" && routed(cfg, s, boxes):
-			r.OnCall, r.Channels = true, reachable(cfg, s, route.OnCall)
+			r.OnCall, r.Channels = true, n.reachable(s, route.OnCall)
 		case routed(cfg, s, boxes):
-			r.Channels = reachable(cfg, s, route.Others)
+			r.Channels = n.reachable(s, route.Others)
 		}
 		if len(r.Channels) > 0 {
 			out = append(out, r)
@@ -44,7 +39,7 @@ func recipients(cfg *config.Config, boxes []string, t time.Time, sev events.Seve
 	}
 	if len(out) == 0 {
 		for _, s := range cfg.Staff {
-			if ch := reachable(cfg, s, route.OnCall); len(ch) > 0 {
+			if ch := n.reachable(s, route.OnCall); len(ch) > 0 {
 				out = append(out, recipient{Staff: s, OnCall: true, Channels: ch})
 			}
 		}
@@ -53,10 +48,10 @@ func recipients(cfg *config.Config, boxes []string, t time.Time, sev events.Seve
 }
 
 // primary is the channel that must carry a page for the person to count
-// as told: the SMS where they are paged by SMS, else their first.
-func (r recipient) primary() string {
-	if slices.Contains(r.Channels, chanSMS) {
-		return chanSMS
+// as told: the first that wakes them, else their first.
+func (n *Notifier) primary(r recipient) string {
+	if i := slices.IndexFunc(r.Channels, n.wakes); i >= 0 {
+		return r.Channels[i]
 	}
 	if len(r.Channels) == 0 {
 		return ""
@@ -81,26 +76,13 @@ func routed(cfg *config.Config, s config.Staff, boxes []string) bool {
 	return false
 }
 
-// reachable is the channels of want that the person and the providers
-// allow: SMS needs a phone and Twilio, email an address and SMTP.
-func reachable(cfg *config.Config, s config.Staff, want []string) []string {
-	var out []string
-	for _, ch := range want {
-		switch {
-		case ch == chanSMS && s.Phone != "" && cfg.Providers.Twilio != nil,
-			ch == chanEmail && s.Email != "" && cfg.Providers.SMTP != nil:
-			out = append(out, ch)
-		}
-	}
-	return out
-}
-
-// updateChannels is how a person hears of updates: by email where they get
-// email, for an SMS per update would wake the person on call again and
-// again; by their channels otherwise.
-func updateChannels(r recipient) []string {
-	if slices.Contains(r.Channels, chanEmail) {
-		return []string{chanEmail}
+// updateChannels is how a person hears of updates: by the channels that
+// do not wake them (email) where they have one, for an SMS per update
+// would wake the person on call again and again; by their channels
+// otherwise.
+func (n *Notifier) updateChannels(r recipient) []string {
+	if quiet := slices.DeleteFunc(slices.Clone(r.Channels), n.wakes); len(quiet) > 0 {
+		return quiet
 	}
 	return r.Channels
 }

@@ -74,7 +74,7 @@ func TestWhoHearsWhat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			n := &Notifier{cfg: severityConfig(t, tt.route)}
+			n := &Notifier{cfg: severityConfig(t, tt.route), chans: []Channel{smsChannel{}, emailChannel{}}}
 			st := tt.st
 			var got []string
 			for _, r := range n.audience(&st, tt.s) {

@@ -22,6 +22,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -150,15 +151,6 @@ func (r *running) tally() map[string]int {
 	return got
 }
 
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-	}
-}
-
 // TestStormPagesOnce: a thousand servers in a hundred boxes going down
 // together make one SMS and one email for the person on call, one email
 // for the other person routed to them, and nothing for someone routed
@@ -181,7 +173,7 @@ func TestStormPagesOnce(t *testing.T) {
 			Down:  down,
 		}))
 	}
-	waitUntil(t, 30*time.Second, "the storm told", func() bool { return len(r.twilio.Messages()) >= 1 && len(r.mail.Messages()) >= 2 })
+	wait.Within(t, 30*time.Second, "the storm told", func() bool { return len(r.twilio.Messages()) >= 1 && len(r.mail.Messages()) >= 2 })
 	time.Sleep(3 * time.Second) // room for any message too many
 	want := map[string]int{"sms " + alicePh: 1, "email alice@example.net OUTAGE:": 1, "email carol@example.net OUTAGE:": 1}
 	if got := r.tally(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -219,7 +211,7 @@ func TestStormPagesOnce(t *testing.T) {
 		Incident: id2, Opened: time.Now().UTC().Add(-time.Minute), Title: "web1 (Web) is down",
 		Servers: []events.AffectedServer{{Server: "web1", Box: "mx", Check: "tcp://web1:80", Since: now, BoxState: events.BoxDown}},
 	}))
-	waitUntil(t, 30*time.Second, "the next incident told", func() bool {
+	wait.Within(t, 30*time.Second, "the next incident told", func() bool {
 		return slices.ContainsFunc(r.mail.Messages(), func(m smtpserver.Message) bool {
 			return m.To[0] == "alice@example.net" && strings.Contains(m.Subject, id2)
 		})
@@ -241,7 +233,7 @@ func TestSMSOutage(t *testing.T) {
 		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now, BoxState: events.BoxDown}},
 	}))
-	waitUntil(t, 20*time.Second, "the fallback email", func() bool {
+	wait.Within(t, 20*time.Second, "the fallback email", func() bool {
 		for _, m := range r.mail.Messages() {
 			if m.To[0] == "alice@example.net" && strings.Contains(m.Text, "could not be delivered") {
 				return true
@@ -253,7 +245,7 @@ func TestSMSOutage(t *testing.T) {
 		t.Fatalf("%d SMS accepted during the outage", n)
 	}
 	r.twilio.Recover()
-	waitUntil(t, 40*time.Second, "the SMS after recovery", func() bool { return len(r.twilio.Messages()) >= 1 })
+	wait.Within(t, 40*time.Second, "the SMS after recovery", func() bool { return len(r.twilio.Messages()) >= 1 })
 	time.Sleep(2 * time.Second)
 	got := r.tally()
 	if got["sms "+alicePh] != 1 || got["email alice@example.net OUTAGE:"] != 2 || got["email carol@example.net OUTAGE:"] != 1 {
@@ -274,7 +266,7 @@ func TestAcknowledge(t *testing.T) {
 		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now}},
 	}))
-	waitUntil(t, 10*time.Second, "the page", func() bool { return len(r.twilio.Messages()) == 1 && len(r.mail.Messages()) == 2 })
+	wait.Within(t, 10*time.Second, "the page", func() bool { return len(r.twilio.Messages()) == 1 && len(r.mail.Messages()) == 2 })
 	if body := r.twilio.Messages()[0].Body; !strings.Contains(body, "Reply ACK ack111") {
 		t.Errorf("SMS %q does not say how to acknowledge", body)
 	}
@@ -331,7 +323,7 @@ func TestAcknowledge(t *testing.T) {
 	if ans.Status != 200 || !strings.Contains(ans.Body, "Acknowledged ack111. Thank you, Alice.") {
 		t.Errorf("reply to the reply: %d %s", ans.Status, ans.Body)
 	}
-	waitUntil(t, 5*time.Second, "the acknowledgement", func() bool { return acks(t, r.b) != nil })
+	wait.Within(t, 5*time.Second, "the acknowledgement", func() bool { return acks(t, r.b) != nil })
 	if a := acks(t, r.b); a.By != "Alice" || a.Via != events.AckViaSMS {
 		t.Errorf("acknowledgement %+v", a)
 	}
@@ -378,7 +370,7 @@ func TestEmailRefusedSMSSaysSo(t *testing.T) {
 		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now}},
 	}))
-	waitUntil(t, 10*time.Second, "two SMS", func() bool { return len(r.twilio.Messages()) == 2 })
+	wait.Within(t, 10*time.Second, "two SMS", func() bool { return len(r.twilio.Messages()) == 2 })
 	var notes int
 	for _, m := range r.twilio.Messages() {
 		if strings.HasPrefix(m.Body, "(email failed) DOWN mail55") {
@@ -413,7 +405,7 @@ func TestRepeatUntilAcknowledged(t *testing.T) {
 		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now}},
 	}))
-	waitUntil(t, 15*time.Second, "two repeats", func() bool { return len(r.twilio.Messages()) >= 3 })
+	wait.Within(t, 15*time.Second, "two repeats", func() bool { return len(r.twilio.Messages()) >= 3 })
 	for _, m := range r.twilio.Messages()[1:] {
 		if m.To != alicePh || !strings.HasPrefix(m.Body, "STILL DOWN repeat") {
 			t.Errorf("repeat %q to %s", m.Body, m.To)
@@ -448,7 +440,7 @@ func TestFailoverAlert(t *testing.T) {
 	for range 2 {
 		r.publish(t, events.New("mx1/action/3", "failover", now, &loud))
 	}
-	waitUntil(t, 10*time.Second, "the alert", func() bool { return len(r.twilio.Messages()) == 1 && len(r.mail.Messages()) == 2 })
+	wait.Within(t, 10*time.Second, "the alert", func() bool { return len(r.twilio.Messages()) == 1 && len(r.mail.Messages()) == 2 })
 	time.Sleep(time.Second)
 	if n, m := len(r.twilio.Messages()), len(r.mail.Messages()); n != 1 || m != 2 {
 		t.Errorf("%d SMS and %d emails, want 1 and 2", n, m)

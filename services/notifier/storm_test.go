@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -54,7 +55,7 @@ staff:
 		}
 		return n
 	}
-	waitUntil(t, 30*time.Second, "every incident emailed to each", func() bool {
+	wait.Within(t, 30*time.Second, "every incident emailed to each", func() bool {
 		return emails("alice@example.net") == 4 && emails("bob@example.net") == 4
 	})
 	if got := r.tally(); got["sms "+alicePh] != 1 || got["sms "+bobPh] != 1 {
@@ -64,20 +65,20 @@ staff:
 	// Within the window, a degraded box elsewhere is no worse than the
 	// outage paged: emailed only.
 	open(day+"-dc5", "av1", "av", events.BoxDegraded)
-	waitUntil(t, 30*time.Second, "the fifth incident emailed", func() bool { return emails("alice@example.net") == 5 })
+	wait.Within(t, 30*time.Second, "the fifth incident emailed", func() bool { return emails("alice@example.net") == 5 })
 	if got := r.tally(); got["sms "+alicePh] != 1 || got["sms "+bobPh] != 1 {
 		t.Errorf("messages %v: a degraded box in the storm rang a phone", got)
 	}
 	// Its box going down, once the storm's window is over, is worse than
 	// what its incident paged: the phones ring at once.
 	first := r.twilio.Messages()[0].Received
-	waitUntil(t, 30*time.Second, "the storm's window over", func() bool { return time.Since(first) > 3*time.Second })
+	wait.Within(t, 30*time.Second, "the storm's window over", func() bool { return time.Since(first) > 3*time.Second })
 	r.publish(t, events.New(day+"-dc5/updated/1", "verifier", now, &events.IncidentUpdated{
 		Incident: day + "-dc5", Seq: 1, At: now, Opened: now, Title: "2 servers of AV are down", Severity: events.SeverityOutage,
 		Added: []events.AffectedServer{{Server: "av2", Box: "av", Check: "tcp://av2:1", Since: now, BoxState: events.BoxDown}},
 		Boxes: []events.BoxStatus{{Box: "av", State: events.BoxDown}}, Down: []string{"av1", "av2"},
 	}))
-	waitUntil(t, 30*time.Second, "NOW DOWN on both phones", func() bool {
+	wait.Within(t, 30*time.Second, "NOW DOWN on both phones", func() bool {
 		got := r.tally()
 		return got["sms "+alicePh] == 2 && got["sms "+bobPh] == 2
 	})
@@ -104,7 +105,7 @@ staff:
 		}
 		return n
 	}
-	waitUntil(t, 30*time.Second, "every resolution emailed", func() bool {
+	wait.Within(t, 30*time.Second, "every resolution emailed", func() bool {
 		return resolutions("alice@example.net") == 4 && resolutions("bob@example.net") == 4
 	})
 	for _, phone := range []string{alicePh, bobPh} {
@@ -138,7 +139,7 @@ func TestBoxAfterBox(t *testing.T) {
 		Incident: id, Opened: now, Title: "s0 (Box 0) is down", Severity: events.SeverityOutage, Datacentre: "dc1",
 		Servers: []events.AffectedServer{{Server: "s0", Box: "b0", Check: "tcp://s0:25", Since: now, BoxState: events.BoxDown}},
 	}))
-	waitUntil(t, 30*time.Second, "the first page", func() bool { return len(r.twilio.Messages()) == 1 })
+	wait.Within(t, 30*time.Second, "the first page", func() bool { return len(r.twilio.Messages()) == 1 })
 	down := []string{"s0"}
 	for i := 1; i < 12; i++ {
 		s := fmt.Sprintf("s%d", i)
@@ -150,14 +151,14 @@ func TestBoxAfterBox(t *testing.T) {
 			Boxes: []events.BoxStatus{{Box: fmt.Sprintf("b%d", i), State: events.BoxDown}}, Down: slices.Clone(down),
 		}))
 	}
-	waitUntil(t, 30*time.Second, "the boxes gathered into one page", func() bool { return len(r.twilio.Messages()) >= 2 })
+	wait.Within(t, 30*time.Second, "the boxes gathered into one page", func() bool { return len(r.twilio.Messages()) >= 2 })
 	first := r.twilio.Messages()[0].Received
 	if sms := r.twilio.Messages()[1]; !strings.HasPrefix(sms.Body, "NOW DOWN: Box 1, Box 2, Box 3 and 8 more - no server answers") ||
 		sms.Received.Before(first.Add(3*time.Second-100*time.Millisecond)) {
 		t.Errorf("second SMS %q, %s after the first: want every box since, once the window was over", sms.Body, sms.Received.Sub(first))
 	}
 	// Long enough for a page per box to show, had there been one.
-	waitUntil(t, 30*time.Second, "the window after the second page over", func() bool { return time.Since(r.twilio.Messages()[1].Received) > 4*time.Second })
+	wait.Within(t, 30*time.Second, "the window after the second page over", func() bool { return time.Since(r.twilio.Messages()[1].Received) > 4*time.Second })
 	if n := len(r.twilio.Messages()); n != 2 {
 		t.Errorf("%d SMS for 12 boxes going down one after another: want 2", n)
 	}
