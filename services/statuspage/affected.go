@@ -2,10 +2,12 @@ package statuspage
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/problem"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -18,36 +20,26 @@ import (
 // Names are looked up at r, or at the system's resolver when r is nil.
 func (s *Service) AffectedHandler(r *affected.Resolver) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		token := s.cfg.Statuspage.AdminToken
-		got, ok := strings.CutPrefix(req.Header.Get("Authorization"), "Bearer ")
-		if !token.IsSet() || !ok || !equalConstantTime(got, token.Reveal()) {
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		if err := s.staff(req); err != nil {
+			fail(w, s.log, req, err)
 			return
 		}
 		name := req.URL.Query().Get("name")
 		if strings.TrimSpace(name) == "" {
-			http.Error(w, "say which host or domain: ?name=example.com", http.StatusBadRequest)
+			fail(w, s.log, req, problem.Errorf(problem.Invalid, "say which host or domain: ?name=example.com"))
 			return
 		}
 		res := r
 		if res == nil {
 			var err error
 			if res, err = affected.SystemResolver(); err != nil {
-				s.log.Error("no resolver for the affected check", "err", err)
-				http.Error(w, err.Error(), http.StatusInternalServerError)
+				fail(w, s.log, req, fmt.Errorf("no resolver for the affected check: %w", err))
 				return
 			}
 		}
 		a, err := affected.Check(req.Context(), res, s.cfg, name, s.page.affectedState())
 		if err != nil {
-			code := http.StatusBadGateway // the DNS did not answer
-			switch msg := err.Error(); {
-			case strings.Contains(msg, "is not a host or domain name"):
-				code = http.StatusBadRequest
-			case strings.Contains(msg, "does not exist in the DNS"), strings.Contains(msg, "has no address and no mail host"):
-				code = http.StatusNotFound
-			}
-			http.Error(w, err.Error(), code)
+			fail(w, s.log, req, err)
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")

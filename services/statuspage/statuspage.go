@@ -21,7 +21,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -31,6 +30,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/platform/problem"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -300,10 +300,8 @@ func (s *Service) bannerEntry(e jetstream.KeyValueEntry) {
 // what it says is scrubbed when it is shown, not here, so that staff and
 // the datacentre read it whole.
 func (s *Service) postUpdate(w http.ResponseWriter, r *http.Request) {
-	token := s.cfg.Statuspage.AdminToken
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !token.IsSet() || !ok || !equalConstantTime(got, token.Reveal()) {
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	if err := s.staff(r); err != nil {
+		fail(w, s.log, r, err)
 		return
 	}
 	var in struct {
@@ -312,7 +310,7 @@ func (s *Service) postUpdate(w http.ResponseWriter, r *http.Request) {
 		By      string `json:"by"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 64<<10)).Decode(&in); err != nil {
-		http.Error(w, "the body must be JSON: {\"status\": …, \"message\": …, \"by\": …}", http.StatusBadRequest)
+		fail(w, s.log, r, problem.Errorf(problem.Invalid, "the body must be JSON: {\"status\": …, \"message\": …, \"by\": …}"))
 		return
 	}
 	if in.By == "" {
@@ -331,11 +329,7 @@ func (s *Service) postUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	n, err := incident.PostNote(r.Context(), poster, id, in.Status, in.Message, in.By, s.now())
 	if err != nil {
-		code := http.StatusBadRequest
-		if strings.HasPrefix(err.Error(), "no incident") {
-			code = http.StatusNotFound
-		}
-		http.Error(w, err.Error(), code)
+		fail(w, s.log, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

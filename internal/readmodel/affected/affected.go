@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/problem"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -89,15 +90,15 @@ const resolveWorkers = 8
 func Check(ctx context.Context, r *Resolver, cfg *config.Config, name string, st fleetstate.State) (*Answer, error) {
 	name = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(name)), ".")
 	if name == "" || strings.ContainsAny(name, " /:@") && !isAddr(name) {
-		return nil, fmt.Errorf("%q is not a host or domain name", name)
+		return nil, problem.Errorf(problem.Invalid, "%q is not a host or domain name", name)
 	}
 	a := &Answer{Name: name, Foreign: map[string][]string{}, Unresolved: map[string]string{}}
 	addrs, cnames, err := r.Addrs(ctx, name)
 	if err != nil && !errors.Is(err, errNoSuchName) {
-		return nil, err
+		return nil, problem.Errorf(problem.Upstream, "look up %s: %w", name, err)
 	}
 	if errors.Is(err, errNoSuchName) {
-		return nil, fmt.Errorf("%s does not exist in the DNS", name)
+		return nil, problem.Errorf(problem.NotFound, "%s does not exist in the DNS", name)
 	}
 	a.CNAMEs = cnames
 	for _, ad := range addrs {
@@ -106,18 +107,18 @@ func Check(ctx context.Context, r *Resolver, cfg *config.Config, name string, st
 	mxAddrs := map[string][]netip.Addr{}
 	if !isAddr(name) {
 		if a.MX, err = r.MX(ctx, name); err != nil {
-			return nil, err
+			return nil, problem.Errorf(problem.Upstream, "look up the mail hosts of %s: %w", name, err)
 		}
 		for _, h := range a.MX {
 			ads, _, err := r.Addrs(ctx, h)
 			if err != nil {
-				return nil, fmt.Errorf("mail host %s of %s: %w", h, name, err)
+				return nil, problem.Errorf(problem.Upstream, "mail host %s of %s: %w", h, name, err)
 			}
 			mxAddrs[h] = ads
 		}
 	}
 	if len(addrs) == 0 && len(a.MX) == 0 {
-		return nil, fmt.Errorf("%s has no address and no mail host", name)
+		return nil, problem.Errorf(problem.NotFound, "%s has no address and no mail host", name)
 	}
 
 	owners := serversByAddr(ctx, r, cfg, a.Unresolved)

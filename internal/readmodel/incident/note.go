@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/problem"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -20,14 +21,14 @@ import (
 func PostNote(ctx context.Context, b *bus.Bus, id, status, message, by string, now time.Time) (*events.IncidentNote, error) {
 	n := &events.IncidentNote{Incident: id, Seq: 1, Status: status, Message: strings.TrimSpace(message), By: by, At: now.UTC()}
 	if err := n.Validate(); err != nil {
-		return nil, err
+		return nil, problem.Errorf(problem.Invalid, "%w", err)
 	}
 	kv, err := b.KV(ctx, events.BucketIncidents)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := kv.Get(ctx, id); errors.Is(err, jetstream.ErrKeyNotFound) {
-		return nil, fmt.Errorf("no incident %s", id)
+		return nil, problem.Errorf(problem.NotFound, "no incident %s", id)
 	} else if err != nil {
 		return nil, err
 	}
@@ -63,5 +64,5 @@ func nextNote(ctx context.Context, kv jetstream.KeyValue, incident string) (int6
 			return 0, err
 		}
 	}
-	return 0, errors.New("too many updates at once; try again")
+	return 0, problem.Errorf(problem.Conflict, "too many updates at once; try again")
 }
