@@ -20,16 +20,7 @@ import (
 // incident and the event decided but perhaps not yet published.
 type incidentRecord struct {
 	judge.Incident
-	Pending []outgoing `json:"pending,omitempty"`
-}
-
-// leaving is a server's departure from its incident, recorded with the
-// server's state so that a crash before it is carried out does not lose it.
-type leaving struct {
-	Incident string    `json:"incident"`
-	At       time.Time `json:"at"`
-	// Withdrawn: taken out of service rather than back up.
-	Withdrawn bool `json:"withdrawn,omitempty"`
+	bus.Outbox
 }
 
 // groupLock serialises the joins of one datacentre within this process, so
@@ -59,13 +50,13 @@ func (v *Verifier) naming(datacentre string) judge.Naming {
 // last joined within the group window, or a new one whose id is the
 // server's outage id. Joining again for the same outage (a redelivery, a
 // restart before the server's record was written) finds the same incident.
-func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target config.Target, a events.AffectedServer, outage string, at time.Time, flapping bool) (string, error) {
+func (v *Verifier) join(ctx context.Context, ikv bus.Records, target config.Target, a events.AffectedServer, outage string, at time.Time, flapping bool) (string, error) {
 	dc := target.Box.Datacentre
 	defer v.groupLock(dc)()
 	key := events.KeyOpenIncidents(dc)
 	for attempt := 0; attempt < 20; attempt++ {
 		var open judge.Open
-		orev, err := bus.GetJSON(ctx, ikv, key, &open)
+		orev, err := bus.GetJSON(ctx, ikv.KV, key, &open)
 		if err != nil {
 			return "", err
 		}
@@ -74,12 +65,15 @@ func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target conf
 				continue // the box is listed before its server joins
 			}
 			var rec incidentRecord
-			rev, err := bus.GetJSON(ctx, ikv, o.ID, &rec)
+			rev, err := ikv.Read(ctx, o.ID, &rec)
 			if err != nil {
 				return "", err
 			}
 			if rev != 0 && rec.Members[a.Server].Outage == outage {
-				return o.ID, v.flushIncident(ctx, ikv, rec, rev)
+				if len(rec.Pending) > 0 {
+					_, err = ikv.Finish(ctx, o.ID, &rec, rev, nil)
+				}
+				return o.ID, err
 			}
 		}
 		id := open.Choose(a.Box, at, v.cfg.Incidents.GroupWindow.D())
@@ -87,7 +81,7 @@ func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target conf
 			id = outage
 		}
 		open.Add(id, a.Box, at)
-		if _, err := bus.PutJSON(ctx, ikv, key, open, orev); bus.IsConflict(err) {
+		if _, err := bus.PutJSON(ctx, ikv.KV, key, open, orev); bus.IsConflict(err) {
 			continue
 		} else if err != nil {
 			return "", err
@@ -109,7 +103,7 @@ func (v *Verifier) join(ctx context.Context, ikv jetstream.KeyValue, target conf
 
 // addMember adds a server to an incident, creating it if it is new; false
 // if the incident was resolved meanwhile.
-func (v *Verifier) addMember(ctx context.Context, ikv jetstream.KeyValue, id, dc string, a events.AffectedServer, outage string, at time.Time, flapping bool) (bool, error) {
+func (v *Verifier) addMember(ctx context.Context, ikv bus.Records, id, dc string, a events.AffectedServer, outage string, at time.Time, flapping bool) (bool, error) {
 	return v.updateIncident(ctx, ikv, id, func(rec *incidentRecord) (events.Payload, bool) {
 		if !rec.Resolved.IsZero() {
 			return nil, false
@@ -123,8 +117,9 @@ func (v *Verifier) addMember(ctx context.Context, ikv jetstream.KeyValue, id, dc
 
 // leave marks a server of an incident back, or taken out of service,
 // resolving the incident with the last one.
-func (v *Verifier) leave(ctx context.Context, ikv, kv jetstream.KeyValue, target config.Target, l leaving) error {
-	states, err := v.boxServers(ctx, kv, target.Box)
+func (v *Verifier) leave(ctx context.Context, st stores, target config.Target, l leaving) error {
+	ikv := st.incidents
+	states, err := v.boxServers(ctx, st.servers, target.Box)
 	if err != nil {
 		return err
 	}
@@ -155,9 +150,9 @@ func (v *Verifier) leave(ctx context.Context, ikv, kv jetstream.KeyValue, target
 // leaving the incident (two of its servers failing at once, each judged
 // while the other still looked up), and what staff are told of the
 // service must follow it.
-func (v *Verifier) boxChanged(ctx context.Context, ikv jetstream.KeyValue, box *config.Box, b events.BoxStatus, at time.Time) error {
+func (v *Verifier) boxChanged(ctx context.Context, ikv bus.Records, box *config.Box, b events.BoxStatus, at time.Time) error {
 	var open judge.Open
-	if _, err := bus.GetJSON(ctx, ikv, events.KeyOpenIncidents(box.Datacentre), &open); err != nil {
+	if _, err := bus.GetJSON(ctx, ikv.KV, events.KeyOpenIncidents(box.Datacentre), &open); err != nil {
 		return err
 	}
 	for _, o := range open.Incidents {
@@ -176,71 +171,29 @@ func (v *Verifier) boxChanged(ctx context.Context, ikv jetstream.KeyValue, box *
 	return nil
 }
 
-// updateIncident applies change to an incident's record under
-// compare-and-set, records the event it returns, publishes it and marks it
-// published. An event recorded before a crash is published first. ok is
-// what change said.
-func (v *Verifier) updateIncident(ctx context.Context, ikv jetstream.KeyValue, id string, change func(*incidentRecord) (events.Payload, bool)) (ok bool, err error) {
-	for attempt := 0; attempt < 20; attempt++ {
-		var rec incidentRecord
-		rev, err := bus.GetJSON(ctx, ikv, id, &rec)
+// updateIncident applies change to an incident's record, and records,
+// publishes and marks published the event it returns (see bus.Change). An
+// event recorded before a crash is published first. ok is what change
+// said.
+func (v *Verifier) updateIncident(ctx context.Context, ikv bus.Records, id string, change func(*incidentRecord) (events.Payload, bool)) (ok bool, err error) {
+	var p events.Payload
+	_, _, err = bus.Change(ctx, ikv, id, func(rec *incidentRecord) ([]bus.Outgoing, bool, error) {
+		if p, ok = change(rec); !ok || p == nil {
+			return nil, false, nil
+		}
+		o, err := bus.Hold(events.New(rec.eventID(p), "verifier", rec.eventTime(p), p), 0)
 		if err != nil {
-			return false, err
+			return nil, false, bus.Permanent(err)
 		}
-		hadPending := len(rec.Pending) > 0
-		if hadPending {
-			if err := v.publish(ctx, rec.Pending); err != nil {
-				return false, err
-			}
-			rec.Pending = nil
-		}
-		p, ok := change(&rec)
-		if !ok || p == nil {
-			if hadPending {
-				_ = v.clearPending(ctx, ikv, rec, rev)
-			}
-			return ok, nil
-		}
-		o, err := v.event(p, rec.eventID(p), rec.eventTime(p))
-		if err != nil {
-			return false, bus.Permanent(err)
-		}
-		rec.Pending = []outgoing{o}
-		rev, err = bus.PutJSON(ctx, ikv, id, rec, rev)
-		if bus.IsConflict(err) {
-			continue
-		}
-		if err != nil {
-			return false, err
-		}
-		if err := v.publish(ctx, rec.Pending); err != nil {
-			return false, err // the next change of the incident publishes it
-		}
+		return []bus.Outgoing{o}, true, nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if ok && p != nil {
 		v.logIncident(p)
-		rec.Pending = nil
-		_ = v.clearPending(ctx, ikv, rec, rev)
-		return true, nil
 	}
-	return false, fmt.Errorf("incident %s kept changing; retrying", id)
-}
-
-// flushIncident publishes what an incident's record holds unpublished.
-func (v *Verifier) flushIncident(ctx context.Context, ikv jetstream.KeyValue, rec incidentRecord, rev uint64) error {
-	if len(rec.Pending) == 0 {
-		return nil
-	}
-	if err := v.publish(ctx, rec.Pending); err != nil {
-		return err
-	}
-	rec.Pending = nil
-	return v.clearPending(ctx, ikv, rec, rev)
-}
-
-// clearPending marks an incident's events published; if it cannot, they
-// are published again later, which JetStream's de-duplication absorbs.
-func (v *Verifier) clearPending(ctx context.Context, ikv jetstream.KeyValue, rec incidentRecord, rev uint64) error {
-	_, err := bus.PutJSON(ctx, ikv, rec.ID, rec, rev)
-	return err
+	return ok, nil
 }
 
 // countOpen counts the incidents open in every datacentre, from the lists
@@ -270,15 +223,15 @@ func countOpen(ctx context.Context, ikv jetstream.KeyValue) (int, error) {
 }
 
 // closeOpen takes a resolved incident off its datacentre's list.
-func (v *Verifier) closeOpen(ctx context.Context, ikv jetstream.KeyValue, dc, id string) error {
+func (v *Verifier) closeOpen(ctx context.Context, ikv bus.Records, dc, id string) error {
 	key := events.KeyOpenIncidents(dc)
 	for attempt := 0; attempt < 20; attempt++ {
 		var open judge.Open
-		rev, err := bus.GetJSON(ctx, ikv, key, &open)
+		rev, err := bus.GetJSON(ctx, ikv.KV, key, &open)
 		if err != nil || !open.Remove(id) {
 			return err
 		}
-		if _, err := bus.PutJSON(ctx, ikv, key, open, rev); !bus.IsConflict(err) {
+		if _, err := bus.PutJSON(ctx, ikv.KV, key, open, rev); !bus.IsConflict(err) {
 			return err
 		}
 	}
@@ -305,16 +258,6 @@ func (rec *incidentRecord) eventTime(p events.Payload) time.Time {
 		return p.At
 	}
 	return time.Time{}
-}
-
-// event wraps a payload for publishing.
-func (v *Verifier) event(p events.Payload, id string, at time.Time) (outgoing, error) {
-	ev := events.New(id, "verifier", at, p)
-	b, err := ev.Marshal()
-	if err != nil {
-		return outgoing{}, err
-	}
-	return outgoing{Subject: ev.Subject(), ID: ev.ID, Data: b}, nil
 }
 
 func (v *Verifier) logIncident(p events.Payload) {

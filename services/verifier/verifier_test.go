@@ -77,7 +77,8 @@ func answer(t *testing.T, b *bus.Bus, server string, n int, ok bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, _, err := (&Verifier{}).load(context.Background(), kv, server, slog.Default())
+	var rec record
+	_, err = bus.GetJSON(context.Background(), kv, server, &rec)
 	if err != nil || rec.Round == nil || len(rec.Round.Locations) == 0 {
 		t.Fatalf("no verification under way for %s: %v", server, err)
 	}
@@ -333,12 +334,12 @@ func TestPendingEventsAreFlushed(t *testing.T) {
 		Incident: "20261121-aaaaaa", Opened: clock, Title: "mx1 (Incoming mail) is down",
 		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://127.0.0.1:25", Since: clock}},
 	})
-	data, err := opened.Marshal()
+	o, err := bus.Hold(opened, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := record{Server: judgeDown(), Pending: []outgoing{{Subject: opened.Subject(), ID: opened.ID, Data: data}}}
-	if _, err := store(ctx, kv, "mx1", rec, 0); err != nil {
+	rec := record{Server: judgeDown(), Outbox: bus.Outbox{Pending: []bus.Outgoing{o}}}
+	if _, err := bus.PutJSON(ctx, kv, "mx1", rec, 0); err != nil {
 		t.Fatal(err)
 	}
 	start(t, b, testConfig(t))
@@ -655,7 +656,7 @@ func TestRecordWrittenSinceStartIsRead(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store(ctx, kv, "mx1", record{Server: judgeDown()}, 0); err != nil {
+	if _, err := bus.PutJSON(ctx, kv, "mx1", record{Server: judgeDown()}, 0); err != nil {
 		t.Fatal(err)
 	}
 	// The first is retried after the failed write, and may come after the
@@ -664,8 +665,8 @@ func TestRecordWrittenSinceStartIsRead(t *testing.T) {
 	publishResult(t, b, "mx1", 4, true)
 	publishResult(t, b, "mx1", 5, true)
 	waitState(t, b, "mx1", events.StateUp) // recovered from down, not seen afresh
-	rec, _, err := (&Verifier{}).load(ctx, kv, "mx1", slog.Default())
-	if err != nil {
+	var rec record
+	if _, err := bus.GetJSON(ctx, kv, "mx1", &rec); err != nil {
 		t.Fatal(err)
 	}
 	if rec.Seq <= judgeDown().Seq {
