@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/fbposter"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
@@ -46,13 +47,9 @@ func isDuplicate(err error) bool { return errors.Is(err, xposter.ErrDuplicate) }
 
 // retryIn is how long a provider asked to be left alone, 0 if it did not.
 func retryIn(err error) time.Duration {
-	var xe *xposter.Error
-	if errors.As(err, &xe) {
-		return xe.RetryAfter
-	}
-	var fe *fbposter.Error
-	if errors.As(err, &fe) {
-		return fe.RetryAfter
+	var pe *bus.ProviderError
+	if errors.As(err, &pe) {
+		return pe.RetryAfter
 	}
 	return 0
 }

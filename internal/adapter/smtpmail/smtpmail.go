@@ -130,15 +130,16 @@ func New(cfg Config) (*Sender, error) {
 
 // Send delivers m over a new connection. It returns nil once the server has
 // accepted the message, even if hanging up afterwards fails: sending again
-// would only deliver it twice. An error that sending again cannot fix (the
-// server's 5xx answer, such as an unknown recipient or a refused login, or
-// a message that cannot be built) is marked bus.Permanent; any other error,
-// ctx ending included, is worth a retry. Error texts hold neither the
+// would only deliver it twice. A failure is a *bus.ProviderError, Status
+// the server's reply code. One that sending again cannot fix (the server's
+// 5xx answer, such as an unknown recipient or a refused login, or a
+// message that cannot be built) has Retry false and counts as
+// bus.IsPermanent; any other, ctx ending included, is worth a retry. Error texts hold neither the
 // password nor the recipient's address.
 func (s *Sender) Send(ctx context.Context, m Message) error {
 	msg, err := Build(s.cfg.From, m, time.Now())
 	if err != nil {
-		return bus.Permanent(s.scrub(fmt.Errorf("build mail: %w", err), m.To))
+		return &bus.ProviderError{Text: s.scrub("build mail: "+err.Error(), m.To), Err: err}
 	}
 
 	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout,
@@ -173,7 +174,7 @@ func (s *Sender) Send(ctx context.Context, m Message) error {
 
 	client, err := mail.NewClient(s.cfg.Host, s.clientOptions(dial)...)
 	if err != nil {
-		return fmt.Errorf("smtp client for %s: %w", s.addr, err)
+		return &bus.ProviderError{Retry: true, Text: fmt.Sprintf("smtp client for %s: %v", s.addr, err), Err: err}
 	}
 	err = client.DialAndSendWithContext(ctx, msg)
 	if err == nil || msg.IsDelivered() {
@@ -215,18 +216,18 @@ func (s *Sender) clientOptions(dial mail.DialContextFunc) []mail.Option {
 	return opts
 }
 
-// failure describes and classifies what went wrong in a send.
+// failure describes and classifies what went wrong in a send: a 5xx reply
+// is refused for good, anything else (a 4xx, no answer) worth a retry.
 func (s *Sender) failure(ctx context.Context, err error, rcpt string) error {
 	code := replyCode(err)
 	if cause := context.Cause(ctx); cause != nil && code == 0 {
 		// What go-mail saw was the connection we closed; say why.
 		err = fmt.Errorf("%w (%w)", cause, err)
 	}
-	err = s.scrub(fmt.Errorf("send mail via %s: %w", s.addr, err), rcpt)
-	if code >= 500 && code <= 599 {
-		return bus.Permanent(err)
+	return &bus.ProviderError{
+		Status: code, Retry: code < 500 || code > 599,
+		Text: s.scrub(fmt.Sprintf("send mail via %s: %v", s.addr, err), rcpt), Err: err,
 	}
-	return err
 }
 
 // replyCode is the SMTP reply code behind err, or 0 if the server did not
@@ -247,11 +248,9 @@ func replyCode(err error) int {
 	return 0
 }
 
-// scrub takes the password and the recipient's address out of err's text,
-// in case a server or a library ever echoes them. errors.Is and errors.As
-// still see the original chain.
-func (s *Sender) scrub(err error, rcpt string) error {
-	text := err.Error()
+// scrub takes the password and the recipient's address out of text, in
+// case a server or a library ever echoes them.
+func (s *Sender) scrub(text, rcpt string) string {
 	var pairs []string
 	if s.cfg.Password != "" {
 		pairs = append(pairs, s.cfg.Password, "[password]")
@@ -262,23 +261,11 @@ func (s *Sender) scrub(err error, rcpt string) error {
 		}
 		pairs = append(pairs, rcpt, maskAddr(rcpt))
 	}
-	clean := text
 	for i := 0; i < len(pairs); i += 2 {
-		clean = strings.ReplaceAll(clean, pairs[i], pairs[i+1])
+		text = strings.ReplaceAll(text, pairs[i], pairs[i+1])
 	}
-	if clean == text {
-		return err
-	}
-	return &scrubbedError{text: clean, err: err}
+	return text
 }
-
-type scrubbedError struct {
-	text string
-	err  error
-}
-
-func (e *scrubbedError) Error() string { return e.text }
-func (e *scrubbedError) Unwrap() error { return e.err }
 
 // maskAddr keeps the domain, which tells an operator which provider
 // refused, and hides the mailbox.

@@ -17,6 +17,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 )
 
 const (
@@ -248,22 +249,6 @@ func TestSendFailures(t *testing.T) {
 	}
 }
 
-func TestSendAfterRefusalEnds(t *testing.T) {
-	srv := smtpserver.Start(t, smtpserver.Options{})
-	s := newSender(t, config(srv, smtpmail.TLSNone))
-	srv.FailWith(451, "")
-	if err := s.Send(t.Context(), message()); err == nil || bus.IsPermanent(err) {
-		t.Fatalf("got %v, want a retryable error", err)
-	}
-	srv.FailWith(0, "")
-	if err := s.Send(t.Context(), message()); err != nil {
-		t.Fatalf("retry: %v", err)
-	}
-	if n := len(srv.Messages()); n != 1 {
-		t.Errorf("got %d messages, want 1", n)
-	}
-}
-
 func TestResendCarriesTheSameMessageID(t *testing.T) {
 	srv := smtpserver.Start(t, smtpserver.Options{})
 	s := newSender(t, config(srv, smtpmail.TLSNone))
@@ -275,34 +260,6 @@ func TestResendCarriesTheSameMessageID(t *testing.T) {
 	msgs := srv.Messages()
 	if len(msgs) != 2 || msgs[0].MessageID != msgs[1].MessageID || msgs[0].MessageID != message().MessageID {
 		t.Errorf("got %d messages with ids %v; want 2 with id %q", len(msgs), ids(msgs), message().MessageID)
-	}
-}
-
-func TestSendConcurrently(t *testing.T) {
-	srv := smtpserver.Start(t, smtpserver.Options{TLS: true, Username: user, Password: password})
-	cfg := config(srv, smtpmail.TLSStartTLS)
-	cfg.Username, cfg.Password = user, password
-	s := newSender(t, cfg)
-
-	const n = 8
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	for i := range n {
-		wg.Go(func() {
-			m := message()
-			m.MessageID = fmt.Sprintf("incident-42.%d@tocsin.example", i)
-			errs <- s.Send(t.Context(), m)
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			t.Errorf("Send: %v", err)
-		}
-	}
-	if got := len(srv.Messages()); got != n {
-		t.Errorf("got %d messages, want %d", got, n)
 	}
 }
 
@@ -369,24 +326,6 @@ func TestSendGivesUpOnASilentServer(t *testing.T) {
 				t.Errorf("got %v, want it to wrap %v", err, tt.want)
 			}
 		})
-	}
-}
-
-func TestSendConnectionRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	host, port := splitAddr(t, addr)
-	s := newSender(t, smtpmail.Config{Host: host, Port: port, From: "alarm@tocsin.example", TLS: smtpmail.TLSNone})
-	err = s.Send(t.Context(), message())
-	if err == nil || bus.IsPermanent(err) {
-		t.Fatalf("got %v, want a retryable error", err)
-	}
-	if !strings.Contains(err.Error(), addr) {
-		t.Errorf("error %q does not name the server", err)
 	}
 }
 
@@ -550,4 +489,29 @@ func ids(msgs []smtpserver.Message) []string {
 		out = append(out, m.MessageID)
 	}
 	return out
+}
+
+// TestContract: the sender keeps the promises every adapter keeps.
+func TestContract(t *testing.T) {
+	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
+		srv := smtpserver.Start(t, smtpserver.Options{TLS: true, Username: user, Password: password})
+		cfg := config(srv, smtpmail.TLSStartTLS)
+		cfg.Username, cfg.Password, cfg.Timeout = user, password, o.Timeout
+		if o.Addr != "" {
+			cfg.Host, cfg.Port = splitAddr(t, o.Addr)
+		}
+		s := newSender(t, cfg)
+		return providertest.Rig{
+			Send: func(ctx context.Context, key string) (string, error) {
+				m := message()
+				m.MessageID = key + "@tocsin.example"
+				return "", s.Send(ctx, m)
+			},
+			Refuse:      func() { srv.FailWith(550, "") },
+			Unavailable: func() { srv.FailWith(451, "") },
+			Recover:     func() { srv.FailWith(0, "") },
+			Accepted:    func() []string { return ids(srv.Messages()) },
+			Secrets:     []string{password, rcpt},
+		}
+	})
 }

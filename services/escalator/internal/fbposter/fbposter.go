@@ -142,12 +142,13 @@ func newClient(base http.RoundTripper, timeout time.Duration) *http.Client {
 // takes.
 //
 // Post returns when Graph answers, when Config.Timeout has passed, or
-// when ctx ends, whichever is first. A failure is an *Error. One that
+// when ctx ends, whichever is first. A failure is a *bus.ProviderError,
+// with what Graph said as a *GraphError among its causes. One that
 // posting again cannot fix (an invalid or expired token, a missing
 // permission, a message Graph refuses: any 4xx answer but a rate limit or
-// a transient error) is also marked bus.Permanent; any other, ctx ending
-// included, is worth a retry, after Error.RetryAfter if Graph said how
-// long. Error texts never hold the token.
+// a transient error) has Retry false and counts as bus.IsPermanent; any
+// other, ctx ending included, is worth a retry, after its RetryAfter if
+// Graph said how long. Error texts never hold the token.
 func (p *Poster) Post(ctx context.Context, message, link string) (string, error) {
 	const what = "post"
 	if why := checkMessage(message, MaxPost); why != "" {
@@ -223,7 +224,7 @@ func (p *Poster) call(ctx context.Context, what, endpoint, body string) (string,
 			// What the client saw was the request we cancelled; say why.
 			err = fmt.Errorf("%w (%w)", cause, err)
 		}
-		return "", p.failure(what, &Error{Retry: true}, err.Error(), err)
+		return "", p.failure(what, &bus.ProviderError{Retry: true}, err.Error(), err)
 	}
 	// Read to the end, so that the connection goes back to the pool.
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -232,7 +233,7 @@ func (p *Poster) call(ctx context.Context, what, endpoint, body string) (string,
 		if cause := context.Cause(ctx); cause != nil {
 			err = fmt.Errorf("%w (%w)", cause, err)
 		}
-		return "", p.failure(what, &Error{Status: resp.StatusCode, Retry: true},
+		return "", p.failure(what, &bus.ProviderError{Status: resp.StatusCode, Retry: true},
 			fmt.Sprintf("graph answered %d; reading the answer: %v", resp.StatusCode, err), err)
 	}
 	if resp.StatusCode == http.StatusOK {
@@ -246,62 +247,25 @@ func (p *Poster) call(ctx context.Context, what, endpoint, body string) (string,
 	return "", p.answered(what, resp, b)
 }
 
-// Error is a call that failed. Post and Comment wrap it in bus.Permanent
-// when Retry is false, so that the bus sets the message aside instead of
-// retrying it.
-type Error struct {
-	// Status is the HTTP status Graph answered with; 0 when no answer
-	// came (a timeout, a refused connection) or when the call was
-	// refused before any request.
-	Status int
+// GraphError is what Graph said was wrong with a call. A failed call's
+// *bus.ProviderError holds it among its causes, for errors.As.
+type GraphError struct {
 	// Code and Subcode are Graph's error code and error_subcode, such as
-	// 190 for an invalid token or 32 for a page's rate limit; 0 when
-	// Graph gave none.
+	// 190 for an invalid token or 32 for a page's rate limit.
 	Code, Subcode int
 	// Type is Graph's error type, such as "OAuthException".
 	Type string
-	// Message is Graph's error message.
+	// Message is Graph's error message, scrubbed of the token.
 	Message string
 	// TraceID is Graph's fbtrace_id, which Meta's support asks for.
 	TraceID string
-	// Retry says whether calling again may succeed: true for 5xx, 408
-	// and 429 answers, Graph's transient errors and rate limits (codes
-	// 1, 2, 4, 17, 32, 341, 613 and the 800xx of business use cases),
-	// timeouts and connection failures; false for other 4xx answers (190
-	// for the token among them) and for calls refused before sending.
-	Retry bool
-	// RetryAfter is how long Graph said until access is regained, from
-	// the estimated_time_to_regain_access of X-Business-Use-Case-Usage,
-	// or a Retry-After; 0 when it did not say.
-	RetryAfter time.Duration
-
-	text string
-	err  error
 }
 
-func (e *Error) Error() string { return e.text }
-
-// Unwrap gives errors.Is and errors.As the cause, when there is one:
-// context errors, network errors.
-func (e *Error) Unwrap() error { return e.err }
-
-// Retryable reports whether calling again may succeed after err, as Post
-// and Comment classified it. An error that is not theirs counts as
-// retryable unless it is marked bus.Permanent.
-func Retryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Retry
-	}
-	return !bus.IsPermanent(err)
-}
+func (g *GraphError) Error() string { return fmt.Sprintf("graph error %d: %s", g.Code, g.Message) }
 
 // refuse is the error for a call not made.
 func (p *Poster) refuse(what, why string) error {
-	return p.failure(what, &Error{}, why, nil)
+	return p.failure(what, &bus.ProviderError{}, why, nil)
 }
 
 // graphError is the body of Graph's error answers.
@@ -319,13 +283,14 @@ type graphError struct {
 // answered describes and classifies an answer that holds no created
 // object.
 func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
-	e := &Error{Status: resp.StatusCode}
+	e := &bus.ProviderError{Status: resp.StatusCode}
 	desc := fmt.Sprintf("graph answered %d", resp.StatusCode)
 	var ge graphError
+	var cause *GraphError
 	transient := false
 	if json.Unmarshal(body, &ge) == nil && ge.Error != nil {
 		g := ge.Error
-		e.Code, e.Subcode, e.Type, e.Message, e.TraceID = g.Code, g.Subcode, g.Type, g.Message, g.FBTraceID
+		cause = &GraphError{Code: g.Code, Subcode: g.Subcode, Type: g.Type, Message: p.scrub(g.Message), TraceID: g.FBTraceID}
 		transient = g.IsTransient
 		desc += fmt.Sprintf(", code %d", g.Code)
 		if g.Subcode != 0 {
@@ -344,7 +309,7 @@ func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
 	switch s := resp.StatusCode; {
 	case s == http.StatusTooManyRequests, s == http.StatusRequestTimeout, s >= 500:
 		e.Retry = true
-	case retryableCode(e.Code), transient:
+	case cause != nil && retryableCode(cause.Code), transient:
 		e.Retry = true
 	case s >= 400:
 		// Graph will refuse this call again.
@@ -362,7 +327,10 @@ func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
 	if e.RetryAfter > 0 {
 		desc += fmt.Sprintf("; access regained in %v", e.RetryAfter)
 	}
-	return p.failure(what, e, desc, nil)
+	if cause == nil {
+		return p.failure(what, e, desc, nil)
+	}
+	return p.failure(what, e, desc, cause)
 }
 
 // retryableCode reports whether Graph's error code is one that goes away
@@ -400,15 +368,10 @@ func regainAccess(h http.Header) time.Duration {
 	return 0
 }
 
-// failure finishes e: its text, scrubbed of the token, and the
-// bus.Permanent mark when it is not worth a retry.
-func (p *Poster) failure(what string, e *Error, desc string, cause error) error {
-	e.text = p.scrub("facebook: " + what + ": " + desc)
-	e.Message = p.scrub(e.Message)
-	e.err = cause
-	if !e.Retry {
-		return bus.Permanent(e)
-	}
+// failure finishes e: its text, scrubbed of the token, and its cause.
+func (p *Poster) failure(what string, e *bus.ProviderError, desc string, cause error) error {
+	e.Text = p.scrub("facebook: " + what + ": " + desc)
+	e.Err = cause
 	return e
 }
 

@@ -3,8 +3,7 @@ package fbposter_test
 import (
 	"context"
 	"errors"
-	"fmt"
-	"net"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -15,11 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
-	"github.com/tocsin-alarm/tocsin/internal/standin"
 	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/fbposter"
 )
 
@@ -216,8 +214,8 @@ func TestFailures(t *testing.T) {
 					t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
 						e.Status, e.Code, e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
 				}
-				if fbposter.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-					t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", fbposter.Retryable(err), bus.IsPermanent(err), tt.retry)
+				if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
+					t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
 				}
 				if !strings.Contains(err.Error(), tt.text) {
 					t.Errorf("error %q, want it to contain %q", err, tt.text)
@@ -258,109 +256,6 @@ func TestWrongTokenAndPage(t *testing.T) {
 	_, err = newPoster(t, config(s)).Comment(ctx(t), page+"_1", "x")
 	if e := callError(t, err); e.Code != 100 || e.Retry {
 		t.Errorf("comment on an unknown post: %v, want a permanent 100", err)
-	}
-	noToken(t, err)
-}
-
-func TestRetryThenSuccess(t *testing.T) {
-	s := graphapi.Start(t, page, token)
-	s.FailNext(1, graphapi.ServerError(503))
-	s.FailNext(1, graphapi.RateLimited(32, time.Minute))
-	p := newPoster(t, config(s))
-	for i := range 2 {
-		if _, err := p.Post(ctx(t), "web-3 is down", ""); !fbposter.Retryable(err) {
-			t.Fatalf("attempt %d: %v, want a retryable error", i+1, err)
-		}
-	}
-	if _, err := p.Post(ctx(t), "web-3 is down", ""); err != nil {
-		t.Fatalf("third attempt: %v", err)
-	}
-	var got []int
-	for _, a := range s.Attempts() {
-		got = append(got, a.Code)
-	}
-	if diff := cmp.Diff(got, []int{2, 32, 0}); diff != "" {
-		t.Errorf("attempt codes (-got +want):\n%s", diff)
-	}
-}
-
-func TestConnectionsReused(t *testing.T) {
-	s := graphapi.Start(t, page, token)
-	s.FailNext(2, graphapi.ServerError(503))
-	s.FailNext(1, graphapi.InvalidToken())
-	s.FailNext(1, graphapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
-	s.FailNext(1, graphapi.RateLimited(4, 0))
-	p := newPoster(t, config(s))
-	for i := range 8 {
-		_, _ = p.Post(ctx(t), fmt.Sprint("post ", i), "")
-	}
-	if got := len(s.Attempts()); got != 8 {
-		t.Fatalf("%d attempts, want 8", got)
-	}
-	if n := s.Connections(); n != 1 {
-		t.Errorf("8 sequential posts opened %d connections, want 1", n)
-	}
-}
-
-func TestStallEndsAtTimeout(t *testing.T) {
-	s := graphapi.Start(t, page, token)
-	s.FailNext(1, graphapi.Stall())
-	cfg := config(s)
-	cfg.Timeout = 300 * time.Millisecond
-
-	start := time.Now()
-	_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
-	took := time.Since(start)
-	if took < 250*time.Millisecond || took > 3*time.Second {
-		t.Errorf("Post returned after %v, want about 300ms", took)
-	}
-	e := callError(t, err)
-	if !e.Retry || e.Status != 0 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v (retry %v, status %d), want a retryable deadline error", err, e.Retry, e.Status)
-	}
-	if !strings.Contains(err.Error(), "facebook: post: graph did not answer within 300ms") {
-		t.Errorf("error %q does not say it timed out", err)
-	}
-	noToken(t, err)
-	waitUntil(t, func() bool { return s.Stalled() == 0 })
-}
-
-func TestStallEndsWithContext(t *testing.T) {
-	s := graphapi.Start(t, page, token)
-	p := newPoster(t, fbposter.Config{PageID: page, Token: token, APIURL: s.URL, Timeout: time.Minute})
-	pid, err := p.Post(ctx(t), "web-3 is down", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Fail(graphapi.Stall())
-	c, cancel := context.WithCancel(ctx(t))
-	go func() {
-		waitUntil(t, func() bool { return s.Stalled() == 1 })
-		cancel()
-	}()
-	start := time.Now()
-	_, err = p.Comment(c, pid, "web-3 is up")
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("Comment returned %v after ctx was cancelled", took)
-	}
-	if !errors.Is(err, context.Canceled) || !fbposter.Retryable(err) {
-		t.Errorf("got %v, want a retryable cancellation", err)
-	}
-	noToken(t, err)
-	waitUntil(t, func() bool { return s.Stalled() == 0 })
-}
-
-func TestConnectionRefusedIsRetryable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	_, err = newPoster(t, fbposter.Config{PageID: page, Token: token, APIURL: "http://" + addr}).Post(ctx(t), "x", "")
-	e := callError(t, err)
-	if !e.Retry || e.Status != 0 || bus.IsPermanent(err) {
-		t.Errorf("got %v, want a retryable error without status", err)
 	}
 	noToken(t, err)
 }
@@ -443,24 +338,6 @@ func TestAPIURLBehindPath(t *testing.T) {
 	}
 }
 
-func TestConcurrentPosts(t *testing.T) {
-	s := graphapi.Start(t, page, token)
-	s.FailIf(func(r graphapi.Request) *graphapi.Fault {
-		if r.N%4 == 0 {
-			f := graphapi.RateLimited(613, 0)
-			return &f
-		}
-		return nil
-	})
-	p := newPoster(t, config(s))
-	ids, failed := standin.Concurrently(t, 40, func(i int) (string, error) {
-		return p.Post(ctx(t), fmt.Sprintf("box %d is down", i), "")
-	}, fbposter.Retryable)
-	if len(ids) != 30 || failed != 10 || len(s.Posts()) != 30 {
-		t.Errorf("%d distinct IDs, %d failures, %d at the stand-in; want 30, 10, 30", len(ids), failed, len(s.Posts()))
-	}
-}
-
 func TestNew(t *testing.T) {
 	good := fbposter.Config{PageID: page, Token: token}
 	tests := []struct {
@@ -512,61 +389,62 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestRetryable(t *testing.T) {
-	if fbposter.Retryable(nil) {
-		t.Error("Retryable(nil)")
-	}
-	if !fbposter.Retryable(errors.New("anything")) {
-		t.Error("a plain error is not retryable")
-	}
-	if fbposter.Retryable(bus.Permanent(errors.New("bad"))) {
-		t.Error("a permanent error is retryable")
-	}
+// callErr is a failed call as the tests read it: the provider error, and
+// what Graph said.
+type callErr struct {
+	*bus.ProviderError
+	fbposter.GraphError
 }
 
-func callError(t *testing.T, err error) *fbposter.Error {
+func callError(t *testing.T, err error) callErr {
 	t.Helper()
-	var e *fbposter.Error
-	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T), want an *fbposter.Error", err, err)
+	var e callErr
+	if !errors.As(err, &e.ProviderError) {
+		t.Fatalf("error %v (%T), want a *bus.ProviderError", err, err)
+	}
+	var ge *fbposter.GraphError
+	if errors.As(err, &ge) {
+		e.GraphError = *ge
 	}
 	return e
 }
 
-// noToken fails if err, or anything it wraps, shows the token, as it is
-// or URL-encoded.
+// TestContract: the poster keeps the promises every adapter keeps.
+func TestContract(t *testing.T) {
+	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
+		s := graphapi.Start(t, page, token)
+		cfg := config(s)
+		cfg.Timeout = o.Timeout
+		if o.Addr != "" {
+			cfg.APIURL = "http://" + o.Addr
+		}
+		p := newPoster(t, cfg)
+		return providertest.Rig{
+			Send:        func(ctx context.Context, key string) (string, error) { return p.Post(ctx, key, "") },
+			Refuse:      func() { s.Fail(graphapi.InvalidToken()) },
+			Unavailable: func() { s.Fail(graphapi.ServerError(503)) },
+			Recover:     s.Recover,
+			RateLimit: func(d time.Duration) time.Duration {
+				s.Fail(graphapi.RateLimited(graphapi.CodePageRateLimit, d))
+				return time.Duration(math.Ceil(d.Minutes())) * time.Minute // Graph counts in minutes
+			},
+			Accepted: func() []string {
+				var keys []string
+				for _, p := range s.Posts() {
+					keys = append(keys, p.Message)
+				}
+				return keys
+			},
+			Connections: s.Connections,
+			Secrets:     []string{token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page"},
+		}
+	})
+}
+// noToken fails if err, or anything it wraps (what Graph said among
+// them), shows the token, as it is or URL-encoded.
 func noToken(t *testing.T, err error) {
 	t.Helper()
-	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
-		for _, secret := range []string{token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page"} {
-			if strings.Contains(text, secret) {
-				t.Errorf("error text %q shows %q", text, secret)
-			}
-		}
-	}
-	var e *fbposter.Error
-	if errors.As(err, &e) && strings.Contains(e.Message, "EAAGm0PX4ZCpsBAKZC9page") {
-		t.Errorf("Message %q shows the token", e.Message)
-	}
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		if next := u.Unwrap(); next != nil {
-			noToken(t, next)
-		}
-	case interface{ Unwrap() []error }:
-		for _, next := range u.Unwrap() {
-			noToken(t, next)
-		}
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Error("condition did not hold within 5s")
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	for ; err != nil; err = errors.Unwrap(err) {
+		providertest.NoSecrets(t, err, token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page")
 	}
 }

@@ -45,8 +45,8 @@ var idRE = regexp.MustCompile(`^[0-9]{1,19}$`)
 // ErrDuplicate is what errors.Is finds in the error of a post X refused
 // because the account posted the same text before. A caller that retries
 // its own post after a timeout gets it when the first attempt got through,
-// and may count the post as made; the error is also marked bus.Permanent,
-// since sending the text again can never succeed.
+// and may count the post as made; the error also counts as
+// bus.IsPermanent, since sending the text again can never succeed.
 var ErrDuplicate = errors.New("x refused a duplicate of an earlier post")
 
 // Config is the X account to post as and how. The four credentials come
@@ -143,12 +143,13 @@ func (p *Poster) newClient(base http.RoundTripper) *http.Client {
 // callers pass it through Fit first.
 //
 // Post returns when X answers, when Config.Timeout has passed, or when
-// ctx ends, whichever is first. A failure is an *Error. One that posting
-// again cannot fix (text X will not take, wrong credentials, an app
-// without write permission, a duplicate: any 4xx answer but 408 and 429)
-// is also marked bus.Permanent; a duplicate also matches ErrDuplicate.
-// Any other failure, ctx ending included, is worth a retry, after
-// Error.RetryAfter if X said how long. Error texts never hold a
+// ctx ends, whichever is first. A failure is a *bus.ProviderError, with
+// what X said as a *Problem among its causes. One that posting again
+// cannot fix (text X will not take, wrong credentials, an app without
+// write permission, a duplicate: any 4xx answer but 408 and 429) has Retry
+// false and counts as bus.IsPermanent; a duplicate also matches
+// ErrDuplicate. Any other failure, ctx ending included, is worth a retry,
+// after its RetryAfter if X said how long. Error texts never hold a
 // credential.
 func (p *Poster) Post(ctx context.Context, text, replyTo string) (string, error) {
 	what := "post"
@@ -182,7 +183,7 @@ func (p *Poster) Post(ctx context.Context, text, replyTo string) (string, error)
 			// What the client saw was the request we cancelled; say why.
 			err = fmt.Errorf("%w (%w)", cause, err)
 		}
-		return "", p.failure(what, &Error{Retry: true}, err.Error(), err)
+		return "", p.failure(what, &bus.ProviderError{Retry: true}, err.Error(), err)
 	}
 	// Read to the end, so that the connection goes back to the pool.
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
@@ -193,7 +194,7 @@ func (p *Poster) Post(ctx context.Context, text, replyTo string) (string, error)
 		}
 		// Whether X took the post is unknown; a retry finds out, as a
 		// duplicate if it did.
-		return "", p.failure(what, &Error{Status: resp.StatusCode, Retry: true},
+		return "", p.failure(what, &bus.ProviderError{Status: resp.StatusCode, Retry: true},
 			fmt.Sprintf("x answered %d; reading the answer: %v", resp.StatusCode, err), err)
 	}
 	if resp.StatusCode == http.StatusCreated {
@@ -205,7 +206,7 @@ func (p *Poster) Post(ctx context.Context, text, replyTo string) (string, error)
 		if err := json.Unmarshal(body, &ans); err == nil && idRE.MatchString(ans.Data.ID) {
 			return ans.Data.ID, nil
 		}
-		return "", p.failure(what, &Error{Status: resp.StatusCode, Retry: true},
+		return "", p.failure(what, &bus.ProviderError{Status: resp.StatusCode, Retry: true},
 			"x answered 201 without a post ID", nil)
 	}
 	return "", p.answered(what, resp, body)
@@ -231,60 +232,26 @@ func requestBody(text, replyTo string) []byte {
 	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }
 
-// Error is a post that failed. Post wraps it in bus.Permanent when Retry
-// is false, so that the bus sets the message aside instead of retrying
-// it.
-type Error struct {
-	// Status is the HTTP status X answered with; 0 when no answer came
-	// (a timeout, a refused connection) or when the post was refused
-	// before any request.
-	Status int
-	// Detail is what X said was wrong, such as "You are not allowed to
-	// create a Tweet with duplicate content."; empty when it said
-	// nothing readable.
+// Problem is what X said was wrong with a post. A failed Post's
+// *bus.ProviderError holds it among its causes, for errors.As; a
+// duplicate also matches ErrDuplicate.
+type Problem struct {
+	// Detail is what X said, such as "You are not allowed to create a
+	// Tweet with duplicate content.", scrubbed of the credentials.
 	Detail string
-	// Retry says whether posting again may succeed: true for 5xx, 408
-	// and 429 answers, timeouts and connection failures; false for other
-	// 4xx answers and for posts refused before sending.
-	Retry bool
-	// RetryAfter is how long until X's rate-limit window starts again,
-	// from a 429's x-rate-limit-reset (or Retry-After); 0 when it did
-	// not say.
-	RetryAfter time.Duration
 	// Duplicate says that X refused the text as one the account posted
-	// before; errors.Is(err, ErrDuplicate) says the same.
+	// before.
 	Duplicate bool
-
-	text string
-	err  error
 }
 
-func (e *Error) Error() string { return e.text }
-
-// Unwrap gives errors.Is and errors.As the cause, when there is one:
-// context errors, network errors.
-func (e *Error) Unwrap() error { return e.err }
+func (p *Problem) Error() string { return p.Detail }
 
 // Is makes errors.Is(err, ErrDuplicate) true for a duplicate.
-func (e *Error) Is(target error) bool { return target == ErrDuplicate && e.Duplicate }
-
-// Retryable reports whether posting again may succeed after err, as Post
-// classified it. An error that is not Post's counts as retryable unless it
-// is marked bus.Permanent.
-func Retryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Retry
-	}
-	return !bus.IsPermanent(err)
-}
+func (p *Problem) Is(target error) bool { return target == ErrDuplicate && p.Duplicate }
 
 // refuse is the error for a post Post will not try to make.
 func (p *Poster) refuse(what, why string) error {
-	return p.failure(what, &Error{}, why, nil)
+	return p.failure(what, &bus.ProviderError{}, why, nil)
 }
 
 // problem is the body of X's error answers: RFC 7807 fields, and the
@@ -299,7 +266,8 @@ type problem struct {
 
 // answered describes and classifies an answer other than 201.
 func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
-	e := &Error{Status: resp.StatusCode}
+	e := &bus.ProviderError{Status: resp.StatusCode}
+	pb := &Problem{}
 	desc := fmt.Sprintf("x answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
 	var pr problem
 	if json.Unmarshal(body, &pr) == nil {
@@ -309,13 +277,13 @@ func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
 				msgs = append(msgs, m.Message)
 			}
 		}
-		e.Detail = pr.Detail
+		pb.Detail = pr.Detail
 		if len(msgs) > 0 {
-			e.Detail = strings.Join(append([]string{pr.Detail}, msgs...), " ")
-			e.Detail = strings.TrimSpace(e.Detail)
+			pb.Detail = strings.Join(append([]string{pr.Detail}, msgs...), " ")
+			pb.Detail = strings.TrimSpace(pb.Detail)
 		}
-		if e.Detail != "" {
-			desc += ": " + e.Detail
+		if pb.Detail != "" {
+			desc += ": " + pb.Detail
 		}
 	}
 	switch s := resp.StatusCode; {
@@ -324,8 +292,8 @@ func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
 		e.RetryAfter = p.rateLimitReset(resp.Header)
 	case s == http.StatusRequestTimeout, s >= 500:
 		e.Retry = true
-	case s == http.StatusForbidden && strings.Contains(strings.ToLower(e.Detail), "duplicate content"):
-		e.Duplicate = true
+	case s == http.StatusForbidden && strings.Contains(strings.ToLower(pb.Detail), "duplicate content"):
+		pb.Duplicate = true
 	case s >= 400:
 		// X will refuse this post again.
 	default:
@@ -336,7 +304,11 @@ func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
 	if e.RetryAfter > 0 {
 		desc += fmt.Sprintf("; the rate-limit window starts again in %v", e.RetryAfter)
 	}
-	return p.failure(what, e, desc, nil)
+	if pb.Detail == "" && !pb.Duplicate {
+		return p.failure(what, e, desc, nil)
+	}
+	pb.Detail = p.scrub(pb.Detail)
+	return p.failure(what, e, desc, pb)
 }
 
 // rateLimitReset is how long until X's rate-limit window starts again:
@@ -356,15 +328,11 @@ func (p *Poster) rateLimitReset(h http.Header) time.Duration {
 	return 0
 }
 
-// failure finishes e: its text, scrubbed of the credentials, and the
-// bus.Permanent mark when it is not worth a retry.
-func (p *Poster) failure(what string, e *Error, desc string, cause error) error {
-	e.text = p.scrub("x: " + what + ": " + desc)
-	e.Detail = p.scrub(e.Detail)
-	e.err = cause
-	if !e.Retry {
-		return bus.Permanent(e)
-	}
+// failure finishes e: its text, scrubbed of the credentials, and its
+// cause.
+func (p *Poster) failure(what string, e *bus.ProviderError, desc string, cause error) error {
+	e.Text = p.scrub("x: " + what + ": " + desc)
+	e.Err = cause
 	return e
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -14,11 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
-	"github.com/tocsin-alarm/tocsin/internal/standin"
 	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
 )
 
@@ -156,7 +153,7 @@ func TestSignatureVerified(t *testing.T) {
 			tt.change(&cfg)
 			_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
 			e := postError(t, err)
-			if e.Status != 401 || e.Retry || !bus.IsPermanent(err) || e.Duplicate {
+			if e.Status != 401 || e.Retry || !bus.IsPermanent(err) || problem(err).Duplicate {
 				t.Errorf("got %v (status %d, retry %v), want a permanent 401", err, e.Status, e.Retry)
 			}
 			if !strings.Contains(err.Error(), "x: post: x answered 401 Unauthorized: Unauthorized") {
@@ -202,12 +199,12 @@ func TestFailures(t *testing.T) {
 			s.FailNext(1, tt.fault)
 			_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
 			e := postError(t, err)
-			if e.Status != tt.status || e.Retry != tt.retry || e.Duplicate != tt.duplicate || e.RetryAfter != 0 {
+			if dup := problem(err).Duplicate; e.Status != tt.status || e.Retry != tt.retry || dup != tt.duplicate || e.RetryAfter != 0 {
 				t.Errorf("got status %d retry %v duplicate %v after %v; want %d %v %v 0",
-					e.Status, e.Retry, e.Duplicate, e.RetryAfter, tt.status, tt.retry, tt.duplicate)
+					e.Status, e.Retry, dup, e.RetryAfter, tt.status, tt.retry, tt.duplicate)
 			}
-			if xposter.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", xposter.Retryable(err), bus.IsPermanent(err), tt.retry)
+			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
+				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
 			}
 			if errors.Is(err, xposter.ErrDuplicate) != tt.duplicate {
 				t.Errorf("errors.Is(ErrDuplicate) = %v", !tt.duplicate)
@@ -247,125 +244,17 @@ func TestDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := p.Post(ctx(t), "web-3 is down", "")
-	if !errors.Is(err, xposter.ErrDuplicate) || !bus.IsPermanent(err) || xposter.Retryable(err) {
+	if !errors.Is(err, xposter.ErrDuplicate) || !bus.IsPermanent(err) || bus.Retryable(err) {
 		t.Errorf("got %v, want a permanent duplicate", err)
 	}
-	if e := postError(t, err); e.Detail != xapi.DetailDuplicate {
-		t.Errorf("Detail %q", e.Detail)
+	if d := problem(err).Detail; d != xapi.DetailDuplicate {
+		t.Errorf("Detail %q", d)
 	}
 	// Other refusals are not duplicates.
 	_, err = p.Post(ctx(t), "web-3 is up", "1234567890123456789")
 	if errors.Is(err, xposter.ErrDuplicate) || !bus.IsPermanent(err) || !strings.Contains(err.Error(), "x: reply to 1234567890123456789: x answered 403 Forbidden: You attempted to reply") {
 		t.Errorf("reply to an unknown post: %v", err)
 	}
-}
-
-func TestRetryThenSuccess(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.FailNext(1, xapi.ServerError(503))
-	s.FailNext(1, xapi.RateLimited(time.Now().Add(time.Second)))
-	p := newPoster(t, config(s))
-	for i := range 2 {
-		if _, err := p.Post(ctx(t), "web-3 is down", ""); !xposter.Retryable(err) {
-			t.Fatalf("attempt %d: %v, want a retryable error", i+1, err)
-		}
-	}
-	if _, err := p.Post(ctx(t), "web-3 is down", ""); err != nil {
-		t.Fatalf("third attempt: %v", err)
-	}
-	var got []int
-	for _, a := range s.Attempts() {
-		got = append(got, a.Status)
-	}
-	if diff := cmp.Diff(got, []int{503, 429, 201}); diff != "" {
-		t.Errorf("attempts (-got +want):\n%s", diff)
-	}
-}
-
-// TestConnectionsReused checks that answers, errors included, are read to
-// the end, so that posts do not pay for a TLS handshake each.
-func TestConnectionsReused(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.FailNext(2, xapi.ServerError(503))
-	s.FailNext(1, xapi.Forbidden(""))
-	s.FailNext(1, xapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
-	s.FailNext(1, xapi.RateLimited(time.Time{}))
-	p := newPoster(t, config(s))
-	for i := range 8 {
-		_, _ = p.Post(ctx(t), fmt.Sprint("post ", i), "")
-	}
-	if got := len(s.Attempts()); got != 8 {
-		t.Fatalf("%d attempts, want 8", got)
-	}
-	if n := s.Connections(); n != 1 {
-		t.Errorf("8 sequential posts opened %d connections, want 1", n)
-	}
-}
-
-func TestStallEndsAtTimeout(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.FailNext(1, xapi.Stall())
-	cfg := config(s)
-	cfg.Timeout = 300 * time.Millisecond
-
-	start := time.Now()
-	_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
-	took := time.Since(start)
-	if took < 250*time.Millisecond || took > 3*time.Second {
-		t.Errorf("Post returned after %v, want about 300ms", took)
-	}
-	e := postError(t, err)
-	if !e.Retry || e.Status != 0 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v (retry %v, status %d), want a retryable deadline error", err, e.Retry, e.Status)
-	}
-	if !strings.Contains(err.Error(), "x: post: x did not answer within 300ms") {
-		t.Errorf("error %q does not say it timed out", err)
-	}
-	noSecrets(t, err, cfg)
-	waitUntil(t, func() bool { return s.Stalled() == 0 })
-}
-
-func TestStallEndsWithContext(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.Fail(xapi.Stall())
-	cfg := config(s)
-	cfg.Timeout = time.Minute
-
-	c, cancel := context.WithCancel(ctx(t))
-	go func() {
-		waitUntil(t, func() bool { return s.Stalled() == 1 })
-		cancel()
-	}()
-	start := time.Now()
-	_, err := newPoster(t, cfg).Post(c, "web-3 is down", "")
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("Post returned %v after ctx was cancelled", took)
-	}
-	if !errors.Is(err, context.Canceled) || !xposter.Retryable(err) {
-		t.Errorf("got %v, want a retryable cancellation", err)
-	}
-	noSecrets(t, err, cfg)
-	waitUntil(t, func() bool { return s.Stalled() == 0 })
-}
-
-func TestConnectionRefusedIsRetryable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	cfg := xposter.Config{
-		ConsumerKey: creds.ConsumerKey, ConsumerSecret: creds.ConsumerSecret,
-		Token: creds.Token, TokenSecret: creds.TokenSecret,
-		APIURL: "http://" + addr, Timeout: 5 * time.Second,
-	}
-	_, err = newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
-	e := postError(t, err)
-	if !e.Retry || e.Status != 0 || bus.IsPermanent(err) {
-		t.Errorf("got %v, want a retryable error without status", err)
-	}
-	noSecrets(t, err, cfg)
 }
 
 func TestRefusedBeforeSending(t *testing.T) {
@@ -408,24 +297,6 @@ func TestReverseProxyBreaksSignature(t *testing.T) {
 	_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
 	if e := postError(t, err); e.Status != 401 || e.Retry {
 		t.Errorf("got %v, want a permanent 401", err)
-	}
-}
-
-func TestConcurrentPosts(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.FailIf(func(r xapi.Request) *xapi.Fault {
-		if r.N%4 == 0 {
-			f := xapi.ServerError(503)
-			return &f
-		}
-		return nil
-	})
-	p := newPoster(t, config(s))
-	ids, failed := standin.Concurrently(t, 40, func(i int) (string, error) {
-		return p.Post(ctx(t), fmt.Sprintf("box %d is down", i), "")
-	}, xposter.Retryable)
-	if len(ids) != 30 || failed != 10 || len(s.Posts()) != 30 {
-		t.Errorf("%d distinct IDs, %d failures, %d at the stand-in; want 30, 10, 30", len(ids), failed, len(s.Posts()))
 	}
 }
 
@@ -513,57 +384,59 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestRetryable(t *testing.T) {
-	if xposter.Retryable(nil) {
-		t.Error("Retryable(nil)")
-	}
-	if !xposter.Retryable(errors.New("anything")) {
-		t.Error("a plain error is not retryable")
-	}
-	if xposter.Retryable(bus.Permanent(errors.New("bad"))) {
-		t.Error("a permanent error is retryable")
-	}
-}
-
-func postError(t *testing.T, err error) *xposter.Error {
+func postError(t *testing.T, err error) *bus.ProviderError {
 	t.Helper()
-	var e *xposter.Error
+	var e *bus.ProviderError
 	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T), want an *xposter.Error", err, err)
+		t.Fatalf("error %v (%T), want a *bus.ProviderError", err, err)
 	}
 	return e
+}
+
+// problem is what X said, as Post's error holds it; empty when it said
+// nothing.
+func problem(err error) xposter.Problem {
+	var pb *xposter.Problem
+	if errors.As(err, &pb) {
+		return *pb
+	}
+	return xposter.Problem{}
+}
+
+// TestContract: the poster keeps the promises every adapter keeps.
+func TestContract(t *testing.T) {
+	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
+		s := xapi.Start(t, creds)
+		cfg := config(s)
+		cfg.Timeout = o.Timeout
+		if o.Addr != "" {
+			cfg.APIURL = "http://" + o.Addr
+		}
+		p := newPoster(t, cfg)
+		return providertest.Rig{
+			Send:        func(ctx context.Context, key string) (string, error) { return p.Post(ctx, key, "") },
+			Refuse:      func() { s.Fail(xapi.Forbidden("")) },
+			Unavailable: func() { s.Fail(xapi.ServerError(503)) },
+			Recover:     s.Recover,
+			RateLimit:   func(d time.Duration) time.Duration { s.Fail(xapi.RateLimited(time.Now().Add(d))); return d },
+			Accepted: func() []string {
+				var keys []string
+				for _, p := range s.Posts() {
+					keys = append(keys, p.Text)
+				}
+				return keys
+			},
+			Connections: s.Connections,
+			Secrets:     []string{creds.ConsumerKey, creds.ConsumerSecret, creds.Token, creds.TokenSecret},
+		}
+	})
 }
 
 // noSecrets fails if err, or anything it wraps, shows any of cfg's
 // credentials.
 func noSecrets(t *testing.T, err error, cfg xposter.Config) {
 	t.Helper()
-	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
-		for _, secret := range []string{cfg.ConsumerKey, cfg.ConsumerSecret, cfg.Token, cfg.TokenSecret} {
-			if strings.Contains(text, secret) {
-				t.Errorf("error text %q shows %q", text, secret)
-			}
-		}
-	}
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		if next := u.Unwrap(); next != nil {
-			noSecrets(t, next, cfg)
-		}
-	case interface{ Unwrap() []error }:
-		for _, next := range u.Unwrap() {
-			noSecrets(t, next, cfg)
-		}
-	}
-}
-
-func waitUntil(t *testing.T, cond func() bool) {
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Error("condition did not hold within 5s")
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	for ; err != nil; err = errors.Unwrap(err) {
+		providertest.NoSecrets(t, err, cfg.ConsumerKey, cfg.ConsumerSecret, cfg.Token, cfg.TokenSecret)
 	}
 }

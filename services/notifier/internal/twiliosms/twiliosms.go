@@ -129,10 +129,12 @@ func validFrom(from string) bool {
 // pass it through Fit first.
 //
 // Send returns when Twilio answers, when Config.Timeout has passed, or
-// when ctx ends, whichever is first. A failure is an *Error. One that
-// sending again cannot fix (a bad number or body, a 4xx answer other than
-// 429, wrong credentials) is also marked bus.Permanent; any other, ctx
-// ending included, is worth a retry. Error texts hold neither the auth
+// when ctx ends, whichever is first. A failure is a *bus.ProviderError,
+// Twilio's own error (*client.TwilioRestError, with its code) among its
+// causes. One that sending again cannot fix (a bad number or body, a 4xx
+// answer other than 429, wrong credentials) has Retry false, and counts as
+// bus.IsPermanent; any other, ctx ending included, is worth a retry, after
+// Twilio's Retry-After when it gave one. Error texts hold neither the auth
 // token nor the recipient's number in full.
 func (s *Sender) Send(ctx context.Context, to, body string) (string, error) {
 	n := 0
@@ -205,64 +207,20 @@ func (s *Sender) service(ctx context.Context, ans *answer) *api.ApiService {
 	return api.NewApiService(&client.RequestHandler{Client: c})
 }
 
-// Error is a send that failed. Send wraps it in bus.Permanent when Retry
-// is false, so the bus sets the message aside instead of retrying it.
-type Error struct {
-	// Status is the HTTP status Twilio answered with; 0 when no answer
-	// came (a timeout, a refused connection) or when the message was
-	// refused before any request.
-	Status int
-	// Code is Twilio's error code, such as 21211 for a bad number or
-	// 20429 for too many requests; 0 when Twilio gave none.
-	Code int
-	// Retry says whether sending again may succeed: true for 5xx and 429
-	// answers, timeouts and connection failures; false for other 4xx
-	// answers and for messages refused before sending.
-	Retry bool
-	// RetryAfter is how long Twilio asked to be left alone (Retry-After);
-	// 0 when it did not say.
-	RetryAfter time.Duration
-
-	text string // scrubbed of the token and the number
-	err  error
-}
-
-func (e *Error) Error() string { return e.text }
-
-// Unwrap gives errors.Is and errors.As the cause: context errors, network
-// errors, and *client.TwilioRestError, whose Message and Details have
-// been scrubbed like the text.
-func (e *Error) Unwrap() error { return e.err }
-
-// Retryable reports whether sending again may succeed after err, as Send
-// classified it. An error that is not Send's counts as retryable unless
-// it is marked bus.Permanent.
-func Retryable(err error) bool {
-	if err == nil {
-		return false
-	}
-	var e *Error
-	if errors.As(err, &e) {
-		return e.Retry
-	}
-	return !bus.IsPermanent(err)
-}
-
 // refuse is the error for a message Send will not try to send.
 func (s *Sender) refuse(to, why string) error {
-	return bus.Permanent(&Error{text: s.scrub("twilio: send sms to "+mask(to)+": "+why, to)})
+	return &bus.ProviderError{Text: s.scrub("twilio: send sms to "+mask(to)+": "+why, to)}
 }
 
 // failure describes and classifies a send that went wrong.
 func (s *Sender) failure(ctx context.Context, err error, ans answer, to string) error {
-	e := &Error{Status: ans.status, RetryAfter: ans.retryAfter}
+	e := &bus.ProviderError{Status: ans.status, RetryAfter: ans.retryAfter}
 	var desc string
 	var rest *client.TwilioRestError
 	if errors.As(err, &rest) {
 		if e.Status == 0 {
 			e.Status = rest.Status
 		}
-		e.Code = rest.Code
 		// The message may quote the number, and Details anything; what
 		// stays reachable through Unwrap is scrubbed like the text.
 		clean := &client.TwilioRestError{
@@ -299,11 +257,8 @@ func (s *Sender) failure(ctx context.Context, err error, ans answer, to string) 
 	if e.RetryAfter > 0 {
 		desc += fmt.Sprintf("; retry after %v", e.RetryAfter)
 	}
-	e.text = s.scrub("twilio: send sms to "+mask(to)+": "+desc, to)
-	e.err = err
-	if !e.Retry {
-		return bus.Permanent(e)
-	}
+	e.Text = s.scrub("twilio: send sms to "+mask(to)+": "+desc, to)
+	e.Err = err
 	return e
 }
 

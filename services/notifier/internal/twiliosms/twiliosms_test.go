@@ -15,12 +15,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/twilio/twilio-go/client"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
-	"github.com/tocsin-alarm/tocsin/internal/standin"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
@@ -193,12 +192,12 @@ func TestFailures(t *testing.T) {
 			s.FailNext(1, tt.fault)
 			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
 			e := sendError(t, err)
-			if e.Status != tt.status || e.Code != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
+			if e.Status != tt.status || code(err) != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
 				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
-					e.Status, e.Code, e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
+					e.Status, code(err), e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
 			}
-			if twiliosms.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", twiliosms.Retryable(err), bus.IsPermanent(err), tt.retry)
+			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
+				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
 			}
 			if !strings.Contains(err.Error(), tt.text) {
 				t.Errorf("error %q, want it to contain %q", err, tt.text)
@@ -214,48 +213,6 @@ func TestFailures(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestRetryThenSuccess(t *testing.T) {
-	s := twilioapi.Start(t, account, token)
-	s.FailNext(1, twilioapi.ServerError(503))
-	s.FailNext(1, twilioapi.RateLimited(time.Second))
-	snd := newSender(t, config(s))
-	for i := range 2 {
-		if _, err := snd.Send(ctx(t), rcpt, "x"); !twiliosms.Retryable(err) {
-			t.Fatalf("attempt %d: %v, want a retryable error", i+1, err)
-		}
-	}
-	if _, err := snd.Send(ctx(t), rcpt, "x"); err != nil {
-		t.Fatalf("third attempt: %v", err)
-	}
-	var got []int
-	for _, a := range s.Attempts() {
-		got = append(got, a.Status)
-	}
-	if diff := cmp.Diff(got, []int{503, 429, 201}); diff != "" {
-		t.Errorf("attempts (-got +want):\n%s", diff)
-	}
-}
-
-// TestConnectionsReused checks that answers, errors included, are read to
-// the end, so that a burst of alarms does not pay for a TLS handshake per
-// message.
-func TestConnectionsReused(t *testing.T) {
-	s := twilioapi.Start(t, account, token)
-	s.FailNext(2, twilioapi.ServerError(503))
-	s.FailNext(1, twilioapi.Refused(21610))
-	s.FailNext(1, twilioapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"})
-	snd := newSender(t, config(s))
-	for range 8 {
-		_, _ = snd.Send(ctx(t), rcpt, "x")
-	}
-	if got := len(s.Attempts()); got != 8 {
-		t.Fatalf("%d attempts, want 8", got)
-	}
-	if n := s.Connections(); n != 1 {
-		t.Errorf("8 sequential sends opened %d connections, want 1", n)
 	}
 }
 
@@ -308,61 +265,14 @@ func TestChunkedAnswersReused(t *testing.T) {
 	}
 }
 
-func TestStallEndsAtTimeout(t *testing.T) {
-	s := twilioapi.Start(t, account, token)
-	s.FailNext(1, twilioapi.Stall())
-	cfg := config(s)
-	cfg.Timeout = 300 * time.Millisecond
-
-	start := time.Now()
-	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
-	took := time.Since(start)
-	if took < 250*time.Millisecond || took > 3*time.Second {
-		t.Errorf("Send returned after %v, want about 300ms", took)
-	}
-	e := sendError(t, err)
-	if !e.Retry || e.Status != 0 || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("got %v (retry %v, status %d), want a retryable deadline error", err, e.Retry, e.Status)
-	}
-	if !strings.Contains(err.Error(), "twilio did not answer within 300ms") {
-		t.Errorf("error %q does not say it timed out", err)
-	}
-	noSecrets(t, err)
-	// The stand-in sees the request go away: nothing is left hanging.
-	waitUntil(t, func() bool { return s.Stalled() == 0 })
-}
-
-func TestStallEndsWithContext(t *testing.T) {
-	s := twilioapi.Start(t, account, token)
-	s.Fail(twilioapi.Stall())
-	cfg := config(s)
-	cfg.Timeout = time.Minute
-
-	c, cancel := context.WithCancel(ctx(t))
-	go func() {
-		waitUntil(t, func() bool { return s.Stalled() == 1 })
-		cancel()
-	}()
-	start := time.Now()
-	_, err := newSender(t, cfg).Send(c, rcpt, "x")
-	if took := time.Since(start); took > 5*time.Second {
-		t.Errorf("Send returned %v after ctx was cancelled", took)
-	}
-	if !errors.Is(err, context.Canceled) || !twiliosms.Retryable(err) {
-		t.Errorf("got %v, want a retryable cancellation", err)
-	}
-	noSecrets(t, err)
-	waitUntil(t, func() bool { return s.Stalled() == 0 })
-}
-
 func TestWrongCredentialsArePermanent(t *testing.T) {
 	s := twilioapi.Start(t, account, token)
 	cfg := config(s)
 	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
 	e := sendError(t, err)
-	if e.Status != 401 || e.Code != 20003 || e.Retry || !bus.IsPermanent(err) {
-		t.Errorf("got %v (status %d, code %d, retry %v), want a permanent 401", err, e.Status, e.Code, e.Retry)
+	if e.Status != 401 || code(err) != 20003 || e.Retry || !bus.IsPermanent(err) {
+		t.Errorf("got %v (status %d, code %d, retry %v), want a permanent 401", err, e.Status, code(err), e.Retry)
 	}
 	if strings.Contains(err.Error(), cfg.AuthToken) {
 		t.Errorf("error %q holds the wrong token", err)
@@ -378,23 +288,6 @@ func TestOtherAccountIsPermanent(t *testing.T) {
 	if e := sendError(t, err); e.Status != 401 || e.Retry {
 		t.Errorf("got %v, want a permanent 401", err)
 	}
-}
-
-func TestConnectionRefusedIsRetryable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	_, err = newSender(t, twiliosms.Config{
-		AccountSID: account, AuthToken: token, From: sender, APIURL: "http://" + addr, Timeout: 5 * time.Second,
-	}).Send(ctx(t), rcpt, "x")
-	e := sendError(t, err)
-	if !e.Retry || e.Status != 0 {
-		t.Errorf("got %v, want a retryable error without status", err)
-	}
-	noSecrets(t, err)
 }
 
 func TestRefusedBeforeSending(t *testing.T) {
@@ -442,24 +335,6 @@ func TestAPIURLBehindPath(t *testing.T) {
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
 	if e := sendError(t, err); e.Status != 404 || e.Retry {
 		t.Errorf("got %v, want a permanent 404", err)
-	}
-}
-
-func TestConcurrentSends(t *testing.T) {
-	s := twilioapi.Start(t, account, token)
-	s.FailIf(func(r twilioapi.Request) *twilioapi.Fault {
-		if r.N%4 == 0 {
-			f := twilioapi.ServerError(503)
-			return &f
-		}
-		return nil
-	})
-	snd := newSender(t, config(s))
-	sids, failed := standin.Concurrently(t, 40, func(i int) (string, error) {
-		return snd.Send(ctx(t), fmt.Sprintf("+4477009%05d", i), "x")
-	}, twiliosms.Retryable)
-	if len(sids) != 30 || failed != 10 || len(s.Messages()) != 30 {
-		t.Errorf("%d distinct SIDs, %d failures, %d at the stand-in; want 30, 10, 30", len(sids), failed, len(s.Messages()))
 	}
 }
 
@@ -522,57 +397,58 @@ func TestNew(t *testing.T) {
 	}
 }
 
-func TestRetryable(t *testing.T) {
-	if twiliosms.Retryable(nil) {
-		t.Error("Retryable(nil)")
-	}
-	if !twiliosms.Retryable(errors.New("anything")) {
-		t.Error("a plain error is not retryable")
-	}
-	if twiliosms.Retryable(bus.Permanent(errors.New("bad"))) {
-		t.Error("a permanent error is retryable")
-	}
-}
-
-func sendError(t *testing.T, err error) *twiliosms.Error {
+func sendError(t *testing.T, err error) *bus.ProviderError {
 	t.Helper()
-	var e *twiliosms.Error
+	var e *bus.ProviderError
 	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T), want a *twiliosms.Error", err, err)
+		t.Fatalf("error %v (%T), want a *bus.ProviderError", err, err)
 	}
 	return e
 }
 
-// noSecrets fails if err, or anything it wraps, shows the auth token or
-// the recipient's number in full, with or without its plus.
+// noSecrets fails if err, or anything it wraps (Twilio's own error among
+// them, cleaned), shows the auth token or the number in full.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
-		for _, secret := range []string{token, rcpt, strings.TrimPrefix(rcpt, "+")} {
-			if strings.Contains(text, secret) {
-				t.Errorf("error text %q shows %q", text, secret)
-			}
-		}
-	}
-	switch u := err.(type) {
-	case interface{ Unwrap() error }:
-		if next := u.Unwrap(); next != nil {
-			noSecrets(t, next)
-		}
-	case interface{ Unwrap() []error }:
-		for _, next := range u.Unwrap() {
-			noSecrets(t, next)
-		}
+	for ; err != nil; err = errors.Unwrap(err) {
+		providertest.NoSecrets(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"))
 	}
 }
 
-func waitUntil(t *testing.T, cond func() bool) {
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Error("condition did not hold within 5s")
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+// code is Twilio's error code behind err, 0 when it gave none.
+func code(err error) int {
+	var re *client.TwilioRestError
+	if errors.As(err, &re) {
+		return re.Code
 	}
+	return 0
+}
+
+// TestContract: the sender keeps the promises every adapter keeps.
+func TestContract(t *testing.T) {
+	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
+		s := twilioapi.Start(t, account, token)
+		cfg := config(s)
+		cfg.Timeout = o.Timeout
+		if o.Addr != "" {
+			cfg.APIURL = "http://" + o.Addr
+		}
+		snd := newSender(t, cfg)
+		return providertest.Rig{
+			Send:        func(ctx context.Context, key string) (string, error) { return snd.Send(ctx, rcpt, key) },
+			Refuse:      func() { s.Fail(twilioapi.Refused(21610)) },
+			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
+			Recover:     s.Recover,
+			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
+			Accepted: func() []string {
+				var keys []string
+				for _, m := range s.Messages() {
+					keys = append(keys, m.Body)
+				}
+				return keys
+			},
+			Connections: s.Connections,
+			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+")},
+		}
+	})
 }
