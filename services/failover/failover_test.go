@@ -22,6 +22,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/failover/internal/haproxy"
 )
@@ -125,7 +126,7 @@ func (w *world) run(t *testing.T, opts ...Option) {
 // before it publishes the change.
 func (w *world) state(t *testing.T, server string, st events.ServerState, since time.Time) {
 	t.Helper()
-	b, _ := json.Marshal(map[string]any{"id": server, "state": st, "since": since})
+	b, _ := json.Marshal(events.ServerRecord{ID: server, State: st, Since: since})
 	if _, err := w.st.servers.Put(context.Background(), server, b); err != nil {
 		t.Fatal(err)
 	}
@@ -185,17 +186,6 @@ func summary(as []events.ServerAction) string {
 		lines = append(lines, strings.TrimSpace(fmt.Sprintf("%s %s %s %d", a.Action, a.Via, a.Outcome, a.Attempt)))
 	}
 	return strings.Join(lines, "\n")
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting, after 15s, for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // backend is a web server on loopback that can stop answering and come
@@ -333,11 +323,11 @@ func TestHAProxyFailover(t *testing.T) {
 	}
 
 	down := w.change(t, "web1", events.StateSuspect, events.StateDown)
-	waitFor(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
+	wait.For(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
 	if got := answers(t, l.h.Addr, 10); got["web2"] != 10 {
 		t.Errorf("with web1 taken out the frontend was answered by %v, want web2 every time", got)
 	}
-	waitFor(t, "the removal announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	wait.For(t, "the removal announced", func() bool { return len(w.actions(t, "web1")) == 1 })
 	a := w.actions(t, "web1")[0]
 	if a.Action != events.ActionRemove || a.Outcome != events.OutcomeDone || a.Via != "haproxy" || a.Change != down.ID ||
 		a.Incident != "20261121-web1" || a.Target != "haproxy "+l.h.Socket+" web/web1" || strings.Join(a.InPool, ",") != "web2" || a.Alert {
@@ -350,11 +340,11 @@ func TestHAProxyFailover(t *testing.T) {
 	if !l.is(t, "web1", haproxy.Maint) {
 		t.Errorf("web1 back in the pool within 500ms of recovering, want it kept out for recover_after (2s)")
 	}
-	waitFor(t, "web1 ready again", func() bool { return l.is(t, "web1", haproxy.Ready) })
+	wait.For(t, "web1 ready again", func() bool { return l.is(t, "web1", haproxy.Ready) })
 	if got := answers(t, l.h.Addr, 4); got["web1"] != 2 || got["web2"] != 2 {
 		t.Errorf("after the recovery the frontend was answered by %v, want web1 and web2 twice each", got)
 	}
-	waitFor(t, "the restoration announced", func() bool { return len(w.actions(t, "web1")) == 2 })
+	wait.For(t, "the restoration announced", func() bool { return len(w.actions(t, "web1")) == 2 })
 	if got, want := summary(w.actions(t, "web1")), "remove haproxy done 1\nrestore haproxy done 1"; got != want {
 		t.Errorf("actions:\n%s\nwant:\n%s", got, want)
 	}
@@ -374,12 +364,12 @@ func TestLastServerStays(t *testing.T) {
 
 	w.change(t, "web2", events.StateUp, events.StateSuspect)
 	w.change(t, "web2", events.StateSuspect, events.StateDown)
-	waitFor(t, "web2 in maintenance", func() bool { return l.is(t, "web2", haproxy.Maint) })
+	wait.For(t, "web2 in maintenance", func() bool { return l.is(t, "web2", haproxy.Maint) })
 
 	// web1 fails too: it is the last in the pool, and stays.
 	w.change(t, "web1", events.StateUp, events.StateSuspect)
 	w.change(t, "web1", events.StateSuspect, events.StateDown)
-	waitFor(t, "the hold announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	wait.For(t, "the hold announced", func() bool { return len(w.actions(t, "web1")) == 1 })
 	if a := w.actions(t, "web1")[0]; a.Outcome != events.OutcomeHeld || a.Action != events.ActionRemove || len(a.InPool) > 0 {
 		t.Errorf("web1's action: %+v, want a held removal", a)
 	}
@@ -393,12 +383,12 @@ func TestLastServerStays(t *testing.T) {
 
 	// web2 recovers and goes back in: web1, still down, can go out now.
 	w.change(t, "web2", events.StateDown, events.StateUp)
-	waitFor(t, "web2 ready", func() bool { return l.is(t, "web2", haproxy.Ready) })
-	waitFor(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
+	wait.For(t, "web2 ready", func() bool { return l.is(t, "web2", haproxy.Ready) })
+	wait.For(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
 	if got := answers(t, l.h.Addr, 4); got["web2"] != 4 {
 		t.Errorf("the frontend was answered by %v, want web2 every time", got)
 	}
-	waitFor(t, "web1's removal announced", func() bool { return len(w.actions(t, "web1")) == 2 })
+	wait.For(t, "web1's removal announced", func() bool { return len(w.actions(t, "web1")) == 2 })
 	if got, want := summary(w.actions(t, "web1")), "remove  held 0\nremove haproxy done 1"; got != want {
 		t.Errorf("web1's actions:\n%s\nwant:\n%s", got, want)
 	}
@@ -412,7 +402,7 @@ func TestPeerNotUpHolds(t *testing.T) {
 	w.change(t, "web2", events.StateUp, events.StateMaintenance)
 	w.run(t)
 	w.change(t, "web1", events.StateSuspect, events.StateDown)
-	waitFor(t, "the hold announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	wait.For(t, "the hold announced", func() bool { return len(w.actions(t, "web1")) == 1 })
 	if !l.is(t, "web1", haproxy.Ready) || w.actions(t, "web1")[0].Outcome != events.OutcomeHeld {
 		t.Errorf("web1 with its peer in maintenance: %+v, actions %s", l.server(t, "web1"), summary(w.actions(t, "web1")))
 	}
@@ -429,7 +419,7 @@ func TestOperatorMaintenanceLeftAlone(t *testing.T) {
 	}
 	w.run(t)
 	w.change(t, "web1", events.StateSuspect, events.StateDown)
-	waitFor(t, "web1 left as it is", func() bool { return len(w.actions(t, "web1")) == 1 })
+	wait.For(t, "web1 left as it is", func() bool { return len(w.actions(t, "web1")) == 1 })
 	w.change(t, "web1", events.StateDown, events.StateUp)
 	time.Sleep(500 * time.Millisecond)
 	if !l.is(t, "web1", haproxy.Maint) {
@@ -465,13 +455,13 @@ func TestRestartFinishesRemoval(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.run(t)
-	waitFor(t, "the removal finished", func() bool { return len(w.actions(t, "web1")) == 1 })
+	wait.For(t, "the removal finished", func() bool { return len(w.actions(t, "web1")) == 1 })
 	if got := summary(w.actions(t, "web1")); got != "remove haproxy done 1" {
 		t.Errorf("actions:\n%s", got)
 	}
 	w.seq["web1"] = 2
 	w.change(t, "web1", events.StateDown, events.StateUp)
-	waitFor(t, "web1 ready", func() bool { return l.is(t, "web1", haproxy.Ready) })
+	wait.For(t, "web1 ready", func() bool { return l.is(t, "web1", haproxy.Ready) })
 }
 
 // TestHAProxyUnreachable: an HAProxy that cannot be reached while failover
@@ -488,7 +478,7 @@ func TestHAProxyUnreachable(t *testing.T) {
 	w.run(t)
 	w.change(t, "web1", events.StateSuspect, events.StateDown)
 
-	waitFor(t, "three failures announced", func() bool { return len(w.actions(t, "web1")) >= 3 })
+	wait.For(t, "three failures announced", func() bool { return len(w.actions(t, "web1")) >= 3 })
 	for i, a := range w.actions(t, "web1")[:3] {
 		if a.Action != events.ActionRemove || a.Via != "haproxy" || a.Outcome != events.OutcomeRetrying || a.Attempt != i+1 ||
 			a.Alert != (i == 2) || a.Error == "" || a.FailingSince.IsZero() || a.Target != "haproxy "+socket+" web/web1" {
@@ -502,9 +492,9 @@ func TestHAProxyUnreachable(t *testing.T) {
 	if err := os.Symlink(l.h.Socket, socket); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
+	wait.For(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
 	var as []events.ServerAction
-	waitFor(t, "the removal announced done", func() bool {
+	wait.For(t, "the removal announced done", func() bool {
 		as = w.actions(t, "web1")
 		return as[len(as)-1].Outcome == events.OutcomeDone
 	})
@@ -530,7 +520,7 @@ func TestHAProxyUnknownBackend(t *testing.T) {
 	w.run(t)
 	w.change(t, "web1", events.StateSuspect, events.StateDown)
 
-	waitFor(t, "the failure announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	wait.For(t, "the failure announced", func() bool { return len(w.actions(t, "web1")) == 1 })
 	a := w.actions(t, "web1")[0]
 	if a.Action != events.ActionRemove || a.Via != "haproxy" || a.Outcome != events.OutcomeFailed || !a.Alert ||
 		!strings.Contains(a.Error, "Can't find backend") || a.Target != "haproxy "+l.h.Socket+" webs/web1" {
@@ -538,7 +528,7 @@ func TestHAProxyUnknownBackend(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	waitFor(t, "the change set aside", func() bool {
+	wait.For(t, "the change set aside", func() bool {
 		stream, err := w.b.JS.Stream(ctx, events.StreamDeadLetters)
 		if err != nil {
 			t.Fatal(err)

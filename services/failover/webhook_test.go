@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -94,7 +95,7 @@ func TestWebhookRetried(t *testing.T) {
 	w.run(t)
 	down := w.change(t, "web1", events.StateSuspect, events.StateDown)
 
-	waitFor(t, "the removal done", func() bool { return len(w.actions(t, "web1")) == 4 })
+	wait.For(t, "the removal done", func() bool { return len(w.actions(t, "web1")) == 4 })
 	want := "remove webhook retrying 1\nremove webhook retrying 2\nremove webhook retrying 3\nremove webhook done 4"
 	if got := summary(w.actions(t, "web1")); got != want {
 		t.Errorf("actions:\n%s\nwant:\n%s", got, want)
@@ -125,7 +126,7 @@ func TestWebhookRetried(t *testing.T) {
 	}
 
 	w.change(t, "web1", events.StateDown, events.StateUp)
-	waitFor(t, "the restoration done", func() bool { return len(w.actions(t, "web1")) == 5 })
+	wait.For(t, "the restoration done", func() bool { return len(w.actions(t, "web1")) == 5 })
 	if got := r.requests(); len(got) != 5 || got[4].body.Action != events.ActionRestore || got[4].bad != "" {
 		t.Errorf("after the recovery the receiver got %+v", got[len(got)-1])
 	}
@@ -140,7 +141,7 @@ func TestWebhookRefused(t *testing.T) {
 	w.run(t)
 	w.change(t, "web1", events.StateSuspect, events.StateDown)
 
-	waitFor(t, "the refusal announced", func() bool { return len(w.actions(t, "web1")) == 1 })
+	wait.For(t, "the refusal announced", func() bool { return len(w.actions(t, "web1")) == 1 })
 	a := w.actions(t, "web1")[0]
 	if a.Outcome != events.OutcomeFailed || !a.Alert || a.Error == "" {
 		t.Errorf("refusal announced as %+v", a)
@@ -148,7 +149,7 @@ func TestWebhookRefused(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var dead []string
-	waitFor(t, "the change set aside", func() bool {
+	wait.For(t, "the change set aside", func() bool {
 		stream, err := w.b.JS.Stream(ctx, events.StreamDeadLetters)
 		if err != nil {
 			t.Fatal(err)
