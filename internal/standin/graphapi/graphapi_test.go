@@ -5,20 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 )
 
 const (
@@ -421,65 +420,6 @@ func TestFailIfComments(t *testing.T) {
 	}
 }
 
-func TestStallUntilClientGivesUp(t *testing.T) {
-	s := graphapi.Start(t, page, token)
-	s.FailNext(1, graphapi.Stall())
-	hc := &http.Client{Timeout: 200 * time.Millisecond}
-	req, _ := http.NewRequestWithContext(ctx(t), "POST", feed(s), strings.NewReader(withToken("message", "x").Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if resp, err := hc.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatal("a stalled request was answered")
-	}
-	waitUntil(t, func() bool { return len(s.Attempts()) == 1 && s.Stalled() == 0 })
-	if a := s.Attempts()[0]; a.Status != 0 || !strings.Contains(a.Why, "gave up") {
-		t.Errorf("attempt %+v", a)
-	}
-	if len(s.Posts()) != 0 {
-		t.Error("a post the client gave up on was stored")
-	}
-}
-
-func TestStallThenRelease(t *testing.T) {
-	s := graphapi.Start(t, page, token)
-	s.Fail(graphapi.Stall())
-	var wg sync.WaitGroup
-	got := make([]int, 2)
-	for i := range got {
-		wg.Go(func() {
-			got[i] = send(t, http.DefaultClient, "POST", feed(s), withToken("message", fmt.Sprint(i)), nil).status
-		})
-	}
-	waitUntil(t, func() bool { return s.Stalled() == 2 })
-	s.Fail(graphapi.Fault{})
-	s.Release()
-	wg.Wait()
-	if diff := cmp.Diff(got, []int{200, 200}); diff != "" {
-		t.Errorf("statuses (-got +want):\n%s", diff)
-	}
-}
-
-func TestCloseAnswersStalled(t *testing.T) {
-	s, err := graphapi.New(page, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Fail(graphapi.Stall())
-	done := make(chan result, 1)
-	go func() { done <- send(t, http.DefaultClient, "POST", feed(s), withToken("message", "x"), nil) }()
-	waitUntil(t, func() bool { return s.Stalled() == 1 })
-	s.Close()
-	s.Close()
-	select {
-	case got := <-done:
-		if got.status != 503 || !strings.Contains(got.body, `"code":2`) {
-			t.Errorf("got %d %s, want 503 code 2", got.status, got.body)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("stalled request still held after Close")
-	}
-}
-
 func TestWaitFor(t *testing.T) {
 	s := graphapi.Start(t, page, token)
 	go func() {
@@ -515,28 +455,6 @@ func TestTransport(t *testing.T) {
 	if got.status != 200 {
 		t.Errorf("through Transport: %d %s", got.status, got.body)
 	}
-	for _, u := range []string{"https://example.com/", "https://graph.facebook.com.evil.example/", "http://10.0.0.1/"} {
-		req, _ := http.NewRequestWithContext(ctx(t), "GET", u, nil)
-		resp, err := s.Client().Do(req)
-		if err == nil {
-			resp.Body.Close()
-			t.Errorf("%s: reached", u)
-		} else if !strings.Contains(err.Error(), "refusing") {
-			t.Errorf("%s: %v, want a refusal", u, err)
-		}
-	}
-}
-
-func TestConnections(t *testing.T) {
-	s := graphapi.Start(t, page, token)
-	s.FailNext(2, graphapi.RateLimited(4, 0))
-	hc := &http.Client{Transport: &http.Transport{}}
-	for range 4 {
-		send(t, hc, "POST", feed(s), withToken("message", "x"), nil)
-	}
-	if n := s.Connections(); n != 1 {
-		t.Errorf("4 requests read to the end opened %d connections, want 1", n)
-	}
 }
 
 func TestNewRejects(t *testing.T) {
@@ -559,13 +477,36 @@ func cmpIgnoring(fields ...string) cmp.Option {
 	}, cmp.Ignore())
 }
 
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition did not hold within 5s")
+// TestStandInContract: the stand-in's faults, stalls and transport work
+// as every stand-in's do.
+func TestStandInContract(t *testing.T) {
+	providertest.RunStandIn(t, func(t *testing.T) providertest.StandIn {
+		s := graphapi.Start(t, page, token)
+		hc := s.Client()
+		return providertest.StandIn{
+			Post: func(ctx context.Context, key string) (int, error) {
+				req, err := http.NewRequestWithContext(ctx, "POST", "https://graph.facebook.com/v21.0/"+page+"/feed", strings.NewReader(withToken("message", key).Encode()))
+				if err != nil {
+					return 0, err
+				}
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				return providertest.Do(hc, req)
+			},
+			OK:          http.StatusOK,
+			Unavailable: func() { s.Fail(graphapi.ServerError(503)) },
+			Stall:       func() { s.Fail(graphapi.Stall()) },
+			StallNext:   func() { s.FailNext(1, graphapi.Stall()) },
+			Recover:     s.Recover, Release: s.Release,
+			Stalled: s.Stalled, Connections: s.Connections,
+			Attempts: func() int { return len(s.Attempts()) },
+			Accepted: func() []string {
+				var keys []string
+				for _, p := range s.Posts() {
+					keys = append(keys, p.Message)
+				}
+				return keys
+			},
+			Close: s.Close, Client: hc, API: "graph.facebook.com",
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 )
 
 var (
@@ -592,26 +593,6 @@ func TestFaultsOnlyAfterAuthentication(t *testing.T) {
 	}
 }
 
-func TestFailAndRecover(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.Fail(xapi.ServerError(500))
-	for i := range 3 {
-		if got := post(t, s, creds, text(fmt.Sprint("f", i))); got.status != 500 {
-			t.Errorf("request %d: %d", i, got.status)
-		}
-	}
-	s.Fail(xapi.Fault{})
-	if got := post(t, s, creds, text("f")); got.status != 201 {
-		t.Errorf("after Fail(Fault{}): %d", got.status)
-	}
-	s.Fail(xapi.Unauthorized())
-	s.FailNext(1, xapi.ServerError(503))
-	s.Recover()
-	if got := post(t, s, creds, text("g")); got.status != 201 {
-		t.Errorf("after Recover: %d", got.status)
-	}
-}
-
 func TestFailIf(t *testing.T) {
 	s := xapi.Start(t, creds)
 	var seen []xapi.Request
@@ -634,71 +615,6 @@ func TestFailIf(t *testing.T) {
 	s.FailIf(nil)
 	if got := post(t, s, creds, text("refuse me")); got.status != 201 {
 		t.Errorf("after FailIf(nil): %d", got.status)
-	}
-}
-
-func TestStallUntilClientGivesUp(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.FailNext(1, xapi.Stall())
-	hc := signer(creds, nil)
-	hc.Timeout = 200 * time.Millisecond
-	req, _ := http.NewRequestWithContext(ctx(t), "POST", s.URL+"/2/tweets", strings.NewReader(text("stalled")))
-	req.Header.Set("Content-Type", "application/json")
-	start := time.Now()
-	if resp, err := hc.Do(req); err == nil {
-		resp.Body.Close()
-		t.Fatal("a stalled request was answered")
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Errorf("gave up after %v", d)
-	}
-	waitUntil(t, func() bool { return len(s.Attempts()) == 1 && s.Stalled() == 0 })
-	if a := s.Attempts()[0]; a.Status != 0 || a.Raw != text("stalled") || !strings.Contains(a.Why, "gave up") {
-		t.Errorf("attempt %+v", a)
-	}
-	if len(s.Posts()) != 0 {
-		t.Error("a post the client gave up on was stored")
-	}
-	if got := post(t, s, creds, text("stalled")); got.status != 201 {
-		t.Errorf("retry: %d %s", got.status, got.body)
-	}
-}
-
-func TestStallThenRelease(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.Fail(xapi.Stall())
-	var wg sync.WaitGroup
-	got := make([]int, 2)
-	for i := range got {
-		wg.Go(func() { got[i] = post(t, s, creds, text(fmt.Sprint("held ", i))).status })
-	}
-	waitUntil(t, func() bool { return s.Stalled() == 2 })
-	s.Fail(xapi.Fault{})
-	s.Release()
-	wg.Wait()
-	if diff := cmp.Diff(got, []int{201, 201}); diff != "" {
-		t.Errorf("statuses (-got +want):\n%s", diff)
-	}
-}
-
-func TestCloseAnswersStalled(t *testing.T) {
-	s, err := xapi.New(creds)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Fail(xapi.Stall())
-	done := make(chan result, 1)
-	go func() { done <- post(t, s, creds, text("x")) }()
-	waitUntil(t, func() bool { return s.Stalled() == 1 })
-	s.Close()
-	s.Close()
-	select {
-	case got := <-done:
-		if got.status != 503 {
-			t.Errorf("status %d, want 503", got.status)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("stalled request still held after Close")
 	}
 }
 
@@ -744,30 +660,6 @@ func TestTransport(t *testing.T) {
 		t.Errorf("signed for another URL: %d", got.status)
 	}
 
-	for _, u := range []string{"https://example.com/", "https://api.x.com.evil.example/2/tweets", "http://10.0.0.1/"} {
-		req, _ := http.NewRequestWithContext(ctx(t), "GET", u, nil)
-		resp, err := s.Client().Do(req)
-		if err == nil {
-			resp.Body.Close()
-			t.Errorf("%s: reached", u)
-		} else if !strings.Contains(err.Error(), "refusing") {
-			t.Errorf("%s: %v, want a refusal", u, err)
-		}
-	}
-}
-
-func TestConnections(t *testing.T) {
-	s := xapi.Start(t, creds)
-	s.FailNext(2, xapi.ServerError(503))
-	hc := signer(creds, nil)
-	for i := range 4 {
-		req, _ := http.NewRequestWithContext(ctx(t), "POST", s.URL+"/2/tweets", strings.NewReader(text(fmt.Sprint("c", i))))
-		req.Header.Set("Content-Type", "application/json")
-		do(t, hc, req)
-	}
-	if n := s.Connections(); n != 1 {
-		t.Errorf("4 requests read to the end opened %d connections, want 1", n)
-	}
 }
 
 func TestLength(t *testing.T) {
@@ -822,13 +714,36 @@ func TestNewRejectsCredentials(t *testing.T) {
 	}
 }
 
-func waitUntil(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition did not hold within 5s")
+// TestStandInContract: the stand-in's faults, stalls and transport work
+// as every stand-in's do.
+func TestStandInContract(t *testing.T) {
+	providertest.RunStandIn(t, func(t *testing.T) providertest.StandIn {
+		s := xapi.Start(t, creds)
+		hc := signer(creds, s.Transport())
+		return providertest.StandIn{
+			Post: func(ctx context.Context, key string) (int, error) {
+				req, err := http.NewRequestWithContext(ctx, "POST", "https://api.x.com/2/tweets", strings.NewReader(text(key)))
+				if err != nil {
+					return 0, err
+				}
+				req.Header.Set("Content-Type", "application/json")
+				return providertest.Do(hc, req)
+			},
+			OK:          http.StatusCreated,
+			Unavailable: func() { s.Fail(xapi.ServerError(503)) },
+			Stall:       func() { s.Fail(xapi.Stall()) },
+			StallNext:   func() { s.FailNext(1, xapi.Stall()) },
+			Recover:     s.Recover, Release: s.Release,
+			Stalled: s.Stalled, Connections: s.Connections,
+			Attempts: func() int { return len(s.Attempts()) },
+			Accepted: func() []string {
+				var keys []string
+				for _, p := range s.Posts() {
+					keys = append(keys, p.Text)
+				}
+				return keys
+			},
+			Close: s.Close, Client: s.Client(), API: "api.x.com",
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	})
 }

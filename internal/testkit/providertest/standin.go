@@ -1,0 +1,186 @@
+package providertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
+)
+
+// StandIn is one HTTP stand-in (Twilio, X, Graph) for one test, driven
+// through a plain client as the real API would be.
+type StandIn struct {
+	// Post makes one request the stand-in accepts when nothing fails,
+	// for a message named by key, always through the same client, and
+	// returns the answer's status; ctx ending is the client giving up.
+	Post func(ctx context.Context, key string) (int, error)
+	// OK is the status of an accepted request.
+	OK int
+	// Unavailable has the stand-in answer what follows with 503; Stall
+	// has it hold what follows unanswered; StallNext holds only the next
+	// request; Recover has it accept again; Release answers what it
+	// holds.
+	Unavailable, Stall, StallNext, Recover, Release func()
+	// Stalled is how many requests it holds, Attempts how many it saw,
+	// Connections how many connections it was opened.
+	Stalled, Attempts, Connections func() int
+	// Accepted is the keys of what it took, in order.
+	Accepted func() []string
+	// Close stops it; Client reaches it at the real API's URLs, on host
+	// API, and refuses any other host.
+	Close  func()
+	Client *http.Client
+	API    string
+}
+
+// StandInFactory starts a fresh stand-in for t, closed when t ends.
+type StandInFactory func(t *testing.T) StandIn
+
+// RunStandIn tests what every HTTP stand-in does the same way: its faults
+// come and go on command, a stalled request is held until the client
+// gives up, Release or Close, answers are read whole on one connection,
+// and its client reaches nothing but the stand-in.
+func RunStandIn(t *testing.T, f StandInFactory) {
+	ctx := func(t *testing.T) context.Context {
+		c, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		t.Cleanup(cancel)
+		return c
+	}
+	post := func(t *testing.T, s StandIn, key string) int {
+		t.Helper()
+		status, err := s.Post(ctx(t), key)
+		if err != nil {
+			t.Fatalf("post %s: %v", key, err)
+		}
+		return status
+	}
+
+	t.Run("fail and recover", func(t *testing.T) {
+		s := f(t)
+		s.Unavailable()
+		for i := range 3 {
+			if got := post(t, s, fmt.Sprint("failed-", i)); got != http.StatusServiceUnavailable {
+				t.Errorf("request %d: %d, want 503", i, got)
+			}
+		}
+		s.Recover()
+		if got := post(t, s, "recovered"); got != s.OK {
+			t.Errorf("after Recover: %d, want %d", got, s.OK)
+		}
+		if got := s.Accepted(); len(got) != 1 {
+			t.Errorf("took %q, want only what came after Recover", got)
+		}
+	})
+
+	t.Run("stall until the client gives up", func(t *testing.T) {
+		s := f(t)
+		s.StallNext()
+		short, cancel := context.WithTimeout(ctx(t), 200*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if status, err := s.Post(short, "stalled"); err == nil {
+			t.Fatalf("a stalled request was answered %d", status)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Errorf("gave up after %v", d)
+		}
+		// The handler notices the client went away shortly after.
+		wait.For(t, "the stalled request let go", func() bool { return s.Attempts() == 1 && s.Stalled() == 0 })
+		if got := s.Accepted(); len(got) != 0 {
+			t.Errorf("took %q, which the client gave up on", got)
+		}
+		// The connection went with the request: the next needs another.
+		if got := post(t, s, "stalled"); got != s.OK {
+			t.Errorf("retry: %d", got)
+		}
+		if n := s.Connections(); n != 2 {
+			t.Errorf("Connections = %d, want 2", n)
+		}
+	})
+
+	t.Run("stall then release", func(t *testing.T) {
+		s := f(t)
+		s.Stall()
+		var wg sync.WaitGroup
+		got := make([]int, 2)
+		for i := range got {
+			wg.Go(func() { got[i], _ = s.Post(ctx(t), fmt.Sprint("held-", i)) })
+		}
+		wait.For(t, "both requests held", func() bool { return s.Stalled() == 2 })
+		s.Recover()
+		s.Release()
+		wg.Wait()
+		if got[0] != s.OK || got[1] != s.OK {
+			t.Errorf("statuses %v, want %d", got, s.OK)
+		}
+		if n := len(s.Accepted()); n != 2 {
+			t.Errorf("took %d, want 2", n)
+		}
+	})
+
+	t.Run("close answers what is stalled", func(t *testing.T) {
+		s := f(t)
+		s.Stall()
+		done := make(chan int, 1)
+		go func() { status, _ := s.Post(ctx(t), "closed"); done <- status }()
+		wait.For(t, "the request held", func() bool { return s.Stalled() == 1 })
+		s.Close()
+		s.Close()
+		select {
+		case got := <-done:
+			if got != http.StatusServiceUnavailable {
+				t.Errorf("status %d, want 503", got)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("stalled request still held after Close")
+		}
+	})
+
+	t.Run("answers read whole on one connection", func(t *testing.T) {
+		s := f(t)
+		s.Unavailable()
+		for i := range 4 {
+			if i == 2 {
+				s.Recover()
+			}
+			post(t, s, fmt.Sprint("conn-", i))
+		}
+		if n := s.Connections(); n != 1 {
+			t.Errorf("4 requests opened %d connections, want 1", n)
+		}
+	})
+
+	t.Run("its client reaches nothing else", func(t *testing.T) {
+		s := f(t)
+		for _, u := range []string{"https://example.com/", "https://" + s.API + ".evil.example/", "http://10.0.0.1/"} {
+			req, _ := http.NewRequestWithContext(ctx(t), "GET", u, nil)
+			resp, err := s.Client.Do(req)
+			if err == nil {
+				resp.Body.Close()
+				t.Errorf("%s: reached", u)
+			} else if !strings.Contains(err.Error(), "refusing") {
+				t.Errorf("%s: %v, want a refusal", u, err)
+			}
+		}
+	})
+}
+
+// Do sends req with hc and reads the answer to its end, as a client that
+// keeps its connections does, and returns its status.
+func Do(hc *http.Client, req *http.Request) (int, error) {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+		return 0, err
+	}
+	return resp.StatusCode, nil
+}
