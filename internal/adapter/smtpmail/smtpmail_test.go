@@ -38,12 +38,7 @@ func config(s *smtpserver.Server, mode smtpmail.TLSMode) smtpmail.Config {
 }
 
 func newSender(t *testing.T, cfg smtpmail.Config) *smtpmail.Sender {
-	t.Helper()
-	s, err := smtpmail.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
+	return providertest.New(t, smtpmail.New, cfg)
 }
 
 func message() smtpmail.Message {
@@ -418,23 +413,7 @@ func TestNew(t *testing.T) {
 			cfg := valid
 			tt.change(&cfg)
 			_, err := smtpmail.New(cfg)
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("New: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("New: got no error")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not mention %q", err, w)
-				}
-			}
-			if cfg.Password != "" && strings.Contains(err.Error(), cfg.Password) {
-				t.Errorf("error %q contains the password", err)
-			}
+			providertest.Problems(t, err, tt.want, cfg.Password)
 		})
 	}
 }

@@ -61,11 +61,7 @@ type Factory func(t *testing.T, o Options) Rig
 
 // Run tests the contract with rigs made by f.
 func Run(t *testing.T, f Factory) {
-	ctx := func(t *testing.T) context.Context {
-		c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-		t.Cleanup(cancel)
-		return c
-	}
+	ctx := Context
 	live := Options{Timeout: 5 * time.Second}
 
 	t.Run("accepted", func(t *testing.T) {
@@ -239,7 +235,9 @@ func provider(t *testing.T, err error) *bus.ProviderError {
 
 // NoSecrets fails t if err shows one of secrets, however it is printed:
 // what a log holds. (An adapter may keep a provider's own error among the
-// causes, for errors.As; its text is the adapter's to clean or keep.)
+// causes, for errors.As; its text is the adapter's to clean or keep.) A
+// secret of fewer than four characters is not looked for: it would be
+// found by chance.
 func NoSecrets(t *testing.T, err error, secrets ...string) {
 	t.Helper()
 	if err == nil {
@@ -247,7 +245,7 @@ func NoSecrets(t *testing.T, err error, secrets ...string) {
 	}
 	for _, text := range []string{err.Error(), fmt.Sprintf("%+v", err), fmt.Sprintf("%#v", err)} {
 		for _, secret := range secrets {
-			if secret != "" && strings.Contains(text, secret) {
+			if len(secret) >= 4 && strings.Contains(text, secret) {
 				t.Errorf("error text %q shows %q", text, secret)
 			}
 		}
@@ -345,4 +343,43 @@ func Closed(t *testing.T) string {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	return addr
+}
+
+// Problems checks what an adapter's New said of a config: nothing when
+// want is empty, else every piece of want, and none of secrets.
+func Problems(t *testing.T, err error, want []string, secrets ...string) {
+	t.Helper()
+	if len(want) == 0 {
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		return
+	}
+	if err == nil {
+		t.Fatal("New succeeded")
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q, want it to contain %q", err, w)
+		}
+	}
+	NoSecrets(t, err, secrets...)
+}
+
+// Context is the context of one request in a test: it ends with the test,
+// or after 20 seconds.
+func Context(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+// New is mk(cfg), failing t if it fails: an adapter made for a test.
+func New[C, A any](t *testing.T, mk func(C) (A, error), cfg C) A {
+	t.Helper()
+	a, err := mk(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return a
 }

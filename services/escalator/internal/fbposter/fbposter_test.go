@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
@@ -31,19 +30,10 @@ func config(s *graphapi.Server) fbposter.Config {
 }
 
 func newPoster(t *testing.T, cfg fbposter.Config) *fbposter.Poster {
-	t.Helper()
-	p, err := fbposter.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p
+	return providertest.New(t, fbposter.New, cfg)
 }
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return providertest.Context(t) }
 
 // TestRequestsOnTheWire holds, byte for byte, what Post and Comment put on
 // the wire: the token in the body, never in the URL.
@@ -370,21 +360,7 @@ func TestNew(t *testing.T) {
 			cfg := good
 			tt.change(&cfg)
 			_, err := fbposter.New(cfg)
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("New: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("New succeeded")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q, want it to contain %q", err, w)
-				}
-			}
-			noToken(t, err)
+			providertest.Problems(t, err, tt.want, token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page")
 		})
 	}
 }
@@ -440,6 +416,7 @@ func TestContract(t *testing.T) {
 		}
 	})
 }
+
 // noToken fails if err, or anything it wraps (what Graph said among
 // them), shows the token, as it is or URL-encoded.
 func noToken(t *testing.T, err error) {

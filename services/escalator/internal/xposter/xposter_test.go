@@ -38,19 +38,10 @@ func config(s *xapi.Server) xposter.Config {
 }
 
 func newPoster(t *testing.T, cfg xposter.Config) *xposter.Poster {
-	t.Helper()
-	p, err := xposter.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return p
+	return providertest.New(t, xposter.New, cfg)
 }
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return providertest.Context(t) }
 
 // TestRequestOnTheWire holds, byte for byte, what Post puts on the wire,
 // and that X's check of the OAuth signature passes.
@@ -361,25 +352,7 @@ func TestNew(t *testing.T) {
 			cfg := good
 			tt.change(&cfg)
 			_, err := xposter.New(cfg)
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("New: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("New succeeded")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q, want it to contain %q", err, w)
-				}
-			}
-			for _, secret := range []string{cfg.ConsumerSecret, cfg.TokenSecret, cfg.Token} {
-				if len(secret) > 3 && strings.Contains(err.Error(), secret) {
-					t.Errorf("error %q holds %q", err, secret)
-				}
-			}
+			providertest.Problems(t, err, tt.want, cfg.ConsumerSecret, cfg.TokenSecret, cfg.Token)
 		})
 	}
 }

@@ -46,19 +46,10 @@ func config(s *twilioapi.Server) twiliosms.Config {
 }
 
 func newSender(t *testing.T, cfg twiliosms.Config) *twiliosms.Sender {
-	t.Helper()
-	s, err := twiliosms.New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	return s
+	return providertest.New(t, twiliosms.New, cfg)
 }
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
+func ctx(t *testing.T) context.Context { return providertest.Context(t) }
 
 // TestRequestOnTheWire holds, byte for byte, what Send puts on the wire
 // for each shape of request.
@@ -376,23 +367,7 @@ func TestNew(t *testing.T) {
 			cfg := good
 			tt.change(&cfg)
 			_, err := twiliosms.New(cfg)
-			if len(tt.want) == 0 {
-				if err != nil {
-					t.Fatalf("New: %v", err)
-				}
-				return
-			}
-			if err == nil {
-				t.Fatal("New succeeded")
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q, want it to contain %q", err, w)
-				}
-			}
-			if cfg.AuthToken != "" && strings.Contains(err.Error(), cfg.AuthToken) {
-				t.Errorf("error %q holds the auth token", err)
-			}
+			providertest.Problems(t, err, tt.want, cfg.AuthToken)
 		})
 	}
 }
