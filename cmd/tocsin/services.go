@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/services/domains"
+	"github.com/tocsin-alarm/tocsin/services/escalator"
+	"github.com/tocsin-alarm/tocsin/services/failover"
+	"github.com/tocsin-alarm/tocsin/services/notifier"
+	"github.com/tocsin-alarm/tocsin/services/prober"
+	"github.com/tocsin-alarm/tocsin/services/statuspage"
+	"github.com/tocsin-alarm/tocsin/services/verifier"
+)
+
+func chooseServices(list string) ([]string, error) {
+	var chosen []string
+	for s := range strings.SplitSeq(list, ",") {
+		s = strings.TrimSpace(s)
+		if s == "" {
+			continue
+		}
+		if !slices.Contains(services, s) {
+			return nil, fmt.Errorf("unknown service %q (available: %s)", s, strings.Join(services, ", "))
+		}
+		if !slices.Contains(chosen, s) {
+			chosen = append(chosen, s)
+		}
+	}
+	if len(chosen) == 0 {
+		return nil, errors.New("no services to run")
+	}
+	return chosen, nil
+}
+
+// runner runs one service instance until ctx ends.
+type runner = func(ctx context.Context) error
+
+// wiring is what every service is built from: the config, the flags, and
+// the bus, metrics and log the whole process shares.
+type wiring struct {
+	cfg *config.Config
+	f   *runFlags
+	b   *bus.Bus
+	m   *metrics.Metrics
+	log *slog.Logger
+}
+
+// service is one service "tocsin run" can start: its name and how it is
+// built, as instances by name ("verifier", "prober@lon1").
+type service struct {
+	name  string
+	build func(w wiring) (map[string]runner, error)
+}
+
+// table is every service, in start order: the one list that "run",
+// --services and the readiness of each instance are made from.
+var table = []service{
+	{"prober", buildProbers},
+	{"verifier", func(w wiring) (map[string]runner, error) {
+		var opts []verifier.Option
+		if w.f.ackWait > 0 {
+			opts = append(opts, verifier.WithAckWait(w.f.ackWait))
+		}
+		return one("verifier", verifier.New(w.cfg, verifier.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
+	}},
+	{"notifier", func(w wiring) (map[string]runner, error) {
+		var opts []notifier.Option
+		if w.f.ackWait > 0 {
+			opts = append(opts, notifier.WithAckWait(w.f.ackWait))
+		}
+		n, err := notifier.New(w.cfg, notifier.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return one("notifier", n.Run, nil)
+	}},
+	{"escalator", func(w wiring) (map[string]runner, error) {
+		var opts []escalator.Option
+		if w.f.ackWait > 0 {
+			opts = append(opts, escalator.WithAckWait(w.f.ackWait))
+		}
+		e, err := escalator.New(w.cfg, escalator.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...)
+		if err != nil {
+			return nil, err
+		}
+		return one("escalator", e.Run, nil)
+	}},
+	{"failover", func(w wiring) (map[string]runner, error) {
+		var opts []failover.Option
+		if w.f.ackWait > 0 {
+			opts = append(opts, failover.WithAckWait(w.f.ackWait))
+		}
+		return one("failover", failover.New(w.cfg, failover.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
+	}},
+	{"statuspage", func(w wiring) (map[string]runner, error) {
+		return one("statuspage", statuspage.New(w.cfg, statuspage.Deps{Bus: w.b, Notes: w.f.notes, Log: w.log, Listener: w.f.pageListener,
+			StateFile: filepath.Join(w.f.data, "statuspage.json"), Metrics: w.m}).Run, nil)
+	}},
+	{"domains", func(w wiring) (map[string]runner, error) {
+		return one("domains", domains.New(w.cfg, domains.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)
+	}},
+}
+
+// services is the names of the table, in its order.
+var services = func() []string {
+	names := make([]string, len(table))
+	for i, s := range table {
+		names[i] = s.name
+	}
+	return names
+}()
+
+func one(name string, run runner, err error) (map[string]runner, error) {
+	return map[string]runner{name: run}, err
+}
+
+// buildProbers makes a prober for each location of --location (the
+// config's first by default), each checking from its --source-address.
+func buildProbers(w wiring) (map[string]runner, error) {
+	f := w.f
+	list := f.location
+	if list == "" {
+		list = w.cfg.Locations[0]
+	}
+	locs := strings.Split(list, ",")
+	sources := make([]net.IP, len(locs))
+	if f.source != "" {
+		addrs := strings.Split(f.source, ",")
+		if len(addrs) != 1 && len(addrs) != len(locs) {
+			return nil, fmt.Errorf("--source-address has %d addresses for %d locations", len(addrs), len(locs))
+		}
+		for i := range locs {
+			a := strings.TrimSpace(addrs[min(i, len(addrs)-1)])
+			if sources[i] = net.ParseIP(a); sources[i] == nil {
+				return nil, fmt.Errorf("--source-address %q is not an IP address", a)
+			}
+		}
+	}
+	runners := map[string]runner{}
+	for i, loc := range locs {
+		loc = strings.TrimSpace(loc)
+		p, err := prober.New(w.cfg, prober.Options{Location: loc, Concurrency: f.concurrency, Source: sources[i]}, prober.Deps{Bus: w.b, Log: w.log, Metrics: w.m})
+		if err != nil {
+			return nil, err
+		}
+		runners["prober@"+loc] = p.Run
+	}
+	return runners, nil
+}
+
+// buildServices builds the chosen services from the table.
+func buildServices(w wiring, chosen []string) (map[string]runner, error) {
+	runners := map[string]runner{}
+	for _, s := range table {
+		if !slices.Contains(chosen, s.name) {
+			continue
+		}
+		rs, err := s.build(w)
+		if err != nil {
+			return nil, err
+		}
+		maps.Copy(runners, rs)
+	}
+	return runners, nil
+}
