@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,8 +11,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/logbuf"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
 // process is "tocsin run" with some services, in this process, stoppable
@@ -23,7 +28,7 @@ type process struct {
 	args   []string
 	cancel context.CancelFunc
 	done   chan int
-	log    *syncBuffer
+	log    *logbuf.Buffer
 	env    func(string) (string, bool) // the environment it reads; testEnv unless set
 }
 
@@ -63,23 +68,8 @@ func (p *process) stop() {
 
 func (p *process) restart() { p.stop(); p.start() }
 
-// syncBuffer is a buffer that a running tocsin writes to while the test reads it.
-type syncBuffer struct {
-	lockedWriter
-	b bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer {
-	s := &syncBuffer{}
-	s.w = &s.b
-	return s
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// newSyncBuffer is a log a running tocsin writes to while the test reads it.
+func newSyncBuffer() *logbuf.Buffer { return &logbuf.Buffer{} }
 
 const smtpPassword = "e2e-smtp-pa55"
 
@@ -175,9 +165,13 @@ providers:
 			t.Logf("prober log:\n%s\nverifier and notifier log:\n%s", probers.log.String(), judges.log.String())
 		}
 	}()
-	time.Sleep(3 * time.Second) // the website is seen up first
-
 	ctx := context.Background()
+	b := nats.Connect(t, nil)
+	servers, err := b.KV(ctx, events.BucketServers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.Within(t, 30*time.Second, "the website seen up first", func() bool { return stateOf(t, servers, "web1") == events.StateUp })
 	within := func(d time.Duration, cond func([]smtpserver.Message) bool, what string) time.Duration {
 		t.Helper()
 		start := time.Now()
@@ -199,18 +193,18 @@ providers:
 	}
 
 	judges.restart()
-	time.Sleep(3 * time.Second) // time enough for a duplicate to show
+	caughtUp(t, b) // the restarted judges have taken up the outage
 
 	// The recovery, with a restart while the successes are being counted.
 	if err := web.On(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(time.Second)
+	wait.Within(t, 30*time.Second, "a check of the website succeeding", func() bool { return succeeded(t, b, "web1", "lon1") })
 	judges.restart()
 	took = within(20*time.Second, allHave("RESOLVED", 1), "RESOLVED emails")
 	t.Logf("RESOLVED emails arrived %v after the restart during recovery", took.Round(100*time.Millisecond))
 
-	time.Sleep(3 * time.Second) // and once more, time for a duplicate
+	caughtUp(t, b) // and once more, where a duplicate would have shown
 	msgs := mail.Messages()
 	n := countBy(msgs)
 	for _, s := range staff {
@@ -250,4 +244,63 @@ providers:
 			t.Errorf("the log shows a password or an address:\n%s", out)
 		}
 	}
+}
+
+// caughtUp waits until the verifier has judged every probe result stored
+// when caughtUp was called and one more, a check made since, and the notifier has been given every incident
+// event since, with none waiting to be given again: an event that the
+// judgement or a redelivery would send twice has reached the notifier by
+// then. (The notifier holds an incident's events back for its next step,
+// even once resolved, so its consumer is never idle.)
+func caughtUp(t *testing.T, b *bus.Bus) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := b.JS.Stream(ctx, events.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	consumer := func(stream, name string) *jetstream.ConsumerInfo {
+		c, err := b.JS.Consumer(ctx, stream, name)
+		if err != nil {
+			return nil
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return nil
+		}
+		return ci
+	}
+	wait.Within(t, 30*time.Second, "the verifier to judge a check made since", func() bool {
+		ci := consumer(events.StreamResults, "verifier")
+		return ci != nil && ci.AckFloor.Stream > info.State.LastSeq
+	})
+	wait.Within(t, 30*time.Second, "the notifier to be given every incident event", func() bool {
+		ci := consumer(events.StreamEvents, "notifier")
+		return ci != nil && ci.NumPending == 0 && ci.NumRedelivered == 0
+	})
+}
+
+// succeeded reports whether the latest check of server from location
+// succeeded.
+func succeeded(t *testing.T, b *bus.Bus, server, location string) bool {
+	t.Helper()
+	ctx := context.Background()
+	s, err := b.JS.Stream(ctx, events.StreamResults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := events.SubjectProbeResult(server, location)
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		return false
+	}
+	ev, err := events.Decode(subject, m.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev.Data.(*events.ProbeResult).OK
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // oneBoxConfig writes the config of a one-box tocsin watching one server on
@@ -48,7 +49,7 @@ func startOneBox(t *testing.T, config string, extra ...string) (p *process, data
 	data = filepath.Join(t.TempDir(), "data")
 	args := append([]string{"run", "--config", config, "--data", data, "--services", "verifier", "--shutdown-timeout", "10s"}, extra...)
 	p = startProcess(t, args...)
-	waitFor(t, 30*time.Second, "tocsin run to start", func() bool { return strings.Contains(p.log.String(), "tocsin running") })
+	wait.Within(t, 30*time.Second, "tocsin run to start", func() bool { return strings.Contains(p.log.String(), "tocsin running") })
 	return p, data
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -69,13 +70,13 @@ statuspage: {listen: "%s"}
 		body, _ := io.ReadAll(resp.Body)
 		return strings.Contains(string(body), `"name":"Websites","status":"major_outage"`)
 	}
-	waitFor(t, 10*time.Second, "the outage on the page", websitesDown)
+	wait.Within(t, 10*time.Second, "the outage on the page", websitesDown)
 
 	p.stop()
 	ns.NS.Shutdown() // the main site is gone
 	ns.NS.WaitForShutdown()
 	p.start()
-	waitFor(t, 10*time.Second, "the restarted page to serve the saved outage", websitesDown)
+	wait.Within(t, 10*time.Second, "the restarted page to serve the saved outage", websitesDown)
 	resp, err := http.Get(page + "/")
 	if err != nil {
 		t.Fatal(err)
@@ -84,16 +85,5 @@ statuspage: {listen: "%s"}
 	resp.Body.Close()
 	if !strings.Contains(string(html), "lost its link to the monitoring system") {
 		t.Errorf("the restarted page does not say its state may be out of date:\n%s", html)
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", d, what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // TestOperability runs three probers (nyc1 cannot reach anything) and a
@@ -50,7 +51,7 @@ func TestOperability(t *testing.T) {
 	// server is.
 	var found []string
 	adminAddr := ""
-	for attempt := 0; ; attempt++ {
+	wait.Within(t, time.Minute, "discovery to find every service", func() bool {
 		found = found[:0]
 		for _, ping := range discoverAll[micro.Ping](t, nc, "$SRV.PING") {
 			if strings.HasPrefix(ping.Name, "tocsin-") {
@@ -58,14 +59,8 @@ func TestOperability(t *testing.T) {
 				adminAddr = ping.Metadata["admin"]
 			}
 		}
-		if len(found) >= 4 {
-			break
-		}
-		if attempt == 50 {
-			t.Fatalf("discovery found only %q", found)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(found) >= 4
+	})
 	slices.Sort(found)
 	want := []string{"tocsin-prober prober ams1", "tocsin-prober prober lon1", "tocsin-prober prober nyc1", "tocsin-verifier verifier "}
 	if !slices.Equal(found, want) {
@@ -76,7 +71,7 @@ func TestOperability(t *testing.T) {
 	}
 	base := "http://" + adminAddr
 
-	waitUntil(t, "the process is ready", func() bool {
+	wait.Within(t, 2*time.Minute, "the process is ready", func() bool {
 		code, _ := httpGet(t, base+"/readyz")
 		return code == http.StatusOK
 	})
@@ -90,7 +85,7 @@ func TestOperability(t *testing.T) {
 
 	// nyc1 cannot reach anything: its failures are false alarms.
 	var fams map[string]*dto.MetricFamily
-	waitUntil(t, "a false alarm is counted", func() bool {
+	wait.Within(t, 2*time.Minute, "a false alarm is counted", func() bool {
 		fams = scrapeMetrics(t, base)
 		return sample(fams, "tocsin_false_alarms_total") >= 1
 	})
@@ -108,7 +103,7 @@ func TestOperability(t *testing.T) {
 	broken.Store("s1")
 	// The incident is counted as it opens, the confirmation once the
 	// server's record is written, a moment later.
-	waitUntil(t, "the outage is confirmed", func() bool {
+	wait.Within(t, 2*time.Minute, "the outage is confirmed", func() bool {
 		fams = scrapeMetrics(t, base)
 		return sample(fams, "tocsin_incidents_total", "event", "opened") >= 1 && sample(fams, "tocsin_verifications_total", "stage", "confirmed") >= 1
 	})
@@ -151,23 +146,12 @@ func TestOperability(t *testing.T) {
 	// A second verifier stands by; tocsin status says which one works.
 	startProcess(t, "run", "--config", cfgFile, "--nats", ns.URL, "--shutdown-timeout", "10s", "--services", "verifier")
 	var report string
-	waitUntil(t, "tocsin status shows an active verifier and a standby", func() bool {
+	wait.Within(t, 2*time.Minute, "tocsin status shows an active verifier and a standby", func() bool {
 		_, report, _ = runStatus(t, "--nats", ns.URL, "--config", cfgFile)
 		return regexp.MustCompile(`\n  verifier +ready, active`).MatchString(report) && regexp.MustCompile(`\n  verifier +ready, standby`).MatchString(report)
 	})
 	if strings.Contains(report, "is active") {
 		t.Errorf("with a verifier active, tocsin status says:\n%s", report)
-	}
-}
-
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited two minutes for %s", what)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -442,21 +443,25 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 			body, _ := io.ReadAll(resp.Body)
 			return strings.Contains(string(body), `"name":`) && strings.Contains(string(body), "Websites")
 		}
-		waitFor(t, 15*time.Second, "the status page to come up", func() bool {
+		wait.Within(t, 15*time.Second, "the status page to come up", func() bool {
 			resp, err := http.Get(page + "/api/v2/summary.json")
 			if err == nil {
 				resp.Body.Close()
 			}
 			return err == nil
 		})
-		time.Sleep(3 * time.Second) // the website is seen up first
+		servers, err := d.connect(t, "admin").KV(ctx, events.BucketServers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wait.Within(t, 30*time.Second, "the website seen up first", func() bool { return stateOf(t, servers, "web1") == events.StateUp })
 		web.Off()
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 		if _, err := mail.WaitFor(wctx, allHave("DOWN", 1)); err != nil {
 			t.Fatalf("no DOWN email: %v", err)
 		}
-		waitFor(t, 20*time.Second, "the incident on the status page", webDown)
+		wait.Within(t, 20*time.Second, "the incident on the status page", webDown)
 		// Staff post an update through the status page's admin API, which
 		// writes with the staff user: the status page's own only reads.
 		var unresolved struct {
@@ -477,7 +482,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 				t.Errorf("post an update: %s %s", resp.Status, body)
 			}
 		}
-		waitFor(t, 20*time.Second, "the staff's update on the status page", func() bool {
+		wait.Within(t, 20*time.Second, "the staff's update on the status page", func() bool {
 			_, body := httpGet(t, page+"/api/v2/incidents/unresolved.json")
 			return strings.Contains(body, "A disk failed; it is being replaced.")
 		})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -38,7 +39,7 @@ func TestTakeOverFlag(t *testing.T) {
 	var got time.Duration
 	// The verifier makes its consumer once it has started: after the
 	// streams are ready, which takes a while on a loaded machine.
-	waitFor(t, time.Minute, "the verifier's consumer", func() bool {
+	wait.Within(t, time.Minute, "the verifier's consumer", func() bool {
 		c, err := b.JS.Consumer(ctx, events.StreamResults, "verifier")
 		if err == nil {
 			got = c.CachedInfo().Config.PinnedTTL

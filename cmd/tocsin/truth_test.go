@@ -22,6 +22,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -149,12 +150,12 @@ escalation: {datacentre_after: 1s, social_after: %s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "both servers seen up", func() bool {
+	wait.Within(t, 30*time.Second, "both servers seen up", func() bool {
 		return stateOf(t, servers, "mx1") == events.StateUp && stateOf(t, servers, "mx2") == events.StateUp
 	})
 
 	mx1.Off()
-	waitFor(t, 30*time.Second, "the first page on both phones", func() bool {
+	wait.Within(t, 30*time.Second, "the first page on both phones", func() bool {
 		return len(smsTo(pr.sms, alicePhone)) == 1 && len(smsTo(pr.sms, bobPhone)) == 1
 	})
 	for _, m := range pr.sms.Messages() {
@@ -164,7 +165,7 @@ escalation: {datacentre_after: 1s, social_after: %s}
 	}
 	// The datacentre hears of it once staff were paged: its email is the
 	// moment to take the second server away, the public not yet told.
-	waitFor(t, 30*time.Second, "the datacentre's ticket", func() bool {
+	wait.Within(t, 30*time.Second, "the datacentre's ticket", func() bool {
 		for _, m := range pr.mail.Messages() {
 			if m.To[0] == "noc@dc1.example" {
 				return true
@@ -178,7 +179,7 @@ escalation: {datacentre_after: 1s, social_after: %s}
 
 	boxDown := time.Now()
 	mx2.Off()
-	waitFor(t, 30*time.Second, "NOW DOWN on both phones", func() bool {
+	wait.Within(t, 30*time.Second, "NOW DOWN on both phones", func() bool {
 		return len(smsTo(pr.sms, alicePhone)) == 2 && len(smsTo(pr.sms, bobPhone)) == 2
 	})
 	var lastPage time.Time
@@ -196,7 +197,7 @@ escalation: {datacentre_after: 1s, social_after: %s}
 		t.Errorf("%d public posts before both phones heard the box was down", n)
 	}
 
-	waitFor(t, 30*time.Second, "the posts to X and Facebook", func() bool { return len(pr.x.Posts()) == 1 && len(pr.fb.Posts()) == 1 })
+	wait.Within(t, 30*time.Second, "the posts to X and Facebook", func() bool { return len(pr.x.Posts()) == 1 && len(pr.fb.Posts()) == 1 })
 	for _, at := range []time.Time{pr.x.Posts()[0].Received, pr.fb.Posts()[0].Received} {
 		if at.Before(lastPage) {
 			t.Errorf("posted at %s, before the last page at %s", at.Format(time.StampMilli), lastPage.Format(time.StampMilli))
@@ -212,7 +213,7 @@ escalation: {datacentre_after: 1s, social_after: %s}
 	if err := mx2.On(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "the resolution on both phones", func() bool {
+	wait.Within(t, 30*time.Second, "the resolution on both phones", func() bool {
 		return len(smsTo(pr.sms, alicePhone)) == 3 && len(smsTo(pr.sms, bobPhone)) == 3
 	})
 	for _, phone := range []string{alicePhone, bobPhone} {
@@ -341,7 +342,7 @@ statuspage: {listen: %q}
 		}
 		return n
 	}
-	waitFor(t, 30*time.Second, "the warning emails", func() bool { return warnings("alice@example.net") == 1 && warnings("bob@example.net") == 1 })
+	wait.Within(t, 30*time.Second, "the warning emails", func() bool { return warnings("alice@example.net") == 1 && warnings("bob@example.net") == 1 })
 	for _, m := range pr.mail.Messages() {
 		if !strings.Contains(m.Subject, "web1 (Websites): certificate expires in") || !strings.Contains(m.Text, "Every server still works") {
 			t.Errorf("warning email %q:\n%s", m.Subject, m.Text)
@@ -372,7 +373,7 @@ statuspage: {listen: %q}
 	}
 	// Then the verifier has judged them once nothing of the results is
 	// pending or unacknowledged for it.
-	waitFor(t, 30*time.Second, "the results judged", func() bool {
+	wait.Within(t, 30*time.Second, "the results judged", func() bool {
 		info, err := watch.JS.Consumer(context.Background(), events.StreamResults, "verifier")
 		if err != nil {
 			return false

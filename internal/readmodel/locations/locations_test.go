@@ -34,8 +34,7 @@ func TestLiveAt(t *testing.T) {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	before := time.Now()
-	time.Sleep(10 * time.Millisecond)
+	before := time.Now().Add(-time.Millisecond) // strictly before any heartbeat
 
 	// lon1 beats once and falls silent, as a crashed prober does; ams1 beats
 	// until it withdraws.
@@ -50,6 +49,16 @@ func TestLiveAt(t *testing.T) {
 	}()
 	wait.For(t, "ams1 and lon1 live", func() bool { return slices.Equal(live.List(), []string{"ams1", "lon1"}) })
 	during := time.Now()
+	// A second beat of ams1 means its first write has returned: cancelled
+	// before that, Announce reports the write it could not finish.
+	first, err := kv.Get(ctx, "ams1.b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, "a second beat of ams1", func() bool {
+		e, err := kv.Get(ctx, "ams1.b")
+		return err == nil && e.Revision() > first.Revision()
+	})
 
 	stopAms()
 	if err := <-done; err != nil {

@@ -13,6 +13,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -127,7 +128,7 @@ maintenance:
 	if got, want := strings.Join(announced(t, b), "; "), "set Kernel upgrade public; set  internal; ended by config; set Kernel and firmware upgrade public"; got != want {
 		t.Errorf("announced %q, want %q", got, want)
 	}
-	waitFor(t, func() bool {
+	wait.Within(t, 5*time.Second, "the config's windows replaced in the watch", func() bool {
 		return ws.At("web1", at(3, 31)) == "" && ws.At("mx1", at(3, 31)) == "Kernel and firmware upgrade"
 	})
 }
@@ -158,7 +159,7 @@ func TestRunTimeWindows(t *testing.T) {
 	if err := s.Start(ctx, w); err == nil || !strings.Contains(err.Error(), "exists already") {
 		t.Errorf("starting the same window twice: %v", err)
 	}
-	waitFor(t, func() bool { return ws.At("web1", now.Add(time.Minute)) == "Disk swap" })
+	wait.Within(t, 5*time.Second, "the window started in the watch", func() bool { return ws.At("web1", now.Add(time.Minute)) == "Disk swap" })
 
 	// A window not begun yet is withdrawn; one under way ends now.
 	later, err := Window(cfg, NewID(now, []byte{5, 6, 7, 8}), []string{"mx1", "mx2"}, now.Add(2*time.Hour), now.Add(3*time.Hour), "", "bob")
@@ -180,7 +181,7 @@ func TestRunTimeWindows(t *testing.T) {
 	if _, err := s.End(ctx, w.Maintenance, "alice", now.Add(11*time.Minute)); err == nil {
 		t.Error("a window ended twice")
 	}
-	waitFor(t, func() bool {
+	wait.Within(t, 5*time.Second, "both windows ended in the watch", func() bool {
 		return ws.At("web1", now.Add(9*time.Minute)) == "Disk swap" && ws.At("web1", now.Add(10*time.Minute)) == "" && ws.At("mx1", now.Add(150*time.Minute)) == ""
 	})
 	list, err := s.List(ctx)
@@ -192,14 +193,5 @@ func TestRunTimeWindows(t *testing.T) {
 	}
 	if got, want := strings.Join(announced(t, b), "; "), "set Disk swap internal; set  public; ended by bob; ended by alice"; got != want {
 		t.Errorf("announced %q, want %q", got, want)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met in 5s")
-		}
 	}
 }
