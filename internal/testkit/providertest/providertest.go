@@ -383,3 +383,16 @@ func New[C, A any](t *testing.T, mk func(C) (A, error), cfg C) A {
 	}
 	return a
 }
+
+// RefusedBeforeSending checks what an adapter says of a message it will
+// not send: a permanent refusal, with no provider's answer, that says
+// want.
+func RefusedBeforeSending(t *testing.T, err error, want string) {
+	t.Helper()
+	if p := provider(t, err); p.Retry || p.Status != 0 || !bus.IsPermanent(err) {
+		t.Errorf("got %v, want a permanent refusal before sending", err)
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q, want %q", err, want)
+	}
+}

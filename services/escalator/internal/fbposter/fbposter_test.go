@@ -300,13 +300,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := tt.call()
-			if e := callError(t, err); e.Retry || e.Status != 0 || !bus.IsPermanent(err) {
-				t.Errorf("got %v, want permanent", err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q, want %q", err, tt.want)
-			}
+			providertest.RefusedBeforeSending(t, tt.call(), tt.want)
 		})
 	}
 	if n := len(s.Attempts()); n != 0 {

@@ -263,12 +263,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := p.Post(ctx(t), tt.text, tt.replyTo)
-			if e := postError(t, err); e.Retry || e.Status != 0 || !bus.IsPermanent(err) {
-				t.Errorf("got %v, want permanent", err)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("error %q, want %q", err, tt.want)
-			}
+			providertest.RefusedBeforeSending(t, err, tt.want)
 		})
 	}
 	if n := len(s.Attempts()); n != 0 {

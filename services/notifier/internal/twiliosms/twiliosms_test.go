@@ -293,12 +293,7 @@ func TestRefusedBeforeSending(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := snd.Send(ctx(t), tt.to, tt.body)
-			if e := sendError(t, err); e.Retry || !bus.IsPermanent(err) {
-				t.Errorf("got %v, want permanent", err)
-			}
-			if !strings.Contains(err.Error(), tt.text) {
-				t.Errorf("error %q, want %q", err, tt.text)
-			}
+			providertest.RefusedBeforeSending(t, err, tt.text)
 			if strings.Contains(err.Error(), "7700900001") || strings.Contains(err.Error(), "7700 900001") {
 				t.Errorf("error %q holds the number", err)
 			}
