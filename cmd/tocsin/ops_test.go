@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"regexp"
 	"slices"
@@ -14,10 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/admintest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
@@ -53,7 +49,7 @@ func TestOperability(t *testing.T) {
 	adminAddr := ""
 	wait.Within(t, time.Minute, "discovery to find every service", func() bool {
 		found = found[:0]
-		for _, ping := range discoverAll[micro.Ping](t, nc, "$SRV.PING") {
+		for _, ping := range admintest.Discover[micro.Ping](t, nc, "$SRV.PING", 0) {
 			if strings.HasPrefix(ping.Name, "tocsin-") {
 				found = append(found, ping.Name+" "+ping.Metadata["service"]+" "+ping.Metadata["location"])
 				adminAddr = ping.Metadata["admin"]
@@ -75,7 +71,7 @@ func TestOperability(t *testing.T) {
 		code, _ := httpGet(t, base+"/readyz")
 		return code == http.StatusOK
 	})
-	st := askStatus(t, nc, "verifier")
+	st := admintest.Status(t, nc, "verifier")
 	if st.Service != "verifier" || !st.Ready || st.Detail != "ready" {
 		t.Errorf("verifier status %+v, want ready", st)
 	}
@@ -155,102 +151,9 @@ func TestOperability(t *testing.T) {
 	}
 }
 
-func httpGet(t *testing.T, url string) (int, string) {
-	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
-func scrapeMetrics(t *testing.T, base string) map[string]*dto.MetricFamily {
-	t.Helper()
-	code, body := httpGet(t, base+"/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics is not Prometheus text: %v", err)
-	}
-	return fams
-}
-
-// sample sums the samples of a family whose labels include the given
-// name, value pairs (a histogram counts its observations); -1 when there
-// is none.
-func sample(fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
-	f, ok := fams[name]
-	if !ok {
-		return -1
-	}
-	sum, seen := 0.0, false
-	for _, s := range f.GetMetric() {
-		have := map[string]string{}
-		for _, l := range s.GetLabel() {
-			have[l.GetName()] = l.GetValue()
-		}
-		match := true
-		for i := 0; i+1 < len(labels); i += 2 {
-			if have[labels[i]] != labels[i+1] {
-				match = false
-			}
-		}
-		if !match {
-			continue
-		}
-		seen = true
-		switch {
-		case s.Counter != nil:
-			sum += s.GetCounter().GetValue()
-		case s.Gauge != nil:
-			sum += s.GetGauge().GetValue()
-		case s.Histogram != nil:
-			sum += float64(s.GetHistogram().GetSampleCount())
-		}
-	}
-	if !seen {
-		return -1
-	}
-	return sum
-}
-
-func askStatus(t *testing.T, nc *nats.Conn, service string) admin.Status {
-	t.Helper()
-	msg, err := nc.Request(admin.StatusSubject(service), nil, 10*time.Second)
-	if err != nil {
-		t.Fatalf("status of %s: %v", service, err)
-	}
-	var st admin.Status
-	if err := json.Unmarshal(msg.Data, &st); err != nil {
-		t.Fatalf("status of %s: %v in %s", service, err, msg.Data)
-	}
-	return st
-}
-
-// discoverAll sends a micro discovery request and decodes what answers
-// within a second.
-func discoverAll[T any](t *testing.T, nc *nats.Conn, subject string) []T {
-	t.Helper()
-	msgs, err := admin.Ask(context.Background(), nc, []string{subject}, time.Second, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []T
-	for _, m := range msgs {
-		var v T
-		if err := json.Unmarshal(m.Data, &v); err != nil {
-			t.Fatalf("%s: %v in %s", subject, err, m.Data)
-		}
-		got = append(got, v)
-	}
-	return got
-}
+// The demo's test reads the admin server as these do.
+var (
+	httpGet       = admintest.Get
+	scrapeMetrics = admintest.Metrics
+	sample        = admintest.Sample
+)

@@ -16,14 +16,13 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/admintest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/services/verifier"
 )
 
@@ -46,50 +45,17 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	return cfg
 }
 
-// get fetches path from the admin server at base.
-func get(t *testing.T, base, path string) (int, string) {
+// answers waits, for at most a minute, until path answers code, and
+// returns what it said.
+func answers(t *testing.T, base, path string, code int) string {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second}
-	resp, err := c.Get(base + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, string(b)
-}
-
-// waitFor asks path until it answers code, for at most a minute.
-func waitFor(t *testing.T, base, path string, code int) string {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		got, body := get(t, base, path)
-		if got == code {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s answered %d %q for a minute, want %d", path, got, body, code)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func scrape(t *testing.T, base string) map[string]*dto.MetricFamily {
-	t.Helper()
-	code, body := get(t, base, "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(body))
-	if err != nil {
-		t.Fatalf("/metrics is not Prometheus text: %v", err)
-	}
-	return fams
+	var body string
+	wait.Within(t, time.Minute, fmt.Sprintf("%s to answer %d", path, code), func() bool {
+		var got int
+		got, body = admintest.Get(t, base+path)
+		return got == code
+	})
+	return body
 }
 
 // TestReadiness: the process is not ready until its verifier has set up
@@ -103,10 +69,10 @@ func TestReadiness(t *testing.T) {
 	hs := httptest.NewServer(admin.New(m, b.NC, []string{"verifier"}, discard()).Handler())
 	defer hs.Close()
 
-	if code, _ := get(t, hs.URL, "/healthz"); code != http.StatusOK {
+	if code, _ := admintest.Get(t, hs.URL+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz before the verifier runs: %d, want 200", code)
 	}
-	code, body := get(t, hs.URL, "/readyz")
+	code, body := admintest.Get(t, hs.URL+"/readyz")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "verifier: consumer verifier not set up") {
 		t.Errorf("/readyz before the verifier runs: %d %q, want 503 saying the verifier's consumer is missing", code, body)
 	}
@@ -122,11 +88,11 @@ func TestReadiness(t *testing.T) {
 			t.Error("the verifier did not stop")
 		}
 	}()
-	if body := waitFor(t, hs.URL, "/readyz", http.StatusOK); strings.TrimSpace(body) != "ready" {
+	if body := answers(t, hs.URL, "/readyz", http.StatusOK); strings.TrimSpace(body) != "ready" {
 		t.Errorf("/readyz when ready says %q", body)
 	}
-	fams := scrape(t, hs.URL)
-	if got := gauge(fams["tocsin_service_ready"], "service", "verifier"); got != 1 {
+	fams := admintest.Metrics(t, hs.URL)
+	if got := admintest.Sample(fams, "tocsin_service_ready", "service", "verifier"); got != 1 {
 		t.Errorf("tocsin_service_ready{service=verifier} = %v, want 1", got)
 	}
 	if fams["go_goroutines"] == nil || fams["process_cpu_seconds_total"] == nil {
@@ -134,33 +100,13 @@ func TestReadiness(t *testing.T) {
 	}
 
 	srv.NS.Shutdown()
-	body = waitFor(t, hs.URL, "/readyz", http.StatusServiceUnavailable)
+	body = answers(t, hs.URL, "/readyz", http.StatusServiceUnavailable)
 	if !strings.Contains(body, "nats: ") {
 		t.Errorf("/readyz without NATS says %q, want a line about nats", body)
 	}
-	if code, _ := get(t, hs.URL, "/healthz"); code != http.StatusOK {
+	if code, _ := admintest.Get(t, hs.URL+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz without NATS: %d, want 200 (the process still runs)", code)
 	}
-}
-
-// gauge is the value of the sample of f whose label is value; -1 if none.
-func gauge(f *dto.MetricFamily, label, value string) float64 {
-	if f == nil {
-		return -1
-	}
-	for _, s := range f.GetMetric() {
-		for _, l := range s.GetLabel() {
-			if l.GetName() == label && l.GetValue() == value {
-				switch {
-				case s.Gauge != nil:
-					return s.GetGauge().GetValue()
-				case s.Counter != nil:
-					return s.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return -1
 }
 
 // TestServe: the admin server serves on its listener until its context
@@ -176,14 +122,14 @@ func TestServe(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx, ln, 5*time.Second) }()
 	base := "http://" + ln.Addr().String()
-	if code, body := get(t, base, "/readyz"); code != http.StatusOK {
+	if code, body := admintest.Get(t, base+"/readyz"); code != http.StatusOK {
 		t.Errorf("/readyz: %d %q, want 200", code, body)
 	}
 	srv.Stopping()
-	if code, body := get(t, base, "/readyz"); code != http.StatusServiceUnavailable || strings.TrimSpace(body) != "shutting down" {
+	if code, body := admintest.Get(t, base+"/readyz"); code != http.StatusServiceUnavailable || strings.TrimSpace(body) != "shutting down" {
 		t.Errorf("/readyz while stopping: %d %q, want 503 shutting down", code, body)
 	}
-	if code, _ := get(t, base, "/healthz"); code != http.StatusOK {
+	if code, _ := admintest.Get(t, base+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz while stopping: %d, want 200", code)
 	}
 	cancel()
@@ -231,7 +177,7 @@ func TestMicro(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	pings := discover[micro.Ping](t, nc, "$SRV.PING", 3)
+	pings := admintest.Discover[micro.Ping](t, nc, "$SRV.PING", 3)
 	var found []string
 	for _, p := range pings {
 		found = append(found, p.Name+" "+p.Metadata["service"]+" "+p.Metadata["location"]+" "+p.Metadata["admin"]+" "+p.Version)
@@ -246,12 +192,12 @@ func TestMicro(t *testing.T) {
 		t.Errorf("$SRV.PING found\n%q\nwant\n%q", found, want)
 	}
 
-	infos := discover[micro.Info](t, nc, "$SRV.INFO.tocsin-verifier", 1)
+	infos := admintest.Discover[micro.Info](t, nc, "$SRV.INFO.tocsin-verifier", 1)
 	if eps := infos[0].Endpoints; len(eps) != 1 || eps[0].Name != "status" || eps[0].Subject != "tocsin.status.verifier" || eps[0].QueueGroup != "" {
 		t.Errorf("verifier endpoints %+v, want status on tocsin.status.verifier, answered by every instance (no queue group)", eps)
 	}
 
-	st := status(t, nc, "verifier")
+	st := admintest.Status(t, nc, "verifier")
 	want0 := admin.Status{ID: infos[0].ID, Service: "verifier", Ready: false, Started: "2026-11-21T02:14:00Z", Detail: "verifier: consumer verifier not set up"}
 	if st != want0 {
 		t.Errorf("verifier status %+v, want %+v", st, want0)
@@ -281,7 +227,7 @@ func TestMicro(t *testing.T) {
 		ids[p.Metadata["location"]] = p.ID
 	}
 	var answered []string
-	for _, st := range discover[admin.Status](t, nc, admin.StatusSubject("prober"), 2) {
+	for _, st := range admintest.Discover[admin.Status](t, nc, admin.StatusSubject("prober"), 2) {
 		if st.Service != "prober" || st.ID != ids[st.Location] || st.Ready != (st.Location == "lon1") {
 			t.Errorf("prober status %+v; ids by location %v", st, ids)
 		}
@@ -297,51 +243,10 @@ func TestMicro(t *testing.T) {
 		}
 	}
 	// Stop drains its subscriptions: gone once the server has them back.
-	for attempt := 0; ; attempt++ {
-		pings := discover[micro.Ping](t, nc, "$SRV.PING", 0)
-		if !slices.ContainsFunc(pings, func(p micro.Ping) bool { return p.Name == "tocsin-verifier" }) {
-			break
-		}
-		if attempt == 20 {
-			t.Fatal("a stopped verifier is still found")
-		}
-	}
-}
-
-func status(t *testing.T, nc *nats.Conn, service string) admin.Status {
-	t.Helper()
-	msg, err := nc.Request(admin.StatusSubject(service), nil, 10*time.Second)
-	if err != nil {
-		t.Fatalf("status of %s: %v", service, err)
-	}
-	var st admin.Status
-	if err := json.Unmarshal(msg.Data, &st); err != nil {
-		t.Fatalf("status of %s: %v in %s", service, err, msg.Data)
-	}
-	return st
-}
-
-// discover sends a request as `tocsin status` does and decodes the
-// answers: want of them, or, with want 0, all that come within a second.
-func discover[T any](t *testing.T, nc *nats.Conn, subject string, want int) []T {
-	t.Helper()
-	wait := 10 * time.Second
-	if want == 0 {
-		wait = time.Second
-	}
-	msgs, err := admin.Ask(context.Background(), nc, []string{subject}, wait, want)
-	if err != nil || len(msgs) < want {
-		t.Fatalf("%s: %d answers, want %d: %v", subject, len(msgs), want, err)
-	}
-	var got []T
-	for _, m := range msgs {
-		var v T
-		if err := json.Unmarshal(m.Data, &v); err != nil {
-			t.Fatalf("%s: %v in %s", subject, err, m.Data)
-		}
-		got = append(got, v)
-	}
-	return got
+	wait.Within(t, 30*time.Second, "a stopped verifier gone from discovery", func() bool {
+		pings := admintest.Discover[micro.Ping](t, nc, "$SRV.PING", 0)
+		return !slices.ContainsFunc(pings, func(p micro.Ping) bool { return p.Name == "tocsin-verifier" })
+	})
 }
 
 func listen(t *testing.T) net.Listener {
