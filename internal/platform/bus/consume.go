@@ -23,8 +23,8 @@ import (
 // Handler handles one decoded event. Returning nil acknowledges it; an error
 // marked Permanent sets it aside in the dead-letter stream; any other error
 // has it delivered again after a back-off, or after the provider's
-// Retry-After when the error holds a ProviderError that gives one. A handler must be idempotent: a
-// message may arrive more than once.
+// Retry-After when the error holds a ProviderError that gives one. A
+// handler must be idempotent: a message may arrive more than once.
 type Handler func(ctx context.Context, ev events.Event) error
 
 // Permanent marks an error that retrying cannot fix: a malformed event, a
