@@ -3,7 +3,6 @@ package admin
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/slowconn"
 )
 
 // The admin port as someone on the same network sees it: connections that
@@ -56,20 +56,6 @@ func dial(t *testing.T, addr string) net.Conn {
 	return c
 }
 
-// closedByServer waits, at most within, for the server to close c, and
-// fails the test if it does not.
-func closedByServer(t *testing.T, c net.Conn, within time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	c.SetReadDeadline(start.Add(within))
-	_, err := io.Copy(io.Discard, c)
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("the connection is still open after %s", within)
-	}
-	return time.Since(start)
-}
-
 var short = httpguard.Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}
 
 // TestAdminSlowHeadersCut: a client sending its headers a byte at a time
@@ -77,20 +63,8 @@ var short = httpguard.Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTime
 func TestAdminSlowHeadersCut(t *testing.T) {
 	c := dial(t, serve(t, &short))
 	request := "GET /metrics HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
-	sent := make(chan int, 1)
-	go func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		n := 0
-		for ; n < len(request); n++ {
-			if _, err := c.Write([]byte{request[n]}); err != nil {
-				break
-			}
-			<-tick.C
-		}
-		sent <- n
-	}()
-	closedByServer(t, c, 10*time.Second)
+	sent := slowconn.Trickle(c, request)
+	slowconn.ClosedByServer(t, c, 10*time.Second)
 	if n := <-sent; n >= len(request) {
 		t.Error("the whole request went through, byte by byte")
 	}
@@ -110,7 +84,7 @@ func TestAdminIdleConnectionClosed(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Close {
 		t.Fatalf("/healthz: %d, close %v", resp.StatusCode, resp.Close)
 	}
-	if took := closedByServer(t, c, 10*time.Second); took < short.IdleTimeout/2 {
+	if took := slowconn.ClosedByServer(t, c, 10*time.Second); took < short.IdleTimeout/2 {
 		t.Errorf("closed after %s, before the idle timeout", took)
 	}
 }
