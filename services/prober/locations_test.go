@@ -19,6 +19,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/prober/internal/schedule"
 )
@@ -73,18 +74,76 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for len(watch.List()) < 3 {
-		time.Sleep(20 * time.Millisecond)
+	wait.For(t, "all three locations announced", func() bool { return len(watch.List()) == 3 })
+
+	// Results as they are stored: the test goes on when what it waits for
+	// has been checked, not after a guessed time.
+	var mu sync.Mutex
+	checked := map[string]map[int64]string{} // server → slot → location
+	rc, err := srv.Connect(t, log).JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	cc, err := rc.Consume(func(m jetstream.Msg) {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			return // the final read below reports it
+		}
+		r := ev.Data.(*events.ProbeResult)
+		slot, _ := strconv.ParseInt(r.Task[strings.LastIndexByte(r.Task, '/')+1:], 10, 64)
+		mu.Lock()
+		defer mu.Unlock()
+		if checked[r.Server] == nil {
+			checked[r.Server] = map[int64]string{}
+		}
+		checked[r.Server][slot] = r.Location
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	// every says whether each server was checked in every slot due from
+	// from on, up to n of them, and by which locations.
+	every := func(from time.Time, n int64) (bool, map[string]bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		by := map[string]bool{}
+		for _, s := range servers {
+			off := schedule.Offset(s, interval)
+			first, due := schedule.SlotAt(from, interval, off)
+			if due.Before(from) {
+				first++
+			}
+			for slot := first; slot < first+n; slot++ {
+				loc, ok := checked[s][slot]
+				if !ok {
+					return false, by
+				}
+				by[loc] = true
+			}
+		}
+		return true, by
+	}
+
+	// Every location takes its share of two rounds once the probers have
+	// agreed on their rotation.
 	started := time.Now()
-	time.Sleep(8 * time.Second)
+	wait.For(t, "two rounds checked from all three locations", func() bool {
+		ok, by := every(started.Add(interval), 2)
+		return ok && len(by) == 3
+	})
 
 	// nyc1 dies: its connection is cut before it can withdraw its heartbeat.
 	stopped := time.Now()
 	probers["nyc1"].b.NC.Close()
 	probers["nyc1"].cancel()
 	<-probers["nyc1"].done
-	time.Sleep(12 * time.Second)
+	// Within an interval its share moves: two rounds after that are
+	// checked from the two others.
+	wait.For(t, "two rounds checked after nyc1's share moved", func() bool {
+		ok, _ := every(stopped.Add(interval), 2)
+		return ok
+	})
 	end := time.Now()
 	for _, loc := range []string{"lon1", "ams1"} {
 		probers[loc].cancel()
@@ -107,7 +166,6 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 		slot     int64
 		location string
 	}
-	var mu sync.Mutex
 	bySlot := map[string]map[int64][]string{}
 	for m := range batch.Messages() {
 		ev, err := events.Decode(m.Subject(), m.Data())
@@ -116,12 +174,10 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 		}
 		r := ev.Data.(*events.ProbeResult)
 		slot, _ := strconv.ParseInt(r.Task[strings.LastIndexByte(r.Task, '/')+1:], 10, 64)
-		mu.Lock()
 		if bySlot[r.Server] == nil {
 			bySlot[r.Server] = map[int64][]string{}
 		}
 		bySlot[r.Server][slot] = append(bySlot[r.Server][slot], r.Location)
-		mu.Unlock()
 	}
 
 	from := map[string]int{}

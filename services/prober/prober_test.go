@@ -52,6 +52,8 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 		}
 		go func() { done <- p.Run(ctx) }()
 	}
+	// The checks are counted over a window of 4.5s: the time is the
+	// subject, so it is slept, not waited for.
 	time.Sleep(4500 * time.Millisecond)
 	cancel()
 	for range 2 {
