@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // serve serves each page at its path, HTML unless the path ends in .js,
@@ -359,17 +361,15 @@ new Image().src = "http://status.localhost:" + location.port + "/dot.png";
 		// The timer's exception and the network's errors come after the
 		// load event that Navigate waits for.
 		var errs, missing []string
-		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(25 * time.Millisecond) {
+		wait.Until(context.Background(), 5*time.Second, func() bool {
 			errs, missing = p.Errors(), nil
 			for _, w := range want {
 				if !slices.Contains(errs, w) {
 					missing = append(missing, w)
 				}
 			}
-			if len(missing) == 0 || time.Now().After(deadline) {
-				break
-			}
-		}
+			return len(missing) == 0
+		})
 		for _, m := range missing {
 			t.Errorf("Errors lacks %q; got:\n%s", m, strings.Join(errs, "\n"))
 		}

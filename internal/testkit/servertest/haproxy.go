@@ -1,6 +1,7 @@
 package servertest
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // HAProxy is an HAProxy load balancer on loopback: an HTTP frontend in
@@ -100,17 +103,16 @@ backend %s
 	h.proc.run(t, bin, "-c", "-q", "-f", cfg)
 	// -db: stay in the foreground, no daemon, no master process.
 	h.proc.serve(t, syscall.SIGTERM, nil, []string{h.Addr}, bin, "-db", "-f", cfg)
-	deadline := time.Now().Add(startTimeout)
-	for {
-		c, err := net.DialTimeout("unix", h.Socket, time.Second)
-		if err == nil {
-			c.Close()
-			break
+	var err error
+	if !wait.Until(context.Background(), startTimeout, func() bool {
+		var c net.Conn
+		if c, err = net.DialTimeout("unix", h.Socket, time.Second); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("servertest: haproxy runtime API not answering on %s after %s: %v\n%s", h.Socket, startTimeout, err, h.Log())
-		}
-		time.Sleep(20 * time.Millisecond)
+		c.Close()
+		return true
+	}) {
+		t.Fatalf("servertest: haproxy runtime API not answering on %s after %s: %v\n%s", h.Socket, startTimeout, err, h.Log())
 	}
 	return h
 }

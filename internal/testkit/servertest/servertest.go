@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // RequireEnv names the environment variable that, set to 1, turns a server
@@ -226,28 +228,26 @@ func (p proc) serve(t testing.TB, stop syscall.Signal, greeters, listeners []str
 	})
 
 	deadline := time.Now().Add(startTimeout)
-	wait := func(addr string, ready func(string) error) {
-		for {
-			err := ready(addr)
-			if err == nil {
-				return
-			}
+	answers := func(addr string, ready func(string) error) {
+		var err error
+		if !wait.Until(context.Background(), time.Until(deadline), func() bool {
 			select {
 			case err := <-exited:
 				exited <- err // for the cleanup
 				t.Fatalf("servertest: %s exited before answering on %s: %v\n%s", filepath.Base(name), addr, err, p.log())
-			case <-time.After(50 * time.Millisecond):
+			default:
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("servertest: %s not answering on %s after %s: %v\n%s", filepath.Base(name), addr, startTimeout, err, p.log())
-			}
+			err = ready(addr)
+			return err == nil
+		}) {
+			t.Fatalf("servertest: %s not answering on %s after %s: %v\n%s", filepath.Base(name), addr, startTimeout, err, p.log())
 		}
 	}
 	for _, addr := range greeters {
-		wait(addr, greets)
+		answers(addr, greets)
 	}
 	for _, addr := range listeners {
-		wait(addr, listens)
+		answers(addr, listens)
 	}
 }
 
