@@ -59,25 +59,29 @@ type Channel interface {
 }
 
 // channels are the channels the config's providers describe, but for
-// those given, by name, in given.
+// those given, by name, in given, and given's others after them.
 func channels(cfg *config.Config, given []Channel, callback string) ([]Channel, error) {
+	// A new channel is one more line here, and its name in config.Channels.
+	builtin := []struct {
+		name  string
+		build func() (Channel, error) // nil, nil: its provider is not configured
+	}{
+		{chanSMS, func() (Channel, error) { return newSMS(cfg.Providers.Twilio, callback) }},
+		{chanEmail, func() (Channel, error) { return newEmail(cfg.Providers.SMTP) }},
+	}
 	var out []Channel
-	add := func(name string, make func() (Channel, error)) error {
-		if i := slices.IndexFunc(given, func(c Channel) bool { return c.Name() == name }); i >= 0 {
+	for _, b := range builtin {
+		if i := slices.IndexFunc(given, func(c Channel) bool { return c.Name() == b.name }); i >= 0 {
 			out = append(out, given[i])
-			return nil
+			continue
 		}
-		c, err := make()
-		if err == nil && c != nil {
+		c, err := b.build()
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
 			out = append(out, c)
 		}
-		return err
-	}
-	if err := add(chanSMS, func() (Channel, error) { return newSMS(cfg.Providers.Twilio, callback) }); err != nil {
-		return nil, err
-	}
-	if err := add(chanEmail, func() (Channel, error) { return newEmail(cfg.Providers.SMTP) }); err != nil {
-		return nil, err
 	}
 	for _, c := range given {
 		if !slices.ContainsFunc(out, func(o Channel) bool { return o.Name() == c.Name() }) {
