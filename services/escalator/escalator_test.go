@@ -115,6 +115,33 @@ func opened(id string, at time.Time) events.Event {
 	})
 }
 
+// degraded is an incident in which mx1 fails while mx2 still answers:
+// the box still serves.
+func degraded(id string, at time.Time) events.Event {
+	return events.New(id+"/opened", "verifier", at, &events.IncidentOpened{
+		Incident: id, Opened: at, Title: "mx1 (Incoming mail) is down", Severity: events.SeverityDegraded,
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: at, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
+	})
+}
+
+// boxDown is the update of a degraded incident opened at opened: at down,
+// mx2 fails too and the box is down.
+func boxDown(id string, opened, down time.Time) events.Event {
+	return events.New(id+"/updated/1", "verifier", down, &events.IncidentUpdated{
+		Incident: id, Seq: 1, At: down, Opened: opened, Title: "2 servers of Incoming mail are down", Severity: events.SeverityOutage,
+		Added: []events.AffectedServer{{Server: "mx2", Box: "mx", Check: "tcp://192.0.2.7:25", Since: down, BoxState: events.BoxDown}},
+		Boxes: []events.BoxStatus{{Box: "mx", State: events.BoxDown}}, Down: []string{"mx1", "mx2"},
+	})
+}
+
+// pagedWorse is the notifier's word that the people on call were paged
+// at at that the box is now down.
+func pagedWorse(id string, at time.Time) events.Event {
+	return events.New(id+"/notified/worse-1", "notifier", at, &events.IncidentNotified{
+		Incident: id, Step: "worse-1", At: at, Severity: events.SeverityOutage, DownBoxes: []string{"mx"}, Reached: 1,
+	})
+}
+
 // paged is the notifier's word that the people on call were paged about
 // the incident at its severity: what the escalator waits for before it
 // tells anyone else.
@@ -349,10 +376,7 @@ func TestDegradedStaysInternal(t *testing.T) {
 	w.start(t)
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-degrad"
-	w.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
-		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down", Severity: events.SeverityDegraded,
-		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: now, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
-	}))
+	w.publish(t, degraded(id, now))
 	w.publish(t, paged(id, events.SeverityDegraded, now))
 	wait.Within(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	if text := w.mail.Messages()[0].Text; !strings.Contains(text, "still answers from other servers") {
@@ -363,11 +387,7 @@ func TestDegradedStaysInternal(t *testing.T) {
 	}
 
 	down := time.Now().UTC()
-	w.publish(t, events.New(id+"/updated/1", "verifier", down, &events.IncidentUpdated{
-		Incident: id, Seq: 1, At: down, Opened: now, Title: "2 servers of Incoming mail are down", Severity: events.SeverityOutage,
-		Added: []events.AffectedServer{{Server: "mx2", Box: "mx", Check: "tcp://192.0.2.7:25", Since: down, BoxState: events.BoxDown}},
-		Boxes: []events.BoxStatus{{Box: "mx", State: events.BoxDown}}, Down: []string{"mx1", "mx2"},
-	}))
+	w.publish(t, boxDown(id, now, down))
 	// Past the public's deadline, with the update judged: still nothing,
 	// for the people on call have not been paged about the outage.
 	wait.Within(t, 10*time.Second, "the public's deadline passed", func() bool {
@@ -378,9 +398,7 @@ func TestDegradedStaysInternal(t *testing.T) {
 		t.Fatalf("%d posts before the people on call were paged about the outage", n)
 	}
 	told := time.Now().UTC()
-	w.publish(t, events.New(id+"/notified/worse-1", "notifier", told, &events.IncidentNotified{
-		Incident: id, Step: "worse-1", At: told, Severity: events.SeverityOutage, DownBoxes: []string{"mx"}, Reached: 1,
-	}))
+	w.publish(t, pagedWorse(id, told))
 	wait.Within(t, 10*time.Second, "the posts once staff were paged", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 && banner(t, w.b).On })
 }
 
@@ -391,21 +409,12 @@ func TestPublicClockFromTheBoxDown(t *testing.T) {
 	w.start(t)
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-clock1"
-	w.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
-		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down", Severity: events.SeverityDegraded,
-		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "smtp://mx1.internal.example.net:25", Since: now, BoxState: events.BoxDegraded, StillUp: []string{"mx2"}}},
-	}))
+	w.publish(t, degraded(id, now))
 	w.publish(t, paged(id, events.SeverityDegraded, now))
 	wait.Within(t, 10*time.Second, "the opening judged", func() bool { return !w.state(t, id).ToldAt.IsZero() })
 	down := time.Now().UTC()
-	w.publish(t, events.New(id+"/updated/1", "verifier", down, &events.IncidentUpdated{
-		Incident: id, Seq: 1, At: down, Opened: now, Title: "2 servers of Incoming mail are down", Severity: events.SeverityOutage,
-		Added: []events.AffectedServer{{Server: "mx2", Box: "mx", Check: "tcp://192.0.2.7:25", Since: down, BoxState: events.BoxDown}},
-		Boxes: []events.BoxStatus{{Box: "mx", State: events.BoxDown}}, Down: []string{"mx1", "mx2"},
-	}))
-	w.publish(t, events.New(id+"/notified/worse-1", "notifier", down, &events.IncidentNotified{
-		Incident: id, Step: "worse-1", At: down, Severity: events.SeverityOutage, DownBoxes: []string{"mx"}, Reached: 1,
-	}))
+	w.publish(t, boxDown(id, now, down))
+	w.publish(t, pagedWorse(id, down))
 	wait.Within(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
 	if at := w.x.Posts()[0].Received; at.Before(down.Add(2 * time.Second)) {
 		t.Errorf("posted %s after the box went down, before social_after (2s)", at.Sub(down))
