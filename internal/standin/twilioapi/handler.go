@@ -76,6 +76,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parts := strings.Split(r.URL.Path, "/") // "", version, "Accounts", sid, "Messages.json"
+	if len(parts) == 5 && parts[4] == "Calls.json" {
+		s.serveCalls(w, r, parts)
+		return
+	}
 	if len(parts) != 5 || parts[0] != "" || parts[1] != apiVersion || parts[2] != "Accounts" || parts[4] != "Messages.json" {
 		s.answerError(w, r, nil, Fault{Status: http.StatusNotFound})
 		return

@@ -76,6 +76,7 @@ type Server struct {
 	msgs     []Message
 	attempts []Attempt
 	arrived  chan struct{} // closed and replaced whenever a message is stored
+	calls    callBook      // the Calls API's, in calls.go
 }
 
 // New starts a stand-in that accepts requests authenticated as accountSID

@@ -155,7 +155,7 @@ func TestAnswers(t *testing.T) {
 		{name: "wrong token", pass: "0123456789abcdef0123456789abcdee", status: 401, code: 20003},
 		{name: "wrong account", user: "AC" + strings.Repeat("0b", 16), status: 401, code: 20003},
 		{name: "another account's path", path: "/2010-04-01/Accounts/AC" + strings.Repeat("0b", 16) + "/Messages.json", status: 401, code: 20003},
-		{name: "unknown resource", path: "/2010-04-01/Accounts/" + account + "/Calls.json", status: 404, code: 20404},
+		{name: "unknown resource", path: "/2010-04-01/Accounts/" + account + "/Queues.json", status: 404, code: 20404},
 		{name: "GET", method: "GET", status: 405, code: 20004},
 		{name: "JSON is no form", contentType: "application/json", status: 400, code: 21604},
 		{name: "no To", form: with("To", ""), status: 400,
