@@ -36,6 +36,7 @@ type Config struct {
 	File string `yaml:"-"`
 
 	index map[string][2]int // server id → box, server: Target is asked for every result
+	raw   []byte            // the file, for the lines of Warnings
 }
 
 // Site is the hosting provider the alarm works for.

@@ -142,4 +142,5 @@ func (c *Config) setDefaults() {
 		d.RDAPBootstrap = DefaultRDAPBootstrap
 	}
 	c.failoverDefaults()
+	c.policyDefaults()
 }

@@ -75,6 +75,7 @@ func Parse(path string, data []byte, env Env) (*Config, error) {
 		}
 	}
 	cfg.File = path
+	cfg.raw = data
 	cfg.setDefaults()
 	cfg.buildIndex()
 	v := &validator{file: path, env: env}

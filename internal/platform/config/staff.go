@@ -26,6 +26,7 @@ type OnCall struct {
 	Rotation  []string   `yaml:"rotation"` // staff names
 	Handover  time.Time  `yaml:"handover"` // a moment when the first of the rotation took over
 	Overrides []Override `yaml:"overrides"`
+	Secondary Secondary  `yaml:"secondary"` // who escalation policies call the secondary
 }
 
 // Override puts someone on call for a while instead of the rotation.
@@ -67,6 +68,8 @@ type Notify struct {
 	// "degraded", "outage". A severity left out takes OnCallChannels and
 	// OthersChannels, except warnings, which go by email, once a day.
 	Severity map[string]SeverityRoute `yaml:"severity"`
+	// Policies escalate an unacknowledged incident, rung by rung.
+	Policies Policies `yaml:"policies"`
 	// Listen is where the notifier serves acknowledgement links and
 	// Twilio's webhooks; PublicURL is how the internet reaches it.
 	Listen      string `yaml:"listen"`

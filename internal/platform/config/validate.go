@@ -117,6 +117,7 @@ func (v *validator) validate(c *Config) {
 	v.staff(c)
 	v.oncall(c)
 	v.notify(c)
+	v.policies(c)
 	if c.Incidents.GroupWindow < 0 {
 		v.at(p("incidents", "group_window"), "group_window must not be negative")
 	}
