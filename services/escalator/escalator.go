@@ -207,8 +207,8 @@ func (e *Escalator) handle(ctx context.Context, kv, banner jetstream.KeyValue, e
 // off as for any failure. Permanent refusals never get here: they are
 // logged for someone to act on, and the rest of the step goes on.
 func retryLater(err error) error {
-	if d := retryIn(err); d > 0 {
-		return bus.Later(d) // a provider's rate limit
+	if d := bus.RetryAfter(err); d > 0 {
+		return bus.Later(d) // a provider's rate limit, bounded by bus.MaxRetryAfter
 	}
 	return err
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
-	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/fbposter"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
@@ -44,15 +43,6 @@ func (f fitted) Post(ctx context.Context, text, replyTo string) (string, error) 
 // isDuplicate reports X refusing a post as a duplicate of an earlier one:
 // ours, made before a crash kept it from being recorded.
 func isDuplicate(err error) bool { return errors.Is(err, xposter.ErrDuplicate) }
-
-// retryIn is how long a provider asked to be left alone, 0 if it did not.
-func retryIn(err error) time.Duration {
-	var pe *bus.ProviderError
-	if errors.As(err, &pe) {
-		return pe.RetryAfter
-	}
-	return 0
-}
 
 // timed wraps each sender so that every request to a provider is timed.
 func (e *Escalator) timed() {
