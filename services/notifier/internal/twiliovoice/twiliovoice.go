@@ -1,0 +1,282 @@
+// Package twiliovoice is the notifier's voice channel: it places one phone
+// call to one number through Twilio's Calls API with twilio-go, the call
+// reading an alarm out twice and asking the person to press 1 to
+// acknowledge it. Like twiliosms it bounds every request by a timeout and
+// by the caller's context (twilio-go itself takes no context) and tells
+// the bus which failures are worth retrying and how soon.
+//
+// Twilio's Calls API takes no idempotency key: a request sent twice rings
+// the phone twice. What keeps a page from calling twice is the notifier's
+// delivery record, written once a call is accepted and read before the
+// next attempt, exactly as for SMS. A call whose answer was lost (a
+// timeout after Twilio took it) is retried and may ring again: a second
+// call beats a missed alarm.
+package twiliovoice
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/twilio/twilio-go/client"
+	api "github.com/twilio/twilio-go/rest/api/v2010"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/platform/redact"
+)
+
+const (
+	// DefaultTimeout bounds one Call when Config.Timeout is zero.
+	DefaultTimeout = 10 * time.Second
+	// DefaultRing is how long the phone rings when Config.Ring is zero:
+	// long enough to wake someone, short enough to hang up before most
+	// voicemail answers.
+	DefaultRing = 25 * time.Second
+	// MaxRing is the longest ring Twilio allows.
+	MaxRing = 600 * time.Second
+	// DefaultAPIURL is Twilio's API, where requests go when
+	// Config.APIURL is empty.
+	DefaultAPIURL = "https://api.twilio.com"
+)
+
+var (
+	e164RE       = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+	accountSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	alnumRE      = regexp.MustCompile(`^[A-Za-z0-9]+$`)
+)
+
+// Config is the Twilio account to call from and how.
+type Config struct {
+	AccountSID string // "AC" and 32 hex digits
+	AuthToken  string
+	// From is the caller ID: one of the account's numbers in
+	// international form. Unlike an SMS, a call cannot come from a name
+	// or a messaging service.
+	From string
+	// APIURL, when set, is where requests go instead of DefaultAPIURL,
+	// keeping their path below it: a stand-in in tests, or a proxy.
+	// Plain http is allowed only on loopback, since every request carries
+	// the auth token.
+	APIURL string
+	// StatusCallback, when set, is the URL Twilio reports the call's
+	// progress to.
+	StatusCallback string
+	// Ring is how long the phone rings before Twilio gives up, in whole
+	// seconds, 5 to 600; 0 is DefaultRing.
+	Ring time.Duration
+	// Timeout bounds one Call, from the first byte sent to the answer
+	// read; 0 is DefaultTimeout.
+	Timeout time.Duration
+}
+
+// Caller places calls as configured. It keeps a pool of connections to
+// Twilio but no state about calls, so it is safe for concurrent use.
+type Caller struct {
+	cfg  Config
+	api  *url.URL          // where requests go instead of api.twilio.com; nil: there
+	base http.RoundTripper // shared by every Call, for its connection pool
+	now  func() time.Time  // for a Retry-After given as a date
+}
+
+// New checks cfg, reporting every problem at once, and fills in defaults.
+// Error texts never hold the auth token.
+func New(cfg Config) (*Caller, error) {
+	var problems []error
+	if !accountSIDRE.MatchString(cfg.AccountSID) {
+		problems = append(problems, fmt.Errorf("account SID %q: want \"AC\" and 32 hex digits, as Twilio's console shows it", cfg.AccountSID))
+	}
+	switch {
+	case cfg.AuthToken == "":
+		problems = append(problems, errors.New("auth token is empty"))
+	case !alnumRE.MatchString(cfg.AuthToken):
+		problems = append(problems, errors.New("auth token holds characters other than letters and digits; check for a stray newline or quote"))
+	}
+	if !e164RE.MatchString(cfg.From) {
+		problems = append(problems, fmt.Errorf("from %q: a call needs a number in international form like +447700900000 as its caller ID", cfg.From))
+	}
+	var apiURL *url.URL
+	if cfg.APIURL != "" {
+		u, err := apiurl.Check(cfg.APIURL, "send the auth token in clear text")
+		if err != nil {
+			problems = append(problems, err)
+		}
+		apiURL = u
+	}
+	if cfg.StatusCallback != "" && !webURL(cfg.StatusCallback) {
+		problems = append(problems, fmt.Errorf("status callback %q: want an absolute http or https URL", cfg.StatusCallback))
+	}
+	switch {
+	case cfg.Ring == 0:
+		cfg.Ring = DefaultRing
+	case cfg.Ring < 5*time.Second || cfg.Ring > MaxRing || cfg.Ring%time.Second != 0:
+		problems = append(problems, fmt.Errorf("ring %v: want whole seconds from 5s to %v", cfg.Ring, MaxRing))
+	}
+	if cfg.Timeout < 0 {
+		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("twilio voice config: %w", errors.Join(problems...))
+	}
+
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	return &Caller{cfg: cfg, api: apiURL, base: base, now: time.Now}, nil
+}
+
+// Call asks Twilio to call the number to, in international form, read
+// text out twice and ask for 1 to be pressed, which Twilio posts to
+// gatherURL; it returns the new call's SID once Twilio has accepted it
+// (queued, not yet ringing). A text too long for Twilio's limit on TwiML
+// is shortened, not refused: an alarm cut short still wakes someone.
+//
+// Call returns when Twilio answers, when Config.Timeout has passed, or
+// when ctx ends, whichever is first. A failure is a *bus.ProviderError,
+// Twilio's own error (*client.TwilioRestError, with its code) among its
+// causes. One that calling again cannot fix (a bad number, a 4xx answer
+// other than 408 and 429, wrong credentials) has Retry false and counts
+// as bus.IsPermanent; any other, ctx ending included, is worth a retry,
+// after Twilio's Retry-After when it gave one. Error texts hold neither
+// the auth token, nor the number in full, nor the gather URL, whose path
+// is signed.
+func (c *Caller) Call(ctx context.Context, to, text, gatherURL string) (string, error) {
+	switch {
+	case !e164RE.MatchString(to):
+		return "", c.refuse(to, gatherURL, "the number is not in international form, like +447700900000")
+	case strings.TrimSpace(text) == "":
+		return "", c.refuse(to, gatherURL, "the message is empty")
+	case !webURL(gatherURL):
+		return "", c.refuse(to, gatherURL, "the gather URL is not an absolute http or https URL")
+	}
+
+	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout,
+		fmt.Errorf("twilio did not answer within %v: %w", c.cfg.Timeout, context.DeadlineExceeded))
+	defer cancel()
+
+	var ans answer
+	p := params(c.cfg.From, to, TwiML(text, gatherURL), c.cfg.StatusCallback, int(c.cfg.Ring/time.Second))
+	call, err := c.service(ctx, &ans).CreateCall(p)
+	if err != nil {
+		return "", c.failure(ctx, err, ans, to, gatherURL)
+	}
+	if call.Sid == nil || *call.Sid == "" {
+		return "", c.failure(ctx, fmt.Errorf("answer %d holds no call SID", ans.status), ans, to, gatherURL)
+	}
+	return *call.Sid, nil
+}
+
+// params builds the request to call to from from with twiml, ringing for
+// ring seconds, with a StatusCallback when callback is set. twilio-go
+// encodes it; the tests hold the bytes that go on the wire.
+func params(from, to, twiml, callback string, ring int) *api.CreateCallParams {
+	p := (&api.CreateCallParams{}).SetTo(to).SetFrom(from).SetTwiml(twiml).SetTimeout(ring)
+	if callback != "" {
+		p.SetStatusCallback(callback)
+	}
+	return p
+}
+
+// service builds a twilio-go API client for one Call; see twiliosms,
+// whose reasons (a context per request, no redirects, no environment)
+// are the same.
+func (c *Caller) service(ctx context.Context, ans *answer) *api.ApiService {
+	hc := &http.Client{
+		Transport:     &callTransport{ctx: ctx, base: c.base, api: c.api, now: c.now, ans: ans},
+		Timeout:       c.cfg.Timeout + time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	cl := &client.Client{
+		Credentials:         client.NewCredentials(c.cfg.AccountSID, c.cfg.AuthToken),
+		HTTPClient:          hc,
+		UserAgentExtensions: []string{"tocsin"},
+	}
+	cl.SetAccountSid(c.cfg.AccountSID)
+	return api.NewApiService(&client.RequestHandler{Client: cl})
+}
+
+// refuse is the error for a call Call will not try to place.
+func (c *Caller) refuse(to, gatherURL, why string) error {
+	return &bus.ProviderError{Text: c.scrub("twilio: call "+redact.Phone(to)+": "+why, to, gatherURL)}
+}
+
+// failure describes and classifies a call that went wrong.
+func (c *Caller) failure(ctx context.Context, err error, ans answer, to, gatherURL string) error {
+	e := &bus.ProviderError{Status: ans.status, RetryAfter: ans.retryAfter}
+	var desc string
+	var rest *client.TwilioRestError
+	if errors.As(err, &rest) {
+		if e.Status == 0 {
+			e.Status = rest.Status
+		}
+		// The message may quote the number or the URL, and Details
+		// anything; what stays reachable through Unwrap is scrubbed too.
+		clean := &client.TwilioRestError{
+			Code:     rest.Code,
+			Message:  c.scrub(rest.Message, to, gatherURL),
+			MoreInfo: rest.MoreInfo,
+			Status:   rest.Status,
+		}
+		err = clean
+		desc = fmt.Sprintf("twilio answered %d, error %d: %s (%s)", e.Status, clean.Code, clean.Message, clean.MoreInfo)
+	} else {
+		if cause := context.Cause(ctx); cause != nil {
+			err = fmt.Errorf("%w (%w)", cause, err)
+		}
+		desc = err.Error()
+		if e.Status != 0 {
+			desc = fmt.Sprintf("twilio answered %d: %s", e.Status, desc)
+		}
+	}
+
+	switch {
+	case e.Status == 0:
+		e.Retry = true // no answer: a timeout, a connection failure, ctx
+	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusRequestTimeout, e.Status >= 500:
+		e.Retry = true
+	case e.Status >= 400:
+		e.Retry = false // Twilio will refuse this call again
+	default:
+		// A 2xx or 3xx answer that does not hold a call: Twilio may or
+		// may not have it. A second call beats a missed alarm.
+		e.Retry = true
+	}
+	if e.RetryAfter > 0 {
+		desc += fmt.Sprintf("; retry after %v", e.RetryAfter)
+	}
+	e.Text = c.scrub("twilio: call "+redact.Phone(to)+": "+desc, to, gatherURL)
+	e.Err = err
+	return e
+}
+
+// scrub takes the auth token, the number and the gather URL out of text,
+// in case Twilio or a library ever echoes them.
+func (c *Caller) scrub(text, to, gatherURL string) string {
+	if c.cfg.AuthToken != "" {
+		text = strings.ReplaceAll(text, c.cfg.AuthToken, "[auth token]")
+	}
+	if gatherURL != "" {
+		text = strings.ReplaceAll(text, gatherURL, "[gather URL]")
+		text = strings.ReplaceAll(text, url.QueryEscape(gatherURL), "[gather URL]")
+	}
+	if len(to) >= 7 {
+		text = strings.ReplaceAll(text, to, redact.Phone(to))
+		if bare := strings.TrimPrefix(to, "+"); len(bare) >= 7 {
+			text = strings.ReplaceAll(text, bare, redact.Phone(to))
+		}
+	}
+	return text
+}
+
+func webURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != ""
+}

@@ -1,0 +1,303 @@
+package twiliovoice_test
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/twilio/twilio-go/client"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliovoice"
+)
+
+const (
+	token  = "f00dfeedf00dfeedf00dfeedf00dfeed"
+	caller = "+447700900999"
+	rcpt   = "+447700900001"
+	masked = "+44…01"
+	gather = "https://tocsin.example/twilio/voice/20261121-abc/1f2e3d/s1gn4ture"
+)
+
+var account = "AC" + strings.Repeat("5e", 16)
+
+func config(s *twilioapi.Server) twiliovoice.Config {
+	return twiliovoice.Config{AccountSID: account, AuthToken: token, From: caller, APIURL: s.URL, Timeout: 5 * time.Second}
+}
+
+func newCaller(t *testing.T, cfg twiliovoice.Config) *twiliovoice.Caller {
+	return providertest.New(t, twiliovoice.New, cfg)
+}
+
+func ctx(t *testing.T) context.Context { return providertest.Context(t) }
+
+// TestTwiML holds, byte for byte, the document a call runs.
+func TestTwiML(t *testing.T) {
+	const head = `<?xml version="1.0" encoding="UTF-8"?><Response><Gather numDigits="1" action="`
+	const tail = `<Say>Press 1 to acknowledge.</Say></Gather><Say>No key pressed. Goodbye.</Say></Response>`
+	tests := []struct {
+		name, text, url, want string
+	}{
+		{"plain", "web-3 is down", gather,
+			head + gather + `" method="POST"><Say>web-3 is down</Say><Pause length="1"/><Say>web-3 is down</Say>` + tail},
+		{"markup in a server name is text", `server <&"'> is down`, gather,
+			head + gather + `" method="POST"><Say>server &lt;&amp;&#34;&#39;&gt; is down</Say><Pause length="1"/>` +
+				`<Say>server &lt;&amp;&#34;&#39;&gt; is down</Say>` + tail},
+		{"an injected verb stays words", `x</Say><Dial>+15005550006</Dial><Say>`, gather,
+			head + gather + `" method="POST"><Say>x&lt;/Say&gt;&lt;Dial&gt;+15005550006&lt;/Dial&gt;&lt;Say&gt;</Say><Pause length="1"/>` +
+				`<Say>x&lt;/Say&gt;&lt;Dial&gt;+15005550006&lt;/Dial&gt;&lt;Say&gt;</Say>` + tail},
+		{"a query and a quote in the URL", "down", `https://t.example/g?a=1&b="2"`,
+			head + `https://t.example/g?a=1&amp;b=&#34;2&#34;" method="POST"><Say>down</Say><Pause length="1"/><Say>down</Say>` + tail},
+		{"line breaks and runs of spaces are one space", "web-3\n is   down\t\r\nsince 12:00", gather,
+			head + gather + `" method="POST"><Say>web-3 is down since 12:00</Say><Pause length="1"/><Say>web-3 is down since 12:00</Say>` + tail},
+		{"a character XML cannot hold is replaced", "bell\x07 rang", gather,
+			head + gather + `" method="POST"><Say>bell` + "\uFFFD" + ` rang</Say><Pause length="1"/><Say>bell` + "\uFFFD" + ` rang</Say>` + tail},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := twiliovoice.TwiML(tt.text, tt.url)
+			if got != tt.want {
+				t.Errorf("TwiML:\n got %s\nwant %s", got, tt.want)
+			}
+			action, method, err := twilioapi.GatherAction(got)
+			if err != nil || action != tt.url || method != "POST" {
+				t.Errorf("read back: action %q method %q err %v", action, method, err)
+			}
+		})
+	}
+}
+
+func TestTwiMLLongTextCut(t *testing.T) {
+	for _, text := range []string{strings.Repeat("web-3 is down ", 400), strings.Repeat("&", 3000), strings.Repeat("ü", 2000)} {
+		got := twiliovoice.TwiML(text, gather)
+		if n := utf8.RuneCountInString(got); n > twiliovoice.MaxTwiML || n < twiliovoice.MaxTwiML-20 {
+			t.Errorf("%d characters, want just under %d", n, twiliovoice.MaxTwiML)
+		}
+		if !strings.Contains(got, "...</Say><Pause") || !strings.Contains(got, twiliovoice.Prompt) {
+			t.Errorf("cut text lost its dots or the prompt: %s", got[len(got)-200:])
+		}
+		if _, _, err := twilioapi.GatherAction(got); err != nil {
+			t.Errorf("cut document: %v", err)
+		}
+	}
+}
+
+// TestRequestOnTheWire holds, byte for byte, what Call puts on the wire.
+func TestRequestOnTheWire(t *testing.T) {
+	s := twilioapi.Start(t, account, token)
+	cfg := config(s)
+	cfg.StatusCallback = "https://tocsin.example/twilio/call-status"
+	sid, err := newCaller(t, cfg).Call(ctx(t), rcpt, "web-3 is down", gather)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := s.Calls()
+	if len(calls) != 1 || calls[0].SID != sid {
+		t.Fatalf("sent %s, stand-in has %+v", sid, calls)
+	}
+	want := "From=%2B447700900999&StatusCallback=https%3A%2F%2Ftocsin.example%2Ftwilio%2Fcall-status&Timeout=25&To=%2B447700900001" +
+		"&Twiml=%3C%3Fxml+version%3D%221.0%22+encoding%3D%22UTF-8%22%3F%3E%3CResponse%3E%3CGather+numDigits%3D%221%22+action%3D%22" +
+		"https%3A%2F%2Ftocsin.example%2Ftwilio%2Fvoice%2F20261121-abc%2F1f2e3d%2Fs1gn4ture%22+method%3D%22POST%22%3E" +
+		"%3CSay%3Eweb-3+is+down%3C%2FSay%3E%3CPause+length%3D%221%22%2F%3E%3CSay%3Eweb-3+is+down%3C%2FSay%3E" +
+		"%3CSay%3EPress+1+to+acknowledge.%3C%2FSay%3E%3C%2FGather%3E%3CSay%3ENo+key+pressed.+Goodbye.%3C%2FSay%3E%3C%2FResponse%3E"
+	if calls[0].Raw != want {
+		t.Errorf("body on the wire:\n got %s\nwant %s", calls[0].Raw, want)
+	}
+	if got, want := calls[0].Header.Get("Authorization"), "Basic "+base64.StdEncoding.EncodeToString([]byte(account+":"+token)); got != want {
+		t.Errorf("Authorization = %q", got)
+	}
+	if ua := calls[0].Header.Get("User-Agent"); !strings.HasPrefix(ua, "twilio-go/") || !strings.HasSuffix(ua, " tocsin") {
+		t.Errorf("User-Agent = %q", ua)
+	}
+}
+
+func TestFailures(t *testing.T) {
+	tests := []struct {
+		name       string
+		fault      twilioapi.Fault
+		status     int
+		code       int
+		retry      bool
+		retryAfter time.Duration
+		text       string
+	}{
+		{name: "500", fault: twilioapi.ServerError(500), status: 500, code: 20500, retry: true,
+			text: "twilio answered 500, error 20500: An internal server error has occurred"},
+		{name: "503", fault: twilioapi.ServerError(503), status: 503, code: 20503, retry: true},
+		{name: "429 with Retry-After", fault: twilioapi.RateLimited(3 * time.Second), status: 429, code: 20429,
+			retry: true, retryAfter: 3 * time.Second, text: "retry after 3s"},
+		{name: "502 from a proxy", fault: twilioapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"},
+			status: 502, retry: true, text: "twilio answered 502"},
+		{name: "number refused, quoted", fault: twilioapi.Fault{Status: 400, Code: 21211, Message: "The 'To' number " + rcpt + " is not a valid phone number."},
+			status: 400, code: 21211, text: "The 'To' number " + masked + " is not a valid phone number."},
+		{name: "URL refused, quoted", fault: twilioapi.Fault{Status: 400, Code: 21205, Message: "Url is not a valid URL: " + gather},
+			status: 400, code: 21205, text: "Url is not a valid URL: [gather URL]"},
+		{name: "403", fault: twilioapi.Fault{Status: 403, Code: 20403}, status: 403, code: 20403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := twilioapi.Start(t, account, token)
+			s.FailNext(1, tt.fault)
+			_, err := newCaller(t, config(s)).Call(ctx(t), rcpt, "web-3 is down", gather)
+			e := providerError(t, err)
+			if e.Status != tt.status || code(err) != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
+				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
+					e.Status, code(err), e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
+			}
+			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
+				t.Errorf("Retryable %v, IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
+			}
+			if !strings.Contains(err.Error(), tt.text) || !strings.HasPrefix(err.Error(), "twilio: call "+masked+": ") {
+				t.Errorf("error %q, want it to start with what failed and contain %q", err, tt.text)
+			}
+			noSecrets(t, err)
+		})
+	}
+}
+
+// TestRefusedByTheStandIn: the stand-in's own checks, as Twilio's, refuse
+// for good.
+func TestRefusedByTheStandIn(t *testing.T) {
+	s := twilioapi.Start(t, account, token)
+	cfg := config(s)
+	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
+	_, err := newCaller(t, cfg).Call(ctx(t), rcpt, "x", gather)
+	if e := providerError(t, err); e.Status != 401 || code(err) != 20003 || e.Retry {
+		t.Errorf("wrong token: %v, want a permanent 401", err)
+	}
+	providertest.NoSecrets(t, err, cfg.AuthToken)
+	if len(s.Calls()) != 0 {
+		t.Errorf("calls placed: %+v", s.Calls())
+	}
+}
+
+func TestRefusedBeforeSending(t *testing.T) {
+	s := twilioapi.Start(t, account, token)
+	c := newCaller(t, config(s))
+	tests := []struct{ name, to, text, url, want string }{
+		{"national number", "07700900001", "x", gather, "not in international form"},
+		{"empty text", rcpt, " \n", gather, "the message is empty"},
+		{"relative gather URL", rcpt, "x", "/twilio/voice/x", "the gather URL is not an absolute"},
+		{"no gather URL", rcpt, "x", "", "the gather URL is not an absolute"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := c.Call(ctx(t), tt.to, tt.text, tt.url)
+			providertest.RefusedBeforeSending(t, err, tt.want)
+			noSecrets(t, err)
+			providertest.NoSecrets(t, err, "7700900001")
+		})
+	}
+	if n := len(s.Attempts()); n != 0 {
+		t.Errorf("%d requests reached Twilio, want none", n)
+	}
+}
+
+func TestStallEndsAtTheTimeout(t *testing.T) {
+	s := twilioapi.Start(t, account, token)
+	s.Fail(twilioapi.Stall())
+	cfg := config(s)
+	cfg.Timeout = 300 * time.Millisecond
+	_, err := newCaller(t, cfg).Call(ctx(t), rcpt, "x", gather)
+	if e := providerError(t, err); e.Status != 0 || !e.Retry || !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("got %v, want a retryable timeout", err)
+	}
+	if !strings.Contains(err.Error(), "twilio did not answer within 300ms") {
+		t.Errorf("error %q does not say why", err)
+	}
+}
+
+func TestNew(t *testing.T) {
+	good := twiliovoice.Config{AccountSID: account, AuthToken: token, From: caller}
+	tests := []struct {
+		name   string
+		change func(*twiliovoice.Config)
+		want   []string
+	}{
+		{"good", func(*twiliovoice.Config) {}, nil},
+		{"ring a minute", func(c *twiliovoice.Config) { c.Ring = time.Minute }, nil},
+		{"http on loopback", func(c *twiliovoice.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
+		{"everything wrong at once", func(c *twiliovoice.Config) {
+			*c = twiliovoice.Config{
+				AccountSID: "SK" + strings.Repeat("0", 32), AuthToken: "sec ret\n", From: "Tocsin",
+				APIURL: "http://twilio-proxy.example", StatusCallback: "/status", Ring: 2 * time.Second, Timeout: -time.Second,
+			}
+		}, []string{
+			`account SID "SK000`, "auth token holds characters other than letters and digits",
+			`from "Tocsin": a call needs a number`, "plain http would send the auth token in clear text",
+			`status callback "/status"`, "ring 2s: want whole seconds from 5s to 10m0s", "timeout -1s is negative",
+		}},
+		{"ring in fractions", func(c *twiliovoice.Config) { c.Ring = 7500 * time.Millisecond }, []string{"ring 7.5s"}},
+		{"ring too long", func(c *twiliovoice.Config) { c.Ring = time.Hour }, []string{"ring 1h0m0s"}},
+		{"empty", func(c *twiliovoice.Config) { *c = twiliovoice.Config{} }, []string{"account SID", "auth token is empty", `from ""`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := good
+			tt.change(&cfg)
+			_, err := twiliovoice.New(cfg)
+			providertest.Problems(t, err, tt.want, cfg.AuthToken)
+		})
+	}
+}
+
+// TestContract: the caller keeps the promises every adapter keeps.
+func TestContract(t *testing.T) {
+	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
+		s := twilioapi.Start(t, account, token)
+		cfg := config(s)
+		cfg.Timeout = o.Timeout
+		if o.Addr != "" {
+			cfg.APIURL = "http://" + o.Addr
+		}
+		c := newCaller(t, cfg)
+		return providertest.Rig{
+			Send:        func(ctx context.Context, key string) (string, error) { return c.Call(ctx, rcpt, key, gather) },
+			Refuse:      func() { s.Fail(twilioapi.Refused(21215)) },
+			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
+			Recover:     s.Recover,
+			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
+			Accepted: func() []string {
+				var keys []string
+				for _, call := range s.Calls() {
+					keys = append(keys, call.TwiML)
+				}
+				return keys
+			},
+			Connections: s.Connections,
+			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather},
+		}
+	})
+}
+
+func providerError(t *testing.T, err error) *bus.ProviderError {
+	t.Helper()
+	var e *bus.ProviderError
+	if !errors.As(err, &e) {
+		t.Fatalf("error %v (%T), want a *bus.ProviderError", err, err)
+	}
+	return e
+}
+
+// noSecrets fails if err, or anything it wraps, shows the auth token, the
+// number in full or the signed gather URL.
+func noSecrets(t *testing.T, err error) {
+	t.Helper()
+	for ; err != nil; err = errors.Unwrap(err) {
+		providertest.NoSecrets(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"), gather)
+	}
+}
+
+func code(err error) int {
+	var re *client.TwilioRestError
+	if errors.As(err, &re) {
+		return re.Code
+	}
+	return 0
+}
