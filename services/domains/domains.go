@@ -27,7 +27,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -37,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/adapter/rdap"
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
@@ -65,16 +65,8 @@ const (
 	maxError = 512
 )
 
-// Deps are what the watcher needs from outside.
-type Deps struct {
-	Bus *bus.Bus
-	Log *slog.Logger
-	Now func() time.Time
-	// Metrics, when nil, are made on a registry of the service's own.
-	Metrics *metrics.Metrics
-	// HTTP makes the RDAP requests; nil, a client with a 30s timeout.
-	HTTP *http.Client
-}
+// Deps are what the watcher needs from outside, as every service.
+type Deps = platform.Deps
 
 // Service watches the domains of the config.
 type Service struct {
@@ -102,12 +94,7 @@ func WithLookupTimeout(d time.Duration) Option { return func(s *Service) { s.tim
 
 // New returns the watcher of cfg's domains.
 func New(cfg *config.Config, deps Deps, opts ...Option) *Service {
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Metrics == nil {
-		deps.Metrics = metrics.New()
-	}
+	deps = deps.WithDefaults()
 	deps.Metrics.Expect(Source) // no durable consumer: ready once its bucket is open
 	d := cfg.Domains
 	s := &Service{
@@ -117,7 +104,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Service {
 	for _, o := range opts {
 		o(s)
 	}
-	s.rdap = rdap.New(rdap.Options{BootstrapURL: d.RDAPBootstrap, HTTP: deps.HTTP, Now: deps.Now})
+	s.rdap = rdap.New(rdap.Options{BootstrapURL: d.RDAPBootstrap, Now: deps.Now})
 	return s
 }
 

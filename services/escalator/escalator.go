@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
@@ -50,18 +51,8 @@ type PagePoster interface {
 	Comment(ctx context.Context, postID, message string) (string, error)
 }
 
-// Deps are what an escalator needs from outside. Nil senders are built from
-// the config's providers; a provider the config lacks is skipped.
-type Deps struct {
-	Bus      *bus.Bus
-	Log      *slog.Logger
-	Now      func() time.Time
-	Mailer   Mailer
-	X        XPoster
-	Facebook PagePoster
-	// Metrics, when nil, are made on a registry of the escalator's own.
-	Metrics *metrics.Metrics
-}
+// Deps are what an escalator needs from outside, as every service.
+type Deps = platform.Deps
 
 // Escalator takes incidents further when they last.
 type Escalator struct {
@@ -87,12 +78,10 @@ func WithAckWait(d time.Duration) Option { return func(e *Escalator) { e.ackWait
 
 // New returns an escalator for cfg.
 func New(cfg *config.Config, deps Deps, opts ...Option) (*Escalator, error) {
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
+	deps = deps.WithDefaults()
 	e := &Escalator{
 		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "escalator"), now: deps.Now,
-		mailer: deps.Mailer, x: deps.X, fb: deps.Facebook, domain: "tocsin.invalid", ackWait: 30 * time.Second,
+		domain: "tocsin.invalid", ackWait: 30 * time.Second, m: deps.Metrics,
 	}
 	for _, o := range opts {
 		o(e)
@@ -112,10 +101,6 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Escalator, error) {
 	if err := e.providers(); err != nil {
 		return nil, err
 	}
-	if deps.Metrics == nil {
-		deps.Metrics = metrics.New()
-	}
-	e.m = deps.Metrics
 	e.m.Expect("escalator", "escalator")
 	e.timed()
 	return e, nil

@@ -19,6 +19,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
@@ -26,20 +27,8 @@ import (
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-// Deps are what a notifier needs from outside.
-type Deps struct {
-	Bus *bus.Bus
-	Log *slog.Logger
-	Now func() time.Time
-	// Channels replace, by name, the channels the config's providers
-	// describe, or add to them.
-	Channels []Channel
-	// Listener, if set, is where acknowledgements are served instead of
-	// notify.listen.
-	Listener net.Listener
-	// Metrics, when nil, are made on a registry of the notifier's own.
-	Metrics *metrics.Metrics
-}
+// Deps are what a notifier needs from outside, as every service.
+type Deps = platform.Deps
 
 // Notifier sends incident messages.
 type Notifier struct {
@@ -50,6 +39,7 @@ type Notifier struct {
 	chans []Channel
 	pace  pacing
 	ln    net.Listener
+	given []Channel // WithChannels
 	m     *metrics.Metrics
 	// ackWait bounds the handling of one event: after a crash, that long
 	// passes before the event is handled again.
@@ -64,20 +54,24 @@ type Option func(*Notifier)
 // hold up a page.
 func WithAckWait(d time.Duration) Option { return func(n *Notifier) { n.ackWait = d } }
 
+// WithChannels replace, by name, the channels the config's providers
+// describe, or add to them.
+func WithChannels(cs ...Channel) Option {
+	return func(n *Notifier) { n.given = append(n.given, cs...) }
+}
+
+// WithListener serves acknowledgements on ln instead of notify.listen.
+func WithListener(ln net.Listener) Option { return func(n *Notifier) { n.ln = ln } }
+
 // New returns a notifier for the staff in cfg.
 func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Metrics == nil {
-		deps.Metrics = metrics.New()
-	}
+	deps = deps.WithDefaults()
 	deps.Metrics.Expect("notifier", "notifier", "notifier-failover")
 	nc := cfg.Notify
 	n := &Notifier{m: deps.Metrics,
 		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "notifier"), now: deps.Now,
-		ln: deps.Listener, ackWait: 30 * time.Second,
-		pace: pacing{GroupWait: nc.GroupWait.D(), GroupWindow: nc.GroupWindow.D(), UpdateEvery: nc.UpdateEvery.D(), RepeatEvery: nc.RepeatEvery.D()},
+		ackWait: 30 * time.Second,
+		pace:    pacing{GroupWait: nc.GroupWait.D(), GroupWindow: nc.GroupWindow.D(), UpdateEvery: nc.UpdateEvery.D(), RepeatEvery: nc.RepeatEvery.D()},
 	}
 	for _, o := range opts {
 		o(n)
@@ -86,7 +80,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
 	if nc.PublicURL != "" {
 		callback = strings.TrimRight(nc.PublicURL, "/") + pathTwilioStatus
 	}
-	chans, err := channels(cfg, deps.Channels, callback)
+	chans, err := channels(cfg, n.given, callback)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ providers:
 	cfg.Providers.SMTP.TLS = "starttls"
 	logs := &bytes.Buffer{}
 	b := bustest.New(t)
-	n, err := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(logs, nil)), Channels: []Channel{trusting(t, cfg, mail)}})
+	n, err := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(logs, nil))}, WithChannels(trusting(t, cfg, mail)))
 	if err != nil {
 		t.Fatal(err)
 	}

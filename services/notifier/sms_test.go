@@ -104,7 +104,7 @@ notify: {public_url: "%s", link_key_env: LINK, %s}
 	}
 	logs := &syncBuffer{}
 	b := bustest.New(t)
-	n, err := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(logs, nil)), Listener: ln})
+	n, err := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(logs, nil))}, WithListener(ln))
 	if err != nil {
 		t.Fatal(err)
 	}
