@@ -247,11 +247,12 @@ providers:
 }
 
 // caughtUp waits until the verifier has judged every probe result stored
-// when caughtUp was called and one more, a check made since, and the notifier has been given every incident
-// event since, with none waiting to be given again: an event that the
-// judgement or a redelivery would send twice has reached the notifier by
-// then. (The notifier holds an incident's events back for its next step,
-// even once resolved, so its consumer is never idle.)
+// when caughtUp was called and one more, a check made since, and the
+// notifier has been given every incident event since: an event that the
+// judgement would send twice has reached the notifier by then. (The
+// notifier holds an incident's events back for its next step, even once
+// resolved, so its consumer is never idle, and a held event that was once
+// given again stays counted as redelivered.)
 func caughtUp(t *testing.T, b *bus.Bus) {
 	t.Helper()
 	ctx := context.Background()
@@ -280,7 +281,7 @@ func caughtUp(t *testing.T, b *bus.Bus) {
 	})
 	wait.Within(t, 30*time.Second, "the notifier to be given every incident event", func() bool {
 		ci := consumer(events.StreamEvents, "notifier")
-		return ci != nil && ci.NumPending == 0 && ci.NumRedelivered == 0
+		return ci != nil && ci.NumPending == 0
 	})
 }
 
