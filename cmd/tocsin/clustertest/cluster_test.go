@@ -16,6 +16,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // node is one nats-server of the cluster.
@@ -171,27 +173,22 @@ func (n *node) metaLeader() string {
 // waitMetaLeader waits until every running server names the same meta leader.
 func (c *cluster) waitMetaLeader(within time.Duration) string {
 	c.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
-		leader, agreed := "", true
+	var leader string
+	wait.Within(c.t, within, "a meta leader every server names", spaced(200*time.Millisecond, func() bool {
+		leader = ""
 		for _, n := range c.nodes {
 			if !n.running() {
 				continue
 			}
 			l := n.metaLeader()
 			if l == "" || (leader != "" && l != leader) {
-				agreed = false
-				break
+				return false
 			}
 			leader = l
 		}
-		if agreed && leader != "" {
-			return leader
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	c.t.Fatalf("the cluster has no meta leader after %v", within)
-	return ""
+		return leader != ""
+	}))
+	return leader
 }
 
 // node returns the server of that name.

@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -52,6 +54,7 @@ func startChaos(h *harness, seed uint64) *chaos {
 			c.mu.Lock()
 			c.kills = append(c.kills, fmt.Sprintf("%s@%s", name, time.Now().Format("15:04:05.000")))
 			c.mu.Unlock()
+			// Down for a random while: the timing is what the chaos is made of.
 			time.Sleep(time.Duration(rng.IntN(1000)) * time.Millisecond)
 			if err := p.startErr(); err != nil {
 				c.mu.Lock()
@@ -117,7 +120,7 @@ func TestCrashes(t *testing.T) {
 			s.port.close()
 		}
 		var incidents []string
-		if !waitFor(90*time.Second, 200*time.Millisecond, func() bool {
+		if !wait.Until(context.Background(), 90*time.Second, spaced(200*time.Millisecond, func() bool {
 			incidents = incidents[:0]
 			for _, s := range batch {
 				id := h.incidentOf(s.id)
@@ -127,7 +130,7 @@ func TestCrashes(t *testing.T) {
 				incidents = append(incidents, id)
 			}
 			return true
-		}) {
+		})) {
 			t.Fatalf("wave %d: not every server's incident opened within 90s: %v", w/wave+1, h.watch.snapshot())
 		}
 		for _, id := range incidents {
@@ -140,7 +143,7 @@ func TestCrashes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if !waitFor(90*time.Second, 200*time.Millisecond, func() bool {
+		if !wait.Until(context.Background(), 90*time.Second, spaced(200*time.Millisecond, func() bool {
 			snap := h.watch.snapshot()
 			for _, id := range incidents {
 				if snap[id].resolved == 0 {
@@ -148,7 +151,7 @@ func TestCrashes(t *testing.T) {
 				}
 			}
 			return true
-		}) {
+		})) {
 			t.Fatalf("wave %d: not every incident resolved within 90s", w/wave+1)
 		}
 		h.waitMessagesSoft(expected(incidents, kindDown, kindResolved), codes, 90*time.Second)
@@ -163,7 +166,7 @@ func TestCrashes(t *testing.T) {
 	if len(kills) < len(serviceProcs) {
 		t.Errorf("only %d kills: the lifecycles ended before every service was killed once", len(kills))
 	}
-	time.Sleep(5 * time.Second) // time for a late duplicate to show
+	h.settled(60 * time.Second) // where a late duplicate would have shown
 	h.watch.caughtUp(t, h.js, 60*time.Second)
 
 	// Lost is a failure; a duplicate is counted and reported, with what
@@ -226,7 +229,7 @@ func (h *harness) incidentOf(server string) string {
 func (h *harness) waitMessagesSoft(want []delivery, codes map[string]string, within time.Duration) {
 	h.t.Helper()
 	var got map[delivery]int
-	if !waitFor(within, 250*time.Millisecond, func() bool {
+	if !wait.Until(context.Background(), within, spaced(250*time.Millisecond, func() bool {
 		got = tally(h.mail.Messages(), h.sms.Messages(), codes)
 		for _, d := range want {
 			if got[d] == 0 {
@@ -234,7 +237,7 @@ func (h *harness) waitMessagesSoft(want []delivery, codes map[string]string, wit
 			}
 		}
 		return true
-	}) {
+	})) {
 		missing, _, _, _ := compare(got, want)
 		h.t.Errorf("after %v, messages still missing: %v", within, missing)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -63,12 +64,11 @@ func (p *port) open() error {
 	}
 	var ln net.Listener
 	var err error
-	for range 50 { // the kernel may hold the port a moment after a close
-		if ln, err = net.Listen("tcp", p.addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The kernel may hold the port a moment after a close.
+	wait.Until(context.Background(), time.Second, func() bool {
+		ln, err = net.Listen("tcp", p.addr)
+		return err == nil
+	})
 	if err != nil {
 		return fmt.Errorf("reopen %s: %w", p.addr, err)
 	}
@@ -309,22 +309,22 @@ func (h *harness) serverStates(ctx context.Context) (map[string]events.ServerSta
 // waitStates waits until every server in ids is in state want.
 func (h *harness) waitStates(ids []string, want events.ServerState, within time.Duration) {
 	h.t.Helper()
-	deadline := time.Now().Add(within)
 	var missing []string
-	for time.Now().Before(deadline) {
+	// Reading a thousand records is load on the cluster: a look a second.
+	if wait.Until(context.Background(), within, spaced(time.Second, func() bool {
 		states, err := h.serverStates(context.Background())
-		if err == nil {
-			missing = missing[:0]
-			for _, id := range ids {
-				if states[id] != want {
-					missing = append(missing, id+"="+string(states[id]))
-				}
-			}
-			if len(missing) == 0 {
-				return
+		if err != nil {
+			return false
+		}
+		missing = missing[:0]
+		for _, id := range ids {
+			if states[id] != want {
+				missing = append(missing, id+"="+string(states[id]))
 			}
 		}
-		time.Sleep(time.Second)
+		return len(missing) == 0
+	})) {
+		return
 	}
 	n := len(missing)
 	if n > 10 {
@@ -353,4 +353,50 @@ func (h *harness) logConsumers() {
 			h.t.Logf("consumers of %s: %v", stream, err)
 		}
 	}
+}
+
+// settled waits until the verifier has judged a result stored after the
+// call, and the notifier has been given every incident event: an event
+// that the judgement would send twice has reached the notifier by then.
+// (The notifier holds an incident's events back for its next step, even
+// once resolved, so its consumer is never idle, and a held event that was
+// once given again stays counted as redelivered.)
+func (h *harness) settled(within time.Duration) {
+	h.t.Helper()
+	info := func(stream, consumer string) *jetstream.ConsumerInfo {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		c, err := h.js.Consumer(ctx, stream, consumer)
+		if err != nil {
+			return nil
+		}
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return nil
+		}
+		return ci
+	}
+	var last uint64
+	wait.Within(h.t, within, "the results stream", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		s, err := h.js.Stream(ctx, events.StreamResults)
+		if err != nil {
+			return false
+		}
+		si, err := s.Info(ctx)
+		if err != nil {
+			return false
+		}
+		last = si.State.LastSeq
+		return true
+	})
+	wait.Within(h.t, within, "the verifier to judge a result stored since", spaced(100*time.Millisecond, func() bool {
+		ci := info(events.StreamResults, "verifier")
+		return ci != nil && ci.AckFloor.Stream > last
+	}))
+	wait.Within(h.t, within, "the notifier to be given every incident event", spaced(100*time.Millisecond, func() bool {
+		ci := info(events.StreamEvents, "notifier")
+		return ci != nil && ci.NumPending == 0
+	}))
 }

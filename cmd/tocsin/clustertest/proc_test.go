@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // binaries are the programs the tests run.
@@ -196,16 +197,17 @@ func (p *proc) tail(n int) string {
 // waitLog waits until the log holds want since the latest start.
 func (p *proc) waitLog(want string, within time.Duration) {
 	p.t.Helper()
-	deadline := time.Now().Add(within)
-	for time.Now().Before(deadline) {
+	if wait.Until(context.Background(), within, spaced(100*time.Millisecond, func() bool {
 		out := p.log()
 		if i := strings.LastIndex(out, "=== start "); i >= 0 && strings.Contains(out[i:], want) {
-			return
+			return true
 		}
 		if !p.running() {
 			p.t.Fatalf("%s exited before it logged %q:\n%s", p.name, want, p.tail(40))
 		}
-		time.Sleep(100 * time.Millisecond)
+		return false
+	})) {
+		return
 	}
 	p.t.Fatalf("%s did not log %q within %v:\n%s", p.name, want, within, p.tail(40))
 }

@@ -1,6 +1,7 @@
 package clustertest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -8,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -43,12 +45,13 @@ func (h *harness) pageComponents() (servers, boxes map[string]int, err error) {
 	return servers, boxes, nil
 }
 
-// waitMessages waits until every wanted message has arrived, then a little
-// longer for any duplicate to show, and returns what arrived.
+// waitMessages waits until every wanted message has arrived, then until
+// the pipeline has settled, where any duplicate would have shown, and
+// returns what arrived.
 func (h *harness) waitMessages(want []delivery, codes map[string]string, within time.Duration) map[delivery]int {
 	h.t.Helper()
 	var got map[delivery]int
-	ok := waitFor(within, 250*time.Millisecond, func() bool {
+	ok := wait.Until(context.Background(), within, spaced(250*time.Millisecond, func() bool {
 		got = tally(h.mail.Messages(), h.sms.Messages(), codes)
 		for _, d := range want {
 			if got[d] == 0 {
@@ -56,12 +59,12 @@ func (h *harness) waitMessages(want []delivery, codes map[string]string, within 
 			}
 		}
 		return true
-	})
+	}))
 	if !ok {
 		missing, _, _, _ := compare(got, want)
 		h.t.Fatalf("after %v, %d of %d messages still missing: %v", within, len(missing), len(want), missing)
 	}
-	time.Sleep(3 * time.Second) // time for a duplicate to show
+	h.settled(60 * time.Second) // where a duplicate would have shown
 	return tally(h.mail.Messages(), h.sms.Messages(), codes)
 }
 
@@ -94,7 +97,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	for _, s := range f.servers {
 		s.port.close()
 	}
-	if !waitFor(60*time.Second, 50*time.Millisecond, func() bool { return len(h.watch.snapshot()) > 0 }) {
+	if !wait.Until(context.Background(), 60*time.Second, spaced(50*time.Millisecond, func() bool { return len(h.watch.snapshot()) > 0 })) {
 		t.Fatal("no incident opened within 60s of the storm")
 	}
 	ctx := ctxFor(t, 5*time.Minute)
@@ -122,14 +125,14 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	// new events after them.
 	for _, stream := range []string{events.StreamResults, events.StreamEvents} {
 		var took time.Duration
-		if !waitFor(60*time.Second, 100*time.Millisecond, func() bool {
+		if !wait.Until(context.Background(), 60*time.Second, spaced(100*time.Millisecond, func() bool {
 			last, err := lastStored(ctx, h.js, stream)
 			if err == nil && last.After(killAt) {
 				took = time.Since(killAt)
 				return true
 			}
 			return false
-		}) {
+		})) {
 			t.Fatalf("%s stored nothing new within 60s of the kill", stream)
 		}
 		newLeader, _ := streamLeader(ctx, h.js, stream)
@@ -138,10 +141,10 @@ func TestStormAndLeaderLoss(t *testing.T) {
 
 	h.waitStates(ids, events.StateDown, 2*time.Minute)
 	t.Logf("all %d servers confirmed down %v after the storm began", len(ids), time.Since(stormAt).Round(100*time.Millisecond))
-	if !waitFor(30*time.Second, 500*time.Millisecond, func() bool {
+	if !wait.Until(context.Background(), 30*time.Second, spaced(500*time.Millisecond, func() bool {
 		servers, boxes, err := h.pageComponents()
 		return err == nil && servers["major_outage"] == len(ids) && boxes["major_outage"] == 250
-	}) {
+	})) {
 		servers, boxes, err := h.pageComponents()
 		t.Errorf("the status page does not show every server and box down: servers %v, boxes %v, err %v", servers, boxes, err)
 	}
@@ -193,14 +196,14 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	}
 	h.waitStates(ids, events.StateUp, 2*time.Minute)
 	t.Logf("all %d servers up again %v after their ports reopened", len(ids), time.Since(backAt).Round(100*time.Millisecond))
-	if !waitFor(60*time.Second, 250*time.Millisecond, func() bool {
+	if !wait.Until(context.Background(), 60*time.Second, spaced(250*time.Millisecond, func() bool {
 		for _, in := range h.watch.snapshot() {
 			if in.resolved == 0 {
 				return false
 			}
 		}
 		return true
-	}) {
+	})) {
 		t.Fatalf("not every incident resolved within 60s: %v", h.watch.snapshot())
 	}
 	h.watch.caughtUp(t, h.js, 60*time.Second)

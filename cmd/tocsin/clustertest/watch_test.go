@@ -15,6 +15,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -104,7 +105,7 @@ func (w *watcher) incident(id string) *incidentSeen {
 func (w *watcher) caughtUp(t *testing.T, js jetstream.JetStream, within time.Duration) {
 	t.Helper()
 	var want uint64
-	ok := waitFor(within, 250*time.Millisecond, func() bool {
+	ok := wait.Until(context.Background(), within, spaced(250*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		s, err := js.Stream(ctx, events.StreamEvents)
@@ -125,7 +126,7 @@ func (w *watcher) caughtUp(t *testing.T, js jetstream.JetStream, within time.Dur
 		w.mu.Lock()
 		defer w.mu.Unlock()
 		return w.lastSeq >= want
-	})
+	}))
 	if !ok {
 		w.mu.Lock()
 		defer w.mu.Unlock()
@@ -319,17 +320,21 @@ func updates(got map[delivery]int) int {
 	return n
 }
 
-// waitFor polls cond every poll until it holds or within passes.
-func waitFor(within, poll time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(within)
-	for {
-		if cond() {
-			return true
+// spaced is cond looked at no more than once every d: the looks these
+// tests make (tallying thousands of messages, reading the status page of a
+// thousand servers) are themselves load on the cluster under test, so
+// they keep their own pace while testkit/wait decides when to give up.
+// Between looks it answers as the last look did.
+func spaced(d time.Duration, cond func() bool) func() bool {
+	var last time.Time
+	held := false
+	return func() bool {
+		if time.Since(last) < d {
+			return held
 		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(poll)
+		last = time.Now()
+		held = cond()
+		return held
 	}
 }
 
