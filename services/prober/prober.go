@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
@@ -46,14 +47,8 @@ type Options struct {
 	Heartbeat, HeartbeatTTL time.Duration
 }
 
-// Deps are what a prober needs from outside.
-type Deps struct {
-	Bus *bus.Bus
-	Log *slog.Logger
-	Now func() time.Time
-	// Metrics, when nil, are made on a registry of the prober's own.
-	Metrics *metrics.Metrics
-}
+// Deps are what a prober needs from outside, as every service.
+type Deps = platform.Deps
 
 // Prober is one location's prober and scheduler.
 type Prober struct {
@@ -81,12 +76,7 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 	if opts.HeartbeatTTL <= opts.Heartbeat {
 		opts.HeartbeatTTL = 3 * opts.Heartbeat
 	}
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Metrics == nil {
-		deps.Metrics = metrics.New()
-	}
+	deps = deps.WithDefaults()
 	deps.Metrics.Expect("prober@"+opts.Location, consumerName(opts.Location))
 	if opts.RootCAs == nil && cfg.Checks.CAFile != "" {
 		pool, err := trusting(cfg.Checks.CAFile)
