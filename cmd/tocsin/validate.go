@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 )
@@ -25,6 +26,11 @@ func cmdValidate(args []string, stdout, stderr io.Writer, env func(string) (stri
 		servers += len(b.Servers)
 	}
 	fmt.Fprintf(stdout, "%s: ok: %d boxes, %d servers, %d locations, %d staff\n", *path, len(cfg.Boxes), servers, len(cfg.Locations), len(cfg.Staff))
+	// What is legal but would leave an outage untold for a while: a gap
+	// in a rotation in the week ahead. Said, not refused.
+	for _, w := range cfg.Warnings(time.Now()) {
+		fmt.Fprintln(stderr, w)
+	}
 	return 0
 }
 
