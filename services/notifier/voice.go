@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,16 +48,14 @@ type voiceChannel struct {
 }
 
 // newVoice is the voice channel over cfg's Twilio account, or nil when
-// Twilio is not configured. The keypress reaches the notifier at
-// notify.public_url, signed with the link key, so it needs both.
+// Twilio is not configured or its sender cannot be a caller ID (a name or
+// a messaging service: only a number can call). Without notify.public_url
+// and a link key the call cannot take a keypress; it still reads the
+// alarm out, and the person acknowledges by SMS or by the email's link.
 func newVoice(cfg *config.Config) (Channel, error) {
 	t := cfg.Providers.Twilio
-	if t == nil {
+	if t == nil || !callerID.MatchString(t.From) {
 		return nil, nil
-	}
-	nc := cfg.Notify
-	if nc.PublicURL == "" || !nc.LinkKey.IsSet() {
-		return nil, errors.New("notifier: voice calls need notify.public_url and a link key (notify.link_key_env or link_key_file): the key pressed on a call is posted there")
 	}
 	c, err := twiliovoice.New(twiliovoice.Config{
 		AccountSID: t.AccountSID.Reveal(), AuthToken: t.AuthToken.Reveal(), From: t.From, APIURL: t.APIURL,
@@ -64,11 +63,16 @@ func newVoice(cfg *config.Config) (Channel, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc := cfg.Notify
 	return voiceChannel{
 		dialer: c,
 		gather: func(incident string, s config.Staff) string { return gatherURL(nc, incident, s) },
 	}, nil
 }
+
+// callerID is a number in international form, the only sender a call
+// can come from.
+var callerID = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
 
 func (voiceChannel) Name() string                  { return chanVoice }
 func (voiceChannel) Provider() string              { return "twilio" }

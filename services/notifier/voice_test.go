@@ -244,8 +244,26 @@ func TestNewVoice(t *testing.T) {
 	if c, err := newVoice(cfg); c != nil || err != nil {
 		t.Errorf("without Twilio: %v %v, want no channel", c, err)
 	}
-	cfg.Providers.Twilio = &config.Twilio{From: "+447700900000"}
-	if _, err := newVoice(cfg); err == nil || !strings.Contains(err.Error(), "notify.public_url") {
-		t.Errorf("without a public URL: %v", err)
+	cfg.Providers.Twilio = &config.Twilio{From: "Tocsin"}
+	if c, err := newVoice(cfg); c != nil || err != nil {
+		t.Errorf("from a name: %v %v, want no channel", c, err)
+	}
+}
+
+// TestVoiceWithoutPublicURL: a notifier that Twilio cannot reach still
+// calls; the call reads the alarm and takes no key.
+func TestVoiceWithoutPublicURL(t *testing.T) {
+	r := startVoice(t)
+	cfg := *r.n.cfg
+	cfg.Notify.PublicURL = ""
+	c, err := newVoice(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(t.Context(), Message{To: r.staff("Alice"), Incident: "20261121-voice5", Short: "mx1 is down"}); err != nil {
+		t.Fatal(err)
+	}
+	if calls := r.twilio.Calls(); len(calls) != 1 || strings.Contains(calls[0].TwiML, "<Gather") || !strings.Contains(calls[0].TwiML, "mx1 is down") {
+		t.Errorf("calls %+v", calls)
 	}
 }

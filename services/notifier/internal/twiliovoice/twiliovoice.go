@@ -135,7 +135,8 @@ func New(cfg Config) (*Caller, error) {
 
 // Call asks Twilio to call the number to, in international form, read
 // text out twice and ask for 1 to be pressed, which Twilio posts to
-// gatherURL; it returns the new call's SID once Twilio has accepted it
+// gatherURL (with no gatherURL, the call only reads text out: it still
+// wakes someone, who acknowledges another way); it returns the new call's SID once Twilio has accepted it
 // (queued, not yet ringing). A text too long for Twilio's limit on TwiML
 // is shortened, not refused: an alarm cut short still wakes someone.
 //
@@ -154,7 +155,7 @@ func (c *Caller) Call(ctx context.Context, to, text, gatherURL string) (string, 
 		return "", c.refuse(to, gatherURL, "the number is not in international form, like +447700900000")
 	case strings.TrimSpace(text) == "":
 		return "", c.refuse(to, gatherURL, "the message is empty")
-	case !webURL(gatherURL):
+	case gatherURL != "" && !webURL(gatherURL):
 		return "", c.refuse(to, gatherURL, "the gather URL is not an absolute http or https URL")
 	}
 

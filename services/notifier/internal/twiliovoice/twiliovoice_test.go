@@ -73,6 +73,22 @@ func TestTwiML(t *testing.T) {
 	}
 }
 
+func TestTwiMLWithoutGather(t *testing.T) {
+	got := twiliovoice.TwiML("db-1 <&> down", "")
+	want := `<?xml version="1.0" encoding="UTF-8"?><Response><Say>db-1 &lt;&amp;&gt; down</Say><Pause length="1"/>` +
+		`<Say>db-1 &lt;&amp;&gt; down</Say><Say>Acknowledge by text message or by the link in your email.</Say></Response>`
+	if got != want {
+		t.Errorf("TwiML:\n got %s\nwant %s", got, want)
+	}
+	s := twilioapi.Start(t, account, token)
+	if _, err := newCaller(t, config(s)).Call(ctx(t), rcpt, "db-1 down", ""); err != nil {
+		t.Fatalf("a call without a gather URL: %v", err)
+	}
+	if calls := s.Calls(); len(calls) != 1 || strings.Contains(calls[0].TwiML, "Gather") {
+		t.Errorf("calls %+v", calls)
+	}
+}
+
 func TestTwiMLLongTextCut(t *testing.T) {
 	for _, text := range []string{strings.Repeat("web-3 is down ", 400), strings.Repeat("&", 3000), strings.Repeat("ü", 2000)} {
 		got := twiliovoice.TwiML(text, gather)
@@ -184,7 +200,6 @@ func TestRefusedBeforeSending(t *testing.T) {
 		{"national number", "07700900001", "x", gather, "not in international form"},
 		{"empty text", rcpt, " \n", gather, "the message is empty"},
 		{"relative gather URL", rcpt, "x", "/twilio/voice/x", "the gather URL is not an absolute"},
-		{"no gather URL", rcpt, "x", "", "the gather URL is not an absolute"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

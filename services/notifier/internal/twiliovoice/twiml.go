@@ -10,13 +10,18 @@ import (
 // created, in characters.
 const MaxTwiML = 4000
 
-// Prompt is what the call asks of the person after reading the alarm.
-const Prompt = "Press 1 to acknowledge."
+// Prompt is what the call asks of the person after reading the alarm;
+// NoGatherPrompt replaces it on a call that takes no key.
+const (
+	Prompt         = "Press 1 to acknowledge."
+	NoGatherPrompt = "Acknowledge by text message or by the link in your email."
+)
 
 // TwiML is the document a call runs: text read out twice, then Prompt,
 // all inside a <Gather> of one key that Twilio posts to gatherURL, so that
 // a key pressed while the alarm is still being read counts. Without a key
-// the call says goodbye and ends. text's runs of spaces and line breaks
+// the call says goodbye and ends. With no gatherURL the call takes no key
+// and says NoGatherPrompt instead. text's runs of spaces and line breaks
 // become one space, and text and gatherURL are XML-escaped, so that
 // neither a server named `<&"` nor a URL with a query breaks the document
 // or adds to it. A text that would make the document longer than
@@ -55,7 +60,16 @@ func twiml(text, gatherURL string) string {
 		_ = xml.EscapeText(&b, []byte(s)) // a strings.Builder never fails
 		b.WriteString("</Say>")
 	}
-	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><Response><Gather numDigits="1" action="`)
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?><Response>`)
+	if gatherURL == "" {
+		say(text)
+		b.WriteString(`<Pause length="1"/>`)
+		say(text)
+		say(NoGatherPrompt)
+		b.WriteString(`</Response>`)
+		return b.String()
+	}
+	b.WriteString(`<Gather numDigits="1" action="`)
 	_ = xml.EscapeText(&b, []byte(gatherURL))
 	b.WriteString(`" method="POST">`)
 	say(text)
