@@ -79,7 +79,13 @@ func (voiceChannel) Provider() string              { return "twilio" }
 func (voiceChannel) Address(s config.Staff) string { return s.Phone }
 func (voiceChannel) Wakes() bool                   { return true }
 func (c voiceChannel) Send(ctx context.Context, m Message) (string, error) {
-	return c.dialer.Call(ctx, m.To.Phone, m.Short, c.gather(m.Incident, m.To))
+	// A resolution, or an alert about no incident, has nothing to
+	// acknowledge: the call only reads it out.
+	gather := ""
+	if m.Incident != "" && m.Kind != kindResolved {
+		gather = c.gather(m.Incident, m.To)
+	}
+	return c.dialer.Call(ctx, m.To.Phone, m.Short, gather)
 }
 
 // gatherURL is where Twilio posts the key s presses on a call about

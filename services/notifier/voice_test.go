@@ -267,3 +267,22 @@ func TestVoiceWithoutPublicURL(t *testing.T) {
 		t.Errorf("calls %+v", calls)
 	}
 }
+
+// TestVoiceNothingToAcknowledge: a resolution, or an alert about no
+// incident, is read out without asking for a key.
+func TestVoiceNothingToAcknowledge(t *testing.T) {
+	r := startVoice(t)
+	for _, m := range []Message{
+		{To: r.staff("Alice"), Incident: "20261121-voice6", Kind: kindResolved, Short: "mx1 is up again"},
+		{To: r.staff("Alice"), Kind: kindFailover, Short: "FAILOVER FAILING"},
+	} {
+		if _, err := r.voice.Send(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range r.twilio.Calls() {
+		if strings.Contains(c.TwiML, "<Gather") {
+			t.Errorf("asks for a key: %s", c.TwiML)
+		}
+	}
+}
