@@ -172,16 +172,17 @@ func (u *IncidentUpdated) Validate() error {
 type IncidentAcknowledged struct {
 	Incident string    `json:"incident"`
 	By       string    `json:"by"`  // the staff member's name
-	Via      string    `json:"via"` // sms, link or cli
+	Via      string    `json:"via"` // sms, voice, link or cli
 	At       time.Time `json:"at"`
 	Note     string    `json:"note,omitempty"`
 }
 
 // The ways to acknowledge.
 const (
-	AckViaSMS  = "sms"
-	AckViaLink = "link"
-	AckViaCLI  = "cli"
+	AckViaSMS   = "sms"
+	AckViaVoice = "voice" // a key pressed during a call
+	AckViaLink  = "link"
+	AckViaCLI   = "cli"
 )
 
 func (*IncidentAcknowledged) EventType() Type   { return TypeIncidentAcked }
@@ -193,7 +194,7 @@ func (a *IncidentAcknowledged) Validate() error {
 	switch {
 	case a.By == "":
 		return errors.New("missing by")
-	case a.Via != AckViaSMS && a.Via != AckViaLink && a.Via != AckViaCLI:
+	case a.Via != AckViaSMS && a.Via != AckViaVoice && a.Via != AckViaLink && a.Via != AckViaCLI:
 		return fmt.Errorf("unknown via %q", a.Via)
 	case a.At.IsZero():
 		return errors.New("missing at")

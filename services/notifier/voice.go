@@ -28,9 +28,7 @@ const (
 	// few hundred bytes.
 	maxGatherBody = 16 << 10
 	// ackViaVoice is how an acknowledgement by a keypress is recorded.
-	// The events carry no voice channel yet; the call went to the phone
-	// that SMS acknowledgements come from.
-	ackViaVoice = events.AckViaSMS
+	ackViaVoice = events.AckViaVoice
 )
 
 // dialer places one call that reads text out and posts a keypress to
