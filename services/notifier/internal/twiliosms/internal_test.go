@@ -10,28 +10,6 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 )
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		header string
-		want   time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"7", 7 * time.Second},
-		{" 120 ", 2 * time.Minute},
-		{"-3", 0},
-		{"soon", 0},
-		{"Sat, 21 Nov 2026 12:00:30 GMT", 30 * time.Second},
-		{"Sat, 21 Nov 2026 11:59:00 GMT", 0},
-	}
-	for _, tt := range tests {
-		if got := retryAfter(tt.header, now); got != tt.want {
-			t.Errorf("retryAfter(%q) = %v, want %v", tt.header, got, tt.want)
-		}
-	}
-}
-
 func TestMask(t *testing.T) {
 	tests := []struct{ in, want string }{
 		{"+447700900001", "+44…001"},

@@ -17,11 +17,11 @@ import (
 	"time"
 	"unicode/utf16"
 
-	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
 )
 
 const (
@@ -154,13 +154,16 @@ func (s *Sender) Send(ctx context.Context, to, body string) (string, error) {
 		fmt.Errorf("twilio did not answer within %v: %w", s.cfg.Timeout, context.DeadlineExceeded))
 	defer cancel()
 
-	var ans answer
-	msg, err := s.service(ctx, &ans).CreateMessage(params(s.cfg.From, to, body, s.cfg.StatusCallback))
+	// twilio-go makes its requests with context.Background(); the
+	// transport is what bounds them by ctx.
+	tr := twiliorest.NewTransport(ctx, s.base, s.api, s.now)
+	svc := twiliorest.NewService(tr, s.cfg.AccountSID, s.cfg.AuthToken, s.cfg.Timeout)
+	msg, err := svc.CreateMessage(params(s.cfg.From, to, body, s.cfg.StatusCallback))
 	if err != nil {
-		return "", s.failure(ctx, err, ans, to)
+		return "", s.failure(ctx, err, tr.Answer(), to)
 	}
 	if msg.Sid == nil || *msg.Sid == "" {
-		return "", s.failure(ctx, fmt.Errorf("answer %d holds no message SID", ans.status), ans, to)
+		return "", s.failure(ctx, fmt.Errorf("answer %d holds no message SID", tr.Answer().Status), tr.Answer(), to)
 	}
 	return *msg.Sid, nil
 }
@@ -182,84 +185,14 @@ func params(from, to, body, callback string) *api.CreateMessageParams {
 	return p
 }
 
-// service builds a twilio-go API client for one Send. twilio-go makes its
-// requests with context.Background(), so the only way to bound one by ctx
-// is a transport that carries ctx; the client is cheap, and building one
-// per call keeps concurrent sends apart.
-func (s *Sender) service(ctx context.Context, ans *answer) *api.ApiService {
-	hc := &http.Client{
-		Transport: &callTransport{ctx: ctx, base: s.base, api: s.api, now: s.now, ans: ans},
-		// A backstop: ctx, with the same timeout, ends first and says why.
-		Timeout: s.cfg.Timeout + time.Second,
-		// As twilio-go's own client: a redirect is an answer, not a
-		// reason to send the credentials elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	c := &client.Client{
-		Credentials:         client.NewCredentials(s.cfg.AccountSID, s.cfg.AuthToken),
-		HTTPClient:          hc,
-		UserAgentExtensions: []string{"tocsin"},
-	}
-	c.SetAccountSid(s.cfg.AccountSID)
-	// Not client.NewRequestHandler: it reads TWILIO_EDGE and TWILIO_REGION
-	// from the environment and would send to another host than the one
-	// configured.
-	return api.NewApiService(&client.RequestHandler{Client: c})
-}
-
 // refuse is the error for a message Send will not try to send.
 func (s *Sender) refuse(to, why string) error {
 	return &bus.ProviderError{Text: s.scrub("twilio: send sms to "+mask(to)+": "+why, to)}
 }
 
 // failure describes and classifies a send that went wrong.
-func (s *Sender) failure(ctx context.Context, err error, ans answer, to string) error {
-	e := &bus.ProviderError{Status: ans.status, RetryAfter: ans.retryAfter}
-	var desc string
-	var rest *client.TwilioRestError
-	if errors.As(err, &rest) {
-		if e.Status == 0 {
-			e.Status = rest.Status
-		}
-		// The message may quote the number, and Details anything; what
-		// stays reachable through Unwrap is scrubbed like the text.
-		clean := &client.TwilioRestError{
-			Code:     rest.Code,
-			Message:  s.scrub(rest.Message, to),
-			MoreInfo: rest.MoreInfo,
-			Status:   rest.Status,
-		}
-		err = clean
-		desc = fmt.Sprintf("twilio answered %d, error %d: %s (%s)", e.Status, clean.Code, clean.Message, clean.MoreInfo)
-	} else {
-		if cause := context.Cause(ctx); cause != nil {
-			// What twilio-go saw was the request we cancelled; say why.
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		desc = err.Error()
-		if e.Status != 0 {
-			desc = fmt.Sprintf("twilio answered %d: %s", e.Status, desc)
-		}
-	}
-
-	switch {
-	case e.Status == 0:
-		e.Retry = true // no answer: a timeout, a connection failure, ctx
-	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusRequestTimeout, e.Status >= 500:
-		e.Retry = true
-	case e.Status >= 400:
-		e.Retry = false // Twilio will refuse this message again
-	default:
-		// A 2xx or 3xx answer that does not hold a message: Twilio may
-		// or may not have it. A second SMS beats a missed alarm.
-		e.Retry = true
-	}
-	if e.RetryAfter > 0 {
-		desc += fmt.Sprintf("; retry after %v", e.RetryAfter)
-	}
-	e.Text = s.scrub("twilio: send sms to "+mask(to)+": "+desc, to)
-	e.Err = err
-	return e
+func (s *Sender) failure(ctx context.Context, err error, ans twiliorest.Answer, to string) error {
+	return twiliorest.Failure(ctx, err, ans, "send sms to "+mask(to), func(text string) string { return s.scrub(text, to) })
 }
 
 // scrub takes the auth token and the recipient's number out of text, in

@@ -24,12 +24,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/redact"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
 )
 
 const (
@@ -163,14 +163,17 @@ func (c *Caller) Call(ctx context.Context, to, text, gatherURL string) (string, 
 		fmt.Errorf("twilio did not answer within %v: %w", c.cfg.Timeout, context.DeadlineExceeded))
 	defer cancel()
 
-	var ans answer
+	// twilio-go makes its requests with context.Background(); the
+	// transport is what bounds them by ctx.
+	tr := twiliorest.NewTransport(ctx, c.base, c.api, c.now)
+	svc := twiliorest.NewService(tr, c.cfg.AccountSID, c.cfg.AuthToken, c.cfg.Timeout)
 	p := params(c.cfg.From, to, TwiML(text, gatherURL), c.cfg.StatusCallback, int(c.cfg.Ring/time.Second))
-	call, err := c.service(ctx, &ans).CreateCall(p)
+	call, err := svc.CreateCall(p)
 	if err != nil {
-		return "", c.failure(ctx, err, ans, to, gatherURL)
+		return "", c.failure(ctx, err, tr.Answer(), to, gatherURL)
 	}
 	if call.Sid == nil || *call.Sid == "" {
-		return "", c.failure(ctx, fmt.Errorf("answer %d holds no call SID", ans.status), ans, to, gatherURL)
+		return "", c.failure(ctx, fmt.Errorf("answer %d holds no call SID", tr.Answer().Status), tr.Answer(), to, gatherURL)
 	}
 	return *call.Sid, nil
 }
@@ -186,76 +189,14 @@ func params(from, to, twiml, callback string, ring int) *api.CreateCallParams {
 	return p
 }
 
-// service builds a twilio-go API client for one Call; see twiliosms,
-// whose reasons (a context per request, no redirects, no environment)
-// are the same.
-func (c *Caller) service(ctx context.Context, ans *answer) *api.ApiService {
-	hc := &http.Client{
-		Transport:     &callTransport{ctx: ctx, base: c.base, api: c.api, now: c.now, ans: ans},
-		Timeout:       c.cfg.Timeout + time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	cl := &client.Client{
-		Credentials:         client.NewCredentials(c.cfg.AccountSID, c.cfg.AuthToken),
-		HTTPClient:          hc,
-		UserAgentExtensions: []string{"tocsin"},
-	}
-	cl.SetAccountSid(c.cfg.AccountSID)
-	return api.NewApiService(&client.RequestHandler{Client: cl})
-}
-
 // refuse is the error for a call Call will not try to place.
 func (c *Caller) refuse(to, gatherURL, why string) error {
 	return &bus.ProviderError{Text: c.scrub("twilio: call "+redact.Phone(to)+": "+why, to, gatherURL)}
 }
 
 // failure describes and classifies a call that went wrong.
-func (c *Caller) failure(ctx context.Context, err error, ans answer, to, gatherURL string) error {
-	e := &bus.ProviderError{Status: ans.status, RetryAfter: ans.retryAfter}
-	var desc string
-	var rest *client.TwilioRestError
-	if errors.As(err, &rest) {
-		if e.Status == 0 {
-			e.Status = rest.Status
-		}
-		// The message may quote the number or the URL, and Details
-		// anything; what stays reachable through Unwrap is scrubbed too.
-		clean := &client.TwilioRestError{
-			Code:     rest.Code,
-			Message:  c.scrub(rest.Message, to, gatherURL),
-			MoreInfo: rest.MoreInfo,
-			Status:   rest.Status,
-		}
-		err = clean
-		desc = fmt.Sprintf("twilio answered %d, error %d: %s (%s)", e.Status, clean.Code, clean.Message, clean.MoreInfo)
-	} else {
-		if cause := context.Cause(ctx); cause != nil {
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		desc = err.Error()
-		if e.Status != 0 {
-			desc = fmt.Sprintf("twilio answered %d: %s", e.Status, desc)
-		}
-	}
-
-	switch {
-	case e.Status == 0:
-		e.Retry = true // no answer: a timeout, a connection failure, ctx
-	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusRequestTimeout, e.Status >= 500:
-		e.Retry = true
-	case e.Status >= 400:
-		e.Retry = false // Twilio will refuse this call again
-	default:
-		// A 2xx or 3xx answer that does not hold a call: Twilio may or
-		// may not have it. A second call beats a missed alarm.
-		e.Retry = true
-	}
-	if e.RetryAfter > 0 {
-		desc += fmt.Sprintf("; retry after %v", e.RetryAfter)
-	}
-	e.Text = c.scrub("twilio: call "+redact.Phone(to)+": "+desc, to, gatherURL)
-	e.Err = err
-	return e
+func (c *Caller) failure(ctx context.Context, err error, ans twiliorest.Answer, to, gatherURL string) error {
+	return twiliorest.Failure(ctx, err, ans, "call "+redact.Phone(to), func(text string) string { return c.scrub(text, to, gatherURL) })
 }
 
 // scrub takes the auth token, the number and the gather URL out of text,
