@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/servertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
 )
 
 // TestDeployDocs runs test-deploy-docs.sh: the marked steps of
