@@ -90,6 +90,7 @@ func (n *Notifier) routes(kv jetstream.KeyValue) http.Handler {
 	mux.HandleFunc("POST "+pathTwilioSMS, func(w http.ResponseWriter, r *http.Request) { n.inboundSMS(w, r, kv) })
 	mux.HandleFunc("POST "+pathTwilioStatus, func(w http.ResponseWriter, r *http.Request) { n.smsStatus(w, r, kv) })
 	mux.HandleFunc(pathAck+"{incident}/{who}/{sig}", func(w http.ResponseWriter, r *http.Request) { n.ackLink(w, r) })
+	mux.HandleFunc("POST "+pathTwilioVoice+"{incident}/{who}/{sig}", func(w http.ResponseWriter, r *http.Request) { n.voiceGather(w, r, kv) })
 	return http.MaxBytesHandler(mux, 64<<10)
 }
 

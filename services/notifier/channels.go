@@ -68,6 +68,12 @@ func channels(cfg *config.Config, given []Channel, callback string) ([]Channel, 
 	}{
 		{chanSMS, func() (Channel, error) { return newSMS(cfg.Providers.Twilio, callback) }},
 		{chanEmail, func() (Channel, error) { return newEmail(cfg.Providers.SMTP) }},
+		{chanVoice, func() (Channel, error) {
+			if nc := cfg.Notify; nc.PublicURL == "" || !nc.LinkKey.IsSet() {
+				return nil, nil // nowhere for the keypress to go: no calls
+			}
+			return newVoice(cfg)
+		}},
 	}
 	var out []Channel
 	for _, b := range builtin {

@@ -5,11 +5,17 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/policy"
 )
 
-// pacing is how often people may be told.
+// pacing is how often people may be told, and how an unacknowledged
+// incident escalates.
 type pacing struct {
 	GroupWait, GroupWindow, UpdateEvery, RepeatEvery time.Duration
+	// Policies are the escalation policies by severity; Staff says whom
+	// a rung's words stand for when it fires.
+	Policies policy.Policies
+	Staff    policy.Resolver
 }
 
 // decide says, for an incident's state with one event merged in, which
@@ -26,9 +32,29 @@ type pacing struct {
 //     acknowledged the milder state; boxes going down one after another at
 //     the same severity are paged at most once per GroupWindow, so that a
 //     storm pages once, not once a box;
-//   - an unacknowledged incident is repeated every RepeatEvery after the
-//     first message; the opening event is the timer. A warning is
-//     repeated until it is fixed, acknowledged or not;
+//   - an incident that pages (not a warning, not a flapping server's)
+//     escalates by its severity's policy, started when the opening page
+//     goes: the opening is the policy's first rung. It goes as routed
+//     (notify.severity.*.oncall to the person on call, .others to the
+//     rest, by email by default), and whoever the rungs due at once page
+//     also gets it by the rungs' channels: routing and rung 0 add up, so
+//     that neither a rung nor a route the operator wrote is dropped;
+//   - each later rung is an escalation message when it falls due, to
+//     whom it pages, by its channels, naming the rungs skipped since the
+//     last that fired; rungs that page nobody go with the next that
+//     does. The opening event is the timer, held until the next rung;
+//   - the first acknowledgement at or after the policy's start stops
+//     every later rung, and everyone told of the incident but the acker
+//     hears of it once: by SMS if a page rang their phone, else by email;
+//   - worse news at a higher severity hands over to that severity's
+//     policy (policy.Rise): the rungs it makes due go with the page of
+//     the worse news. When the rise starts the policy afresh (after an
+//     acknowledgement), an update is held as the timer too, for the
+//     opening event may be done;
+//   - an incident without a policy running (a warning, a flapping
+//     server's) is repeated every RepeatEvery after the first message,
+//     the opening event as the timer. A warning is repeated until it is
+//     fixed, acknowledged or not;
 //   - the resolution goes out at once to whoever was told of the incident,
 //     or by email if nobody was.
 func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *sending, later time.Duration) {
@@ -45,8 +71,20 @@ func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *
 			if wait := d.Opened.Add(p.GroupWait).Sub(now); wait > 0 {
 				return nil, wait
 			}
-			return page(kindOpened, 0), 0
-		case st.Resolved != nil || st.Acked != nil && !st.Warning || p.RepeatEvery <= 0:
+			s := page(kindOpened, 0)
+			if !st.Warning && !st.OpenedFlapping && len(p.Policies[s.Severity]) > 0 {
+				rec := policy.Start(s.Severity, now)
+				if a := st.Acked; a != nil {
+					rec.Ack = &policy.Ack{By: a.By, At: a.At}
+				}
+				s.Policy, s.Steps = &rec, policy.Evaluate(p.Policies, rec, now, p.Staff).Steps
+			}
+			return s, 0
+		case st.Resolved != nil:
+			return nil, 0
+		case st.escalating():
+			return escalate(st, now, p)
+		case st.Acked != nil && !st.Warning || p.RepeatEvery <= 0:
 			return nil, 0
 		}
 		due := st.FirstSent.Add(time.Duration(st.Reminders+1) * p.RepeatEvery)
@@ -59,27 +97,32 @@ func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *
 			return nil, 0 // the first message tells of it
 		}
 		if st.worse() && (st.Severity().Worse(st.Paged) || !now.Before(st.PagedAt.Add(p.GroupWindow))) {
-			return page(kindWorse, st.Worse+1), 0
-		}
-		// Another box down within group_window of the last page, no
-		// worse than it: gathered, and paged when the window is over
-		// (the update that wakes the incident then finds it worse).
-		if d.Seq <= st.Covered && !st.worse() {
-			return nil, 0 // a message since tells of it
-		}
-		if st.worse() {
-			if due := st.PagedAt.Add(p.GroupWindow); now.Before(due) {
-				return nil, due.Sub(now)
+			s := page(kindWorse, st.Worse+1)
+			if rec := policy.Rise(p.Policies, st.Policy, s.Severity, now); rec.Severity != st.Policy.Severity && len(p.Policies[rec.Severity]) > 0 {
+				s.Policy, s.Steps = &rec, policy.Evaluate(p.Policies, rec, now, p.Staff).Steps
 			}
+			return s, 0
 		}
-		gap := p.UpdateEvery
-		if st.Digests == 0 {
-			gap = p.GroupWindow
+		s, later := decideUpdate(st, d, now, p)
+		if s != nil || !st.escalating() {
+			return s, later
 		}
-		if due := st.LastSent.Add(gap); now.Before(due) {
-			return nil, due.Sub(now)
+		// Rungs due go before news by email; a policy a rise started
+		// afresh has this update as its timer too.
+		esc, wait := escalate(st, now, p)
+		switch {
+		case esc != nil:
+			return esc, 0
+		case st.Policy.Started.After(st.FirstSent) && wait > 0 && (later == 0 || wait < later):
+			return nil, wait
 		}
-		return &sending{Kind: kindDigest, N: st.Digests + 1, At: now, Seq: st.Seq}, 0
+		return nil, later
+	case *events.IncidentAcknowledged:
+		if st.Resolved != nil || !st.escalating() || st.Policy.Ack != nil || d.At.Before(st.Policy.Started) {
+			return nil, 0 // nothing to stop, or it acknowledged a milder state
+		}
+		st.Policy.Ack = &policy.Ack{By: d.By, At: d.At}
+		return &sending{Kind: kindAcked, N: st.AckNotices + 1, At: now, Seq: st.Seq, Ack: st.Policy.Ack}, 0
 	case *events.IncidentResolved:
 		// Over before anyone was told (the notifier was behind, or the
 		// first message was still waiting): the resolution still goes, by
@@ -90,6 +133,56 @@ func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *
 		return &sending{Kind: kindResolved, At: now, Seq: st.Seq}, 0
 	}
 	return nil, 0
+}
+
+// decideUpdate is what an update no worse than the last page calls for:
+// a digest, now or later.
+func decideUpdate(st *incidentState, d *events.IncidentUpdated, now time.Time, p pacing) (*sending, time.Duration) {
+	// Another box down within group_window of the last page, no
+	// worse than it: gathered, and paged when the window is over
+	// (the update that wakes the incident then finds it worse).
+	if d.Seq <= st.Covered && !st.worse() {
+		return nil, 0 // a message since tells of it
+	}
+	if st.worse() {
+		if due := st.PagedAt.Add(p.GroupWindow); now.Before(due) {
+			return nil, due.Sub(now)
+		}
+	}
+	gap := p.UpdateEvery
+	if st.Digests == 0 {
+		gap = p.GroupWindow
+	}
+	if due := st.LastSent.Add(gap); now.Before(due) {
+		return nil, due.Sub(now)
+	}
+	return &sending{Kind: kindDigest, N: st.Digests + 1, At: now, Seq: st.Seq}, 0
+}
+
+// escalating reports whether the incident's escalation policy runs, or
+// ran: once started, it stands for the reminders.
+func (st *incidentState) escalating() bool { return !st.Policy.Started.IsZero() && !st.Warning }
+
+// escalate is the next message of the incident's escalation, or how long
+// until a rung falls due (0: none will). The rungs that page nobody go
+// with the first due after them that pages someone, whose message names
+// them; trailing ones are settled by a message to nobody.
+func escalate(st *incidentState, now time.Time, p pacing) (*sending, time.Duration) {
+	d := policy.Evaluate(p.Policies, st.Policy, now, p.Staff)
+	if len(d.Steps) == 0 {
+		if d.Next.IsZero() {
+			return nil, 0
+		}
+		return nil, d.Next.Sub(now)
+	}
+	steps := d.Steps
+	if i := slices.IndexFunc(steps, func(s policy.Step) bool { return !s.Gap() }); i >= 0 {
+		steps = steps[:i+1]
+	}
+	// N is the place of the rung that pages in the record: the opening
+	// is the first, so the default policy's call is escalation-1.
+	return &sending{Kind: kindEscalation, N: len(st.Policy.Fired) + len(steps) - 1, At: now, Seq: st.Seq,
+		Severity: st.Policy.Severity, Steps: steps}, 0
 }
 
 // worse reports whether the incident is worse now than the people on call
@@ -127,7 +220,13 @@ func (st *incidentState) sent(s sending) {
 			}
 		}
 	}
+	if s.Policy != nil {
+		st.Policy = *s.Policy
+	}
+	st.Policy.Fired = append(st.Policy.Fired, s.Steps...)
 	switch s.Kind {
+	case kindAcked:
+		st.AckNotices = s.N
 	case kindWorse:
 		st.Worse = s.N
 	case kindOpened:

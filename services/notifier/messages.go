@@ -12,6 +12,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/policy"
 )
 
 // The kinds of message an incident brings.
@@ -21,6 +22,10 @@ const (
 	kindDigest   = "update"
 	kindReminder = "reminder"
 	kindResolved = "resolved"
+	// kindEscalation is a rung of the escalation policy after the
+	// opening; kindAcked tells those paged that someone took it on.
+	kindEscalation = "escalation"
+	kindAcked      = "acked"
 	// kindFailover is no incident's: failover keeps failing to move a
 	// server, and someone must do it by hand.
 	kindFailover = "failover"
@@ -236,6 +241,23 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 		m.Subject = fmt.Sprintf("[%s] STILL %s, not acknowledged: %s [%s]", site, word(sev), st.Title, st.Incident)
 		b.Lead = fmt.Sprintf("Still down after %s, and nobody has acknowledged it: %s. %s.", for_, st.Title, service)
 		m.SMS = fmt.Sprintf("STILL DOWN %s after %s, unacknowledged: %s. %s. Reply ACK %s", code, for_, st.Title, service, code)
+	case kindEscalation:
+		for_ := now.Sub(st.Policy.Started).Round(time.Second)
+		skipped := skips(s.Steps)
+		m.Subject = fmt.Sprintf("[%s] STILL %s, not acknowledged for %s: %s [%s]", site, word(sev), for_, st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("Not acknowledged for %s: %s. %s.%s", for_, st.Title, service, skipped)
+		m.SMS = fmt.Sprintf("STILL DOWN %s, unacknowledged for %s: %s. %s.%s Reply ACK %s", code, for_, st.Title, service, skipped, code)
+	case kindAcked:
+		a := s.Ack
+		if a == nil && st.Acked != nil {
+			a = &policy.Ack{By: st.Acked.By, At: st.Acked.At}
+		} else if a == nil {
+			a = &policy.Ack{By: "someone", At: now}
+		}
+		at := a.At.UTC().Format("15:04")
+		m.Subject = fmt.Sprintf("[%s] ACK by %s at %s: %s [%s]", site, a.By, at, st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("ACK by %s at %s UTC: %s. Nobody will be paged further about it.", a.By, at, st.Title)
+		m.SMS = fmt.Sprintf("ACK by %s at %s (%s)", a.By, at, code)
 	case kindResolved:
 		r := st.Resolved
 		lasted := r.Resolved.Sub(r.Opened).Round(time.Second)
@@ -311,6 +333,33 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 	}
 	m.body = b
 	return m
+}
+
+// skips says which rungs before this message reached nobody, " " first;
+// "" when none did.
+func skips(steps []policy.Step) string {
+	var out []string
+	for _, st := range steps {
+		for _, k := range st.Skips {
+			for _, w := range k.Who {
+				switch w {
+				case config.WhoSecondary:
+					out = append(out, "nobody was on call as secondary")
+				case config.WhoOnCall:
+					out = append(out, "nobody on call could be reached")
+				case config.WhoTeam:
+					out = append(out, "nobody in the team could be reached")
+				default:
+					out = append(out, w+" could not be reached")
+				}
+			}
+		}
+	}
+	out = slices.Compact(out)
+	if len(out) == 0 {
+		return ""
+	}
+	return " " + capital(strings.Join(out, "; ")) + "."
 }
 
 // word is a severity as a message's subject shouts it.

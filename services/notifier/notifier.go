@@ -1,8 +1,9 @@
 // Package notifier tells the people on call. It turns incident events into
-// SMS and email, one message per person so that nobody's address is shown
-// to the others, paced so that a storm never becomes a flood, threaded per
-// incident, repeated until someone acknowledges, and recorded per delivery
-// so that an event delivered again never sends again. Channels sit behind
+// SMS, calls and email, one message per person so that nobody's address is
+// shown to the others, paced so that a storm never becomes a flood,
+// threaded per incident, escalated rung by rung by its severity's policy
+// until someone acknowledges (see decide), and recorded per delivery so
+// that an event delivered again never sends again. Channels sit behind
 // one interface; when one fails for good or for too long, the next in
 // notify.fallback carries the message and says so.
 package notifier
@@ -25,6 +26,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/policy"
 )
 
 // Deps are what a notifier needs from outside, as every service.
@@ -37,7 +39,7 @@ type Notifier struct {
 	log   *slog.Logger
 	now   func() time.Time
 	chans []Channel
-	pace  pacing
+	pace  pacing // with the policies, by the channels there are
 	ln    net.Listener
 	given []Channel // WithChannels
 	m     *metrics.Metrics
@@ -85,7 +87,37 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
 		return nil, err
 	}
 	n.chans = chans
+	n.pace.Policies, n.pace.Staff = n.policies(cfg), policy.Staff(cfg)
 	return n, nil
+}
+
+// policies are the config's escalation policies for the channels the
+// notifier has. Without the voice channel (no notify.public_url for the
+// keypress to reach) a rung's call goes by SMS: a second text beats a
+// rung that reaches nobody.
+func (n *Notifier) policies(cfg *config.Config) policy.Policies {
+	ps := policy.FromConfig(cfg)
+	if _, ok := n.channel(chanVoice); ok {
+		return ps
+	}
+	for sev, pol := range ps {
+		out := make(policy.Policy, len(pol))
+		for i, r := range pol {
+			var by []string
+			for _, ch := range r.By {
+				if ch == policy.Voice {
+					ch = policy.SMS
+				}
+				if !slices.Contains(by, ch) {
+					by = append(by, ch)
+				}
+			}
+			r.By = by
+			out[i] = r
+		}
+		ps[sev] = out
+	}
+	return ps
 }
 
 // Run sends messages, and serves acknowledgements, until ctx ends.
@@ -142,7 +174,10 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 	}
 	st.merge(ev)
 	later := time.Duration(0)
-	for range 3 { // a message half sent, then the one this event calls for
+	// A message half sent, then those this event calls for: worse news,
+	// and the rungs of the policy due, one message each.
+	settled := false
+	for range maxMessages {
 		s := st.Sending
 		if s == nil {
 			var next *sending
@@ -150,6 +185,7 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 			pace.RepeatEvery = n.cfg.Notify.Route(st.Severity()).RepeatEvery.D()
 			next, later = decide(&st, ev, n.now(), pace)
 			if next == nil {
+				settled = true
 				break
 			}
 			if err := claimActions(ctx, kv, &st, next); err != nil {
@@ -168,6 +204,9 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 		}
 		st.sent(*s)
 	}
+	if !settled {
+		later = time.Second // more is due: look again soon
+	}
 	if later > 0 && !n.holds(&st, ev, later) {
 		later = 0 // another update wakes the incident by then
 	}
@@ -179,6 +218,10 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 	}
 	return nil
 }
+
+// maxMessages bounds the messages one event sends at once: more rungs due
+// than this go when the event is looked at again, a moment later.
+const maxMessages = 16
 
 // wakerGrace is how late the held update may be before another takes its
 // place, in case it was lost; two wakers cost only a look that finds
@@ -271,8 +314,15 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 				rs[i].Channels = n.updateChannels(rs[i])
 			}
 		}
+		rs = n.withSteps(rs, s.Steps)
 		n.tell(st, rs)
 		return rs
+	case kindEscalation:
+		rs := n.withSteps(nil, s.Steps)
+		n.tell(st, rs)
+		return rs
+	case kindAcked:
+		return n.ackAudience(st, s)
 	case kindWorse:
 		// Whoever acknowledged the milder state took the incident on: they
 		// hear of the worse one the way the person on call does.
@@ -284,6 +334,7 @@ func (n *Notifier) audience(st *incidentState, s sending) []recipient {
 				}
 			}
 		}
+		rs = n.withSteps(rs, s.Steps)
 		n.tell(st, rs)
 		return rs
 	case kindDigest:
@@ -335,9 +386,73 @@ func (n *Notifier) tell(st *incidentState, rs []recipient) {
 	for _, r := range rs {
 		k := staffKey(r.Staff)
 		for _, ch := range r.Channels {
+			if ch == chanVoice {
+				ch = chanSMS // a call rang them: the resolution is texted
+			}
 			if !slices.Contains(st.Told[k], ch) {
 				st.Told[k] = append(st.Told[k], ch)
 			}
 		}
 	}
+}
+
+// withSteps adds to rs whom the rungs of steps page, by the rungs'
+// channels they can be reached by: a person already in rs gets the
+// channels they lack.
+func (n *Notifier) withSteps(rs []recipient, steps []policy.Step) []recipient {
+	for _, step := range steps {
+		for _, pg := range step.Pages {
+			p, ok := n.cfg.StaffNamed(pg.Person)
+			if !ok {
+				continue
+			}
+			chs := n.reachable(p, pg.By)
+			if len(chs) == 0 {
+				continue
+			}
+			i := slices.IndexFunc(rs, func(r recipient) bool { return r.Staff.Name == p.Name })
+			if i < 0 {
+				rs = append(rs, recipient{Staff: p, OnCall: true})
+				i = len(rs) - 1
+			}
+			for _, ch := range chs {
+				if !slices.Contains(rs[i].Channels, ch) {
+					rs[i].Channels = append(rs[i].Channels, ch)
+				}
+			}
+		}
+	}
+	return rs
+}
+
+// ackAudience is who hears that someone acknowledged: everyone the
+// incident's messages reached, or its rungs paged, but the acker; by SMS
+// whom a page rang, by email the others (by whichever they have, when
+// they lack that one).
+func (n *Notifier) ackAudience(st *incidentState, s sending) []recipient {
+	paged, rung := map[string]bool{}, map[string]bool{}
+	for _, step := range st.Policy.Fired {
+		for _, pg := range step.Pages {
+			paged[pg.Person] = true
+			if slices.Contains(pg.By, policy.SMS) || slices.Contains(pg.By, policy.Voice) {
+				rung[pg.Person] = true
+			}
+		}
+	}
+	var out []recipient
+	for _, p := range n.cfg.Staff {
+		k := staffKey(p)
+		_, told := st.Told[k]
+		if s.Ack == nil || p.Name == s.Ack.By || !told && !paged[p.Name] {
+			continue
+		}
+		want := []string{chanEmail, chanSMS}
+		if rung[p.Name] || st.Rang[k] {
+			want = []string{chanSMS, chanEmail}
+		}
+		if ch := n.reachable(p, want); len(ch) > 0 {
+			out = append(out, recipient{Staff: p, Channels: ch[:1]})
+		}
+	}
+	return out
 }

@@ -395,38 +395,6 @@ func TestEmailRefusedSMSSaysSo(t *testing.T) {
 	}
 }
 
-// TestRepeatUntilAcknowledged: the person on call is paged again every
-// repeat_every until someone acknowledges; then the pages stop.
-func TestRepeatUntilAcknowledged(t *testing.T) {
-	r := startNotifier(t, "repeat_every: 2s")
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-repeat"
-	r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
-		Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down",
-		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now}},
-	}))
-	wait.Within(t, 15*time.Second, "two repeats", func() bool { return len(r.twilio.Messages()) >= 3 })
-	for _, m := range r.twilio.Messages()[1:] {
-		if m.To != alicePh || !strings.HasPrefix(m.Body, "STILL DOWN repeat") {
-			t.Errorf("repeat %q to %s", m.Body, m.To)
-		}
-	}
-	if err := Acknowledge(context.Background(), r.b.Publish, id, "Alice", events.AckViaCLI, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(500 * time.Millisecond)
-	n := len(r.twilio.Messages())
-	time.Sleep(5 * time.Second) // two more repeat intervals
-	if got := len(r.twilio.Messages()); got != n {
-		t.Errorf("%d more pages after the acknowledgement", got-n)
-	}
-	for _, m := range r.mail.Messages() {
-		if strings.Contains(m.Subject, "STILL DOWN") && m.To[0] != "alice@example.net" {
-			t.Errorf("a repeat went to %v, who is not on call", m.To)
-		}
-	}
-}
-
 // TestFailoverAlert: failover that keeps failing to take a server out of its
 // pool pages the person on call and emails the others, once.
 func TestFailoverAlert(t *testing.T) {

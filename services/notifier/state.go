@@ -9,6 +9,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/policy"
 )
 
 // incidentState is what the notifier keeps of one incident, in the
@@ -46,6 +47,15 @@ type incidentState struct {
 	PagedDown []string        `json:"paged_down,omitempty"`
 	PagedAt   time.Time       `json:"paged_at,omitzero"`
 	Worse     int             `json:"worse,omitempty"`
+	// Policy is the incident's escalation: when its policy started,
+	// which rungs were settled, and the acknowledgement that stopped it.
+	// It starts with the opening page of an incident that pages (not a
+	// warning, not a flapping server's); without it the incident is
+	// repeated every repeat_every instead.
+	Policy policy.Record `json:"policy,omitzero"`
+	// AckNotices counts the notices of an acknowledgement sent to those
+	// paged: one per acknowledgement that stopped the policy.
+	AckNotices int `json:"ack_notices,omitempty"`
 }
 
 // sending is a message claimed before it is sent: a crash or a provider
@@ -62,6 +72,14 @@ type sending struct {
 	// severity and the boxes serving nobody, as they were when claimed.
 	Severity events.Severity `json:"severity,omitempty"`
 	Down     []string        `json:"down,omitempty"`
+	// Steps are the rungs of the escalation policy the message settles:
+	// whom it pages beyond its usual audience, and the rungs it names as
+	// skipped. Policy, when set, is the record the steps belong to: the
+	// one the opening starts, or a rise changes.
+	Steps  []policy.Step  `json:"steps,omitempty"`
+	Policy *policy.Record `json:"policy,omitempty"`
+	// Ack is the acknowledgement an ACK notice tells of.
+	Ack *policy.Ack `json:"ack,omitempty"`
 }
 
 func stateKey(incident string) string { return incident + ".state" }
