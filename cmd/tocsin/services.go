@@ -56,24 +56,31 @@ type wiring struct {
 	log *slog.Logger
 }
 
-// service is one service "tocsin run" can start: its name and how it is
-// built, as instances by name ("verifier", "prober@lon1").
+// service is one service "tocsin run" can start: its name, how it is
+// built, as instances by name ("verifier", "prober@lon1"), and whether
+// "tocsin status" expects an instance of it with the config given (nil
+// when the config is not known).
 type service struct {
-	name  string
-	build func(w wiring) (map[string]runner, error)
+	name     string
+	build    func(w wiring) (map[string]runner, error)
+	expected func(cfg *config.Config) bool
 }
 
+// always is expected of every installation.
+func always(*config.Config) bool { return true }
+
 // table is every service, in start order: the one list that "run",
-// --services and the readiness of each instance are made from.
+// --services, the readiness of each instance and what "tocsin status"
+// expects are made from.
 var table = []service{
-	{"prober", buildProbers},
+	{"prober", buildProbers, always},
 	{"verifier", func(w wiring) (map[string]runner, error) {
 		var opts []verifier.Option
 		if w.f.ackWait > 0 {
 			opts = append(opts, verifier.WithAckWait(w.f.ackWait))
 		}
 		return one("verifier", verifier.New(w.cfg, verifier.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
-	}},
+	}, always},
 	{"notifier", func(w wiring) (map[string]runner, error) {
 		var opts []notifier.Option
 		if w.f.ackWait > 0 {
@@ -84,7 +91,7 @@ var table = []service{
 			return nil, err
 		}
 		return one("notifier", n.Run, nil)
-	}},
+	}, always},
 	{"escalator", func(w wiring) (map[string]runner, error) {
 		var opts []escalator.Option
 		if w.f.ackWait > 0 {
@@ -95,21 +102,26 @@ var table = []service{
 			return nil, err
 		}
 		return one("escalator", e.Run, nil)
-	}},
+	}, always},
 	{"failover", func(w wiring) (map[string]runner, error) {
 		var opts []failover.Option
 		if w.f.ackWait > 0 {
 			opts = append(opts, failover.WithAckWait(w.f.ackWait))
 		}
 		return one("failover", failover.New(w.cfg, failover.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
-	}},
+	}, failoverConfigured},
 	{"statuspage", func(w wiring) (map[string]runner, error) {
 		return one("statuspage", statuspage.New(w.cfg, statuspage.Deps{Bus: w.b, Notes: w.f.notes, Log: w.log, Listener: w.f.pageListener,
 			StateFile: filepath.Join(w.f.data, "statuspage.json"), Metrics: w.m}).Run, nil)
-	}},
+	}, always},
 	{"domains", func(w wiring) (map[string]runner, error) {
 		return one("domains", domains.New(w.cfg, domains.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)
-	}},
+	}, nil},
+}
+
+// failoverConfigured: failover is expected where a box has a failover.
+func failoverConfigured(cfg *config.Config) bool {
+	return cfg != nil && slices.ContainsFunc(cfg.Boxes, func(b config.Box) bool { return b.Failover != nil })
 }
 
 // services is the names of the table, in its order.

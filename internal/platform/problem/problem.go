@@ -15,12 +15,12 @@ type Kind int
 
 // The kinds of failure.
 const (
-	Internal Kind = iota // Tocsin's own: a bug, or its bus unreachable
-	Invalid              // the caller's input is wrong; asking again the same way fails again
-	NotFound             // what the caller named does not exist
-	Conflict             // another change came first; asking again may work
-	Upstream             // a system Tocsin asked (the DNS, say) did not answer
-	Unauthorized         // the caller did not show the credentials this needs
+	Internal     Kind = iota // Tocsin's own: a bug, or its bus unreachable
+	Invalid                  // the caller's input is wrong; asking again the same way fails again
+	NotFound                 // what the caller named does not exist
+	Conflict                 // another change came first; asking again may work
+	Upstream                 // a system Tocsin asked (the DNS, say) did not answer
+	Unauthorized             // the caller did not show the credentials this needs
 )
 
 // Error is a failure of a known kind.

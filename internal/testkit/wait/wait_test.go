@@ -10,7 +10,7 @@ import (
 
 type recorder struct{ failed string }
 
-func (r *recorder) Helper()                          {}
+func (r *recorder) Helper()                           {}
 func (r *recorder) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
 
 func TestWait(t *testing.T) {
