@@ -161,7 +161,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	page := statuspage.New(cfg, statuspage.Deps{Bus: pageBus, Log: log, Listener: ln})
+	page := statuspage.New(cfg, statuspage.Deps{Bus: pageBus, Log: log}, statuspage.WithListener(ln))
 	pctx, stopPage := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- page.Run(pctx) }()

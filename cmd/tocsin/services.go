@@ -111,8 +111,9 @@ var table = []service{
 		return one("failover", failover.New(w.cfg, failover.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
 	}, failoverConfigured},
 	{"statuspage", func(w wiring) (map[string]runner, error) {
-		return one("statuspage", statuspage.New(w.cfg, statuspage.Deps{Bus: w.b, Notes: w.f.notes, Log: w.log, Listener: w.f.pageListener,
-			StateFile: filepath.Join(w.f.data, "statuspage.json"), Metrics: w.m}).Run, nil)
+		return one("statuspage", statuspage.New(w.cfg, statuspage.Deps{Bus: w.b, Log: w.log, Metrics: w.m},
+			statuspage.WithNotes(w.f.notes), statuspage.WithListener(w.f.pageListener),
+			statuspage.WithStateFile(filepath.Join(w.f.data, "statuspage.json"))).Run, nil)
 	}, always},
 	{"domains", func(w wiring) (map[string]runner, error) {
 		return one("domains", domains.New(w.cfg, domains.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)

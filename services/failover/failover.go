@@ -30,6 +30,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
@@ -39,14 +40,8 @@ import (
 // Source is what failover's events say produced them.
 const Source = "failover"
 
-// Deps are what failover needs from outside.
-type Deps struct {
-	Bus *bus.Bus
-	Log *slog.Logger
-	Now func() time.Time
-	// Metrics, when nil, are made on a registry of the service's own.
-	Metrics *metrics.Metrics
-}
+// Deps are what failover needs from outside, as every service.
+type Deps = platform.Deps
 
 // Service takes failed servers out of their pools and puts them back.
 type Service struct {
@@ -83,12 +78,7 @@ func WithRecheck(d time.Duration) Option { return func(s *Service) { s.recheck =
 // New returns the failover service for the boxes of cfg that have a
 // failover section.
 func New(cfg *config.Config, deps Deps, opts ...Option) *Service {
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Metrics == nil {
-		deps.Metrics = metrics.New()
-	}
+	deps = deps.WithDefaults()
 	deps.Metrics.Expect("failover", "failover")
 	s := &Service{m: deps.Metrics,
 		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "failover"), now: deps.Now,

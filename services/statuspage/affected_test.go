@@ -62,7 +62,7 @@ func TestAffectedEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := New(cfg, Deps{Bus: srv.Connect(t, nil), Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: ln})
+	sp := New(cfg, Deps{Bus: srv.Connect(t, nil), Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, WithListener(ln))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = sp.Run(ctx); close(done) }()

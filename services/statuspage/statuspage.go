@@ -26,6 +26,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
@@ -35,23 +36,22 @@ import (
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-// Deps are what the status page needs from outside.
-type Deps struct {
-	Bus *bus.Bus
-	// Notes, if set, is the connection staff updates are posted on: on a
-	// cluster, a user that may post them, while the page's own only reads.
-	Notes *bus.Bus
-	Log   *slog.Logger
-	Now   func() time.Time
-	// Listener, if set, is where the page is served instead of
-	// statuspage.listen.
-	Listener net.Listener
-	// StateFile, if set, is where the page keeps its last known state, to
-	// serve it after a restart while the monitoring system is out of reach.
-	StateFile string
-	// Metrics, when nil, are made on a registry of the page's own.
-	Metrics *metrics.Metrics
-}
+// Deps are what the page needs from outside, as every service.
+type Deps = platform.Deps
+
+// Option adjusts the page.
+type Option func(*Service)
+
+// WithNotes posts staff updates on b: on a cluster, a user that may post
+// them, while the page's own only reads.
+func WithNotes(b *bus.Bus) Option { return func(s *Service) { s.notes = b } }
+
+// WithListener serves the page on ln instead of statuspage.listen.
+func WithListener(ln net.Listener) Option { return func(s *Service) { s.ln = ln } }
+
+// WithStateFile keeps the page's last known state in file, to serve it
+// after a restart while the monitoring system is out of reach.
+func WithStateFile(file string) Option { return func(s *Service) { s.stateFile = file } }
 
 // Service serves the status page.
 type Service struct {
@@ -76,27 +76,25 @@ type Service struct {
 }
 
 // New returns the status page for cfg.
-func New(cfg *config.Config, deps Deps) *Service {
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Metrics == nil {
-		deps.Metrics = metrics.New()
-	}
+func New(cfg *config.Config, deps Deps, opts ...Option) *Service {
+	deps = deps.WithDefaults()
 	deps.Metrics.Expect("statuspage") // no durable consumer: ready once following
 	sp := cfg.Statuspage
 	s := &Service{
-		m: deps.Metrics, cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now, ln: deps.Listener,
-		page: newPage(cfg, deps.Now), stateFile: deps.StateFile, notes: deps.Notes,
+		m: deps.Metrics, cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "statuspage"), now: deps.Now,
+		page:   newPage(cfg, deps.Now),
 		limits: httpguard.DefaultLimits(), eventWrite: eventWriteTimeout, proxies: sp.Proxies,
 		streams: httpguard.NewStreams(sp.MaxStreams, sp.MaxStreamsPerClient),
 		admin:   httpguard.NewLimiter(adminRate, adminBurst, adminClients, sp.Proxies, nil),
 	}
+	for _, o := range opts {
+		o(s)
+	}
 	switch {
 	case sp.IDKey.IsSet():
 		s.page.idKey = []byte(sp.IDKey.Reveal())
-	case deps.StateFile != "":
-		key, err := loadIDKey(idKeyFile(deps.StateFile))
+	case s.stateFile != "":
+		key, err := loadIDKey(idKeyFile(s.stateFile))
 		if err != nil {
 			s.log.Error("public incident ids will change at every restart; set statuspage.id_key_env or id_key_file", "err", err)
 			break

@@ -101,7 +101,7 @@ func runPageWith(t *testing.T, cfg *config.Config, page *bus.Bus, stateFile stri
 	if err != nil {
 		t.Fatal(err)
 	}
-	sp := New(cfg, Deps{Bus: page, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Listener: ln, StateFile: stateFile})
+	sp := New(cfg, Deps{Bus: page, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, WithListener(ln), WithStateFile(stateFile))
 	if tune != nil {
 		tune(sp)
 	}

@@ -18,23 +18,17 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
-	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/maintenance"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
 )
 
-// Deps are what a verifier needs from outside.
-type Deps struct {
-	Bus *bus.Bus
-	Log *slog.Logger
-	Now func() time.Time
-	// Metrics, when nil, are made on a registry of the verifier's own.
-	Metrics *metrics.Metrics
-}
+// Deps are what a verifier needs from outside, as every service.
+type Deps = platform.Deps
 
 // Verifier judges results.
 type Verifier struct {
@@ -80,12 +74,7 @@ func WithAckWait(d time.Duration) Option { return func(v *Verifier) { v.ackWait 
 
 // New returns a verifier for the fleet in cfg.
 func New(cfg *config.Config, deps Deps, opts ...Option) *Verifier {
-	if deps.Now == nil {
-		deps.Now = time.Now
-	}
-	if deps.Metrics == nil {
-		deps.Metrics = metrics.New()
-	}
+	deps = deps.WithDefaults()
 	deps.Metrics.Expect("verifier", "verifier")
 	v := &Verifier{
 		cfg: cfg, deps: deps,
