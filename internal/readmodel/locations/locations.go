@@ -31,7 +31,9 @@ func Announce(ctx context.Context, kv jetstream.KeyValue, hb events.Heartbeat, p
 	if err != nil {
 		return err
 	}
-	if _, err := kv.Put(ctx, key, b); err != nil {
+	// Stopped while the first heartbeat was on its way is a stop, not a
+	// failure: the loop below withdraws whatever may have been written.
+	if _, err := kv.Put(ctx, key, b); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("announce location %s: %w", hb.Location, err)
 	}
 	t := time.NewTicker(period)

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
@@ -127,5 +128,24 @@ func TestReadersAgreeOnAGap(t *testing.T) {
 		if got := l.At(again); !slices.Equal(got, []string{"lon1"}) {
 			t.Errorf("%s reader: live when it beat again = %v", name, got)
 		}
+	}
+}
+
+// TestAnnounceStoppedAtOnce: a prober stopped before its first heartbeat
+// is written stops cleanly, and leaves no heartbeat behind.
+func TestAnnounceStoppedAtOnce(t *testing.T) {
+	b := bustest.New(t)
+	kv, err := b.KV(context.Background(), events.BucketLocations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	hb := events.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 15_000}
+	if err := locations.Announce(ctx, kv, hb, time.Second, slog.New(slog.DiscardHandler)); err != nil {
+		t.Errorf("Announce stopped before it began = %v, want nil", err)
+	}
+	if e, err := kv.Get(context.Background(), hb.Key()); err == nil && e.Operation() == jetstream.KeyValuePut {
+		t.Errorf("a heartbeat was left behind: %s", e.Value())
 	}
 }
