@@ -3,10 +3,10 @@ package escalator
 import (
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/publictext"
+	"github.com/tocsin-alarm/tocsin/internal/platform/span"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -62,35 +62,10 @@ func noteText(cfg *config.Config, n events.IncidentNote) string {
 func resolvedText(cfg *config.Config, st *state) string {
 	affected := ""
 	if r := st.Resolved; r != nil && r.CustomersAffected() > 0 {
-		affected = fmt.Sprintf(" Service was affected for %s.", humanSpan(r.CustomersAffected()))
+		affected = fmt.Sprintf(" Service was affected for %s.", span.Long(r.CustomersAffected()))
 	}
 	return fmt.Sprintf("%s: the problem with %s is resolved and all services are working normally.%s%s",
 		cfg.Site.Name, publicBoxes(cfg, st.EverDown), affected, link(cfg))
-}
-
-// humanSpan says a duration as a person would: "25 minutes", "2 hours 5 minutes".
-func humanSpan(d time.Duration) string {
-	m := int(d.Round(time.Minute).Minutes())
-	switch {
-	case m < 1:
-		return "less than a minute"
-	case m == 1:
-		return "1 minute"
-	case m < 60:
-		return fmt.Sprintf("%d minutes", m)
-	}
-	h, m := m/60, m%60
-	out := fmt.Sprintf("%d hour", h)
-	if h > 1 {
-		out += "s"
-	}
-	if m > 0 {
-		out += fmt.Sprintf(" %d minute", m)
-		if m > 1 {
-			out += "s"
-		}
-	}
-	return out
 }
 
 // bannerText is the message on the hosting web pages.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/span"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/policy"
 )
@@ -232,21 +233,21 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 		}
 		m.SMS = fmt.Sprintf("UPDATE %s: %s; %d still down%s.%s %s", code, st.Title, len(st.Down), flapping, withdrawn, service)
 	case kindReminder:
-		for_ := now.Sub(st.Opened).Round(time.Minute)
+		for_ := now.Sub(st.Opened)
 		if st.Warning {
 			m.Subject = fmt.Sprintf("[%s] WARNING, still not fixed: %s [%s]", site, st.Title, st.Incident)
-			b.Lead = fmt.Sprintf("Still not fixed after %s: %s. Every server still works; this email comes once a day until it is fixed.", for_, st.Title)
+			b.Lead = fmt.Sprintf("Still not fixed after %s: %s. Every server still works; this email comes once a day until it is fixed.", span.Long(for_), st.Title)
 			break
 		}
 		m.Subject = fmt.Sprintf("[%s] STILL %s, not acknowledged: %s [%s]", site, word(sev), st.Title, st.Incident)
-		b.Lead = fmt.Sprintf("Still down after %s, and nobody has acknowledged it: %s. %s.", for_, st.Title, service)
-		m.SMS = fmt.Sprintf("STILL DOWN %s after %s, unacknowledged: %s. %s. Reply ACK %s", code, for_, st.Title, service, code)
+		b.Lead = fmt.Sprintf("Still down after %s, and nobody has acknowledged it: %s. %s.", span.Long(for_), st.Title, service)
+		m.SMS = fmt.Sprintf("STILL %s %s after %s, unacknowledged: %s. %s. Reply ACK %s", still(sev), code, span.Short(for_), st.Title, service, code)
 	case kindEscalation:
-		for_ := now.Sub(st.Policy.Started).Round(time.Second)
+		for_ := now.Sub(st.Policy.Started)
 		skipped := skips(s.Steps)
-		m.Subject = fmt.Sprintf("[%s] STILL %s, not acknowledged for %s: %s [%s]", site, word(sev), for_, st.Title, st.Incident)
-		b.Lead = fmt.Sprintf("Not acknowledged for %s: %s. %s.%s", for_, st.Title, service, skipped)
-		m.SMS = fmt.Sprintf("STILL DOWN %s, unacknowledged for %s: %s. %s.%s Reply ACK %s", code, for_, st.Title, service, skipped, code)
+		m.Subject = fmt.Sprintf("[%s] STILL %s, not acknowledged for %s: %s [%s]", site, word(sev), span.Short(for_), st.Title, st.Incident)
+		b.Lead = fmt.Sprintf("Not acknowledged for %s: %s. %s.%s", span.Long(for_), st.Title, service, skipped)
+		m.SMS = fmt.Sprintf("STILL %s %s, unacknowledged for %s: %s. %s.%s Reply ACK %s", still(sev), code, span.Short(for_), st.Title, service, skipped, code)
 	case kindAcked:
 		a := s.Ack
 		if a == nil && st.Acked != nil {
@@ -260,7 +261,7 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 		m.SMS = fmt.Sprintf("ACK by %s at %s (%s)", a.By, at, code)
 	case kindResolved:
 		r := st.Resolved
-		lasted := r.Resolved.Sub(r.Opened).Round(time.Second)
+		lasted := r.Resolved.Sub(r.Opened)
 		verb, how := "RESOLVED", "back up"
 		switch {
 		case st.Warning:
@@ -270,13 +271,13 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 		}
 		hit := "no customer was affected: every service kept answering"
 		if a := r.CustomersAffected(); a > 0 {
-			hit = fmt.Sprintf("customers were affected for %s", a.Round(time.Second))
+			hit = fmt.Sprintf("customers were affected for %s", span.Long(a))
 		}
 		if st.Warning {
 			hit = "nothing failed"
 		}
 		m.Subject = fmt.Sprintf("[%s] %s: %s [%s]", site, verb, st.Title, st.Incident)
-		b.Lead = fmt.Sprintf("%s after %s: %s. The incident was: %s.%s", capital(strings.ToLower(verb)), lasted, hit, st.Title, withdrawn)
+		b.Lead = fmt.Sprintf("%s after %s: %s. The incident was: %s.%s", capital(strings.ToLower(verb)), span.Long(lasted), hit, st.Title, withdrawn)
 		rows := [][2]string{kv("Incident", st.Incident)}
 		if r.Severity != "" {
 			rows = append(rows, kv("Severity", string(r.Severity)))
@@ -286,9 +287,9 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 			rows = append(rows, kv("Taken out", strings.Join(st.Withdrawn, ", ")+" (out of service, not recovered)"))
 		}
 		rows = append(rows, kv("Confirmed down", stamp(r.Opened)), kv("Over", stamp(r.Resolved)+" ("+how+")"),
-			kv("Servers down for", lasted.String()), kv("Customers", hit))
+			kv("Servers down for", span.Long(lasted)), kv("Customers", hit))
 		b.section(rows...)
-		m.SMS = fmt.Sprintf("%s %s: %s, after %s; %s.%s", verb, code, st.Title, lasted, hit, withdrawn)
+		m.SMS = fmt.Sprintf("%s %s: %s, after %s; %s.%s", verb, code, st.Title, span.Short(lasted), hit, withdrawn)
 		m.body = b
 		return m
 	}
@@ -360,6 +361,16 @@ func skips(steps []policy.Step) string {
 		return ""
 	}
 	return " " + capital(strings.Join(out, "; ")) + "."
+}
+
+// still is what an unacknowledged incident still is, as an SMS leads with
+// it: a box serving nobody is DOWN; one that still serves is DEGRADED, so
+// that nobody reads a dead server as a dead service.
+func still(sev events.Severity) string {
+	if sev == events.SeverityOutage {
+		return "DOWN"
+	}
+	return "DEGRADED"
 }
 
 // word is a severity as a message's subject shouts it.

@@ -215,7 +215,7 @@ func TestThreadingAndLogs(t *testing.T) {
 			if m.InReplyTo != first[m.To[0]] || len(m.References) != 1 || m.References[0] != first[m.To[0]] {
 				t.Errorf("resolution to %s not threaded under %q: %q %q", m.To[0], first[m.To[0]], m.InReplyTo, m.References)
 			}
-			if !strings.Contains(m.Text, "Servers down for: 42m0s") {
+			if !strings.Contains(m.Text, "Servers down for: 42 minutes") {
 				t.Errorf("resolution lacks the duration:\n%s", m.Text)
 			}
 		}
