@@ -21,6 +21,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier"
 )
 
 // statusReport is the whole pipeline at a glance; --json prints it as is.
@@ -37,6 +38,9 @@ type statusReport struct {
 	Troubled []serverState         `json:"troubled"`
 	Boxes    map[string][]string   `json:"boxes"` // degraded and down boxes
 	Open     []fleetstate.Incident `json:"incidents"`
+	// Policies is where each open incident stands in its escalation
+	// policy, in Open's order.
+	Policies []notifier.Position   `json:"escalation_policies"`
 	Actions  []events.ServerAction `json:"failover_actions"` // the newest per server, failed first
 }
 
@@ -230,10 +234,15 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 	if r.Open, err = fleetstate.OpenIncidents(ctx, b); err != nil {
 		return nil, err
 	}
-	for _, inc := range r.Open {
+	ids := make([]string, len(r.Open))
+	for i, inc := range r.Open {
+		ids[i] = inc.ID
 		if inc.AckedBy == "" {
 			r.Attention = append(r.Attention, "incident "+inc.ID+" is not acknowledged")
 		}
+	}
+	if r.Policies, err = notifier.Positions(ctx, b, cfg, ids, now); err != nil {
+		return nil, err
 	}
 	if r.Actions, err = latestActions(ctx, b); err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier"
 )
 
 const statusFleet = `
@@ -229,5 +230,35 @@ func TestNoneActive(t *testing.T) {
 	}
 	if got, want := noneActive(in), []string{"failover", "verifier"}; !slices.Equal(got, want) {
 		t.Errorf("noneActive = %q, want %q", got, want)
+	}
+}
+
+// TestPolicyLine: each incident's place in its escalation policy, as the
+// on-call reads it under OPEN INCIDENTS.
+func TestPolicyLine(t *testing.T) {
+	now := time.Date(2026, 11, 21, 3, 20, 0, 0, time.UTC)
+	started := now.Add(-16 * time.Minute)
+	for _, c := range []struct {
+		p         notifier.Position
+		pos, next string
+	}{
+		{notifier.Position{Stage: notifier.StageNotPaged}, "not paged yet", ""},
+		{notifier.Position{Stage: notifier.StageNoPolicy}, "no policy", ""},
+		{notifier.Position{Stage: notifier.StageEscalating, Severity: events.SeverityOutage, Started: started, Fired: 3, Rungs: 4,
+			Next: started.Add(20 * time.Minute), NextWho: []string{"team"}, NextBy: []string{"sms", "email"}},
+			"outage, 3 of 4 rungs fired", "03:24 (in 4 min): team by sms+email"},
+		{notifier.Position{Stage: notifier.StageEscalating, Severity: events.SeverityDegraded, Fired: 1, Rungs: 2,
+			Next: now.Add(-time.Second), NextWho: []string{"oncall"}, NextBy: []string{"voice"}},
+			"degraded, 1 of 2 rungs fired", "03:19 (due now): oncall by voice"},
+		{notifier.Position{Stage: notifier.StageEscalating, Severity: events.SeverityOutage, Fired: 2},
+			"outage, 2 rungs fired", "unknown: give --config"},
+		{notifier.Position{Stage: notifier.StageExhausted, Severity: events.SeverityOutage, Fired: 4, Rungs: 4},
+			"outage, 4 of 4 rungs fired", "none: every rung fired"},
+		{notifier.Position{Stage: notifier.StageAcknowledged, Severity: events.SeverityOutage, Fired: 2, AckedBy: "Bob", AckedAt: now.Add(-5 * time.Minute)},
+			"outage, stopped by Bob's ack at 03:15", ""},
+	} {
+		if pos, next := policyLines(c.p, now); pos != c.pos || next != c.next {
+			t.Errorf("%+v:\n got %q, %q\nwant %q, %q", c.p, pos, next, c.pos, c.next)
+		}
 	}
 }

@@ -6,9 +6,12 @@ import (
 	"slices"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/span"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier"
 )
 
 // writeStatus prints the report for a person at a terminal, 80 columns.
@@ -99,7 +102,7 @@ func writeStatus(out io.Writer, r *statusReport) {
 	if len(r.Open) == 0 {
 		fmt.Fprintf(tw, "  none\n")
 	}
-	for _, inc := range r.Open {
+	for i, inc := range r.Open {
 		acked := "NOT ACKNOWLEDGED"
 		if inc.AckedBy != "" {
 			acked = "acked by " + inc.AckedBy
@@ -110,6 +113,13 @@ func writeStatus(out io.Writer, r *statusReport) {
 		}
 		fmt.Fprintf(tw, "  %s\tsince %s\t%s\t%s\n", inc.ID, fleetstate.Since(inc.Since, r.At), acked, esc)
 		fmt.Fprintf(tw, "  \tboxes: %s\t\t\n", clip(strings.Join(inc.Boxes, ", "), 50))
+		if i < len(r.Policies) {
+			pos, next := policyLines(r.Policies[i], r.At)
+			fmt.Fprintf(tw, "  \tpolicy: %s\n", clip(pos, 50))
+			if next != "" {
+				fmt.Fprintf(tw, "  \tnext: %s\n", clip(next, 52))
+			}
+		}
 	}
 
 	section("FAILOVER (newest per server)")
@@ -133,4 +143,32 @@ func clip(s string, n int) string {
 		return s
 	}
 	return string(r[:n-1]) + "…"
+}
+
+// policyLines say where an incident stands in its escalation policy
+// ("outage, 2 of 4 rungs fired"), and what comes next, if anything
+// ("03:24 (in 4 min): secondary by sms+voice").
+func policyLines(p notifier.Position, now time.Time) (pos, next string) {
+	switch p.Stage {
+	case notifier.StageNotPaged, notifier.StageNoPolicy:
+		return p.Stage, ""
+	case notifier.StageAcknowledged:
+		return fmt.Sprintf("%s, stopped by %s's ack at %s", p.Severity, p.AckedBy, p.AckedAt.UTC().Format("15:04")), ""
+	}
+	pos = fmt.Sprintf("%s, %d rungs fired", p.Severity, p.Fired)
+	if p.Rungs > 0 {
+		pos = fmt.Sprintf("%s, %d of %d rungs fired", p.Severity, p.Fired, p.Rungs)
+	}
+	switch {
+	case p.Stage == notifier.StageExhausted:
+		return pos, "none: every rung fired"
+	case p.Next.IsZero():
+		return pos, "unknown: give --config"
+	}
+	when := "due now"
+	if p.Next.After(now) {
+		when = "in " + span.Short(p.Next.Sub(now))
+	}
+	return pos, fmt.Sprintf("%s (%s): %s by %s", p.Next.UTC().Format("15:04"), when,
+		strings.Join(p.NextWho, "+"), strings.Join(p.NextBy, "+"))
 }

@@ -142,9 +142,16 @@ func TestEscalationUnacknowledged(t *testing.T) {
 // Carol by email.
 func TestEscalationAcknowledgedByCall(t *testing.T) {
 	r := startNotifierWith(t, escalationFleet, escalationNotify)
-	_, start := openOutage(t, r, "press")
+	id, start := openOutage(t, r, "press")
 
 	wait.Within(t, 15*time.Second, "the call to the secondary", func() bool { return len(callsTo(r, bobPh)) == 1 })
+	// Where tocsin status shows the incident: three rungs of four fired,
+	// the team's next, lastRung after the policy started.
+	pos := position1(t, r, id)
+	if pos.Stage != StageEscalating || pos.Severity != events.SeverityOutage || pos.Fired != 3 || pos.Rungs != 4 ||
+		!pos.Next.Equal(pos.Started.Add(lastRung)) || strings.Join(pos.NextWho, ",") != "team" || strings.Join(pos.NextBy, ",") != "sms,email" {
+		t.Errorf("before the keypress: %+v", pos)
+	}
 	if status, err := r.twilio.Press(t.Context(), callsTo(r, bobPh)[0].SID, "1"); err != nil || status != http.StatusOK {
 		t.Fatalf("keypress: %d %v", status, err)
 	}
@@ -153,6 +160,9 @@ func TestEscalationAcknowledgedByCall(t *testing.T) {
 	})
 	if a := acks(t, r.b); a == nil || a.By != "Bob" {
 		t.Fatalf("acknowledgement %+v, want Bob's", a)
+	}
+	if pos := position1(t, r, id); pos.Stage != StageAcknowledged || pos.AckedBy != "Bob" || pos.Fired != 3 || !pos.Next.IsZero() {
+		t.Errorf("after the keypress: %+v", pos)
 	}
 	// The team's rung would have fired lastRung after the outage: waiting
 	// past it, bounded, shows it did not, and that no notice came twice.
@@ -251,4 +261,15 @@ notify: {public_url: "http://127.0.0.1:9", link_key_env: LINK, %s}
 	if st, _, _ := loadState(ctx, kv, id); len(st.Policy.Fired) != 3 || st.Sending != nil {
 		t.Errorf("rungs settled %+v, claim %+v; want three, none claimed", st.Policy.Fired, st.Sending)
 	}
+}
+
+// position1 is where incident id stands in its policy, as tocsin status
+// reads it.
+func position1(t *testing.T, r *running, id string) Position {
+	t.Helper()
+	ps, err := Positions(t.Context(), r.b, r.cfg, []string{id}, time.Now())
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("positions: %v, %+v", err, ps)
+	}
+	return ps[0]
 }

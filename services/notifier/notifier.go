@@ -96,8 +96,15 @@ func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
 // keypress to reach) a rung's call goes by SMS: a second text beats a
 // rung that reaches nobody.
 func (n *Notifier) policies(cfg *config.Config) policy.Policies {
+	_, voice := n.channel(chanVoice)
+	return policies(cfg, voice)
+}
+
+// policies are the config's escalation policies, with the calls made by
+// SMS when there is no voice channel.
+func policies(cfg *config.Config, voice bool) policy.Policies {
 	ps := policy.FromConfig(cfg)
-	if _, ok := n.channel(chanVoice); ok {
+	if voice {
 		return ps
 	}
 	for sev, pol := range ps {
