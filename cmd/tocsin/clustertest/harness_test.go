@@ -25,6 +25,7 @@ const (
 	smtpPassword = "cluster-smtp-pa55"
 	twilioSID    = "AC0123456789abcdef0123456789abcdef"
 	twilioToken  = "clustertoken0123456789"
+	linkKey      = "cluster-link-key-0123456789abcdef"
 )
 
 // Staff: Alice is paged by SMS and email, Bob by email only.
@@ -175,6 +176,10 @@ type settings struct {
 	// service holds up the events it had, and also how long a handler may
 	// take, waits on a stream without a leader included.
 	ackWait string
+	// people, if set, stands for the staff section (and whatever else
+	// says who is paged: oncall); notify for the notify section's
+	// settings. Unset, Alice and Bob, and short windows.
+	people, notify string
 }
 
 func newHarness(t *testing.T, f *fleet, s settings) *harness {
@@ -193,24 +198,28 @@ func newHarness(t *testing.T, f *fleet, s settings) *harness {
 	// Short notify windows: the notifier holds each update unacknowledged
 	// until its digest is due, and a thousand held at once would stop its
 	// consumer (MaxAckPending) until then, resolutions included.
+	if s.people == "" {
+		s.people = fmt.Sprintf("staff:\n  - {name: Alice, email: %s, phone: %q}\n  - {name: Bob, email: %s}\n", aliceEmail, alicePhone, bobEmail)
+	}
+	if s.notify == "" {
+		s.notify = "group_window: 2s, update_every: 5s, repeat_every: 1h"
+	}
 	cfg := fmt.Sprintf(`site: {name: Example Hosting, status_url: https://status.example.net}
 checks: {interval: %s, timeout: %s, verify: {locations: 2, quorum: 2}, recover_after: 2}
 locations: [lon1, ams1, nyc1]
 roles: {web: {label: Web Service, colour: "#27ae60"}}
-%sstaff:
-  - {name: Alice, email: %s, phone: %q}
-  - {name: Bob, email: %s}
-incidents: {group_window: %s}
-notify: {group_window: 2s, update_every: 5s, repeat_every: 1h}
+%s%sincidents: {group_window: %s}
+notify: {%s}
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
   twilio: {from: "+447700900000", account_sid_env: TWILIO_ACCOUNT_SID, auth_token_env: TWILIO_AUTH_TOKEN, api_url: %q}
 statuspage: {listen: %q}
-`, s.interval, s.timeout, f.yaml(), aliceEmail, alicePhone, bobEmail, s.groupWindow, h.mail.Port, h.sms.URL, h.pageAddr)
+`, s.interval, s.timeout, f.yaml(), s.people, s.groupWindow, s.notify, h.mail.Port, h.sms.URL, h.pageAddr)
 	if err := os.WriteFile(h.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.env = []string{"TOCSIN_SMTP_PASSWORD=" + smtpPassword, "TWILIO_ACCOUNT_SID=" + twilioSID, "TWILIO_AUTH_TOKEN=" + twilioToken}
+	h.env = []string{"TOCSIN_SMTP_PASSWORD=" + smtpPassword, "TWILIO_ACCOUNT_SID=" + twilioSID, "TWILIO_AUTH_TOKEN=" + twilioToken,
+		"TOCSIN_LINK_KEY=" + linkKey}
 	h.validate()
 	h.cluster = startCluster(t, bin, dir)
 	_, h.js = h.cluster.connect()
@@ -363,19 +372,7 @@ func (h *harness) logConsumers() {
 // once given again stays counted as redelivered.)
 func (h *harness) settled(within time.Duration) {
 	h.t.Helper()
-	info := func(stream, consumer string) *jetstream.ConsumerInfo {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		c, err := h.js.Consumer(ctx, stream, consumer)
-		if err != nil {
-			return nil
-		}
-		ci, err := c.Info(ctx)
-		if err != nil {
-			return nil
-		}
-		return ci
-	}
+	info := h.consumer
 	var last uint64
 	wait.Within(h.t, within, "the results stream", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -399,4 +396,19 @@ func (h *harness) settled(within time.Duration) {
 		ci := info(events.StreamEvents, "notifier")
 		return ci != nil && ci.NumPending == 0
 	}))
+}
+
+// consumer is a consumer's info, nil when it cannot be read now.
+func (h *harness) consumer(stream, consumer string) *jetstream.ConsumerInfo {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	c, err := h.js.Consumer(ctx, stream, consumer)
+	if err != nil {
+		return nil
+	}
+	ci, err := c.Info(ctx)
+	if err != nil {
+		return nil
+	}
+	return ci
 }
