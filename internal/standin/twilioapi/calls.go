@@ -6,15 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // MaxTwiML is the longest Twiml parameter Twilio takes when a call is
@@ -202,57 +199,6 @@ func GatherAction(twiml string) (action, method string, err error) {
 		}
 		return action, method, nil
 	}
-}
-
-// serveCalls answers POST /2010-04-01/Accounts/{sid}/Calls.json, parts
-// being its path split at "/", once serve has checked the credentials.
-func (s *Server) serveCalls(w http.ResponseWriter, r *http.Request, parts []string) {
-	if parts[0] != "" || parts[1] != apiVersion || parts[2] != "Accounts" {
-		s.answerError(w, r, nil, Fault{Status: http.StatusNotFound})
-		return
-	}
-	if parts[3] != s.AccountSID {
-		s.answerError(w, r, nil, Fault{Status: http.StatusUnauthorized})
-		return
-	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		s.answerError(w, r, nil, Fault{Status: http.StatusMethodNotAllowed})
-		return
-	}
-	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
-	if err != nil {
-		s.answerError(w, r, nil, Fault{Status: http.StatusRequestEntityTooLarge, Code: 20413, Message: "Request body too large"})
-		return
-	}
-	form := url.Values{}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == "application/x-www-form-urlencoded" {
-		if f, err := url.ParseQuery(string(raw)); err == nil {
-			form = f
-		}
-	}
-
-	// Calls fail on command as messages do, from the same queue and rules.
-	if f := s.fault(form); f != nil {
-		if !f.Stall {
-			s.answerError(w, r, form, *f)
-			return
-		}
-		switch s.Hold(r) {
-		case standin.ClientGone:
-			s.record(Attempt{Time: time.Now(), Form: form})
-			return
-		case standin.ServerClosed:
-			s.answerError(w, r, form, ServerError(http.StatusServiceUnavailable))
-			return
-		}
-	}
-
-	if code := checkCall(form); code != 0 {
-		s.answerError(w, r, form, Fault{Status: http.StatusBadRequest, Code: code, Message: callMessage(code, form)})
-		return
-	}
-	s.acceptCall(w, r, form, raw)
 }
 
 // checkCall returns the code of Twilio's error for the first problem with

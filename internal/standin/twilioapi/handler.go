@@ -75,30 +75,51 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		s.answerError(w, r, nil, Fault{Status: http.StatusUnauthorized})
 		return
 	}
-	parts := strings.Split(r.URL.Path, "/") // "", version, "Accounts", sid, "Messages.json"
-	if len(parts) == 5 && parts[4] == "Calls.json" {
-		s.serveCalls(w, r, parts)
-		return
-	}
-	if len(parts) != 5 || parts[0] != "" || parts[1] != apiVersion || parts[2] != "Accounts" || parts[4] != "Messages.json" {
+	parts := strings.Split(r.URL.Path, "/") // "", version, "Accounts", sid, "Messages.json" or "Calls.json"
+	if len(parts) != 5 || parts[0] != "" || parts[1] != apiVersion || parts[2] != "Accounts" ||
+		parts[4] != "Messages.json" && parts[4] != "Calls.json" {
 		s.answerError(w, r, nil, Fault{Status: http.StatusNotFound})
 		return
 	}
-	if parts[3] != s.AccountSID {
+	form, raw, ok := s.admit(w, r, parts[3])
+	if !ok {
+		return
+	}
+	if parts[4] == "Calls.json" {
+		if code := checkCall(form); code != 0 {
+			s.answerError(w, r, form, Fault{Status: http.StatusBadRequest, Code: code, Message: callMessage(code, form)})
+			return
+		}
+		s.acceptCall(w, r, form, raw)
+		return
+	}
+	if code := check(form); code != 0 {
+		s.answerError(w, r, form, Refused(code))
+		return
+	}
+	s.accept(w, r, form, raw)
+}
+
+// admit reads a request to create a resource of account sid as Twilio
+// does: the account must be the credentials', the method POST, the body a
+// form of at most 1 MB; then a fault the test queued is answered, or a
+// stall held. It returns the form and the raw body, or false once it has
+// answered.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, sid string) (url.Values, []byte, bool) {
+	if sid != s.AccountSID {
 		// Credentials for one account do not open another's resources.
 		s.answerError(w, r, nil, Fault{Status: http.StatusUnauthorized})
-		return
+		return nil, nil, false
 	}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
 		s.answerError(w, r, nil, Fault{Status: http.StatusMethodNotAllowed})
-		return
+		return nil, nil, false
 	}
-
 	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err != nil {
 		s.answerError(w, r, nil, Fault{Status: http.StatusRequestEntityTooLarge, Code: 20413, Message: "Request body too large"})
-		return
+		return nil, nil, false
 	}
 	// Twilio reads parameters only from a form; a body of any other type
 	// is as good as none, and the first check to fail says To is missing.
@@ -108,28 +129,23 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			form = f
 		}
 	}
-
+	// Messages and calls fail on command from the same queue and rules.
 	if f := s.fault(form); f != nil {
 		if !f.Stall {
 			s.answerError(w, r, form, *f)
-			return
+			return nil, nil, false
 		}
 		switch s.Hold(r) {
 		case standin.ClientGone:
 			s.record(Attempt{Time: time.Now(), Form: form})
-			return
+			return nil, nil, false
 		case standin.ServerClosed:
 			s.answerError(w, r, form, ServerError(http.StatusServiceUnavailable))
-			return
+			return nil, nil, false
 		}
 		// Released: carry on as if the request had just arrived.
 	}
-
-	if code := check(form); code != 0 {
-		s.answerError(w, r, form, Refused(code))
-		return
-	}
-	s.accept(w, r, form, raw)
+	return form, raw, true
 }
 
 func (s *Server) authenticated(r *http.Request) bool {
