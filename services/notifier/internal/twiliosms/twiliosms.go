@@ -7,7 +7,6 @@ package twiliosms
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -19,27 +18,24 @@ import (
 
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
 )
 
 const (
 	// DefaultTimeout bounds one Send when Config.Timeout is zero.
-	DefaultTimeout = 10 * time.Second
+	DefaultTimeout = twiliorest.DefaultTimeout
 	// DefaultAPIURL is Twilio's API, where requests go when
 	// Config.APIURL is empty.
 	DefaultAPIURL = "https://api.twilio.com"
 )
 
 var (
-	e164RE       = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-	accountSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
+	e164RE       = twiliorest.E164RE
 	serviceSIDRE = regexp.MustCompile(`^MG[0-9a-fA-F]{32}$`)
 	shortCodeRE  = regexp.MustCompile(`^[0-9]{5,6}$`)
 	alphaIDRE    = regexp.MustCompile(`^[A-Za-z0-9 ]{1,11}$`)
 	letterRE     = regexp.MustCompile(`[A-Za-z]`)
-	alnumRE      = regexp.MustCompile(`^[A-Za-z0-9]+$`)
 )
 
 // Config is the Twilio account to send from and how.
@@ -76,46 +72,16 @@ type Sender struct {
 // New checks cfg, reporting every problem at once, and fills in defaults.
 // Error texts never hold the auth token.
 func New(cfg Config) (*Sender, error) {
-	var problems []error
-	if !accountSIDRE.MatchString(cfg.AccountSID) {
-		problems = append(problems, fmt.Errorf("account SID %q: want \"AC\" and 32 hex digits, as Twilio's console shows it", cfg.AccountSID))
-	}
-	switch {
-	case cfg.AuthToken == "":
-		problems = append(problems, errors.New("auth token is empty"))
-	case !alnumRE.MatchString(cfg.AuthToken):
-		// twilio-go refuses it too, and Twilio never issues one.
-		problems = append(problems, errors.New("auth token holds characters other than letters and digits; check for a stray newline or quote"))
-	}
+	c, problems := twiliorest.Account{SID: cfg.AccountSID, AuthToken: cfg.AuthToken, APIURL: cfg.APIURL,
+		StatusCallback: cfg.StatusCallback, Timeout: cfg.Timeout}.Check()
 	if !validFrom(cfg.From) {
 		problems = append(problems, fmt.Errorf("from %q: want a number in international form like +447700900000, a short code, an alphanumeric sender ID of up to 11 characters, or a Messaging Service SID", cfg.From))
-	}
-	var apiURL *url.URL
-	if cfg.APIURL != "" {
-		u, err := apiurl.Check(cfg.APIURL, "send the auth token in clear text")
-		if err != nil {
-			problems = append(problems, err)
-		}
-		apiURL = u
-	}
-	if cfg.StatusCallback != "" {
-		if u, err := url.Parse(cfg.StatusCallback); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-			problems = append(problems, fmt.Errorf("status callback %q: want an absolute http or https URL", cfg.StatusCallback))
-		}
-	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
 	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("twilio config: %w", errors.Join(problems...))
 	}
-
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	return &Sender{cfg: cfg, api: apiURL, base: base, now: time.Now}, nil
+	cfg.Timeout = c.Timeout
+	return &Sender{cfg: cfg, api: c.API, base: c.Base, now: time.Now}, nil
 }
 
 func validFrom(from string) bool {

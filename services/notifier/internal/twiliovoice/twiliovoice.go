@@ -15,18 +15,15 @@ package twiliovoice
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
-	"regexp"
 	"strings"
 	"time"
 
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/redact"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
@@ -34,7 +31,7 @@ import (
 
 const (
 	// DefaultTimeout bounds one Call when Config.Timeout is zero.
-	DefaultTimeout = 10 * time.Second
+	DefaultTimeout = twiliorest.DefaultTimeout
 	// DefaultRing is how long the phone rings when Config.Ring is zero:
 	// long enough to wake someone, short enough to hang up before most
 	// voicemail answers.
@@ -46,11 +43,7 @@ const (
 	DefaultAPIURL = "https://api.twilio.com"
 )
 
-var (
-	e164RE       = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
-	accountSIDRE = regexp.MustCompile(`^AC[0-9a-fA-F]{32}$`)
-	alnumRE      = regexp.MustCompile(`^[A-Za-z0-9]+$`)
-)
+var e164RE = twiliorest.E164RE
 
 // Config is the Twilio account to call from and how.
 type Config struct {
@@ -88,29 +81,10 @@ type Caller struct {
 // New checks cfg, reporting every problem at once, and fills in defaults.
 // Error texts never hold the auth token.
 func New(cfg Config) (*Caller, error) {
-	var problems []error
-	if !accountSIDRE.MatchString(cfg.AccountSID) {
-		problems = append(problems, fmt.Errorf("account SID %q: want \"AC\" and 32 hex digits, as Twilio's console shows it", cfg.AccountSID))
-	}
-	switch {
-	case cfg.AuthToken == "":
-		problems = append(problems, errors.New("auth token is empty"))
-	case !alnumRE.MatchString(cfg.AuthToken):
-		problems = append(problems, errors.New("auth token holds characters other than letters and digits; check for a stray newline or quote"))
-	}
+	c, problems := twiliorest.Account{SID: cfg.AccountSID, AuthToken: cfg.AuthToken, APIURL: cfg.APIURL,
+		StatusCallback: cfg.StatusCallback, Timeout: cfg.Timeout}.Check()
 	if !e164RE.MatchString(cfg.From) {
 		problems = append(problems, fmt.Errorf("from %q: a call needs a number in international form like +447700900000 as its caller ID", cfg.From))
-	}
-	var apiURL *url.URL
-	if cfg.APIURL != "" {
-		u, err := apiurl.Check(cfg.APIURL, "send the auth token in clear text")
-		if err != nil {
-			problems = append(problems, err)
-		}
-		apiURL = u
-	}
-	if cfg.StatusCallback != "" && !webURL(cfg.StatusCallback) {
-		problems = append(problems, fmt.Errorf("status callback %q: want an absolute http or https URL", cfg.StatusCallback))
 	}
 	switch {
 	case cfg.Ring == 0:
@@ -118,19 +92,11 @@ func New(cfg Config) (*Caller, error) {
 	case cfg.Ring < 5*time.Second || cfg.Ring > MaxRing || cfg.Ring%time.Second != 0:
 		problems = append(problems, fmt.Errorf("ring %v: want whole seconds from 5s to %v", cfg.Ring, MaxRing))
 	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("twilio voice config: %w", errors.Join(problems...))
 	}
-
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	return &Caller{cfg: cfg, api: apiURL, base: base, now: time.Now}, nil
+	cfg.Timeout = c.Timeout
+	return &Caller{cfg: cfg, api: c.API, base: c.Base, now: time.Now}, nil
 }
 
 // Call asks Twilio to call the number to, in international form, read
@@ -155,7 +121,7 @@ func (c *Caller) Call(ctx context.Context, to, text, gatherURL string) (string, 
 		return "", c.refuse(to, gatherURL, "the number is not in international form, like +447700900000")
 	case strings.TrimSpace(text) == "":
 		return "", c.refuse(to, gatherURL, "the message is empty")
-	case gatherURL != "" && !webURL(gatherURL):
+	case gatherURL != "" && !twiliorest.WebURL(gatherURL):
 		return "", c.refuse(to, gatherURL, "the gather URL is not an absolute http or https URL")
 	}
 
@@ -216,9 +182,4 @@ func (c *Caller) scrub(text, to, gatherURL string) string {
 		}
 	}
 	return text
-}
-
-func webURL(s string) bool {
-	u, err := url.Parse(s)
-	return err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() != ""
 }
