@@ -58,7 +58,11 @@ func appendNew(list []string, s string) []string {
 // the people on call were sent a page; the public's clock runs from when
 // a box first served nobody (a degraded incident never goes public), and
 // its posts wait until the people on call were paged about the outage.
-// The notifier's word that they were brings the step.
+// The notifier's word that they were brings the step. The public also
+// waits for the datacentre: its posts and banner go only with or after
+// the datacentre's email, unless that step is off or cancelled. They go
+// in the same batch as the email's first attempt, so an email that keeps
+// failing never keeps the public in the dark.
 func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (steps []string, next time.Time) {
 	if st.Resolved != nil || st.Opened.IsZero() || st.Warning {
 		return nil, time.Time{}
@@ -70,6 +74,9 @@ func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (
 		from  time.Time // when its clock started; zero: not yet
 		ready bool      // staff were told what it would tell
 	}
+	// The datacentre's step is settled when it is off, cancelled, taken,
+	// or about to be taken now.
+	dcSettled := datacentreAfter <= 0 || !st.DatacentreDone.IsZero() || st.Cancelled[config.StepDatacentre]
 	for _, s := range []step{
 		{config.StepDatacentre, datacentreAfter, st.DatacentreDone, st.Opened, !st.ToldAt.IsZero()},
 		{config.StepSocial, socialAfter, st.SocialDone, st.OutageSince, st.Public() && st.Told == events.SeverityOutage},
@@ -83,8 +90,14 @@ func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (
 			if next.IsZero() || at.Before(next) {
 				next = at
 			}
+		case s.step == config.StepSocial && !dcSettled:
+			// Waits for the datacentre's step, whose own deadline or
+			// page to staff brings the incident up again.
 		case s.ready:
 			steps = append(steps, s.step)
+			if s.step == config.StepDatacentre {
+				dcSettled = true
+			}
 		}
 	}
 	return steps, next

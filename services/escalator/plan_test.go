@@ -61,6 +61,49 @@ func TestDue(t *testing.T) {
 	}
 }
 
+// TestDuePublicAfterDatacentre: the datacentre hears before the public,
+// whichever timeout is shorter, unless its step is off or cancelled; and
+// the public goes with the datacentre's first attempt, however that ends.
+func TestDuePublicAfterDatacentre(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	open := func(mod func(*state)) state {
+		st := state{View: incident.View{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}},
+			OutageSince: t0, Told: events.SeverityOutage, ToldDown: []string{"mx"}, ToldAt: t0}}
+		if mod != nil {
+			mod(&st)
+		}
+		return st
+	}
+	tests := []struct {
+		name       string
+		st         state
+		dc, social time.Duration
+		now        time.Time
+		steps      []string
+		next       time.Time
+	}{
+		{"a public timeout shorter than the datacentre's waits for it", open(nil), time.Hour, 15 * time.Minute, t0.Add(20 * time.Minute), nil, t0.Add(time.Hour)},
+		{"then both go, the datacentre first", open(nil), time.Hour, 15 * time.Minute, t0.Add(time.Hour), []string{"datacentre", "social"}, time.Time{}},
+		{"the datacentre's email failing: taken again, and the public goes with it", open(nil), 15 * time.Minute, time.Hour, t0.Add(time.Hour),
+			[]string{"datacentre", "social"}, time.Time{}},
+		{"the datacentre's step cancelled: the public does not wait", open(func(s *state) { s.Cancelled = map[string]bool{"datacentre": true} }),
+			time.Hour, 15 * time.Minute, t0.Add(20 * time.Minute), []string{"social"}, time.Time{}},
+		{"the datacentre's step off: the public does not wait", open(nil), 0, 15 * time.Minute, t0.Add(20 * time.Minute), []string{"social"}, time.Time{}},
+		{"the datacentre told: the public goes", open(func(s *state) { s.DatacentreDone = t0.Add(time.Minute) }), time.Minute, 15 * time.Minute, t0.Add(20 * time.Minute),
+			[]string{"social"}, time.Time{}},
+		{"the datacentre waiting for staff to be paged: so does the public", open(func(s *state) { s.Told, s.ToldAt = "", time.Time{} }),
+			time.Minute, 15 * time.Minute, t0.Add(20 * time.Minute), nil, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			steps, next := due(&tt.st, tt.dc, tt.social, tt.now)
+			if !slices.Equal(steps, tt.steps) || !next.Equal(tt.next) {
+				t.Errorf("got %v, next %s; want %v, next %s", steps, next, tt.steps, tt.next)
+			}
+		})
+	}
+}
+
 func publicConfig(t *testing.T) *config.Config {
 	t.Helper()
 	cfg, err := config.Parse("p.yaml", []byte(`
