@@ -77,9 +77,13 @@ func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (
 	// The datacentre's step is settled when it is off, cancelled, taken,
 	// or about to be taken now.
 	dcSettled := datacentreAfter <= 0 || !st.DatacentreDone.IsZero() || st.Cancelled[config.StepDatacentre]
+	// Nothing goes further than what staff were told: the ticket says how
+	// bad it is and which boxes serve nobody, so it waits for staff to
+	// have been told at least that; so do the posts, which name the boxes.
+	toldNow := !st.ToldAt.IsZero() && !st.Severity().Worse(st.Told) && st.toldOf(st.DownBoxes())
 	for _, s := range []step{
-		{config.StepDatacentre, datacentreAfter, st.DatacentreDone, st.Opened, !st.ToldAt.IsZero()},
-		{config.StepSocial, socialAfter, st.SocialDone, st.OutageSince, st.Public() && st.Told == events.SeverityOutage},
+		{config.StepDatacentre, datacentreAfter, st.DatacentreDone, st.Opened, toldNow},
+		{config.StepSocial, socialAfter, st.SocialDone, st.OutageSince, st.Public() && st.Told == events.SeverityOutage && toldNow},
 	} {
 		if s.after <= 0 || !s.done.IsZero() || st.Cancelled[s.step] || s.from.IsZero() {
 			continue
@@ -101,4 +105,20 @@ func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (
 		}
 	}
 	return steps, next
+}
+
+// toldOf reports whether staff were told that each of boxes serves nobody.
+func (st *state) toldOf(boxes []string) bool {
+	return !slices.ContainsFunc(boxes, func(b string) bool { return !slices.Contains(st.ToldDown, b) })
+}
+
+// publicDown is the boxes the public is told served nobody: those that
+// did and that staff were told of. A box down and back before any page
+// named it is not named to the public before staff.
+func (st *state) publicDown() []string {
+	out := slices.DeleteFunc(slices.Clone(st.EverDown), func(b string) bool { return !slices.Contains(st.ToldDown, b) })
+	if len(out) == 0 {
+		return st.EverDown // told of an outage before the boxes were named
+	}
+	return out
 }

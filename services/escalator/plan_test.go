@@ -40,7 +40,17 @@ func TestDue(t *testing.T) {
 		}), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"done already", open(func(s *state) { s.DatacentreDone, s.SocialDone = t0, t0 }), t0.Add(2 * time.Hour), nil, time.Time{}},
 		{"the datacentre waits for the people on call to be paged", open(func(s *state) { s.Told, s.ToldAt = "", time.Time{} }), t0.Add(dc), nil, t0.Add(social)},
-		{"the public waits for a page about the outage", open(func(s *state) { s.Told = events.SeverityDegraded }), t0.Add(2 * time.Hour), []string{"datacentre"}, time.Time{}},
+		// The ticket would say customers are affected, which staff were
+		// not told yet: it waits for the page about the outage, as the
+		// public does.
+		{"staff told of a box still serving, now down: nobody further until they are paged about it",
+			open(func(s *state) { s.Told, s.ToldDown = events.SeverityDegraded, nil }), t0.Add(2 * time.Hour), nil, time.Time{}},
+		{"another box down that no page named: the ticket and the posts wait for the page", open(func(s *state) {
+			s.Boxes, s.BoxStates["web"] = []string{"mx", "web"}, events.BoxStatus{Box: "web", State: events.BoxDown}
+		}), t0.Add(2 * time.Hour), nil, time.Time{}},
+		{"a degraded incident staff were told of: the datacentre", open(func(s *state) {
+			s.Told, s.ToldDown, s.OutageSince, s.BoxStates["mx"] = events.SeverityDegraded, nil, time.Time{}, events.BoxStatus{Box: "mx", State: events.BoxDegraded}
+		}), t0.Add(2 * time.Hour), []string{"datacentre"}, time.Time{}},
 		{"the public clock starts when a box went down", open(func(s *state) { s.OutageSince = t0.Add(30 * time.Minute) }), t0.Add(social),
 			[]string{"datacentre"}, t0.Add(30 * time.Minute).Add(social)},
 		{"no box down yet: no public clock", open(func(s *state) {
@@ -144,6 +154,15 @@ func TestPublicTextsHoldNothingInternal(t *testing.T) {
 	}
 	if want := "Update (identified): a server lost its disk; a server and a server rebooting, a server back soon, a server / a server too. Webmail is fine. Updates: https://status.example.net"; texts[1] != want {
 		t.Errorf("note text\n%q, want\n%q", texts[1], want)
+	}
+	// A box down and back before any page named it is not named to the
+	// public before staff heard of it.
+	st.ToldDown = []string{"web"}
+	if got := outageText(cfg, st); strings.Contains(got, "Incoming mail") || !strings.Contains(got, "Websites") {
+		t.Errorf("outage text names what staff were not told: %q", got)
+	}
+	if got := bannerText(cfg, st.publicDown()); strings.Contains(got, "Incoming mail") {
+		t.Errorf("banner names what staff were not told: %q", got)
 	}
 	for _, text := range texts {
 		if len([]rune(text)) > 280 {
