@@ -391,11 +391,13 @@ func capital(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// newlyDown is the boxes serving nobody that no page has named yet.
+// newlyDown is the boxes serving nobody that the last message telling of
+// the incident did not name as such.
 func (st *incidentState) newlyDown() []string {
 	var out []string
+	_, told := st.lastTold()
 	for _, b := range st.DownBoxes() {
-		if !slices.Contains(st.PagedDown, b) {
+		if !slices.Contains(told, b) {
 			out = append(out, b)
 		}
 	}
