@@ -53,6 +53,9 @@ type incidentState struct {
 	// so that the box going down again is news that pages.
 	LastSeverity events.Severity `json:"last_severity,omitempty"`
 	LastDown     []string        `json:"last_down,omitempty"`
+	// StormDown is the boxes down the storm record holds for the
+	// incident (see noteStorm).
+	StormDown []string `json:"storm_down,omitempty"`
 	// Policy is the incident's escalation: when its policy started,
 	// which rungs were settled, and the acknowledgement that stopped it.
 	// It starts with the opening page of an incident that pages (not a
