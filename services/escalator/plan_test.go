@@ -170,3 +170,59 @@ func TestPublicTextsHoldNothingInternal(t *testing.T) {
 		}
 	}
 }
+
+// TestTicketAndPostWords: what the datacentre and the public read matches
+// what happened: a box down is never said to still answer, a server taken
+// out of service is said to be, and how long customers were hit is said.
+func TestTicketAndPostWords(t *testing.T) {
+	cfg := publicConfig(t)
+	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	down := func() *state {
+		return &state{View: incident.View{Incident: "20261121-abcdef", Opened: t0, Title: "mx1 and mx2 (Incoming mail) are down",
+			Boxes: []string{"mx"}, EverDown: []string{"mx"}, Down: []string{"mx1", "mx2"}, OutageSince: t0,
+			BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}},
+			Told:      events.SeverityOutage, ToldDown: []string{"mx"}, ToldAt: t0}}
+	}
+	resolved := func(withdrawn []string, affected time.Duration) *state {
+		st := down()
+		st.Resolved = &events.IncidentResolved{Incident: st.Incident, Opened: t0, Resolved: t0.Add(time.Hour), Title: st.Title,
+			Servers: []string{"mx1", "mx2"}, Withdrawn: withdrawn, Severity: events.SeverityOutage, CustomersAffectedMS: affected.Milliseconds()}
+		return st
+	}
+	text := func(st *state, step string) string {
+		m := ticketEmail(cfg, st, "dc1", step, "example.net", nil, t0.Add(20*time.Minute))
+		return m.Subject + "\n" + m.Text
+	}
+	tests := []struct {
+		name          string
+		text          string
+		want, notWant []string
+	}{
+		{"the ticket for a box down", text(down(), "opened"),
+			[]string{"Customers are affected: no server of Incoming mail answers", "still down after 20 minutes"}, []string{"still answers", "still available", "m0s"}},
+		{"the post for a box down", outageText(cfg, down()), []string{"Incoming mail"}, []string{"still answers", "still available"}},
+		{"the banner for a box down", bannerText(cfg, down().publicDown()), []string{"Incoming mail"}, []string{"still answers", "still available"}},
+		{"the ticket closed for servers taken out of service", text(resolved([]string{"mx1", "mx2"}, 0), "resolved"),
+			[]string{"we took mx1, mx2 out of service"}, []string{"answering again"}},
+		{"the ticket closed with one back, one taken out", text(resolved([]string{"mx2"}, 0), "resolved"),
+			[]string{"mx1 answering again", "we took mx2 out of service"}, nil},
+		{"the ticket says how long customers were hit", text(resolved(nil, 25*time.Minute), "resolved"),
+			[]string{"Customers were affected for 25 minutes of it", "after 1 hour"}, []string{"m0s"}},
+		{"the resolution post says how long service was hit", resolvedText(cfg, resolved(nil, 25*time.Minute)),
+			[]string{"affected for 25 minutes"}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, w := range tt.want {
+				if !strings.Contains(tt.text, w) {
+					t.Errorf("lacks %q:\n%s", w, tt.text)
+				}
+			}
+			for _, w := range tt.notWant {
+				if strings.Contains(tt.text, w) {
+					t.Errorf("says %q:\n%s", w, tt.text)
+				}
+			}
+		})
+	}
+}
