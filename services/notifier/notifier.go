@@ -267,7 +267,7 @@ func (n *Notifier) send(ctx context.Context, kv jetstream.KeyValue, st *incident
 	if (s.Kind == kindOpened || s.Kind == kindWorse) && msg.SMS != "" && !st.Warning && !st.OpenedFlapping {
 		// One incident per datacentre, one SMS per person between them:
 		// the page that goes says how far the storm reaches.
-		if storm := n.stormSummary(ctx, kv, st, s.At); storm != "" {
+		if storm := n.stormSummary(ctx, kv, st); storm != "" {
 			msg.SMS = storm + " " + msg.SMS
 			msg.body.Lead = storm + " " + msg.body.Lead
 		}

@@ -84,20 +84,20 @@ func (n *Notifier) noteStorm(ctx context.Context, kv jetstream.KeyValue, st *inc
 
 // stormSummary is what a page about the incident says of the storm it is
 // part of, "" when it is alone: how many boxes serve nobody in how many
-// datacentres, over every incident open that had a box go down within
-// the group window before now.
-func (n *Notifier) stormSummary(ctx context.Context, kv jetstream.KeyValue, st *incidentState, now time.Time) string {
+// datacentres, over every incident open with a box serving nobody. Each
+// person is paged once between them within the group window, so the page
+// that goes names them all, however long ago the others began.
+func (n *Notifier) stormSummary(ctx context.Context, kv jetstream.KeyValue, st *incidentState) string {
 	var rec stormRecord
 	if _, err := bus.GetJSON(ctx, kv, stormKey, &rec); err != nil {
 		n.log.Warn("could not read the storm record; the page names its own incident only", "incident", st.Incident, "err", err)
 		return ""
 	}
-	window := n.cfg.Notify.GroupWindow.D()
 	down := st.DownBoxes()
 	boxes, dcs := len(down), n.datacentres(down)
 	others := 0
 	for id, e := range rec.Incidents {
-		if id == st.Incident || now.Sub(e.Since) > window {
+		if id == st.Incident || e.Down == 0 {
 			continue
 		}
 		others++
