@@ -9,6 +9,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+	"github.com/tocsin-alarm/tocsin/internal/platform/span"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -45,7 +46,7 @@ func ticketEmail(cfg *config.Config, st *state, dcID, step, domain string, note 
 	case step == "opened":
 		subject = fmt.Sprintf("[%s] Ticket request: %s at %s [%s]", site, st.Title, dc.Name, st.Incident)
 		fmt.Fprintf(&b, "Hello %s,\n\nPlease open a ticket: servers of ours in your datacentre stopped answering at %s and are still down after %s.\n",
-			dc.Name, stamp(st.Opened), now.Sub(st.Opened).Round(time.Second))
+			dc.Name, stamp(st.Opened), span.Long(now.Sub(st.Opened)))
 		if st.Public() {
 			fmt.Fprintf(&b, "Customers are affected: no server of %s answers.\n", strings.Join(boxNamesIn(cfg, st.DownBoxes()), ", "))
 		} else {
@@ -59,7 +60,7 @@ func ticketEmail(cfg *config.Config, st *state, dcID, step, domain string, note 
 	default:
 		subject = fmt.Sprintf("Re: [%s] Resolved: %s at %s [%s]", site, st.Title, dc.Name, st.Incident)
 		r := st.Resolved
-		lasted := r.Resolved.Sub(r.Opened).Round(time.Second)
+		lasted := span.Long(r.Resolved.Sub(r.Opened))
 		back := slices.DeleteFunc(slices.Clone(r.Servers), func(s string) bool { return slices.Contains(r.Withdrawn, s) })
 		switch {
 		case len(back) == 0:
@@ -73,7 +74,7 @@ func ticketEmail(cfg *config.Config, st *state, dcID, step, domain string, note 
 				stamp(r.Resolved), lasted)
 		}
 		if a := r.CustomersAffected(); a > 0 {
-			fmt.Fprintf(&b, "Customers were affected for %s of it.\n", a.Round(time.Second))
+			fmt.Fprintf(&b, "Customers were affected for %s of it.\n", span.Long(a))
 		}
 	}
 	fmt.Fprintf(&b, "\nIncident: %s\n-- \nTocsin, the outage alarm of %s\n", st.Incident, site)

@@ -384,7 +384,7 @@ func (e *Escalator) raiseBanner(ctx context.Context, kv jetstream.KeyValue, st *
 		if !b.On {
 			b.Since = now.UTC()
 		}
-		b.On, b.Message, b.Link = true, bannerText(e.cfg, st.EverDown), e.cfg.Site.StatusURL
+		b.On, b.Message, b.Link = true, bannerText(e.cfg, st.publicDown()), e.cfg.Site.StatusURL
 	})
 }
 

@@ -37,7 +37,18 @@ type world struct {
 	logs *logbuf.Buffer
 }
 
+// oneBox is the fleet of most tests: one box of two servers in one
+// datacentre.
+const oneBox = `datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
+boxes:
+  - {id: mx, name: Incoming mail, role: mx, datacentre: dc1, servers: [{id: mx1, check: "smtp://mx1.internal.example.net:25"}, {id: mx2, check: "tcp://192.0.2.7:25"}]}`
+
 func newWorld(t *testing.T, escalation string) *world {
+	t.Helper()
+	return newWorldWith(t, escalation, oneBox)
+}
+
+func newWorldWith(t *testing.T, escalation, fleet string) *world {
 	t.Helper()
 	w := &world{mail: smtpserver.Start(t, smtpserver.Options{}), x: xapi.Start(t, xCreds), fb: graphapi.Start(t, "4242", fbToken), logs: &logbuf.Buffer{}}
 	env := map[string]string{"CK": xCreds.ConsumerKey, "CS": xCreds.ConsumerSecret, "TK": xCreds.Token, "TS": xCreds.TokenSecret, "FB": fbToken}
@@ -46,16 +57,14 @@ func newWorld(t *testing.T, escalation string) *world {
 site: {name: Example Hosting, status_url: "https://status.example.net"}
 locations: [lon1]
 roles: {mx: {label: Email}}
-datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
-boxes:
-  - {id: mx, name: Incoming mail, role: mx, datacentre: dc1, servers: [{id: mx1, check: "smtp://mx1.internal.example.net:25"}, {id: mx2, check: "tcp://192.0.2.7:25"}]}
+%s
 staff: [{name: Alice, email: alice@example.net}]
 escalation: %s
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: alerts@example.net, tls: none}
   x: {consumer_key_env: CK, consumer_secret_env: CS, token_env: TK, token_secret_env: TS, api_url: "%s"}
   facebook: {page_id: "4242", token_env: FB, api_url: "%s"}
-`, escalation, w.mail.Port, w.x.URL, w.fb.URL)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+`, fleet, escalation, w.mail.Port, w.x.URL, w.fb.URL)), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -521,5 +530,44 @@ func TestRateLimitIsWaitedOut(t *testing.T) {
 	idle(t, w.b)
 	if n := len(w.x.Posts()); n != 1 {
 		t.Errorf("%d posts to X, want one", n)
+	}
+}
+
+// TestStormTicketPerDatacentre: a storm takes a box down in each of three
+// datacentres, one incident each, as the verifier groups them. Each
+// datacentre gets one ticket, about its own servers only, and no more.
+func TestStormTicketPerDatacentre(t *testing.T) {
+	w := newWorldWith(t, "{datacentre_after: 200ms, social_after: 0s}", `datacentres:
+  dc1: {name: DC One, email: noc@dc1.example}
+  dc2: {name: DC Two, email: noc@dc2.example}
+  dc3: {name: DC Three, email: noc@dc3.example}
+boxes:
+  - {id: mx, name: Incoming mail, role: mx, datacentre: dc1, servers: [{id: mx1, check: "tcp://mx1.internal:25"}]}
+  - {id: web, name: Websites, datacentre: dc2, servers: [{id: web1, check: "tcp://web1.internal:80"}]}
+  - {id: db, name: Databases, datacentre: dc3, servers: [{id: db1, check: "tcp://db1.internal:3306"}]}`)
+	w.start(t)
+	now := time.Now().UTC()
+	day := now.Format("20060102")
+	for i, b := range [][2]string{{"mx1", "mx"}, {"web1", "web"}, {"db1", "db"}} {
+		id := fmt.Sprintf("%s-storm%d", day, i+1)
+		w.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+			Incident: id, Opened: now, Title: b[0] + " is down", Severity: events.SeverityOutage, Datacentre: fmt.Sprintf("dc%d", i+1),
+			Servers: []events.AffectedServer{{Server: b[0], Box: b[1], Check: "tcp://" + b[0] + ".internal:1", Since: now, BoxState: events.BoxDown}},
+		}))
+		w.publish(t, paged(id, events.SeverityOutage, now, b[1]))
+	}
+	wait.Within(t, 10*time.Second, "a ticket for each datacentre", func() bool { return len(w.mail.Messages()) >= 3 })
+	idle(t, w.b)
+	perDC := map[string][]string{}
+	for _, m := range w.mail.Messages() {
+		perDC[m.To[0]] = append(perDC[m.To[0]], m.Subject)
+	}
+	for dc, server := range map[string]string{"noc@dc1.example": "mx1", "noc@dc2.example": "web1", "noc@dc3.example": "db1"} {
+		if got := perDC[dc]; len(got) != 1 || !strings.Contains(got[0], server) {
+			t.Errorf("%s got %q: want one ticket, about %s", dc, got, server)
+		}
+	}
+	if n := len(w.mail.Messages()); n != 3 {
+		t.Errorf("%d datacentre emails for a storm in three datacentres: want 3", n)
 	}
 }

@@ -58,7 +58,11 @@ func appendNew(list []string, s string) []string {
 // the people on call were sent a page; the public's clock runs from when
 // a box first served nobody (a degraded incident never goes public), and
 // its posts wait until the people on call were paged about the outage.
-// The notifier's word that they were brings the step.
+// The notifier's word that they were brings the step. The public also
+// waits for the datacentre: its posts and banner go only with or after
+// the datacentre's email, unless that step is off or cancelled. They go
+// in the same batch as the email's first attempt, so an email that keeps
+// failing never keeps the public in the dark.
 func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (steps []string, next time.Time) {
 	if st.Resolved != nil || st.Opened.IsZero() || st.Warning {
 		return nil, time.Time{}
@@ -70,9 +74,16 @@ func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (
 		from  time.Time // when its clock started; zero: not yet
 		ready bool      // staff were told what it would tell
 	}
+	// The datacentre's step is settled when it is off, cancelled, taken,
+	// or about to be taken now.
+	dcSettled := datacentreAfter <= 0 || !st.DatacentreDone.IsZero() || st.Cancelled[config.StepDatacentre]
+	// Nothing goes further than what staff were told: the ticket says how
+	// bad it is and which boxes serve nobody, so it waits for staff to
+	// have been told at least that; so do the posts, which name the boxes.
+	toldNow := !st.ToldAt.IsZero() && !st.Severity().Worse(st.Told) && st.toldOf(st.DownBoxes())
 	for _, s := range []step{
-		{config.StepDatacentre, datacentreAfter, st.DatacentreDone, st.Opened, !st.ToldAt.IsZero()},
-		{config.StepSocial, socialAfter, st.SocialDone, st.OutageSince, st.Public() && st.Told == events.SeverityOutage},
+		{config.StepDatacentre, datacentreAfter, st.DatacentreDone, st.Opened, toldNow},
+		{config.StepSocial, socialAfter, st.SocialDone, st.OutageSince, st.Public() && st.Told == events.SeverityOutage && toldNow},
 	} {
 		if s.after <= 0 || !s.done.IsZero() || st.Cancelled[s.step] || s.from.IsZero() {
 			continue
@@ -83,9 +94,31 @@ func due(st *state, datacentreAfter, socialAfter time.Duration, now time.Time) (
 			if next.IsZero() || at.Before(next) {
 				next = at
 			}
+		case s.step == config.StepSocial && !dcSettled:
+			// Waits for the datacentre's step, whose own deadline or
+			// page to staff brings the incident up again.
 		case s.ready:
 			steps = append(steps, s.step)
+			if s.step == config.StepDatacentre {
+				dcSettled = true
+			}
 		}
 	}
 	return steps, next
+}
+
+// toldOf reports whether staff were told that each of boxes serves nobody.
+func (st *state) toldOf(boxes []string) bool {
+	return !slices.ContainsFunc(boxes, func(b string) bool { return !slices.Contains(st.ToldDown, b) })
+}
+
+// publicDown is the boxes the public is told served nobody: those that
+// did and that staff were told of. A box down and back before any page
+// named it is not named to the public before staff.
+func (st *state) publicDown() []string {
+	out := slices.DeleteFunc(slices.Clone(st.EverDown), func(b string) bool { return !slices.Contains(st.ToldDown, b) })
+	if len(out) == 0 {
+		return st.EverDown // told of an outage before the boxes were named
+	}
+	return out
 }

@@ -49,7 +49,7 @@ func link(cfg *config.Config) string {
 // outageText is the post that tells the public of an extended outage.
 func outageText(cfg *config.Config, st *state) string {
 	return fmt.Sprintf("%s: we are working on a problem with %s. Some services may be unavailable.%s",
-		cfg.Site.Name, publicBoxes(cfg, st.EverDown), link(cfg))
+		cfg.Site.Name, publicBoxes(cfg, st.publicDown()), link(cfg))
 }
 
 // noteText passes a staff update on, with anything internal taken out.
@@ -65,7 +65,7 @@ func resolvedText(cfg *config.Config, st *state) string {
 		affected = fmt.Sprintf(" Service was affected for %s.", span.Long(r.CustomersAffected()))
 	}
 	return fmt.Sprintf("%s: the problem with %s is resolved and all services are working normally.%s%s",
-		cfg.Site.Name, publicBoxes(cfg, st.EverDown), affected, link(cfg))
+		cfg.Site.Name, publicBoxes(cfg, st.publicDown()), affected, link(cfg))
 }
 
 // bannerText is the message on the hosting web pages.

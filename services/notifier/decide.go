@@ -27,9 +27,11 @@ type pacing struct {
 //   - updates after it are gathered for GroupWindow into one message, then
 //     sent at most every UpdateEvery; an update a message already told of
 //     is done;
-//   - worse news within the incident (its severity rises, another box
-//     serves nobody) pages at once, whatever the pacing, and whoever
-//     acknowledged the milder state; boxes going down one after another at
+//   - worse news within the incident than its last message told (its
+//     severity rises, another box serves nobody, a box said to serve
+//     again serves nobody again) pages at once, whatever the pacing, and
+//     whoever acknowledged the milder state, unless only flapping
+//     servers are down; boxes going down one after another at
 //     the same severity are paged at most once per GroupWindow, so that a
 //     storm pages once, not once a box;
 //   - an incident that pages (not a warning, not a flapping server's)
@@ -96,7 +98,7 @@ func decide(st *incidentState, ev events.Event, now time.Time, p pacing) (next *
 		if first || st.Resolved != nil {
 			return nil, 0 // the first message tells of it
 		}
-		if st.worse() && (st.Severity().Worse(st.Paged) || !now.Before(st.PagedAt.Add(p.GroupWindow))) {
+		if last, _ := st.lastTold(); st.worse() && (st.Severity().Worse(last) || !now.Before(st.PagedAt.Add(p.GroupWindow))) {
 			s := page(kindWorse, st.Worse+1)
 			if rec := policy.Rise(p.Policies, st.Policy, s.Severity, now); rec.Severity != st.Policy.Severity && len(p.Policies[rec.Severity]) > 0 {
 				s.Policy, s.Steps = &rec, policy.Evaluate(p.Policies, rec, now, p.Staff).Steps
@@ -186,21 +188,44 @@ func escalate(st *incidentState, now time.Time, p pacing) (*sending, time.Durati
 }
 
 // worse reports whether the incident is worse now than the people on call
-// were last paged about: a higher severity, or a box serving nobody that
-// no page named. A warning, or a server back, is never worse.
+// were last told: a higher severity than the last message said, or a box
+// serving nobody that it did not name. An outage a digest said was back to
+// degraded is news again when the box goes down again. A server marked
+// flapping is damped: while every server down is flapping, only news worse
+// than any page so far pages. A warning, or a server back, is never worse.
 func (st *incidentState) worse() bool {
 	if st.Warning {
 		return false
 	}
-	if st.Severity().Worse(st.Paged) {
+	if risen(st.Severity(), st.DownBoxes(), st.Paged, st.PagedDown) {
 		return true
 	}
-	for _, b := range st.DownBoxes() {
-		if !slices.Contains(st.PagedDown, b) {
-			return true
-		}
+	sev, down := st.lastTold()
+	return risen(st.Severity(), st.DownBoxes(), sev, down) && !st.onlyFlapping()
+}
+
+// risen reports whether severity sev with boxes down is worse than was
+// told: a higher severity, or a box down that was not named.
+func risen(sev events.Severity, down []string, toldSev events.Severity, toldDown []string) bool {
+	if sev.Worse(toldSev) {
+		return true
 	}
-	return false
+	return slices.ContainsFunc(down, func(b string) bool { return !slices.Contains(toldDown, b) })
+}
+
+// lastTold is the severity and the boxes down the last message telling of
+// the incident's state said; the last page's for a state kept before
+// that was recorded.
+func (st *incidentState) lastTold() (events.Severity, []string) {
+	if st.LastSeverity == "" {
+		return st.Paged, st.PagedDown
+	}
+	return st.LastSeverity, st.LastDown
+}
+
+// onlyFlapping reports whether every server down is marked flapping.
+func (st *incidentState) onlyFlapping() bool {
+	return len(st.Down) > 0 && !slices.ContainsFunc(st.Down, func(s string) bool { return !slices.Contains(st.Flapping, s) })
 }
 
 // sent records that a message went out to everyone it was for.
@@ -219,6 +244,13 @@ func (st *incidentState) sent(s sending) {
 				st.PagedDown = append(st.PagedDown, b)
 			}
 		}
+	}
+	switch s.Kind {
+	case kindOpened, kindWorse:
+		st.LastSeverity, st.LastDown = s.Severity, slices.Clone(s.Down)
+	case kindDigest, kindReminder, kindEscalation:
+		// Composed from the state as it is: what it said.
+		st.LastSeverity, st.LastDown = st.Severity(), st.DownBoxes()
 	}
 	if s.Policy != nil {
 		st.Policy = *s.Policy

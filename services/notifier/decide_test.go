@@ -92,8 +92,26 @@ func TestDecide(t *testing.T) {
 			s.Seq, s.Paged, s.PagedDown = 5, events.SeverityOutage, []string{"mx"}
 			s.toBoxes("mx", events.BoxDegraded)
 		}), update(5), t0.Add(20 * time.Second), p, nil, 40 * time.Second},
-		{"a box paged about, down again, is no news", sentAt(t0, func(s *incidentState) {
+		// Back to degraded and down again before any message said it was
+		// back: what staff were last told is still true.
+		{"a box down again before anyone heard it was back is no news", sentAt(t0, func(s *incidentState) {
 			s.Seq, s.Paged, s.PagedDown = 5, events.SeverityOutage, []string{"mx"}
+			s.LastSeverity, s.LastDown = events.SeverityOutage, []string{"mx"}
+			s.toBoxes("mx", events.BoxDown)
+		}), update(5), t0.Add(20 * time.Second), p, nil, 40 * time.Second},
+		// Staff last read that the box serves again: its going down again
+		// is a rise on what they were told, and pages at once, though an
+		// earlier page named the same box.
+		{"a box down again after a message said it was back pages at once", sentAt(t0, func(s *incidentState) {
+			s.Seq, s.Paged, s.PagedDown, s.PagedAt, s.Worse = 5, events.SeverityOutage, []string{"mx"}, t0, 1
+			s.LastSeverity, s.LastDown = events.SeverityDegraded, nil
+			s.toBoxes("mx", events.BoxDown)
+		}), update(5), t0.Add(20 * time.Second), p,
+			&sending{Kind: kindWorse, N: 2, At: t0.Add(20 * time.Second), Seq: 5, Severity: events.SeverityOutage, Down: []string{"mx"}}, 0},
+		{"unless every server down is flapping: it stops paging until it settles", sentAt(t0, func(s *incidentState) {
+			s.Seq, s.Paged, s.PagedDown, s.PagedAt = 5, events.SeverityOutage, []string{"mx"}, t0
+			s.LastSeverity, s.LastDown = events.SeverityDegraded, nil
+			s.Down, s.Flapping = []string{"mx1"}, []string{"mx1"}
 			s.toBoxes("mx", events.BoxDown)
 		}), update(5), t0.Add(20 * time.Second), p, nil, 40 * time.Second},
 		{"a warning is repeated until fixed, acknowledged or not", sentAt(t0, func(s *incidentState) { s.Warning, s.Acked = true, ack }), openedEv, t0.Add(24 * time.Hour),
@@ -157,5 +175,44 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alerts@example.net, tls: n
 	}
 	if text := m.body.text(); !strings.Contains(text, "Flapping:") || !strings.Contains(text, "nobody is paged about it again") {
 		t.Errorf("email does not say mx1 is flapping:\n%s", text)
+	}
+}
+
+// TestRiseAfterBetterNews: outage, back to degraded, outage again. The
+// digest that says the box serves again is what staff last read, so the
+// box going down again pages at once; had no message said it was back,
+// the outage they were paged about would still be true, and nothing
+// pages.
+func TestRiseAfterBetterNews(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	p := pacing{GroupWindow: time.Minute, UpdateEvery: 10 * time.Minute}
+	update := func(seq int64, state events.BoxState) events.Event {
+		return events.New("i/updated", "verifier", t0, &events.IncidentUpdated{Incident: "i", Seq: seq, At: t0, Title: "x",
+			Boxes: []events.BoxStatus{{Box: "mx", State: state}}})
+	}
+	for _, digest := range []bool{true, false} {
+		st := incidentState{View: incident.View{Incident: "i", Opened: t0}}
+		st.merge(events.New("i/opened", "verifier", t0, &events.IncidentOpened{Incident: "i", Opened: t0, Title: "x",
+			Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Since: t0, BoxState: events.BoxDown}}}))
+		s, _ := decide(&st, events.Event{Data: &events.IncidentOpened{Incident: "i", Opened: t0}}, t0, p)
+		st.sent(*s)
+		back := update(1, events.BoxDegraded)
+		st.merge(back)
+		now := t0.Add(2 * time.Minute)
+		if s, _ = decide(&st, back, now, p); s == nil || s.Kind != kindDigest {
+			t.Fatalf("better news: %+v, want a digest", s)
+		}
+		if digest {
+			st.sent(*s)
+		}
+		again := update(2, events.BoxDown)
+		st.merge(again)
+		s, _ = decide(&st, again, now.Add(time.Second), p)
+		switch {
+		case digest && (s == nil || s.Kind != kindWorse):
+			t.Errorf("down again after a digest said it was back: %+v, want a page", s)
+		case !digest && s != nil && s.Kind == kindWorse:
+			t.Errorf("down again before anyone read it was back: paged %+v", s)
+		}
 	}
 }

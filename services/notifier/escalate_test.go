@@ -181,4 +181,10 @@ func TestAckAudience(t *testing.T) {
 	if want := "ACK by Alice at 03:14"; !strings.HasPrefix(m.SMS, want) || !strings.Contains(m.Subject, want) {
 		t.Errorf("SMS %q, subject %q: want %q", m.SMS, m.Subject, want)
 	}
+	// Worse news pages whoever acknowledged: the notice promises no
+	// silence it cannot keep.
+	text := m.body.text()
+	if !strings.Contains(text, "No later rung will page anyone; worse news still will.") || strings.Contains(text, "Nobody will be paged") {
+		t.Errorf("the notice says what the acknowledgement stops wrongly:\n%s", text)
+	}
 }

@@ -257,7 +257,7 @@ func compose(cfg *config.Config, st *incidentState, s sending, now time.Time) me
 		}
 		at := a.At.UTC().Format("15:04")
 		m.Subject = fmt.Sprintf("[%s] ACK by %s at %s: %s [%s]", site, a.By, at, st.Title, st.Incident)
-		b.Lead = fmt.Sprintf("ACK by %s at %s UTC: %s. Nobody will be paged further about it.", a.By, at, st.Title)
+		b.Lead = fmt.Sprintf("ACK by %s at %s UTC: %s. No later rung will page anyone; worse news still will.", a.By, at, st.Title)
 		m.SMS = fmt.Sprintf("ACK by %s at %s (%s)", a.By, at, code)
 	case kindResolved:
 		r := st.Resolved
@@ -391,11 +391,13 @@ func capital(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// newlyDown is the boxes serving nobody that no page has named yet.
+// newlyDown is the boxes serving nobody that the last message telling of
+// the incident did not name as such.
 func (st *incidentState) newlyDown() []string {
 	var out []string
+	_, told := st.lastTold()
 	for _, b := range st.DownBoxes() {
-		if !slices.Contains(st.PagedDown, b) {
+		if !slices.Contains(told, b) {
 			out = append(out, b)
 		}
 	}

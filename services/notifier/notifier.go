@@ -180,6 +180,9 @@ func (n *Notifier) handle(ctx context.Context, kv jetstream.KeyValue, ev events.
 		return err
 	}
 	st.merge(ev)
+	if err := n.noteStorm(ctx, kv, &st); err != nil {
+		return err
+	}
 	later := time.Duration(0)
 	// A message half sent, then those this event calls for: worse news,
 	// and the rungs of the policy due, one message each.
@@ -260,6 +263,14 @@ func (n *Notifier) send(ctx context.Context, kv jetstream.KeyValue, st *incident
 	msg := compose(n.cfg, st, s, s.At)
 	if err := n.withActions(ctx, kv, st, s, &msg); err != nil {
 		return err
+	}
+	if (s.Kind == kindOpened || s.Kind == kindWorse) && msg.SMS != "" && !st.Warning && !st.OpenedFlapping {
+		// One incident per datacentre, one SMS per person between them:
+		// the page that goes says how far the storm reaches.
+		if storm := n.stormSummary(ctx, kv, st); storm != "" {
+			msg.SMS = storm + " " + msg.SMS
+			msg.body.Lead = storm + " " + msg.body.Lead
+		}
 	}
 	var retry []error
 	onCall, reached := 0, 0

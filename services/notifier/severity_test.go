@@ -8,6 +8,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/incident"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/policy"
 )
 
 // severityConfig: Alice on call, Bob routed; degraded incidents by email
@@ -82,6 +83,48 @@ func TestWhoHearsWhat(t *testing.T) {
 			}
 			if s := strings.Join(got, " "); s != tt.want {
 				t.Errorf("got %q, want %q", s, tt.want)
+			}
+		})
+	}
+}
+
+// TestWhoIsPagedByThePolicy: who the opening message of an incident
+// reaches, and how, once the escalation policy the config makes has added
+// its first rung to the routing. A team that routes degraded incidents to
+// email is not texted about one by a policy it never wrote.
+func TestWhoIsPagedByThePolicy(t *testing.T) {
+	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
+	opened := events.New("i/opened", "verifier", t0, &events.IncidentOpened{Incident: "i", Opened: t0, Title: "mx1 is down",
+		Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Since: t0}}})
+	tests := []struct {
+		name  string
+		route string
+		box   events.BoxState
+		want  string
+	}{
+		{"degraded, routed as by default: the policy texts the person on call", "", events.BoxDegraded, "Alice:sms+email Bob:email"},
+		{"degraded, routed to email: nobody is texted", "severity: {degraded: {oncall: [email], others: [email]}}", events.BoxDegraded, "Alice:email Bob:email"},
+		{"an outage still pages", "severity: {degraded: {oncall: [email], others: [email]}}", events.BoxDown, "Alice:sms+email Bob:email"},
+		{"a degraded policy written out is followed as written", "severity: {degraded: {oncall: [email]}}, policies: {degraded: [{after: 0s, who: [oncall], by: [sms]}]}",
+			events.BoxDegraded, "Alice:email+sms Bob:email"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := severityConfig(t, tt.route)
+			n := &Notifier{cfg: cfg, chans: []Channel{smsChannel{}, emailChannel{}}}
+			p := pacing{GroupWindow: time.Minute, Policies: n.policies(cfg), Staff: policy.Staff(cfg)}
+			st := incidentState{View: incident.View{Incident: "i", Opened: t0, Boxes: []string{"mx"},
+				BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: tt.box}}}}
+			s, _ := decide(&st, opened, t0, p)
+			if s == nil {
+				t.Fatal("no opening message")
+			}
+			var got []string
+			for _, r := range n.audience(&st, *s) {
+				got = append(got, r.Staff.Name+":"+strings.Join(r.Channels, "+"))
+			}
+			if g := strings.Join(got, " "); g != tt.want {
+				t.Errorf("got %q, want %q", g, tt.want)
 			}
 		})
 	}

@@ -422,3 +422,78 @@ func TestFailoverAlert(t *testing.T) {
 		}
 	}
 }
+
+// notifiedOf is the incidents the notifier has told the escalator staff
+// were paged about, from the events stream.
+func (r *running) notifiedOf(t *testing.T) []string {
+	t.Helper()
+	ctx := context.Background()
+	c, err := r.b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for m := range batch.Messages() {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, ok := ev.Data.(*events.IncidentNotified); ok {
+			out = append(out, d.Incident)
+		}
+	}
+	return out
+}
+
+// TestRefusedSMSIsNoPage: Twilio refuses the person on call's SMS for good
+// and notify.fallback gives SMS no stand-in. Their email still goes, but
+// nobody was woken: the escalator is not told staff were paged, so neither
+// the datacentre nor the public hears of it first. Once an SMS goes, the
+// word goes with it.
+func TestRefusedSMSIsNoPage(t *testing.T) {
+	r := startNotifier(t, "fallback: [email]")
+	r.twilio.Fail(twilioapi.Refused(21610))
+	now := time.Now().UTC()
+	open := func(id string) {
+		r.publish(t, events.New(id+"/opened", "verifier", now, &events.IncidentOpened{
+			Incident: id, Opened: now, Title: "mx1 (Incoming mail) is down", Severity: events.SeverityOutage,
+			Servers: []events.AffectedServer{{Server: "mx1", Box: "mx", Check: "tcp://mx1.internal:25", Since: now, BoxState: events.BoxDown}},
+		}))
+	}
+	refused := now.Format("20060102") + "-refused"
+	open(refused)
+	wait.Within(t, 20*time.Second, "the email to the person on call", func() bool {
+		return slices.ContainsFunc(r.mail.Messages(), func(m smtpserver.Message) bool {
+			return m.To[0] == "alice@example.net" && strings.Contains(m.Subject, refused)
+		})
+	})
+	wait.Within(t, 20*time.Second, "the opening recorded as sent", func() bool { return r.firstSent(t, refused) })
+	if got := r.notifiedOf(t); slices.Contains(got, refused) {
+		t.Errorf("staff told paged about %s, whose only page was refused", refused)
+	}
+
+	r.twilio.Recover()
+	paged := now.Format("20060102") + "-paged"
+	open(paged)
+	wait.Within(t, 20*time.Second, "the word that staff were paged", func() bool { return slices.Contains(r.notifiedOf(t), paged) })
+	if got := r.notifiedOf(t); slices.Contains(got, refused) {
+		t.Errorf("staff told paged about %s, whose only page was refused", refused)
+	}
+}
+
+// firstSent reports whether the notifier has recorded the incident's
+// opening message as sent to everyone: after it told the escalator, if it
+// did.
+func (r *running) firstSent(t *testing.T, id string) bool {
+	t.Helper()
+	kv, err := r.b.KV(context.Background(), events.BucketDeliveries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _, err := loadState(context.Background(), kv, id)
+	return err == nil && !st.FirstSent.IsZero()
+}

@@ -47,6 +47,15 @@ type incidentState struct {
 	PagedDown []string        `json:"paged_down,omitempty"`
 	PagedAt   time.Time       `json:"paged_at,omitzero"`
 	Worse     int             `json:"worse,omitempty"`
+	// LastSeverity and LastDown are what the last message that told of
+	// the incident's state said: its severity and the boxes serving
+	// nobody. A digest saying an outage is back to degraded lowers them,
+	// so that the box going down again is news that pages.
+	LastSeverity events.Severity `json:"last_severity,omitempty"`
+	LastDown     []string        `json:"last_down,omitempty"`
+	// StormDown is the boxes down the storm record holds for the
+	// incident (see noteStorm).
+	StormDown []string `json:"storm_down,omitempty"`
 	// Policy is the incident's escalation: when its policy started,
 	// which rungs were settled, and the acknowledgement that stopped it.
 	// It starts with the opening page of an incident that pages (not a

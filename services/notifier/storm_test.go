@@ -13,7 +13,9 @@ import (
 
 // TestStormAcrossDatacentres: four datacentres lose a box each within the
 // group window. Each is its own incident (a datacentre groups its own), and
-// each person's phone rings once; the emails, one per incident, tell of
+// each person's phone rings once, with an SMS that names the storm: how
+// many boxes are down in how many datacentres (group_wait gathers them
+// before the first page goes); the emails, one per incident, tell of
 // each. Within the window, news no worse than the page is emailed: the
 // people on call were woken for an outage moments ago. After it, a box
 // going down pages at once.
@@ -29,7 +31,7 @@ boxes:
 staff:
   - {name: Alice, email: alice@example.net, phone: "`+alicePh+`"}
   - {name: Bob, email: bob@example.net, phone: "`+bobPh+`"}
-`, "group_window: 3s")
+`, "group_window: 8s, group_wait: 2s")
 	now := time.Now().UTC()
 	day := now.Format("20060102")
 	open := func(id, server, box string, state events.BoxState) {
@@ -61,6 +63,11 @@ staff:
 	if got := r.tally(); got["sms "+alicePh] != 1 || got["sms "+bobPh] != 1 {
 		t.Errorf("messages %v: want one SMS per person for the storm", got)
 	}
+	for _, m := range r.twilio.Messages() {
+		if !strings.HasPrefix(m.Body, "STORM: 4 boxes down in 4 datacentres. DOWN ") {
+			t.Errorf("the storm's SMS to %s does not name the storm: %q", m.To, m.Body)
+		}
+	}
 
 	// Within the window, a degraded box elsewhere is no worse than the
 	// outage paged: emailed only.
@@ -75,7 +82,7 @@ staff:
 	// stand-in: the window is over once it has passed since the last.
 	sms := r.twilio.Messages()
 	last := sms[len(sms)-1].Received
-	wait.Within(t, 30*time.Second, "the storm's window over", func() bool { return time.Since(last) > 3*time.Second })
+	wait.Within(t, 30*time.Second, "the storm's window over", func() bool { return time.Since(last) > 8*time.Second })
 	r.publish(t, events.New(day+"-dc5/updated/1", "verifier", now, &events.IncidentUpdated{
 		Incident: day + "-dc5", Seq: 1, At: now, Opened: now, Title: "2 servers of AV are down", Severity: events.SeverityOutage,
 		Added: []events.AffectedServer{{Server: "av2", Box: "av", Check: "tcp://av2:1", Since: now, BoxState: events.BoxDown}},
@@ -85,8 +92,9 @@ staff:
 		got := r.tally()
 		return got["sms "+alicePh] == 2 && got["sms "+bobPh] == 2
 	})
+	// The four other incidents still open: the page names the storm.
 	for _, m := range r.twilio.Messages()[2:] {
-		if !strings.HasPrefix(m.Body, "NOW DOWN: AV - no server answers") {
+		if !strings.HasPrefix(m.Body, "STORM: 5 boxes down in 5 datacentres. NOW DOWN: AV - no server answers") {
 			t.Errorf("second SMS %q", m.Body)
 		}
 	}

@@ -129,6 +129,40 @@ func incidentEvents(t *testing.T, b *bus.Bus, n int) []string {
 	return got
 }
 
+// resolution is the resolution event of the incidents stream, decoded.
+func resolution(t *testing.T, b *bus.Bus) *events.IncidentResolved {
+	t.Helper()
+	ctx := context.Background()
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range batch.Messages() {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, ok := ev.Data.(*events.IncidentResolved); ok {
+			return r
+		}
+	}
+	t.Fatal("no resolution event")
+	return nil
+}
+
+// tookOut checks that a resolution tells of mx1 as taken out of service,
+// not recovered: what staff, the datacentre and the public read follows.
+func tookOut(t *testing.T, r *events.IncidentResolved) {
+	t.Helper()
+	if !slices.Contains(r.Servers, "mx1") || !slices.Equal(r.Withdrawn, []string{"mx1"}) {
+		t.Errorf("resolution lists servers %v, withdrawn %v: want mx1 among both", r.Servers, r.Withdrawn)
+	}
+}
+
 func TestMalformedResultIsSetAsideAndJudgingGoesOn(t *testing.T) {
 	b := bustest.New(t)
 	start(t, b, testConfig(t))
@@ -713,6 +747,7 @@ func TestDownServerTakenOutOfService(t *testing.T) {
 	if len(got) != 2 || !strings.HasSuffix(got[1], ".resolved") {
 		t.Errorf("incident events %v, want it resolved once mx1 is out of service", got)
 	}
+	tookOut(t, resolution(t, b))
 }
 
 // TestFlappingIsToldOnce: a server going down and up again and again is
@@ -795,6 +830,7 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	if len(got) != 2 || !strings.HasSuffix(got[1], ".resolved") {
 		t.Errorf("incident events %v, want it resolved once mx1 is out of the config", got)
 	}
+	tookOut(t, resolution(t, b))
 	ctx := context.Background()
 	ikv, err := b.KV(ctx, events.BucketIncidents)
 	if err != nil {

@@ -196,7 +196,15 @@ func tally(mail []smtpserver.Message, sms []twilioapi.Message, codes map[string]
 		}
 	}
 	for _, m := range sms {
-		f := strings.Fields(m.Body)
+		// A page in a storm says first how far it reaches: "STORM: 250
+		// boxes down in 4 datacentres. DOWN <code>: …".
+		body := m.Body
+		if rest, ok := strings.CutPrefix(body, "STORM: "); ok {
+			if _, page, ok := strings.Cut(rest, ". "); ok {
+				body = page
+			}
+		}
+		f := strings.Fields(body)
 		kind, code := kindOther, ""
 		switch {
 		case len(f) >= 2 && f[0] == "NOW":

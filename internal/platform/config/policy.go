@@ -68,9 +68,16 @@ type Secondary struct {
 // secondary by both after 10, and the whole team by SMS and email after
 // 20. Without Twilio every rung is by email and the phone call is left
 // out; without a secondary (a rotation of fewer than two and no
-// secondary rotation) the secondary's rung is.
-func (c *Config) DefaultPolicy() []Rung {
+// secondary rotation) the secondary's rung is. The default degraded
+// policy of a file that routes degraded incidents to the person on call
+// by no SMS (notify.severity.degraded.oncall: [email]) is by email too:
+// a team that chose not to be woken for a box still serving is not woken
+// by the policy it never wrote.
+func (c *Config) DefaultPolicy(sev events.Severity) []Rung {
 	phone := c.Providers.Twilio != nil
+	if sev == events.SeverityDegraded && !slices.Contains(c.Notify.Route(sev).OnCall, "sms") {
+		phone = false
+	}
 	rung := func(after time.Duration, who string, by ...string) Rung {
 		return Rung{After: Duration(after), Who: []string{who}, By: by}
 	}
@@ -108,10 +115,10 @@ func (c *Config) policyDefaults() {
 	ps := &c.Notify.Policies
 	ps.defaulted = map[events.Severity]bool{}
 	if ps.Degraded == nil {
-		ps.Degraded, ps.defaulted[events.SeverityDegraded] = c.DefaultPolicy(), true
+		ps.Degraded, ps.defaulted[events.SeverityDegraded] = c.DefaultPolicy(events.SeverityDegraded), true
 	}
 	if ps.Outage == nil {
-		ps.Outage, ps.defaulted[events.SeverityOutage] = c.DefaultPolicy(), true
+		ps.Outage, ps.defaulted[events.SeverityOutage] = c.DefaultPolicy(events.SeverityOutage), true
 	}
 }
 

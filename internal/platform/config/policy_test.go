@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +70,45 @@ func TestDefaultPolicy(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDefaultDegradedFollowsRouting: a team that routes degraded incidents
+// to email is not texted or called about one by the default policy; an
+// outage still pages, and a degraded policy written out is followed as
+// written, with a warning.
+func TestDefaultDegradedFollowsRouting(t *testing.T) {
+	r := func(after time.Duration, who string, by ...string) Rung {
+		return Rung{After: Duration(after), Who: []string{who}, By: by}
+	}
+	const rotation = "oncall: {rotation: [Ann, Bob], handover: 2026-11-02T09:00:00Z}\n"
+	cfg := parse(t, team4+rotation+"notify: {severity: {degraded: {oncall: [email], others: [email]}}}\n")
+	want := []Rung{r(0, "oncall", "email"), r(10*time.Minute, "secondary", "email"), r(20*time.Minute, "team", "email")}
+	if diff := cmp.Diff(want, cfg.Notify.Policies.Degraded); diff != "" {
+		t.Errorf("degraded (-want +got):\n%s", diff)
+	}
+	want = []Rung{r(0, "oncall", "sms"), r(5*time.Minute, "oncall", "voice"),
+		r(10*time.Minute, "secondary", "sms", "voice"), r(20*time.Minute, "team", "sms", "email")}
+	if diff := cmp.Diff(want, cfg.Notify.Policies.Outage); diff != "" {
+		t.Errorf("outage (-want +got):\n%s", diff)
+	}
+	if w := cfg.Warnings(at("2026-11-02T12:00:00Z")); w != nil {
+		t.Errorf("warnings for the default: %q", w)
+	}
+
+	cfg = parse(t, team4+rotation+`notify:
+  severity: {degraded: {oncall: [email]}}
+  policies:
+    degraded:
+      - {after: 0s, who: [oncall], by: [email]}
+      - {after: 5m, who: [oncall], by: [sms]}
+`)
+	if got := cfg.Notify.Policies.Degraded[1].By; !slices.Equal(got, []string{"sms"}) {
+		t.Errorf("the degraded policy as written pages by %v at its second rung, want sms", got)
+	}
+	wantW := []string{"p.yaml:19: warning: this rung of the degraded policy pages by sms or voice, while notify.severity.degraded reaches the person on call by no SMS: the policy is followed as written"}
+	if diff := cmp.Diff(wantW, cfg.Warnings(at("2026-11-02T12:00:00Z"))); diff != "" {
+		t.Errorf("warnings (-want +got):\n%s", diff)
 	}
 }
 

@@ -144,15 +144,20 @@ func (c *Config) Warnings(now time.Time) []string {
 			}
 		}
 	}
-	if len(gaps) == 0 {
-		return nil
-	}
 	var root yaml.Node
 	var doc *yaml.Node
 	if err := yaml.Unmarshal(c.raw, &root); err == nil && len(root.Content) > 0 {
 		doc = root.Content[0]
 	}
 	var ps Problems
+	if w := c.wakingDegraded(); w != nil {
+		pr := Problem{File: c.File, path: w, Msg: "warning: this rung of the degraded policy pages by sms or voice, " +
+			"while notify.severity.degraded reaches the person on call by no SMS: the policy is followed as written"}
+		if doc != nil {
+			pr.Line = lineOf(doc, w)
+		}
+		ps = append(ps, pr)
+	}
 	for _, g := range gaps {
 		pr := Problem{File: c.File, path: g.path, Msg: fmt.Sprintf(
 			"warning: from %s to %s nobody is reached by the rung after %s of the %s (%s by %s): it would be skipped",
@@ -163,11 +168,31 @@ func (c *Config) Warnings(now time.Time) []string {
 		}
 		ps = append(ps, pr)
 	}
+	if len(ps) == 0 {
+		return nil
+	}
 	out := make([]string, len(ps))
 	for i, pr := range ps {
 		out[i] = pr.String()
 	}
 	return out
+}
+
+// wakingDegraded is the path of the first rung of a degraded policy the
+// file wrote that pages by SMS or a call while the file routes degraded
+// incidents to the person on call by no SMS; nil when there is none. The
+// policy as written stands, but its author may have meant the routing.
+func (c *Config) wakingDegraded() []any {
+	sev := events.SeverityDegraded
+	if c.Notify.Policies.defaulted[sev] || slices.Contains(c.Notify.Route(sev).OnCall, "sms") {
+		return nil
+	}
+	for i, r := range c.Notify.Policies.For(sev) {
+		if slices.Contains(r.By, "sms") || slices.Contains(r.By, "voice") {
+			return p("notify", "policies", string(sev), i, "by")
+		}
+	}
+	return nil
 }
 
 // reaches reports whether a rung reaches anybody at t.
