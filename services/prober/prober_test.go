@@ -35,9 +35,10 @@ locations: [lon1]
 checks: {interval: 1s, timeout: 500ms}
 boxes:
   - {id: web, name: Web, servers: [{id: web1, check: "`+web.URL+`"}, {id: web2, check: "`+web.URL+`/x"}, {id: down1, check: "tcp://127.0.0.1:1"}]}
+  - {id: backups, name: Mail Backups, servers: [{id: backup-nightly, push: {every: 5s, grace: 1s, token_env: PUSH_TOKEN}}]}
 staff: [{name: A, email: a@example.net}]
 providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}
-`), func(string) (string, bool) { return "", false })
+`), func(name string) (string, bool) { return "0123456789abcdef0123", name == "PUSH_TOKEN" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,6 +88,10 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 		if r.Server != "down1" && !r.OK {
 			t.Errorf("%s failed: %s", r.Server, r.Reason)
 		}
+	}
+	// A push server reports in: no prober checks it.
+	if n := perServer["backup-nightly"]; n != 0 {
+		t.Errorf("the push server was checked %d times", n)
 	}
 	for id, n := range tasks {
 		if n != 1 {
