@@ -2,7 +2,6 @@ package prober
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/logbuf"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -45,9 +45,10 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	srv := bustest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
+	var log logbuf.Buffer
 	for range 2 {
 		b := srv.Connect(t, nil)
-		p, err := New(cfg, Options{Location: "lon1", Concurrency: 4}, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		p, err := New(cfg, Options{Location: "lon1", Concurrency: 4}, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(&log, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -92,6 +93,10 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	// A push server reports in: no prober checks it.
 	if n := perServer["backup-nightly"]; n != 0 {
 		t.Errorf("the push server was checked %d times", n)
+	}
+	// A push server reports in: no prober checks it, nor tries to.
+	if n := perServer["backup-nightly"]; n != 0 || log.Has("backup-nightly") {
+		t.Errorf("the push server was checked %d times, or its task tried:\n%s", n, log.String())
 	}
 	for id, n := range tasks {
 		if n != 1 {
