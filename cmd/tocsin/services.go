@@ -120,7 +120,11 @@ var table = []service{
 		return one("domains", domains.New(w.cfg, domains.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)
 	}, nil},
 	{"push", func(w wiring) (map[string]runner, error) {
-		return one("push", push.New(w.cfg, push.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)
+		var opts []push.Option
+		if w.f.pushListener != nil {
+			opts = append(opts, push.WithListener(w.f.pushListener))
+		}
+		return one("push", push.New(w.cfg, push.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
 	}, pushConfigured},
 }
 

@@ -122,6 +122,13 @@ func (s *Service) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(s.list) == 0 {
+		// Nothing reports in: no port is opened for nobody to call.
+		s.log.Info("no push servers; not listening")
+		s.m.Started(Source)
+		<-ctx.Done()
+		return nil
+	}
 	if err := s.resume(ctx, kv); err != nil {
 		return err
 	}
