@@ -99,7 +99,7 @@ func runDemo(ctx context.Context, f demoFlags, stdout, stderr io.Writer) error {
 	// its route to a server while the others still reach it.
 	cfg := world.Config
 	rf := &runFlags{data: f.data, services: strings.Join(services, ","), location: strings.Join(cfg.Locations, ","),
-		source: strings.Join(demo.Sources, ","), shutdown: 10 * time.Second, replicas: 1, pageListener: pageLn, adminListener: adminLn,
+		source: strings.Join(demo.Sources, ","), shutdown: 10 * time.Second, replicas: 1, pageListener: pageLn, pushListener: world.PushListener, adminListener: adminLn,
 		natsListen: "127.0.0.1:0"}
 	return runServices(ctx, cfg, rf, log, func(b *bus.Bus) {
 		wg.Go(func() { world.Watch(ctx, b) })

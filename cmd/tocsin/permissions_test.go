@@ -384,6 +384,63 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		}
 	})
 
+	t.Run("push service publishes push reports, and nothing else", func(t *testing.T) {
+		r := connectWatched(t, d, "push")
+		for _, subject := range []string{
+			events.SubjectIncident("inc1", "opened"), events.SubjectIncident("inc1", "resolved"),
+			events.SubjectProbeResult("backup-nightly", "lon1"), events.SubjectProbeTask("lon1"), "server.backup-nightly.changed",
+			"$KV.tocsin-servers.backup-nightly", "$KV.tocsin-incidents.inc1", "$JS.API.STREAM.PURGE.KV_tocsin-push",
+			"$JS.API.CONSUMER.MSG.NEXT.TOCSIN_RESULTS.verifier", "tocsin.status.verifier",
+		} {
+			if !r.publishRefused(t, subject) {
+				t.Errorf("the push service may publish to %s", subject)
+			}
+		}
+		// Nobody else may say a job reported.
+		for _, user := range []string{"verifier", "prober-lon1", "statuspage", "staff", "domains"} {
+			if !connectWatched(t, d, user).publishRefused(t, events.SubjectPushReport("backup-nightly")) {
+				t.Errorf("%s may publish a push report", user)
+			}
+		}
+		// Its bucket as it uses it: checked at start, read, written
+		// under compare-and-set; its report stored.
+		b := d.connect(t, "push")
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := b.Ensure(pctx, 1); err != nil {
+			t.Fatalf("the push service cannot check the streams and buckets: %v", err)
+		}
+		kv, err := b.JS.KeyValue(pctx, events.BucketPush)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rev, err := kv.Create(pctx, "backup-nightly", []byte("{}"))
+		if err != nil {
+			t.Fatalf("create a record: %v", err)
+		}
+		if _, err := kv.Update(pctx, "backup-nightly", []byte(`{"missed":true}`), rev); err != nil {
+			t.Fatalf("update a record: %v", err)
+		}
+		if _, err := kv.Get(pctx, "backup-nightly"); err != nil {
+			t.Fatalf("read a record: %v", err)
+		}
+		if _, err := kv.Put(pctx, "_alive", []byte(`"2026-11-21T02:00:00Z"`)); err != nil {
+			t.Fatalf("write when it looked: %v", err)
+		}
+		at := time.Now().UTC()
+		if err := b.Publish(pctx, events.New("backup-nightly/ok/1", "push", at, &events.PushReport{Server: "backup-nightly", Outcome: events.PushOK, At: at})); err != nil {
+			t.Fatalf("publish a report: %v", err)
+		}
+		admin := d.connect(t, "admin")
+		s, err := admin.JS.Stream(pctx, events.StreamResults)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Purge(pctx, jetstream.WithPurgeSubject("push.report.>")); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("staff updates go through a user of their own", func(t *testing.T) {
 		r := connectWatched(t, d, "staff")
 		for _, subject := range []string{

@@ -33,6 +33,7 @@ type runFlags struct {
 	replicas, concurrency                                                           int
 	shutdown, ackWait, takeOver                                                     time.Duration
 	pageListener                                                                    net.Listener // the demo's, on a port it chose
+	pushListener                                                                    net.Listener // the demo's, on a port it chose
 	natsAuth                                                                        natsFlags
 	adminListen                                                                     string
 	adminListener                                                                   net.Listener // the demo's, on a port it chose

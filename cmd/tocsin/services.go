@@ -19,6 +19,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/services/failover"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
 	"github.com/tocsin-alarm/tocsin/services/prober"
+	"github.com/tocsin-alarm/tocsin/services/push"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
 	"github.com/tocsin-alarm/tocsin/services/verifier"
 )
@@ -118,6 +119,18 @@ var table = []service{
 	{"domains", func(w wiring) (map[string]runner, error) {
 		return one("domains", domains.New(w.cfg, domains.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)
 	}, nil},
+	{"push", func(w wiring) (map[string]runner, error) {
+		var opts []push.Option
+		if w.f.pushListener != nil {
+			opts = append(opts, push.WithListener(w.f.pushListener))
+		}
+		return one("push", push.New(w.cfg, push.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
+	}, pushConfigured},
+}
+
+// pushConfigured: the push service is expected where a server reports in.
+func pushConfigured(cfg *config.Config) bool {
+	return cfg != nil && slices.ContainsFunc(cfg.Targets(), func(t config.Target) bool { return t.Server.IsPush() })
 }
 
 // failoverConfigured: failover is expected where a box has a failover.

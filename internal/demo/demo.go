@@ -9,6 +9,7 @@ import (
 	_ "embed"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -82,15 +83,19 @@ type World struct {
 	boxes  []*box
 	fleet  []*Server
 	out    io.Writer // Options.Out, one line at a time
+	// PushListener is where the push service takes the nightly backup's
+	// reports: a port the demo chose, handed to the service.
+	PushListener net.Listener
 }
 
 // New starts the fleet and the stand-ins, and makes the config that
 // watches them. Close stops them all.
 func New(opts Options) (w *World, err error) {
 	w = &World{opts: opts, boxes: fleet(), out: &lockedWriter{w: opts.Out}}
+	started := w // w is nil once an error is returned
 	defer func() {
 		if err != nil {
-			w.Close()
+			started.Close()
 		}
 	}()
 	if w.Mail, err = smtpserver.New(smtpserver.Options{}); err != nil {
@@ -119,8 +124,12 @@ func New(opts Options) (w *World, err error) {
 			w.fleet = append(w.fleet, s)
 		}
 	}
+	if w.PushListener, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		return nil, err
+	}
 	var text strings.Builder
 	err = configText.Execute(&text, map[string]any{
+		"PushEvery": pushEvery(opts), "PushGrace": opts.Interval, "PushListen": w.PushListener.Addr().String(),
 		"Page": opts.Page, "Interval": opts.Interval, "Timeout": min(2*time.Second, opts.Interval/2),
 		"DatacentreAfter": opts.Outage / 4, "SocialAfter": opts.Outage / 2,
 		"SMTPPort": w.Mail.Port, "TwilioURL": w.SMS.URL, "XURL": w.X.URL, "FacebookURL": w.FB.URL,
@@ -131,7 +140,8 @@ func New(opts Options) (w *World, err error) {
 	}
 	env := map[string]string{
 		"TWILIO_ACCOUNT_SID": twilioSID, "TWILIO_AUTH_TOKEN": twilioToken, "FACEBOOK_TOKEN": fbToken,
-		"X_KEY": xCredentials.ConsumerKey, "X_SECRET": xCredentials.ConsumerSecret, "X_TOKEN": xCredentials.Token, "X_TOKEN_SECRET": xCredentials.TokenSecret,
+		"DEMO_PUSH_TOKEN": pushToken,
+		"X_KEY":           xCredentials.ConsumerKey, "X_SECRET": xCredentials.ConsumerSecret, "X_TOKEN": xCredentials.Token, "X_TOKEN_SECRET": xCredentials.TokenSecret,
 	}
 	w.Config, err = config.Parse("demo.yaml", []byte(text.String()), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 	if err != nil {
@@ -156,6 +166,9 @@ func (w *World) Close() {
 	}
 	if w.FB != nil {
 		w.FB.Close()
+	}
+	if w.PushListener != nil {
+		w.PushListener.Close()
 	}
 }
 

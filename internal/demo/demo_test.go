@@ -17,12 +17,15 @@ func TestWorld(t *testing.T) {
 	}
 	defer w.Close()
 	cfg := w.Config
-	if got, want := len(cfg.Boxes), len(fleet()); got != want {
-		t.Errorf("%d boxes in the config, want %d", got, want)
+	if got, want := len(cfg.Boxes), len(fleet())+1; got != want {
+		t.Errorf("%d boxes in the config, want %d: the fleet and the backups", got, want)
 	}
 	targets := cfg.Targets()
-	if len(targets) != len(w.fleet) || len(targets) == 0 {
-		t.Fatalf("%d servers in the config, %d in the fleet", len(targets), len(w.fleet))
+	if len(targets) != len(w.fleet)+1 || len(targets) == 0 {
+		t.Fatalf("%d servers in the config, %d in the fleet and the backup", len(targets), len(w.fleet))
+	}
+	if tg, ok := cfg.Target("backup-nightly"); !ok || !tg.Server.IsPush() || cfg.Push.Listen != w.PushListener.Addr().String() {
+		t.Errorf("the nightly backup does not report in to the push service's port: %+v", tg.Server)
 	}
 	for _, s := range w.fleet {
 		tg, ok := cfg.Target(s.Name())

@@ -30,6 +30,7 @@ func (w *World) Run(ctx context.Context) {
 	wg.Go(func() { showSMS(ctx, w.SMS, out) })
 	wg.Go(func() { showPublic(ctx, w.X, w.FB, out) })
 	wg.Go(func() { w.breakThings(ctx, out) })
+	wg.Go(func() { w.backUp(ctx, out) })
 	wg.Wait()
 }
 

@@ -108,6 +108,10 @@ func samples() map[string]Event {
 		"incident_escalated": New("20261121-mx1-4/escalated/datacentre", "escalator", t0.Add(15*time.Minute), &IncidentEscalated{
 			Incident: "20261121-mx1-4", Step: "datacentre", At: t0.Add(15 * time.Minute), To: []string{"dc1"},
 		}),
+		"push_report": New("backup-nightly/missed/1795227300000", "push", t0.Add(25*time.Hour), &PushReport{
+			Server: "backup-nightly", Outcome: PushMissed, At: t0.Add(25 * time.Hour),
+			Reason: "no report for 25h (every 24h, grace 1h)",
+		}),
 		"incident_resolved": New("20261121-mx1-4/resolved", "verifier", t0.Add(time.Hour), &IncidentResolved{
 			Incident: "20261121-mx1-4", Opened: t0.Add(20 * time.Second), Resolved: t0.Add(time.Hour),
 			Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1", "mx2", "mx3"},

@@ -139,6 +139,7 @@ var storeShares = map[string]int64{
 	BucketLocations:   1,
 	BucketBanner:      1,
 	BucketDomains:     1,
+	BucketPush:        1,
 }
 
 // SizedConfigs is StreamConfigs and BucketConfigs with a MaxBytes on each:
@@ -204,8 +205,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:        StreamResults,
-			Description: "Probe results, one subject per server.",
-			Subjects:    []string{SubjectProbeResults},
+			Description: "Probe results, one subject per server, and the reports of push servers.",
+			Subjects:    []string{SubjectProbeResults, SubjectPushReports},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
@@ -326,6 +327,14 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 		{
 			Bucket:       BucketDomains,
 			Description:  "The domain watcher's record of each domain: its expiry, its warning, its failed lookups.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 16 << 10,
+		},
+		{
+			Bucket:       BucketPush,
+			Description:  "The push service's record of each push server: its last report and its deadline.",
 			History:      1,
 			Storage:      jetstream.FileStorage,
 			Replicas:     replicas,

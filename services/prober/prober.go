@@ -164,7 +164,7 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	}
 	spec, ok := p.spec(task)
 	if !ok {
-		return bus.Permanent(fmt.Errorf("a task for %q, not a server of this prober's config in service", task.Server))
+		return bus.Permanent(fmt.Errorf("a task for %q, not a server of this prober's config in service and checked", task.Server))
 	}
 	start := p.now()
 	out := p.checks.Run(ctx, spec)
@@ -207,8 +207,8 @@ func reasonClass(out check.Outcome) string {
 // the task's username matched. The timeout is the config's, or less.
 func (p *Prober) spec(t *events.ProbeTask) (check.Spec, bool) {
 	tg, ok := p.cfg.Target(t.Server)
-	if !ok || !tg.Server.Serving() {
-		return check.Spec{}, false
+	if !ok || !tg.Server.Serving() || tg.Server.IsPush() {
+		return check.Spec{}, false // a push server reports in: there is nothing to check
 	}
 	srv := tg.Server
 	s := check.Spec{
@@ -237,6 +237,9 @@ func (p *Prober) schedule(ctx context.Context, live *locations.Live) error {
 	targets := map[string]config.Target{}
 	var q schedule.Queue
 	for _, t := range p.cfg.Targets() {
+		if t.Server.IsPush() {
+			continue // it reports in to the push service
+		}
 		targets[t.Server.ID] = t
 		q.Add(t.Server.ID, t.Interval, p.now(), events.TaskGrace)
 	}

@@ -2,7 +2,6 @@ package prober
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/logbuf"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -35,18 +35,20 @@ locations: [lon1]
 checks: {interval: 1s, timeout: 500ms}
 boxes:
   - {id: web, name: Web, servers: [{id: web1, check: "`+web.URL+`"}, {id: web2, check: "`+web.URL+`/x"}, {id: down1, check: "tcp://127.0.0.1:1"}]}
+  - {id: backups, name: Mail Backups, servers: [{id: backup-nightly, push: {every: 5s, grace: 1s, token_env: PUSH_TOKEN}}]}
 staff: [{name: A, email: a@example.net}]
 providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}
-`), func(string) (string, bool) { return "", false })
+`), func(name string) (string, bool) { return "0123456789abcdef0123", name == "PUSH_TOKEN" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := bustest.Start(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 2)
+	var log logbuf.Buffer
 	for range 2 {
 		b := srv.Connect(t, nil)
-		p, err := New(cfg, Options{Location: "lon1", Concurrency: 4}, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		p, err := New(cfg, Options{Location: "lon1", Concurrency: 4}, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(&log, nil))})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,6 +89,14 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 		if r.Server != "down1" && !r.OK {
 			t.Errorf("%s failed: %s", r.Server, r.Reason)
 		}
+	}
+	// A push server reports in: no prober checks it.
+	if n := perServer["backup-nightly"]; n != 0 {
+		t.Errorf("the push server was checked %d times", n)
+	}
+	// A push server reports in: no prober checks it, nor tries to.
+	if n := perServer["backup-nightly"]; n != 0 || log.Has("backup-nightly") {
+		t.Errorf("the push server was checked %d times, or its task tried:\n%s", n, log.String())
 	}
 	for id, n := range tasks {
 		if n != 1 {

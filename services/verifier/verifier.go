@@ -143,7 +143,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
 		Name:    "verifier",
-		Filter:  []string{events.SubjectProbeResults},
+		Filter:  []string{events.SubjectProbeResults, events.SubjectPushReports},
 		Workers: v.workers,
 		Key:     events.ResultServer, // one server's results in order, whichever location
 		// Each server's record is kept in memory and its results judged
@@ -167,8 +167,13 @@ type stores struct {
 // result (or this one, redelivered) is handled. Every id is derived from the
 // state, so publishing twice stores once.
 func (v *Verifier) handle(ctx context.Context, st stores, live *locations.Live, ev events.Event) error {
-	r, ok := ev.Data.(*events.ProbeResult)
-	if !ok {
+	var r *events.ProbeResult
+	switch d := ev.Data.(type) {
+	case *events.ProbeResult:
+		r = d
+	case *events.PushReport:
+		r = pushResult(ev.ID, d)
+	default:
 		return bus.Permanent(fmt.Errorf("a %s event on a results subject", ev.Type))
 	}
 	target, ok := v.cfg.Target(r.Server)
@@ -176,7 +181,14 @@ func (v *Verifier) handle(ctx context.Context, st stores, live *locations.Live, 
 		v.log.Info("result for a server no longer in the config; ignored", "server", r.Server)
 		return nil
 	}
-	if !slices.Contains(v.cfg.Locations, r.Location) {
+	// A push server is believed only from the push service, and a checked
+	// one only from the config's locations.
+	switch push := target.Server.IsPush(); {
+	case push && ev.Type != events.TypePushReport:
+		return bus.Permanent(fmt.Errorf("a probe result for %q, which reports in: nobody was asked to check it", r.Server))
+	case !push && ev.Type == events.TypePushReport:
+		return bus.Permanent(fmt.Errorf("a push report for %q, which is checked and does not report in", r.Server))
+	case !push && !slices.Contains(v.cfg.Locations, r.Location):
 		return bus.Permanent(fmt.Errorf("a result from %q, which is not one of the config's locations", r.Location))
 	}
 	if ahead := r.Started.Sub(v.deps.Now()); ahead > MaxSkew {
@@ -221,6 +233,9 @@ func (v *Verifier) judge(ctx context.Context, st stores, live *locations.Live, r
 	policy := v.policy
 	// Answers may take two check timeouts (a busy location), and then some.
 	policy.RoundTimeout = 2*target.Timeout + 10*time.Second
+	if target.Server.IsPush() {
+		policy = pushPolicy(policy)
+	}
 	facts := judge.Facts{Box: target.Box.ID, BoxName: target.Box.Name, Check: target.Server.Check, Maintenance: v.windows.At(r.Server, r.Started), Nonce: nonce()}
 	next, fx := judge.Apply(rec.Server, r, facts, policy)
 	if fx.Recheck != "" {

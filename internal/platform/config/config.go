@@ -31,6 +31,7 @@ type Config struct {
 	Statuspage  Statuspage            `yaml:"statuspage"`
 	Bus         Bus                   `yaml:"bus"`
 	Domains     Domains               `yaml:"domains"`
+	Push        PushService           `yaml:"push"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -127,6 +128,8 @@ type Server struct {
 	// page says "<box name> 2", for a server's id may be an internal name.
 	PublicName string `yaml:"public_name"`
 	Login      *Login `yaml:"login"` // ftp: log in, not just read the banner
+	// Push, set, makes the server one that reports in: see Push.
+	Push *Push `yaml:"push"`
 }
 
 // Login is a username and a password by reference, for checks that log in.

@@ -259,3 +259,29 @@ escalation: {datacentre_after: 15m, social_after: 1h, ack_cancels: [datacentre]}
 		}
 	}
 }
+
+// TestPushTokensStayOutOfProblems: a problem with a push server never
+// says its token, nor another server's it clashes with.
+func TestPushTokensStayOutOfProblems(t *testing.T) {
+	_, err := Load("testdata/bad/push.yaml", testEnv)
+	if err == nil {
+		t.Fatal("the bad push config loaded")
+	}
+	for _, f := range []string{"push-token", "push-bad-token", "push-short-token"} {
+		b, rerr := os.ReadFile(filepath.Join("testdata/bad", f))
+		if rerr != nil {
+			t.Fatal(rerr)
+		}
+		if tok := strings.TrimSpace(string(b)); strings.Contains(err.Error(), tok) {
+			t.Errorf("the problems say the token of %s:\n%v", f, err)
+		}
+	}
+	cfg, err := Load("testdata/good/push.yaml", testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, _ := cfg.Target("backup-nightly")
+	if got, want := tg.Server.Check, PushCheck; got != want || !tg.Server.IsPush() || tg.Server.Push.Deadline() != 25*time.Hour {
+		t.Errorf("backup-nightly: check %q, push %v, want check %q and a deadline of 25h", got, tg.Server.Push, want)
+	}
+}

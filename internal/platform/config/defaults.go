@@ -141,6 +141,9 @@ func (c *Config) setDefaults() {
 	if d := &c.Domains; d.RDAPBootstrap == "" {
 		d.RDAPBootstrap = DefaultRDAPBootstrap
 	}
+	if c.Push.Listen == "" {
+		c.Push.Listen = DefaultPushListen
+	}
 	c.failoverDefaults()
 	c.policyDefaults()
 }

@@ -161,6 +161,7 @@ func (v *validator) validate(c *Config) {
 	}
 	v.surfaces(c)
 	v.domains(&c.Domains)
+	v.pushes(c)
 }
 
 func (v *validator) checks(c *Config) {
@@ -246,6 +247,10 @@ func (v *validator) boxes(c *Config) {
 				v.at(append(spath, "id"), "server id %q is used twice", s.ID)
 			}
 			servers[s.ID] = true
+			if s.Push != nil || s.Check == PushCheck {
+				v.push(spath, &c.Boxes[i].Servers[j])
+				continue
+			}
 			v.check(p("boxes", i, "servers", j), &c.Boxes[i].Servers[j])
 			v.interval(p("boxes", i, "servers", j, "interval"), s.Interval)
 			if s.Timeout == 0 && s.Interval == 0 && b.Timeout == 0 && b.Interval == 0 {

@@ -46,6 +46,8 @@ type Metrics struct {
 	domainLookups *prometheus.CounterVec
 	domainExpiry  *prometheus.GaugeVec
 
+	pushReports *prometheus.CounterVec
+
 	mu        sync.Mutex
 	consumers map[consumerKey]*consumerState
 	units     map[string]*unit
@@ -113,11 +115,14 @@ func New() *Metrics {
 	m.domainExpiry = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "tocsin_domain_expiry_timestamp_seconds", Help: "When each watched domain's registration expires, as its registry last said.",
 	}, []string{"domain"})
+	m.pushReports = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tocsin_push_reports_total", Help: "Calls to the push endpoint and deadlines it saw pass, by result: ok, failed (the job said so), missed (no report in time), unknown_token (404: a wrong or guessed token), rejected (a bad request, or too many from one client).",
+	}, []string{"result"})
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.checks, m.checkFailures, m.checkDuration, m.verifications, m.falseAlarms, m.incidents,
-		m.notifications, m.providerLatency, m.failover, m.messages, m.domainLookups, m.domainExpiry,
+		m.notifications, m.providerLatency, m.failover, m.messages, m.domainLookups, m.domainExpiry, m.pushReports,
 		scrapeCollector{m},
 	)
 	return m
@@ -240,6 +245,23 @@ func (m *Metrics) DomainLookup(result string) {
 func (m *Metrics) DomainExpiry(domain string, at time.Time) {
 	if m != nil {
 		m.domainExpiry.WithLabelValues(domain).Set(float64(at.Unix()))
+	}
+}
+
+// The results of a call to the push endpoint, or of a deadline passing.
+const (
+	PushOK           = "ok"
+	PushFailed       = "failed"
+	PushMissed       = "missed"
+	PushUnknownToken = "unknown_token"
+	PushRejected     = "rejected"
+)
+
+// PushReport counts one call to the push endpoint, or one deadline
+// missed, by its result.
+func (m *Metrics) PushReport(result string) {
+	if m != nil {
+		m.pushReports.WithLabelValues(result).Inc()
 	}
 }
 
