@@ -183,6 +183,8 @@ func newPayload(t Type) (Payload, error) {
 		return &MaintenanceSet{}, nil
 	case TypeMaintenanceEnded:
 		return &MaintenanceEnded{}, nil
+	case TypeCanaryJudged:
+		return &CanaryJudged{}, nil
 	case "":
 		return nil, errors.New("missing event type")
 	}

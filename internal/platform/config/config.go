@@ -31,6 +31,7 @@ type Config struct {
 	Statuspage  Statuspage            `yaml:"statuspage"`
 	Bus         Bus                   `yaml:"bus"`
 	Domains     Domains               `yaml:"domains"`
+	Watchdog    *Watchdog             `yaml:"watchdog"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

@@ -143,4 +143,5 @@ func (c *Config) setDefaults() {
 	}
 	c.failoverDefaults()
 	c.policyDefaults()
+	c.watchdogDefaults()
 }
