@@ -21,6 +21,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/services/prober"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
 	"github.com/tocsin-alarm/tocsin/services/verifier"
+	"github.com/tocsin-alarm/tocsin/services/watchdog"
 )
 
 func chooseServices(list string) ([]string, error) {
@@ -118,7 +119,20 @@ var table = []service{
 	{"domains", func(w wiring) (map[string]runner, error) {
 		return one("domains", domains.New(w.cfg, domains.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)
 	}, nil},
+	{"watchdog", func(w wiring) (map[string]runner, error) {
+		if w.cfg.Watchdog == nil {
+			return nil, nil // nothing to tell without a switch
+		}
+		wd, err := watchdog.New(w.cfg, watchdog.Deps{Bus: w.b, Log: w.log, Metrics: w.m})
+		if err != nil {
+			return nil, err
+		}
+		return one("watchdog", wd.Run, nil)
+	}, watchdogConfigured},
 }
+
+// watchdogConfigured: the watchdog is expected where there is a switch.
+func watchdogConfigured(cfg *config.Config) bool { return cfg != nil && cfg.Watchdog != nil }
 
 // failoverConfigured: failover is expected where a box has a failover.
 func failoverConfigured(cfg *config.Config) bool {
