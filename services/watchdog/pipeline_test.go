@@ -163,17 +163,16 @@ watchdog: {url_env: HC_URL, every: 1s, timeout: 500ms}
 	v.stop()
 	mark := sw.count()
 	wait.For(t, "a /fail naming the verifier", failed(mark, "verifier: no canary judged since "))
-	v = startVerifier()
+	startVerifier()
 	mark = sw.count()
 	wait.For(t, "pings once the verifier is back", pinged(mark, 1))
 
 	n.stop()
 	mark = sw.count()
 	wait.For(t, "a /fail naming the notifier", failed(mark, "notifier: no canary decided since "))
-	n = startNotifier()
+	startNotifier()
 	mark = sw.count()
 	wait.For(t, "pings once the notifier is back", pinged(mark, 1))
-	_ = v
 
 	// Nothing of the canary reaches what people see: no server's record,
 	// no state change, no incident.

@@ -89,6 +89,7 @@ func (wd *Watchdog) Run(ctx context.Context) error {
 	wd.deps.Metrics.Started(Source)
 	every := wd.w.Every.D()
 	started := wd.deps.Now()
+	last := started
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -97,6 +98,14 @@ func (wd *Watchdog) Run(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
+		if now := wd.deps.Now(); now.Sub(last) > 2*every {
+			// This process itself stood still (frozen, suspended, starved):
+			// every stage of it did, and none is to blame. Give them time
+			// to catch up, as at start.
+			wd.log.Warn("this process stood still; the canary is judged again from now", "for", now.Sub(last).Round(time.Millisecond))
+			started = now
+		}
+		last = wd.deps.Now()
 		wd.tick(ctx, kv, started)
 	}
 }
