@@ -8,9 +8,11 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -119,6 +121,15 @@ func TestDeployedPermissions(t *testing.T) {
 	}
 	page := "http://" + ln.Addr().String()
 	ln.Close()
+	// The dead man's switch, on loopback: the watchdog pings it once the
+	// canary went through every service, each as its own user.
+	var pings atomic.Int64
+	sw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/ping/0f3a" {
+			pings.Add(1)
+		}
+	}))
+	t.Cleanup(sw.Close)
 	cfgFile := filepath.Join(dir, "tocsin.yaml")
 	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
 site: {name: Example Hosting, status_url: https://status.example.net}
@@ -138,7 +149,8 @@ staff:
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
 statuspage: {listen: "%s", admin_token_file: admin.token}
-`, web.Check(), mail.Port, strings.TrimPrefix(page, "http://")), 0o600); err != nil {
+watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
+`, web.Check(), mail.Port, strings.TrimPrefix(page, "http://"), sw.URL), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	const adminToken = "staff-0f3c9a"
@@ -267,6 +279,34 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 		defer cancel()
 		if _, err := kv.Put(refusedCtx, "ams1.forged", []byte(`{"location":"ams1","ttl_ms":31536000000}`)); err == nil {
 			t.Error("prober-lon1 wrote a heartbeat for ams1")
+		}
+	})
+
+	t.Run("each stage records its own part of the canary only", func(t *testing.T) {
+		for user, own := range map[string]string{
+			"prober-lon1": "probed.lon1", "verifier": "judged.lon1", "notifier": "decided.lon1", "watchdog": "",
+		} {
+			r := connectWatched(t, d, user)
+			for _, key := range []string{"scheduled.ams1", "probed.ams1", "judged.lon1", "decided.lon1"} {
+				if key == own {
+					continue
+				}
+				if !r.publishRefused(t, "$KV.tocsin-canary."+key) {
+					t.Errorf("%s may record the canary's %s", user, key)
+				}
+			}
+			if own != "" && r.publishRefused(t, "$KV.tocsin-canary."+own) {
+				t.Errorf("%s may not record the canary's %s", user, own)
+			}
+		}
+		r := connectWatched(t, d, "watchdog")
+		for _, subject := range []string{events.SubjectIncident("inc1", "opened"), events.SubjectCanaryJudged("lon1"), events.SubjectProbeTask("lon1"), "$JS.API.STREAM.PURGE.KV_tocsin-canary"} {
+			if !r.publishRefused(t, subject) {
+				t.Errorf("the watchdog may publish to %s", subject)
+			}
+		}
+		if r := connectWatched(t, d, "prober-lon1"); !r.publishRefused(t, events.SubjectCanaryJudged("lon1")) {
+			t.Error("a prober may say the verifier judged a canary")
 		}
 	})
 
@@ -474,7 +514,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 
 	t.Run("each service does its job with its own user", func(t *testing.T) {
 		procs := map[string]*process{}
-		for _, s := range []string{"verifier", "notifier"} {
+		for _, s := range []string{"verifier", "notifier", "watchdog"} {
 			procs[s] = startProcess(t, runAs(s)...)
 		}
 		procs["statuspage"] = startProcess(t, runAs("statuspage", "--notes-nats-user", "staff", "--notes-nats-password-file", d.file("staff.password"))...)
@@ -512,6 +552,7 @@ statuspage: {listen: "%s", admin_token_file: admin.token}
 			t.Fatal(err)
 		}
 		wait.Within(t, 30*time.Second, "the website seen up first", func() bool { return stateOf(t, servers, "web1") == events.StateUp })
+		wait.Within(t, 30*time.Second, "the switch pinged: the canary went through every service", func() bool { return pings.Load() > 0 })
 		web.Off()
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()

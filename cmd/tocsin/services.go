@@ -22,6 +22,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/services/push"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
 	"github.com/tocsin-alarm/tocsin/services/verifier"
+	"github.com/tocsin-alarm/tocsin/services/watchdog"
 )
 
 func chooseServices(list string) ([]string, error) {
@@ -126,12 +127,25 @@ var table = []service{
 		}
 		return one("push", push.New(w.cfg, push.Deps{Bus: w.b, Log: w.log, Metrics: w.m}, opts...).Run, nil)
 	}, pushConfigured},
+	{"watchdog", func(w wiring) (map[string]runner, error) {
+		if w.cfg.Watchdog == nil {
+			return nil, nil // nothing to tell without a switch
+		}
+		wd, err := watchdog.New(w.cfg, watchdog.Deps{Bus: w.b, Log: w.log, Metrics: w.m})
+		if err != nil {
+			return nil, err
+		}
+		return one("watchdog", wd.Run, nil)
+	}, watchdogConfigured},
 }
 
 // pushConfigured: the push service is expected where a server reports in.
 func pushConfigured(cfg *config.Config) bool {
 	return cfg != nil && slices.ContainsFunc(cfg.Targets(), func(t config.Target) bool { return t.Server.IsPush() })
 }
+
+// watchdogConfigured: the watchdog is expected where there is a switch.
+func watchdogConfigured(cfg *config.Config) bool { return cfg != nil && cfg.Watchdog != nil }
 
 // failoverConfigured: failover is expected where a box has a failover.
 func failoverConfigured(cfg *config.Config) bool {

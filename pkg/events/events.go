@@ -185,6 +185,8 @@ func newPayload(t Type) (Payload, error) {
 		return &MaintenanceEnded{}, nil
 	case TypePushReport:
 		return &PushReport{}, nil
+	case TypeCanaryJudged:
+		return &CanaryJudged{}, nil
 	case "":
 		return nil, errors.New("missing event type")
 	}

@@ -95,6 +95,9 @@ func samples() map[string]Event {
 			Maintenance: "kernel-0312", Servers: []string{"mx1", "mx2"}, From: t0.Add(time.Hour), Until: t0.Add(3 * time.Hour),
 			Reason: "Kernel upgrade", Public: true, Boxes: []string{"mx"}, By: "alice",
 		}),
+		"canary_judged": New("canary/29534470/lon1/judged", "verifier", t0.Add(2*time.Second), &CanaryJudged{
+			Slot: 29534470, Location: "lon1", Issued: t0, Probed: t0.Add(time.Second), Judged: t0.Add(2 * time.Second),
+		}),
 		"maintenance_ended": New("kernel-0312/ended", "tocsin@ops1", t0.Add(2*time.Hour), &MaintenanceEnded{
 			Maintenance: "kernel-0312", Ended: t0.Add(2 * time.Hour), By: "alice",
 		}),

@@ -66,7 +66,7 @@ func (t *ProbeTask) Validate() error {
 		return errors.New("missing due")
 	}
 	switch t.Purpose {
-	case PurposeScheduled, PurposeRecheck, PurposeOnDemand:
+	case PurposeScheduled, PurposeRecheck, PurposeOnDemand, PurposeCanary:
 		return nil
 	}
 	return fmt.Errorf("unknown purpose %q", t.Purpose)

@@ -21,7 +21,8 @@ func recordSamples() map[string]any {
 		"open_incidents": &OpenIncidents{Incidents: []OpenIncident{
 			{ID: "20261121-ab12cd", Boxes: []string{"mx", "web"}, LastAdded: t0.Add(time.Minute)},
 		}},
-		"heartbeat": &Heartbeat{Location: "lon1", Instance: "a1b2c3", Since: t0.Add(-time.Hour), TTLMS: 15000},
+		"canary_stage": &CanaryStage{Slot: 29534470, At: t0.Add(time.Second), Since: 29534400},
+		"heartbeat":    &Heartbeat{Location: "lon1", Instance: "a1b2c3", Since: t0.Add(-time.Hour), TTLMS: 15000},
 		"banner": &Banner{On: true, Message: "Incoming mail is down; we are on it.", Link: "https://status.example.net/",
 			Incidents: []string{"20261121-ab12cd"}, Since: t0},
 	}

@@ -140,6 +140,7 @@ var storeShares = map[string]int64{
 	BucketBanner:      1,
 	BucketDomains:     1,
 	BucketPush:        1,
+	BucketCanary:      1,
 }
 
 // SizedConfigs is StreamConfigs and BucketConfigs with a MaxBytes on each:
@@ -220,12 +221,15 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		{
 			Name:        StreamEvents,
 			Description: "Server and box state changes, false alarms, failover actions and incidents: the history every downstream service works from.",
-			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectServerActions, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances},
+			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectServerActions, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances, SubjectCanaries},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
 			MaxAge:      400 * 24 * time.Hour, // a year of history for the status page, and some
 			Duplicates:  time.Hour,
+			// Canary events expire after a few watchdog intervals rather
+			// than fill a year of history.
+			AllowMsgTTL: true,
 			// Full, it refuses what is new rather than lose what happened:
 			// the publisher's error says so, and it is retried.
 			Discard:    jetstream.DiscardNew,
@@ -339,6 +343,15 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 			Storage:      jetstream.FileStorage,
 			Replicas:     replicas,
 			MaxValueSize: 16 << 10,
+		},
+		{
+			Bucket:       BucketCanary,
+			Description:  "The canary's progress through each stage of the pipeline, per location, for the watchdog.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 1 << 10,
+			TTL:          7 * 24 * time.Hour, // clears the keys of locations long gone
 		},
 		{
 			Bucket:       BucketDeliveries,

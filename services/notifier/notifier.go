@@ -133,6 +133,10 @@ func (n *Notifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ckv, err := n.openCanary(ctx)
+	if err != nil {
+		return err
+	}
 	errs := make(chan error, 3)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -144,7 +148,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 		errs <- n.bus.Consume(ctx, bus.Consumer{
 			Stream:  events.StreamEvents,
 			Name:    "notifier",
-			Filter:  []string{events.SubjectIncidents},
+			Filter:  n.eventFilters(),
 			Workers: 8,
 			// One incident's events in order, by one worker.
 			Key: func(subject string) string { return strings.Split(subject, ".")[1] },
@@ -156,7 +160,12 @@ func (n *Notifier) Run(ctx context.Context) error {
 			BackoffMin: time.Second, BackoffMax: 30 * time.Second,
 			Since:   time.Hour, // a notifier deployed afresh tells of recent incidents only
 			Metrics: n.m, Log: n.log,
-		}, func(ctx context.Context, ev events.Event) error { return n.handle(ctx, kv, ev) })
+		}, func(ctx context.Context, ev events.Event) error {
+			if c, ok := ev.Data.(*events.CanaryJudged); ok {
+				return n.decideCanary(ctx, ckv, ev, c)
+			}
+			return n.handle(ctx, kv, ev)
+		})
 	}()
 	err = <-errs
 	cancel()

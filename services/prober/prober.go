@@ -60,6 +60,9 @@ type Prober struct {
 	checks *check.Runner
 	source string
 	m      *metrics.Metrics
+
+	canary      jetstream.KeyValue // where the canary's stages are recorded; nil without a watchdog
+	canarySince int64              // the first canary slot this scheduler issued
 }
 
 // New returns a prober for opts.Location.
@@ -120,6 +123,9 @@ func (p *Prober) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := p.openCanary(ctx); err != nil {
+		return err
+	}
 	hb := events.Heartbeat{Location: p.opts.Location, Instance: instanceID(), Since: p.now(), TTLMS: p.opts.HeartbeatTTL.Milliseconds()}
 	var wg sync.WaitGroup
 	errs := make(chan error, 3)
@@ -161,6 +167,9 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	}
 	if task.Location != p.opts.Location {
 		return bus.Permanent(fmt.Errorf("a task for %q reached the prober at %q", task.Location, p.opts.Location))
+	}
+	if task.Purpose == events.PurposeCanary {
+		return p.answerCanary(ctx, ev, task)
 	}
 	spec, ok := p.spec(task)
 	if !ok {
@@ -243,6 +252,7 @@ func (p *Prober) schedule(ctx context.Context, live *locations.Live) error {
 		targets[t.Server.ID] = t
 		q.Add(t.Server.ID, t.Interval, p.now(), events.TaskGrace)
 	}
+	p.queueCanary(&q)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
@@ -268,6 +278,10 @@ func (p *Prober) schedule(ctx context.Context, live *locations.Live) error {
 			}
 			return schedule.Choose(it.Key, it.Slot, liveAt(it.Due), prev)
 		}) {
+			if it.Key == events.CanaryServer {
+				p.issueCanary(ctx, it)
+				continue
+			}
 			t := targets[it.Key]
 			loc := it.Location
 			if loc == "" {

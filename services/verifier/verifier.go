@@ -56,6 +56,8 @@ type Verifier struct {
 	// How the store is looked at, and how often: see store.go.
 	usage      func(context.Context) ([]bus.StreamUsage, error)
 	storeEvery time.Duration
+
+	canary jetstream.KeyValue // the canary's stages, see canary.go; nil without a watchdog
 }
 
 // Option adjusts a verifier.
@@ -129,6 +131,9 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if v.windows, err = ms.Watch(ctx); err != nil {
 		return err
 	}
+	if err := v.openCanary(ctx); err != nil {
+		return err
+	}
 	if err := v.preload(ctx, st.servers); err != nil {
 		return err
 	}
@@ -175,6 +180,9 @@ func (v *Verifier) handle(ctx context.Context, st stores, live *locations.Live, 
 		r = pushResult(ev.ID, d)
 	default:
 		return bus.Permanent(fmt.Errorf("a %s event on a results subject", ev.Type))
+	}
+	if r.Server == events.CanaryServer {
+		return v.judgeCanary(ctx, ev, r)
 	}
 	target, ok := v.cfg.Target(r.Server)
 	if !ok {

@@ -32,6 +32,7 @@ type Config struct {
 	Bus         Bus                   `yaml:"bus"`
 	Domains     Domains               `yaml:"domains"`
 	Push        PushService           `yaml:"push"`
+	Watchdog    *Watchdog             `yaml:"watchdog"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`

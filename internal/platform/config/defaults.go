@@ -146,4 +146,5 @@ func (c *Config) setDefaults() {
 	}
 	c.failoverDefaults()
 	c.policyDefaults()
+	c.watchdogDefaults()
 }

@@ -162,6 +162,7 @@ func (v *validator) validate(c *Config) {
 	v.surfaces(c)
 	v.domains(&c.Domains)
 	v.pushes(c)
+	v.watchdog(c)
 }
 
 func (v *validator) checks(c *Config) {
