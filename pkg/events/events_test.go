@@ -35,6 +35,11 @@ func samples() map[string]Event {
 			Purpose: PurposeScheduled, Started: t0.Add(17 * time.Second), LatencyMS: 10000, OK: false,
 			Reason: "timeout after 10s",
 		}),
+		"probe_result_unanswered": New("mx1/5901675/unanswered", "prober@lon1", t0.Add(20*time.Second), &ProbeResult{
+			Server: "mx1", Location: "lon1", Check: "tcp://mx1.internal:25", Task: "mx1/5901675",
+			Purpose: PurposeScheduled, Started: t0.Add(17 * time.Second), LatencyMS: 3000, Reason: "no answer after 3s",
+			Unanswered: true,
+		}),
 		"server_state_changed": New("mx1/state/4", "verifier", t0.Add(20*time.Second), &ServerStateChanged{
 			Server: "mx1", Box: "mx", From: StateSuspect, To: StateDown, Since: t0.Add(17 * time.Second),
 			Reason: "timeout after 10s", Incident: "20261121-mx1-4", Locations: []string{"lon1"},
@@ -181,6 +186,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"null data", "", `{"v":1,"id":"x","type":"probe.result","time":"2026-11-21T02:15:00Z","source":"s","data":null}`, "missing data"},
 		{"server with a dot", "", replace(`"server":"mx1"`, `"server":"mx1.internal"`), `server "mx1.internal" must be`},
 		{"failure without reason", "", replace(`,"reason":"timeout after 10s"`, ``), "needs a reason"},
+		{"unanswered re-check", "", replace(`"purpose":"scheduled"`, `"purpose":"recheck","unanswered":true`), "only a scheduled check"},
+		{"unanswered but ok", "", replace(`"ok":false`, `"ok":true,"unanswered":true`), "only a scheduled check"},
 		{"wrong subject", "probe.result.mx2.lon1", string(good), `belongs on "probe.result.mx1.lon1", found on "probe.result.mx2.lon1"`},
 		{"another location's subject", "probe.result.mx1.ams1", string(good), `belongs on "probe.result.mx1.lon1", found on "probe.result.mx1.ams1"`},
 	}

@@ -90,6 +90,11 @@ type ProbeResult struct {
 	// Warning, on a check that passed, is something that will fail if
 	// nobody acts: "certificate expires in 5 days". The server works.
 	Warning string `json:"warning,omitempty"`
+	// Unanswered, on a scheduled check, says the check is still waiting
+	// for the server after checks.hang_after: not a failure yet, but
+	// reason enough to ask other locations now rather than after the
+	// whole timeout. The check's own result follows, with the same task.
+	Unanswered bool `json:"unanswered,omitempty"`
 }
 
 func (*ProbeResult) EventType() Type   { return TypeProbeResult }
@@ -110,6 +115,8 @@ func (r *ProbeResult) Validate() error {
 		return fmt.Errorf("latency_ms must not be negative, got %g", r.LatencyMS)
 	case !r.OK && r.Reason == "":
 		return errors.New("a failed result needs a reason")
+	case r.Unanswered && (r.OK || r.Purpose != PurposeScheduled):
+		return errors.New("only a scheduled check not yet answered is unanswered")
 	case len(r.Reason) > MaxReason || len(r.Warning) > MaxReason:
 		return fmt.Errorf("reason or warning longer than %d bytes", MaxReason)
 	}

@@ -176,7 +176,9 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 		return bus.Permanent(fmt.Errorf("a task for %q, not a server of this prober's config in service and checked", task.Server))
 	}
 	start := p.now()
+	stop := p.watchHang(ctx, ev, task, spec, start)
 	out := p.checks.Run(ctx, spec)
+	stop()
 	res := &events.ProbeResult{
 		Server: task.Server, Location: p.opts.Location, Check: spec.URL, Task: ev.ID,
 		Purpose: task.Purpose, Correlation: task.Correlation, Started: start,

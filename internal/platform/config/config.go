@@ -49,8 +49,14 @@ type Site struct {
 
 // Checks are the defaults for every server's checks.
 type Checks struct {
-	Interval     Duration `yaml:"interval"` // how often each server is checked
-	Timeout      Duration `yaml:"timeout"`  // how long one check may take
+	Interval Duration `yaml:"interval"` // how often each server is checked
+	Timeout  Duration `yaml:"timeout"`  // how long one check may take
+	// HangAfter is how long a check may wait for its answer before other
+	// locations are asked as well, so that a server that hangs is
+	// confirmed about when the check times out, not a timeout later. A
+	// slow server that answers within the timeout is still no outage.
+	// Unset: a third of each server's timeout, at least 1s.
+	HangAfter    Duration `yaml:"hang_after"`
 	Verify       Verify   `yaml:"verify"`
 	RecoverAfter int      `yaml:"recover_after"` // successes in a row before a down server is up again
 	Flapping     Flapping `yaml:"flapping"`
@@ -322,6 +328,9 @@ type Target struct {
 	Server   *Server
 	Interval time.Duration
 	Timeout  time.Duration
+	// HangAfter is when a check still unanswered asks other locations
+	// too; 0: never before it times out.
+	HangAfter time.Duration
 }
 
 // Targets is every server in service, in the order of the file.
@@ -361,12 +370,28 @@ func (c *Config) buildIndex() {
 }
 
 func (c *Config) target(b *Box, s *Server) Target {
-	return Target{
+	t := Target{
 		Box:      b,
 		Server:   s,
 		Interval: first(s.Interval, b.Interval, c.Checks.Interval).D(),
 		Timeout:  first(s.Timeout, b.Timeout, c.Checks.Timeout).D(),
 	}
+	t.HangAfter = hangAfter(c.Checks.HangAfter.D(), t.Timeout)
+	return t
+}
+
+// hangAfter is when a check with timeout asks other locations too: the
+// configured time, or a third of the timeout but at least a second; never
+// when that leaves less than half a second before the timeout.
+func hangAfter(configured, timeout time.Duration) time.Duration {
+	d := configured
+	if d <= 0 {
+		d = max(timeout/3, time.Second).Round(100 * time.Millisecond)
+	}
+	if timeout-d < 500*time.Millisecond {
+		return 0
+	}
+	return d
 }
 
 func first(ds ...Duration) Duration {

@@ -285,3 +285,20 @@ func TestPushTokensStayOutOfProblems(t *testing.T) {
 		t.Errorf("backup-nightly: check %q, push %v, want check %q and a deadline of 25h", got, tg.Server.Push, want)
 	}
 }
+
+// TestHangAfter: when a check still waiting for its answer asks other
+// locations too.
+func TestHangAfter(t *testing.T) {
+	for _, c := range []struct{ configured, timeout, want time.Duration }{
+		{0, 10 * time.Second, 3300 * time.Millisecond},
+		{0, 2 * time.Second, time.Second},
+		{0, 1200 * time.Millisecond, 0}, // a second leaves too little before the timeout
+		{4 * time.Second, 10 * time.Second, 4 * time.Second},
+		{4 * time.Second, 4 * time.Second, 0}, // a box's shorter timeout: never
+		{200 * time.Millisecond, time.Second, 200 * time.Millisecond},
+	} {
+		if got := hangAfter(c.configured, c.timeout); got != c.want {
+			t.Errorf("hangAfter(%v, %v) = %v, want %v", c.configured, c.timeout, got, c.want)
+		}
+	}
+}

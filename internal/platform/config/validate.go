@@ -177,6 +177,11 @@ func (v *validator) checks(c *Config) {
 	}
 	v.interval(p("checks", "interval"), ch.Interval)
 	v.timeout(p("checks", "timeout"), ch.Timeout, ch.Interval)
+	if ch.HangAfter < 0 || ch.HangAfter > 0 && ch.HangAfter.D() < 100*time.Millisecond {
+		v.at(p("checks", "hang_after"), "hang_after %s: want at least 100ms, or leave it out for a third of the timeout", ch.HangAfter)
+	} else if ch.HangAfter > 0 && ch.Timeout > 0 && ch.HangAfter >= ch.Timeout {
+		v.at(p("checks", "hang_after"), "hang_after %s must be shorter than the timeout %s", ch.HangAfter, ch.Timeout)
+	}
 	if ch.RecoverAfter < 1 {
 		v.at(p("checks", "recover_after"), "recover_after must be at least 1")
 	}

@@ -31,6 +31,7 @@ type Metrics struct {
 
 	checks        *prometheus.CounterVec
 	checkFailures *prometheus.CounterVec
+	checkHung     *prometheus.CounterVec
 	checkDuration *prometheus.HistogramVec
 
 	verifications *prometheus.CounterVec
@@ -83,6 +84,9 @@ func New() *Metrics {
 	m.checkFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "tocsin_check_failures_total", Help: "Checks that failed, by location, role and class of reason (timeout, refused, tls, …).",
 	}, []string{"location", "role", "reason"})
+	m.checkHung = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "tocsin_checks_unanswered_total", Help: "Checks still waiting for their answer after hang_after, so that other locations were asked at once, by location and role.",
+	}, []string{"location", "role"})
 	m.checkDuration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "tocsin_check_duration_seconds", Help: "How long checks took, by location.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -121,7 +125,7 @@ func New() *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.checks, m.checkFailures, m.checkDuration, m.verifications, m.falseAlarms, m.incidents,
+		m.checks, m.checkFailures, m.checkHung, m.checkDuration, m.verifications, m.falseAlarms, m.incidents,
 		m.notifications, m.providerLatency, m.failover, m.messages, m.domainLookups, m.domainExpiry, m.pushReports,
 		scrapeCollector{m},
 	)
@@ -141,6 +145,14 @@ func (m *Metrics) CheckRan(location, role, reason string, took time.Duration) {
 	m.checkDuration.WithLabelValues(location).Observe(took.Seconds())
 	if reason != "" {
 		m.checkFailures.WithLabelValues(location, role, reason).Inc()
+	}
+}
+
+// CheckUnanswered counts a check at location still waiting for its
+// answer after hang_after.
+func (m *Metrics) CheckUnanswered(location, role string) {
+	if m != nil {
+		m.checkHung.WithLabelValues(location, role).Inc()
 	}
 }
 

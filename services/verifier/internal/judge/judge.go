@@ -67,6 +67,14 @@ type Round struct {
 	Failed    int      `json:"failed"`
 	OK        int      `json:"ok"`
 	Answered  []string `json:"answered,omitempty"` // task ids, so an answer counts once
+	// Hung: the verification began while a check was still unanswered,
+	// the Origin task at OriginAt. The server is confirmed down only once
+	// that check has failed too (OriginFailed): a slow server that does
+	// answer is no outage.
+	Hung         bool   `json:"hung,omitempty"`
+	Origin       string `json:"origin,omitempty"`
+	OriginAt     string `json:"origin_at,omitempty"`
+	OriginFailed bool   `json:"origin_failed,omitempty"`
 }
 
 // Policy is how strict the verifier is.
@@ -133,22 +141,10 @@ func Stale(s Server, r *events.ProbeResult) bool {
 	if s.isAnswer(r) {
 		return slices.Contains(s.Round.Answered, r.Task)
 	}
+	if s.isOrigin(r) {
+		return false // once counted, the round is over
+	}
 	return !r.Started.After(s.Last)
-}
-
-// isAnswer reports whether r answers the verification under way: its id,
-// from one of the locations asked, to the very task that location was
-// sent. Anything else claiming to answer is not counted.
-func (s *Server) isAnswer(r *events.ProbeResult) bool {
-	if s.Round == nil || r.Correlation == "" || r.Correlation != s.Round.ID {
-		return false
-	}
-	for i, loc := range s.Round.Locations {
-		if loc == r.Location && r.Task == TaskID(s.Round.ID, loc, i) {
-			return true
-		}
-	}
-	return false
 }
 
 // TaskID is the id of the i-th re-check task of a verification, sent to
@@ -162,6 +158,11 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (out Server, fx E
 	}
 	s = s.clone() // the caller's copy stays as it was
 	if Stale(s, r) {
+		return s, fx
+	}
+	if r.Unanswered {
+		// Not a result yet: the check's own follows, and is judged then.
+		s.unanswered(&fx, r, f, p)
 		return s, fx
 	}
 	wasFlapping := s.Flapping
@@ -184,6 +185,9 @@ func Apply(s Server, r *events.ProbeResult, f Facts, p Policy) (out Server, fx E
 		switch {
 		case s.isAnswer(r):
 			s.answer(&fx, r, f, p)
+			return s, fx
+		case s.isOrigin(r):
+			s.originAnswered(&fx, r, f, p)
 			return s, fx
 		case at.Sub(s.Round.Started) < p.RoundTimeout:
 			// The verification decides; other results wait for it.
@@ -359,7 +363,7 @@ func (s *Server) answer(fx *Effects, r *events.ProbeResult, f Facts, p Policy) {
 		s.addLocation(r.Location)
 	}
 	switch {
-	case rd.Failed >= p.Quorum:
+	case rd.Failed >= p.Quorum && (!rd.Hung || rd.OriginFailed):
 		s.confirm(fx, at, r, f, p)
 	case rd.OK > rd.Asked-p.Quorum:
 		s.falseAlarm(fx, at, f, fmt.Sprintf("%d of %d re-checks succeeded", rd.OK, rd.Asked))
@@ -388,6 +392,9 @@ func (s *Server) confirm(fx *Effects, at time.Time, r *events.ProbeResult, f Fac
 	note := ""
 	if rd := s.Round; rd != nil {
 		note = fmt.Sprintf("confirmed by %d of %d re-checks", rd.Failed, rd.Asked)
+		if rd.Hung {
+			note += fmt.Sprintf(", asked while %s's check went unanswered", rd.OriginAt)
+		}
 		if rd.Fallback {
 			note += "; too few live locations, so some re-checks came from where the failure was seen"
 		}

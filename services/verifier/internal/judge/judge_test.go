@@ -26,8 +26,19 @@ func run(p Policy, spec string) (Server, []string, []Effects) {
 	var trail []string
 	var all []Effects
 	answerFrom := []string{"ams1", "nyc1", "sfo1"}
+	var hung events.ProbeResult
 	for i, w := range strings.Fields(spec) {
 		r := &events.ProbeResult{Server: "mx1", Location: "lon1", Started: t0.Add(time.Duration(i) * time.Second), Task: fmt.Sprintf("t%d", i)}
+		if w == "hang" {
+			// A scheduled check not answered after hang_after; "late-ok"
+			// and "late-fail" are its own result at last.
+			r.Unanswered, r.Reason, r.Purpose = true, "no answer after 3s", events.PurposeScheduled
+			hung = *r
+		}
+		if a, ok := strings.CutPrefix(w, "late-"); ok {
+			w, *r = a, hung
+			r.Unanswered, r.Reason, r.LatencyMS = false, "", 9800
+		}
 		if a, ok := strings.CutPrefix(w, "a-"); ok {
 			w = a
 			if s.Round != nil && len(s.Round.Locations) > 0 {
@@ -38,7 +49,7 @@ func run(p Policy, spec string) (Server, []string, []Effects) {
 			}
 		}
 		r.OK = w == "ok" || w == "warn"
-		if !r.OK {
+		if !r.OK && !r.Unanswered {
 			r.Reason = "connection refused"
 		}
 		if w == "warn" {
@@ -444,5 +455,42 @@ func TestOnlyAskedAnswersCount(t *testing.T) {
 		if fx.Opened != nil || s.Round == nil || s.Round.Failed != 0 {
 			t.Fatalf("forged answer %d (%s, task %s) counted: %+v", i, r.Location, r.Task, s.Round)
 		}
+	}
+}
+
+// TestHangs: a scheduled check still unanswered after hang_after starts
+// the verification at once, and the server is confirmed down once that
+// check fails too, not a whole timeout after it; a slow server that does
+// answer is no outage.
+func TestHangs(t *testing.T) {
+	tests := []struct{ name, results, want string }{
+		{"re-checks fail, then the check", "ok hang a-fail a-fail late-fail", "up suspect+recheck2 suspect suspect down+open"},
+		{"the check fails first", "ok hang late-fail a-fail a-fail", "up suspect+recheck2 suspect suspect down+open"},
+		{"slow but answering, after the re-checks failed", "ok hang a-fail a-fail late-ok", "up suspect+recheck2 suspect suspect up+false"},
+		{"slow but answering", "ok hang late-ok", "up suspect+recheck2 up+false"},
+		{"a re-check answers: its late failure was judged already", "ok hang a-ok late-fail", "up suspect+recheck2 up+false up"},
+		{"while suspect, an unanswered check is nothing new", "ok fail hang a-fail a-fail", "up suspect+recheck2 suspect suspect down+open"},
+		{"while down, nothing", "ok fail a-fail a-fail hang ok ok", "up suspect+recheck2 suspect down+open down down up+resolve"},
+		{"never judged up: nothing yet", "hang late-fail", "unknown suspect+recheck2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, trail, fx := run(policy, tt.results)
+			if got := strings.Join(trail, " "); got != tt.want {
+				t.Errorf("%s:\n got %s\nwant %s", tt.results, got, tt.want)
+			}
+			for _, f := range fx {
+				hung := strings.HasPrefix(tt.results, "ok hang")
+				if f.Opened != nil && hung != strings.Contains(f.Opened.Servers[0].Verification, "asked while lon1's check went unanswered") {
+					t.Errorf("opened: %+v", f.Opened.Servers[0])
+				}
+			}
+		})
+	}
+	// Without verification there is nothing to start early.
+	p := policy
+	p.Quorum = 0
+	if _, trail, _ := run(p, "ok hang late-fail"); strings.Join(trail, " ") != "up up down+open" {
+		t.Errorf("quorum 0: got %v", trail)
 	}
 }
