@@ -183,6 +183,10 @@ func newPayload(t Type) (Payload, error) {
 		return &MaintenanceSet{}, nil
 	case TypeMaintenanceEnded:
 		return &MaintenanceEnded{}, nil
+	case TypeSelfRaised:
+		return &SelfRaised{}, nil
+	case TypeSelfCleared:
+		return &SelfCleared{}, nil
 	case "":
 		return nil, errors.New("missing event type")
 	}

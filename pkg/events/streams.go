@@ -139,6 +139,7 @@ var storeShares = map[string]int64{
 	BucketLocations:   1,
 	BucketBanner:      1,
 	BucketDomains:     1,
+	BucketSelf:        1,
 }
 
 // SizedConfigs is StreamConfigs and BucketConfigs with a MaxBytes on each:
@@ -218,8 +219,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:        StreamEvents,
-			Description: "Server and box state changes, false alarms, failover actions and incidents: the history every downstream service works from.",
-			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectServerActions, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances},
+			Description: "Server and box state changes, false alarms, failover actions, incidents and self alerts: the history every downstream service works from.",
+			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectServerActions, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances, SubjectSelf},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
@@ -330,6 +331,14 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 			Storage:      jetstream.FileStorage,
 			Replicas:     replicas,
 			MaxValueSize: 16 << 10,
+		},
+		{
+			Bucket:       BucketSelf,
+			Description:  "The self-watcher's state, and the notifier's record of each provider.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 256 << 10,
 		},
 		{
 			Bucket:       BucketDeliveries,
