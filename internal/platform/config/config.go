@@ -31,6 +31,7 @@ type Config struct {
 	Statuspage  Statuspage            `yaml:"statuspage"`
 	Bus         Bus                   `yaml:"bus"`
 	Domains     Domains               `yaml:"domains"`
+	Selfwatch   Selfwatch             `yaml:"selfwatch"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -310,6 +311,9 @@ type Statuspage struct {
 	IDKeyEnv  string `yaml:"id_key_env"`
 	IDKeyFile string `yaml:"id_key_file"`
 	IDKey     Secret `yaml:"-"`
+	// StaleAlert, when set, emails staff when the page has heard nothing
+	// from the main site for a while.
+	StaleAlert *StaleAlert `yaml:"stale_alert"`
 }
 
 // Target is one server to check, with the settings that apply to it.

@@ -161,6 +161,7 @@ func (v *validator) validate(c *Config) {
 	}
 	v.surfaces(c)
 	v.domains(&c.Domains)
+	v.selfwatch(c)
 }
 
 func (v *validator) checks(c *Config) {
