@@ -19,6 +19,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/services/failover"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
 	"github.com/tocsin-alarm/tocsin/services/prober"
+	"github.com/tocsin-alarm/tocsin/services/selfwatch"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
 	"github.com/tocsin-alarm/tocsin/services/verifier"
 )
@@ -54,6 +55,9 @@ type wiring struct {
 	b   *bus.Bus
 	m   *metrics.Metrics
 	log *slog.Logger
+	// expected is what "tocsin status" expects to run with cfg, which
+	// the self-watcher alerts on.
+	expected map[string][]string
 }
 
 // service is one service "tocsin run" can start: its name, how it is
@@ -118,6 +122,10 @@ var table = []service{
 	{"domains", func(w wiring) (map[string]runner, error) {
 		return one("domains", domains.New(w.cfg, domains.Deps{Bus: w.b, Log: w.log, Metrics: w.m}).Run, nil)
 	}, nil},
+	{"selfwatch", func(w wiring) (map[string]runner, error) {
+		return one("selfwatch", selfwatch.New(w.cfg, selfwatch.Deps{Bus: w.b, Log: w.log, Metrics: w.m},
+			selfwatch.WithExpected(w.expected)).Run, nil)
+	}, always},
 }
 
 // failoverConfigured: failover is expected where a box has a failover.
@@ -175,6 +183,7 @@ func buildProbers(w wiring) (map[string]runner, error) {
 // buildServices builds the chosen services from the table.
 func buildServices(w wiring, chosen []string) (map[string]runner, error) {
 	runners := map[string]runner{}
+	w.expected = expectedServices(w.cfg)
 	for _, s := range table {
 		if !slices.Contains(chosen, s.name) {
 			continue
