@@ -203,10 +203,10 @@ func (s *Service) look(ctx context.Context, kv jetstream.KeyValue, lastRev *uint
 
 func (s *Service) publish(ctx context.Context, ps []pending) error {
 	for _, p := range ps {
-		pl := p.payload()
-		if pl == nil {
-			continue
+		if p.Raised == nil && p.Cleared == nil {
+			continue // unreadable
 		}
+		pl := p.payload()
 		var id string
 		var at time.Time
 		switch e := pl.(type) {
