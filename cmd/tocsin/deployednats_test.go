@@ -25,7 +25,7 @@ import (
 )
 
 // natsUsers are the users deploy/nats/accounts.conf defines.
-var natsUsers = []string{"system", "admin", "operator", "prober-lon1", "prober-ams1", "prober-nyc1", "verifier", "notifier", "escalator", "failover", "domains", "push", "watchdog", "statuspage", "staff"}
+var natsUsers = []string{"system", "admin", "operator", "prober-lon1", "prober-ams1", "prober-nyc1", "verifier", "notifier", "escalator", "failover", "domains", "push", "watchdog", "selfwatch", "statuspage", "staff"}
 
 // deployedNATS is one node configured from deploy/nats: nats.conf with its
 // accounts and users, a test password for each user, and TLS with

@@ -481,6 +481,47 @@ watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
 		}
 	})
 
+	t.Run("self-watcher raises self alerts, and nothing public", func(t *testing.T) {
+		r := connectWatched(t, d, "selfwatch")
+		for _, subject := range []string{
+			events.SubjectIncident("inc1", "opened"), events.SubjectIncident("inc1", "resolved"), events.SubjectIncident("inc1", "note"),
+			"server.web1.changed", "maintenance.m1.started", "$KV.tocsin-banner.banner", "$KV.tocsin-self.provider.sms",
+			"$KV.tocsin-incidents.inc1", "$JS.API.CONSUMER.MSG.NEXT.TOCSIN_EVENTS.notifier", "$JS.API.CONSUMER.MSG.NEXT.TOCSIN_EVENTS.notifier-self",
+			"$JS.API.STREAM.PURGE.TOCSIN_DEAD",
+		} {
+			if !r.publishRefused(t, subject) {
+				t.Errorf("the self-watcher may publish to %s", subject)
+			}
+		}
+		b := d.connect(t, "selfwatch")
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := b.Ensure(pctx, 1); err != nil {
+			t.Fatalf("the self-watcher cannot check the streams and buckets: %v", err)
+		}
+		kv, err := b.JS.KeyValue(pctx, events.BucketSelf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(pctx, events.SelfStateKey, []byte("{}")); err != nil {
+			t.Fatalf("write its state: %v", err)
+		}
+		if _, err := kv.Get(pctx, events.SelfStateKey); err != nil {
+			t.Fatalf("read its state: %v", err)
+		}
+		n := d.connect(t, "notifier")
+		nkv, err := n.JS.KeyValue(pctx, events.BucketSelf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := nkv.Put(pctx, events.SelfProviderKey("sms"), []byte("{}")); err != nil {
+			t.Fatalf("the notifier cannot record a provider's health: %v", err)
+		}
+		if _, err := nkv.Put(pctx, events.SelfStateKey, []byte("{}")); err == nil {
+			t.Errorf("the notifier may write the self-watcher's state")
+		}
+	})
+
 	t.Run("staff updates go through a user of their own", func(t *testing.T) {
 		r := connectWatched(t, d, "staff")
 		for _, subject := range []string{

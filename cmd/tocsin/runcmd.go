@@ -207,7 +207,7 @@ func runServices(ctx context.Context, cfg *config.Config, f *runFlags, log *slog
 	if !pageOnly {
 		defer watchStore(ctx, b, m, log)()
 	}
-	stopOps, err := startOps(ctx, f, b, m, slices.Sorted(maps.Keys(runners)), log, left)
+	stopOps, err := startOps(ctx, f, b, m, slices.Sorted(maps.Keys(runners)), cfg.Digest(), log, left)
 	if err != nil {
 		return err
 	}
@@ -334,7 +334,7 @@ func watchStore(ctx context.Context, b *bus.Bus, m *metrics.Metrics, log *slog.L
 // down; until then it serves, so that the metrics of a shutdown can still
 // be scraped, and from the moment ctx ends /readyz says it is shutting
 // down.
-func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, instances []string, log *slog.Logger, left func() time.Duration) (func(), error) {
+func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, instances []string, digest string, log *slog.Logger, left func() time.Duration) (func(), error) {
 	ln := f.adminListener
 	if ln == nil && f.adminListen != "" {
 		var err error
@@ -383,7 +383,7 @@ func startOps(ctx context.Context, f *runFlags, b *bus.Bus, m *metrics.Metrics, 
 	started := time.Now()
 	for _, name := range instances {
 		service, location, _ := strings.Cut(name, "@")
-		s, err := admin.Register(b.NC, admin.Instance{Service: service, Location: location, Version: version, Admin: addr, Started: started}, m)
+		s, err := admin.Register(b.NC, admin.Instance{Service: service, Location: location, Version: version, Admin: addr, Started: started, Config: digest}, m)
 		if err != nil {
 			stop()
 			return nil, err

@@ -20,6 +20,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/services/notifier"
 	"github.com/tocsin-alarm/tocsin/services/prober"
 	"github.com/tocsin-alarm/tocsin/services/push"
+	"github.com/tocsin-alarm/tocsin/services/selfwatch"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
 	"github.com/tocsin-alarm/tocsin/services/verifier"
 	"github.com/tocsin-alarm/tocsin/services/watchdog"
@@ -56,6 +57,9 @@ type wiring struct {
 	b   *bus.Bus
 	m   *metrics.Metrics
 	log *slog.Logger
+	// expected is what "tocsin status" expects to run with cfg, which
+	// the self-watcher alerts on.
+	expected map[string][]string
 }
 
 // service is one service "tocsin run" can start: its name, how it is
@@ -137,6 +141,10 @@ var table = []service{
 		}
 		return one("watchdog", wd.Run, nil)
 	}, watchdogConfigured},
+	{"selfwatch", func(w wiring) (map[string]runner, error) {
+		return one("selfwatch", selfwatch.New(w.cfg, selfwatch.Deps{Bus: w.b, Log: w.log, Metrics: w.m},
+			selfwatch.WithExpected(w.expected)).Run, nil)
+	}, always},
 }
 
 // pushConfigured: the push service is expected where a server reports in.
@@ -202,6 +210,7 @@ func buildProbers(w wiring) (map[string]runner, error) {
 // buildServices builds the chosen services from the table.
 func buildServices(w wiring, chosen []string) (map[string]runner, error) {
 	runners := map[string]runner{}
+	w.expected = expectedServices(w.cfg)
 	for _, s := range table {
 		if !slices.Contains(chosen, s.name) {
 			continue

@@ -12,14 +12,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nats.go/micro"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/fleetstate"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/pipeline"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
 )
@@ -45,27 +43,7 @@ type statusReport struct {
 }
 
 // serviceInstance is one running service as it answers discovery.
-type serviceInstance struct {
-	Service  string    `json:"service"`
-	Location string    `json:"location,omitempty"`
-	ID       string    `json:"id"`
-	Admin    string    `json:"admin,omitempty"`
-	Ready    *bool     `json:"ready,omitempty"` // nil when its status endpoint did not answer
-	Started  time.Time `json:"started,omitzero"`
-	Detail   string    `json:"detail,omitempty"`
-	Role     string    `json:"role,omitempty"` // "active" or "standby" where one instance works at a time
-}
-
-// serviceStatus is what a service's status endpoint answers.
-type serviceStatus struct {
-	ID       string    `json:"id"` // empty from a version that did not say
-	Service  string    `json:"service"`
-	Location string    `json:"location"`
-	Ready    bool      `json:"ready"`
-	Started  time.Time `json:"started"`
-	Detail   string    `json:"detail"`
-	Role     string    `json:"role"`
-}
+type serviceInstance = pipeline.Instance
 
 type locationStatus struct {
 	Location string `json:"location"`
@@ -73,13 +51,7 @@ type locationStatus struct {
 	Probers  int    `json:"probers"`
 }
 
-type consumerLag struct {
-	Stream      string `json:"stream"`
-	Consumer    string `json:"consumer"`
-	Pending     uint64 `json:"pending"`
-	AckPending  int    `json:"ack_pending"`
-	Redelivered int    `json:"redelivered"`
-}
+type consumerLag = pipeline.ConsumerLag
 
 type serverState struct {
 	Server string             `json:"server"`
@@ -147,18 +119,10 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	return 0
 }
 
-func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.Time, maxLag uint64, wait time.Duration) (*statusReport, error) {
-	r := &statusReport{At: now.UTC(), Servers: map[string]int{}, Boxes: map[string][]string{}, Attention: []string{}, Missing: []string{}}
-	var err error
-	if r.Services, err = discover(ctx, b.NC, wait); err != nil {
-		return nil, err
-	}
-	locs, err := liveLocations(ctx, b, now)
-	if err != nil {
-		return nil, err
-	}
-	// What is expected: the table's services the config calls for, and
-	// a prober per configured location (or at least one).
+// expectedServices is what runs where all is well: the table's services
+// the config calls for, and a prober per configured location (or at least
+// one when the config is not known).
+func expectedServices(cfg *config.Config) map[string][]string {
 	want := map[string][]string{}
 	for _, s := range table {
 		if s.expected != nil && s.expected(cfg) {
@@ -167,34 +131,44 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 	}
 	if cfg != nil {
 		want["prober"] = cfg.Locations
+	}
+	return want
+}
+
+func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.Time, maxLag uint64, wait time.Duration) (*statusReport, error) {
+	r := &statusReport{At: now.UTC(), Servers: map[string]int{}, Boxes: map[string][]string{}, Attention: []string{}, Missing: []string{}}
+	var err error
+	if r.Services, err = pipeline.Discover(ctx, b.NC, wait); err != nil {
+		return nil, err
+	}
+	heard, err := pipeline.Locations(ctx, b, now)
+	if err != nil {
+		return nil, err
+	}
+	locs := map[string]int{}
+	for l, h := range heard {
+		locs[l] = h.Live
+	}
+	want := expectedServices(cfg)
+	if cfg != nil {
 		for _, l := range cfg.Locations {
 			if _, ok := locs[l]; !ok {
 				locs[l] = 0
 			}
 		}
 	}
-	for _, s := range slices.Sorted(maps.Keys(want)) {
-		if len(want[s]) == 0 {
-			if !slices.ContainsFunc(r.Services, func(i serviceInstance) bool { return i.Service == s }) {
-				r.Missing = append(r.Missing, s)
-			}
-			continue
-		}
-		for _, l := range want[s] {
-			if !slices.ContainsFunc(r.Services, func(i serviceInstance) bool { return i.Service == s && i.Location == l }) {
-				r.Missing = append(r.Missing, s+"@"+l)
-			}
-		}
+	if m := pipeline.Missing(r.Services, want); m != nil {
+		r.Missing = m
 	}
 	for _, m := range r.Missing {
 		r.Attention = append(r.Attention, "service "+m+" is not running")
 	}
 	for _, i := range r.Services {
 		if i.Ready != nil && !*i.Ready {
-			r.Attention = append(r.Attention, fmt.Sprintf("service %s is not ready: %s", i.label(), i.Detail))
+			r.Attention = append(r.Attention, fmt.Sprintf("service %s is not ready: %s", i.Label(), i.Detail))
 		}
 	}
-	for _, s := range noneActive(r.Services) {
+	for _, s := range pipeline.NoneActive(r.Services) {
 		r.Attention = append(r.Attention, fmt.Sprintf("no %s is active; a standby takes over within --take-over", s))
 	}
 	for _, l := range slices.Sorted(maps.Keys(locs)) {
@@ -203,7 +177,7 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 			r.Attention = append(r.Attention, "location "+l+" is silent: no prober's heartbeat")
 		}
 	}
-	if r.Consumers, r.Dead, err = consumerLags(ctx, b.JS); err != nil {
+	if r.Consumers, r.Dead, err = pipeline.ConsumerLags(ctx, b.JS); err != nil {
 		return nil, err
 	}
 	for _, c := range r.Consumers {
@@ -253,167 +227,6 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 		}
 	}
 	return r, nil
-}
-
-func (i serviceInstance) label() string {
-	if i.Location != "" {
-		return i.Service + "@" + i.Location
-	}
-	return i.Service
-}
-
-// discover asks every service on the bus who it is, for wait, then asks
-// each kind of service its status.
-func discover(ctx context.Context, nc *nats.Conn, wait time.Duration) ([]serviceInstance, error) {
-	subject, err := micro.ControlSubject(micro.InfoVerb, "", "")
-	if err != nil {
-		return nil, err
-	}
-	infos, err := admin.Ask(ctx, nc, []string{subject}, wait, 0)
-	if err != nil {
-		return nil, fmt.Errorf("discover services: %w", err)
-	}
-	var out []serviceInstance
-	endpoints := map[string]bool{} // the services' status subjects
-	for _, m := range infos {
-		var info micro.Info
-		if json.Unmarshal(m.Data, &info) != nil {
-			continue
-		}
-		name, ok := strings.CutPrefix(info.Name, "tocsin-")
-		if !ok {
-			continue // another system's service on the same bus
-		}
-		if s := info.Metadata["service"]; s != "" {
-			name = s
-		}
-		out = append(out, serviceInstance{Service: name, Location: info.Metadata["location"], ID: info.ID, Admin: info.Metadata["admin"]})
-		for _, e := range info.Endpoints {
-			if e.Subject == admin.StatusSubject(name) {
-				endpoints[e.Subject] = true
-			}
-		}
-	}
-	if len(endpoints) == 0 {
-		return sortInstances(out), nil
-	}
-	replies, err := admin.Ask(ctx, nc, slices.Sorted(maps.Keys(endpoints)), wait, len(out))
-	if err != nil {
-		return nil, fmt.Errorf("ask the services' status: %w", err)
-	}
-	// Every instance answers, saying which it is; an older one that does
-	// not say is shown on an instance of its service and location not yet
-	// answered for.
-	for _, m := range replies {
-		var st serviceStatus
-		if json.Unmarshal(m.Data, &st) != nil {
-			continue
-		}
-		for i := range out {
-			if out[i].Ready == nil && (out[i].ID == st.ID || st.ID == "" && out[i].Service == st.Service && out[i].Location == st.Location) {
-				ready := st.Ready
-				out[i].Ready, out[i].Started, out[i].Detail, out[i].Role = &ready, st.Started, st.Detail, st.Role
-				break
-			}
-		}
-	}
-	return sortInstances(out), nil
-}
-
-// noneActive lists the services whose instances answering all stand by:
-// the one JetStream holds their messages for does not answer (it died,
-// and a standby has yet to take over).
-func noneActive(instances []serviceInstance) []string {
-	standing := map[string]bool{}
-	for _, i := range instances {
-		switch i.Role {
-		case "standby":
-			if _, seen := standing[i.label()]; !seen {
-				standing[i.label()] = true
-			}
-		case "active":
-			standing[i.label()] = false
-		}
-	}
-	var out []string
-	for _, s := range slices.Sorted(maps.Keys(standing)) {
-		if standing[s] {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
-func sortInstances(out []serviceInstance) []serviceInstance {
-	slices.SortFunc(out, func(a, b serviceInstance) int {
-		return strings.Compare(a.Service+"@"+a.Location+" "+a.ID, b.Service+"@"+b.Location+" "+b.ID)
-	})
-	return out
-}
-
-// liveLocations counts the probers whose heartbeat is fresh, per location.
-func liveLocations(ctx context.Context, b *bus.Bus, now time.Time) (map[string]int, error) {
-	kv, err := b.JS.KeyValue(ctx, events.BucketLocations)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		return map[string]int{}, nil
-	} else if err != nil {
-		return nil, fmt.Errorf("open %s: %w", events.BucketLocations, err)
-	}
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", events.BucketLocations, err)
-	}
-	defer func() { _ = w.Stop() }()
-	live := map[string]int{}
-	for {
-		select {
-		case e := <-w.Updates():
-			if e == nil {
-				return live, nil
-			}
-			var hb events.Heartbeat
-			if json.Unmarshal(e.Value(), &hb) != nil || hb.Location == "" || hb.TTLMS <= 0 {
-				continue
-			}
-			if _, ok := live[hb.Location]; !ok {
-				live[hb.Location] = 0
-			}
-			if e.Created().Add(time.Duration(hb.TTLMS) * time.Millisecond).After(now) {
-				live[hb.Location]++
-			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("read %s: %w", events.BucketLocations, ctx.Err())
-		}
-	}
-}
-
-// consumerLags is every durable consumer's backlog on Tocsin's streams,
-// and the number of messages set aside as dead letters.
-func consumerLags(ctx context.Context, js jetstream.JetStream) ([]consumerLag, uint64, error) {
-	var out []consumerLag
-	var dead uint64
-	for _, sc := range events.StreamConfigs(1) {
-		s, err := js.Stream(ctx, sc.Name)
-		if errors.Is(err, jetstream.ErrStreamNotFound) {
-			continue
-		} else if err != nil {
-			return nil, 0, fmt.Errorf("read stream %s: %w", sc.Name, err)
-		}
-		if sc.Name == events.StreamDeadLetters {
-			dead = s.CachedInfo().State.Msgs
-		}
-		list := s.ListConsumers(ctx)
-		for ci := range list.Info() {
-			if ci.Config.Durable == "" {
-				continue // an ordered reader like this command
-			}
-			out = append(out, consumerLag{Stream: sc.Name, Consumer: ci.Name, Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered})
-		}
-		if err := list.Err(); err != nil {
-			return nil, 0, fmt.Errorf("list the consumers of %s: %w", sc.Name, err)
-		}
-	}
-	return out, dead, nil
 }
 
 // maxActions is how many failover actions the report shows.

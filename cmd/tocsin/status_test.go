@@ -16,6 +16,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
+	"github.com/tocsin-alarm/tocsin/internal/readmodel/pipeline"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
@@ -228,7 +229,7 @@ func TestNoneActive(t *testing.T) {
 		{Service: "prober", Location: "lon1"},
 		{Service: "failover", Role: "standby"},
 	}
-	if got, want := noneActive(in), []string{"failover", "verifier"}; !slices.Equal(got, want) {
+	if got, want := pipeline.NoneActive(in), []string{"failover", "verifier"}; !slices.Equal(got, want) {
 		t.Errorf("noneActive = %q, want %q", got, want)
 	}
 }

@@ -52,7 +52,7 @@ func writeStatus(out io.Writer, r *statusReport) {
 		if detail == ready {
 			detail = ""
 		}
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", i.label(), ready, started, clip(detail, 30))
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", i.Label(), ready, started, clip(detail, 30))
 	}
 	for _, m := range r.Missing {
 		fmt.Fprintf(tw, "  %s\tMISSING\t\t\n", m)

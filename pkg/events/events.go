@@ -187,6 +187,10 @@ func newPayload(t Type) (Payload, error) {
 		return &PushReport{}, nil
 	case TypeCanaryJudged:
 		return &CanaryJudged{}, nil
+	case TypeSelfRaised:
+		return &SelfRaised{}, nil
+	case TypeSelfCleared:
+		return &SelfCleared{}, nil
 	case "":
 		return nil, errors.New("missing event type")
 	}

@@ -106,6 +106,14 @@ func samples() map[string]Event {
 		"maintenance_ended": New("kernel-0312/ended", "tocsin@ops1", t0.Add(2*time.Hour), &MaintenanceEnded{
 			Maintenance: "kernel-0312", Ended: t0.Add(2 * time.Hour), By: "alice",
 		}),
+		"self_raised": New("location-lon1-1795227300/raised", "selfwatch", t0.Add(time.Minute), &SelfRaised{
+			Alert: "location-lon1-1795227300", Kind: SelfLocation, What: "lon1", Raised: t0.Add(time.Minute), Since: t0.Add(-3 * time.Minute),
+			Title: "prober lon1 has not checked anything since 02:12 UTC", Action: "is its host up? tocsin status",
+		}),
+		"self_cleared": New("location-lon1-1795227300/cleared", "selfwatch", t0.Add(time.Hour), &SelfCleared{
+			Alert: "location-lon1-1795227300", Kind: SelfLocation, What: "lon1", Raised: t0.Add(time.Minute), Cleared: t0.Add(time.Hour),
+			Title: "prober lon1 has not checked anything since 02:12 UTC",
+		}),
 		"incident_acknowledged": New("20261121-mx1-4/acknowledged", "notifier", t0.Add(3*time.Minute), &IncidentAcknowledged{
 			Incident: "20261121-mx1-4", By: "Alice", Via: AckViaSMS, At: t0.Add(3 * time.Minute),
 		}),

@@ -141,6 +141,7 @@ var storeShares = map[string]int64{
 	BucketDomains:     1,
 	BucketPush:        1,
 	BucketCanary:      1,
+	BucketSelf:        1,
 }
 
 // SizedConfigs is StreamConfigs and BucketConfigs with a MaxBytes on each:
@@ -220,8 +221,8 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		},
 		{
 			Name:        StreamEvents,
-			Description: "Server and box state changes, false alarms, failover actions and incidents: the history every downstream service works from.",
-			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectServerActions, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances, SubjectCanaries},
+			Description: "Server and box state changes, false alarms, failover actions incidents and self alerts: the history every downstream service works from.",
+			Subjects:    []string{SubjectServerChanges, SubjectFalseAlarms, SubjectServerActions, SubjectBoxChanges, SubjectIncidents, SubjectMaintenances, SubjectCanaries, SubjectSelf},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,
@@ -352,6 +353,14 @@ func BucketConfigs(replicas int) []jetstream.KeyValueConfig {
 			Replicas:     replicas,
 			MaxValueSize: 1 << 10,
 			TTL:          7 * 24 * time.Hour, // clears the keys of locations long gone
+		},
+		{
+			Bucket:       BucketSelf,
+			Description:  "The self-watcher's state, and the notifier's record of each provider.",
+			History:      1,
+			Storage:      jetstream.FileStorage,
+			Replicas:     replicas,
+			MaxValueSize: 256 << 10,
 		},
 		{
 			Bucket:       BucketDeliveries,

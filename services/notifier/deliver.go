@@ -248,7 +248,9 @@ func (n *Notifier) transmit(ctx context.Context, st *incidentState, m message, s
 		ack = n.ackURL(st.Incident, s)
 	}
 	defer n.m.ProviderRequest(c.Provider(), time.Now())
-	return c.Send(ctx, m.to(s, ack, failed, why, ch))
+	sid, err := c.Send(ctx, m.to(s, ack, failed, why, ch))
+	n.health.observe(ctx, ch, c.Provider(), err, n.now())
+	return sid, err
 }
 
 // rememberPage notes which incident a person was last paged about, and

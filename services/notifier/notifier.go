@@ -46,6 +46,7 @@ type Notifier struct {
 	// ackWait bounds the handling of one event: after a crash, that long
 	// passes before the event is handled again.
 	ackWait time.Duration
+	health  health // of each channel's provider, for the self-watcher
 }
 
 // Option adjusts a notifier.
@@ -68,7 +69,7 @@ func WithListener(ln net.Listener) Option { return func(n *Notifier) { n.ln = ln
 // New returns a notifier for the staff in cfg.
 func New(cfg *config.Config, deps Deps, opts ...Option) (*Notifier, error) {
 	deps = deps.WithDefaults()
-	deps.Metrics.Expect("notifier", "notifier", "notifier-failover")
+	deps.Metrics.Expect("notifier", "notifier", "notifier-failover", "notifier-self")
 	nc := cfg.Notify
 	n := &Notifier{m: deps.Metrics,
 		cfg: cfg, bus: deps.Bus, log: deps.Log.With("service", "notifier"), now: deps.Now,
@@ -137,10 +138,13 @@ func (n *Notifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	go func() { errs <- n.consumeActions(ctx, kv) }()
+	if err := n.watchSelf(ctx, kv, errs); err != nil {
+		return err
+	}
 	if n.cfg.Notify.PublicURL != "" {
 		go func() { errs <- n.serve(ctx, kv) }()
 	}

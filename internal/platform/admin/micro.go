@@ -22,6 +22,9 @@ type Instance struct {
 	Version  string // the binary's
 	Admin    string // the admin server's address; empty when there is none
 	Started  time.Time
+	// Config is a digest of the config the instance runs with, announced
+	// so that instances running different configs are seen.
+	Config string
 }
 
 // name is how the process's readiness knows the instance: "verifier",
@@ -66,6 +69,9 @@ func Register(nc *nats.Conn, in Instance, m *metrics.Metrics) (micro.Service, er
 	}
 	if in.Admin != "" {
 		md["admin"] = in.Admin
+	}
+	if in.Config != "" {
+		md["config"] = in.Config
 	}
 	svc, err := micro.AddService(nc, micro.Config{
 		Name:        MicroName(in.Service),

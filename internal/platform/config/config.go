@@ -33,6 +33,7 @@ type Config struct {
 	Domains     Domains               `yaml:"domains"`
 	Push        PushService           `yaml:"push"`
 	Watchdog    *Watchdog             `yaml:"watchdog"`
+	Selfwatch   Selfwatch             `yaml:"selfwatch"`
 
 	// File is the path the configuration was read from.
 	File string `yaml:"-"`
@@ -320,6 +321,9 @@ type Statuspage struct {
 	IDKeyEnv  string `yaml:"id_key_env"`
 	IDKeyFile string `yaml:"id_key_file"`
 	IDKey     Secret `yaml:"-"`
+	// StaleAlert, when set, emails staff when the page has heard nothing
+	// from the main site for a while.
+	StaleAlert *StaleAlert `yaml:"stale_alert"`
 }
 
 // Target is one server to check, with the settings that apply to it.

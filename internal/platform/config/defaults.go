@@ -81,17 +81,7 @@ func (c *Config) setDefaults() {
 	if c.Checks.Verify == (Verify{}) {
 		c.Checks.Verify = Verify{Locations: DefaultVerifyQuorum, Quorum: DefaultVerifyQuorum}
 	}
-	if s := c.Providers.SMTP; s != nil {
-		if s.TLS == "" {
-			s.TLS = "opportunistic"
-		}
-		if s.Port == 0 {
-			s.Port = DefaultSMTPPort
-			if s.TLS == "implicit" {
-				s.Port = DefaultSMTPSPort
-			}
-		}
-	}
+	c.Providers.SMTP.setDefaults()
 	n := &c.Notify
 	if n.OnCallChannels == nil {
 		n.OnCallChannels = []string{"email"}
@@ -147,4 +137,21 @@ func (c *Config) setDefaults() {
 	c.failoverDefaults()
 	c.policyDefaults()
 	c.watchdogDefaults()
+	c.selfwatchDefaults()
+}
+
+// setDefaults gives a mail server its TLS mode and port; nil stays nil.
+func (s *SMTP) setDefaults() {
+	if s == nil {
+		return
+	}
+	if s.TLS == "" {
+		s.TLS = "opportunistic"
+	}
+	if s.Port == 0 {
+		s.Port = DefaultSMTPPort
+		if s.TLS == "implicit" {
+			s.Port = DefaultSMTPSPort
+		}
+	}
 }

@@ -163,6 +163,7 @@ func (v *validator) validate(c *Config) {
 	v.domains(&c.Domains)
 	v.pushes(c)
 	v.watchdog(c)
+	v.selfwatch(c)
 }
 
 func (v *validator) checks(c *Config) {

@@ -153,40 +153,7 @@ func (v *validator) notify(c *Config) {
 func (v *validator) providers(c *Config) {
 	pr := &c.Providers
 	if s := pr.SMTP; s != nil {
-		if s.Host == "" {
-			v.at(p("providers", "smtp"), "smtp needs a host")
-		} else if strings.ContainsAny(s.Host, ":/ ") && net.ParseIP(s.Host) == nil {
-			v.at(p("providers", "smtp", "host"), "host %q must be a name or an address; the port goes under port", s.Host)
-		}
-		if s.Port < 1 || s.Port > 65535 {
-			v.at(p("providers", "smtp", "port"), "port %d is not a TCP port", s.Port)
-		}
-		if s.From == "" {
-			v.at(p("providers", "smtp"), "smtp needs a from address")
-		} else {
-			v.email(p("providers", "smtp", "from"), s.From)
-		}
-		switch s.TLS {
-		case "opportunistic", "starttls", "implicit", "none":
-		default:
-			v.at(p("providers", "smtp", "tls"), "tls %q must be opportunistic, starttls, implicit or none", s.TLS)
-		}
-		if s.Username != "" && s.TLS == "none" && !apiurl.Loopback(s.Host) {
-			v.at(p("providers", "smtp", "tls"), "tls: none with a username would send the password in clear text; use starttls or implicit")
-		}
-		if s.Username != "" {
-			s.Password = v.secret(p("providers", "smtp"), "password", s.PasswordEnv, s.PasswordFile, true)
-		} else if s.PasswordEnv != "" || s.PasswordFile != "" {
-			v.at(p("providers", "smtp"), "a password without a username is never used")
-		}
-		if s.CAFile != "" {
-			s.CAFile = v.resolve(s.CAFile)
-			if b, err := os.ReadFile(s.CAFile); err != nil {
-				v.at(p("providers", "smtp", "ca_file"), "ca_file: %v", err)
-			} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
-				v.at(p("providers", "smtp", "ca_file"), "ca_file %s holds no PEM certificate", s.CAFile)
-			}
-		}
+		v.smtp(p("providers", "smtp"), s)
 	} else if c.hasEmailStaff() {
 		v.at(p("providers"), "providers.smtp is missing: staff with an email address could not be told")
 	}
@@ -224,4 +191,43 @@ func (c *Config) hasEmailStaff() bool {
 		}
 	}
 	return false
+}
+
+// smtp checks a mail server's settings, at path: providers.smtp, or the
+// off-site status page's own.
+func (v *validator) smtp(path []any, s *SMTP) {
+	if s.Host == "" {
+		v.at(path, "smtp needs a host")
+	} else if strings.ContainsAny(s.Host, ":/ ") && net.ParseIP(s.Host) == nil {
+		v.at(append(slices.Clone(path), "host"), "host %q must be a name or an address; the port goes under port", s.Host)
+	}
+	if s.Port < 1 || s.Port > 65535 {
+		v.at(append(slices.Clone(path), "port"), "port %d is not a TCP port", s.Port)
+	}
+	if s.From == "" {
+		v.at(path, "smtp needs a from address")
+	} else {
+		v.email(append(slices.Clone(path), "from"), s.From)
+	}
+	switch s.TLS {
+	case "opportunistic", "starttls", "implicit", "none":
+	default:
+		v.at(append(slices.Clone(path), "tls"), "tls %q must be opportunistic, starttls, implicit or none", s.TLS)
+	}
+	if s.Username != "" && s.TLS == "none" && !apiurl.Loopback(s.Host) {
+		v.at(append(slices.Clone(path), "tls"), "tls: none with a username would send the password in clear text; use starttls or implicit")
+	}
+	if s.Username != "" {
+		s.Password = v.secret(path, "password", s.PasswordEnv, s.PasswordFile, true)
+	} else if s.PasswordEnv != "" || s.PasswordFile != "" {
+		v.at(path, "a password without a username is never used")
+	}
+	if s.CAFile != "" {
+		s.CAFile = v.resolve(s.CAFile)
+		if b, err := os.ReadFile(s.CAFile); err != nil {
+			v.at(append(slices.Clone(path), "ca_file"), "ca_file: %v", err)
+		} else if !x509.NewCertPool().AppendCertsFromPEM(b) {
+			v.at(append(slices.Clone(path), "ca_file"), "ca_file %s holds no PEM certificate", s.CAFile)
+		}
+	}
 }
