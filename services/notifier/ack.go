@@ -175,8 +175,15 @@ func (n *Notifier) inboundSMS(w http.ResponseWriter, r *http.Request, kv jetstre
 		key = "code." + strings.ToLower(words[1])
 	}
 	e, err := kv.Get(r.Context(), key)
-	if err != nil {
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
 		reply("No incident found to acknowledge.")
+		return
+	case err != nil:
+		// Not "no incident": the bus did not answer, and an acknowledgement
+		// lost here leaves the page ringing. Twilio retries a 503.
+		n.log.Warn("an SMS acknowledgement could not be looked up; Twilio retries it", "err", err)
+		http.Error(w, "try again", http.StatusServiceUnavailable)
 		return
 	}
 	incident := string(e.Value())

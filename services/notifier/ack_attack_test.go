@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
@@ -174,6 +176,14 @@ func TestWebhookFloodLimited(t *testing.T) {
 // without the per-client limits, on a real bus.
 func fuzzNotifier(f *testing.F) (http.Handler, *config.Config, string) {
 	f.Helper()
+	return inProcess(f, nil)
+}
+
+// inProcess is a notifier's endpoints, called in process without the
+// per-client limits, on a real bus; wrap, if not nil, wraps the
+// deliveries bucket they read and write.
+func inProcess(f testing.TB, wrap func(jetstream.KeyValue) jetstream.KeyValue) (http.Handler, *config.Config, string) {
+	f.Helper()
 	const public = "https://tocsin.example.net"
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 site: {name: Example Hosting}
@@ -201,6 +211,9 @@ notify: {public_url: "%s", link_key_env: LINK}
 	kv, err := b.KV(context.Background(), events.BucketDeliveries)
 	if err != nil {
 		f.Fatal(err)
+	}
+	if wrap != nil {
+		kv = wrap(kv)
 	}
 	return n.routes(kv), cfg, public
 }
