@@ -56,7 +56,12 @@ func (n *Notifier) serve(ctx context.Context, kv jetstream.KeyValue) error {
 			return fmt.Errorf("notifier: listen on %s: %w", n.cfg.Notify.Listen, err)
 		}
 	}
-	srv := httpguard.Server(n.handler(kv), httpguard.DefaultLimits(), n.log)
+	return n.serveOn(ctx, ln, kv, httpguard.DefaultLimits())
+}
+
+// serveOn serves on ln, each connection bounded by limits, until ctx ends.
+func (n *Notifier) serveOn(ctx context.Context, ln net.Listener, kv jetstream.KeyValue, limits httpguard.Limits) error {
+	srv := httpguard.Server(n.handler(kv), limits, n.log)
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -21,6 +21,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/slowconn"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -117,6 +118,71 @@ func TestAckHugeHeaderRefused(t *testing.T) {
 	}
 }
 
+// ackServerShortened serves the acknowledgement server on loopback with
+// its bounds shortened, so that a test sees them act in a moment.
+func ackServerShortened(t *testing.T) string {
+	t.Helper()
+	n, kv, _ := ackNotifier(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.serveOn(ctx, ln, kv, shortLimits) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// shortLimits are the acknowledgement server's bounds, shortened.
+var shortLimits = httpguard.Limits{ReadHeaderTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: 500 * time.Millisecond}
+
+// TestAckSlowHeadersCut: a client that sends its headers a byte at a time
+// is cut off at the header timeout, however steadily the bytes come.
+func TestAckSlowHeadersCut(t *testing.T) {
+	addr := ackServerShortened(t)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	request := "GET /ack/a/b/c HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
+	sent := slowconn.Trickle(c, request)
+	took := slowconn.ClosedByServer(t, c, 10*time.Second)
+	if n := <-sent; n >= len(request) {
+		t.Errorf("the whole request went through, byte by byte, in %s", took)
+	}
+}
+
+// TestAckIdleConnectionClosed: a keep-alive connection left idle after a
+// request is closed at the idle timeout.
+func TestAckIdleConnectionClosed(t *testing.T) {
+	addr := ackServerShortened(t)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET /ack/a/b/c HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Close {
+		t.Fatalf("the first request: %d, close %v; want 403 on a connection kept alive", resp.StatusCode, resp.Close)
+	}
+	if took := slowconn.ClosedByServer(t, c, 10*time.Second); took < shortLimits.IdleTimeout/2 {
+		t.Errorf("closed after %s, before the idle timeout", took)
+	}
+}
+
 // TestAckLinkGuessingLimited: guessing link signatures from one address
 // gets 429 with Retry-After before long, while a real link from another
 // address still works.
@@ -184,6 +250,17 @@ func fuzzNotifier(f *testing.F) (http.Handler, *config.Config, string) {
 // deliveries bucket they read and write.
 func inProcess(f testing.TB, wrap func(jetstream.KeyValue) jetstream.KeyValue) (http.Handler, *config.Config, string) {
 	f.Helper()
+	n, kv, public := ackNotifier(f)
+	if wrap != nil {
+		kv = wrap(kv)
+	}
+	return n.routes(kv), n.cfg, public
+}
+
+// ackNotifier is a notifier that is not running, its deliveries bucket on a
+// real bus, and the public address its config gives.
+func ackNotifier(f testing.TB) (*Notifier, jetstream.KeyValue, string) {
+	f.Helper()
 	const public = "https://tocsin.example.net"
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 site: {name: Example Hosting}
@@ -212,10 +289,7 @@ notify: {public_url: "%s", link_key_env: LINK}
 	if err != nil {
 		f.Fatal(err)
 	}
-	if wrap != nil {
-		kv = wrap(kv)
-	}
-	return n.routes(kv), cfg, public
+	return n, kv, public
 }
 
 // FuzzAckLink: whatever path and method a link is opened with, only a
