@@ -369,3 +369,96 @@ func FuzzTwilioWebhook(f *testing.F) {
 		}
 	})
 }
+
+// signedPost is a POST of form to path, signed as Twilio signs it for the
+// public address when signed, else with a forged signature.
+func signedPost(public, path string, form url.Values, signed bool) *http.Request {
+	sig := "forged"
+	if signed {
+		sig = twilioapi.Signature(testToken, public+path, form)
+	}
+	req := httptest.NewRequest("POST", "/", strings.NewReader(form.Encode()))
+	req.URL.Path, req.URL.RawPath = path, ""
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", sig)
+	return req
+}
+
+// FuzzTwilioStatus: whatever a signed status callback says, it is recorded
+// (204), refused, or Twilio is asked to try again; only a MessageSid that
+// is a valid token is recorded, and a forged signature is always refused.
+func FuzzTwilioStatus(f *testing.F) {
+	h, _, public := fuzzNotifier(f)
+	for _, seed := range []struct {
+		sid, status, code string
+		signed            bool
+	}{
+		{"SM00000000000000000000000000000001", "delivered", "", true},
+		{"SM00000000000000000000000000000001", "undelivered", "30003", true},
+		{"SM00000000000000000000000000000002", "failed", "30008", false},
+		{"SM.*.>", "sent", "", true},
+		{"", "queued", "", true},
+		{"SM00000000000000000000000000000003", strings.Repeat("x", 5000), "<script>", true},
+	} {
+		f.Add(seed.sid, seed.status, seed.code, seed.signed)
+	}
+	f.Fuzz(func(t *testing.T, sid, status, code string, signed bool) {
+		form := url.Values{"MessageSid": {sid}, "MessageStatus": {status}, "ErrorCode": {code}}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, signedPost(public, pathTwilioStatus, form, signed))
+		switch {
+		case !signed && rec.Code != http.StatusForbidden:
+			t.Errorf("a forged status callback: %d %s", rec.Code, rec.Body)
+		case rec.Code == http.StatusNoContent && !events.ValidToken(sid):
+			t.Errorf("a status for MessageSid %q was recorded", sid)
+		case rec.Code != http.StatusNoContent && rec.Code != http.StatusForbidden && rec.Code != http.StatusBadRequest && rec.Code != http.StatusServiceUnavailable:
+			t.Errorf("%q %q %q: %d %s", sid, status, code, rec.Code, rec.Body)
+		}
+	})
+}
+
+// FuzzVoiceGather: a keypress is acted on only when both the URL (ours)
+// and the request (Twilio's) are signed, for a call to the person the URL
+// names; anything else is refused, never an error of the server's.
+func FuzzVoiceGather(f *testing.F) {
+	h, cfg, public := fuzzNotifier(f)
+	alice := cfg.Staff[0]
+	for _, seed := range []struct {
+		incident, to, digits, call string
+		signedURL, signedHook      bool
+	}{
+		{"20260101-abcdef", alicePh, "1", "CA00000000000000000000000000000001", true, true},
+		{"20260101-abcdef", alicePh, "2", "CA00000000000000000000000000000002", true, true},
+		{"20260101-abcdef", bobPh, "1", "CA00000000000000000000000000000003", true, true},
+		{"20260101-abcdef", alicePh, "1", "CA00000000000000000000000000000004", false, true},
+		{"20260101-abcdef", alicePh, "1", "CA00000000000000000000000000000005", true, false},
+		{"../../ack", alicePh, "1", "CA6", true, true},
+		{"20260101-abcdef", alicePh, "1", "", true, true},
+		{"a*b", alicePh, "1#", "CA.>", true, true},
+	} {
+		f.Add(seed.incident, seed.to, seed.digits, seed.call, seed.signedURL, seed.signedHook)
+	}
+	f.Fuzz(func(t *testing.T, incident, to, digits, call string, signedURL, signedHook bool) {
+		gather := gatherURL(cfg.Notify, incident, alice)
+		path := gather[len(public):]
+		if !signedURL {
+			path = path[:strings.LastIndex(path, "/")+1] + "AAAAAAAAAAAAAAAAAAAAAA"
+		}
+		form := url.Values{"To": {to}, "Digits": {digits}, "CallSid": {call}}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, signedPost(public, path, form, signedHook))
+		switch rec.Code {
+		case http.StatusOK:
+			if !signedURL || !signedHook || to != alicePh || !events.ValidToken(incident) || !events.ValidToken(call) {
+				t.Errorf("taken: incident %q, to %q, call %q, signed URL %v, signed request %v: %s", incident, to, call, signedURL, signedHook, rec.Body)
+			}
+			if !strings.HasPrefix(rec.Body.String(), "<?xml") {
+				t.Errorf("answer is not TwiML: %s", rec.Body)
+			}
+		case http.StatusForbidden, http.StatusBadRequest, http.StatusConflict, http.StatusServiceUnavailable,
+			http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		default:
+			t.Errorf("incident %q, to %q, digits %q, call %q: %d %s", incident, to, digits, call, rec.Code, rec.Body)
+		}
+	})
+}
