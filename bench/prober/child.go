@@ -110,7 +110,7 @@ func serveHTTP(listeners int) error {
 // serveJetStream runs a JetStream server on a loopback port, as `tocsin run`
 // embeds it but in a process of its own.
 func serveJetStream(dir string) error {
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1"})
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1", Open: true})
 	if err != nil {
 		return err
 	}

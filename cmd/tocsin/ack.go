@@ -71,11 +71,9 @@ func findIncident(ctx context.Context, b *bus.Bus, arg string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		e, err := kv.Get(ctx, "code."+arg)
-		if err != nil {
-			return "", fmt.Errorf("no incident with the code %q was paged", arg)
+		if arg, err = incidentOfCode(ctx, kv, arg); err != nil {
+			return "", err
 		}
-		arg = string(e.Value())
 	}
 	if !events.ValidToken(arg) {
 		return "", fmt.Errorf("%q is not an incident id", arg)
@@ -86,6 +84,20 @@ func findIncident(ctx context.Context, b *bus.Bus, arg string) (string, error) {
 		return "", err
 	}
 	return arg, nil
+}
+
+// incidentOfCode is the incident paged with code: "not paged" only when
+// the bus says so, else what went wrong, so that nobody reads a bus that
+// did not answer as an incident that does not exist.
+func incidentOfCode(ctx context.Context, kv jetstream.KeyValue, code string) (string, error) {
+	e, err := kv.Get(ctx, "code."+code)
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
+		return "", fmt.Errorf("no incident with the code %q was paged", code)
+	case err != nil:
+		return "", fmt.Errorf("look up the code %q: %w", code, err)
+	}
+	return string(e.Value()), nil
 }
 
 // dial connects an operator command to the NATS server Tocsin runs on, with

@@ -126,3 +126,23 @@ func TestIncidentUpdateCommand(t *testing.T) {
 		t.Errorf("notes %q, want %q", got, want)
 	}
 }
+
+// TestAckCodeLookupSaysTheRealError: a code the bus could not look up is
+// reported as the failure it was, not as a code that was never paged.
+func TestAckCodeLookupSaysTheRealError(t *testing.T) {
+	b := bustest.New(t)
+	kv, err := b.KV(context.Background(), events.BucketDeliveries)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := incidentOfCode(gone, kv, "k3f9x2"); err == nil || strings.Contains(err.Error(), "was paged") || !strings.Contains(err.Error(), "canceled") {
+		t.Errorf("a lookup with no time left: %v; want the cancellation, not \"not paged\"", err)
+	}
+	for _, code := range []string{"k3f9x2", "a*b"} {
+		if _, err := incidentOfCode(context.Background(), kv, code); err == nil || !strings.Contains(err.Error(), "was paged") {
+			t.Errorf("%q, never paged: %v", code, err)
+		}
+	}
+}

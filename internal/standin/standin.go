@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 )
 
 // TB is the part of testing.TB the stand-ins' helpers need. A test's *T
@@ -54,8 +56,14 @@ type Server struct {
 }
 
 // Start serves h on loopback. name is the stand-in's package, such as
-// "twilioapi", which its errors begin with.
+// "twilioapi", which its errors begin with. The server has the bounds of
+// every server Tocsin runs (httpguard): `tocsin demo` runs the stand-ins
+// in the binary, where another user of the box can reach them.
 func Start(name string, h http.Handler) *Server {
+	return start(name, h, httpguard.DefaultLimits())
+}
+
+func start(name string, h http.Handler, limits httpguard.Limits) *Server {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		panic(fmt.Sprintf("%s: listen on loopback: %v", name, err)) // as httptest does: nothing to serve without it
@@ -72,7 +80,8 @@ func Start(name string, h http.Handler) *Server {
 		}
 	})
 	s.active = map[net.Conn]bool{}
-	s.srv = &http.Server{Handler: serve, ReadHeaderTimeout: 10 * time.Second, ConnState: func(c net.Conn, state http.ConnState) {
+	s.srv = httpguard.Server(serve, limits, nil)
+	s.srv.ConnState = func(c net.Conn, state http.ConnState) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		switch state {
@@ -83,7 +92,7 @@ func Start(name string, h http.Handler) *Server {
 		default:
 			delete(s.active, c)
 		}
-	}}
+	}
 	s.client = http.DefaultTransport.(*http.Transport).Clone()
 	s.client.Proxy = nil // loopback, never through a proxy
 	go func() { defer close(s.done); s.srv.Serve(l) }()

@@ -15,7 +15,7 @@ type ProbeTask struct {
 	Server    string    `json:"server"`
 	Location  string    `json:"location"`
 	Check     string    `json:"check"`      // the check URL from the config
-	TimeoutMS int64     `json:"timeout_ms"` // how long the check may take
+	TimeoutMS int64     `json:"timeout_ms"` // the sender's configured timeout; the prober uses its own config's
 	Slot      int64     `json:"slot"`       // interval number since the Unix epoch; 0 for on-demand checks
 	Due       time.Time `json:"due"`        // when the check should run
 	Purpose   Purpose   `json:"purpose"`

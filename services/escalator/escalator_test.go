@@ -461,7 +461,7 @@ func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
 	dir := t.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	boot := func() (stop func()) {
-		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1"})
+		ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1", Open: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,7 +56,12 @@ func (n *Notifier) serve(ctx context.Context, kv jetstream.KeyValue) error {
 			return fmt.Errorf("notifier: listen on %s: %w", n.cfg.Notify.Listen, err)
 		}
 	}
-	srv := httpguard.Server(n.handler(kv), httpguard.DefaultLimits(), n.log)
+	return n.serveOn(ctx, ln, kv, httpguard.DefaultLimits())
+}
+
+// serveOn serves on ln, each connection bounded by limits, until ctx ends.
+func (n *Notifier) serveOn(ctx context.Context, ln net.Listener, kv jetstream.KeyValue, limits httpguard.Limits) error {
+	srv := httpguard.Server(n.handler(kv), limits, n.log)
 	go func() {
 		<-ctx.Done()
 		shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -175,8 +180,15 @@ func (n *Notifier) inboundSMS(w http.ResponseWriter, r *http.Request, kv jetstre
 		key = "code." + strings.ToLower(words[1])
 	}
 	e, err := kv.Get(r.Context(), key)
-	if err != nil {
+	switch {
+	case errors.Is(err, jetstream.ErrKeyNotFound), errors.Is(err, jetstream.ErrInvalidKey):
 		reply("No incident found to acknowledge.")
+		return
+	case err != nil:
+		// Not "no incident": the bus did not answer, and an acknowledgement
+		// lost here leaves the page ringing. Twilio retries a 503.
+		n.log.Warn("an SMS acknowledgement could not be looked up; Twilio retries it", "err", err)
+		http.Error(w, "try again", http.StatusServiceUnavailable)
 		return
 	}
 	incident := string(e.Value())

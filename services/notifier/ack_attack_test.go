@@ -15,10 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/slowconn"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -115,6 +118,71 @@ func TestAckHugeHeaderRefused(t *testing.T) {
 	}
 }
 
+// ackServerShortened serves the acknowledgement server on loopback with
+// its bounds shortened, so that a test sees them act in a moment.
+func ackServerShortened(t *testing.T) string {
+	t.Helper()
+	n, kv, _ := ackNotifier(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.serveOn(ctx, ln, kv, shortLimits) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
+
+// shortLimits are the acknowledgement server's bounds, shortened.
+var shortLimits = httpguard.Limits{ReadHeaderTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: 500 * time.Millisecond}
+
+// TestAckSlowHeadersCut: a client that sends its headers a byte at a time
+// is cut off at the header timeout, however steadily the bytes come.
+func TestAckSlowHeadersCut(t *testing.T) {
+	addr := ackServerShortened(t)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	request := "GET /ack/a/b/c HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
+	sent := slowconn.Trickle(c, request)
+	took := slowconn.ClosedByServer(t, c, 10*time.Second)
+	if n := <-sent; n >= len(request) {
+		t.Errorf("the whole request went through, byte by byte, in %s", took)
+	}
+}
+
+// TestAckIdleConnectionClosed: a keep-alive connection left idle after a
+// request is closed at the idle timeout.
+func TestAckIdleConnectionClosed(t *testing.T) {
+	addr := ackServerShortened(t)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprint(c, "GET /ack/a/b/c HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Close {
+		t.Fatalf("the first request: %d, close %v; want 403 on a connection kept alive", resp.StatusCode, resp.Close)
+	}
+	if took := slowconn.ClosedByServer(t, c, 10*time.Second); took < shortLimits.IdleTimeout/2 {
+		t.Errorf("closed after %s, before the idle timeout", took)
+	}
+}
+
 // TestAckLinkGuessingLimited: guessing link signatures from one address
 // gets 429 with Retry-After before long, while a real link from another
 // address still works.
@@ -174,6 +242,25 @@ func TestWebhookFloodLimited(t *testing.T) {
 // without the per-client limits, on a real bus.
 func fuzzNotifier(f *testing.F) (http.Handler, *config.Config, string) {
 	f.Helper()
+	return inProcess(f, nil)
+}
+
+// inProcess is a notifier's endpoints, called in process without the
+// per-client limits, on a real bus; wrap, if not nil, wraps the
+// deliveries bucket they read and write.
+func inProcess(f testing.TB, wrap func(jetstream.KeyValue) jetstream.KeyValue) (http.Handler, *config.Config, string) {
+	f.Helper()
+	n, kv, public := ackNotifier(f)
+	if wrap != nil {
+		kv = wrap(kv)
+	}
+	return n.routes(kv), n.cfg, public
+}
+
+// ackNotifier is a notifier that is not running, its deliveries bucket on a
+// real bus, and the public address its config gives.
+func ackNotifier(f testing.TB) (*Notifier, jetstream.KeyValue, string) {
+	f.Helper()
 	const public = "https://tocsin.example.net"
 	cfg, err := config.Parse("test.yaml", []byte(fmt.Sprintf(`
 site: {name: Example Hosting}
@@ -202,7 +289,7 @@ notify: {public_url: "%s", link_key_env: LINK}
 	if err != nil {
 		f.Fatal(err)
 	}
-	return n.routes(kv), cfg, public
+	return n, kv, public
 }
 
 // FuzzAckLink: whatever path and method a link is opened with, only a
@@ -279,6 +366,99 @@ func FuzzTwilioWebhook(f *testing.F) {
 			t.Errorf("answer is not TwiML: %s", rec.Body)
 		case rec.Code != http.StatusOK && rec.Code != http.StatusForbidden && rec.Code != http.StatusServiceUnavailable && rec.Code != http.StatusBadRequest:
 			t.Errorf("%q %q: %d %s", from, body, rec.Code, rec.Body)
+		}
+	})
+}
+
+// signedPost is a POST of form to path, signed as Twilio signs it for the
+// public address when signed, else with a forged signature.
+func signedPost(public, path string, form url.Values, signed bool) *http.Request {
+	sig := "forged"
+	if signed {
+		sig = twilioapi.Signature(testToken, public+path, form)
+	}
+	req := httptest.NewRequest("POST", "/", strings.NewReader(form.Encode()))
+	req.URL.Path, req.URL.RawPath = path, ""
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("X-Twilio-Signature", sig)
+	return req
+}
+
+// FuzzTwilioStatus: whatever a signed status callback says, it is recorded
+// (204), refused, or Twilio is asked to try again; only a MessageSid that
+// is a valid token is recorded, and a forged signature is always refused.
+func FuzzTwilioStatus(f *testing.F) {
+	h, _, public := fuzzNotifier(f)
+	for _, seed := range []struct {
+		sid, status, code string
+		signed            bool
+	}{
+		{"SM00000000000000000000000000000001", "delivered", "", true},
+		{"SM00000000000000000000000000000001", "undelivered", "30003", true},
+		{"SM00000000000000000000000000000002", "failed", "30008", false},
+		{"SM.*.>", "sent", "", true},
+		{"", "queued", "", true},
+		{"SM00000000000000000000000000000003", strings.Repeat("x", 5000), "<script>", true},
+	} {
+		f.Add(seed.sid, seed.status, seed.code, seed.signed)
+	}
+	f.Fuzz(func(t *testing.T, sid, status, code string, signed bool) {
+		form := url.Values{"MessageSid": {sid}, "MessageStatus": {status}, "ErrorCode": {code}}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, signedPost(public, pathTwilioStatus, form, signed))
+		switch {
+		case !signed && rec.Code != http.StatusForbidden:
+			t.Errorf("a forged status callback: %d %s", rec.Code, rec.Body)
+		case rec.Code == http.StatusNoContent && !events.ValidToken(sid):
+			t.Errorf("a status for MessageSid %q was recorded", sid)
+		case rec.Code != http.StatusNoContent && rec.Code != http.StatusForbidden && rec.Code != http.StatusBadRequest && rec.Code != http.StatusServiceUnavailable:
+			t.Errorf("%q %q %q: %d %s", sid, status, code, rec.Code, rec.Body)
+		}
+	})
+}
+
+// FuzzVoiceGather: a keypress is acted on only when both the URL (ours)
+// and the request (Twilio's) are signed, for a call to the person the URL
+// names; anything else is refused, never an error of the server's.
+func FuzzVoiceGather(f *testing.F) {
+	h, cfg, public := fuzzNotifier(f)
+	alice := cfg.Staff[0]
+	for _, seed := range []struct {
+		incident, to, digits, call string
+		signedURL, signedHook      bool
+	}{
+		{"20260101-abcdef", alicePh, "1", "CA00000000000000000000000000000001", true, true},
+		{"20260101-abcdef", alicePh, "2", "CA00000000000000000000000000000002", true, true},
+		{"20260101-abcdef", bobPh, "1", "CA00000000000000000000000000000003", true, true},
+		{"20260101-abcdef", alicePh, "1", "CA00000000000000000000000000000004", false, true},
+		{"20260101-abcdef", alicePh, "1", "CA00000000000000000000000000000005", true, false},
+		{"../../ack", alicePh, "1", "CA6", true, true},
+		{"20260101-abcdef", alicePh, "1", "", true, true},
+		{"a*b", alicePh, "1#", "CA.>", true, true},
+	} {
+		f.Add(seed.incident, seed.to, seed.digits, seed.call, seed.signedURL, seed.signedHook)
+	}
+	f.Fuzz(func(t *testing.T, incident, to, digits, call string, signedURL, signedHook bool) {
+		gather := gatherURL(cfg.Notify, incident, alice)
+		path := gather[len(public):]
+		if !signedURL {
+			path = path[:strings.LastIndex(path, "/")+1] + "AAAAAAAAAAAAAAAAAAAAAA"
+		}
+		form := url.Values{"To": {to}, "Digits": {digits}, "CallSid": {call}}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, signedPost(public, path, form, signedHook))
+		switch rec.Code {
+		case http.StatusOK:
+			if !signedURL || !signedHook || to != alicePh || !events.ValidToken(incident) || !events.ValidToken(call) {
+				t.Errorf("taken: incident %q, to %q, call %q, signed URL %v, signed request %v: %s", incident, to, call, signedURL, signedHook, rec.Body)
+			}
+			if !strings.HasPrefix(rec.Body.String(), "<?xml") {
+				t.Errorf("answer is not TwiML: %s", rec.Body)
+			}
+		case http.StatusForbidden, http.StatusBadRequest, http.StatusConflict, http.StatusServiceUnavailable,
+			http.StatusNotFound, http.StatusMethodNotAllowed, http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+		default:
+			t.Errorf("incident %q, to %q, digits %q, call %q: %d %s", incident, to, digits, call, rec.Code, rec.Body)
 		}
 	})
 }

@@ -264,6 +264,14 @@ func (n *Notifier) rememberPage(ctx context.Context, kv jetstream.KeyValue, inci
 	}
 }
 
+// readDelivery reads the record of one message to one person over one
+// channel; a record not found is a message never tried. A record found but
+// not understood (corrupt, or written by a newer version) says the message
+// was tried and not how it went: taking it as never sent could page twice,
+// taking it as sent could silence the page. So it is neither: the message
+// stays claimed and the error, retried with the event and logged each time
+// (never set aside, which would drop the others' messages with it), names
+// the record. Removing the record lets the next retry send the message.
 func readDelivery(ctx context.Context, kv jetstream.KeyValue, key string) (Delivery, uint64, error) {
 	var d Delivery
 	e, err := kv.Get(ctx, key)
@@ -273,7 +281,13 @@ func readDelivery(ctx context.Context, kv jetstream.KeyValue, key string) (Deliv
 	if err != nil {
 		return d, 0, fmt.Errorf("read delivery record: %w", err)
 	}
-	_ = json.Unmarshal(e.Value(), &d) // unreadable: as if never sent
+	if err := json.Unmarshal(e.Value(), &d); err != nil || d.Outcome == "" {
+		why := "it has no outcome"
+		if err != nil {
+			why = err.Error()
+		}
+		return Delivery{}, 0, fmt.Errorf("delivery record %s cannot be read (%s): not sent again, for it may have gone; delete the record to send it", key, events.Clip(why, 200))
+	}
 	return d, e.Revision(), nil
 }
 

@@ -1,6 +1,7 @@
 package prober
 
 import (
+	"bufio"
 	"context"
 	"io"
 	"log/slog"
@@ -8,55 +9,57 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
 // TestForgedTasks: whoever can publish a task names a server and nothing
-// more. A task carrying another URL, a long timeout and the FTP login's
+// more. A task carrying another URL, an hour's timeout and the FTP login's
 // username makes the prober check the configured server, within the
-// configured timeout, and never reach the URL it named, nor send it the
-// password; a task for a server the config does not have is set aside.
+// configured timeout even when that server hangs, and never reach the URL
+// it named, nor send it the password; a task with a 1ms timeout does not
+// make a healthy server fail; a task for a server the config does not have
+// is set aside.
 func TestForgedTasks(t *testing.T) {
 	var hits atomic.Int32
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer attacker.Close()
-	ftp, err := net.Listen("tcp", "127.0.0.1:0") // the configured server: a banner, then it hears what is sent
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ftp.Close()
+	// ftp1, the configured server: a banner, then it hears what is sent and
+	// answers nothing more, until the prober gives up or the test ends.
 	heard := make(chan string, 16)
-	go func() {
-		for {
-			c, err := ftp.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(5 * time.Second))
-				io.WriteString(c, "220 ftp1 ready\r\n")
-				buf := make([]byte, 512)
-				n, _ := c.Read(buf)
-				heard <- string(buf[:n])
-				io.WriteString(c, "530 no\r\n")
-			}()
-		}
-	}()
+	hung := ftpServer(t, func(c net.Conn) {
+		io.WriteString(c, "220 ftp1 ready\r\n")
+		buf := make([]byte, 512)
+		n, _ := c.Read(buf)
+		heard <- string(buf[:n])
+		io.Copy(io.Discard, c) // until the prober hangs up
+	})
+	// ftp2, healthy but not instant: its banner comes 50ms after the
+	// connection, as a loaded server's may (a pause the server takes, not a
+	// wait of the test's).
+	healthy := ftpServer(t, func(c net.Conn) {
+		time.Sleep(50 * time.Millisecond)
+		io.WriteString(c, "220 ftp2 ready\r\n")
+		bufio.NewReader(c).ReadString('\n')
+		io.WriteString(c, "221 bye\r\n")
+	})
 	cfg, err := config.Parse("test.yaml", []byte(`
 site: {name: Test}
 locations: [lon1]
 checks: {interval: 1h, timeout: 2s}
 boxes:
-  - {id: ftp, name: FTP, servers: [{id: ftp1, check: "ftp://`+ftp.Addr().String()+`", login: {username: deploy, password_env: FTP_PW}}]}
+  - {id: ftp, name: FTP, servers: [{id: ftp1, check: "ftp://`+hung+`", login: {username: deploy, password_env: FTP_PW}}]}
+  - {id: ftpb, name: FTP B, servers: [{id: ftp2, check: "ftp://`+healthy+`"}]}
 staff: [{name: A, email: a@example.net}]
 providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}
 `), func(k string) (string, bool) { return "s3cret-pw", k == "FTP_PW" })
@@ -78,30 +81,27 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	for _, task := range []*events.ProbeTask{
 		{Server: "ftp1", Location: "lon1", Check: attacker.URL + "/steal", TimeoutMS: 3_600_000, Due: now, Purpose: events.PurposeOnDemand,
 			Options: &events.CheckOptions{Username: "deploy"}},
+		{Server: "ftp2", Location: "lon1", Check: "ftp://" + healthy, TimeoutMS: 1, Due: now, Purpose: events.PurposeOnDemand},
 		{Server: "ghost", Location: "lon1", Check: attacker.URL + "/ghost", TimeoutMS: 1000, Due: now, Purpose: events.PurposeOnDemand},
 	} {
 		if err := b.Publish(ctx, events.New("forged/"+task.Server, "nobody", now, task)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	c, err := b.JS.OrderedConsumer(ctx, events.StreamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectProbeResultsOf("ftp1")}})
-	if err != nil {
-		t.Fatal(err)
+	r := nextResult(ctx, t, b, "ftp1")
+	if r.Check != "ftp://"+hung || r.OK || r.LatencyMS > 2000+3000 {
+		t.Errorf("the result checked %q in %.0fms, ok=%v: want a failed check of the configured server within its 2s timeout (+3s margin)", r.Check, r.LatencyMS, r.OK)
 	}
-	m, err := c.Next(jetstream.FetchMaxWait(20 * time.Second))
-	if err != nil {
-		t.Fatalf("no result for ftp1: %v", err)
+	select {
+	case got := <-heard:
+		if !strings.HasPrefix(got, "USER deploy") {
+			t.Errorf("the configured server heard %q", got)
+		}
+	case <-time.After(wait.Default):
+		t.Errorf("the configured server heard nothing in %s", wait.Default)
 	}
-	ev, err := events.Decode(m.Subject(), m.Data())
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := ev.Data.(*events.ProbeResult)
-	if r.Check != "ftp://"+ftp.Addr().String() || r.LatencyMS > 2500 {
-		t.Errorf("the result checked %q in %.0fms: want the configured server within its 2s timeout", r.Check, r.LatencyMS)
-	}
-	if got := <-heard; !strings.HasPrefix(got, "USER deploy") {
-		t.Errorf("the configured server heard %q", got)
+	if r := nextResult(ctx, t, b, "ftp2"); !r.OK {
+		t.Errorf("a task with a 1ms timeout failed a healthy server: %q", r.Reason)
 	}
 	dl, err := b.JS.OrderedConsumer(ctx, events.StreamDeadLetters, jetstream.OrderedConsumerConfig{})
 	if err != nil {
@@ -115,4 +115,61 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the prober fetched the task's own URL %d times", n)
 	}
+}
+
+// ftpServer serves each connection with serve on loopback, and says where.
+// Connections still open when the test ends are closed.
+func ftpServer(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu    sync.Mutex
+		conns []net.Conn
+	)
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() {
+				defer c.Close()
+				serve(c)
+			}()
+		}
+	}()
+	return l.Addr().String()
+}
+
+// nextResult is the next result for server, within 20s: a check that
+// outlives its configured 2s timeout fails the test rather than hanging it.
+func nextResult(ctx context.Context, t *testing.T, b *bus.Bus, server string) *events.ProbeResult {
+	t.Helper()
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectProbeResultsOf(server)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := c.Next(jetstream.FetchMaxWait(20 * time.Second))
+	if err != nil {
+		t.Fatalf("no result for %s in 20s: %v", server, err)
+	}
+	ev, err := events.Decode(m.Subject(), m.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev.Data.(*events.ProbeResult)
 }

@@ -215,7 +215,9 @@ func reasonClass(out check.Outcome) string {
 // from this prober's own config. Whatever else a task says (a URL, its
 // options, a login's username) is not trusted: whoever can publish a task
 // would make every location fetch any URL, and send a password wherever
-// the task's username matched. The timeout is the config's, or less.
+// the task's username matched. The timeout is the config's alone: a longer
+// one would let a forged task hold a check slot for an hour, a shorter one
+// make a healthy server fail its check from this location.
 func (p *Prober) spec(t *events.ProbeTask) (check.Spec, bool) {
 	tg, ok := p.cfg.Target(t.Server)
 	if !ok || !tg.Server.Serving() || tg.Server.IsPush() {
@@ -223,7 +225,7 @@ func (p *Prober) spec(t *events.ProbeTask) (check.Spec, bool) {
 	}
 	srv := tg.Server
 	s := check.Spec{
-		URL: srv.Check, Timeout: min(max(t.Timeout(), time.Millisecond), tg.Timeout),
+		URL: srv.Check, Timeout: tg.Timeout,
 		ExpectStatus: srv.ExpectStatus, Keyword: srv.Keyword, CertWarnDays: srv.CertWarnDays, StartTLS: srv.StartTLS,
 	}
 	if l := srv.Login; l != nil {

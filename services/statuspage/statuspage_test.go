@@ -681,7 +681,7 @@ func TestExport(t *testing.T) {
 func TestRestartWhileCutOff(t *testing.T) {
 	cfg := siteConfig(t)
 	dir := t.TempDir()
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1"})
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1", Open: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +742,7 @@ func TestRestartWhileCutOff(t *testing.T) {
 	}
 
 	// The main site returns, with a change made meanwhile.
-	ns2, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: addr})
+	ns2, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: addr, Open: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,9 +61,13 @@ type EmbeddedOptions struct {
 	Listen string
 	// Client, when set, is the one user that may connect over Listen;
 	// connections in this process need no credentials, and nobody can
-	// connect as them from outside. Without it anyone who reaches Listen
-	// may do anything, which only a test on loopback can allow.
+	// connect as them from outside. A Listen needs it, unless Open.
 	Client *Credentials
+	// Open lets a loopback Listen go without a Client: whoever reaches the
+	// port may do anything. Only a test or a benchmark, on a bus of its
+	// own, may ask for it; another user of the box could otherwise
+	// acknowledge incidents, post to the public or delete streams.
+	Open bool
 	// TLS, when set, is required of every connection over Listen.
 	TLS *tls.Config
 	// Limits are the room the server gives its streams (the config's
@@ -83,8 +87,9 @@ const inProcessUser = "tocsin"
 // StartEmbedded starts a JetStream server in this process and waits until it
 // accepts connections. Call Shutdown and WaitForShutdown to stop it.
 //
-// A server listening beyond loopback must have TLS and a Client: the bus
-// can post staff updates, acknowledge incidents and delete streams.
+// A server that listens must have a Client (or be Open, for a test), and
+// beyond loopback TLS too: the bus can post staff updates, acknowledge
+// incidents and delete streams.
 func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 	limits := opts.Limits.orDefault()
 	so := &server.Options{
@@ -111,6 +116,9 @@ func StartEmbedded(opts EmbeddedOptions) (*server.Server, error) {
 		}
 		if !IsLoopback(host) && (opts.TLS == nil || opts.Client == nil) {
 			return nil, fmt.Errorf("nats listen address %q is not a loopback address: other hosts could reach the bus, so it needs TLS and credentials", opts.Listen)
+		}
+		if opts.Client == nil && !opts.Open {
+			return nil, fmt.Errorf("nats listen address %q without client credentials: any user of the box could reach the bus", opts.Listen)
 		}
 		so.Host, so.Port = host, port
 		so.TLSConfig = opts.TLS

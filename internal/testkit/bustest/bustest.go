@@ -34,7 +34,7 @@ func Start(t testing.TB) *Server {
 // (the config's defaults where zero): for a test that fills one.
 func StartLimited(t testing.TB, limits bus.Limits) *Server {
 	t.Helper()
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Limits: limits})
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: t.TempDir(), Listen: "127.0.0.1:-1", Open: true, Limits: limits})
 	if err != nil {
 		t.Fatal(err)
 	}

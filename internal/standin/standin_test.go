@@ -1,0 +1,90 @@
+package standin
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/slowconn"
+)
+
+// The stand-ins run in the binary for `tocsin demo`, on a port any user of
+// the box can reach: they are bounded like every server Tocsin runs.
+
+func dialStandIn(t *testing.T, s *Server) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.URL, "http://"), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func ok(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }
+
+// TestStandInHugeHeaderRefused: a 64 KiB header, which a server with Go's
+// defaults reads whole, gets 431.
+func TestStandInHugeHeaderRefused(t *testing.T) {
+	s := Start("test", http.HandlerFunc(ok))
+	t.Cleanup(s.Close)
+	c := dialStandIn(t, s)
+	go fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 64<<10))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 64 KiB header: %d, want 431", resp.StatusCode)
+	}
+	if s.Connections() != 1 {
+		t.Errorf("%d connections counted, want 1", s.Connections())
+	}
+}
+
+// shortLimits are the stand-in's bounds shortened, so that a test sees
+// them act in a moment.
+var shortLimits = httpguard.Limits{ReadHeaderTimeout: 500 * time.Millisecond, ReadTimeout: time.Second, WriteTimeout: time.Second, IdleTimeout: 500 * time.Millisecond}
+
+// TestStandInIdleConnectionClosed: a keep-alive connection left idle is
+// closed at the idle timeout.
+func TestStandInIdleConnectionClosed(t *testing.T) {
+	s := start("test", http.HandlerFunc(ok), shortLimits)
+	t.Cleanup(s.Close)
+	c := dialStandIn(t, s)
+	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Close {
+		t.Fatalf("the first request: %d, close %v", resp.StatusCode, resp.Close)
+	}
+	if took := slowconn.ClosedByServer(t, c, 10*time.Second); took < shortLimits.IdleTimeout/2 {
+		t.Errorf("closed after %s, before the idle timeout", took)
+	}
+}
+
+// TestStandInSlowHeadersCut: headers sent a byte at a time are cut at the
+// header timeout.
+func TestStandInSlowHeadersCut(t *testing.T) {
+	s := start("test", http.HandlerFunc(ok), shortLimits)
+	t.Cleanup(s.Close)
+	c := dialStandIn(t, s)
+	request := "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
+	sent := slowconn.Trickle(c, request)
+	slowconn.ClosedByServer(t, c, 10*time.Second)
+	if n := <-sent; n >= len(request) {
+		t.Errorf("the whole request went through, byte by byte")
+	}
+}
