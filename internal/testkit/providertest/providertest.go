@@ -285,8 +285,9 @@ func Silent(t *testing.T) *SilentServer {
 	}
 	s := &SilentServer{Addr: ln.Addr().String()}
 	var conns sync.WaitGroup
-	done := make(chan struct{})
+	done, accepting := make(chan struct{}), make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -321,6 +322,7 @@ func Silent(t *testing.T) *SilentServer {
 	}()
 	t.Cleanup(func() {
 		_ = ln.Close()
+		<-accepting // no connection is added to conns once Wait has begun
 		close(done)
 		conns.Wait()
 	})
