@@ -307,7 +307,7 @@ func TestCertificateWarning(t *testing.T) {
 	cfgFile := filepath.Join(dir, "tocsin.yaml")
 	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
 site: {name: Example Hosting, status_url: https://status.example.net}
-checks: {interval: 1s, timeout: 800ms, recover_after: 2, verify: {locations: 1, quorum: 1}, ca_file: fleet-ca.pem}
+checks: {interval: 2s, timeout: 1800ms, recover_after: 2, verify: {locations: 1, quorum: 1}, ca_file: fleet-ca.pem}
 locations: [lon1]
 datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
 boxes:
@@ -362,14 +362,19 @@ statuspage: {listen: %q}
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range 3 {
+	for i := 0; i < 3; {
 		m, err := results.Next(jetstream.FetchMaxWait(30 * time.Second))
 		if err != nil {
 			t.Fatalf("check %d of web1 after the warning: %v", i+1, err)
 		}
-		if ev, err := events.Decode(m.Subject(), m.Data()); err != nil || !strings.Contains(ev.Data.(*events.ProbeResult).Warning, "certificate expires in") {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err == nil && ev.Data.(*events.ProbeResult).Unanswered {
+			continue // a slow handshake on a loaded machine: its result follows
+		}
+		if err != nil || !strings.Contains(ev.Data.(*events.ProbeResult).Warning, "certificate expires in") {
 			t.Fatalf("a check of web1 after the warning: %v %+v", err, ev.Data)
 		}
+		i++
 	}
 	// Then the verifier has judged them once nothing of the results is
 	// pending or unacknowledged for it.

@@ -269,6 +269,33 @@ func (b *Bus) Setup(ctx context.Context, replicas int) error {
 	return b.ensure(ctx, replicas, true)
 }
 
+// errNoPeers is the code of the cluster's answer that too few peers are
+// online to place a stream's copies (nats-server's JSClusterNoPeersErr).
+const errNoPeers jetstream.ErrorCode = 10005
+
+// placementWait bounds how long setting up a stream waits for the cluster
+// to have the peers its copies need: a service started while a node
+// restarts, or before a new cluster has formed, sets up once they are back.
+const placementWait = 30 * time.Second
+
+// whenPlaceable runs change, again while the cluster answers that too few
+// peers are online to place the copies, for at most placementWait.
+func whenPlaceable(ctx context.Context, change func(context.Context) error) error {
+	deadline := time.Now().Add(placementWait)
+	for {
+		err := change(ctx)
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errNoPeers || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
 func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 	mayChange := true
 	var missing []string
@@ -279,7 +306,7 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 	// --replicas has nothing to warn of.
 	settle := func(kind, name string, exists, replicasOnly bool, change func(context.Context) error) error {
 		if mayChange {
-			err := b.unlessDenied(ctx, change)
+			err := b.unlessDenied(ctx, func(ctx context.Context) error { return whenPlaceable(ctx, change) })
 			if err == nil {
 				b.log.Info("nats "+kind+" set up", kind, name, "replicas", replicas)
 				return nil
