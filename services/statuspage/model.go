@@ -31,9 +31,14 @@ type page struct {
 	maintenance map[string]events.MaintenanceSet
 	banner      events.Banner
 	updated     time.Time // when the state last changed
-	// The link to the monitoring system: live, or lost since when.
-	live      bool
-	lostSince time.Time
+	// The link to the monitoring system: live since when, or lost since
+	// when.
+	live       bool
+	lostSince  time.Time
+	heardSince time.Time
+	// stale is what staff have been emailed about the latest loss of the
+	// link (see stalealert.go), kept with the state.
+	stale staleEpisode
 
 	subs map[chan []byte]struct{}
 
@@ -282,7 +287,9 @@ func (p *page) setLive(live bool) {
 		return
 	}
 	p.live = live
-	if !live {
+	if live {
+		p.heardSince = p.now()
+	} else {
 		p.lostSince = p.now()
 	}
 	p.touch([]byte(fmt.Sprintf(`{"type":"link","live":%t}`, live)))

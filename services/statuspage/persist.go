@@ -30,6 +30,9 @@ type snapshot struct {
 	Incidents   []savedIncident                  `json:"incidents"`
 	Maintenance map[string]events.MaintenanceSet `json:"maintenance"`
 	Banner      events.Banner                    `json:"banner"`
+	// StaleAlert is what staff were emailed about the latest loss of the
+	// link, so that a restart does not email them again.
+	StaleAlert *staleEpisode `json:"stale_alert,omitempty"`
 }
 
 const snapshotFormat = 1
@@ -72,6 +75,10 @@ func (p *page) snapshot() snapshot {
 	s := snapshot{
 		Format: snapshotFormat, Known: known, Updated: p.updated,
 		Servers: map[string]savedState{}, Boxes: map[string]savedBox{}, Maintenance: p.maintenance, Banner: p.banner,
+	}
+	if !p.stale.Since.IsZero() {
+		ep := p.stale
+		s.StaleAlert = &ep
 	}
 	for id, sv := range p.servers {
 		s.Servers[id] = savedState{sv.state, sv.since}
@@ -126,6 +133,9 @@ func (p *page) restore(s snapshot) {
 		p.maintenance[id] = w
 	}
 	p.banner = s.Banner
+	if s.StaleAlert != nil {
+		p.stale = *s.StaleAlert
+	}
 	p.live, p.lostSince = false, s.Known
 	p.touch(nil)
 	p.updated = s.Updated

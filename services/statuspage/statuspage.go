@@ -65,6 +65,7 @@ type Service struct {
 	m     *metrics.Metrics
 
 	stateFile string
+	stale     *staleAlert // nil: no stale alert
 
 	// What bounds each client: the connection, its live-update streams,
 	// its calls to the admin API.
@@ -90,6 +91,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Service {
 	for _, o := range opts {
 		o(s)
 	}
+	s.stale = s.newStaleAlert(cfg)
 	switch {
 	case sp.IDKey.IsSet():
 		s.page.idKey = []byte(sp.IDKey.Reveal())
@@ -126,6 +128,9 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Warn("starting without the saved state", "err", err)
 		}
 		saving.Go(func() { s.keepSaving(ctx, s.stateFile, 2*time.Second) })
+	}
+	if s.stale != nil {
+		saving.Go(func() { s.watchStale(ctx) })
 	}
 	go func() { errs <- s.keepFollowing(ctx) }()
 	go func() {
