@@ -60,19 +60,7 @@ func TestStandInIdleConnectionClosed(t *testing.T) {
 	s := start("test", http.HandlerFunc(ok), shortLimits)
 	t.Cleanup(s.Close)
 	c := dialStandIn(t, s)
-	fmt.Fprint(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Close {
-		t.Fatalf("the first request: %d, close %v", resp.StatusCode, resp.Close)
-	}
-	if took := slowconn.ClosedByServer(t, c, 10*time.Second); took < shortLimits.IdleTimeout/2 {
-		t.Errorf("closed after %s, before the idle timeout", took)
-	}
+	slowconn.IdleClosed(t, c, "/", http.StatusOK, shortLimits.IdleTimeout)
 }
 
 // TestStandInSlowHeadersCut: headers sent a byte at a time are cut at the

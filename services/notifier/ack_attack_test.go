@@ -168,19 +168,7 @@ func TestAckIdleConnectionClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	fmt.Fprint(c, "GET /ack/a/b/c HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusForbidden || resp.Close {
-		t.Fatalf("the first request: %d, close %v; want 403 on a connection kept alive", resp.StatusCode, resp.Close)
-	}
-	if took := slowconn.ClosedByServer(t, c, 10*time.Second); took < shortLimits.IdleTimeout/2 {
-		t.Errorf("closed after %s, before the idle timeout", took)
-	}
+	slowconn.IdleClosed(t, c, "/ack/a/b/c", http.StatusForbidden, shortLimits.IdleTimeout)
 }
 
 // TestAckLinkGuessingLimited: guessing link signatures from one address

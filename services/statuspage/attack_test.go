@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"html"
 	"io"
@@ -27,6 +26,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/affected"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/dnstest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/slowconn"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -66,20 +66,6 @@ func dial(t *testing.T, siteURL, local string) net.Conn {
 	return c
 }
 
-// closedByServer waits, at most within, for the server to close c, and
-// says how long it took; it fails the test if it is not closed by then.
-func closedByServer(t *testing.T, c net.Conn, within time.Duration) time.Duration {
-	t.Helper()
-	start := time.Now()
-	c.SetReadDeadline(start.Add(within))
-	_, err := io.Copy(io.Discard, c) // returns at EOF: the server closed it
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		t.Fatalf("the connection is still open after %s", within)
-	}
-	return time.Since(start)
-}
-
 // TestSlowHeadersCut: a client that sends its headers a byte at a time
 // (slowloris) is cut off once the header timeout passes, however steadily
 // it sends.
@@ -100,7 +86,7 @@ func TestSlowHeadersCut(t *testing.T) {
 		}
 		sent <- n
 	}()
-	took := closedByServer(t, c, 10*time.Second)
+	took := slowconn.ClosedByServer(t, c, 10*time.Second)
 	if n := <-sent; n >= len(request) {
 		t.Errorf("the whole request went through, byte by byte, in %s", took)
 	}
@@ -124,7 +110,7 @@ func TestSlowBodyCut(t *testing.T) {
 			<-tick.C
 		}
 	}()
-	closedByServer(t, c, 10*time.Second)
+	slowconn.ClosedByServer(t, c, 10*time.Second)
 }
 
 // TestIdleConnectionClosed: a keep-alive connection left idle after a
@@ -133,20 +119,7 @@ func TestSlowBodyCut(t *testing.T) {
 func TestIdleConnectionClosed(t *testing.T) {
 	s := startSiteWith(t, siteConfig(t), shortened)
 	c := dial(t, s.url, "")
-	fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Close {
-		t.Fatalf("the first request: %d, close %v", resp.StatusCode, resp.Close)
-	}
-	took := closedByServer(t, c, 10*time.Second)
-	if took < shortLimits.IdleTimeout/2 {
-		t.Errorf("closed after %s, before the idle timeout", took)
-	}
+	slowconn.IdleClosed(t, c, "/healthz", http.StatusOK, shortLimits.IdleTimeout)
 }
 
 // hugeHeader sends a request with a header of size bytes on a raw
@@ -272,7 +245,7 @@ func TestStreamFloodCapped(t *testing.T) {
 	// outlasted the write and idle timeouts: they must still stream.
 	idle := dial(t, s.url, "")
 	fmt.Fprint(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	closedByServer(t, idle, 10*time.Second)
+	slowconn.ClosedByServer(t, idle, 10*time.Second)
 	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now()})
 	for _, st := range open {
 		st.receives(t, componentID("server", "web1"))
@@ -318,7 +291,7 @@ func TestStreamOfClientThatStopsReading(t *testing.T) {
 		}
 		return openStream(t, s.url, "", "").resp.StatusCode == 200
 	})
-	closedByServer(t, c, 10*time.Second) // what it had not read, then the end
+	slowconn.ClosedByServer(t, c, 10*time.Second) // what it had not read, then the end
 }
 
 // TestForwardedForTrustedOnlyFromProxies: X-Forwarded-For names the client

@@ -74,19 +74,7 @@ func TestAdminSlowHeadersCut(t *testing.T) {
 // scrape is closed at the idle timeout.
 func TestAdminIdleConnectionClosed(t *testing.T) {
 	c := dial(t, serve(t, &short))
-	fmt.Fprint(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || resp.Close {
-		t.Fatalf("/healthz: %d, close %v", resp.StatusCode, resp.Close)
-	}
-	if took := slowconn.ClosedByServer(t, c, 10*time.Second); took < short.IdleTimeout/2 {
-		t.Errorf("closed after %s, before the idle timeout", took)
-	}
+	slowconn.IdleClosed(t, c, "/healthz", http.StatusOK, short.IdleTimeout)
 }
 
 // TestAdminHugeHeaderRefused: a 1 MB header gets 431, with the limits a

@@ -4,9 +4,12 @@
 package slowconn
 
 import (
+	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
 )
@@ -50,4 +53,24 @@ func ClosedByServer(t testing.TB, c net.Conn, within time.Duration) time.Duratio
 		t.Fatalf("the connection is still open after %s", within)
 	}
 	return time.Since(start)
+}
+
+// IdleClosed sends one GET of path on c, checks the answer is status on a
+// connection kept alive, then that the server closes the connection once
+// it has stayed idle, and not before half of idle.
+func IdleClosed(t testing.TB, c net.Conn, path string, status int, idle time.Duration) {
+	t.Helper()
+	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != status || resp.Close {
+		t.Fatalf("the first request: %d, close %v; want %d on a connection kept alive", resp.StatusCode, resp.Close, status)
+	}
+	if took := ClosedByServer(t, c, 10*time.Second); took < idle/2 {
+		t.Errorf("closed after %s, before the idle timeout", took)
+	}
 }
