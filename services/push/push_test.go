@@ -272,3 +272,41 @@ func TestDeadlineSurvivesRestart(t *testing.T) {
 		t.Errorf("after a long stop %d reports, want no new miss", len(rs))
 	}
 }
+
+// TestASecondTocsinIsTheSwitch: a push server of a second Tocsin takes
+// the calls a watchdog makes to its dead man's switch, as healthchecks.io
+// would: a POST to the URL is alive, a POST to <url>/fail with the reason
+// is a failure that says it.
+func TestASecondTocsinIsTheSwitch(t *testing.T) {
+	b := bustest.New(t)
+	c := clock.New(t0)
+	in := startPush(t, b, c)
+	post := func(url, body string) int {
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "text/plain; charset=utf-8") // as the watchdog sends it
+		req.Header.Set("User-Agent", "tocsin-watchdog")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	url := in.url + "/push/" + token
+	if got := post(url, ""); got != http.StatusOK {
+		t.Fatalf("ping: %d", got)
+	}
+	c.Advance(time.Minute)
+	reason := "verifier: no canary judged since 03:11:55 UTC (3 intervals)"
+	if got := post(url+"/fail", reason); got != http.StatusOK {
+		t.Fatalf("fail: %d", got)
+	}
+	var rs []*events.PushReport
+	wait.For(t, "both reports", func() bool { rs = reports(t, b); return len(rs) == 2 })
+	if rs[0].Outcome != events.PushOK || rs[1].Outcome != events.PushFailed || !strings.Contains(rs[1].Reason, reason) {
+		t.Errorf("reports %+v, %+v: want ok, then failed saying %q", rs[0], rs[1], reason)
+	}
+}
