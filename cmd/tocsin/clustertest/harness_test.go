@@ -180,6 +180,8 @@ type settings struct {
 	// says who is paged: oncall); notify for the notify section's
 	// settings. Unset, Alice and Bob, and short windows.
 	people, notify string
+	// extra is more top-level sections of the config, as YAML.
+	extra string
 }
 
 func newHarness(t *testing.T, f *fleet, s settings) *harness {
@@ -214,7 +216,7 @@ providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
   twilio: {from: "+447700900000", account_sid_env: TWILIO_ACCOUNT_SID, auth_token_env: TWILIO_AUTH_TOKEN, api_url: %q}
 statuspage: {listen: %q}
-`, s.interval, s.timeout, f.yaml(), s.people, s.groupWindow, s.notify, h.mail.Port, h.sms.URL, h.pageAddr)
+%s`, s.interval, s.timeout, f.yaml(), s.people, s.groupWindow, s.notify, h.mail.Port, h.sms.URL, h.pageAddr, s.extra)
 	if err := os.WriteFile(h.config, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
