@@ -33,7 +33,7 @@ func TestValidateCommand(t *testing.T) {
 		{"negative take-over", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--take-over", "-2s"}, 2, "", []string{"--take-over -2s must not be negative"}},
 		{"take-over too short", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--take-over", "500ms"}, 2, "", []string{"--take-over 500ms is too short: at least 2s"}},
 		{"unknown command", []string{"frobnicate"}, 2, "", []string{`unknown command "frobnicate"`, "Usage:"}},
-		{"unknown service", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--services", "prober,pager"}, 1, "", []string{`unknown service \"pager\" (available: prober, verifier, notifier, escalator, failover, statuspage, domains)`}},
+		{"unknown service", []string{"run", "--config", "../../deploy/tocsin.example.yaml", "--services", "prober,pager"}, 1, "", []string{`unknown service \"pager\" (available: prober, verifier, notifier, escalator, failover, statuspage, domains, push, watchdog, selfwatch)`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -129,7 +129,7 @@ func runStatus(t *testing.T, args ...string) (int, string, string) {
 func TestStatusDuringOutage(t *testing.T) {
 	srv := bustest.Start(t)
 	b := srv.Connect(t, nil)
-	for _, s := range [][2]string{{"prober", "lon1"}, {"verifier", ""}, {"notifier", ""}} {
+	for _, s := range [][2]string{{"prober", "lon1"}, {"verifier", ""}, {"notifier", ""}, {"selfwatch", ""}} {
 		register(t, srv.URL, s[0], s[1], true)
 	}
 	register(t, srv.URL, "statuspage", "", false)
@@ -192,7 +192,7 @@ func TestStatusAllWell(t *testing.T) {
 	srv := bustest.Start(t)
 	b := srv.Connect(t, nil)
 	// Two verifiers: one active, one standing by.
-	for _, s := range [][2]string{{"prober", "lon1"}, {"prober", "ams1"}, {"verifier", ""}, {"verifier", ""}, {"notifier", ""}, {"escalator", ""}, {"statuspage", ""}} {
+	for _, s := range [][2]string{{"prober", "lon1"}, {"prober", "ams1"}, {"verifier", ""}, {"verifier", ""}, {"notifier", ""}, {"escalator", ""}, {"statuspage", ""}, {"selfwatch", ""}} {
 		register(t, srv.URL, s[0], s[1], true)
 	}
 	heartbeat(t, b, "lon1")
@@ -209,8 +209,8 @@ func TestStatusAllWell(t *testing.T) {
 		}
 	}
 	// Every instance answers for itself, the standing-by verifier too.
-	if n := strings.Count(out, "ready"); n != 7 || strings.Contains(out, "no answer") {
-		t.Errorf("%d instances say ready, want all 7:\n%s", n, out)
+	if n := strings.Count(out, "ready"); n != 8 || strings.Contains(out, "no answer") {
+		t.Errorf("%d instances say ready, want all 8:\n%s", n, out)
 	}
 }
 
