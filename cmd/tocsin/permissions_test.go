@@ -476,7 +476,7 @@ watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := s.Purge(pctx, jetstream.WithPurgeSubject("push.report.>")); err != nil {
+		if err := s.Purge(pctx, jetstream.WithPurgeSubject(events.SubjectPushReports)); err != nil {
 			t.Fatal(err)
 		}
 	})

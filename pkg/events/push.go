@@ -10,13 +10,16 @@ import (
 // job that reports in.
 const TypePushReport Type = "push.report"
 
-// SubjectPushReports is every push report: only the push service may
-// publish here, and the verifier believes it only for servers the config
-// says report in.
-const SubjectPushReports = "push.report.>"
+// SubjectPushReports is every push report: a server's results as from
+// the location "push", which no prober may have, so that the verifier
+// reads results and reports with one filter (a consumer with several is
+// far slower once the stream holds thousands of subjects). Only the push
+// service may publish here, and the verifier believes a report only for
+// servers the config says report in.
+const SubjectPushReports = "probe.result.*." + PushLocation
 
 // SubjectPushReport is where one push server's reports go.
-func SubjectPushReport(server string) string { return "push.report." + server }
+func SubjectPushReport(server string) string { return SubjectProbeResult(server, PushLocation) }
 
 // BucketPush holds the push service's record of each push server: when it
 // last reported and when it must report again, so that a restarted push

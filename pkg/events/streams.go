@@ -208,7 +208,7 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 		{
 			Name:        StreamResults,
 			Description: "Probe results, one subject per server, and the reports of push servers.",
-			Subjects:    []string{SubjectProbeResults, SubjectPushReports},
+			Subjects:    []string{SubjectProbeResults},
 			Retention:   jetstream.LimitsPolicy,
 			Storage:     jetstream.FileStorage,
 			Replicas:    replicas,

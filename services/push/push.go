@@ -2,7 +2,7 @@
 // outside (a nightly backup of email, a cron job) report in to it instead
 // of being checked. A job calls /push/<token> when it has run, or
 // /push/<token>/fail with a message when it ran and failed; the service
-// publishes each report on push.report.<server>, and when a server has
+// publishes each report on probe.result.<server>.push, and when a server has
 // not reported within push.every and push.grace of its last report it
 // publishes that the deadline was missed. The verifier judges these as it
 // judges probe results, without asking other locations: there is

@@ -148,7 +148,7 @@ func (v *Verifier) Run(ctx context.Context) error {
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
 		Name:    "verifier",
-		Filter:  []string{events.SubjectProbeResults, events.SubjectPushReports},
+		Filter:  []string{events.SubjectProbeResults}, // push reports too: see events.SubjectPushReports
 		Workers: v.workers,
 		Key:     events.ResultServer, // one server's results in order, whichever location
 		// Each server's record is kept in memory and its results judged

@@ -87,6 +87,9 @@ func (v *validator) validate(c *Config) {
 	}
 	for i, l := range c.Locations {
 		v.token(p("locations", i), "location", l)
+		if l == events.PushLocation {
+			v.at(p("locations", i), "location %q is reserved: push servers report as from it", l)
+		}
 		if locations[l] {
 			v.at(p("locations", i), "location %q is listed twice", l)
 		}
