@@ -30,6 +30,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -74,7 +75,7 @@ func main() {
 	var err error
 	switch {
 	case *serveWeb:
-		err = serveHTTP(o.listeners)
+		err = benchkit.ServeHTTP(o.listeners, "bench/prober")
 	case *serveNATS != "":
 		err = serveJetStream(*serveNATS)
 	default:
@@ -121,24 +122,23 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	defer os.RemoveAll(tmp)
 
-	web, line, err := startChild("-serve", "-listeners", fmt.Sprint(o.listeners))
+	web, addrs, err := benchkit.StartHTTP(o.listeners)
 	if err != nil {
-		return fmt.Errorf("start the HTTP servers: %w", err)
+		return err
 	}
-	defer web.stop()
-	addrs := strings.Fields(line)
+	defer web.Stop()
 
 	// The JetStream server: in this process, as `tocsin run` has it, or in
 	// a child of its own to tell its share from the prober's.
 	var ns *server.Server
-	var natsChild *child
+	var natsChild *benchkit.Child
 	natsURL := ""
 	if o.natsProcess {
-		natsChild, natsURL, err = startChild("-serve-nats", tmp)
+		natsChild, natsURL, err = benchkit.StartChild("-serve-nats", tmp)
 		if err != nil {
 			return fmt.Errorf("start the JetStream server: %w", err)
 		}
-		defer natsChild.stop()
+		defer natsChild.Stop()
 	} else {
 		ns, err = bus.StartEmbedded(bus.EmbeddedOptions{Dir: tmp})
 		if err != nil {
@@ -166,7 +166,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("the generated config: %w", err)
 	}
-	rss, hwm := memOf("self")
+	rss, hwm := benchkit.MemOf("self")
 	fmt.Fprintf(out, "config of %d servers parsed in %s; RSS %s, peak %s\n", o.servers, time.Since(parseStart).Round(time.Millisecond), mb(rss), mb(hwm))
 
 	// Results are counted on a connection of their own, as the verifier
@@ -238,10 +238,10 @@ func run(ctx context.Context, o options, out io.Writer) error {
 
 // measure runs the window and collects the figures. It waits afterwards
 // for the checks due in the window that had not finished by its end.
-func measure(ctx context.Context, o options, t *tally, pb *bus.Bus, natsChild, web *child, out io.Writer) (*measurement, error) {
+func measure(ctx context.Context, o options, t *tally, pb *bus.Bus, natsChild, web *benchkit.Child, out io.Writer) (*measurement, error) {
 	m := &measurement{servers: o.servers, interval: o.interval, window: o.window, cpus: runtime.NumCPU()}
 	m.backlogStart = backlog(ctx, pb)
-	_, m.hwmStart = memOf("self")
+	_, m.hwmStart = benchkit.MemOf("self")
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -255,13 +255,13 @@ func measure(ctx context.Context, o options, t *tally, pb *bus.Bus, natsChild, w
 	from := time.Now()
 	to := from.Add(o.window)
 	t.open(from, to)
-	user0, sys0 := cpuSelf()
+	user0, sys0 := benchkit.CPUSelf()
 	rt0 := readRuntime()
 	var nats0, web0 time.Duration
 	if natsChild != nil {
-		nats0 = cpuOf(natsChild.pid())
+		nats0 = benchkit.CPUOf(natsChild.Pid())
 	}
-	web0 = cpuOf(web.pid())
+	web0 = benchkit.CPUOf(web.Pid())
 	fmt.Fprintf(out, "measuring for %s from %s\n", o.window, from.Format(time.TimeOnly))
 
 	tick := time.NewTicker(5 * time.Second)
@@ -274,28 +274,28 @@ func measure(ctx context.Context, o options, t *tally, pb *bus.Bus, natsChild, w
 		case <-tick.C:
 		case <-time.After(to.Sub(now)):
 		}
-		rss, _ := memOf("self")
+		rss, _ := benchkit.MemOf("self")
 		m.rssMax = max(m.rssMax, rss)
 		if natsChild != nil {
-			rss, _ := memOf(natsChild.pid())
+			rss, _ := benchkit.MemOf(natsChild.Pid())
 			m.natsRSSMax = max(m.natsRSSMax, rss)
 		}
 	}
 	tick.Stop()
 	m.elapsed = time.Since(from)
-	user1, sys1 := cpuSelf()
+	user1, sys1 := benchkit.CPUSelf()
 	m.sys = sys1 - sys0
 	m.cpu = user1 - user0 + m.sys
 	rt1 := readRuntime()
 	m.gcCPU, m.heapLive = rt1.gcCPU-rt0.gcCPU, rt1.heapLive
 	if natsChild != nil {
-		m.natsCPU = cpuOf(natsChild.pid()) - nats0
-		m.natsRSS, m.natsHWM = memOf(natsChild.pid())
+		m.natsCPU = benchkit.CPUOf(natsChild.Pid()) - nats0
+		m.natsRSS, m.natsHWM = benchkit.MemOf(natsChild.Pid())
 	}
-	m.webCPU = cpuOf(web.pid()) - web0
-	m.rss, m.hwm = memOf("self")
+	m.webCPU = benchkit.CPUOf(web.Pid()) - web0
+	m.rss, m.hwm = benchkit.MemOf("self")
 	m.rssMax = max(m.rssMax, m.rss)
-	m.timeWait = timeWait()
+	m.timeWait = benchkit.TimeWait()
 	pprof.StopCPUProfile()
 	m.backlogEnd = backlog(ctx, pb)
 	if o.memProfile != "" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"hash/fnv"
 	"slices"
 	"strconv"
@@ -9,10 +8,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-func serverID(i int) string { return fmt.Sprintf("s%06d", i) }
+func serverID(i int) string { return benchkit.ServerID(i) }
 
 func serverIndex(id string) (int, bool) {
 	if !strings.HasPrefix(id, "s") {
