@@ -20,6 +20,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/pipeline"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/notifier"
+	"github.com/tocsin-alarm/tocsin/services/selfwatch"
 )
 
 // statusReport is the whole pipeline at a glance; --json prints it as is.
@@ -38,8 +39,10 @@ type statusReport struct {
 	Open     []fleetstate.Incident `json:"incidents"`
 	// Policies is where each open incident stands in its escalation
 	// policy, in Open's order.
-	Policies []notifier.Position   `json:"escalation_policies"`
-	Actions  []events.ServerAction `json:"failover_actions"` // the newest per server, failed first
+	Policies []notifier.Position `json:"escalation_policies"`
+	// Self is the self alerts open: parts of the alarm itself that stopped.
+	Self    []events.SelfRaised   `json:"self_alerts"`
+	Actions []events.ServerAction `json:"failover_actions"` // the newest per server, failed first
 }
 
 // serviceInstance is one running service as it answers discovery.
@@ -217,6 +220,12 @@ func gatherStatus(ctx context.Context, b *bus.Bus, cfg *config.Config, now time.
 	}
 	if r.Policies, err = notifier.Positions(ctx, b, cfg, ids, now); err != nil {
 		return nil, err
+	}
+	if r.Self, err = selfwatch.Open(ctx, b); err != nil {
+		return nil, err
+	}
+	for _, a := range r.Self {
+		r.Attention = append(r.Attention, "self alert: "+a.Title)
 	}
 	if r.Actions, err = latestActions(ctx, b); err != nil {
 		return nil, err

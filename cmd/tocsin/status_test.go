@@ -135,6 +135,12 @@ func TestStatusDuringOutage(t *testing.T) {
 	register(t, srv.URL, "statuspage", "", false)
 	heartbeat(t, b, "lon1")
 	seedOutage(t, b)
+	// The self-watcher has an alert open about ams1.
+	bustest.Put(t, b, events.BucketSelf, events.SelfStateKey, map[string]any{"holder": "sw1", "alerts": map[string]any{
+		"location/ams1": map[string]any{"bad": 2, "raised": events.SelfRaised{Alert: "location-ams1-1795227000", Kind: events.SelfLocation,
+			What: "ams1", Raised: tStatus.Add(-10 * time.Minute), Title: "prober ams1 has not checked anything since 03:02 UTC",
+			Action: "is its host up? see its log"}},
+	}})
 	ctx := context.Background()
 	if _, err := b.JS.CreateOrUpdateConsumer(ctx, events.StreamEvents, jetstream.ConsumerConfig{Durable: "escalator", FilterSubjects: []string{events.SubjectIncidents}, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
@@ -154,6 +160,8 @@ func TestStatusDuringOutage(t *testing.T) {
 		"! box mx is down",
 		"! failover could not remove mx2: 404 Not Found",
 		"! incident 20261121-zz99yy is not acknowledged",
+		"! self alert: prober ams1 has not checked anything since 03:02 UTC",
+		"SELF ALERTS", "location  since 02:04 UTC  prober ams1 has not checked anything", "is its host up? see its log",
 		"NOT ACKNOWLEDGED",
 		"prober@lon1", "ams1", "SILENT",
 		"EVENTS/escalator",

@@ -122,6 +122,16 @@ func writeStatus(out io.Writer, r *statusReport) {
 		}
 	}
 
+	if len(r.Self) > 0 {
+		section("SELF ALERTS (the alarm itself)")
+		for _, a := range r.Self {
+			fmt.Fprintf(tw, "  %s\tsince %s\t%s\n", a.Kind, fleetstate.Since(a.Raised, r.At), clip(a.Title, 50))
+			if a.Action != "" {
+				fmt.Fprintf(tw, "  \t%s\n", clip(a.Action, 60))
+			}
+		}
+	}
+
 	section("FAILOVER (newest per server)")
 	if len(r.Actions) == 0 {
 		fmt.Fprintf(tw, "  none\n")

@@ -167,9 +167,17 @@ func TestLocationStoppedAndSMTPRefusing(t *testing.T) {
 		wait.Within(t, 10*time.Second, "an SMS naming the stopped location", func() bool { return w.sms("prober lon1") })
 	}
 	t.Logf("told %s after the prober stopped", time.Since(stopped).Round(time.Millisecond))
+	// What tocsin status shows staff: the alert, open.
+	open, err := selfwatch.Open(t.Context(), w.b)
+	if err != nil || len(open) != 1 || open[0].Kind != events.SelfLocation || open[0].What != "lon1" {
+		t.Errorf("open self alerts: %v %+v, want lon1's", err, open)
+	}
 
 	w.startLocation()
 	wait.Within(t, 10*time.Second, "the email that it cleared", func() bool { return w.email("SELF-CHECK CLEARED: prober lon1") })
+	if open, err := selfwatch.Open(t.Context(), w.b); err != nil || len(open) != 0 {
+		t.Errorf("open self alerts once cleared: %v %+v, want none", err, open)
+	}
 
 	// SMTP refusing: the next self alert's email fails, and once it has
 	// failed longer than provider_after an SMS says so.
