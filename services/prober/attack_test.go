@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/tcptest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -37,7 +37,7 @@ func TestForgedTasks(t *testing.T) {
 	// ftp1, the configured server: a banner, then it hears what is sent and
 	// answers nothing more, until the prober gives up or the test ends.
 	heard := make(chan string, 16)
-	hung := ftpServer(t, func(c net.Conn) {
+	hung := tcptest.Serve(t, func(c net.Conn) {
 		io.WriteString(c, "220 ftp1 ready\r\n")
 		buf := make([]byte, 512)
 		n, _ := c.Read(buf)
@@ -47,7 +47,7 @@ func TestForgedTasks(t *testing.T) {
 	// ftp2, healthy but not instant: its banner comes 50ms after the
 	// connection, as a loaded server's may (a pause the server takes, not a
 	// wait of the test's).
-	healthy := ftpServer(t, func(c net.Conn) {
+	healthy := tcptest.Serve(t, func(c net.Conn) {
 		time.Sleep(50 * time.Millisecond)
 		io.WriteString(c, "220 ftp2 ready\r\n")
 		bufio.NewReader(c).ReadString('\n')
@@ -115,44 +115,6 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	if n := hits.Load(); n != 0 {
 		t.Errorf("the prober fetched the task's own URL %d times", n)
 	}
-}
-
-// ftpServer serves each connection with serve on loopback, and says where.
-// Connections still open when the test ends are closed.
-func ftpServer(t *testing.T, serve func(net.Conn)) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var (
-		mu    sync.Mutex
-		conns []net.Conn
-	)
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
-		}
-	})
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() {
-				defer c.Close()
-				serve(c)
-			}()
-		}
-	}()
-	return l.Addr().String()
 }
 
 // nextResult is the next result for server, within 20s: a check that

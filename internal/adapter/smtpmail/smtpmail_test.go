@@ -5,9 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +18,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/smtpserver"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/tcptest"
 )
 
 const (
@@ -422,35 +423,12 @@ func TestNew(t *testing.T) {
 // nothing more.
 func silentServer(t *testing.T, greet bool) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	t.Cleanup(func() {
-		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			c.Close()
+	return tcptest.Serve(t, func(c net.Conn) {
+		if greet {
+			fmt.Fprint(c, "220 listening, not answering\r\n")
 		}
+		_, _ = io.Copy(io.Discard, c) // until the client or the test ends it
 	})
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			if greet {
-				fmt.Fprint(c, "220 listening, not answering\r\n")
-			}
-		}
-	}()
-	return ln.Addr().String()
 }
 
 func splitAddr(t *testing.T, addr string) (string, int) {
