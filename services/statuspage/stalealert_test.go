@@ -91,7 +91,7 @@ func TestStaleAlertOncePerEpisode(t *testing.T) {
 	mail := smtpserver.Start(t, smtpserver.Options{})
 	cfg := staleConfig(t, mail)
 	dir := t.TempDir()
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1"})
+	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1", Open: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestStaleAlertOncePerEpisode(t *testing.T) {
 	clk.Advance(2 * time.Minute) // 03:26
 	noMore(t, mail, 1)
 
-	ns2, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: addr})
+	ns2, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: addr, Open: true})
 	if err != nil {
 		t.Fatal(err)
 	}
