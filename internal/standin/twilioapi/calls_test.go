@@ -12,7 +12,6 @@ import (
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
-	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
@@ -230,35 +229,14 @@ func flat(v url.Values) map[string]string {
 // TestCallsStandInContract: calls fail, stall and recover on command as
 // messages do.
 func TestCallsStandInContract(t *testing.T) {
-	providertest.RunStandIn(t, func(t *testing.T) providertest.StandIn {
-		s := twilioapi.Start(t, account, token)
-		hc := s.Client()
-		return providertest.StandIn{
-			Post: func(ctx context.Context, key string) (int, error) {
-				form := url.Values{"To": {to}, "From": {from}, "Twiml": {"<Response><Say>" + key + "</Say></Response>"}}
-				req, err := http.NewRequestWithContext(ctx, "POST", "https://api.twilio.com/2010-04-01/Accounts/"+account+"/Calls.json", strings.NewReader(form.Encode()))
-				if err != nil {
-					return 0, err
-				}
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.SetBasicAuth(account, token)
-				return providertest.Do(hc, req)
-			},
-			OK:          http.StatusCreated,
-			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
-			Stall:       func() { s.Fail(twilioapi.Stall()) },
-			StallNext:   func() { s.FailNext(1, twilioapi.Stall()) },
-			Recover:     s.Recover, Release: s.Release,
-			Stalled: s.Stalled, Connections: s.Connections,
-			Attempts: func() int { return len(s.Attempts()) },
-			Accepted: func() []string {
-				var keys []string
-				for _, c := range s.Calls() {
-					keys = append(keys, c.TwiML)
-				}
-				return keys
-			},
-			Close: s.Close, Client: hc, API: "api.twilio.com",
-		}
-	})
+	runContract(t, "Calls.json",
+		func(key string) url.Values {
+			return url.Values{"To": {to}, "From": {from}, "Twiml": {"<Response><Say>" + key + "</Say></Response>"}}
+		},
+		func(s *twilioapi.Server) (keys []string) {
+			for _, c := range s.Calls() {
+				keys = append(keys, c.TwiML)
+			}
+			return keys
+		})
 }

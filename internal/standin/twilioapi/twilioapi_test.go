@@ -590,13 +590,25 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // TestStandInContract: the stand-in's faults, stalls and transport work
 // as every stand-in's do.
 func TestStandInContract(t *testing.T) {
+	runContract(t, "Messages.json", func(key string) url.Values { return url.Values{"To": {to}, "From": {from}, "Body": {key}} },
+		func(s *twilioapi.Server) (keys []string) {
+			for _, m := range s.Messages() {
+				keys = append(keys, m.Body)
+			}
+			return keys
+		})
+}
+
+// runContract runs the stand-in contract against one resource of the
+// account: form is the request carrying a key, accepted the keys the
+// stand-in took, in order.
+func runContract(t *testing.T, resource string, form func(key string) url.Values, accepted func(*twilioapi.Server) []string) {
 	providertest.RunStandIn(t, func(t *testing.T) providertest.StandIn {
 		s := twilioapi.Start(t, account, token)
 		hc := s.Client()
 		return providertest.StandIn{
 			Post: func(ctx context.Context, key string) (int, error) {
-				form := url.Values{"To": {to}, "From": {from}, "Body": {key}}
-				req, err := http.NewRequestWithContext(ctx, "POST", "https://api.twilio.com/2010-04-01/Accounts/"+account+"/Messages.json", strings.NewReader(form.Encode()))
+				req, err := http.NewRequestWithContext(ctx, "POST", "https://api.twilio.com/2010-04-01/Accounts/"+account+"/"+resource, strings.NewReader(form(key).Encode()))
 				if err != nil {
 					return 0, err
 				}
@@ -611,14 +623,8 @@ func TestStandInContract(t *testing.T) {
 			Recover:     s.Recover, Release: s.Release,
 			Stalled: s.Stalled, Connections: s.Connections,
 			Attempts: func() int { return len(s.Attempts()) },
-			Accepted: func() []string {
-				var keys []string
-				for _, m := range s.Messages() {
-					keys = append(keys, m.Body)
-				}
-				return keys
-			},
-			Close: s.Close, Client: hc, API: "api.twilio.com",
+			Accepted: func() []string { return accepted(s) },
+			Close:    s.Close, Client: hc, API: "api.twilio.com",
 		}
 	})
 }

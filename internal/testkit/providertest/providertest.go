@@ -81,7 +81,7 @@ func Run(t *testing.T, f Factory) {
 		if !bus.IsPermanent(err) || bus.Retryable(err) {
 			t.Fatalf("got %v, want a permanent error", err)
 		}
-		if p := provider(t, err); p.Status < 400 || p.Retry {
+		if p := ProviderError(t, err); p.Status < 400 || p.Retry {
 			t.Errorf("status %d, retry %v; want the refusal's status and no retry", p.Status, p.Retry)
 		}
 		NoSecrets(t, err, r.Secrets...)
@@ -97,7 +97,7 @@ func Run(t *testing.T, f Factory) {
 		if !bus.Retryable(err) || bus.IsPermanent(err) {
 			t.Fatalf("got %v, want a retryable error", err)
 		}
-		if p := provider(t, err); p.Status < 400 || !p.Retry {
+		if p := ProviderError(t, err); p.Status < 400 || !p.Retry {
 			t.Errorf("status %d, retry %v; want the failure's status and a retry", p.Status, p.Retry)
 		}
 		NoSecrets(t, err, r.Secrets...)
@@ -122,7 +122,7 @@ func Run(t *testing.T, f Factory) {
 		if !bus.Retryable(err) {
 			t.Fatalf("got %v, want a retryable error", err)
 		}
-		if p := provider(t, err); p.Status < 400 {
+		if p := ProviderError(t, err); p.Status < 400 {
 			t.Errorf("status %d, want the rate limit's", p.Status)
 		}
 		// A reset time is in whole seconds: the provider's "7s" may
@@ -144,7 +144,7 @@ func Run(t *testing.T, f Factory) {
 		if !bus.Retryable(err) || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("got %v, want a retryable deadline error", err)
 		}
-		if p := provider(t, err); p.Status != 0 {
+		if p := ProviderError(t, err); p.Status != 0 {
 			t.Errorf("status %d, want none: nothing answered", p.Status)
 		}
 		NoSecrets(t, err, r.Secrets...)
@@ -177,7 +177,7 @@ func Run(t *testing.T, f Factory) {
 		if !bus.Retryable(err) {
 			t.Fatalf("got %v, want a retryable error", err)
 		}
-		if p := provider(t, err); p.Status != 0 || !p.Retry {
+		if p := ProviderError(t, err); p.Status != 0 || !p.Retry {
 			t.Errorf("status %d, retry %v; want no status and a retry", p.Status, p.Retry)
 		}
 		NoSecrets(t, err, r.Secrets...)
@@ -223,8 +223,9 @@ func Run(t *testing.T, f Factory) {
 	})
 }
 
-// provider is err's ProviderError: every adapter returns one.
-func provider(t *testing.T, err error) *bus.ProviderError {
+// ProviderError is err's ProviderError, failing t when there is none:
+// every adapter returns one.
+func ProviderError(t *testing.T, err error) *bus.ProviderError {
 	t.Helper()
 	var p *bus.ProviderError
 	if !errors.As(err, &p) {
@@ -391,7 +392,7 @@ func New[C, A any](t *testing.T, mk func(C) (A, error), cfg C) A {
 // want.
 func RefusedBeforeSending(t *testing.T, err error, want string) {
 	t.Helper()
-	if p := provider(t, err); p.Retry || p.Status != 0 || !bus.IsPermanent(err) {
+	if p := ProviderError(t, err); p.Retry || p.Status != 0 || !bus.IsPermanent(err) {
 		t.Errorf("got %v, want a permanent refusal before sending", err)
 	}
 	if !strings.Contains(err.Error(), want) {

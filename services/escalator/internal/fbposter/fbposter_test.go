@@ -368,10 +368,7 @@ type callErr struct {
 
 func callError(t *testing.T, err error) callErr {
 	t.Helper()
-	var e callErr
-	if !errors.As(err, &e.ProviderError) {
-		t.Fatalf("error %v (%T), want a *bus.ProviderError", err, err)
-	}
+	e := callErr{ProviderError: providertest.ProviderError(t, err)}
 	var ge *fbposter.GraphError
 	if errors.As(err, &ge) {
 		e.GraphError = *ge

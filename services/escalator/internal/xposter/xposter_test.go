@@ -143,7 +143,7 @@ func TestSignatureVerified(t *testing.T) {
 			cfg := config(s)
 			tt.change(&cfg)
 			_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
-			e := postError(t, err)
+			e := providertest.ProviderError(t, err)
 			if e.Status != 401 || e.Retry || !bus.IsPermanent(err) || problem(err).Duplicate {
 				t.Errorf("got %v (status %d, retry %v), want a permanent 401", err, e.Status, e.Retry)
 			}
@@ -189,7 +189,7 @@ func TestFailures(t *testing.T) {
 			s := xapi.Start(t, creds)
 			s.FailNext(1, tt.fault)
 			_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
-			e := postError(t, err)
+			e := providertest.ProviderError(t, err)
 			if dup := problem(err).Duplicate; e.Status != tt.status || e.Retry != tt.retry || dup != tt.duplicate || e.RetryAfter != 0 {
 				t.Errorf("got status %d retry %v duplicate %v after %v; want %d %v %v 0",
 					e.Status, e.Retry, dup, e.RetryAfter, tt.status, tt.retry, tt.duplicate)
@@ -213,7 +213,7 @@ func TestRateLimited(t *testing.T) {
 	reset := time.Now().Add(90 * time.Second)
 	s.FailNext(1, xapi.RateLimited(reset))
 	_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
-	e := postError(t, err)
+	e := providertest.ProviderError(t, err)
 	if e.Status != 429 || !e.Retry || bus.IsPermanent(err) {
 		t.Errorf("got %v, want a retryable 429", err)
 	}
@@ -281,7 +281,7 @@ func TestReverseProxyBreaksSignature(t *testing.T) {
 	cfg := config(s)
 	cfg.APIURL = proxy.URL + "/x"
 	_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
-	if e := postError(t, err); e.Status != 401 || e.Retry {
+	if e := providertest.ProviderError(t, err); e.Status != 401 || e.Retry {
 		t.Errorf("got %v, want a permanent 401", err)
 	}
 }
@@ -350,15 +350,6 @@ func TestNew(t *testing.T) {
 			providertest.Problems(t, err, tt.want, cfg.ConsumerSecret, cfg.TokenSecret, cfg.Token)
 		})
 	}
-}
-
-func postError(t *testing.T, err error) *bus.ProviderError {
-	t.Helper()
-	var e *bus.ProviderError
-	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T), want a *bus.ProviderError", err, err)
-	}
-	return e
 }
 
 // problem is what X said, as Post's error holds it; empty when it said

@@ -182,7 +182,7 @@ func TestFailures(t *testing.T) {
 			s := twilioapi.Start(t, account, token)
 			s.FailNext(1, tt.fault)
 			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
-			e := sendError(t, err)
+			e := providertest.ProviderError(t, err)
 			if e.Status != tt.status || code(err) != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
 				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
 					e.Status, code(err), e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
@@ -261,7 +261,7 @@ func TestWrongCredentialsArePermanent(t *testing.T) {
 	cfg := config(s)
 	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
-	e := sendError(t, err)
+	e := providertest.ProviderError(t, err)
 	if e.Status != 401 || code(err) != 20003 || e.Retry || !bus.IsPermanent(err) {
 		t.Errorf("got %v (status %d, code %d, retry %v), want a permanent 401", err, e.Status, code(err), e.Retry)
 	}
@@ -276,7 +276,7 @@ func TestOtherAccountIsPermanent(t *testing.T) {
 	cfg := config(s)
 	cfg.AccountSID = "AC" + strings.Repeat("00", 16)
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
-	if e := sendError(t, err); e.Status != 401 || e.Retry {
+	if e := providertest.ProviderError(t, err); e.Status != 401 || e.Retry {
 		t.Errorf("got %v, want a permanent 401", err)
 	}
 }
@@ -319,7 +319,7 @@ func TestAPIURLBehindPath(t *testing.T) {
 	}
 	cfg.APIURL = proxy.URL // without the path: Twilio's path alone is not found
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
-	if e := sendError(t, err); e.Status != 404 || e.Retry {
+	if e := providertest.ProviderError(t, err); e.Status != 404 || e.Retry {
 		t.Errorf("got %v, want a permanent 404", err)
 	}
 }
@@ -365,15 +365,6 @@ func TestNew(t *testing.T) {
 			providertest.Problems(t, err, tt.want, cfg.AuthToken)
 		})
 	}
-}
-
-func sendError(t *testing.T, err error) *bus.ProviderError {
-	t.Helper()
-	var e *bus.ProviderError
-	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T), want a *bus.ProviderError", err, err)
-	}
-	return e
 }
 
 // noSecrets fails if err, or anything it wraps (Twilio's own error among

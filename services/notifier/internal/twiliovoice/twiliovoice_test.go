@@ -161,7 +161,7 @@ func TestFailures(t *testing.T) {
 			s := twilioapi.Start(t, account, token)
 			s.FailNext(1, tt.fault)
 			_, err := newCaller(t, config(s)).Call(ctx(t), rcpt, "web-3 is down", gather)
-			e := providerError(t, err)
+			e := providertest.ProviderError(t, err)
 			if e.Status != tt.status || code(err) != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
 				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
 					e.Status, code(err), e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
@@ -184,7 +184,7 @@ func TestRefusedByTheStandIn(t *testing.T) {
 	cfg := config(s)
 	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
 	_, err := newCaller(t, cfg).Call(ctx(t), rcpt, "x", gather)
-	if e := providerError(t, err); e.Status != 401 || code(err) != 20003 || e.Retry {
+	if e := providertest.ProviderError(t, err); e.Status != 401 || code(err) != 20003 || e.Retry {
 		t.Errorf("wrong token: %v, want a permanent 401", err)
 	}
 	providertest.NoSecrets(t, err, cfg.AuthToken)
@@ -220,7 +220,7 @@ func TestStallEndsAtTheTimeout(t *testing.T) {
 	cfg := config(s)
 	cfg.Timeout = 300 * time.Millisecond
 	_, err := newCaller(t, cfg).Call(ctx(t), rcpt, "x", gather)
-	if e := providerError(t, err); e.Status != 0 || !e.Retry || !errors.Is(err, context.DeadlineExceeded) {
+	if e := providertest.ProviderError(t, err); e.Status != 0 || !e.Retry || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("got %v, want a retryable timeout", err)
 	}
 	if !strings.Contains(err.Error(), "twilio did not answer within 300ms") {
@@ -289,15 +289,6 @@ func TestContract(t *testing.T) {
 			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather},
 		}
 	})
-}
-
-func providerError(t *testing.T, err error) *bus.ProviderError {
-	t.Helper()
-	var e *bus.ProviderError
-	if !errors.As(err, &e) {
-		t.Fatalf("error %v (%T), want a *bus.ProviderError", err, err)
-	}
-	return e
 }
 
 // noSecrets fails if err, or anything it wraps, shows the auth token, the
