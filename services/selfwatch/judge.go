@@ -84,7 +84,10 @@ func judge(alerts map[string]*alert, found []trouble, now time.Time, raiseAfter,
 }
 
 // alertID is a trouble's alert id for an episode that began at now: its
-// kind, what it is about in a token's characters, and the second.
+// kind, what it is about in a token's characters, and the millisecond.
+// Looks are at least that far apart, so an episode raised again soon
+// after one cleared never takes the cleared one's id, whose deliveries
+// are already on record and would not be sent again.
 func alertID(t trouble, now time.Time) string {
 	var b strings.Builder
 	for _, r := range t.What {
@@ -99,7 +102,7 @@ func alertID(t trouble, now time.Time) string {
 		}
 	}
 	kind := strings.ReplaceAll(string(t.Kind), "_", "")
-	return fmt.Sprintf("%s-%s-%d", kind, b.String(), now.Unix())
+	return fmt.Sprintf("%s-%s-%d", kind, b.String(), now.UnixMilli())
 }
 
 // clip cuts s to n bytes at most, on a rune boundary.

@@ -62,3 +62,23 @@ func TestAlertIDIsAToken(t *testing.T) {
 		t.Errorf("alertID = %q, not a token", id)
 	}
 }
+
+// An alert raised, cleared and raised again within one second is two
+// episodes: two ids, so that the second is delivered too.
+func TestAlertRaisedAgainHasANewID(t *testing.T) {
+	alerts := map[string]*alert{}
+	lon1 := trouble{Kind: events.SelfLocation, What: "lon1"}
+	now := time.Unix(1795227300, 0)
+	var ids []string
+	for _, found := range [][]trouble{{lon1}, nil, {lon1}} {
+		for _, p := range judge(alerts, found, now, 1, 1) {
+			if r, ok := p.(*events.SelfRaised); ok {
+				ids = append(ids, r.Alert)
+			}
+		}
+		now = now.Add(200 * time.Millisecond)
+	}
+	if len(ids) != 2 || ids[0] == ids[1] {
+		t.Errorf("raised ids %q, want two different", ids)
+	}
+}
