@@ -42,6 +42,7 @@ type options struct {
 	perBox      int
 	tocsin      string
 	keep        bool
+	cpuProfile  string
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.IntVar(&o.perBox, "per-box", 2, "servers per box in the generated config")
 	flag.StringVar(&o.tocsin, "tocsin", "", "a tocsin binary to run instead of building ./cmd/tocsin")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, data, tocsin's log) and say where")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "have tocsin write a CPU profile of its whole run to this file (its --cpu-profile)")
 	serve := flag.Bool("serve", false, "internal: serve HTTP on loopback for the parent process")
 	flag.Parse()
 
@@ -134,7 +136,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	r := result{opts: o, started: time.Now(), load: loadAvg()}
-	t, err := startTocsin(bin, tmp, p)
+	t, err := startTocsin(bin, tmp, p, o.cpuProfile)
 	if err != nil {
 		return fmt.Errorf("start tocsin: %w", err)
 	}

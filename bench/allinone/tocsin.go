@@ -93,7 +93,14 @@ type tocsinProc struct {
 	admin   string
 }
 
-func startTocsin(bin, dir string, p ports) (*tocsinProc, error) {
+func startTocsin(bin, dir string, p ports, cpuProfile string) (*tocsinProc, error) {
+	if cpuProfile != "" {
+		abs, err := filepath.Abs(cpuProfile) // tocsin runs elsewhere
+		if err != nil {
+			return nil, err
+		}
+		cpuProfile = abs
+	}
 	logPath := filepath.Join(dir, "tocsin.log")
 	f, err := os.Create(logPath)
 	if err != nil {
@@ -101,6 +108,9 @@ func startTocsin(bin, dir string, p ports) (*tocsinProc, error) {
 	}
 	cmd := exec.Command(bin, "run", "--config", filepath.Join(dir, "tocsin.yaml"), "--data", filepath.Join(dir, "data"),
 		"--location", location, "--admin-listen", p.admin)
+	if cpuProfile != "" {
+		cmd.Args = append(cmd.Args, "--cpu-profile", cpuProfile)
+	}
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = os.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -9,7 +9,9 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,6 +38,7 @@ type runFlags struct {
 	pushListener                                                                    net.Listener // the demo's, on a port it chose
 	natsAuth                                                                        natsFlags
 	adminListen                                                                     string
+	cpuProfile                                                                      string
 	adminListener                                                                   net.Listener // the demo's, on a port it chose
 	// The user the status page posts staff updates with, on a cluster:
 	// its own user only reads.
@@ -65,6 +68,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.natsAuth.registerAuth(fs)
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9464", "where /metrics, /healthz and /readyz are served; empty for none")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file, for `go tool pprof`; empty (the default): none")
 	fs.StringVar(&f.notesUser, "notes-nats-user", "", "with --nats: the NATS user the status page's admin API posts staff updates as (the status page's own user only reads); the password is read from --notes-nats-password-file")
 	fs.StringVar(&f.notesPasswordFile, "notes-nats-password-file", "", "file holding the password of --notes-nats-user")
 	if err := fs.Parse(args); err != nil {
@@ -117,11 +121,32 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, env func(strin
 	if cfg == nil {
 		return code
 	}
+	if f.cpuProfile != "" {
+		stop, err := profileCPU(f.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "tocsin run: --cpu-profile: %v\n", err)
+			return 2
+		}
+		defer stop()
+	}
 	if err := runServices(ctx, cfg, f, log, nil); err != nil {
 		log.Error("tocsin stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// profileCPU profiles the process's CPU into file until stop is called.
+func profileCPU(file string) (stop func(), err error) {
+	out, err := os.Create(file)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(out); err != nil {
+		out.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); out.Close() }, nil
 }
 
 // runServices starts the bus and the chosen services, and stops them all
