@@ -146,8 +146,13 @@ func TestEscalationAcknowledgedByCall(t *testing.T) {
 
 	wait.Within(t, 15*time.Second, "the call to the secondary", func() bool { return len(callsTo(r, bobPh)) == 1 })
 	// Where tocsin status shows the incident: three rungs of four fired,
-	// the team's next, lastRung after the policy started.
-	pos := position1(t, r, id)
+	// the team's next, lastRung after the policy started. The rung is
+	// recorded once its messages are out, a moment after the call.
+	var pos Position
+	wait.Within(t, 10*time.Second, "the secondary's rung recorded", func() bool {
+		pos = position1(t, r, id)
+		return pos.Fired >= 3
+	})
 	if pos.Stage != StageEscalating || pos.Severity != events.SeverityOutage || pos.Fired != 3 || pos.Rungs != 4 ||
 		!pos.Next.Equal(pos.Started.Add(lastRung)) || strings.Join(pos.NextWho, ",") != "team" || strings.Join(pos.NextBy, ",") != "sms,email" {
 		t.Errorf("before the keypress: %+v", pos)
