@@ -59,9 +59,11 @@ type ProbeSchedule struct {
 // ScheduledCheck is one server's check in a window.
 type ScheduledCheck struct {
 	Server   string `json:"server"`
-	Location int    `json:"loc"`    // index in the window's Locations
-	Slot     int64  `json:"slot"`   // the server's interval number since the Unix epoch
-	DueMS    int64  `json:"due_ms"` // when it falls due, in milliseconds after the window's start
+	Location int    `json:"loc"`  // index in the window's Locations
+	Slot     int64  `json:"slot"` // the server's interval number since the Unix epoch
+	// DueMS is when it falls due, in milliseconds after the window's
+	// start, rounded up: at most the window's length.
+	DueMS int64 `json:"due_ms"`
 }
 
 func (*ProbeSchedule) EventType() Type { return TypeProbeSchedule }
@@ -101,7 +103,7 @@ func (s *ProbeSchedule) Validate() error {
 			return fmt.Errorf("check of %q names location %d of %d", c.Server, c.Location, len(s.Locations))
 		case c.Slot < 0:
 			return fmt.Errorf("check of %q: slot must not be negative, got %d", c.Server, c.Slot)
-		case c.DueMS < 0 || c.DueMS >= s.WindowMS:
+		case c.DueMS < 0 || c.DueMS > s.WindowMS:
 			return fmt.Errorf("check of %q due %dms into a window of %dms", c.Server, c.DueMS, s.WindowMS)
 		}
 		// A server is due at most once a window: a message naming one

@@ -40,7 +40,7 @@ func TestScheduleRefused(t *testing.T) {
 		{"a location out of the list", func(s *ProbeSchedule) { s.Checks[0].Location = 2 }, "names location 2 of 2"},
 		{"a negative location", func(s *ProbeSchedule) { s.Checks[0].Location = -1 }, "names location -1"},
 		{"a negative slot", func(s *ProbeSchedule) { s.Checks[0].Slot = -1 }, "slot must not be negative"},
-		{"due after the window", func(s *ProbeSchedule) { s.Checks[1].DueMS = 1000 }, "due 1000ms into a window of 1000ms"},
+		{"due after the window", func(s *ProbeSchedule) { s.Checks[1].DueMS = 1001 }, "due 1001ms into a window of 1000ms"},
 		{"due before the window", func(s *ProbeSchedule) { s.Checks[1].DueMS = -1 }, "due -1ms"},
 		{"a server twice", func(s *ProbeSchedule) { s.Checks[1].Server = "mx1" }, `server "mx1" checked twice`},
 	}

@@ -157,7 +157,7 @@ func windowMessages(start time.Time, items []schedule.Item, self string) []*even
 				ws.Locations = append(ws.Locations, loc)
 			}
 			ws.Checks = append(ws.Checks, events.ScheduledCheck{
-				Server: it.Key, Location: i, Slot: it.Slot, DueMS: it.Due.Sub(start).Milliseconds(),
+				Server: it.Key, Location: i, Slot: it.Slot, DueMS: ceilMS(it.Due.Sub(start)),
 			})
 		}
 		out = append(out, ws)
@@ -165,3 +165,7 @@ func windowMessages(start time.Time, items []schedule.Item, self string) []*even
 	}
 	return out
 }
+
+// ceilMS is d in whole milliseconds, rounded up: a check never runs before
+// it falls due.
+func ceilMS(d time.Duration) int64 { return int64((d + time.Millisecond - 1) / time.Millisecond) }

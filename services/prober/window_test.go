@@ -219,12 +219,12 @@ func TestWindowOfAStoppedProber(t *testing.T) {
 	if err := b.Publish(ctx, events.New(events.ScheduleID(k, 0), "prober@lon1", ws.Start, ws)); err != nil {
 		t.Fatal(err)
 	}
-	cons, err := b.JS.Consumer(ctx, events.StreamSchedule, scheduleConsumerName("lon1"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	wait.For(t, "the window in the first prober's hands", func() bool {
-		info, err := cons.Info(context.Background())
+		cons, err := b.JS.Consumer(ctx, events.StreamSchedule, scheduleConsumerName("lon1"))
+		if err != nil {
+			return false // not set up yet
+		}
+		info, err := cons.Info(ctx)
 		return err == nil && info.NumAckPending == 1
 	})
 	if err := stop(); err != nil {
