@@ -221,11 +221,13 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			// and the next one replaces a lost one.
 			Storage:  jetstream.MemoryStorage,
 			Replicas: replicas,
-			// Long enough for a prober restarted within TaskGrace to find
-			// the windows it had not finished; de-duplication of a
-			// window's id covers replicas publishing it and a restarted
-			// scheduler publishing it again within TaskGrace.
-			MaxAge:     2 * TaskDedupWindow,
+			// Long enough for a prober restarted within minutes to find
+			// the windows it had not finished, and no longer: a location
+			// gone for good has its consumer fall behind by a window a
+			// second, up to this. De-duplication of a window's id covers
+			// replicas publishing it and a restarted scheduler
+			// publishing it again within TaskGrace.
+			MaxAge:     TaskDedupWindow,
 			Duplicates: TaskDedupWindow,
 			// Full, the oldest window goes: it is long past.
 			Discard:    jetstream.DiscardOld,
