@@ -65,6 +65,7 @@ type Prober struct {
 	// slots holds a token for each check running, tasks' and windows'
 	// alike: at most Concurrency at once.
 	slots chan struct{}
+	ran   ranChecks // the checks of windows run here lately
 
 	canary      jetstream.KeyValue // where the canary's stages are recorded; nil without a watchdog
 	canarySince int64              // the first canary slot this scheduler issued

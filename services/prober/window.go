@@ -96,7 +96,11 @@ func (p *Prober) handleWindow(run, ctx context.Context, ev events.Event) error {
 		if tg, _ := p.cfg.Target(c.Server); task.Due.Add(tg.Interval).Before(now) {
 			continue // past: the next slot has replaced it
 		}
-		jobs = append(jobs, job{id: events.TaskID(c.Server, c.Slot), task: task, spec: spec})
+		id := events.TaskID(c.Server, c.Slot)
+		if p.ran.has(id) {
+			continue // this window came back, and this check had run
+		}
+		jobs = append(jobs, job{id: id, task: task, spec: spec})
 	}
 	slices.SortFunc(jobs, func(a, b job) int { return a.task.Due.Compare(b.task.Due) })
 	if err := p.runAll(run, ctx, jobs); err != nil {
@@ -161,7 +165,9 @@ func (p *Prober) runAll(run, ctx context.Context, jobs []job) error {
 				mu.Lock()
 				failed = append(failed, err)
 				mu.Unlock()
+				return
 			}
+			p.ran.add(j.id, p.now())
 		})
 	}
 	wg.Wait()
@@ -182,4 +188,44 @@ func listed(names []string, n int) string {
 		return strings.Join(names, ", ")
 	}
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:n], ", "), len(names)-n)
+}
+
+// ranChecks remembers the checks of windows this prober has run and
+// published, for as long as a window may come back to it (a result that
+// could not be published, a window held past its ack wait): the window
+// handled again runs only the checks that had not run.
+type ranChecks struct {
+	mu     sync.Mutex
+	at     map[string]time.Time
+	pruned int // the size after the last pruning
+}
+
+// ranKept is how long a check is remembered: over twice a window's ack
+// wait with the default timeouts.
+const ranKept = 2 * time.Minute
+
+func (r *ranChecks) has(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, ok := r.at[id]
+	return ok
+}
+
+func (r *ranChecks) add(id string, now time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at == nil {
+		r.at = map[string]time.Time{}
+	}
+	r.at[id] = now
+	// Pruned whenever it has doubled: a few passes over the map each
+	// ranKept, whatever the rate of checks.
+	if len(r.at) > 2*max(r.pruned, 1024) {
+		for k, t := range r.at {
+			if now.Sub(t) > ranKept {
+				delete(r.at, k)
+			}
+		}
+		r.pruned = len(r.at)
+	}
 }

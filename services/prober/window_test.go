@@ -328,3 +328,43 @@ func TestForgedWindows(t *testing.T) {
 		t.Errorf("web2 checked %d times, want once: the window an hour ahead was run", n)
 	}
 }
+
+// TestWindowHandledAgain: a window that comes back to the prober that ran
+// it (here, the same window under another id) runs only the checks that
+// had not run: a server is not checked twice for one slot.
+func TestWindowHandledAgain(t *testing.T) {
+	web := newCounting(t)
+	cfg := fleet(t, web, "lon1", "1h", "web1", "web2")
+	srv := bustest.Start(t)
+	b := srv.Connect(t, quiet())
+	p, err := New(cfg, Options{Location: "lon1"}, Deps{Bus: srv.Connect(t, quiet()), Log: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop, ctx := goRun(p.takeWindows)
+	defer stop()
+	k := windowOf(time.Now())
+	ws := &events.ProbeSchedule{Start: windowStart(k), WindowMS: 1000, Locations: []string{"lon1"},
+		Checks: []events.ScheduledCheck{{Server: "web1", Slot: 42}}}
+	if err := b.Publish(ctx, events.New(events.ScheduleID(k, 0), "prober@lon1", ws.Start, ws)); err != nil {
+		t.Fatal(err)
+	}
+	nextResult(ctx, t, b, "web1")
+	wait.For(t, "the first window acknowledged", func() bool {
+		cons, err := b.JS.Consumer(ctx, events.StreamSchedule, scheduleConsumerName("lon1"))
+		if err != nil {
+			return false
+		}
+		info, err := cons.Info(ctx)
+		return err == nil && info.AckFloor.Consumer >= 1
+	})
+	ws.Checks = append(ws.Checks, events.ScheduledCheck{Server: "web2", Slot: 42})
+	if err := b.Publish(ctx, events.New(events.ScheduleID(k, 1), "prober@lon1", ws.Start, ws)); err != nil {
+		t.Fatal(err)
+	}
+	nextResult(ctx, t, b, "web2")
+	wait.For(t, "web2 checked", func() bool { return web.count("web2") == 1 })
+	if n := web.count("web1"); n != 1 {
+		t.Errorf("web1 checked %d times for one slot, want once", n)
+	}
+}
