@@ -96,7 +96,7 @@ done
 echo "== checks"
 # (no "curl | grep -q": with pipefail, grep leaving early fails the pipe)
 jsz=$(curl -fs "http://127.0.0.1:$MONITOR_PORT_2/jsz?accounts=true&streams=true&config=true")
-for s in TOCSIN_TASKS TOCSIN_RESULTS TOCSIN_EVENTS TOCSIN_DEAD KV_tocsin-incidents KV_tocsin-locations; do
+for s in TOCSIN_TASKS TOCSIN_SCHEDULE TOCSIN_RESULTS TOCSIN_EVENTS TOCSIN_DEAD KV_tocsin-incidents KV_tocsin-locations; do
 	if ! grep -q "\"name\": \"$s\"" <<<"$jsz"; then
 		echo "stream $s is missing on node 2 after tocsin setup" >&2
 		exit 1

@@ -314,21 +314,26 @@ func measure(ctx context.Context, o options, t *tally, pb *bus.Bus, natsChild, w
 	return m, nil
 }
 
-// ensureTasksInMemory does what Bus.Ensure does on a fresh server, but
-// with the task stream in memory.
-// backlog is the tasks published and not yet acknowledged by the prober.
+// backlog is the work published for the prober and not yet acknowledged
+// by it: the windows of scheduled checks (each one message, however many
+// checks it holds) and the tasks (re-checks, the canary).
 func backlog(ctx context.Context, b *bus.Bus) uint64 {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := b.JS.Consumer(ctx, events.StreamTasks, "prober-"+location)
-	if err != nil {
-		return 0
+	var n uint64
+	for stream, consumer := range map[string]string{
+		events.StreamSchedule: "prober-" + location + "-schedule",
+		events.StreamTasks:    "prober-" + location,
+	} {
+		c, err := b.JS.Consumer(ctx, stream, consumer)
+		if err != nil {
+			continue
+		}
+		if info, err := c.Info(ctx); err == nil {
+			n += info.NumPending + uint64(info.NumAckPending)
+		}
 	}
-	info, err := c.Info(ctx)
-	if err != nil {
-		return 0
-	}
-	return info.NumPending + uint64(info.NumAckPending)
+	return n
 }
 
 func writeHeapProfile(path string) error {

@@ -73,11 +73,11 @@ func (m *measurement) print(w io.Writer, o options) {
 	if o.natsProcess {
 		fmt.Fprintf(w, "  prober RSS %s (peak %s), JetStream server RSS %s (peak %s)\n", mb(m.rss), mb(m.hwm), mb(m.natsRSS), mb(m.natsHWM))
 	}
-	fmt.Fprintf(w, "task backlog:    %d at the start of the window, %d at its end\n", m.backlogStart, m.backlogEnd)
+	fmt.Fprintf(w, "backlog:         %d windows and tasks at the start of the window, %d at its end\n", m.backlogStart, m.backlogEnd)
 	fmt.Fprintf(w, "HTTP servers:    %.2f CPU-s in their own process, not counted above\n", m.webCPU.Seconds())
 	fmt.Fprintf(w, "TIME_WAIT:       %d sockets at the end of the window\n", m.timeWait)
 	if m.backlogStart > uint64(4*o.concurrency) {
-		fmt.Fprintf(w, "WARNING: %d tasks were waiting when the window opened: the start-up burst was not done; use a longer -warmup\n", m.backlogStart)
+		fmt.Fprintf(w, "WARNING: %d windows and tasks were waiting when the window opened: the start-up burst was not done; use a longer -warmup\n", m.backlogStart)
 	}
 	if m.early > 0 {
 		fmt.Fprintf(w, "WARNING: %d checks started before they were due: offset and due in tally.go no longer match the scheduler's\n", m.early)

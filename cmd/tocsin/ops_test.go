@@ -113,7 +113,7 @@ func TestOperability(t *testing.T) {
 		{"tocsin_checks_total", []string{"location", "lon1", "role", "web"}},
 		{"tocsin_check_duration_seconds", []string{"location", "ams1"}},
 		{"tocsin_messages_total", []string{"consumer", "verifier", "result", "handled"}},
-		{"tocsin_messages_total", []string{"consumer", "prober-lon1", "result", "handled"}},
+		{"tocsin_messages_total", []string{"consumer", "prober-lon1-schedule", "result", "handled"}},
 		{"tocsin_incidents_open", nil},
 		{"tocsin_service_ready", []string{"service", "prober@nyc1"}},
 	} {

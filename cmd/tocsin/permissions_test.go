@@ -240,21 +240,26 @@ watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
 		r := connectWatched(t, d, "prober-lon1")
 		for _, subject := range []string{
 			"$KV.tocsin-locations.ams1.host-1", // a heartbeat for another location
-			"dead.prober-ams1", "dead.verifier",
+			"dead.prober-ams1", "dead.prober-ams1-schedule", "dead.verifier",
 			"$JS.API.CONSUMER.CREATE.TOCSIN_TASKS.prober-ams1.probe.task.ams1", // another location's consumer
 			"$JS.API.CONSUMER.CREATE.TOCSIN_TASKS.prober-lon1.probe.task.ams1", // its own, on another location's tasks
 			"$JS.API.CONSUMER.CREATE.TOCSIN_TASKS.prober-lon1",                 // the filter out of sight, in the request
 			"$JS.API.CONSUMER.CREATE.TOCSIN_TASKS.prober-lon1.probe.task.>",
 			"$JS.API.CONSUMER.MSG.NEXT.TOCSIN_TASKS.prober-ams1", "$JS.ACK.TOCSIN_TASKS.prober-ams1.1.1.1.1.1.1",
 			"$JS.API.CONSUMER.DELETE.TOCSIN_TASKS.prober-ams1",
+			"$JS.API.CONSUMER.CREATE.TOCSIN_SCHEDULE.prober-ams1-schedule.probe.schedule", // another location's windows
+			"$JS.API.CONSUMER.CREATE.TOCSIN_SCHEDULE.prober-lon1-schedule",                // the filter out of sight, in the request
+			"$JS.API.CONSUMER.MSG.NEXT.TOCSIN_SCHEDULE.prober-ams1-schedule", "$JS.ACK.TOCSIN_SCHEDULE.prober-ams1-schedule.1.1.1.1.1.1",
+			"$JS.API.CONSUMER.DELETE.TOCSIN_SCHEDULE.prober-ams1-schedule",
 		} {
 			if !r.publishRefused(t, subject) {
 				t.Errorf("prober-lon1 may publish to %s", subject)
 			}
 		}
 		for _, subject := range []string{
-			"$KV.tocsin-locations.lon1.host-1", "dead.prober-lon1",
+			"$KV.tocsin-locations.lon1.host-1", "dead.prober-lon1", "dead.prober-lon1-schedule",
 			events.SubjectProbeTask("ams1"), // its scheduler gives tasks to any live location
+			events.SubjectProbeSchedule,     // and publishes the windows of checks
 		} {
 			if r.publishRefused(t, subject) {
 				t.Errorf("prober-lon1 may not publish to %s", subject)
@@ -268,6 +273,11 @@ watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
 			Durable: "prober-lon1", FilterSubject: events.SubjectProbeTask("ams1"), AckPolicy: jetstream.AckExplicitPolicy,
 		}); err == nil {
 			t.Error("prober-lon1 made itself a consumer of ams1's tasks")
+		}
+		if _, err := b.JS.CreateOrUpdateConsumer(cctx, events.StreamSchedule, jetstream.ConsumerConfig{
+			Durable: "prober-ams1-schedule", FilterSubject: events.SubjectProbeSchedule, AckPolicy: jetstream.AckExplicitPolicy,
+		}); err == nil {
+			t.Error("prober-lon1 made itself ams1's consumer of the windows")
 		}
 		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()

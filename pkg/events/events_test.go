@@ -30,6 +30,10 @@ func samples() map[string]Event {
 			Due: t0, Purpose: PurposeOnDemand, Correlation: "mx1/4",
 			Options: &CheckOptions{StartTLS: true, CertWarnDays: 7},
 		}),
+		"probe_schedule": New(ScheduleID(1795227300, 0), "prober@lon1", t0.Add(-250*time.Millisecond), &ProbeSchedule{
+			Start: t0, WindowMS: 1000, Locations: []string{"ams1", "lon1"},
+			Checks: []ScheduledCheck{{Server: "mx1", Location: 1, Slot: 5901675, DueMS: 17}, {Server: "web1", Location: 0, Slot: 29534470, DueMS: 998}},
+		}),
 		"probe_result": New("mx1/5901675/result", "prober@lon1", t0.Add(17*time.Second), &ProbeResult{
 			Server: "mx1", Location: "lon1", Check: "tcp://mx1.internal:25", Task: "mx1/5901675",
 			Purpose: PurposeScheduled, Started: t0.Add(17 * time.Second), LatencyMS: 10000, OK: false,

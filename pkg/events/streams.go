@@ -126,6 +126,11 @@ const MaxEventSize = 768 << 10
 // key per server or location little. A stream or bucket missing here gets
 // one part.
 var storeShares = map[string]int64{
+	// In memory, the two task streams share max_memory evenly: the
+	// windows of the last few minutes, and the re-checks and canaries
+	// waiting to be taken.
+	StreamTasks:       1,
+	StreamSchedule:    1,
 	StreamEvents:      40,
 	StreamResults:     19,
 	StreamDeadLetters: 5,
@@ -204,6 +209,29 @@ func StreamConfigs(replicas int) []jetstream.StreamConfig {
 			// scheduler that cannot publish checks nothing.
 			Discard:    jetstream.DiscardOld,
 			MaxMsgSize: 64 << 10,
+		},
+		{
+			Name:        StreamSchedule,
+			Description: "The scheduled checks of each window, each given to one location; every location's prober reads every window.",
+			Subjects:    []string{SubjectProbeSchedule},
+			// Limits, not a work queue: every location takes the same
+			// message, each through its own consumer.
+			Retention: jetstream.LimitsPolicy,
+			// In memory, as the tasks: a window is of use for seconds,
+			// and the next one replaces a lost one.
+			Storage:  jetstream.MemoryStorage,
+			Replicas: replicas,
+			// Long enough for a prober restarted within minutes to find
+			// the windows it had not finished, and no longer: a location
+			// gone for good has its consumer fall behind by a window a
+			// second, up to this. De-duplication of a window's id covers
+			// replicas publishing it and a restarted scheduler
+			// publishing it again within TaskGrace.
+			MaxAge:     TaskDedupWindow,
+			Duplicates: TaskDedupWindow,
+			// Full, the oldest window goes: it is long past.
+			Discard:    jetstream.DiscardOld,
+			MaxMsgSize: 1 << 20,
 		},
 		{
 			Name:        StreamResults,

@@ -14,11 +14,11 @@ import (
 )
 
 // The canary, for the watchdog: each interval the scheduler of every
-// location issues a canary task to its own location, through the same
-// queue as every server's (so a scheduler that stops scheduling stops its
-// canary), and the prober there answers it through the same work queue
-// and the same result stream as every check (so a prober that stops
-// taking tasks stops answering). The answer needs no network: the canary
+// location issues a canary task to its own location, from the same loop
+// that publishes every server's windows (so a scheduler that stops
+// scheduling stops its canary), and the prober there answers it through
+// the work queue of the re-checks and the result stream of every check
+// (so a prober that stops taking tasks stops answering). The answer needs no network: the canary
 // proves that the pipeline carries work, not that a location can reach
 // the internet, which the real checks of every server and the locations'
 // heartbeats already tell. A target on the network would page the

@@ -16,7 +16,7 @@ import (
 // on and its own result follows. The returned stop ends the watch, and
 // waits for a report already on its way, so that it goes out before the
 // check's result.
-func (p *Prober) watchHang(ctx context.Context, ev events.Event, task *events.ProbeTask, spec check.Spec, start time.Time) (stop func()) {
+func (p *Prober) watchHang(ctx context.Context, id string, task *events.ProbeTask, spec check.Spec, start time.Time) (stop func()) {
 	tg, ok := p.cfg.Target(task.Server)
 	if !ok || task.Purpose != events.PurposeScheduled || tg.HangAfter <= 0 || tg.HangAfter >= spec.Timeout {
 		return func() {}
@@ -26,12 +26,12 @@ func (p *Prober) watchHang(ctx context.Context, ev events.Event, task *events.Pr
 	t := time.AfterFunc(tg.HangAfter, func() {
 		defer wg.Done()
 		res := &events.ProbeResult{
-			Server: task.Server, Location: p.opts.Location, Check: spec.URL, Task: ev.ID,
+			Server: task.Server, Location: p.opts.Location, Check: spec.URL, Task: id,
 			Purpose: task.Purpose, Started: start, LatencyMS: float64(tg.HangAfter.Microseconds()) / 1000,
 			Reason: fmt.Sprintf("no answer after %s", tg.HangAfter), Unanswered: true,
 		}
 		p.m.CheckUnanswered(p.opts.Location, p.role(task.Server))
-		if err := p.bus.Publish(ctx, events.New(ev.ID+"/unanswered", p.source, start.Add(tg.HangAfter), res)); err != nil {
+		if err := p.bus.Publish(ctx, events.New(id+"/unanswered", p.source, start.Add(tg.HangAfter), res)); err != nil {
 			// The check's own result still decides, a timeout later.
 			p.log.Warn("could not say a check went unanswered", "server", task.Server, "err", err)
 		}

@@ -26,13 +26,20 @@ import (
 
 // TestLocationStopsAndItsShareMoves runs three probers at three locations;
 // one of them dies without a word (its connection cut, its heartbeat left to
-// expire). Within one interval the other two take every slot; no slot is
+// expire). Once its last heartbeat has run out and the windows published
+// before have passed, the other two take every slot; no slot is
 // ever checked twice; no server is checked from the same place twice in a row.
 func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	// A heartbeat vouches for 1.8s, beating every 200ms: a prober starved
 	// of the CPU for a moment on a busy machine is not taken for dead,
 	// and one that died is within one interval.
 	const interval = 3 * time.Second
+	const ttl = 1800 * time.Millisecond
+	// moved is how soon after a location stops no check is given to it:
+	// its last heartbeat's TTL, and then a window is judged by the
+	// heartbeats of settle before it is published, scheduleLead before it
+	// begins, and holds a window's checks.
+	const moved = ttl + settle + scheduleLead + window
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer web.Close()
 	var yaml strings.Builder
@@ -56,7 +63,7 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	probers := map[string]*running{}
 	for _, loc := range cfg.Locations {
 		b := srv.Connect(t, log)
-		p, err := New(cfg, Options{Location: loc, Heartbeat: 200 * time.Millisecond, HeartbeatTTL: 1800 * time.Millisecond}, Deps{Bus: b, Log: log})
+		p, err := New(cfg, Options{Location: loc, Heartbeat: 200 * time.Millisecond, HeartbeatTTL: ttl}, Deps{Bus: b, Log: log})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,10 +145,10 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	probers["nyc1"].b.NC.Close()
 	probers["nyc1"].cancel()
 	<-probers["nyc1"].done
-	// Within an interval its share moves: two rounds after that are
-	// checked from the two others.
+	// Its share moves: two rounds after that are checked from the two
+	// others.
 	wait.For(t, "two rounds checked after nyc1's share moved", func() bool {
-		ok, _ := every(stopped.Add(interval), 2)
+		ok, _ := every(stopped.Add(moved), 2)
 		return ok
 	})
 	end := time.Now()
@@ -189,8 +196,8 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 				t.Errorf("%s slot %d checked %d times, from %v", s, slot, len(locs), locs)
 			}
 			checks = append(checks, check{slot, locs[0]})
-			if due := schedule.Due(slot, interval, off); locs[0] == "nyc1" && due.After(stopped.Add(interval)) {
-				t.Errorf("%s slot %d due %v, over an interval after nyc1 stopped, was given to nyc1", s, slot, due)
+			if due := schedule.Due(slot, interval, off); locs[0] == "nyc1" && due.After(stopped.Add(moved)) {
+				t.Errorf("%s slot %d due %v, %s after nyc1 stopped, was given to nyc1", s, slot, due, moved)
 			}
 		}
 		sort.Slice(checks, func(i, j int) bool { return checks[i].slot < checks[j].slot })
@@ -203,9 +210,9 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 					schedule.Due(checks[i].slot, interval, off).Format("05.000"), started.Format("05.000"), stopped.Format("05.000"), end.Format("05.000"))
 			}
 		}
-		// Every slot due from one interval after the stop until shortly
-		// before the end was checked by lon1 or ams1.
-		first, _ := schedule.SlotAt(stopped.Add(interval), interval, off)
+		// Every slot due from once the share moved until shortly before
+		// the end was checked by lon1 or ams1.
+		first, _ := schedule.SlotAt(stopped.Add(moved), interval, off)
 		last, _ := schedule.SlotAt(end.Add(-interval), interval, off)
 		for slot := first + 1; slot <= last; slot++ {
 			if len(bySlot[s][slot]) == 0 {

@@ -1,8 +1,11 @@
 // Package prober checks servers. Each prober runs at one location, takes the
-// tasks addressed to that location, runs them and publishes what it saw.
-// Every prober also runs the scheduler: it publishes one task per server per
-// interval, and because the task id is "server/slot", JetStream keeps one
-// task per slot however many schedulers publish it, so none needs to lead.
+// checks given to that location, runs them and publishes what it saw.
+// Every prober also runs the scheduler: shortly before each second it
+// publishes one message holding every server's check due in that second,
+// each given to a live location, and because the message's id names the
+// second, JetStream keeps one whole message per second however many
+// schedulers publish it, so none needs to lead. Re-checks and the canary
+// come as tasks of their own, addressed to one location.
 package prober
 
 import (
@@ -28,7 +31,6 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/prober/internal/check"
-	"github.com/tocsin-alarm/tocsin/services/prober/internal/schedule"
 )
 
 // Options tune a prober.
@@ -60,6 +62,10 @@ type Prober struct {
 	checks *check.Runner
 	source string
 	m      *metrics.Metrics
+	// slots holds a token for each check running, tasks' and windows'
+	// alike: at most Concurrency at once.
+	slots chan struct{}
+	ran   ranChecks // the checks of windows run here lately
 
 	canary      jetstream.KeyValue // where the canary's stages are recorded; nil without a watchdog
 	canarySince int64              // the first canary slot this scheduler issued
@@ -80,7 +86,7 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 		opts.HeartbeatTTL = 3 * opts.Heartbeat
 	}
 	deps = deps.WithDefaults()
-	deps.Metrics.Expect("prober@"+opts.Location, consumerName(opts.Location))
+	deps.Metrics.Expect("prober@"+opts.Location, consumerName(opts.Location), scheduleConsumerName(opts.Location))
 	if opts.RootCAs == nil && cfg.Checks.CAFile != "" {
 		pool, err := trusting(cfg.Checks.CAFile)
 		if err != nil {
@@ -94,6 +100,7 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 		checks: check.New(opts.RootCAs, check.WithSource(opts.Source)),
 		source: "prober@" + opts.Location,
 		m:      deps.Metrics,
+		slots:  make(chan struct{}, opts.Concurrency),
 	}, nil
 }
 
@@ -128,10 +135,11 @@ func (p *Prober) Run(ctx context.Context) error {
 	}
 	hb := events.Heartbeat{Location: p.opts.Location, Instance: instanceID(), Since: p.now(), TTLMS: p.opts.HeartbeatTTL.Milliseconds()}
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	wg.Go(func() { errs <- locations.Announce(ctx, kv, hb, p.opts.Heartbeat, p.log) })
 	wg.Go(func() { errs <- p.schedule(ctx, live) })
 	wg.Go(func() { errs <- p.work(ctx) })
+	wg.Go(func() { errs <- p.takeWindows(ctx) })
 	wg.Wait()
 	close(errs)
 	var all []error
@@ -141,12 +149,10 @@ func (p *Prober) Run(ctx context.Context) error {
 	return errors.Join(all...)
 }
 
-// work takes this location's tasks and runs them.
+// work takes this location's tasks (re-checks, on-demand checks and the
+// canary) and runs them.
 func (p *Prober) work(ctx context.Context) error {
-	longest := p.cfg.Checks.Timeout.D()
-	for _, t := range p.cfg.Targets() {
-		longest = max(longest, t.Timeout)
-	}
+	longest := p.longestTimeout()
 	return p.bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamTasks,
 		Name:    consumerName(p.opts.Location),
@@ -175,12 +181,25 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	if !ok {
 		return bus.Permanent(fmt.Errorf("a task for %q, not a server of this prober's config in service and checked", task.Server))
 	}
+	select {
+	case p.slots <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("no check slot free in time: %w", ctx.Err())
+	}
+	defer func() { <-p.slots }()
+	return p.run(ctx, ev.ID, task, spec)
+}
+
+// run runs the check of one task, whose id is id, and publishes its
+// result: the one way a check runs, whether its task came on its own or
+// in a window. The caller holds one of the slots.
+func (p *Prober) run(ctx context.Context, id string, task *events.ProbeTask, spec check.Spec) error {
 	start := p.now()
-	stop := p.watchHang(ctx, ev, task, spec, start)
+	stop := p.watchHang(ctx, id, task, spec, start)
 	out := p.checks.Run(ctx, spec)
 	stop()
 	res := &events.ProbeResult{
-		Server: task.Server, Location: p.opts.Location, Check: spec.URL, Task: ev.ID,
+		Server: task.Server, Location: p.opts.Location, Check: spec.URL, Task: id,
 		Purpose: task.Purpose, Correlation: task.Correlation, Started: start,
 		LatencyMS: float64(out.Latency.Microseconds()) / 1000, OK: out.OK,
 		Reason: events.Clip(out.Reason, events.MaxReason), Warning: events.Clip(out.Warning, events.MaxReason),
@@ -189,9 +208,14 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	if !out.OK {
 		p.log.Info("check failed", "server", task.Server, "reason", out.Reason, "purpose", task.Purpose)
 	}
+	return p.publishResult(ctx, id, start.Add(out.Latency), res)
+}
+
+// publishResult publishes the result of the task whose id is id.
+func (p *Prober) publishResult(ctx context.Context, id string, at time.Time, res *events.ProbeResult) error {
 	// The result's id follows from the task's: a task run twice (a crash
 	// before its ack) stores one result.
-	return p.bus.Publish(ctx, events.New(ev.ID+"/result", p.source, start.Add(out.Latency), res))
+	return p.bus.Publish(ctx, events.New(id+"/result", p.source, at, res))
 }
 
 // role is the role of a server's box, a label bounded by the config.
@@ -232,83 +256,6 @@ func (p *Prober) spec(t *events.ProbeTask) (check.Spec, bool) {
 		s.Username, s.Password = l.Username, l.Password.Reveal()
 	}
 	return s, true
-}
-
-// settle is how far before a slot falls due its live locations are judged:
-// long enough for every replica to have heard every heartbeat by then.
-const settle = 500 * time.Millisecond
-
-// schedule publishes each server's task, when its slot falls due, to one of
-// the live locations.
-func (p *Prober) schedule(ctx context.Context, live *locations.Live) error {
-	// Until the bucket is read, only this prober's own location is known live.
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	if err := live.WaitReady(wctx); err != nil && ctx.Err() == nil {
-		p.log.Warn("locations not known yet; scheduling for this location only", "err", err)
-	}
-	cancel()
-	targets := map[string]config.Target{}
-	var q schedule.Queue
-	for _, t := range p.cfg.Targets() {
-		if t.Server.IsPush() {
-			continue // it reports in to the push service
-		}
-		targets[t.Server.ID] = t
-		q.Add(t.Server.ID, t.Interval, p.now(), events.TaskGrace)
-	}
-	p.queueCanary(&q)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
-		}
-		now := p.now()
-		// Every replica asks which locations were live a moment before a
-		// slot fell due, once it has heard every heartbeat written by then,
-		// and so sees the same set.
-		liveAt := func(due time.Time) []string { return live.At(due.Add(-settle)) }
-		sctx, cancel := context.WithTimeout(ctx, 2*settle)
-		if err := live.Settled(sctx, now.Add(-settle)); err != nil && ctx.Err() == nil {
-			p.log.Debug("choosing locations from the heartbeats heard so far", "err", err)
-		}
-		cancel()
-		for _, it := range q.PopDue(now, func(it schedule.Item) string {
-			prev := it.Prev
-			if prev == "" {
-				prev = schedule.Previous(it.Key, it.Slot, it.Interval, it.Offset, liveAt)
-			}
-			return schedule.Choose(it.Key, it.Slot, liveAt(it.Due), prev)
-		}) {
-			if it.Key == events.CanaryServer {
-				p.issueCanary(ctx, it)
-				continue
-			}
-			t := targets[it.Key]
-			loc := it.Location
-			if loc == "" {
-				// Nobody was live yet when the slot fell due: this prober
-				// has just started, and checks it itself.
-				loc = p.opts.Location
-			}
-			task := &events.ProbeTask{
-				Server: it.Key, Location: loc, Check: t.Server.Check,
-				TimeoutMS: t.Timeout.Milliseconds(), Slot: it.Slot, Due: it.Due, Purpose: events.PurposeScheduled,
-				Options: t.Server.CheckOptions(),
-			}
-			id := fmt.Sprintf("%s/%d", it.Key, it.Slot)
-			// A task nobody took within its interval is stale: the next slot replaces it.
-			err := p.bus.Publish(ctx, events.New(id, p.source, it.Due, task), jetstream.WithMsgTTL(max(t.Interval, time.Second)))
-			if err != nil && ctx.Err() == nil {
-				p.log.Warn("could not publish a task; the next slot will", "server", it.Key, "err", err)
-			}
-		}
-		if next, ok := q.Next(); ok {
-			timer.Reset(max(0, next.Sub(p.now())))
-		}
-	}
 }
 
 // instanceID tells apart the probers of one location: the host, and a

@@ -18,8 +18,8 @@ import (
 )
 
 // TestReplicasScheduleEachSlotOnce runs two probers at one location, each
-// with its scheduler: JetStream's de-duplication of "server/slot" must leave
-// one task, and so one result, per server and slot.
+// with its scheduler: JetStream's de-duplication of each window's id must
+// leave one window, and so one check and one result, per server and slot.
 func TestReplicasScheduleEachSlotOnce(t *testing.T) {
 	var mu sync.Mutex
 	requests := map[string]int{}

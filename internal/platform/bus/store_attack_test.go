@@ -57,21 +57,47 @@ func note(n int) events.Event {
 func TestAttackFullTaskQueueDropsOldest(t *testing.T) {
 	b := smallBus(t)
 	ctx := context.Background()
-	const n = 2000 // ~300 bytes each: twice the 256KiB the tasks have
+	const n = 2000 // ~300 bytes each: four times the 128KiB the tasks have (half the memory; the windows have the other half)
 	for i := range n {
 		if err := b.Publish(ctx, task(i)); err != nil {
 			t.Fatalf("task %d refused: %v", i, err)
 		}
 	}
 	info := streamInfo(t, b, events.StreamTasks)
-	if info.Config.MaxBytes != 256<<10 || info.Config.Discard != jetstream.DiscardOld {
-		t.Fatalf("tasks stream: max_bytes %d, discard %v; want 256KiB, old", info.Config.MaxBytes, info.Config.Discard)
+	if info.Config.MaxBytes != 128<<10 || info.Config.Discard != jetstream.DiscardOld {
+		t.Fatalf("tasks stream: max_bytes %d, discard %v; want 128KiB, old", info.Config.MaxBytes, info.Config.Discard)
 	}
 	if info.State.Bytes > uint64(info.Config.MaxBytes) {
 		t.Errorf("tasks hold %d bytes, over their %d", info.State.Bytes, info.Config.MaxBytes)
 	}
 	if info.State.FirstSeq == 1 || info.State.LastSeq != n {
 		t.Errorf("tasks kept sequences %d to %d of 1 to %d: want the oldest gone and the newest kept", info.State.FirstSeq, info.State.LastSeq, n)
+	}
+}
+
+// TestAttackFullScheduleDropsOldest floods the windows of scheduled
+// checks past their room: every window is taken, the oldest make way.
+func TestAttackFullScheduleDropsOldest(t *testing.T) {
+	b := smallBus(t)
+	ctx := context.Background()
+	const n = 1000 // ~400 bytes each: three times the 128KiB the windows have
+	start := time.Date(2026, 11, 21, 2, 0, 0, 0, time.UTC)
+	for i := range n {
+		ws := &events.ProbeSchedule{Start: start.Add(time.Duration(i) * time.Second), WindowMS: 1000, Locations: []string{"lon1", "ams1"}}
+		for j := range 6 {
+			ws.Checks = append(ws.Checks, events.ScheduledCheck{Server: fmt.Sprintf("web%d", j), Location: j % 2, Slot: int64(i), DueMS: int64(j * 100)})
+		}
+		if err := b.Publish(ctx, events.New(events.ScheduleID(int64(i), 0), "test", ws.Start, ws)); err != nil {
+			t.Fatalf("window %d refused: %v", i, err)
+		}
+	}
+	info := streamInfo(t, b, events.StreamSchedule)
+	if info.Config.MaxBytes != 128<<10 || info.Config.Discard != jetstream.DiscardOld {
+		t.Fatalf("schedule stream: max_bytes %d, discard %v; want 128KiB, old", info.Config.MaxBytes, info.Config.Discard)
+	}
+	if info.State.Bytes > uint64(info.Config.MaxBytes) || info.State.FirstSeq == 1 || info.State.LastSeq != n {
+		t.Errorf("windows hold %d bytes, sequences %d to %d of 1 to %d: want at most %d, the oldest gone and the newest kept",
+			info.State.Bytes, info.State.FirstSeq, info.State.LastSeq, n, info.Config.MaxBytes)
 	}
 }
 

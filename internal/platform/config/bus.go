@@ -17,7 +17,8 @@ import (
 type Bus struct {
 	// MaxStore is the disk every stream and bucket kept on file shares.
 	MaxStore ByteSize `yaml:"max_store"`
-	// MaxMemory is the memory of the probe tasks waiting to be run.
+	// MaxMemory is the memory of the windows of scheduled checks and the
+	// probe tasks waiting to be run, half each.
 	MaxMemory ByteSize `yaml:"max_memory"`
 }
 

@@ -1,7 +1,7 @@
 // Package schedule decides when each server is due. Every scheduler replica
 // computes the same slots and due times from the server id alone, so they
-// agree without talking to each other and JetStream's de-duplication of the
-// task id "server/slot" leaves one task per slot.
+// agree without talking to each other, and JetStream's de-duplication of
+// the id of each window's message leaves one view of every slot.
 package schedule
 
 import (
