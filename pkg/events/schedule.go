@@ -108,10 +108,15 @@ func (s *ProbeSchedule) Validate() error {
 		}
 		// A server is due at most once a window: a message naming one
 		// many times would have every location check it many times over.
-		if _, dup := servers[c.Server]; dup {
+		// The canary is the exception: once for each location.
+		key := c.Server
+		if key == CanaryServer {
+			key += "@" + s.Locations[c.Location]
+		}
+		if _, dup := servers[key]; dup {
 			return fmt.Errorf("server %q checked twice in one window", c.Server)
 		}
-		servers[c.Server] = struct{}{}
+		servers[key] = struct{}{}
 	}
 	return nil
 }

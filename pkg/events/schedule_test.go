@@ -43,6 +43,9 @@ func TestScheduleRefused(t *testing.T) {
 		{"due after the window", func(s *ProbeSchedule) { s.Checks[1].DueMS = 1001 }, "due 1001ms into a window of 1000ms"},
 		{"due before the window", func(s *ProbeSchedule) { s.Checks[1].DueMS = -1 }, "due -1ms"},
 		{"a server twice", func(s *ProbeSchedule) { s.Checks[1].Server = "mx1" }, `server "mx1" checked twice`},
+		{"the canary twice for one location", func(s *ProbeSchedule) {
+			s.Checks = append(s.Checks, ScheduledCheck{Server: CanaryServer, Location: 1}, ScheduledCheck{Server: CanaryServer, Location: 1})
+		}, `server "tocsin-canary" checked twice`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,6 +65,12 @@ func TestScheduleRefused(t *testing.T) {
 				t.Errorf("Decode error = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+	// The canary, once for each location, is one window's.
+	canaries := good()
+	canaries.Checks = append(canaries.Checks, ScheduledCheck{Server: CanaryServer}, ScheduledCheck{Server: CanaryServer, Location: 1})
+	if err := canaries.Validate(); err != nil {
+		t.Errorf("a window with each location's canary is refused: %v", err)
 	}
 	if _, err := Decode(SubjectProbeTask("lon1"), mustMarshal(t, New(ScheduleID(1, 0), "s", t0, good()))); err == nil {
 		t.Error("a window was accepted on a task subject")

@@ -5,20 +5,19 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tocsin-alarm/tocsin/internal/canary"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/prober/internal/schedule"
 )
 
-// The canary, for the watchdog: each interval the scheduler of every
-// location issues a canary task to its own location, from the same loop
-// that publishes every server's windows (so a scheduler that stops
-// scheduling stops its canary), and the prober there answers it through
-// the work queue of the re-checks and the result stream of every check
-// (so a prober that stops taking tasks stops answering). The answer needs no network: the canary
+// The canary, for the watchdog: each interval the window that the
+// canary's slot falls in holds a canary check for every live location,
+// put there by the same loop that publishes every server's checks; each
+// scheduler records that its own location's went out (so a scheduler that
+// stops scheduling stops its canary), and the prober there answers it
+// from the window, through the result stream of every check (so a prober
+// that stops taking windows stops answering). The answer needs no network: the canary
 // proves that the pipeline carries work, not that a location can reach
 // the internet, which the real checks of every server and the locations'
 // heartbeats already tell. A target on the network would page the
@@ -50,43 +49,36 @@ func (p *Prober) queueCanary(q *schedule.Queue) {
 	}
 }
 
-// issueCanary publishes this location's canary task of a slot and records
-// that it did.
-func (p *Prober) issueCanary(ctx context.Context, it schedule.Item) {
-	every := p.canaryEvery()
+// scheduledCanary records that this location's canary of a slot went out
+// in a window.
+func (p *Prober) scheduledCanary(ctx context.Context, it schedule.Item) {
 	if p.canarySince == 0 {
 		p.canarySince = it.Slot
 	}
-	loc := p.opts.Location
-	task := &events.ProbeTask{
-		Server: events.CanaryServer, Location: loc, Check: events.CanaryCheck,
-		TimeoutMS: 1000, Slot: it.Slot, Due: it.Due, Purpose: events.PurposeCanary,
-	}
-	err := p.bus.Publish(ctx, events.New(events.CanaryTaskID(it.Slot, loc), p.source, it.Due, task), jetstream.WithMsgTTL(max(every, time.Second)))
-	if err == nil {
-		err = canary.Record(ctx, p.canary, events.StageScheduled, loc, events.CanaryStage{Slot: it.Slot, At: p.now(), Since: p.canarySince})
-	}
+	err := canary.Record(ctx, p.canary, events.StageScheduled, p.opts.Location, events.CanaryStage{Slot: it.Slot, At: p.now(), Since: p.canarySince})
 	if err != nil && ctx.Err() == nil {
-		p.log.Warn("could not issue the canary; the next slot will", "slot", it.Slot, "err", err)
+		p.log.Warn("could not record the canary's window; the next slot will", "slot", it.Slot, "err", err)
 	}
 }
 
-// answerCanary answers a canary task of this location, one its scheduler
-// issued: no other task is answered without a check.
-func (p *Prober) answerCanary(ctx context.Context, ev events.Event, task *events.ProbeTask) error {
-	slot, loc, ok := events.ParseCanaryTaskID(ev.ID)
+// answerCanary answers this location's canary of a slot, the task id of
+// which is id: no other check is answered without being made. It comes in
+// a window, as every scheduled check; a scheduler of an earlier version
+// sent it as a task of its own.
+func (p *Prober) answerCanary(ctx context.Context, id string, task *events.ProbeTask) error {
+	slot, loc, ok := events.ParseCanaryTaskID(id)
 	switch {
 	case p.canaryEvery() == 0:
 		return bus.Permanent(fmt.Errorf("a canary task, and no watchdog in this prober's config"))
 	case !ok || task.Server != events.CanaryServer || loc != p.opts.Location || slot != task.Slot:
-		return bus.Permanent(fmt.Errorf("a canary task %q for %q that no scheduler of this location issued", ev.ID, task.Server))
+		return bus.Permanent(fmt.Errorf("a canary task %q for %q that no scheduler of this location issued", id, task.Server))
 	}
 	now := p.now()
 	res := &events.ProbeResult{
-		Server: events.CanaryServer, Location: loc, Check: events.CanaryCheck, Task: ev.ID,
+		Server: events.CanaryServer, Location: loc, Check: events.CanaryCheck, Task: id,
 		Purpose: events.PurposeCanary, Started: now, OK: true,
 	}
-	if err := p.bus.Publish(ctx, events.New(ev.ID+"/result", p.source, now, res)); err != nil {
+	if err := p.publishResult(ctx, id, now, res); err != nil {
 		return err
 	}
 	return canary.Record(ctx, p.canary, events.StageProbed, loc, events.CanaryStage{Slot: slot, At: now})

@@ -175,7 +175,7 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 		return bus.Permanent(fmt.Errorf("a task for %q reached the prober at %q", task.Location, p.opts.Location))
 	}
 	if task.Purpose == events.PurposeCanary {
-		return p.answerCanary(ctx, ev, task)
+		return p.answerCanary(ctx, ev.ID, task)
 	}
 	spec, ok := p.spec(task)
 	if !ok {

@@ -52,8 +52,9 @@ func windowStart(k int64) time.Time { return time.Unix(0, k*int64(window)).UTC()
 func judged(k int64) time.Time { return windowStart(k).Add(-scheduleLead - settle) }
 
 // schedule publishes, shortly before each window, every server's check due
-// in it with the live location chosen for each; and the canary, when it
-// falls due, as a task of its own.
+// in it with the live location chosen for each; and, when it falls due,
+// the canary for every live location, which so travels the path of every
+// scheduled check.
 func (p *Prober) schedule(ctx context.Context, live liveSet) error {
 	// Until the bucket is read, only this prober's own location is known live.
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -77,35 +78,40 @@ func (p *Prober) schedule(ctx context.Context, live liveSet) error {
 			return nil
 		case <-timer.C:
 		}
-		for _, it := range canary.PopDue(p.now(), nil) {
-			p.issueCanary(ctx, it)
-		}
 		// Every window whose time to publish has come; after a restart,
 		// the ones due within TaskGrace too, which the stream's
 		// de-duplication drops if another replica published them.
 		for {
-			next, ok := q.Next()
-			if !ok || p.now().Before(windowStart(windowOf(next)).Add(-scheduleLead)) {
+			k, ok := nextWindow(&q, &canary)
+			if !ok || p.now().Before(windowStart(k).Add(-scheduleLead)) {
 				break
 			}
-			p.publishWindow(ctx, live, &q, windowOf(next))
+			p.publishWindow(ctx, live, &q, &canary, k)
 		}
-		var wake []time.Time
-		if next, ok := q.Next(); ok {
-			wake = append(wake, windowStart(windowOf(next)).Add(-scheduleLead))
-		}
-		if next, ok := canary.Next(); ok {
-			wake = append(wake, next)
-		}
-		if len(wake) > 0 {
-			timer.Reset(max(0, slices.MinFunc(wake, time.Time.Compare).Sub(p.now())))
+		if k, ok := nextWindow(&q, &canary); ok {
+			timer.Reset(max(0, windowStart(k).Add(-scheduleLead).Sub(p.now())))
 		}
 	}
 }
 
-// publishWindow takes window k's checks from q, gives each a location, and
+// nextWindow is the window of the earliest check or canary queued.
+func nextWindow(queues ...*schedule.Queue) (k int64, ok bool) {
+	var due []time.Time
+	for _, q := range queues {
+		if next, ok := q.Next(); ok {
+			due = append(due, next)
+		}
+	}
+	if len(due) == 0 {
+		return 0, false
+	}
+	return windowOf(slices.MinFunc(due, time.Time.Compare)), true
+}
+
+// publishWindow takes window k's checks from q, gives each a location, adds
+// the canary for every live location if it falls due in the window, and
 // publishes them.
-func (p *Prober) publishWindow(ctx context.Context, live liveSet, q *schedule.Queue, k int64) {
+func (p *Prober) publishWindow(ctx context.Context, live liveSet, q, canary *schedule.Queue, k int64) {
 	// A bounded wait: a replica that gave up early sees a different set,
 	// which costs at worst a location twice in a row, never a check.
 	sctx, cancel := context.WithTimeout(ctx, scheduleLead/2)
@@ -122,12 +128,39 @@ func (p *Prober) publishWindow(ctx context.Context, live liveSet, q *schedule.Qu
 		}
 		return schedule.Choose(it.Key, it.Slot, liveAt(it.Due), prev)
 	})
+	canaries := canaryItems(canary.PopDue(start.Add(window-1), nil), liveAt)
+	items = append(items, canaries...)
+	published := true
 	for part, ws := range windowMessages(start, items, p.opts.Location) {
 		err := p.bus.Publish(ctx, events.New(events.ScheduleID(k, part), p.source, start.Add(-scheduleLead), ws))
 		if err != nil && ctx.Err() == nil {
+			published = false
 			p.log.Warn("could not publish a window of checks; the next slot of each will", "window", start, "checks", len(ws.Checks), "err", err)
 		}
 	}
+	for _, c := range canaries {
+		if published && (c.Location == p.opts.Location || c.Location == "") {
+			p.scheduledCanary(ctx, c)
+		}
+	}
+}
+
+// canaryItems are the canary's slots due, each for every location live
+// then: every replica gives the same, as it gives every check the same
+// location. With none live yet, the one for this prober's own location.
+func canaryItems(due []schedule.Item, liveAt func(time.Time) []string) []schedule.Item {
+	var out []schedule.Item
+	for _, c := range due {
+		locs := liveAt(c.Due)
+		if len(locs) == 0 {
+			out = append(out, c) // Location "": this prober's own
+		}
+		for _, l := range locs {
+			c.Location = l
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // windowMessages are the messages of one window's checks: one, unless the
@@ -138,7 +171,7 @@ func (p *Prober) publishWindow(ctx context.Context, live liveSet, q *schedule.Qu
 // self.
 func windowMessages(start time.Time, items []schedule.Item, self string) []*events.ProbeSchedule {
 	slices.SortFunc(items, func(a, b schedule.Item) int {
-		return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.Key, b.Key))
+		return cmp.Or(a.Due.Compare(b.Due), cmp.Compare(a.Key, b.Key), cmp.Compare(a.Location, b.Location))
 	})
 	var out []*events.ProbeSchedule
 	for len(items) > 0 {

@@ -88,6 +88,14 @@ func (p *Prober) handleWindow(run, ctx context.Context, ev events.Event) error {
 			continue
 		}
 		task := &events.ProbeTask{Server: c.Server, Location: p.opts.Location, Slot: c.Slot, Due: ws.Due(c), Purpose: events.PurposeScheduled}
+		if c.Server == events.CanaryServer {
+			if every := p.canaryEvery(); every == 0 || task.Due.Add(every).After(now) {
+				// Answered, or refused without a watchdog: never skipped.
+				task.Purpose = events.PurposeCanary
+				jobs = append(jobs, job{id: events.CanaryTaskID(c.Slot, p.opts.Location), task: task})
+			}
+			continue
+		}
 		spec, ok := p.spec(task)
 		if !ok {
 			unknown = append(unknown, c.Server)
@@ -161,7 +169,7 @@ func (p *Prober) runAll(run, ctx context.Context, jobs []job) error {
 		started++
 		wg.Go(func() {
 			defer func() { <-p.slots }()
-			if err := p.run(ctx, j.id, j.task, j.spec); err != nil {
+			if err := p.runJob(ctx, j); err != nil {
 				mu.Lock()
 				failed = append(failed, err)
 				mu.Unlock()
@@ -180,6 +188,14 @@ func (p *Prober) runAll(run, ctx context.Context, jobs []job) error {
 		return fmt.Errorf("%d checks of the window not begun in time: %w", left, ctx.Err())
 	}
 	return errors.Join(failed...)
+}
+
+// runJob makes a window's check, or answers its canary.
+func (p *Prober) runJob(ctx context.Context, j job) error {
+	if j.task.Purpose == events.PurposeCanary {
+		return p.answerCanary(ctx, j.id, j.task)
+	}
+	return p.run(ctx, j.id, j.task, j.spec)
 }
 
 // listed is up to n of names, and how many more there are.
