@@ -157,6 +157,8 @@ func newPayload(t Type) (Payload, error) {
 		return &ProbeTask{}, nil
 	case TypeProbeResult:
 		return &ProbeResult{}, nil
+	case TypeProbeResultBatch:
+		return &ProbeResultBatch{}, nil
 	case TypeServerStateChanged:
 		return &ServerStateChanged{}, nil
 	case TypeFalseAlarm:
