@@ -178,3 +178,17 @@ func Results(ev Event) ([]Event, error) {
 	}
 	return out, nil
 }
+
+// DecodeResults decodes a message of the results stream into the results
+// it holds: one, or a batch's taken apart. For whoever reads the stream
+// rather than consuming it through the bus (a test, a benchmark, a tool).
+func DecodeResults(subject string, data []byte) ([]Event, error) {
+	ev, err := Decode(subject, data)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Type == TypeProbeResultBatch {
+		return Results(ev)
+	}
+	return []Event{ev}, nil
+}

@@ -60,6 +60,7 @@ type Prober struct {
 	checks *check.Runner
 	source string
 	m      *metrics.Metrics
+	sent   *sender // every check's result goes through it: see results.go
 
 	canary      jetstream.KeyValue // where the canary's stages are recorded; nil without a watchdog
 	canarySince int64              // the first canary slot this scheduler issued
@@ -88,13 +89,15 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 		}
 		opts.RootCAs = pool
 	}
-	return &Prober{
+	p := &Prober{
 		cfg: cfg, opts: opts, bus: deps.Bus, now: deps.Now,
 		log:    deps.Log.With("service", "prober", "location", opts.Location),
 		checks: check.New(opts.RootCAs, check.WithSource(opts.Source)),
 		source: "prober@" + opts.Location,
 		m:      deps.Metrics,
-	}, nil
+	}
+	p.sent = newSender(deps.Bus, opts.Location, p.source, p.log, deps.Now, p.answeredLate)
+	return p, nil
 }
 
 // trusting is the system's roots and the CA in file.
@@ -131,7 +134,11 @@ func (p *Prober) Run(ctx context.Context) error {
 	errs := make(chan error, 3)
 	wg.Go(func() { errs <- locations.Announce(ctx, kv, hb, p.opts.Heartbeat, p.log) })
 	wg.Go(func() { errs <- p.schedule(ctx, live) })
-	wg.Go(func() { errs <- p.work(ctx) })
+	wg.Go(func() { p.sent.run(ctx) })
+	wg.Go(func() {
+		errs <- p.work(ctx)
+		p.sent.wait() // the batches of the tasks it finished
+	})
 	wg.Wait()
 	close(errs)
 	var all []error
@@ -191,7 +198,7 @@ func (p *Prober) handle(ctx context.Context, ev events.Event) error {
 	}
 	// The result's id follows from the task's: a task run twice (a crash
 	// before its ack) stores one result.
-	return p.bus.Publish(ctx, events.New(ev.ID+"/result", p.source, start.Add(out.Latency), res))
+	return p.sent.Send(ctx, events.New(ev.ID+"/result", p.source, start.Add(out.Latency), res))
 }
 
 // role is the role of a server's box, a label bounded by the config.

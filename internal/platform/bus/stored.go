@@ -29,6 +29,10 @@ func isAckWhen(err error) (<-chan error, bool) {
 	return nil, false
 }
 
+// AckWhenChannel is the channel an AckWhen error waits for: for a test
+// of a handler that hands its work on.
+func AckWhenChannel(err error) (<-chan error, bool) { return isAckWhen(err) }
+
 // await waits for what a handler handed on, until deadline, and says how
 // it went.
 func await(done <-chan error, deadline time.Time) error {
