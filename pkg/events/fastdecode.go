@@ -112,7 +112,8 @@ func decodePayload(data []byte, p Payload) bool {
 
 // structCodec decodes one struct type whose exported fields are all of
 // kinds the scanner reads: strings, booleans, integers, floats, times,
-// lists of strings, and structs of the same sort, by value or pointer.
+// lists of strings, and structs of the same sort, by value, by pointer or
+// in a list (a batch's results).
 // Keys must match a field's JSON name exactly, once each: anything else
 // (a field added by a newer producer, a key spelled in another case,
 // null) leaves it to encoding/json.
