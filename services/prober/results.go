@@ -176,6 +176,17 @@ func (s *sender) store(ev events.Event, g *gathering) {
 	defer s.inFlight.Done()
 	s.slots <- struct{}{}
 	defer func() { <-s.slots }()
+	if _, err := ev.Marshal(); err != nil {
+		// Something of a result no batch may hold (it cannot happen with
+		// results this prober made): each goes alone, as it would have.
+		s.log.Error("a batch of results is not valid; sending them one by one", "batch", ev.ID, "err", err)
+		for i, r := range g.results {
+			ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+			g.done[i] <- s.bus.Publish(ctx, events.New(r.Task+"/result", s.source, r.Started.Add(time.Duration(r.LatencyMS*float64(time.Millisecond))), r))
+			cancel()
+		}
+		return
+	}
 	var err error
 	for attempt := 0; ; attempt++ {
 		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)

@@ -239,3 +239,28 @@ func TestRefusedBatchIsRetried(t *testing.T) {
 		t.Errorf("stored %d results in %v, want 7 in one batch", got.total, got.messages)
 	}
 }
+
+// TestResultNoBatchMayHoldGoesAlone: a result that would make its batch
+// invalid (here a task id too long for a batch) is not lost with it: it
+// is stored alone.
+func TestResultNoBatchMayHoldGoesAlone(t *testing.T) {
+	b := bustest.New(t)
+	s := newSender(b, "lon1", "prober@lon1", slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now, func(*events.ProbeResult) bool { return false })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.run(ctx)
+	at := time.Now()
+	task := "web1/" + strings.Repeat("1", 187)
+	err := s.Send(ctx, events.New(task+"/result", "prober@lon1", at, &events.ProbeResult{
+		Server: "web1", Location: "lon1", Task: task, Purpose: events.PurposeScheduled, Started: at, OK: true,
+	}))
+	done, ok := bus.AckWhenChannel(err)
+	if !ok {
+		t.Fatalf("Send = %v, want bus.AckWhen", err)
+	}
+	allStored(t, []<-chan error{done})
+	got := readResults(t, b)
+	if got.total != 1 || got.messages[events.SubjectProbeResult("web1", "lon1")] != 1 {
+		t.Errorf("stored %d results in %v, want one alone", got.total, got.messages)
+	}
+}
