@@ -23,7 +23,7 @@ import (
 
 // stored is every message of the results stream, and the results they hold.
 type stored struct {
-	messages map[string]int           // subject → messages
+	messages map[string]int            // subject → messages
 	results  map[string][]events.Event // server → its results, in stream order
 	tasks    map[string]int            // task → results
 	total    int
