@@ -91,9 +91,24 @@ func (b *Bus) handleItem(hc *handlerContexts, c Consumer, log *slog.Logger, d de
 	ctx := hc.get(bt.clock(c.AckWait))
 	err := call(ctx, h, *d.ev)
 	if done, ok := isAckWhen(err); ok {
+		// As for a message alone: the worker goes on, and this event
+		// counts as handled once what it handed on is done.
 		deadline, _ := ctx.Deadline()
-		err = await(done, deadline) // the batch's fate waits for every event anyway
+		hc.after.Go(func() {
+			err := await(done, deadline)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			b.itemDone(ctx, c, log, d, err)
+		})
+		return
 	}
+	b.itemDone(ctx, c, log, d, err)
+}
+
+// itemDone records how one event of a message that holds many went, and
+// decides the message's fate once it was the last.
+func (b *Bus) itemDone(ctx context.Context, c Consumer, log *slog.Logger, d delivery, err error) {
+	bt := d.batch
 	later, isLater := IsLater(err)
 	var failed error
 	var retryAfter time.Duration

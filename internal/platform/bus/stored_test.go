@@ -65,3 +65,54 @@ func TestAckWhenWaitsForWhatWasHandedOn(t *testing.T) {
 		t.Error("the message whose work was done was delivered again")
 	}
 }
+
+// TestAckWhenInABatch: the events of a batch may hand their work on too;
+// the batch is acknowledged once every one of them is done.
+func TestAckWhenInABatch(t *testing.T) {
+	b := bustest.New(t)
+	var mu sync.Mutex
+	var handed []chan error
+	c := splitting("ack-when-batch")
+	c.Workers = 1
+	consume(t, b, c, func(ctx context.Context, ev events.Event) error {
+		done := make(chan error, 1)
+		mu.Lock()
+		handed = append(handed, done)
+		mu.Unlock()
+		return bus.AckWhen(done)
+	})
+	publishAll(t, b, batchOf(t, 1, "a", "b", "c"))
+	// One worker, and all three handed on: it did not wait for each.
+	wait.For(t, "every event handed on", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(handed) == 3
+	})
+	ackPending := func() int {
+		cons, err := b.JS.Consumer(context.Background(), events.StreamResults, "ack-when-batch")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ci, err := cons.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ci.NumAckPending
+	}
+	mu.Lock()
+	handed[0] <- nil
+	handed[2] <- nil
+	mu.Unlock()
+	if n := ackPending(); n != 1 {
+		t.Fatalf("%d messages awaiting acknowledgement with one event's work not done, want 1", n)
+	}
+	mu.Lock()
+	handed[1] <- nil
+	mu.Unlock()
+	settled(t, b, "ack-when-batch")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(handed) != 3 {
+		t.Errorf("the batch's events were handled %d times, want 3", len(handed))
+	}
+}
