@@ -33,7 +33,8 @@ type watch struct {
 func startWatch(ctx context.Context, b *bus.Bus, server string) (*watch, error) {
 	w := &watch{}
 	for stream, subjects := range map[string][]string{
-		events.StreamResults: {events.SubjectProbeResultsOf(server)},
+		// Successes come in each location's batches.
+		events.StreamResults: {events.SubjectProbeResultsOf(server), events.SubjectProbeResultBatch("*")},
 		events.StreamEvents:  {events.SubjectServerChanged(server), events.SubjectIncidents},
 	} {
 		c, err := b.JS.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{
@@ -48,14 +49,19 @@ func startWatch(ctx context.Context, b *bus.Bus, server string) (*watch, error) 
 			if md, err := m.Metadata(); err == nil {
 				at = md.Timestamp
 			}
-			ev, err := events.Decode(m.Subject(), m.Data())
+			evs, err := events.DecodeResults(m.Subject(), m.Data())
 			w.mu.Lock()
 			defer w.mu.Unlock()
 			if err != nil {
 				w.bad++
 				return
 			}
-			w.all = append(w.all, seen{at, ev})
+			for _, ev := range evs {
+				if r, ok := ev.Data.(*events.ProbeResult); ok && r.Server != server {
+					continue // another server's, in a batch
+				}
+				w.all = append(w.all, seen{at, ev})
+			}
 		})
 		if err != nil {
 			w.stop()

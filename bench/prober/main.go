@@ -186,14 +186,20 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	cc, err := rc.Consume(func(m jetstream.Msg) {
 		start := time.Now()
-		ev, err := events.Decode(m.Subject(), m.Data())
+		evs, err := events.DecodeResults(m.Subject(), m.Data())
 		took := time.Since(start)
-		r, ok := ev.Data.(*events.ProbeResult)
-		if err != nil || !ok {
+		if err != nil {
 			t.undecodable(took)
 			return
 		}
-		t.add(r, took)
+		for _, ev := range evs {
+			r, ok := ev.Data.(*events.ProbeResult)
+			if !ok {
+				t.undecodable(took)
+				continue
+			}
+			t.add(r, took/time.Duration(len(evs)))
+		}
 	})
 	if err != nil {
 		return fmt.Errorf("results consumer: %w", err)

@@ -38,14 +38,19 @@ func main() {
 	changes := flag.Int("changes", 2000, "results that change a server's state, timed one by one")
 	rate := flag.Int("rate", 20000, "results per second of the background load while the changes are timed")
 	profile := flag.String("cpuprofile", "", "write a CPU profile of the drain to this file")
+	batch := flag.Int("batch", 1, "successes to a message, as a prober batches them (1: each alone)")
 	flag.Parse()
-	if err := run(*servers, *results, *changes, *rate, *profile, os.Stdout); err != nil {
+	if *batch < 1 || *batch > events.MaxBatchResults {
+		fmt.Fprintf(os.Stderr, "bench/verifier: -batch must be from 1 to %d\n", events.MaxBatchResults)
+		os.Exit(2)
+	}
+	if err := run(*servers, *results, *changes, *rate, *batch, *profile, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/verifier:", err)
 		os.Exit(1)
 	}
 }
 
-func run(servers, results, changes, rate int, profile string, out io.Writer) error {
+func run(servers, results, changes, rate, batch int, profile string, out io.Writer) error {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	dir, err := os.MkdirTemp("", "tocsin-bench-verifier-")
@@ -79,11 +84,16 @@ func run(servers, results, changes, rate int, profile string, out io.Writer) err
 	defer pub.Close()
 	t0 := time.Now()
 	start := time.Now().Add(-time.Hour)
+	var gathered []success
 	for i := range results {
 		s := i % servers
 		at := start.Add(time.Duration(i/servers) * time.Second)
-		if err := publishAsync(pub, s, at, true, fmt.Sprintf("b%d", i)); err != nil {
-			return err
+		gathered = append(gathered, success{s, at, fmt.Sprintf("b%d", i)})
+		if len(gathered) == batch || i == results-1 {
+			if err := publishSuccesses(pub, gathered); err != nil {
+				return err
+			}
+			gathered = gathered[:0]
 		}
 	}
 	select {
@@ -91,7 +101,7 @@ func run(servers, results, changes, rate int, profile string, out io.Writer) err
 	case <-time.After(5 * time.Minute):
 		return fmt.Errorf("publishing the backlog took over 5 minutes")
 	}
-	fmt.Fprintf(out, "published %d results for %d servers in %s\n", results, servers, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(out, "published %d results for %d servers, %d to a message, in %s\n", results, servers, batch, time.Since(t0).Round(time.Millisecond))
 
 	vctx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -119,11 +129,12 @@ func run(servers, results, changes, rate int, profile string, out io.Writer) err
 	var firstTook time.Duration
 	var uf, sf time.Duration
 	firsts := uint64(min(servers, results))
+	firstMessages := (firsts + uint64(batch) - 1) / uint64(batch) // the messages that hold them
 	for {
 		c, err := b.JS.Consumer(ctx, events.StreamResults, "verifier")
 		if err == nil {
 			info, err := c.Info(ctx)
-			if err == nil && firstTook == 0 && info.AckFloor.Stream >= firsts {
+			if err == nil && firstTook == 0 && info.AckFloor.Stream >= firstMessages {
 				firstTook = time.Since(began)
 				uf, sf = cpu()
 			}
@@ -190,9 +201,14 @@ func run(servers, results, changes, rate int, profile string, out io.Writer) err
 		defer tick.Stop()
 		for i := 0; bg.Err() == nil; i++ {
 			<-tick.C
+			var load []success
 			for j := range rate / 100 {
 				n := i*(rate/100) + j
-				publishAsync(pub, n%servers, time.Now(), true, fmt.Sprintf("g%d", n))
+				load = append(load, success{n % servers, time.Now(), fmt.Sprintf("g%d", n)})
+				if len(load) == batch || j == rate/100-1 {
+					publishSuccesses(pub, load)
+					load = load[:0]
+				}
 			}
 		}
 	})
@@ -238,6 +254,40 @@ func run(servers, results, changes, rate int, profile string, out io.Writer) err
 
 func serverID(i int) string { return fmt.Sprintf("s%06d", i) }
 
+// success is one successful check to publish.
+type success struct {
+	server int
+	at     time.Time
+	id     string
+}
+
+// publishSuccesses publishes successes alone, or together in one batch.
+func publishSuccesses(b *bus.Bus, list []success) error {
+	if len(list) == 1 {
+		return publishAsync(b, list[0].server, list[0].at, true, list[0].id)
+	}
+	start := list[0].at
+	for _, s := range list {
+		if s.at.Before(start) {
+			start = s.at
+		}
+	}
+	bt := &events.ProbeResultBatch{Location: "lon1", Start: start}
+	for _, s := range list {
+		r := &events.ProbeResult{Server: serverID(s.server), Location: "lon1", Check: "tcp://127.0.0.1:1", Task: s.id, Purpose: events.PurposeScheduled, Started: s.at, OK: true}
+		it, _ := events.Item(r, start)
+		bt.Items = append(bt.Items, it)
+	}
+	id := "lon1/bench/" + list[0].id
+	data, err := events.New(id, "bench", start, bt).Marshal()
+	if err != nil {
+		return err
+	}
+	m := nats.NewMsg(bt.Subject())
+	m.Data = data
+	return publishMsgAsync(b, m, id)
+}
+
 func publishAsync(b *bus.Bus, s int, at time.Time, ok bool, id string) error {
 	r := &events.ProbeResult{Server: serverID(s), Location: "lon1", Check: "tcp://127.0.0.1:1", Task: id, Purpose: events.PurposeScheduled, Started: at, OK: ok}
 	if !ok {
@@ -249,8 +299,12 @@ func publishAsync(b *bus.Bus, s int, at time.Time, ok bool, id string) error {
 	}
 	m := nats.NewMsg(r.Subject())
 	m.Data = data
+	return publishMsgAsync(b, m, id)
+}
+
+func publishMsgAsync(b *bus.Bus, m *nats.Msg, id string) error {
 	for {
-		_, err = b.JS.PublishMsgAsync(m, jetstream.WithMsgID(id))
+		_, err := b.JS.PublishMsgAsync(m, jetstream.WithMsgID(id))
 		if err == nil || !strings.Contains(err.Error(), "too many outstanding") {
 			return err
 		}

@@ -286,22 +286,36 @@ func caughtUp(t *testing.T, b *bus.Bus) {
 }
 
 // succeeded reports whether the latest check of server from location
-// succeeded.
+// succeeded. A success comes in a batch of the location's.
 func succeeded(t *testing.T, b *bus.Bus, server, location string) bool {
 	t.Helper()
 	ctx := context.Background()
-	s, err := b.JS.Stream(ctx, events.StreamResults)
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamResults, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectProbeResult(server, location), events.SubjectProbeResultBatch(location)}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	subject := events.SubjectProbeResult(server, location)
-	m, err := s.GetLastMsgForSubject(ctx, subject)
-	if err != nil {
-		return false
+	var last *events.ProbeResult
+	for {
+		batch, err := c.FetchNoWait(1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			n++
+			evs, err := events.DecodeResults(m.Subject(), m.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range evs {
+				if r := ev.Data.(*events.ProbeResult); r.Server == server && (last == nil || r.Started.After(last.Started)) {
+					last = r
+				}
+			}
+		}
+		if n == 0 {
+			return last != nil && last.OK
+		}
 	}
-	ev, err := events.Decode(subject, m.Data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev.Data.(*events.ProbeResult).OK
 }

@@ -201,6 +201,12 @@ watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
 		if !r.publishRefused(t, events.SubjectProbeResult("web9", "ams1")) {
 			t.Errorf("the prober at lon1 may publish a result of ams1's")
 		}
+		if r.publishRefused(t, events.SubjectProbeResultBatch("lon1")) {
+			t.Errorf("the prober may not publish a batch of its results")
+		}
+		if !r.publishRefused(t, events.SubjectProbeResultBatch("ams1")) {
+			t.Errorf("the prober at lon1 may publish a batch of ams1's")
+		}
 
 		b := d.connect(t, "prober-lon1")
 		refusedCtx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -357,7 +357,8 @@ statuspage: {listen: %q}
 		t.Fatal(err)
 	}
 	results, err := watch.JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectProbeResultsOf("web1")}, DeliverPolicy: jetstream.DeliverNewPolicy,
+		// A success with a warning comes in a batch of its location's.
+		FilterSubjects: []string{events.SubjectProbeResultsOf("web1"), events.SubjectProbeResultBatch("*")}, DeliverPolicy: jetstream.DeliverNewPolicy,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -367,14 +368,20 @@ statuspage: {listen: %q}
 		if err != nil {
 			t.Fatalf("check %d of web1 after the warning: %v", i+1, err)
 		}
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err == nil && ev.Data.(*events.ProbeResult).Unanswered {
-			continue // a slow handshake on a loaded machine: its result follows
+		evs, err := events.DecodeResults(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatalf("a check of web1 after the warning: %v", err)
 		}
-		if err != nil || !strings.Contains(ev.Data.(*events.ProbeResult).Warning, "certificate expires in") {
-			t.Fatalf("a check of web1 after the warning: %v %+v", err, ev.Data)
+		for _, ev := range evs {
+			r := ev.Data.(*events.ProbeResult)
+			if r.Server != "web1" || r.Unanswered {
+				continue // another server's in a batch, or a slow handshake on a loaded machine: its result follows
+			}
+			if !strings.Contains(r.Warning, "certificate expires in") {
+				t.Fatalf("a check of web1 after the warning: %+v", r)
+			}
+			i++
 		}
-		i++
 	}
 	// Then the verifier has judged them once nothing of the results is
 	// pending or unacknowledged for it.

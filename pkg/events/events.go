@@ -159,6 +159,8 @@ func newPayload(t Type) (Payload, error) {
 		return &ProbeResult{}, nil
 	case TypeProbeSchedule:
 		return &ProbeSchedule{}, nil
+	case TypeProbeResultBatch:
+		return &ProbeResultBatch{}, nil
 	case TypeServerStateChanged:
 		return &ServerStateChanged{}, nil
 	case TypeFalseAlarm:

@@ -44,6 +44,13 @@ func samples() map[string]Event {
 			Purpose: PurposeScheduled, Started: t0.Add(17 * time.Second), LatencyMS: 3000, Reason: "no answer after 3s",
 			Unanswered: true,
 		}),
+		"probe_result_batch": New("lon1/Bq3x9Zk1ThHw8vV1tL0a2c/17", "prober@lon1", t0.Add(18*time.Second), &ProbeResultBatch{
+			Location: "lon1", Start: t0.Add(17 * time.Second),
+			Items: []BatchedItem{
+				{Server: "mx1", Task: "mx1/5901675", Check: "tcp://mx1.internal:25", Latency: 1532},
+				{Server: "web1", Task: "web1/5901675", Check: "https://web1.internal/", At: 250_113, Latency: 48_210, Warning: "certificate expires in 5 days"},
+			},
+		}),
 		"server_state_changed": New("mx1/state/4", "verifier", t0.Add(20*time.Second), &ServerStateChanged{
 			Server: "mx1", Box: "mx", From: StateSuspect, To: StateDown, Since: t0.Add(17 * time.Second),
 			Reason: "timeout after 10s", Incident: "20261121-mx1-4", Locations: []string{"lon1"},

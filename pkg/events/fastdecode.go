@@ -112,7 +112,8 @@ func decodePayload(data []byte, p Payload) bool {
 
 // structCodec decodes one struct type whose exported fields are all of
 // kinds the scanner reads: strings, booleans, integers, floats, times,
-// lists of strings, and structs of the same sort, by value or pointer.
+// lists of strings, and structs of the same sort, by value, by pointer or
+// in a list (a batch's results).
 // Keys must match a field's JSON name exactly, once each: anything else
 // (a field added by a newer producer, a key spelled in another case,
 // null) leaves it to encoding/json.
@@ -139,6 +140,7 @@ const (
 	kindStrings
 	kindStruct
 	kindStructPtr
+	kindStructs // a list of structs: a batch's items
 )
 
 // codecs holds a structCodec, or nil for a type it cannot handle, per
@@ -232,10 +234,12 @@ func newStructCodec(t reflect.Type, depth int) *structCodec {
 			fc.kind, fc.elem = kindStruct, newStructCodec(ft, depth+1)
 		case ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct && !customDecoding(ft.Elem()):
 			fc.kind, fc.elem = kindStructPtr, newStructCodec(ft.Elem(), depth+1)
+		case ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Struct && !customDecoding(ft):
+			fc.kind, fc.elem = kindStructs, newStructCodec(ft.Elem(), depth+1)
 		default:
 			return nil
 		}
-		if (fc.kind == kindStruct || fc.kind == kindStructPtr) && fc.elem == nil {
+		if (fc.kind == kindStruct || fc.kind == kindStructPtr || fc.kind == kindStructs) && fc.elem == nil {
 			return nil
 		}
 		c.fields = append(c.fields, fc)
@@ -281,6 +285,33 @@ func (c *structCodec) decode(s *scanner, v reflect.Value) bool {
 		}
 		return s.byte('}')
 	}
+}
+
+// decodeList reads a list of objects into v, a slice of c's struct type.
+// An empty list is an empty slice, not nil, as encoding/json has it. The
+// list grows as it is read: the message it comes in bounds it.
+func (c *structCodec) decodeList(s *scanner, v reflect.Value) bool {
+	if !s.byte('[') {
+		return false
+	}
+	list := reflect.MakeSlice(v.Type(), 0, 0)
+	if !s.byte(']') {
+		for {
+			list = reflect.Append(list, reflect.Zero(v.Type().Elem()))
+			if !c.decode(s, list.Index(list.Len()-1)) {
+				return false
+			}
+			if s.byte(',') {
+				continue
+			}
+			if !s.byte(']') {
+				return false
+			}
+			break
+		}
+	}
+	v.Set(list)
+	return true
 }
 
 func (c *structCodec) field(key []byte) int {
@@ -342,6 +373,8 @@ func (f *fieldCodec) decode(s *scanner, v reflect.Value) bool {
 		}
 		v.Set(p)
 		return true
+	case kindStructs:
+		return f.elem.decodeList(s, v)
 	}
 	return false
 }

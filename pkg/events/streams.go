@@ -409,4 +409,8 @@ const (
 	HeaderDeadStream   = "Tocsin-Dead-Stream"
 	HeaderDeadSequence = "Tocsin-Dead-Sequence"
 	HeaderDeadConsumer = "Tocsin-Dead-Consumer"
+	// HeaderDeadItem, on one event set aside from a message that held
+	// many (a batch of results), is its place in that message, from 0;
+	// the data is then that event alone, as if published on its own.
+	HeaderDeadItem = "Tocsin-Dead-Item"
 )

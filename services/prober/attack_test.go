@@ -119,19 +119,28 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 
 // nextResult is the next result for server, within 20s: a check that
 // outlives its configured 2s timeout fails the test rather than hanging it.
+// A success may come in a batch of its location's.
 func nextResult(ctx context.Context, t *testing.T, b *bus.Bus, server string) *events.ProbeResult {
 	t.Helper()
-	c, err := b.JS.OrderedConsumer(ctx, events.StreamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectProbeResultsOf(server)}})
+	c, err := b.JS.OrderedConsumer(ctx, events.StreamResults, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectProbeResultsOf(server), events.SubjectProbeResultBatch("*")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Next(jetstream.FetchMaxWait(20 * time.Second))
-	if err != nil {
-		t.Fatalf("no result for %s in 20s: %v", server, err)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m, err := c.Next(jetstream.FetchMaxWait(time.Until(deadline)))
+		if err != nil {
+			t.Fatalf("no result for %s in 20s: %v", server, err)
+		}
+		evs, err := events.DecodeResults(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ev := range evs {
+			if r := ev.Data.(*events.ProbeResult); r.Server == server {
+				return r
+			}
+		}
 	}
-	ev, err := events.Decode(m.Subject(), m.Data())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return ev.Data.(*events.ProbeResult)
 }

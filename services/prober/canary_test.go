@@ -53,14 +53,16 @@ watchdog: {url_env: HC_URL, every: 1s, timeout: 500ms}
 			t.Fatal(err)
 		}
 		cc, err := c.Consume(func(m jetstream.Msg) {
-			ev, err := events.Decode(m.Subject(), m.Data())
+			evs, err := events.DecodeResults(m.Subject(), m.Data()) // a window, or results
 			if err != nil {
 				t.Errorf("%s: %v", m.Subject(), err)
 				return
 			}
 			mu.Lock()
 			defer mu.Unlock()
-			f(ev)
+			for _, ev := range evs {
+				f(ev)
+			}
 		})
 		if err != nil {
 			t.Fatal(err)

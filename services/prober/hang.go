@@ -43,3 +43,14 @@ func (p *Prober) watchHang(ctx context.Context, id string, task *events.ProbeTas
 		wg.Wait()
 	}
 }
+
+// answeredLate reports whether r is the answer, at last, of a scheduled
+// check that watchHang said went unanswered: the verifier is asking other
+// locations meanwhile, and this answer may end that at once.
+func (p *Prober) answeredLate(r *events.ProbeResult) bool {
+	tg, ok := p.cfg.Target(r.Server)
+	if !ok || r.Purpose != events.PurposeScheduled || tg.HangAfter <= 0 || tg.HangAfter >= tg.Timeout {
+		return false
+	}
+	return r.LatencyMS >= float64(tg.HangAfter.Microseconds())/1000
+}

@@ -92,18 +92,20 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 		t.Fatal(err)
 	}
 	cc, err := rc.Consume(func(m jetstream.Msg) {
-		ev, err := events.Decode(m.Subject(), m.Data())
+		evs, err := events.DecodeResults(m.Subject(), m.Data())
 		if err != nil {
 			return // the final read below reports it
 		}
-		r := ev.Data.(*events.ProbeResult)
-		slot, _ := strconv.ParseInt(r.Task[strings.LastIndexByte(r.Task, '/')+1:], 10, 64)
 		mu.Lock()
 		defer mu.Unlock()
-		if checked[r.Server] == nil {
-			checked[r.Server] = map[int64]string{}
+		for _, ev := range evs {
+			r := ev.Data.(*events.ProbeResult)
+			slot, _ := strconv.ParseInt(r.Task[strings.LastIndexByte(r.Task, '/')+1:], 10, 64)
+			if checked[r.Server] == nil {
+				checked[r.Server] = map[int64]string{}
+			}
+			checked[r.Server][slot] = r.Location
 		}
-		checked[r.Server][slot] = r.Location
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -175,16 +177,18 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	}
 	bySlot := map[string]map[int64][]string{}
 	for m := range batch.Messages() {
-		ev, err := events.Decode(m.Subject(), m.Data())
+		evs, err := events.DecodeResults(m.Subject(), m.Data())
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := ev.Data.(*events.ProbeResult)
-		slot, _ := strconv.ParseInt(r.Task[strings.LastIndexByte(r.Task, '/')+1:], 10, 64)
-		if bySlot[r.Server] == nil {
-			bySlot[r.Server] = map[int64][]string{}
+		for _, ev := range evs {
+			r := ev.Data.(*events.ProbeResult)
+			slot, _ := strconv.ParseInt(r.Task[strings.LastIndexByte(r.Task, '/')+1:], 10, 64)
+			if bySlot[r.Server] == nil {
+				bySlot[r.Server] = map[int64][]string{}
+			}
+			bySlot[r.Server][slot] = append(bySlot[r.Server][slot], r.Location)
 		}
-		bySlot[r.Server][slot] = append(bySlot[r.Server][slot], r.Location)
 	}
 
 	from := map[string]int{}

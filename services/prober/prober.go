@@ -66,6 +66,7 @@ type Prober struct {
 	// alike: at most Concurrency at once.
 	slots chan struct{}
 	ran   ranChecks // the checks of windows run here lately
+	sent  *sender   // every check's result goes through it: see results.go
 
 	canary      jetstream.KeyValue // where the canary's stages are recorded; nil without a watchdog
 	canarySince int64              // the first canary slot this scheduler issued
@@ -94,14 +95,16 @@ func New(cfg *config.Config, opts Options, deps Deps) (*Prober, error) {
 		}
 		opts.RootCAs = pool
 	}
-	return &Prober{
+	p := &Prober{
 		cfg: cfg, opts: opts, bus: deps.Bus, now: deps.Now,
 		log:    deps.Log.With("service", "prober", "location", opts.Location),
 		checks: check.New(opts.RootCAs, check.WithSource(opts.Source)),
 		source: "prober@" + opts.Location,
 		m:      deps.Metrics,
 		slots:  make(chan struct{}, opts.Concurrency),
-	}, nil
+	}
+	p.sent = newSender(deps.Bus, opts.Location, p.source, p.log, deps.Now, p.answeredLate)
+	return p, nil
 }
 
 // trusting is the system's roots and the CA in file.
@@ -138,8 +141,14 @@ func (p *Prober) Run(ctx context.Context) error {
 	errs := make(chan error, 4)
 	wg.Go(func() { errs <- locations.Announce(ctx, kv, hb, p.opts.Heartbeat, p.log) })
 	wg.Go(func() { errs <- p.schedule(ctx, live) })
-	wg.Go(func() { errs <- p.work(ctx) })
-	wg.Go(func() { errs <- p.takeWindows(ctx) })
+	wg.Go(func() { p.sent.run(ctx) })
+	var consumers sync.WaitGroup
+	consumers.Go(func() { errs <- p.work(ctx) })
+	consumers.Go(func() { errs <- p.takeWindows(ctx) })
+	wg.Go(func() {
+		consumers.Wait()
+		p.sent.wait() // the batches of the checks they finished
+	})
 	wg.Wait()
 	close(errs)
 	var all []error
@@ -215,7 +224,7 @@ func (p *Prober) run(ctx context.Context, id string, task *events.ProbeTask, spe
 func (p *Prober) publishResult(ctx context.Context, id string, at time.Time, res *events.ProbeResult) error {
 	// The result's id follows from the task's: a task run twice (a crash
 	// before its ack) stores one result.
-	return p.bus.Publish(ctx, events.New(id+"/result", p.source, at, res))
+	return p.sent.Send(ctx, events.New(id+"/result", p.source, at, res))
 }
 
 // role is the role of a server's box, a label bounded by the config.

@@ -76,18 +76,20 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	tasks := map[string]int{}
 	perServer := map[string]int{}
 	for m := range batch.Messages() {
-		ev, err := events.Decode(m.Subject(), m.Data())
+		evs, err := events.DecodeResults(m.Subject(), m.Data())
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := ev.Data.(*events.ProbeResult)
-		tasks[r.Task]++
-		perServer[r.Server]++
-		if r.Server == "down1" && (r.OK || r.Reason != "connection refused") {
-			t.Errorf("down1 result ok=%v %q, want connection refused", r.OK, r.Reason)
-		}
-		if r.Server != "down1" && !r.OK {
-			t.Errorf("%s failed: %s", r.Server, r.Reason)
+		for _, ev := range evs {
+			r := ev.Data.(*events.ProbeResult)
+			tasks[r.Task]++
+			perServer[r.Server]++
+			if r.Server == "down1" && (r.OK || r.Reason != "connection refused") {
+				t.Errorf("down1 result ok=%v %q, want connection refused", r.OK, r.Reason)
+			}
+			if r.Server != "down1" && !r.OK {
+				t.Errorf("%s failed: %s", r.Server, r.Reason)
+			}
 		}
 	}
 	// A push server reports in: no prober checks it.

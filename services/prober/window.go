@@ -168,8 +168,16 @@ func (p *Prober) runAll(run, ctx context.Context, jobs []job) error {
 		}
 		started++
 		wg.Go(func() {
-			defer func() { <-p.slots }()
-			if err := p.runJob(ctx, j); err != nil {
+			err := p.runJob(ctx, j)
+			<-p.slots // a stored result is waited for without a check slot
+			if done, ok := bus.AckWhenChannel(err); ok {
+				select {
+				case err = <-done:
+				case <-ctx.Done():
+					err = fmt.Errorf("the result of %s was not stored within the window's ack wait", j.id)
+				}
+			}
+			if err != nil {
 				mu.Lock()
 				failed = append(failed, err)
 				mu.Unlock()

@@ -85,6 +85,17 @@ func goRun(f func(context.Context) error) (func() error, context.Context) {
 	return func() error { cancel(); return <-done }, ctx
 }
 
+// takeWindowsSending is takeWindows with the sender of its results
+// running beside it, as Run has them.
+func (p *Prober) takeWindowsSending(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { p.sent.run(ctx) })
+	err := p.takeWindows(ctx)
+	wg.Wait()
+	p.sent.wait()
+	return err
+}
+
 // results follows the results stream: each server's slots, and the
 // location each was checked from.
 func results(t *testing.T, b *bus.Bus) func() map[string]map[int64]string {
@@ -96,18 +107,20 @@ func results(t *testing.T, b *bus.Bus) func() map[string]map[int64]string {
 		t.Fatal(err)
 	}
 	cc, err := c.Consume(func(m jetstream.Msg) {
-		ev, err := events.Decode(m.Subject(), m.Data())
+		evs, err := events.DecodeResults(m.Subject(), m.Data())
 		if err != nil {
 			t.Errorf("a result that does not decode: %v", err)
 			return
 		}
-		r := ev.Data.(*events.ProbeResult)
 		mu.Lock()
 		defer mu.Unlock()
-		if got[r.Server] == nil {
-			got[r.Server] = map[int64]string{}
+		for _, ev := range evs {
+			r := ev.Data.(*events.ProbeResult)
+			if got[r.Server] == nil {
+				got[r.Server] = map[int64]string{}
+			}
+			got[r.Server][slotOf(r.Task)] = r.Location
 		}
-		got[r.Server][slotOf(r.Task)] = r.Location
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +156,7 @@ func TestReplicasWithDifferentLiveSets(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		stop, _ := goRun(p.takeWindows)
+		stop, _ := goRun(p.takeWindowsSending)
 		stops = append(stops, stop)
 	}
 	got := results(t, srv.Connect(t, quiet()))
@@ -211,7 +224,7 @@ func TestWindowOfAStoppedProber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, ctx := goRun(first.takeWindows)
+	stop, ctx := goRun(first.takeWindowsSending)
 
 	k := windowOf(time.Now()) + 3
 	ws := &events.ProbeSchedule{Start: windowStart(k), WindowMS: 1000, Locations: []string{"lon1"},
@@ -238,7 +251,7 @@ func TestWindowOfAStoppedProber(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, ctx = goRun(next.takeWindows)
+	stop, ctx = goRun(next.takeWindowsSending)
 	defer stop()
 	r := nextResult(ctx, t, b, "web1")
 	if r.Task != "web1/4242" || r.Location != "lon1" || !r.OK || r.Purpose != events.PurposeScheduled {
@@ -265,7 +278,7 @@ func TestForgedWindows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, ctx := goRun(p.takeWindows)
+	stop, ctx := goRun(p.takeWindowsSending)
 	defer stop()
 
 	now := time.Now().UTC()
@@ -341,7 +354,7 @@ func TestWindowHandledAgain(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stop, ctx := goRun(p.takeWindows)
+	stop, ctx := goRun(p.takeWindowsSending)
 	defer stop()
 	k := windowOf(time.Now())
 	ws := &events.ProbeSchedule{Start: windowStart(k), WindowMS: 1000, Locations: []string{"lon1"},

@@ -151,6 +151,9 @@ func (v *Verifier) Run(ctx context.Context) error {
 		Filter:  []string{events.SubjectProbeResults}, // push reports too: see events.SubjectPushReports
 		Workers: v.workers,
 		Key:     events.ResultServer, // one server's results in order, whichever location
+		// A prober's batch of successes is taken apart, each result
+		// judged as if it had come alone, in order with the server's others.
+		Batched: events.IsResultBatch, Split: events.Results,
 		// Each server's record is kept in memory and its results judged
 		// in order: a second verifier stands by rather than share.
 		Exclusive: true,

@@ -66,6 +66,14 @@ type Consumer struct {
 	// same key always go to the same worker, in order.
 	Workers int
 	Key     func(subject string) string
+	// Batched and Split, when both set, take apart a message that holds
+	// many events: each message on a subject Batched reports is decoded
+	// as it arrives, Split gives its events, and each goes to the worker
+	// of its own subject's key, in order with the messages of that key
+	// that come on their own. The message's fate waits for all of them:
+	// see split.go. A message Split refuses is set aside whole.
+	Batched func(subject string) bool
+	Split   func(events.Event) ([]events.Event, error)
 	// AckWait is how long a handler may take before JetStream delivers the
 	// message again; the handler's context ends then too.
 	AckWait time.Duration
@@ -146,6 +154,12 @@ func (b *Bus) Consume(ctx context.Context, c Consumer, h Handler) error {
 				c.Metrics.Pinned(c.Stream, c.Name, p)
 			}
 		}
+		if c.Batched != nil && c.Split != nil && c.Batched(d.m.Subject()) {
+			for _, item := range split(c, d) {
+				w.put(item)
+			}
+			return
+		}
 		w.put(d)
 	}
 	for attempt := 0; ; attempt++ {
@@ -195,10 +209,25 @@ func (b *Bus) handOver(c Consumer, log *slog.Logger) {
 }
 
 // delivery is a message and when it reached us: JetStream's AckWait runs
-// from then, not from when a worker takes it up.
+// from then, not from when a worker takes it up. A message that holds
+// many events is delivered as one delivery per event, each with the event
+// (ev) and what they share (batch); one that could not be taken apart, as
+// one with the reason (err).
 type delivery struct {
-	m  jetstream.Msg
-	at time.Time
+	m     jetstream.Msg
+	at    time.Time
+	ev    *events.Event
+	err   error
+	batch *batch
+	item  int
+}
+
+// subject is the subject a delivery's key is taken from: its event's own.
+func (d *delivery) subject() string {
+	if d.ev != nil {
+		return d.ev.Subject()
+	}
+	return d.m.Subject()
 }
 
 // consumer creates the durable consumer, or updates the one there.
@@ -317,6 +346,10 @@ func (b *Bus) receive(ctx context.Context, cons jetstream.Consumer, c Consumer, 
 
 // handle applies the ack policy, the one place that decides a message's fate.
 func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delivery, h Handler) {
+	if d.batch != nil {
+		b.handleItem(hc, c, log, d, h)
+		return
+	}
 	m := d.m
 	// The handler must finish before JetStream gives the message to someone
 	// else. A message that waited in our queue for a third of AckWait has
@@ -329,12 +362,32 @@ func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delive
 	}
 	hctx := hc.get(start)
 
-	ev, err := events.Decode(m.Subject(), m.Data())
-	if err != nil {
-		err = Permanent(err)
-	} else {
-		err = call(hctx, h, ev)
+	err := d.err
+	if err == nil {
+		var ev events.Event
+		if ev, err = events.Decode(m.Subject(), m.Data()); err != nil {
+			err = Permanent(err)
+		} else {
+			err = call(hctx, h, ev)
+		}
 	}
+	if done, ok := isAckWhen(err); ok {
+		// The worker goes on; the message's fate waits, within its
+		// handler's time, for what the handler handed on.
+		deadline, _ := hctx.Deadline()
+		hc.after.Go(func() {
+			err := await(done, deadline)
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			b.decide(ctx, c, log, m, err)
+		})
+		return
+	}
+	b.decide(hctx, c, log, m, err)
+}
+
+// decide carries out the fate of a message its handler returned err for.
+func (b *Bus) decide(ctx context.Context, c Consumer, log *slog.Logger, m jetstream.Msg, err error) {
 	later, isLater := IsLater(err)
 	switch {
 	case err == nil:
@@ -345,7 +398,7 @@ func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delive
 	case isLater:
 		_ = m.NakWithDelay(later) // a timer, not a failure
 	case IsPermanent(err):
-		if derr := b.deadLetter(hctx, c.Name, m, err); derr != nil {
+		if derr := b.deadLetter(ctx, c.Name, m, err); derr != nil {
 			log.Warn("could not set a message aside; retrying it", "subject", m.Subject(), "reason", err, "err", derr)
 			_ = m.NakWithDelay(c.BackoffMin)
 			return

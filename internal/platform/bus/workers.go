@@ -17,6 +17,7 @@ type workers struct {
 	shared chan delivery
 	queues []*queue
 	wg     sync.WaitGroup
+	after  sync.WaitGroup // see handlerContexts.after
 }
 
 func startWorkers(ctx context.Context, c Consumer, handle func(*handlerContexts, delivery)) *workers {
@@ -25,7 +26,7 @@ func startWorkers(ctx context.Context, c Consumer, handle func(*handlerContexts,
 		w.shared = make(chan delivery)
 		for range c.Workers {
 			w.wg.Go(func() {
-				hc := newHandlerContexts(ctx, c.AckWait)
+				hc := newHandlerContexts(ctx, c.AckWait, &w.after)
 				defer hc.release()
 				for d := range w.shared {
 					handle(hc, d)
@@ -39,7 +40,7 @@ func startWorkers(ctx context.Context, c Consumer, handle func(*handlerContexts,
 		q := &queue{wake: make(chan struct{}, 1)}
 		w.queues[i] = q
 		w.wg.Go(func() {
-			hc := newHandlerContexts(ctx, c.AckWait)
+			hc := newHandlerContexts(ctx, c.AckWait, &w.after)
 			defer hc.release()
 			var spare []delivery
 			for {
@@ -63,11 +64,13 @@ func (w *workers) put(d delivery) {
 		w.shared <- d
 		return
 	}
-	w.queues[keyIndex(w.key(d.m.Subject()), len(w.queues))].put(d)
+	w.queues[keyIndex(w.key(d.subject()), len(w.queues))].put(d)
 }
 
-// stop lets the workers finish what they hold, and waits for them.
+// stop lets the workers finish what they hold, and waits for them and for
+// the fates they left waiting.
 func (w *workers) stop() {
+	defer w.after.Wait()
 	if w.key == nil {
 		close(w.shared)
 	}
@@ -137,6 +140,7 @@ func (q *queue) close() {
 // Messages whose clocks started close together, as a batch's do, share a
 // context: a worker does not make a context and a timer per message.
 type handlerContexts struct {
+	after    *sync.WaitGroup // fates waiting for what handlers handed on (AckWhen)
 	parent   context.Context
 	ackWait  time.Duration
 	ctx      context.Context
@@ -144,8 +148,8 @@ type handlerContexts struct {
 	deadline time.Time
 }
 
-func newHandlerContexts(ctx context.Context, ackWait time.Duration) *handlerContexts {
-	return &handlerContexts{parent: context.WithoutCancel(ctx), ackWait: ackWait}
+func newHandlerContexts(ctx context.Context, ackWait time.Duration, after *sync.WaitGroup) *handlerContexts {
+	return &handlerContexts{parent: context.WithoutCancel(ctx), ackWait: ackWait, after: after}
 }
 
 // get returns the context for a message whose clock started at start.
