@@ -273,8 +273,17 @@ func (b *Bus) consumer(ctx context.Context, c Consumer) (jetstream.Consumer, err
 }
 
 // maxAckPending is how many messages JetStream lets one consumer hold
-// unacknowledged; it bounds what waits in the workers' queues.
-func maxAckPending(c Consumer) int { return max(1000, c.Workers*4) }
+// unacknowledged; it bounds what waits in the workers' queues. A message
+// that holds many events counts once however many it holds (a prober's
+// batch, up to events.MaxBatchResults), so a consumer that takes such
+// messages holds fewer: 128 full batches are 64,000 results in memory, and
+// far more than the workers need to stay busy.
+func maxAckPending(c Consumer) int {
+	if c.Split != nil {
+		return max(128, c.Workers*4)
+	}
+	return max(1000, c.Workers*4)
+}
 
 // pullWindow is how many messages are asked for ahead of handling. Workers
 // sharing one queue take the next message whenever one is free, so a few
