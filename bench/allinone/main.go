@@ -43,6 +43,7 @@ type options struct {
 	tocsin      string
 	keep        bool
 	cpuProfile  string
+	memProfile  string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.StringVar(&o.tocsin, "tocsin", "", "a tocsin binary to run instead of building ./cmd/tocsin")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, data, tocsin's log) and say where")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "have tocsin write a CPU profile of its whole run to this file (its --cpu-profile)")
+	flag.StringVar(&o.memProfile, "memprofile", "", "have tocsin write a profile of its memory in use to this file when it stops (its --mem-profile)")
 	serve := flag.Bool("serve", false, "internal: serve HTTP on loopback for the parent process")
 	flag.Parse()
 
@@ -136,7 +138,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return err
 	}
 	r := result{opts: o, started: time.Now(), load: loadAvg()}
-	t, err := startTocsin(bin, tmp, p, o.cpuProfile)
+	t, err := startTocsin(bin, tmp, p, o.cpuProfile, o.memProfile)
 	if err != nil {
 		return fmt.Errorf("start tocsin: %w", err)
 	}

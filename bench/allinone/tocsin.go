@@ -93,13 +93,17 @@ type tocsinProc struct {
 	admin   string
 }
 
-func startTocsin(bin, dir string, p ports, cpuProfile string) (*tocsinProc, error) {
-	if cpuProfile != "" {
-		abs, err := filepath.Abs(cpuProfile) // tocsin runs elsewhere
+func startTocsin(bin, dir string, p ports, cpuProfile, memProfile string) (*tocsinProc, error) {
+	var profiles []string
+	for _, pf := range []struct{ flag, file string }{{"--cpu-profile", cpuProfile}, {"--mem-profile", memProfile}} {
+		if pf.file == "" {
+			continue
+		}
+		abs, err := filepath.Abs(pf.file) // tocsin runs elsewhere
 		if err != nil {
 			return nil, err
 		}
-		cpuProfile = abs
+		profiles = append(profiles, pf.flag, abs)
 	}
 	logPath := filepath.Join(dir, "tocsin.log")
 	f, err := os.Create(logPath)
@@ -108,9 +112,7 @@ func startTocsin(bin, dir string, p ports, cpuProfile string) (*tocsinProc, erro
 	}
 	cmd := exec.Command(bin, "run", "--config", filepath.Join(dir, "tocsin.yaml"), "--data", filepath.Join(dir, "data"),
 		"--location", location, "--admin-listen", p.admin)
-	if cpuProfile != "" {
-		cmd.Args = append(cmd.Args, "--cpu-profile", cpuProfile)
-	}
+	cmd.Args = append(cmd.Args, profiles...)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = os.Environ()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -38,7 +39,7 @@ type runFlags struct {
 	pushListener                                                                    net.Listener // the demo's, on a port it chose
 	natsAuth                                                                        natsFlags
 	adminListen                                                                     string
-	cpuProfile                                                                      string
+	cpuProfile, memProfile                                                          string
 	adminListener                                                                   net.Listener // the demo's, on a port it chose
 	// The user the status page posts staff updates with, on a cluster:
 	// its own user only reads.
@@ -69,6 +70,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	f.natsAuth.registerAuth(fs)
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9464", "where /metrics, /healthz and /readyz are served; empty for none")
 	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file, for `go tool pprof`; empty (the default): none")
+	fs.StringVar(&f.memProfile, "mem-profile", "", "on shutdown, write a profile of the memory in use to this file, for `go tool pprof`; empty (the default): none")
 	fs.StringVar(&f.notesUser, "notes-nats-user", "", "with --nats: the NATS user the status page's admin API posts staff updates as (the status page's own user only reads); the password is read from --notes-nats-password-file")
 	fs.StringVar(&f.notesPasswordFile, "notes-nats-password-file", "", "file holding the password of --notes-nats-user")
 	if err := fs.Parse(args); err != nil {
@@ -129,11 +131,27 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, env func(strin
 		}
 		defer stop()
 	}
+	if f.memProfile != "" {
+		defer profileMemory(f.memProfile, log)
+	}
 	if err := runServices(ctx, cfg, f, log, nil); err != nil {
 		log.Error("tocsin stopped", "err", err)
 		return 1
 	}
 	return 0
+}
+
+// profileMemory writes the heap's profile to file, after a collection, so
+// that it shows what was live.
+func profileMemory(file string, log *slog.Logger) {
+	out, err := os.Create(file)
+	if err == nil {
+		runtime.GC()
+		err = errors.Join(pprof.WriteHeapProfile(out), out.Close())
+	}
+	if err != nil {
+		log.Error("could not write the memory profile", "file", file, "err", err)
+	}
 }
 
 // profileCPU profiles the process's CPU into file until stop is called.
