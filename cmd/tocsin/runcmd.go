@@ -70,7 +70,7 @@ func parseRunFlags(args []string, stderr io.Writer) (*runFlags, error) {
 	f.natsAuth.registerAuth(fs)
 	fs.StringVar(&f.adminListen, "admin-listen", "127.0.0.1:9464", "where /metrics, /healthz and /readyz are served; empty for none")
 	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a CPU profile of the whole run to this file, for `go tool pprof`; empty (the default): none")
-	fs.StringVar(&f.memProfile, "mem-profile", "", "on shutdown, write a profile of the memory in use to this file, for `go tool pprof`; empty (the default): none")
+	fs.StringVar(&f.memProfile, "mem-profile", "", "when shutdown begins, write a profile of the memory in use to this file, for `go tool pprof`; empty (the default): none")
 	fs.StringVar(&f.notesUser, "notes-nats-user", "", "with --nats: the NATS user the status page's admin API posts staff updates as (the status page's own user only reads); the password is read from --notes-nats-password-file")
 	fs.StringVar(&f.notesPasswordFile, "notes-nats-password-file", "", "file holding the password of --notes-nats-user")
 	if err := fs.Parse(args); err != nil {
@@ -132,7 +132,17 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, env func(strin
 		defer stop()
 	}
 	if f.memProfile != "" {
-		defer profileMemory(f.memProfile, log)
+		// Taken as shutdown begins, while every service still holds what
+		// it held running.
+		var stop context.CancelFunc
+		ctx, stop = context.WithCancel(ctx)
+		profiled := make(chan struct{})
+		go func() {
+			defer close(profiled)
+			<-ctx.Done()
+			profileMemory(f.memProfile, log)
+		}()
+		defer func() { stop(); <-profiled }() // a failed start profiles too
 	}
 	if err := runServices(ctx, cfg, f, log, nil); err != nil {
 		log.Error("tocsin stopped", "err", err)
