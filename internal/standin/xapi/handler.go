@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
+	"github.com/tocsin-alarm/tocsin/internal/xtext"
 )
 
 // X's texts for the refusals a test may want to match or script.
@@ -206,11 +207,11 @@ func check(r *http.Request, raw []byte) (text, replyTo string, bad *answer) {
 	if b.Text == nil || *b.Text == "" {
 		return invalid("no text", "$.text: must not be empty when there is no media, poll or quote", "text", "")
 	}
-	if n := Length(*b.Text); n > maxLength {
+	if n := xtext.Length(*b.Text); n > xtext.MaxLength {
 		return "", "", &answer{
 			status: http.StatusForbidden,
 			body:   problem{Detail: DetailTooLong, Type: "about:blank", Title: "Forbidden", Status: http.StatusForbidden},
-			why:    fmt.Sprintf("text counts %d by X's count, over %d", n, maxLength),
+			why:    fmt.Sprintf("text counts %d by X's count, over %d", n, xtext.MaxLength),
 		}
 	}
 	return *b.Text, replyTo, nil
@@ -255,11 +256,11 @@ func (s *Server) accept(text, replyTo string, now time.Time, raw []byte, h http.
 // text: 23 characters, the count every URL is given.
 func wrapLinks(text string) string {
 	var b strings.Builder
-	for _, c := range clusters(text) {
-		if c.url {
+	for _, c := range xtext.Clusters(text) {
+		if c.URL {
 			b.WriteString("https://t.co/" + randomAlnum(10))
 		} else {
-			b.WriteString(text[c.start:c.end])
+			b.WriteString(text[c.Start:c.End])
 		}
 	}
 	return b.String()

@@ -662,42 +662,6 @@ func TestTransport(t *testing.T) {
 
 }
 
-func TestLength(t *testing.T) {
-	tests := []struct {
-		text string
-		want int
-	}{
-		{"", 0},
-		{"hello", 5},
-		{"web-3 — down… “really”", 23}, // … counts 2, — and quotes 1,
-		{"café", 4},
-		{"障害", 4},
-		{"🔥", 2},
-		{"👍🏽", 2},
-		{"👨‍👩‍👧", 2},
-		{"🇬🇧", 2},
-		{"⚠️ down", 7},
-		{"⚠ down", 7},
-		{"1️⃣", 2},
-		{"❤️‍🔥", 2},
-		{"see https://status.example.com/i/42", 27},
-		{"see https://status.example.com/i/42.", 28},
-		{"(https://en.wikipedia.org/wiki/Foo_(bar))", 25},
-		{"see x.com", 27},
-		{"see status.tocsin.net/i/1, now", 32},
-		{"mail ops@example.com", 20},
-		{"node.js and e.g. 3.5", 20},
-		{"http://localhost:8080/", 22},
-		{"https://10.0.0.1/x", 18},
-		{"two https://a.example.com https://b.example.com", 4 + 23 + 1 + 23},
-	}
-	for _, tt := range tests {
-		if got := xapi.Length(tt.text); got != tt.want {
-			t.Errorf("Length(%q) = %d, want %d", tt.text, got, tt.want)
-		}
-	}
-}
-
 func TestNewRejectsCredentials(t *testing.T) {
 	for _, change := range []func(*xapi.Credentials){
 		func(c *xapi.Credentials) { c.ConsumerKey = "" },

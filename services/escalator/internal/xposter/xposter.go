@@ -27,6 +27,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/xtext"
 )
 
 const (
@@ -156,13 +157,13 @@ func (p *Poster) Post(ctx context.Context, text, replyTo string) (string, error)
 	if replyTo != "" {
 		what = "reply to " + replyTo
 	}
-	switch n := Length(text); {
+	switch n := xtext.Bound(text); {
 	case strings.TrimSpace(text) == "":
 		return "", p.refuse(what, "the text is empty")
 	case !utf8.ValidString(text):
 		return "", p.refuse(what, "the text is not valid UTF-8")
-	case n > MaxLength:
-		return "", p.refuse(what, fmt.Sprintf("the text counts %d characters by X's count; X takes at most %d (Fit shortens it)", n, MaxLength))
+	case n > xtext.MaxLength:
+		return "", p.refuse(what, fmt.Sprintf("the text counts %d characters by X's count; X takes at most %d (Fit shortens it)", n, xtext.MaxLength))
 	case replyTo != "" && !idRE.MatchString(replyTo):
 		return "", p.refuse("reply", fmt.Sprintf("%q is not a post ID: want up to 19 digits", replyTo))
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/internal/xtext"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
 )
 
@@ -300,12 +301,12 @@ func TestFitAcceptedByX(t *testing.T) {
 			b.WriteByte(" \n"[j%9/8])
 		}
 		text := fmt.Sprintf("%d %s https://status.example.com/i/%d", i, b.String(), i)
-		if got, want := xposter.Length(text), xapi.Length(text); got != want {
-			t.Errorf("Length(%q) = %d, the stand-in counts %d", text, got, want)
+		if got, want := xtext.Bound(text), xtext.Length(text); got != want {
+			t.Errorf("Bound(%q) = %d, X counts %d", text, got, want)
 		}
 		fit := xposter.Fit(text)
 		if _, err := p.Post(ctx(t), fit, ""); err != nil {
-			t.Errorf("Fit(%q) = %q (%d by X's count): %v", text, fit, xapi.Length(fit), err)
+			t.Errorf("Fit(%q) = %q (%d by X's count): %v", text, fit, xtext.Length(fit), err)
 		}
 		if !strings.HasSuffix(fit, fmt.Sprintf(" https://status.example.com/i/%d", i)) {
 			t.Errorf("Fit(%q) = %q lost the link at the end", text, fit)
