@@ -2,14 +2,11 @@ package fbposter
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/apicall"
 	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
 )
 
@@ -23,7 +20,7 @@ func TestDefaultIsGraph(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen []string
-	p.client = newClient(recording{base: s.Transport(), urls: &seen}, p.cfg.Timeout)
+	p.call.Client = apicall.Bound(&http.Client{Transport: recording{base: s.Transport(), urls: &seen}}, p.cfg.Timeout)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -62,6 +59,7 @@ func TestRegainAccess(t *testing.T) {
 		{`not JSON`, "", 0},
 		{"", "-5", 0},
 	}
+	p := &Poster{now: time.Now}
 	for _, tt := range tests {
 		h := http.Header{}
 		if tt.usage != "" {
@@ -70,31 +68,9 @@ func TestRegainAccess(t *testing.T) {
 		if tt.retryAfter != "" {
 			h.Set("Retry-After", tt.retryAfter)
 		}
-		if got := regainAccess(h); got != tt.want {
+		if got := p.regainAccess(h); got != tt.want {
 			t.Errorf("usage %q, Retry-After %q: got %v, want %v", tt.usage, tt.retryAfter, got, tt.want)
 		}
-	}
-}
-
-func TestScrubURLError(t *testing.T) {
-	const token = "EAAsecret+/="
-	p := &Poster{cfg: Config{Token: token}}
-	ue := &url.Error{Op: "Post", URL: "https://graph.example/v21.0/1/feed?access_token=" + url.QueryEscape(token) + "&x=1", Err: errors.New("boom")}
-	got := p.scrubURLError(ue)
-	for _, text := range []string{got.Error(), fmt.Sprintf("%#v", got)} {
-		if strings.Contains(text, "EAAsecret") {
-			t.Errorf("%s shows the token", text)
-		}
-	}
-	if !strings.Contains(got.Error(), "x=1") || !strings.Contains(got.Error(), "boom") {
-		t.Errorf("scrubbed too much: %v", got)
-	}
-	if ue.URL == got.(*url.Error).URL {
-		t.Error("the original error was changed, or nothing was scrubbed")
-	}
-	plain := errors.New("no URL")
-	if p.scrubURLError(plain) != plain {
-		t.Error("an error without a URL was replaced")
 	}
 }
 

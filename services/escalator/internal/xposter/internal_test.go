@@ -21,7 +21,7 @@ func TestDefaultIsX(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen []string
-	p.client = p.newClient(recording{base: s.Transport(), urls: &seen})
+	p.call.Client = p.newClient(recording{base: s.Transport(), urls: &seen})
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()

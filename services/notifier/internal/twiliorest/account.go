@@ -1,7 +1,6 @@
 package twiliorest
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +8,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/apicall"
 	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 )
 
@@ -79,9 +79,7 @@ func (a Account) Check() (Checked, []error) {
 	default:
 		c.Timeout = a.Timeout
 	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	c.Base = base
+	c.Base = apicall.Transport()
 	return c, problems
 }
 

@@ -15,28 +15,6 @@ import (
 	"github.com/twilio/twilio-go/client"
 )
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		header string
-		want   time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"7", 7 * time.Second},
-		{" 120 ", 2 * time.Minute},
-		{"-3", 0},
-		{"soon", 0},
-		{"Sat, 21 Nov 2026 12:00:30 GMT", 30 * time.Second},
-		{"Sat, 21 Nov 2026 11:59:00 GMT", 0},
-	}
-	for _, tt := range tests {
-		if got := retryAfter(tt.header, now); got != tt.want {
-			t.Errorf("retryAfter(%q) = %v, want %v", tt.header, got, tt.want)
-		}
-	}
-}
-
 // TestTransport checks that a request goes below the configured API URL,
 // that the answer's status and Retry-After are noted, and that the body
 // twilio-go reads is the whole answer.
