@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,5 +75,36 @@ func TestStandInSlowHeadersCut(t *testing.T) {
 	slowconn.ClosedByServer(t, c, 10*time.Second)
 	if n := <-sent; n >= len(request) {
 		t.Errorf("the whole request went through, byte by byte")
+	}
+}
+
+// TestWait: Wait returns once an arrival makes check true, and a Wait
+// the stand-in's closing ends says what it waited for and what it got.
+func TestWait(t *testing.T) {
+	s := Start("test", http.HandlerFunc(ok))
+	t.Cleanup(s.Close)
+	var mu sync.Mutex
+	n := 0
+	count := func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return n >= 2, fmt.Sprintf("%d arrived", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait(t.Context(), "2 things", count) }()
+	for range 2 {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		s.Arrived()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+
+	go func() { done <- s.Wait(t.Context(), "3 things", func() (bool, string) { return false, "2 arrived" }) }()
+	s.Close()
+	if err := <-done; err == nil || err.Error() != "test: closed while waiting for 3 things; 2 arrived" {
+		t.Errorf("Wait on a closed stand-in: %v", err)
 	}
 }

@@ -100,7 +100,6 @@ type Server struct {
 	posts    []Post
 	comments []Comment
 	attempts []Attempt
-	arrived  chan struct{} // closed and replaced whenever a post or comment is stored
 	lastID   uint64
 }
 
@@ -117,9 +116,8 @@ func New(pageID, token string) (*Server, error) {
 	var seed [8]byte
 	_, _ = rand.Read(seed[:]) // never fails, per crypto/rand
 	s := &Server{
-		PageID:  pageID,
-		Token:   token,
-		arrived: make(chan struct{}),
+		PageID: pageID,
+		Token:  token,
 		// IDs of 16 digits from a random start, as Graph's are.
 		lastID: 1_000_000_000_000_000 + binary.BigEndian.Uint64(seed[:])%8_000_000_000_000_000,
 	}
@@ -178,22 +176,13 @@ func (s *Server) Attempts() []Attempt {
 // closes first, it returns what did arrive and an error that lists it, so
 // that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, posts, comments int) ([]Post, []Comment, error) {
-	for {
-		s.mu.Lock()
-		arrived := s.arrived
-		s.mu.Unlock()
-		ps, cs := s.Posts(), s.Comments()
-		if len(ps) >= posts && len(cs) >= comments {
-			return ps, cs, nil
-		}
-		select {
-		case <-arrived:
-		case <-s.Closed():
-			return ps, cs, fmt.Errorf("graphapi: closed while waiting for %d posts and %d comments; %s", posts, comments, describe(ps, cs))
-		case <-ctx.Done():
-			return ps, cs, fmt.Errorf("graphapi: waiting for %d posts and %d comments; %s: %w", posts, comments, describe(ps, cs), context.Cause(ctx))
-		}
-	}
+	var ps []Post
+	var cs []Comment
+	err := s.Wait(ctx, fmt.Sprintf("%d posts and %d comments", posts, comments), func() (bool, string) {
+		ps, cs = s.Posts(), s.Comments()
+		return len(ps) >= posts && len(cs) >= comments, describe(ps, cs)
+	})
+	return ps, cs, err
 }
 
 func (s *Server) record(a Attempt) {
@@ -209,12 +198,6 @@ func (s *Server) nextID() string {
 	_, _ = rand.Read(b[:])
 	s.lastID += 1 + uint64(binary.BigEndian.Uint16(b[:]))%1000
 	return fmt.Sprint(s.lastID)
-}
-
-// signal wakes WaitFor. The caller holds s.mu.
-func (s *Server) signal() {
-	close(s.arrived)
-	s.arrived = make(chan struct{})
 }
 
 func describe(posts []Post, comments []Comment) string {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -234,10 +233,10 @@ func (s *Server) accept(req Request, version, tokenIn string, now time.Time, r *
 			Received: now, RequestURI: r.RequestURI, Raw: string(raw), Header: r.Header.Clone(),
 		})
 	}
+	s.mu.Unlock()
 	// Stored before answering, so that a client that has its answer finds
 	// the object in Posts or Comments.
-	s.signal()
-	s.mu.Unlock()
+	s.Arrived()
 	return answer{
 		status: http.StatusOK,
 		header: map[string]string{"facebook-api-version": version},
@@ -315,13 +314,6 @@ func (s *Server) respond(w http.ResponseWriter, a Attempt, ans answer) {
 		_, _ = io.WriteString(w, ans.html)
 		return
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ans.body); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
 	// Graph says what is wrong with a token in the header too.
 	switch ans.code {
 	case CodeToken:
@@ -329,7 +321,5 @@ func (s *Server) respond(w http.ResponseWriter, a Attempt, ans answer) {
 	case CodeTokenMissing:
 		w.Header().Set("WWW-Authenticate", `OAuth "Facebook Platform" "invalid_request" "`+message(CodeTokenMissing)+`"`)
 	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.WriteHeader(ans.status)
-	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	standin.WriteJSON(w, ans.status, "application/json; charset=UTF-8", ans.body)
 }

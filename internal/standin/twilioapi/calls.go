@@ -50,9 +50,8 @@ type Call struct {
 
 // callBook holds the calls the stand-in accepted. Its zero value is ready.
 type callBook struct {
-	mu      sync.Mutex
-	calls   []Call
-	arrived chan struct{} // closed and replaced whenever a call is stored
+	mu    sync.Mutex
+	calls []Call
 }
 
 // callResource is the JSON Twilio answers a created call with; the field
@@ -99,26 +98,12 @@ func (s *Server) Calls() []Call {
 // If ctx ends or the stand-in closes first, it returns what did arrive and
 // an error that lists it.
 func (s *Server) WaitForCalls(ctx context.Context, n int) ([]Call, error) {
-	for {
-		s.calls.mu.Lock()
-		calls := cloneCalls(s.calls.calls)
-		if s.calls.arrived == nil {
-			s.calls.arrived = make(chan struct{})
-		}
-		arrived := s.calls.arrived
-		s.calls.mu.Unlock()
-
-		if len(calls) >= n {
-			return calls, nil
-		}
-		select {
-		case <-arrived:
-		case <-s.Closed():
-			return calls, fmt.Errorf("twilioapi: closed while waiting for %d calls; %s", n, describeCalls(calls))
-		case <-ctx.Done():
-			return calls, fmt.Errorf("twilioapi: waiting for %d calls; %s: %w", n, describeCalls(calls), context.Cause(ctx))
-		}
-	}
+	var calls []Call
+	err := s.Wait(ctx, fmt.Sprintf("%d calls", n), func() (bool, string) {
+		calls = s.Calls()
+		return len(calls) >= n, describeCalls(calls)
+	})
+	return calls, err
 }
 
 // Press is the person who answered call callSID pressing digits: it posts
@@ -293,11 +278,8 @@ func (s *Server) acceptCall(w http.ResponseWriter, r *http.Request, form url.Val
 	// the call in Calls.
 	s.calls.mu.Lock()
 	s.calls.calls = append(s.calls.calls, c)
-	if s.calls.arrived != nil {
-		close(s.calls.arrived)
-	}
-	s.calls.arrived = make(chan struct{})
 	s.calls.mu.Unlock()
+	s.Arrived()
 	s.record(Attempt{Time: now, Form: form, Status: http.StatusCreated})
 	writeJSON(w, http.StatusCreated, res)
 }

@@ -1,9 +1,7 @@
 package twilioapi
 
 import (
-	"bytes"
 	"crypto/subtle"
-	"encoding/json"
 	"io"
 	"math"
 	"mime"
@@ -278,15 +276,5 @@ func (s *Server) answerError(w http.ResponseWriter, r *http.Request, form url.Va
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	// Twilio leaves <, > and & in bodies as they are.
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	standin.WriteJSON(w, status, "application/json", v)
 }

@@ -75,8 +75,7 @@ type Server struct {
 	mu       sync.Mutex
 	msgs     []Message
 	attempts []Attempt
-	arrived  chan struct{} // closed and replaced whenever a message is stored
-	calls    callBook      // the Calls API's, in calls.go
+	calls    callBook // the Calls API's, in calls.go
 }
 
 // New starts a stand-in that accepts requests authenticated as accountSID
@@ -89,7 +88,6 @@ func New(accountSID, authToken string) (*Server, error) {
 	s := &Server{
 		AccountSID: accountSID,
 		AuthToken:  authToken,
-		arrived:    make(chan struct{}),
 	}
 	s.Server = standin.Start("twilioapi", http.HandlerFunc(s.serve))
 	s.webhooks = &http.Client{
@@ -145,31 +143,19 @@ func (s *Server) Attempts() []Attempt {
 // ctx ends or the stand-in closes first, it returns what did arrive and an
 // error that lists it, so that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Message, error) {
-	for {
-		s.mu.Lock()
-		msgs := cloneMessages(s.msgs)
-		arrived := s.arrived
-		s.mu.Unlock()
-
-		if len(msgs) >= n {
-			return msgs, nil
-		}
-		select {
-		case <-arrived:
-		case <-s.Closed():
-			return msgs, fmt.Errorf("twilioapi: closed while waiting for %d messages; %s", n, describe(msgs))
-		case <-ctx.Done():
-			return msgs, fmt.Errorf("twilioapi: waiting for %d messages; %s: %w", n, describe(msgs), context.Cause(ctx))
-		}
-	}
+	var msgs []Message
+	err := s.Wait(ctx, fmt.Sprintf("%d messages", n), func() (bool, string) {
+		msgs = s.Messages()
+		return len(msgs) >= n, describe(msgs)
+	})
+	return msgs, err
 }
 
 func (s *Server) store(m Message) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.msgs = append(s.msgs, m)
-	close(s.arrived)
-	s.arrived = make(chan struct{})
+	s.mu.Unlock()
+	s.Arrived()
 }
 
 func (s *Server) record(a Attempt) {

@@ -336,15 +336,5 @@ func (s *Server) respond(w http.ResponseWriter, a Attempt, ans answer) {
 		_, _ = io.WriteString(w, ans.html)
 		return
 	}
-	// X leaves <, > and & in bodies as they are.
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ans.body); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(ans.status)
-	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	standin.WriteJSON(w, ans.status, "application/json; charset=utf-8", ans.body)
 }

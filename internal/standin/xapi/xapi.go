@@ -84,7 +84,6 @@ type Server struct {
 	mu       sync.Mutex
 	posts    []Post
 	attempts []Attempt
-	arrived  chan struct{}        // closed and replaced whenever a post is stored
 	nonces   map[string]time.Time // nonce → when it may be forgotten
 	lastID   int64
 }
@@ -103,7 +102,6 @@ func New(c Credentials) (*Server, error) {
 	}
 	s := &Server{
 		Credentials: c,
-		arrived:     make(chan struct{}),
 		nonces:      map[string]time.Time{},
 	}
 	s.Server = standin.Start("xapi", http.HandlerFunc(s.serve))
@@ -142,23 +140,12 @@ func (s *Server) Attempts() []Attempt {
 // ctx ends or the stand-in closes first, it returns what did arrive and an
 // error that lists it, so that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Post, error) {
-	for {
-		s.mu.Lock()
-		posts := clonePosts(s.posts)
-		arrived := s.arrived
-		s.mu.Unlock()
-
-		if len(posts) >= n {
-			return posts, nil
-		}
-		select {
-		case <-arrived:
-		case <-s.Closed():
-			return posts, fmt.Errorf("xapi: closed while waiting for %d posts; %s", n, describe(posts))
-		case <-ctx.Done():
-			return posts, fmt.Errorf("xapi: waiting for %d posts; %s: %w", n, describe(posts), context.Cause(ctx))
-		}
-	}
+	var posts []Post
+	err := s.Wait(ctx, fmt.Sprintf("%d posts", n), func() (bool, string) {
+		posts = s.Posts()
+		return len(posts) >= n, describe(posts)
+	})
+	return posts, err
 }
 
 // ErrNoSuchPost is what Lookup returns for an ID the stand-in never gave
@@ -181,10 +168,9 @@ func (s *Server) Lookup(id string) (Post, error) {
 
 func (s *Server) store(p Post) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.posts = append(s.posts, p)
-	close(s.arrived)
-	s.arrived = make(chan struct{})
+	s.mu.Unlock()
+	s.Arrived()
 }
 
 func (s *Server) record(a Attempt) {
