@@ -117,6 +117,36 @@ func NewService(t *Transport, accountSID, authToken string, timeout time.Duratio
 	return api.NewApiService(&client.RequestHandler{Client: c})
 }
 
+// Begin starts one adapter call (one SMS, one phone call) under ctx. It
+// returns ctx bounded by the account's timeout, with a cause that says so
+// when it ends; the twilio-go service for the call's requests, which that
+// context bounds; and the transport, which notes Twilio's answer for
+// Failure. cancel must be called when the call is over.
+func (c Checked) Begin(ctx context.Context) (_ context.Context, cancel context.CancelFunc, _ *api.ApiService, _ *Transport) {
+	ctx, cancel = context.WithTimeoutCause(ctx, c.Timeout,
+		fmt.Errorf("twilio did not answer within %v: %w", c.Timeout, context.DeadlineExceeded))
+	// twilio-go makes its requests with context.Background(); the
+	// transport is what bounds them by ctx.
+	tr := NewTransport(ctx, c.Base, c.API, c.Now)
+	return ctx, cancel, NewService(tr, c.sid, c.authToken, c.Timeout), tr
+}
+
+// Scrub takes the auth token and the number to out of text, in case
+// Twilio or a library ever echoes them: the number, with or without its
+// "+", becomes short(to).
+func Scrub(text, authToken, to string, short func(string) string) string {
+	if authToken != "" {
+		text = strings.ReplaceAll(text, authToken, "[auth token]")
+	}
+	if len(to) >= 7 {
+		text = strings.ReplaceAll(text, to, short(to))
+		if bare := strings.TrimPrefix(to, "+"); len(bare) >= 7 {
+			text = strings.ReplaceAll(text, bare, short(to))
+		}
+	}
+	return text
+}
+
 // Failure describes and classifies err, the failure of a request whose
 // answer (if any) was ans, made under ctx to do what: "send sms to
 // +44…001". The text reads "twilio: " + what + ": " and why, and scrub

@@ -131,3 +131,11 @@ func TestFailureSaysWhyContextEnded(t *testing.T) {
 		t.Errorf("Failure = %+v (%q), want a retry that says %q", e, e.Text, why)
 	}
 }
+
+func TestScrub(t *testing.T) {
+	short := func(n string) string { return n[:3] + "…" }
+	got := Scrub("token tok123 to +447700900001 or 447700900001, not +4412", "tok123", "+447700900001", short)
+	if want := "token [auth token] to +44… or +44…, not +4412"; got != want {
+		t.Errorf("Scrub = %q, want %q", got, want)
+	}
+}

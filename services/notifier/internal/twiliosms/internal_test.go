@@ -40,7 +40,7 @@ func TestDefaultIsTwilio(t *testing.T) {
 		t.Fatal(err)
 	}
 	var seen []string
-	snd.base = recording{base: s.Transport(), urls: &seen}
+	snd.acct.Base = recording{base: s.Transport(), urls: &seen}
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
