@@ -12,6 +12,7 @@ import (
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
@@ -233,10 +234,7 @@ func TestCallsStandInContract(t *testing.T) {
 		func(key string) url.Values {
 			return url.Values{"To": {to}, "From": {from}, "Twiml": {"<Response><Say>" + key + "</Say></Response>"}}
 		},
-		func(s *twilioapi.Server) (keys []string) {
-			for _, c := range s.Calls() {
-				keys = append(keys, c.TwiML)
-			}
-			return keys
+		func(s *twilioapi.Server) []string {
+			return providertest.Keys(s.Calls(), func(c twilioapi.Call) string { return c.TwiML })
 		})
 }

@@ -591,11 +591,8 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // as every stand-in's do.
 func TestStandInContract(t *testing.T) {
 	runContract(t, "Messages.json", func(key string) url.Values { return url.Values{"To": {to}, "From": {from}, "Body": {key}} },
-		func(s *twilioapi.Server) (keys []string) {
-			for _, m := range s.Messages() {
-				keys = append(keys, m.Body)
-			}
-			return keys
+		func(s *twilioapi.Server) []string {
+			return providertest.Keys(s.Messages(), func(m twilioapi.Message) string { return m.Body })
 		})
 }
 
@@ -608,13 +605,8 @@ func runContract(t *testing.T, resource string, form func(key string) url.Values
 		hc := s.Client()
 		return providertest.StandIn{
 			Post: func(ctx context.Context, key string) (int, error) {
-				req, err := http.NewRequestWithContext(ctx, "POST", "https://api.twilio.com/2010-04-01/Accounts/"+account+"/"+resource, strings.NewReader(form(key).Encode()))
-				if err != nil {
-					return 0, err
-				}
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.SetBasicAuth(account, token)
-				return providertest.Do(hc, req)
+				return providertest.Post(ctx, hc, "https://api.twilio.com/2010-04-01/Accounts/"+account+"/"+resource,
+					"application/x-www-form-urlencoded", form(key).Encode(), func(r *http.Request) { r.SetBasicAuth(account, token) })
 			},
 			OK:          http.StatusCreated,
 			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },

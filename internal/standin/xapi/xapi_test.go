@@ -686,12 +686,7 @@ func TestStandInContract(t *testing.T) {
 		hc := signer(creds, s.Transport())
 		return providertest.StandIn{
 			Post: func(ctx context.Context, key string) (int, error) {
-				req, err := http.NewRequestWithContext(ctx, "POST", "https://api.x.com/2/tweets", strings.NewReader(text(key)))
-				if err != nil {
-					return 0, err
-				}
-				req.Header.Set("Content-Type", "application/json")
-				return providertest.Do(hc, req)
+				return providertest.Post(ctx, hc, "https://api.x.com/2/tweets", "application/json", text(key))
 			},
 			OK:          http.StatusCreated,
 			Unavailable: func() { s.Fail(xapi.ServerError(503)) },
@@ -700,14 +695,8 @@ func TestStandInContract(t *testing.T) {
 			Recover:     s.Recover, Release: s.Release,
 			Stalled: s.Stalled, Connections: s.Connections,
 			Attempts: func() int { return len(s.Attempts()) },
-			Accepted: func() []string {
-				var keys []string
-				for _, p := range s.Posts() {
-					keys = append(keys, p.Text)
-				}
-				return keys
-			},
-			Close: s.Close, Client: s.Client(), API: "api.x.com",
+			Accepted: func() []string { return providertest.Keys(s.Posts(), func(p xapi.Post) string { return p.Text }) },
+			Close:    s.Close, Client: s.Client(), API: "api.x.com",
 		}
 	})
 }

@@ -56,6 +56,25 @@ type Options struct {
 	Addr string
 }
 
+// APIURL is the API URL an HTTP adapter is to use: standIn's, or the
+// address Addr names instead when it is set.
+func (o Options) APIURL(standIn string) string {
+	if o.Addr != "" {
+		return "http://" + o.Addr
+	}
+	return standIn
+}
+
+// Keys is the key of each of items, in order: what a Rig's or a
+// StandIn's Accepted returns of what the stand-in took.
+func Keys[T any](items []T, key func(T) string) []string {
+	var keys []string
+	for _, it := range items {
+		keys = append(keys, key(it))
+	}
+	return keys
+}
+
 // Factory wires an adapter to a fresh stand-in for t.
 type Factory func(t *testing.T, o Options) Rig
 
@@ -250,6 +269,15 @@ func NoSecrets(t *testing.T, err error, secrets ...string) {
 				t.Errorf("error text %q shows %q", text, secret)
 			}
 		}
+	}
+}
+
+// NoSecretsInCauses is NoSecrets for err and every error it wraps, for
+// an adapter that cleans the provider's own error too.
+func NoSecretsInCauses(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	for ; err != nil; err = errors.Unwrap(err) {
+		NoSecrets(t, err, secrets...)
 	}
 }
 

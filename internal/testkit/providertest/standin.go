@@ -171,6 +171,21 @@ func RunStandIn(t *testing.T, f StandInFactory) {
 	})
 }
 
+// Post sends body to url as contentType with hc, after each of set has
+// readied the request (set credentials, say), and returns the answer's
+// status, as Do does: what a StandIn's Post does.
+func Post(ctx context.Context, hc *http.Client, url, contentType, body string, set ...func(*http.Request)) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	for _, f := range set {
+		f(req)
+	}
+	return Do(hc, req)
+}
+
 // Do sends req with hc and reads the answer to its end, as a client that
 // keeps its connections does, and returns its status.
 func Do(hc *http.Client, req *http.Request) (int, error) {

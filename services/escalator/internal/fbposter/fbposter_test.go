@@ -381,10 +381,7 @@ func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
 		s := graphapi.Start(t, page, token)
 		cfg := config(s)
-		cfg.Timeout = o.Timeout
-		if o.Addr != "" {
-			cfg.APIURL = "http://" + o.Addr
-		}
+		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		p := newPoster(t, cfg)
 		return providertest.Rig{
 			Send:        func(ctx context.Context, key string) (string, error) { return p.Post(ctx, key, "") },
@@ -396,11 +393,7 @@ func TestContract(t *testing.T) {
 				return time.Duration(math.Ceil(d.Minutes())) * time.Minute // Graph counts in minutes
 			},
 			Accepted: func() []string {
-				var keys []string
-				for _, p := range s.Posts() {
-					keys = append(keys, p.Message)
-				}
-				return keys
+				return providertest.Keys(s.Posts(), func(p graphapi.Post) string { return p.Message })
 			},
 			Connections: s.Connections,
 			Secrets:     []string{token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page"},
@@ -412,7 +405,5 @@ func TestContract(t *testing.T) {
 // them), shows the token, as it is or URL-encoded.
 func noToken(t *testing.T, err error) {
 	t.Helper()
-	for ; err != nil; err = errors.Unwrap(err) {
-		providertest.NoSecrets(t, err, token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page")
-	}
+	providertest.NoSecretsInCauses(t, err, token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page")
 }

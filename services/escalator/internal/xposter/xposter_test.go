@@ -368,10 +368,7 @@ func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
 		s := xapi.Start(t, creds)
 		cfg := config(s)
-		cfg.Timeout = o.Timeout
-		if o.Addr != "" {
-			cfg.APIURL = "http://" + o.Addr
-		}
+		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		p := newPoster(t, cfg)
 		return providertest.Rig{
 			Send:        func(ctx context.Context, key string) (string, error) { return p.Post(ctx, key, "") },
@@ -379,13 +376,7 @@ func TestContract(t *testing.T) {
 			Unavailable: func() { s.Fail(xapi.ServerError(503)) },
 			Recover:     s.Recover,
 			RateLimit:   func(d time.Duration) time.Duration { s.Fail(xapi.RateLimited(time.Now().Add(d))); return d },
-			Accepted: func() []string {
-				var keys []string
-				for _, p := range s.Posts() {
-					keys = append(keys, p.Text)
-				}
-				return keys
-			},
+			Accepted:    func() []string { return providertest.Keys(s.Posts(), func(p xapi.Post) string { return p.Text }) },
 			Connections: s.Connections,
 			Secrets:     []string{creds.ConsumerKey, creds.ConsumerSecret, creds.Token, creds.TokenSecret},
 		}

@@ -371,9 +371,7 @@ func TestNew(t *testing.T) {
 // them, cleaned), shows the auth token or the number in full.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	for ; err != nil; err = errors.Unwrap(err) {
-		providertest.NoSecrets(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"))
-	}
+	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"))
 }
 
 // code is Twilio's error code behind err, 0 when it gave none.
@@ -390,10 +388,7 @@ func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
 		s := twilioapi.Start(t, account, token)
 		cfg := config(s)
-		cfg.Timeout = o.Timeout
-		if o.Addr != "" {
-			cfg.APIURL = "http://" + o.Addr
-		}
+		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		snd := newSender(t, cfg)
 		return providertest.Rig{
 			Send:        func(ctx context.Context, key string) (string, error) { return snd.Send(ctx, rcpt, key) },
@@ -402,11 +397,7 @@ func TestContract(t *testing.T) {
 			Recover:     s.Recover,
 			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
 			Accepted: func() []string {
-				var keys []string
-				for _, m := range s.Messages() {
-					keys = append(keys, m.Body)
-				}
-				return keys
+				return providertest.Keys(s.Messages(), func(m twilioapi.Message) string { return m.Body })
 			},
 			Connections: s.Connections,
 			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+")},

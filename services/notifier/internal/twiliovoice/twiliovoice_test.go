@@ -267,10 +267,7 @@ func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
 		s := twilioapi.Start(t, account, token)
 		cfg := config(s)
-		cfg.Timeout = o.Timeout
-		if o.Addr != "" {
-			cfg.APIURL = "http://" + o.Addr
-		}
+		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		c := newCaller(t, cfg)
 		return providertest.Rig{
 			Send:        func(ctx context.Context, key string) (string, error) { return c.Call(ctx, rcpt, key, gather) },
@@ -279,11 +276,7 @@ func TestContract(t *testing.T) {
 			Recover:     s.Recover,
 			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
 			Accepted: func() []string {
-				var keys []string
-				for _, call := range s.Calls() {
-					keys = append(keys, call.TwiML)
-				}
-				return keys
+				return providertest.Keys(s.Calls(), func(call twilioapi.Call) string { return call.TwiML })
 			},
 			Connections: s.Connections,
 			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather},
@@ -295,9 +288,7 @@ func TestContract(t *testing.T) {
 // number in full or the signed gather URL.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	for ; err != nil; err = errors.Unwrap(err) {
-		providertest.NoSecrets(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"), gather)
-	}
+	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"), gather)
 }
 
 func code(err error) int {
