@@ -108,3 +108,21 @@ func TestWait(t *testing.T) {
 		t.Errorf("Wait on a closed stand-in: %v", err)
 	}
 }
+
+// TestCopies: a test's copy and the stand-in's own share nothing deep.
+func TestCopies(t *testing.T) {
+	own := []http.Header{{"A": {"1"}}}
+	got := Copies(own, http.Header.Clone)
+	got[0].Set("A", "2")
+	if own[0].Get("A") != "1" {
+		t.Errorf("changing the copy changed the stand-in's own: %v", own)
+	}
+}
+
+func TestCredential(t *testing.T) {
+	for s, want := range map[string]bool{"EAAb+/=": true, "": false, "a b": false, "tok\n": false, "é": false} {
+		if got := Credential(s); got != want {
+			t.Errorf("Credential(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

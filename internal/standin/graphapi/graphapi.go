@@ -110,7 +110,7 @@ func New(pageID, token string) (*Server, error) {
 	if !digits(pageID) {
 		return nil, errors.New("graphapi: page ID must be digits, as Graph's are")
 	}
-	if !printable(token) {
+	if !standin.Credential(token) {
 		return nil, errors.New("graphapi: token must be non-empty printable ASCII without spaces")
 	}
 	var seed [8]byte
@@ -142,12 +142,7 @@ func Start(t standin.TB, pageID, token string) *Server {
 func (s *Server) Posts() []Post {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Post, len(s.posts))
-	for i, p := range s.posts {
-		p.Header = p.Header.Clone()
-		out[i] = p
-	}
-	return out
+	return standin.Copies(s.posts, func(p Post) Post { p.Header = p.Header.Clone(); return p })
 }
 
 // Comments returns a copy of every comment accepted so far, in the order
@@ -155,12 +150,7 @@ func (s *Server) Posts() []Post {
 func (s *Server) Comments() []Comment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Comment, len(s.comments))
-	for i, c := range s.comments {
-		c.Header = c.Header.Clone()
-		out[i] = c
-	}
-	return out
+	return standin.Copies(s.comments, func(c Comment) Comment { c.Header = c.Header.Clone(); return c })
 }
 
 // Attempts returns a copy of every request received so far that has been
@@ -221,18 +211,6 @@ func digits(s string) bool {
 	}
 	for i := range len(s) {
 		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func printable(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] <= ' ' || s[i] >= 0x7f {
 			return false
 		}
 	}

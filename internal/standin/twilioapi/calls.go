@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // MaxTwiML is the longest Twiml parameter Twilio takes when a call is
@@ -297,10 +299,5 @@ func describeCalls(calls []Call) string {
 }
 
 func cloneCalls(calls []Call) []Call {
-	out := make([]Call, len(calls))
-	for i, c := range calls {
-		c.Header = c.Header.Clone()
-		out[i] = c
-	}
-	return out
+	return standin.Copies(calls, func(c Call) Call { c.Header = c.Header.Clone(); return c })
 }

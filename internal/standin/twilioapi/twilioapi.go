@@ -131,12 +131,7 @@ func (s *Server) Messages() []Message {
 func (s *Server) Attempts() []Attempt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Attempt, len(s.attempts))
-	for i, a := range s.attempts {
-		a.Form = cloneValues(a.Form)
-		out[i] = a
-	}
-	return out
+	return standin.Copies(s.attempts, func(a Attempt) Attempt { a.Form = cloneValues(a.Form); return a })
 }
 
 // WaitFor returns the messages as soon as at least n have been accepted. If
@@ -186,12 +181,7 @@ func describe(msgs []Message) string {
 }
 
 func cloneMessages(msgs []Message) []Message {
-	out := make([]Message, len(msgs))
-	for i, m := range msgs {
-		m.Header = m.Header.Clone()
-		out[i] = m
-	}
-	return out
+	return standin.Copies(msgs, func(m Message) Message { m.Header = m.Header.Clone(); return m })
 }
 
 func cloneValues(v url.Values) url.Values {

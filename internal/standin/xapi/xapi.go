@@ -96,7 +96,7 @@ func New(c Credentials) (*Server, error) {
 		"consumer key": c.ConsumerKey, "consumer secret": c.ConsumerSecret,
 		"access token": c.Token, "access token secret": c.TokenSecret,
 	} {
-		if !printable(v) {
+		if !standin.Credential(v) {
 			return nil, fmt.Errorf("xapi: %s must be non-empty printable ASCII without spaces, as X issues it", name)
 		}
 	}
@@ -211,22 +211,5 @@ func describe(posts []Post) string {
 }
 
 func clonePosts(posts []Post) []Post {
-	out := make([]Post, len(posts))
-	for i, p := range posts {
-		p.Header = p.Header.Clone()
-		out[i] = p
-	}
-	return out
-}
-
-func printable(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return standin.Copies(posts, func(p Post) Post { p.Header = p.Header.Clone(); return p })
 }

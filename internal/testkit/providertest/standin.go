@@ -199,3 +199,28 @@ func Do(hc *http.Client, req *http.Request) (int, error) {
 	}
 	return resp.StatusCode, nil
 }
+
+// Recorder is an http.RoundTripper that notes the URL of each request
+// and sends it on through Base: to see where an adapter sends when it is
+// left to its defaults. It is safe for concurrent use.
+type Recorder struct {
+	Base http.RoundTripper
+
+	mu   sync.Mutex
+	urls []string
+}
+
+// RoundTrip notes req's URL and sends it through Base.
+func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.urls = append(r.urls, req.URL.String())
+	r.mu.Unlock()
+	return r.Base.RoundTrip(req)
+}
+
+// URLs returns the URLs of the requests so far, in order.
+func (r *Recorder) URLs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.urls...)
+}

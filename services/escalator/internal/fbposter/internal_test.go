@@ -8,6 +8,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/apicall"
 	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 )
 
 // TestDefaultIsGraph checks that without an API URL or version calls go to
@@ -19,8 +20,8 @@ func TestDefaultIsGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seen []string
-	p.call.Client = apicall.Bound(&http.Client{Transport: recording{base: s.Transport(), urls: &seen}}, p.cfg.Timeout)
+	rec := &providertest.Recorder{Base: s.Transport()}
+	p.call.Client = apicall.Bound(&http.Client{Transport: rec}, p.cfg.Timeout)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -32,19 +33,9 @@ func TestDefaultIsGraph(t *testing.T) {
 		t.Fatalf("Comment: %v", err)
 	}
 	want := []string{"https://graph.facebook.com/v21.0/42/feed", "https://graph.facebook.com/v21.0/" + pid + "/comments"}
-	if len(seen) != 2 || seen[0] != want[0] || seen[1] != want[1] {
+	if seen := rec.URLs(); len(seen) != 2 || seen[0] != want[0] || seen[1] != want[1] {
 		t.Errorf("requests went to %v, want %v", seen, want)
 	}
-}
-
-type recording struct {
-	base http.RoundTripper
-	urls *[]string
-}
-
-func (r recording) RoundTrip(req *http.Request) (*http.Response, error) {
-	*r.urls = append(*r.urls, req.URL.String())
-	return r.base.RoundTrip(req)
 }
 
 func TestRegainAccess(t *testing.T) {
