@@ -376,6 +376,30 @@ func Closed(t *testing.T) string {
 	return addr
 }
 
+// Change is one case of an adapter's config test: what it does to a good
+// config, and the parts of the error New must give (none: the config is
+// valid).
+type Change[C any] struct {
+	Name   string
+	Change func(*C)
+	Want   []string
+}
+
+// Configs runs a subtest a case: mk (the adapter's New) on good as the
+// case changes it, its error checked by Problems, showing none of
+// secrets of the changed config.
+func Configs[C, A any](t *testing.T, mk func(C) (A, error), good C, cases []Change[C], secrets func(C) []string) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.Name, func(t *testing.T) {
+			cfg := good
+			tt.Change(&cfg)
+			_, err := mk(cfg)
+			Problems(t, err, tt.Want, secrets(cfg)...)
+		})
+	}
+}
+
 // Problems checks what an adapter's New said of a config: nothing when
 // want is empty, else every piece of want, and none of secrets.
 func Problems(t *testing.T, err error, want []string, secrets ...string) {

@@ -324,16 +324,12 @@ func TestAPIURLBehindPath(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	good := fbposter.Config{PageID: page, Token: token}
-	tests := []struct {
-		name   string
-		change func(*fbposter.Config)
-		want   []string // parts of the error; none: valid
-	}{
-		{"good", func(*fbposter.Config) {}, nil},
-		{"https API URL", func(c *fbposter.Config) { c.APIURL = "https://graph-proxy.internal.example/graph" }, nil},
-		{"http on loopback", func(c *fbposter.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
-		{"another version", func(c *fbposter.Config) { c.Version = "v19.0" }, nil},
-		{"everything wrong at once", func(c *fbposter.Config) {
+	tests := []providertest.Change[fbposter.Config]{
+		{Name: "good", Change: func(*fbposter.Config) {}},
+		{Name: "https API URL", Change: func(c *fbposter.Config) { c.APIURL = "https://graph-proxy.internal.example/graph" }},
+		{Name: "http on loopback", Change: func(c *fbposter.Config) { c.APIURL = "http://127.0.0.1:8080" }},
+		{Name: "another version", Change: func(c *fbposter.Config) { c.Version = "v19.0" }},
+		{Name: "everything wrong at once", Change: func(c *fbposter.Config) {
 			*c = fbposter.Config{
 				PageID:  "my-page",
 				Token:   token + "\n",
@@ -341,22 +337,17 @@ func TestNew(t *testing.T) {
 				Version: "21.0",
 				Timeout: -time.Second,
 			}
-		}, []string{
+		}, Want: []string{
 			`page ID "my-page"`, "token holds spaces or characters outside printable ASCII",
 			"plain http would send the token in clear text", `version "21.0"`, "timeout -1s is negative",
 		}},
-		{"empty", func(c *fbposter.Config) { *c = fbposter.Config{} }, []string{`page ID ""`, "token is empty"}},
-		{"API URL with a query", func(c *fbposter.Config) { c.APIURL = "https://graph.facebook.com/?access_token=x" }, []string{"want no user, query or fragment"}},
-		{"API URL not a URL", func(c *fbposter.Config) { c.APIURL = "graph.facebook.com" }, []string{"want an absolute http or https URL"}},
+		{Name: "empty", Change: func(c *fbposter.Config) { *c = fbposter.Config{} }, Want: []string{`page ID ""`, "token is empty"}},
+		{Name: "API URL with a query", Change: func(c *fbposter.Config) { c.APIURL = "https://graph.facebook.com/?access_token=x" }, Want: []string{"want no user, query or fragment"}},
+		{Name: "API URL not a URL", Change: func(c *fbposter.Config) { c.APIURL = "graph.facebook.com" }, Want: []string{"want an absolute http or https URL"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := good
-			tt.change(&cfg)
-			_, err := fbposter.New(cfg)
-			providertest.Problems(t, err, tt.want, token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page")
-		})
-	}
+	providertest.Configs(t, fbposter.New, good, tests, func(fbposter.Config) []string {
+		return []string{token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page"}
+	})
 }
 
 // callErr is a failed call as the tests read it: the provider error, and

@@ -316,17 +316,13 @@ func TestFitAcceptedByX(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	good := xposter.Config{ConsumerKey: "k", ConsumerSecret: "s", Token: "1-t", TokenSecret: "ts"}
-	tests := []struct {
-		name   string
-		change func(*xposter.Config)
-		want   []string // parts of the error; none: valid
-	}{
-		{"good", func(*xposter.Config) {}, nil},
-		{"https API URL", func(c *xposter.Config) { c.APIURL = "https://x-proxy.internal.example" }, nil},
-		{"http on loopback", func(c *xposter.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
-		{"http on localhost", func(c *xposter.Config) { c.APIURL = "http://localhost:8080/" }, nil},
-		{"http on IPv6 loopback", func(c *xposter.Config) { c.APIURL = "http://[::1]:8080" }, nil},
-		{"everything wrong at once", func(c *xposter.Config) {
+	tests := []providertest.Change[xposter.Config]{
+		{Name: "good", Change: func(*xposter.Config) {}},
+		{Name: "https API URL", Change: func(c *xposter.Config) { c.APIURL = "https://x-proxy.internal.example" }},
+		{Name: "http on loopback", Change: func(c *xposter.Config) { c.APIURL = "http://127.0.0.1:8080" }},
+		{Name: "http on localhost", Change: func(c *xposter.Config) { c.APIURL = "http://localhost:8080/" }},
+		{Name: "http on IPv6 loopback", Change: func(c *xposter.Config) { c.APIURL = "http://[::1]:8080" }},
+		{Name: "everything wrong at once", Change: func(c *xposter.Config) {
 			*c = xposter.Config{
 				ConsumerKey:    "",
 				ConsumerSecret: "sec ret",
@@ -335,22 +331,15 @@ func TestNew(t *testing.T) {
 				APIURL:         "http://api.x.com",
 				Timeout:        -time.Second,
 			}
-		}, []string{
+		}, Want: []string{
 			"consumer key is empty", "consumer secret holds spaces", "access token holds spaces",
 			"access token secret is empty", "plain http would let anyone", "timeout -1s is negative",
 		}},
-		{"API URL with a query", func(c *xposter.Config) { c.APIURL = "https://api.x.com/?a=1" }, []string{"want no user, query or fragment"}},
-		{"API URL with a user", func(c *xposter.Config) { c.APIURL = "https://u:p@api.x.com/" }, []string{"want no user, query or fragment"}},
-		{"API URL not a URL", func(c *xposter.Config) { c.APIURL = "api.x.com" }, []string{"want an absolute http or https URL"}},
+		{Name: "API URL with a query", Change: func(c *xposter.Config) { c.APIURL = "https://api.x.com/?a=1" }, Want: []string{"want no user, query or fragment"}},
+		{Name: "API URL with a user", Change: func(c *xposter.Config) { c.APIURL = "https://u:p@api.x.com/" }, Want: []string{"want no user, query or fragment"}},
+		{Name: "API URL not a URL", Change: func(c *xposter.Config) { c.APIURL = "api.x.com" }, Want: []string{"want an absolute http or https URL"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := good
-			tt.change(&cfg)
-			_, err := xposter.New(cfg)
-			providertest.Problems(t, err, tt.want, cfg.ConsumerSecret, cfg.TokenSecret, cfg.Token)
-		})
-	}
+	providertest.Configs(t, xposter.New, good, tests, func(cfg xposter.Config) []string { return []string{cfg.ConsumerSecret, cfg.TokenSecret, cfg.Token} })
 }
 
 // problem is what X said, as Post's error holds it; empty when it said

@@ -326,19 +326,15 @@ func TestAPIURLBehindPath(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	good := twiliosms.Config{AccountSID: account, AuthToken: token, From: sender}
-	tests := []struct {
-		name   string
-		change func(*twiliosms.Config)
-		want   []string // parts of the error; none: valid
-	}{
-		{"good", func(*twiliosms.Config) {}, nil},
-		{"messaging service", func(c *twiliosms.Config) { c.From = service }, nil},
-		{"short code", func(c *twiliosms.Config) { c.From = "12345" }, nil},
-		{"alphanumeric sender", func(c *twiliosms.Config) { c.From = "Tocsin" }, nil},
-		{"https API URL", func(c *twiliosms.Config) { c.APIURL = "https://twilio-proxy.internal.example/api" }, nil},
-		{"http on loopback", func(c *twiliosms.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
-		{"http on localhost", func(c *twiliosms.Config) { c.APIURL = "http://localhost:8080" }, nil},
-		{"everything wrong at once", func(c *twiliosms.Config) {
+	tests := []providertest.Change[twiliosms.Config]{
+		{Name: "good", Change: func(*twiliosms.Config) {}},
+		{Name: "messaging service", Change: func(c *twiliosms.Config) { c.From = service }},
+		{Name: "short code", Change: func(c *twiliosms.Config) { c.From = "12345" }},
+		{Name: "alphanumeric sender", Change: func(c *twiliosms.Config) { c.From = "Tocsin" }},
+		{Name: "https API URL", Change: func(c *twiliosms.Config) { c.APIURL = "https://twilio-proxy.internal.example/api" }},
+		{Name: "http on loopback", Change: func(c *twiliosms.Config) { c.APIURL = "http://127.0.0.1:8080" }},
+		{Name: "http on localhost", Change: func(c *twiliosms.Config) { c.APIURL = "http://localhost:8080" }},
+		{Name: "everything wrong at once", Change: func(c *twiliosms.Config) {
 			*c = twiliosms.Config{
 				AccountSID:     "SK" + strings.Repeat("0", 32),
 				AuthToken:      "sec ret\n",
@@ -347,24 +343,17 @@ func TestNew(t *testing.T) {
 				StatusCallback: "/twilio/status",
 				Timeout:        -time.Second,
 			}
-		}, []string{
+		}, Want: []string{
 			`account SID "SK000`, "auth token holds characters other than letters and digits",
 			`from "07700900999"`, "plain http would send the auth token in clear text",
 			`status callback "/twilio/status"`, "timeout -1s is negative",
 		}},
-		{"empty", func(c *twiliosms.Config) { *c = twiliosms.Config{} }, []string{"account SID", "auth token is empty", `from ""`}},
-		{"API URL with a query", func(c *twiliosms.Config) { c.APIURL = "https://x.example/?a=1" }, []string{"want no user, query or fragment"}},
-		{"API URL not a URL", func(c *twiliosms.Config) { c.APIURL = "api.twilio.com" }, []string{"want an absolute http or https URL"}},
-		{"alphanumeric sender too long", func(c *twiliosms.Config) { c.From = "TocsinAlarms" }, []string{"from"}},
+		{Name: "empty", Change: func(c *twiliosms.Config) { *c = twiliosms.Config{} }, Want: []string{"account SID", "auth token is empty", `from ""`}},
+		{Name: "API URL with a query", Change: func(c *twiliosms.Config) { c.APIURL = "https://x.example/?a=1" }, Want: []string{"want no user, query or fragment"}},
+		{Name: "API URL not a URL", Change: func(c *twiliosms.Config) { c.APIURL = "api.twilio.com" }, Want: []string{"want an absolute http or https URL"}},
+		{Name: "alphanumeric sender too long", Change: func(c *twiliosms.Config) { c.From = "TocsinAlarms" }, Want: []string{"from"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := good
-			tt.change(&cfg)
-			_, err := twiliosms.New(cfg)
-			providertest.Problems(t, err, tt.want, cfg.AuthToken)
-		})
-	}
+	providertest.Configs(t, twiliosms.New, good, tests, func(cfg twiliosms.Config) []string { return []string{cfg.AuthToken} })
 }
 
 // noSecrets fails if err, or anything it wraps (Twilio's own error among

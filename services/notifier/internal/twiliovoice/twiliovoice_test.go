@@ -230,36 +230,25 @@ func TestStallEndsAtTheTimeout(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	good := twiliovoice.Config{AccountSID: account, AuthToken: token, From: caller}
-	tests := []struct {
-		name   string
-		change func(*twiliovoice.Config)
-		want   []string
-	}{
-		{"good", func(*twiliovoice.Config) {}, nil},
-		{"ring a minute", func(c *twiliovoice.Config) { c.Ring = time.Minute }, nil},
-		{"http on loopback", func(c *twiliovoice.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
-		{"everything wrong at once", func(c *twiliovoice.Config) {
+	tests := []providertest.Change[twiliovoice.Config]{
+		{Name: "good", Change: func(*twiliovoice.Config) {}},
+		{Name: "ring a minute", Change: func(c *twiliovoice.Config) { c.Ring = time.Minute }},
+		{Name: "http on loopback", Change: func(c *twiliovoice.Config) { c.APIURL = "http://127.0.0.1:8080" }},
+		{Name: "everything wrong at once", Change: func(c *twiliovoice.Config) {
 			*c = twiliovoice.Config{
 				AccountSID: "SK" + strings.Repeat("0", 32), AuthToken: "sec ret\n", From: "Tocsin",
 				APIURL: "http://twilio-proxy.example", StatusCallback: "/status", Ring: 2 * time.Second, Timeout: -time.Second,
 			}
-		}, []string{
+		}, Want: []string{
 			`account SID "SK000`, "auth token holds characters other than letters and digits",
 			`from "Tocsin": a call needs a number`, "plain http would send the auth token in clear text",
 			`status callback "/status"`, "ring 2s: want whole seconds from 5s to 10m0s", "timeout -1s is negative",
 		}},
-		{"ring in fractions", func(c *twiliovoice.Config) { c.Ring = 7500 * time.Millisecond }, []string{"ring 7.5s"}},
-		{"ring too long", func(c *twiliovoice.Config) { c.Ring = time.Hour }, []string{"ring 1h0m0s"}},
-		{"empty", func(c *twiliovoice.Config) { *c = twiliovoice.Config{} }, []string{"account SID", "auth token is empty", `from ""`}},
+		{Name: "ring in fractions", Change: func(c *twiliovoice.Config) { c.Ring = 7500 * time.Millisecond }, Want: []string{"ring 7.5s"}},
+		{Name: "ring too long", Change: func(c *twiliovoice.Config) { c.Ring = time.Hour }, Want: []string{"ring 1h0m0s"}},
+		{Name: "empty", Change: func(c *twiliovoice.Config) { *c = twiliovoice.Config{} }, Want: []string{"account SID", "auth token is empty", `from ""`}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := good
-			tt.change(&cfg)
-			_, err := twiliovoice.New(cfg)
-			providertest.Problems(t, err, tt.want, cfg.AuthToken)
-		})
-	}
+	providertest.Configs(t, twiliovoice.New, good, tests, func(cfg twiliovoice.Config) []string { return []string{cfg.AuthToken} })
 }
 
 // TestContract: the caller keeps the promises every adapter keeps.
