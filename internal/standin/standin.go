@@ -209,6 +209,33 @@ func WriteJSON(w http.ResponseWriter, status int, contentType string, v any) {
 	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
 }
 
+// ForTest is a stand-in's New for a test: it fails t if the stand-in
+// could not start (err), and closes it when t ends.
+func ForTest[S interface{ Close() }](t TB, s S, err error) S {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Held holds a request that a Stall fault caught (see Hold) and reports
+// whether to carry on with it, as if it had just arrived: after Release.
+// Otherwise it has dealt with it: gone is called when the client gave up,
+// closing when the stand-in is closing, to answer 503.
+func (s *Server) Held(r *http.Request, gone, closing func()) bool {
+	switch s.Hold(r) {
+	case ClientGone:
+		gone()
+		return false
+	case ServerClosed:
+		closing()
+		return false
+	}
+	return true
+}
+
 // Copies returns a copy of items for a test to keep, each passed through
 // deep, which copies what it would otherwise share with the stand-in's
 // own (headers, forms): what the stand-in stores later must not change

@@ -130,11 +130,7 @@ func New(pageID, token string) (*Server, error) {
 func Start(t standin.TB, pageID, token string) *Server {
 	t.Helper()
 	s, err := New(pageID, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return standin.ForTest(t, s, err)
 }
 
 // Posts returns a copy of every post accepted so far, in the order they

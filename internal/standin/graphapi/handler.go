@@ -114,16 +114,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.respond(w, a, s.faultAnswer(*f))
 			return
 		}
-		switch s.Hold(r) {
-		case standin.ClientGone:
-			a.Why = "the client gave up on a stalled request"
-			s.record(a)
-			return
-		case standin.ServerClosed:
-			s.respond(w, a, s.faultAnswer(ServerError(http.StatusServiceUnavailable)))
+		gone := func() { a.Why = "the client gave up on a stalled request"; s.record(a) }
+		if !s.Held(r, gone, func() { s.respond(w, a, s.faultAnswer(ServerError(http.StatusServiceUnavailable))) }) {
 			return
 		}
-		// Released: carry on as if the request had just arrived.
 	}
 
 	limit := maxPost

@@ -133,15 +133,10 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, sid string) (url.
 			s.answerError(w, r, form, *f)
 			return nil, nil, false
 		}
-		switch s.Hold(r) {
-		case standin.ClientGone:
-			s.record(Attempt{Time: time.Now(), Form: form})
-			return nil, nil, false
-		case standin.ServerClosed:
-			s.answerError(w, r, form, ServerError(http.StatusServiceUnavailable))
+		if !s.Held(r, func() { s.record(Attempt{Time: time.Now(), Form: form}) },
+			func() { s.answerError(w, r, form, ServerError(http.StatusServiceUnavailable)) }) {
 			return nil, nil, false
 		}
-		// Released: carry on as if the request had just arrived.
 	}
 	return form, raw, true
 }

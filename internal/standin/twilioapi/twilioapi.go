@@ -103,11 +103,7 @@ func New(accountSID, authToken string) (*Server, error) {
 func Start(t standin.TB, accountSID, authToken string) *Server {
 	t.Helper()
 	s, err := New(accountSID, authToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return standin.ForTest(t, s, err)
 }
 
 // Close answers stalled requests with 503, stops the server and waits for

@@ -123,16 +123,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.respond(w, a, faultAnswer(*f, now))
 			return
 		}
-		switch s.Hold(r) {
-		case standin.ClientGone:
-			a.Why = "the client gave up on a stalled request"
-			s.record(a)
-			return
-		case standin.ServerClosed:
-			s.respond(w, a, faultAnswer(ServerError(http.StatusServiceUnavailable), now))
+		gone := func() { a.Why = "the client gave up on a stalled request"; s.record(a) }
+		if !s.Held(r, gone, func() { s.respond(w, a, faultAnswer(ServerError(http.StatusServiceUnavailable), now)) }) {
 			return
 		}
-		// Released: carry on as if the request had just arrived.
 	}
 
 	text, replyTo, bad := check(r, raw)

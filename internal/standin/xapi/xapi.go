@@ -113,11 +113,7 @@ func New(c Credentials) (*Server, error) {
 func Start(t standin.TB, c Credentials) *Server {
 	t.Helper()
 	s, err := New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return standin.ForTest(t, s, err)
 }
 
 // Posts returns a copy of every post accepted so far, in the order they
