@@ -498,6 +498,10 @@ func TestStandInContract(t *testing.T) {
 			Accepted: func() []string {
 				return providertest.Keys(s.Posts(), func(p graphapi.Post) string { return p.Message })
 			},
+			WaitFor: func(ctx context.Context, n int) (int, error) {
+				posts, _, err := s.WaitFor(ctx, n, 0)
+				return len(posts), err
+			},
 			Close: s.Close, Client: hc, API: "graph.facebook.com",
 		}
 	})

@@ -618,29 +618,6 @@ func TestFailIf(t *testing.T) {
 	}
 }
 
-func TestWaitFor(t *testing.T) {
-	s := xapi.Start(t, creds)
-	go func() {
-		for i := range 3 {
-			req, _ := http.NewRequest("POST", s.URL+"/2/tweets", strings.NewReader(text(fmt.Sprint("w", i))))
-			req.Header.Set("Content-Type", "application/json")
-			if resp, err := signer(creds, nil).Do(req); err == nil {
-				resp.Body.Close()
-			}
-		}
-	}()
-	posts, err := s.WaitFor(ctx(t), 3)
-	if err != nil || len(posts) != 3 {
-		t.Fatalf("WaitFor: %d posts, %v", len(posts), err)
-	}
-	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	posts, err = s.WaitFor(short, 4)
-	if err == nil || len(posts) != 3 || !strings.Contains(err.Error(), `3 post(s) arrived: [0]`) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("WaitFor(4) = %d, %v; want the 3 and a deadline error listing them", len(posts), err)
-	}
-}
-
 // TestTransport posts to https://api.x.com through the stand-in's
 // transport: the signature, made for X's URL, holds.
 func TestTransport(t *testing.T) {
@@ -696,6 +673,7 @@ func TestStandInContract(t *testing.T) {
 			Stalled: s.Stalled, Connections: s.Connections,
 			Attempts: func() int { return len(s.Attempts()) },
 			Accepted: func() []string { return providertest.Keys(s.Posts(), func(p xapi.Post) string { return p.Text }) },
+			WaitFor:  func(ctx context.Context, n int) (int, error) { posts, err := s.WaitFor(ctx, n); return len(posts), err },
 			Close:    s.Close, Client: s.Client(), API: "api.x.com",
 		}
 	})

@@ -2,6 +2,7 @@ package providertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -32,6 +33,10 @@ type StandIn struct {
 	Stalled, Attempts, Connections func() int
 	// Accepted is the keys of what it took, in order.
 	Accepted func() []string
+	// WaitFor is the stand-in's own, waiting for n of what Post makes:
+	// it returns how many it has and, if ctx ended first, an error that
+	// says what arrived.
+	WaitFor func(ctx context.Context, n int) (int, error)
 	// Close stops it; Client reaches it at the real API's URLs, on host
 	// API, and refuses any other host.
 	Close  func()
@@ -45,7 +50,8 @@ type StandInFactory func(t *testing.T) StandIn
 // RunStandIn tests what every HTTP stand-in does the same way: its faults
 // come and go on command, a stalled request is held until the client
 // gives up, Release or Close, answers are read whole on one connection,
-// and its client reaches nothing but the stand-in.
+// a test can wait for what it took, and its client reaches nothing but
+// the stand-in.
 func RunStandIn(t *testing.T, f StandInFactory) {
 	ctx := func(t *testing.T) context.Context {
 		c, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -153,6 +159,26 @@ func RunStandIn(t *testing.T, f StandInFactory) {
 		}
 		if n := s.Connections(); n != 1 {
 			t.Errorf("4 requests opened %d connections, want 1", n)
+		}
+	})
+
+	t.Run("wait for what it took", func(t *testing.T) {
+		s := f(t)
+		go func() {
+			for i := range 3 {
+				if _, err := s.Post(ctx(t), fmt.Sprint("waited-", i)); err != nil {
+					return // WaitFor below reports what did not arrive
+				}
+			}
+		}()
+		if n, err := s.WaitFor(ctx(t), 3); err != nil || n != 3 {
+			t.Fatalf("WaitFor(3): %d, %v", n, err)
+		}
+		short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		n, err := s.WaitFor(short, 4)
+		if err == nil || n != 3 || !strings.Contains(err.Error(), "3 ") || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WaitFor(4) = %d, %v; want the 3 and a deadline error that counts them", n, err)
 		}
 	})
 
