@@ -253,6 +253,34 @@ func ProviderError(t *testing.T, err error) *bus.ProviderError {
 	return p
 }
 
+// Failed is what a test expects of a failed call: the provider error's
+// status, whether it is worth a retry and after how long, how its text
+// starts (what failed) and a part of the rest.
+type Failed struct {
+	Status       int
+	Retry        bool
+	RetryAfter   time.Duration
+	Prefix, Text string
+}
+
+// Classified checks that err is a *bus.ProviderError as want says, that
+// bus.Retryable and bus.IsPermanent read it the same way, and returns it
+// for the adapter's own checks.
+func Classified(t *testing.T, err error, want Failed) *bus.ProviderError {
+	t.Helper()
+	e := ProviderError(t, err)
+	if e.Status != want.Status || e.Retry != want.Retry || e.RetryAfter != want.RetryAfter {
+		t.Errorf("got status %d retry %v after %v; want %d %v %v", e.Status, e.Retry, e.RetryAfter, want.Status, want.Retry, want.RetryAfter)
+	}
+	if bus.Retryable(err) != want.Retry || bus.IsPermanent(err) == want.Retry {
+		t.Errorf("Retryable %v, IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), want.Retry)
+	}
+	if !strings.HasPrefix(err.Error(), want.Prefix) || !strings.Contains(err.Error(), want.Text) {
+		t.Errorf("error %q: want it to start with %q and hold %q", err, want.Prefix, want.Text)
+	}
+	return e
+}
+
 // NoSecrets fails t if err shows one of secrets, however it is printed:
 // what a log holds. (An adapter may keep a provider's own error among the
 // causes, for errors.As; its text is the adapter's to clean or keep.) A

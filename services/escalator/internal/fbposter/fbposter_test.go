@@ -199,19 +199,11 @@ func TestFailures(t *testing.T) {
 					s.FailNext(1, tt.fault)
 					_, err = p.Comment(ctx(t), pid, "web-3 is up")
 				}
+				providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
+					Prefix: "facebook: " + call, Text: tt.text})
 				e := callError(t, err)
-				if e.Status != tt.status || e.Code != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
-					t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
-						e.Status, e.Code, e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
-				}
-				if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-					t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
-				}
-				if !strings.Contains(err.Error(), tt.text) {
-					t.Errorf("error %q, want it to contain %q", err, tt.text)
-				}
-				if prefix := "facebook: " + call; !strings.HasPrefix(err.Error(), prefix) {
-					t.Errorf("error %q does not start with %q", err, prefix)
+				if e.Code != tt.code {
+					t.Errorf("code %d, want %d", e.Code, tt.code)
 				}
 				if tt.code != 0 && (e.Type == "" || !strings.HasPrefix(e.TraceID, "A")) {
 					t.Errorf("type %q, trace ID %q", e.Type, e.TraceID)

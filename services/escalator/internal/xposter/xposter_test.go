@@ -190,19 +190,9 @@ func TestFailures(t *testing.T) {
 			s := xapi.Start(t, creds)
 			s.FailNext(1, tt.fault)
 			_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
-			e := providertest.ProviderError(t, err)
-			if dup := problem(err).Duplicate; e.Status != tt.status || e.Retry != tt.retry || dup != tt.duplicate || e.RetryAfter != 0 {
-				t.Errorf("got status %d retry %v duplicate %v after %v; want %d %v %v 0",
-					e.Status, e.Retry, dup, e.RetryAfter, tt.status, tt.retry, tt.duplicate)
-			}
-			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
-			}
-			if errors.Is(err, xposter.ErrDuplicate) != tt.duplicate {
-				t.Errorf("errors.Is(ErrDuplicate) = %v", !tt.duplicate)
-			}
-			if !strings.Contains(err.Error(), tt.text) {
-				t.Errorf("error %q, want it to contain %q", err, tt.text)
+			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, Prefix: "x: post: ", Text: tt.text})
+			if dup := problem(err).Duplicate; dup != tt.duplicate || errors.Is(err, xposter.ErrDuplicate) != tt.duplicate {
+				t.Errorf("duplicate %v, errors.Is(ErrDuplicate) %v; want %v", dup, errors.Is(err, xposter.ErrDuplicate), tt.duplicate)
 			}
 			noSecrets(t, err, config(s))
 		})

@@ -182,19 +182,10 @@ func TestFailures(t *testing.T) {
 			s := twilioapi.Start(t, account, token)
 			s.FailNext(1, tt.fault)
 			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
-			e := providertest.ProviderError(t, err)
-			if e.Status != tt.status || code(err) != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
-				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
-					e.Status, code(err), e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
-			}
-			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
-			}
-			if !strings.Contains(err.Error(), tt.text) {
-				t.Errorf("error %q, want it to contain %q", err, tt.text)
-			}
-			if !strings.HasPrefix(err.Error(), "twilio: send sms to "+masked+": ") {
-				t.Errorf("error %q does not say what failed", err)
+			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
+				Prefix: "twilio: send sms to " + masked + ": ", Text: tt.text})
+			if code(err) != tt.code {
+				t.Errorf("code %d, want %d", code(err), tt.code)
 			}
 			noSecrets(t, err)
 			if tt.code != 0 {

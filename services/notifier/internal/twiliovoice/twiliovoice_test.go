@@ -11,7 +11,6 @@ import (
 
 	"github.com/twilio/twilio-go/client"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliovoice"
@@ -161,16 +160,10 @@ func TestFailures(t *testing.T) {
 			s := twilioapi.Start(t, account, token)
 			s.FailNext(1, tt.fault)
 			_, err := newCaller(t, config(s)).Call(ctx(t), rcpt, "web-3 is down", gather)
-			e := providertest.ProviderError(t, err)
-			if e.Status != tt.status || code(err) != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
-				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
-					e.Status, code(err), e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
-			}
-			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-				t.Errorf("Retryable %v, IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
-			}
-			if !strings.Contains(err.Error(), tt.text) || !strings.HasPrefix(err.Error(), "twilio: call "+masked+": ") {
-				t.Errorf("error %q, want it to start with what failed and contain %q", err, tt.text)
+			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
+				Prefix: "twilio: call " + masked + ": ", Text: tt.text})
+			if code(err) != tt.code {
+				t.Errorf("code %d, want %d", code(err), tt.code)
 			}
 			noSecrets(t, err)
 		})
