@@ -236,32 +236,6 @@ func (s *Server) Held(r *http.Request, gone, closing func()) bool {
 	return true
 }
 
-// Copies returns a copy of items for a test to keep, each passed through
-// deep, which copies what it would otherwise share with the stand-in's
-// own (headers, forms): what the stand-in stores later must not change
-// what a test already holds, nor the test what the stand-in keeps.
-func Copies[T any](items []T, deep func(T) T) []T {
-	out := make([]T, len(items))
-	for i, it := range items {
-		out[i] = deep(it)
-	}
-	return out
-}
-
-// Credential reports whether s is what providers issue as a credential:
-// non-empty printable ASCII without spaces.
-func Credential(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
-}
-
 // HoldEnd is how a held request ended.
 type HoldEnd int
 

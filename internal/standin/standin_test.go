@@ -126,3 +126,16 @@ func TestCredential(t *testing.T) {
 		}
 	}
 }
+
+// TestKept: what a test reads is what was added, in order, and changing
+// it changes nothing kept.
+func TestKept(t *testing.T) {
+	k := Kept[http.Header]{Deep: http.Header.Clone}
+	k.Add(http.Header{"A": {"1"}})
+	k.Add(http.Header{"A": {"2"}})
+	got := k.All()
+	got[0].Set("A", "changed")
+	if all := k.All(); len(all) != 2 || all[0].Get("A") != "1" || all[1].Get("A") != "2" {
+		t.Errorf("kept %v", all)
+	}
+}

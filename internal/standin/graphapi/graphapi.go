@@ -99,7 +99,7 @@ type Server struct {
 	mu       sync.Mutex
 	posts    []Post
 	comments []Comment
-	attempts []Attempt
+	attempts standin.Kept[Attempt]
 	lastID   uint64
 }
 
@@ -152,9 +152,7 @@ func (s *Server) Comments() []Comment {
 // Attempts returns a copy of every request received so far that has been
 // answered or given up on, in that order.
 func (s *Server) Attempts() []Attempt {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Attempt(nil), s.attempts...)
+	return s.attempts.All()
 }
 
 // WaitFor returns the posts and comments as soon as at least posts posts
@@ -171,11 +169,7 @@ func (s *Server) WaitFor(ctx context.Context, posts, comments int) ([]Post, []Co
 	return ps, cs, err
 }
 
-func (s *Server) record(a Attempt) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attempts = append(s.attempts, a)
-}
+func (s *Server) record(a Attempt) { s.attempts.Add(a) }
 
 // nextID returns a new object ID, growing like Graph's. The caller holds
 // s.mu.

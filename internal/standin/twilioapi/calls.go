@@ -9,11 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // MaxTwiML is the longest Twiml parameter Twilio takes when a call is
@@ -48,12 +45,6 @@ type Call struct {
 	Raw string
 	// Header holds the request's headers, Authorization included.
 	Header http.Header
-}
-
-// callBook holds the calls the stand-in accepted. Its zero value is ready.
-type callBook struct {
-	mu    sync.Mutex
-	calls []Call
 }
 
 // callResource is the JSON Twilio answers a created call with; the field
@@ -91,9 +82,7 @@ type callResource struct {
 // Calls returns a copy of every call accepted so far, in the order they
 // were accepted.
 func (s *Server) Calls() []Call {
-	s.calls.mu.Lock()
-	defer s.calls.mu.Unlock()
-	return cloneCalls(s.calls.calls)
+	return s.calls.All()
 }
 
 // WaitForCalls returns the calls as soon as at least n have been accepted.
@@ -278,9 +267,7 @@ func (s *Server) acceptCall(w http.ResponseWriter, r *http.Request, form url.Val
 
 	// Stored before answering, so that a client that has its answer finds
 	// the call in Calls.
-	s.calls.mu.Lock()
-	s.calls.calls = append(s.calls.calls, c)
-	s.calls.mu.Unlock()
+	s.calls.Add(c)
 	s.Arrived()
 	s.record(Attempt{Time: now, Form: form, Status: http.StatusCreated})
 	writeJSON(w, http.StatusCreated, res)
@@ -296,8 +283,4 @@ func describeCalls(calls []Call) string {
 		fmt.Fprintf(&b, " [%d] %s to %q;", i, c.SID, c.To)
 	}
 	return strings.TrimSuffix(b.String(), ";")
-}
-
-func cloneCalls(calls []Call) []Call {
-	return standin.Copies(calls, func(c Call) Call { c.Header = c.Header.Clone(); return c })
 }

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
@@ -72,10 +71,9 @@ type Server struct {
 
 	webhooks *http.Client // for status callbacks and inbound messages
 
-	mu       sync.Mutex
-	msgs     []Message
-	attempts []Attempt
-	calls    callBook // the Calls API's, in calls.go
+	msgs     standin.Kept[Message]
+	attempts standin.Kept[Attempt]
+	calls    standin.Kept[Call] // the Calls API's, in calls.go
 }
 
 // New starts a stand-in that accepts requests authenticated as accountSID
@@ -89,6 +87,9 @@ func New(accountSID, authToken string) (*Server, error) {
 		AccountSID: accountSID,
 		AuthToken:  authToken,
 	}
+	s.msgs.Deep = func(m Message) Message { m.Header = m.Header.Clone(); return m }
+	s.attempts.Deep = func(a Attempt) Attempt { a.Form = cloneValues(a.Form); return a }
+	s.calls.Deep = func(c Call) Call { c.Header = c.Header.Clone(); return c }
 	s.Server = standin.Start("twilioapi", http.HandlerFunc(s.serve))
 	s.webhooks = &http.Client{
 		Transport:     loopbackOnly{base: &http.Transport{}},
@@ -117,17 +118,13 @@ func (s *Server) Close() {
 // Messages returns a copy of every message accepted so far, in the order
 // they were accepted.
 func (s *Server) Messages() []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return cloneMessages(s.msgs)
+	return s.msgs.All()
 }
 
 // Attempts returns a copy of every request received so far that has been
 // answered, in the order they were answered.
 func (s *Server) Attempts() []Attempt {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return standin.Copies(s.attempts, func(a Attempt) Attempt { a.Form = cloneValues(a.Form); return a })
+	return s.attempts.All()
 }
 
 // WaitFor returns the messages as soon as at least n have been accepted. If
@@ -143,17 +140,11 @@ func (s *Server) WaitFor(ctx context.Context, n int) ([]Message, error) {
 }
 
 func (s *Server) store(m Message) {
-	s.mu.Lock()
-	s.msgs = append(s.msgs, m)
-	s.mu.Unlock()
+	s.msgs.Add(m)
 	s.Arrived()
 }
 
-func (s *Server) record(a Attempt) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attempts = append(s.attempts, a)
-}
+func (s *Server) record(a Attempt) { s.attempts.Add(a) }
 
 // NewSID returns a new random SID of the kind prefix names, in Twilio's
 // form: "AC" for an account, "MG" for a messaging service, "SM" for a
@@ -174,10 +165,6 @@ func describe(msgs []Message) string {
 		fmt.Fprintf(&b, " [%d] %s to %q body %q;", i, m.SID, m.To, m.Body)
 	}
 	return strings.TrimSuffix(b.String(), ";")
-}
-
-func cloneMessages(msgs []Message) []Message {
-	return standin.Copies(msgs, func(m Message) Message { m.Header = m.Header.Clone(); return m })
 }
 
 func cloneValues(v url.Values) url.Values {

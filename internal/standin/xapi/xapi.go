@@ -83,7 +83,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	posts    []Post
-	attempts []Attempt
+	attempts standin.Kept[Attempt]
 	nonces   map[string]time.Time // nonce → when it may be forgotten
 	lastID   int64
 }
@@ -127,9 +127,7 @@ func (s *Server) Posts() []Post {
 // Attempts returns a copy of every request received so far that has been
 // answered or given up on, in that order.
 func (s *Server) Attempts() []Attempt {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Attempt(nil), s.attempts...)
+	return s.attempts.All()
 }
 
 // WaitFor returns the posts as soon as at least n have been accepted. If
@@ -169,11 +167,7 @@ func (s *Server) store(p Post) {
 	s.Arrived()
 }
 
-func (s *Server) record(a Attempt) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attempts = append(s.attempts, a)
-}
+func (s *Server) record(a Attempt) { s.attempts.Add(a) }
 
 // twitterEpoch is where X's IDs count milliseconds from: 2010-11-04.
 const twitterEpoch = 1288834974657
