@@ -226,6 +226,20 @@ func Do(hc *http.Client, req *http.Request) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// Find returns the one of what a stand-in took that is named id, by
+// idOf, failing t when there is none.
+func Find[T any](t *testing.T, took []T, idOf func(T) string, id string) T {
+	t.Helper()
+	for _, v := range took {
+		if idOf(v) == id {
+			return v
+		}
+	}
+	t.Fatalf("no %s at the stand-in among %d", id, len(took))
+	var zero T
+	return zero
+}
+
 // Recorder is an http.RoundTripper that notes the URL of each request
 // and sends it on through Base: to see where an adapter sends when it is
 // left to its defaults. It is safe for concurrent use.

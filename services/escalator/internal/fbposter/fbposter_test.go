@@ -58,15 +58,7 @@ func TestRequestsOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Post: %v", err)
 			}
-			var got graphapi.Post
-			for _, q := range s.Posts() {
-				if q.ID == id {
-					got = q
-				}
-			}
-			if got.ID == "" {
-				t.Fatalf("no post %s at the stand-in", id)
-			}
+			got := providertest.Find(t, s.Posts(), func(q graphapi.Post) string { return q.ID }, id)
 			if got.Raw != tt.want {
 				t.Errorf("body on the wire:\n got %s\nwant %s", got.Raw, tt.want)
 			}

@@ -103,15 +103,7 @@ func TestRequestOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			var got twilioapi.Message
-			for _, m := range s.Messages() {
-				if m.SID == sid {
-					got = m
-				}
-			}
-			if got.SID == "" {
-				t.Fatalf("no message %s at the stand-in", sid)
-			}
+			got := providertest.Find(t, s.Messages(), func(m twilioapi.Message) string { return m.SID }, sid)
 			if got.Raw != tt.want {
 				t.Errorf("body on the wire:\n got %s\nwant %s", got.Raw, tt.want)
 			}
