@@ -391,6 +391,27 @@ func TestOperatorMaintenanceLeftAlone(t *testing.T) {
 	}
 }
 
+// leftMidRemoval sets up what an instance that stopped while taking web1
+// out leaves behind: web1 down since now, its failover record as left
+// (made from web1's change to down), web1 in maintenance in HAProxy; then
+// JetStream delivers the change to down again.
+func (w *world) leftMidRemoval(t *testing.T, l *lb, left func(down events.Event, now time.Time) any) {
+	t.Helper()
+	now := time.Now().UTC()
+	w.state(t, "web1", events.StateDown, now)
+	c := &events.ServerStateChanged{Server: "web1", Box: "web", From: events.StateSuspect, To: events.StateDown, Since: now, Reason: "connection refused"}
+	down := events.New(fmt.Sprintf("web1/state/2-%d", now.UnixMilli()), "verifier", now, c)
+	if _, err := bus.PutJSON(context.Background(), w.st.records, "web1", left(down, now), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.c.SetState(context.Background(), "web", "web1", haproxy.Maint); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.b.Publish(context.Background(), down); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRestartFinishesRemoval: failover stopped after it set HAProxy but
 // before it recorded the removal done. The next instance finishes it, and
 // knows the maintenance is its own to undo.
@@ -398,23 +419,11 @@ func TestRestartFinishesRemoval(t *testing.T) {
 	l := startLB(t)
 	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: web}]}`, l.h.Socket), nil)
 	w.change(t, "web2", events.StateUnknown, events.StateUp)
-	now := time.Now().UTC()
-	w.state(t, "web1", events.StateDown, now)
-	c := &events.ServerStateChanged{Server: "web1", Box: "web", From: events.StateSuspect, To: events.StateDown, Since: now, Reason: "connection refused"}
-	down := events.New(fmt.Sprintf("web1/state/2-%d", now.UnixMilli()), "verifier", now, c)
 	// What the stopped instance left: its intent, and HAProxy acted on.
-	rec := record{Server: "web1", Box: "web", Change: down.ID, Since: now, State: events.StateDown,
-		Places: map[string]*place{"haproxy-1": {At: placeRemoving}}}
-	if _, err := bus.PutJSON(context.Background(), w.st.records, "web1", rec, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.c.SetState(context.Background(), "web", "web1", haproxy.Maint); err != nil {
-		t.Fatal(err)
-	}
-	// JetStream delivers the change again.
-	if err := w.b.Publish(context.Background(), down); err != nil {
-		t.Fatal(err)
-	}
+	w.leftMidRemoval(t, l, func(down events.Event, now time.Time) any {
+		return record{Server: "web1", Box: "web", Change: down.ID, Since: now, State: events.StateDown,
+			Places: map[string]*place{"haproxy-1": {At: placeRemoving}}}
+	})
 	w.run(t)
 	wait.For(t, "the removal finished", func() bool { return len(w.actions(t, "web1")) == 1 })
 	if got := summary(w.actions(t, "web1")); got != "remove haproxy done 1" {
