@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -224,6 +227,20 @@ func Do(hc *http.Client, req *http.Request) (int, error) {
 		return 0, err
 	}
 	return resp.StatusCode, nil
+}
+
+// BehindPath starts a reverse proxy that serves the stand-in at standIn
+// below path, such as "/twilio", as an operator's egress proxy might, and
+// returns the proxy's URL, without the path. It stops when t ends.
+func BehindPath(t *testing.T, standIn, path string) string {
+	t.Helper()
+	target, err := url.Parse(standIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(http.StripPrefix(path, httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+	return proxy.URL
 }
 
 // Find returns the one of what a stand-in took that is named id, by

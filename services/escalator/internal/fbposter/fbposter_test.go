@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"regexp"
 	"strings"
@@ -296,11 +295,8 @@ func TestRefusedBeforeSending(t *testing.T) {
 // path, as an operator's egress proxy might.
 func TestAPIURLBehindPath(t *testing.T) {
 	s := graphapi.Start(t, page, token)
-	target, _ := url.Parse(s.URL)
-	proxy := httptest.NewServer(http.StripPrefix("/graph", httputil.NewSingleHostReverseProxy(target)))
-	t.Cleanup(proxy.Close)
 	cfg := config(s)
-	cfg.APIURL = proxy.URL + "/graph/"
+	cfg.APIURL = providertest.BehindPath(t, s.URL, "/graph") + "/graph/"
 	if _, err := newPoster(t, cfg).Post(ctx(t), "x", ""); err != nil {
 		t.Fatalf("Post via proxy: %v", err)
 	}

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -266,11 +262,8 @@ func TestRefusedBeforeSending(t *testing.T) {
 // a reverse proxy: the signature covers the URL, and X sees another.
 func TestReverseProxyBreaksSignature(t *testing.T) {
 	s := xapi.Start(t, creds)
-	target, _ := url.Parse(s.URL)
-	proxy := httptest.NewServer(http.StripPrefix("/x", httputil.NewSingleHostReverseProxy(target)))
-	t.Cleanup(proxy.Close)
 	cfg := config(s)
-	cfg.APIURL = proxy.URL + "/x"
+	cfg.APIURL = providertest.BehindPath(t, s.URL, "/x") + "/x"
 	_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
 	if e := providertest.ProviderError(t, err); e.Status != 401 || e.Retry {
 		t.Errorf("got %v, want a permanent 401", err)

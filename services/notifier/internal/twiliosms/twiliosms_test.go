@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -291,16 +289,13 @@ func TestRefusedBeforeSending(t *testing.T) {
 // below a path, as an operator's egress proxy might.
 func TestAPIURLBehindPath(t *testing.T) {
 	s := twilioapi.Start(t, account, token)
-	target, _ := url.Parse(s.URL)
-	proxy := httptest.NewServer(http.StripPrefix("/twilio", httputil.NewSingleHostReverseProxy(target)))
-	t.Cleanup(proxy.Close)
-
+	proxy := providertest.BehindPath(t, s.URL, "/twilio")
 	cfg := config(s)
-	cfg.APIURL = proxy.URL + "/twilio/"
+	cfg.APIURL = proxy + "/twilio/"
 	if _, err := newSender(t, cfg).Send(ctx(t), rcpt, "x"); err != nil {
 		t.Fatalf("Send via proxy: %v", err)
 	}
-	cfg.APIURL = proxy.URL // without the path: Twilio's path alone is not found
+	cfg.APIURL = proxy // without the path: Twilio's path alone is not found
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
 	if e := providertest.ProviderError(t, err); e.Status != 404 || e.Retry {
 		t.Errorf("got %v, want a permanent 404", err)
