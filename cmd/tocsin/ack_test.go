@@ -26,11 +26,9 @@ func TestAckCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := func(k string) (string, bool) { return "bob", k == "USER" }
-	now := func() time.Time { return time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC) }
 	ack := func(args ...string) (int, string) {
-		var out, errs strings.Builder
-		code := cmdAck(ctx, args, &out, &errs, env, now)
-		return code, out.String() + errs.String()
+		code, out, errs := runClocked(ctx, cmdAck, env, time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC), args...)
+		return code, out + errs
 	}
 	if code, out := ack("--nats", srv.URL, "K3F9X2"); code != 0 || !strings.Contains(out, "incident 20261121-k3f9x2 acknowledged by bob") {
 		t.Errorf("ack by code: %d %s", code, out)
@@ -80,11 +78,9 @@ func TestIncidentUpdateCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := func(k string) (string, bool) { return "alice", k == "USER" }
-	now := func() time.Time { return time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC) }
 	update := func(args ...string) (int, string) {
-		var out, errs strings.Builder
-		code := cmdIncident(ctx, args, &out, &errs, env, now)
-		return code, out.String() + errs.String()
+		code, out, errs := runClocked(ctx, cmdIncident, env, time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC), args...)
+		return code, out + errs
 	}
 	if code, out := update("update", "20261121-k3f9x2", "--nats", srv.URL, "--status", "identified", "--message", "A failed disk; replacing it."); code != 0 || !strings.Contains(out, "update 1 to incident 20261121-k3f9x2 posted") {
 		t.Errorf("first update: %d %s", code, out)

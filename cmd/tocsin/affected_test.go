@@ -28,10 +28,7 @@ elsewhere.example.      300 IN A     203.0.113.9
 
 func runAffected(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errs strings.Builder
-	now := func() time.Time { return tStatus.Add(time.Hour) }
-	code := cmdAffected(context.Background(), args, &out, &errs, func(string) (string, bool) { return "", false }, now)
-	return code, out.String(), errs.String()
+	return runClocked(context.Background(), cmdAffected, noEnv, tStatus.Add(time.Hour), args...)
 }
 
 // TestAffected: support staff ask about a customer whose mail is on the

@@ -135,8 +135,7 @@ func TestOutageEndToEnd(t *testing.T) {
 	if err := os.WriteFile(caFile, mail.CertPEM, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cfgFile := filepath.Join(dir, "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+	cfgFile := writeConfigIn(t, dir, fmt.Sprintf(`
 site: {name: Example Hosting, status_url: https://status.example.net}
 checks: {interval: 1s, timeout: 500ms, recover_after: 2}
 locations: [lon1]
@@ -153,9 +152,7 @@ staff:
   - {name: Bob, email: bob@example.net}
 providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
-`, web.Check(), mail.Port), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, web.Check(), mail.Port))
 
 	common := []string{"run", "--config", cfgFile, "--nats", nats.URL, "--shutdown-timeout", "10s", "--admin-listen", "127.0.0.1:0"}
 	probers := startProcess(t, append(common, "--services", "prober")...)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -66,10 +64,7 @@ boxes:
       - {id: web1, check: "http://%[1]s/web1"}
       - {id: web2, check: "http://%[1]s/web2"}
 `, l.Addr())
-	cfgFile := filepath.Join(t.TempDir(), "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeConfig(t, cfg)
 	nats := bustest.Start(t)
 	common := []string{"run", "--config", cfgFile, "--nats", nats.URL, "--shutdown-timeout", "10s"}
 	startProcess(t, append(common, "--services", "prober", "--location", "lon1,ams1,nyc1")...)

@@ -27,9 +27,7 @@ func TestMaintenanceCommand(t *testing.T) {
 		return "", false
 	}
 	tocsin := func(args ...string) (int, string, string) {
-		var out, errs strings.Builder
-		code := cmdMaintenance(context.Background(), args, &out, &errs, env, func() time.Time { return now })
-		return code, out.String(), errs.String()
+		return runClocked(context.Background(), cmdMaintenance, env, now, args...)
 	}
 	example := "../../deploy/tocsin.example.yaml"
 

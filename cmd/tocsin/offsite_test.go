@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -30,17 +29,14 @@ func TestOffsiteStatusPageRestartedWhileCutOff(t *testing.T) {
 	page := "http://" + ln.Addr().String()
 	ln.Close()
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+	cfgFile := writeConfigIn(t, dir, fmt.Sprintf(`
 site: {name: Example Hosting}
 locations: [lon1]
 boxes: [{id: web, name: Websites, servers: [{id: web1, check: "tcp://127.0.0.1:1"}]}]
 staff: [{name: A, email: a@example.net}]
 providers: {smtp: {host: 127.0.0.1, from: a@example.net}}
 statuspage: {listen: "%s"}
-`, strings.TrimPrefix(page, "http://")), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, strings.TrimPrefix(page, "http://")))
 	p := startProcess(t, "run", "--config", cfgFile, "--services", "statuspage", "--nats", ns.URL, "--data", filepath.Join(dir, "data"), "--admin-listen", "127.0.0.1:0")
 
 	ctx := context.Background()

@@ -130,8 +130,7 @@ func TestDeployedPermissions(t *testing.T) {
 		}
 	}))
 	t.Cleanup(sw.Close)
-	cfgFile := filepath.Join(dir, "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+	cfgFile := writeConfigIn(t, dir, fmt.Sprintf(`
 site: {name: Example Hosting, status_url: https://status.example.net}
 checks: {interval: 1s, timeout: 500ms, recover_after: 2}
 locations: [lon1]
@@ -150,9 +149,7 @@ providers:
   smtp: {host: 127.0.0.1, port: %d, from: "Tocsin <alerts@example.net>", username: alerts, password_env: TOCSIN_SMTP_PASSWORD, tls: starttls, ca_file: smtp-ca.pem}
 statuspage: {listen: "%s", admin_token_file: admin.token}
 watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
-`, web.Check(), mail.Port, strings.TrimPrefix(page, "http://"), sw.URL), 0o600); err != nil {
-		t.Fatal(err)
-	}
+`, web.Check(), mail.Port, strings.TrimPrefix(page, "http://"), sw.URL))
 	const adminToken = "staff-0f3c9a"
 	if err := os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken+"\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -31,8 +29,7 @@ func TestPushServerEndToEnd(t *testing.T) {
 	nats := bustest.Start(t)
 	page, pushAddr := freeAddr(t), freeAddr(t)
 	dir := t.TempDir()
-	cfgFile := filepath.Join(dir, "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+	cfgFile := writeConfigIn(t, dir, fmt.Sprintf(`
 site: {name: Example Hosting, status_url: https://status.example.net}
 locations: [lon1]
 datacentres: {dc1: {name: DC One, email: noc@dc1.example}}
@@ -47,9 +44,7 @@ staff:
 escalation: {datacentre_after: 0s, social_after: 0s}
 statuspage: {listen: %q}
 push: {listen: %q}
-%s`, alicePhone, page, pushAddr, pr.yaml()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+%s`, alicePhone, page, pushAddr, pr.yaml()))
 	env := func(name string) (string, bool) {
 		if name == "BACKUP_PUSH_TOKEN" {
 			return pushToken, true

@@ -44,7 +44,14 @@ var tStatus = time.Date(2026, 11, 21, 2, 14, 0, 0, time.UTC)
 
 func writeConfig(t *testing.T, yaml string) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "tocsin.yaml")
+	return writeConfigIn(t, t.TempDir(), yaml)
+}
+
+// writeConfigIn writes yaml as dir/tocsin.yaml, beside the files it names
+// by relative paths, and returns its path.
+func writeConfigIn(t *testing.T, dir, yaml string) string {
+	t.Helper()
+	path := filepath.Join(dir, "tocsin.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -117,10 +124,8 @@ func heartbeat(t *testing.T, b *bus.Bus, location string) {
 
 func runStatus(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var out, errs strings.Builder
-	now := func() time.Time { return tStatus.Add(time.Hour) } // the day the records were made
-	code := cmdStatus(context.Background(), append(args, "--wait", "500ms"), &out, &errs, func(string) (string, bool) { return "", false }, now)
-	return code, out.String(), errs.String()
+	// An hour after tStatus: the day the records were made.
+	return runClocked(context.Background(), cmdStatus, noEnv, tStatus.Add(time.Hour), append(args, "--wait", "500ms")...)
 }
 
 // TestStatusDuringOutage: with services missing, a silent location, a box

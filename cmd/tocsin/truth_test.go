@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -120,8 +119,7 @@ func TestWorseNewsBeforeThePublic(t *testing.T) {
 	nats := bustest.Start(t)
 
 	const socialAfter = 6 * time.Second
-	cfgFile := filepath.Join(t.TempDir(), "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+	cfgFile := writeConfig(t, fmt.Sprintf(`
 site: {name: Example Hosting, status_url: https://status.example.net}
 checks: {interval: 1s, timeout: 500ms, recover_after: 2, verify: {locations: 1, quorum: 1}}
 locations: [lon1]
@@ -136,9 +134,7 @@ staff:
   - {name: Bob, email: bob@example.net, phone: %q}
 notify: {group_window: 1m, update_every: 10m}
 escalation: {datacentre_after: 1s, social_after: %s}
-%s`, mx1.Check(), mx2.Check(), alicePhone, bobPhone, socialAfter, pr.yaml()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+%s`, mx1.Check(), mx2.Check(), alicePhone, bobPhone, socialAfter, pr.yaml()))
 	p := startProcessWith(t, providerEnv, "run", "--config", cfgFile, "--nats", nats.URL, "--services", "prober,verifier,notifier,escalator", "--shutdown-timeout", "10s")
 	defer func() {
 		if t.Failed() {
@@ -304,8 +300,7 @@ func TestCertificateWarning(t *testing.T) {
 	nats := bustest.Start(t)
 	page := freeAddr(t)
 
-	cfgFile := filepath.Join(dir, "tocsin.yaml")
-	if err := os.WriteFile(cfgFile, fmt.Appendf(nil, `
+	cfgFile := writeConfigIn(t, dir, fmt.Sprintf(`
 site: {name: Example Hosting, status_url: https://status.example.net}
 checks: {interval: 2s, timeout: 1800ms, recover_after: 2, verify: {locations: 1, quorum: 1}, ca_file: fleet-ca.pem}
 locations: [lon1]
@@ -323,9 +318,7 @@ staff:
   - {name: Bob, email: bob@example.net, phone: %q}
 escalation: {datacentre_after: 1s, social_after: 1s}
 statuspage: {listen: %q}
-%s`, lb.Socket, web1, web2.Check(), alicePhone, bobPhone, page, pr.yaml()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+%s`, lb.Socket, web1, web2.Check(), alicePhone, bobPhone, page, pr.yaml()))
 	p := startProcessWith(t, providerEnv, "run", "--config", cfgFile, "--nats", nats.URL,
 		"--services", "prober,verifier,notifier,escalator,failover,statuspage", "--shutdown-timeout", "10s", "--data", t.TempDir())
 	defer func() {

@@ -7,6 +7,9 @@
 package standin
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -53,6 +56,7 @@ type Server struct {
 	active  map[net.Conn]bool // connections with a request under way
 	stalled int
 	release chan struct{} // closed and replaced by Release
+	arrived chan struct{} // closed and replaced by Arrived
 }
 
 // Start serves h on loopback. name is the stand-in's package, such as
@@ -68,7 +72,7 @@ func start(name string, h http.Handler, limits httpguard.Limits) *Server {
 	if err != nil {
 		panic(fmt.Sprintf("%s: listen on loopback: %v", name, err)) // as httptest does: nothing to serve without it
 	}
-	s := &Server{name: name, closed: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{})}
+	s := &Server{name: name, closed: make(chan struct{}), release: make(chan struct{}), done: make(chan struct{}), arrived: make(chan struct{})}
 	serve := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.serving.RLock()
 		defer s.serving.RUnlock()
@@ -154,6 +158,82 @@ func (s *Server) Release() {
 	defer s.mu.Unlock()
 	close(s.release)
 	s.release = make(chan struct{})
+}
+
+// Arrived wakes every Wait, to look again at what the stand-in has
+// accepted. The stand-in calls it after storing what a request brought.
+func (s *Server) Arrived() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.arrived)
+	s.arrived = make(chan struct{})
+}
+
+// Wait returns nil as soon as check reports true, and asks it again after
+// each Arrived. If ctx ends or the stand-in closes first, it fails with an
+// error that names what was awaited, such as "2 posts", and what check
+// said of what did arrive, so that a failing test says what it got.
+func (s *Server) Wait(ctx context.Context, what string, check func() (done bool, got string)) error {
+	for {
+		// Taken before check, so that an arrival after check wakes us.
+		s.mu.Lock()
+		arrived := s.arrived
+		s.mu.Unlock()
+		done, got := check()
+		if done {
+			return nil
+		}
+		select {
+		case <-arrived:
+		case <-s.closed:
+			return fmt.Errorf("%s: closed while waiting for %s; %s", s.name, what, got)
+		case <-ctx.Done():
+			return fmt.Errorf("%s: waiting for %s; %s: %w", s.name, what, got, context.Cause(ctx))
+		}
+	}
+}
+
+// WriteJSON answers with status and v as JSON of contentType, with <, >
+// and & left as they are and no newline at the end, as the providers
+// write it.
+func WriteJSON(w http.ResponseWriter, status int, contentType string, v any) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.WriteHeader(status)
+	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+}
+
+// ForTest is a stand-in's New for a test: it fails t if the stand-in
+// could not start (err), and closes it when t ends.
+func ForTest[S interface{ Close() }](t TB, s S, err error) S {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Held holds a request that a Stall fault caught (see Hold) and reports
+// whether to carry on with it, as if it had just arrived: after Release.
+// Otherwise it has dealt with it: gone is called when the client gave up,
+// closing when the stand-in is closing, to answer 503.
+func (s *Server) Held(r *http.Request, gone, closing func()) bool {
+	switch s.Hold(r) {
+	case ClientGone:
+		gone()
+		return false
+	case ServerClosed:
+		closing()
+		return false
+	}
+	return true
 }
 
 // HoldEnd is how a held request ended.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -70,9 +71,67 @@ func TestStandInSlowHeadersCut(t *testing.T) {
 	t.Cleanup(s.Close)
 	c := dialStandIn(t, s)
 	request := "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
-	sent := slowconn.Trickle(c, request)
-	slowconn.ClosedByServer(t, c, 10*time.Second)
-	if n := <-sent; n >= len(request) {
-		t.Errorf("the whole request went through, byte by byte")
+	slowconn.TrickleCut(t, c, request)
+}
+
+// TestWait: Wait returns once an arrival makes check true, and a Wait
+// the stand-in's closing ends says what it waited for and what it got.
+func TestWait(t *testing.T) {
+	s := Start("test", http.HandlerFunc(ok))
+	t.Cleanup(s.Close)
+	var mu sync.Mutex
+	n := 0
+	count := func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return n >= 2, fmt.Sprintf("%d arrived", n)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Wait(t.Context(), "2 things", count) }()
+	for range 2 {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		s.Arrived()
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Wait: %v", err)
+	}
+
+	go func() { done <- s.Wait(t.Context(), "3 things", func() (bool, string) { return false, "2 arrived" }) }()
+	s.Close()
+	if err := <-done; err == nil || err.Error() != "test: closed while waiting for 3 things; 2 arrived" {
+		t.Errorf("Wait on a closed stand-in: %v", err)
+	}
+}
+
+// TestCopies: a test's copy and the stand-in's own share nothing deep.
+func TestCopies(t *testing.T) {
+	own := []http.Header{{"A": {"1"}}}
+	got := Copies(own, http.Header.Clone)
+	got[0].Set("A", "2")
+	if own[0].Get("A") != "1" {
+		t.Errorf("changing the copy changed the stand-in's own: %v", own)
+	}
+}
+
+func TestCredential(t *testing.T) {
+	for s, want := range map[string]bool{"EAAb+/=": true, "": false, "a b": false, "tok\n": false, "é": false} {
+		if got := Credential(s); got != want {
+			t.Errorf("Credential(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+// TestKept: what a test reads is what was added, in order, and changing
+// it changes nothing kept.
+func TestKept(t *testing.T) {
+	k := Kept[http.Header]{Deep: http.Header.Clone}
+	k.Add(http.Header{"A": {"1"}})
+	k.Add(http.Header{"A": {"2"}})
+	got := k.All()
+	got[0].Set("A", "changed")
+	if all := k.All(); len(all) != 2 || all[0].Get("A") != "1" || all[1].Get("A") != "2" {
+		t.Errorf("kept %v", all)
 	}
 }

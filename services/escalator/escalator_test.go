@@ -115,6 +115,28 @@ func (w *world) publish(t *testing.T, ev events.Event) {
 	}
 }
 
+// outage publishes an incident opened now whose box is down, and the
+// notifier's word that the people on call were paged about it: where most
+// tests start. name ends the incident's id.
+func (w *world) outage(t *testing.T, name string) (id string, now time.Time) {
+	t.Helper()
+	now = time.Now().UTC()
+	id = now.Format("20060102") + "-" + name
+	w.publish(t, opened(id, now))
+	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
+	return id, now
+}
+
+// degradation is outage for an incident in which the box still serves.
+func (w *world) degradation(t *testing.T, name string) (id string, now time.Time) {
+	t.Helper()
+	now = time.Now().UTC()
+	id = now.Format("20060102") + "-" + name
+	w.publish(t, degraded(id, now))
+	w.publish(t, paged(id, events.SeverityDegraded, now))
+	return id, now
+}
+
 // opened is an incident whose box is down: an outage customers see.
 func opened(id string, at time.Time) events.Event {
 	return events.New(id+"/opened", "verifier", at, &events.IncidentOpened{
@@ -230,10 +252,7 @@ func (w *world) held(t *testing.T, id string) {
 func TestIncidentGoesPublic(t *testing.T) {
 	w := newWorld(t, "{datacentre_after: 1s, social_after: 2s}")
 	w.start(t)
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-public"
-	w.publish(t, opened(id, now))
-	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
+	id, now := w.outage(t, "public")
 
 	wait.Within(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	ticket := w.mail.Messages()[0]
@@ -310,10 +329,7 @@ func TestIncidentGoesPublic(t *testing.T) {
 func TestResolvedBeforeSocial(t *testing.T) {
 	w := newWorld(t, "{datacentre_after: 500ms, social_after: 3s}")
 	w.start(t)
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-quick1"
-	w.publish(t, opened(id, now))
-	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
+	id, now := w.outage(t, "quick1")
 	wait.Within(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	w.publish(t, resolved(id, now, now.Add(time.Second)))
 	wait.Within(t, 10*time.Second, "the datacentre's resolution", func() bool { return len(w.mail.Messages()) == 2 })
@@ -337,10 +353,7 @@ func TestResolvedBeforeSocial(t *testing.T) {
 func TestAcknowledgementCancels(t *testing.T) {
 	w := newWorld(t, "{datacentre_after: 2s, social_after: 3s, ack_cancels: [datacentre]}")
 	w.start(t)
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-acked1"
-	w.publish(t, opened(id, now))
-	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
+	id, now := w.outage(t, "acked1")
 	w.publish(t, events.New(id+"/acknowledged", "notifier", now, &events.IncidentAcknowledged{Incident: id, By: "Alice", Via: "sms", At: now}))
 	wait.Within(t, 10*time.Second, "the posts", func() bool { return len(w.x.Posts()) == 1 && len(w.fb.Posts()) == 1 })
 	if n := len(w.mail.Messages()); n != 0 {
@@ -354,10 +367,7 @@ func TestAcknowledgementCancels(t *testing.T) {
 func TestDeadlineSurvivesARestart(t *testing.T) {
 	w := newWorld(t, "{datacentre_after: 3s}")
 	stop := w.start(t)
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-restrt"
-	w.publish(t, opened(id, now))
-	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
+	id, now := w.outage(t, "restrt")
 	w.held(t, id)
 	stop() // killed with the deadline pending
 	// The deadline passes with no escalator running: the time itself is
@@ -383,10 +393,7 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 func TestDegradedStaysInternal(t *testing.T) {
 	w := newWorld(t, "{datacentre_after: 500ms, social_after: 1s}")
 	w.start(t)
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-degrad"
-	w.publish(t, degraded(id, now))
-	w.publish(t, paged(id, events.SeverityDegraded, now))
+	id, now := w.degradation(t, "degrad")
 	wait.Within(t, 10*time.Second, "the ticket", func() bool { return len(w.mail.Messages()) == 1 })
 	if text := w.mail.Messages()[0].Text; !strings.Contains(text, "still answers from other servers") {
 		t.Errorf("the ticket does not say the service still answers:\n%s", text)
@@ -416,10 +423,7 @@ func TestDegradedStaysInternal(t *testing.T) {
 func TestPublicClockFromTheBoxDown(t *testing.T) {
 	w := newWorld(t, "{datacentre_after: 0s, social_after: 2s}")
 	w.start(t)
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-clock1"
-	w.publish(t, degraded(id, now))
-	w.publish(t, paged(id, events.SeverityDegraded, now))
+	id, now := w.degradation(t, "clock1")
 	wait.Within(t, 10*time.Second, "the opening judged", func() bool { return !w.state(t, id).ToldAt.IsZero() })
 	down := time.Now().UTC()
 	w.publish(t, boxDown(id, now, down))
@@ -489,10 +493,7 @@ func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
 		}
 	}
 	stop := boot()
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-reboot"
-	w.publish(t, opened(id, now))
-	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
+	id, now := w.outage(t, "reboot")
 	w.held(t, id)
 	stop() // the whole box goes down with the deadline pending
 	// The deadline passes while the whole box is down: the time itself is
@@ -516,10 +517,7 @@ func TestRateLimitIsWaitedOut(t *testing.T) {
 	reset := time.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second)
 	w.x.FailNext(1, xapi.RateLimited(reset))
 	w.start(t)
-	now := time.Now().UTC()
-	id := now.Format("20060102") + "-rate01"
-	w.publish(t, opened(id, now))
-	w.publish(t, paged(id, events.SeverityOutage, now, "mx"))
+	w.outage(t, "rate01")
 	wait.Within(t, 20*time.Second, "the post to X", func() bool { return len(w.x.Posts()) == 1 })
 	if got := w.x.Posts()[0].Received; got.Before(reset) {
 		t.Errorf("posted at %s, before the limit reset at %s", got.Format("15:04:05.000"), reset.Format("15:04:05.000"))

@@ -1,7 +1,6 @@
 package failover
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/logbuf"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -34,25 +34,8 @@ type world struct {
 	b    *bus.Bus
 	cfg  *config.Config
 	st   stores
-	logs *syncBuffer
+	logs *logbuf.Buffer
 	seq  map[string]int
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // failoverYAML is the failover section of box web.
@@ -81,7 +64,7 @@ providers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{cfg: cfg, logs: &syncBuffer{}, seq: map[string]int{}}
+	w := &world{cfg: cfg, logs: &logbuf.Buffer{}, seq: map[string]int{}}
 	w.b = bustest.Start(t).Connect(t, slog.New(slog.NewTextHandler(w.logs, nil)))
 	ctx := context.Background()
 	if w.st.records, err = w.b.KV(ctx, events.BucketFailover); err != nil {
@@ -242,28 +225,6 @@ func (b *backend) restart(t *testing.T) {
 	b.serve(l)
 }
 
-// answers asks the frontend n times and counts who answered: a backend's
-// name, or the status of a failure.
-func answers(t *testing.T, addr string, n int) map[string]int {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
-	got := map[string]int{}
-	for range n {
-		resp, err := client.Get("http://" + addr + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			got[resp.Status]++
-		} else {
-			got[string(body)]++
-		}
-	}
-	return got
-}
-
 // lb is a real HAProxy in front of web1 and web2.
 type lb struct {
 	h          *servertest.HAProxy
@@ -307,11 +268,11 @@ func TestHAProxyFailover(t *testing.T) {
 	w.change(t, "web2", events.StateUnknown, events.StateUp)
 	w.run(t)
 
-	if got := answers(t, l.h.Addr, 4); got["web1"] != 2 || got["web2"] != 2 {
+	if got := l.h.Answers(t, 4); got["web1"] != 2 || got["web2"] != 2 {
 		t.Fatalf("before the outage the frontend was answered by %v, want web1 and web2 twice each", got)
 	}
 	l.web1.stop()
-	if got := answers(t, l.h.Addr, 4); got["web2"] != 2 || got["503 Service Unavailable"] != 2 {
+	if got := l.h.Answers(t, 4); got["web2"] != 2 || got["503 Service Unavailable"] != 2 {
 		t.Fatalf("with web1 dead and in the pool the frontend was answered by %v, want half failing", got)
 	}
 
@@ -324,7 +285,7 @@ func TestHAProxyFailover(t *testing.T) {
 
 	down := w.change(t, "web1", events.StateSuspect, events.StateDown)
 	wait.For(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
-	if got := answers(t, l.h.Addr, 10); got["web2"] != 10 {
+	if got := l.h.Answers(t, 10); got["web2"] != 10 {
 		t.Errorf("with web1 taken out the frontend was answered by %v, want web2 every time", got)
 	}
 	wait.For(t, "the removal announced", func() bool { return len(w.actions(t, "web1")) == 1 })
@@ -341,7 +302,7 @@ func TestHAProxyFailover(t *testing.T) {
 		t.Errorf("web1 back in the pool within 500ms of recovering, want it kept out for recover_after (2s)")
 	}
 	wait.For(t, "web1 ready again", func() bool { return l.is(t, "web1", haproxy.Ready) })
-	if got := answers(t, l.h.Addr, 4); got["web1"] != 2 || got["web2"] != 2 {
+	if got := l.h.Answers(t, 4); got["web1"] != 2 || got["web2"] != 2 {
 		t.Errorf("after the recovery the frontend was answered by %v, want web1 and web2 twice each", got)
 	}
 	wait.For(t, "the restoration announced", func() bool { return len(w.actions(t, "web1")) == 2 })
@@ -385,7 +346,7 @@ func TestLastServerStays(t *testing.T) {
 	w.change(t, "web2", events.StateDown, events.StateUp)
 	wait.For(t, "web2 ready", func() bool { return l.is(t, "web2", haproxy.Ready) })
 	wait.For(t, "web1 in maintenance", func() bool { return l.is(t, "web1", haproxy.Maint) })
-	if got := answers(t, l.h.Addr, 4); got["web2"] != 4 {
+	if got := l.h.Answers(t, 4); got["web2"] != 4 {
 		t.Errorf("the frontend was answered by %v, want web2 every time", got)
 	}
 	wait.For(t, "web1's removal announced", func() bool { return len(w.actions(t, "web1")) == 2 })
@@ -430,6 +391,27 @@ func TestOperatorMaintenanceLeftAlone(t *testing.T) {
 	}
 }
 
+// leftMidRemoval sets up what an instance that stopped while taking web1
+// out leaves behind: web1 down since now, its failover record as left
+// (made from web1's change to down), web1 in maintenance in HAProxy; then
+// JetStream delivers the change to down again.
+func (w *world) leftMidRemoval(t *testing.T, l *lb, left func(down events.Event, now time.Time) any) {
+	t.Helper()
+	now := time.Now().UTC()
+	w.state(t, "web1", events.StateDown, now)
+	c := &events.ServerStateChanged{Server: "web1", Box: "web", From: events.StateSuspect, To: events.StateDown, Since: now, Reason: "connection refused"}
+	down := events.New(fmt.Sprintf("web1/state/2-%d", now.UnixMilli()), "verifier", now, c)
+	if _, err := bus.PutJSON(context.Background(), w.st.records, "web1", left(down, now), 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.c.SetState(context.Background(), "web", "web1", haproxy.Maint); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.b.Publish(context.Background(), down); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestRestartFinishesRemoval: failover stopped after it set HAProxy but
 // before it recorded the removal done. The next instance finishes it, and
 // knows the maintenance is its own to undo.
@@ -437,23 +419,11 @@ func TestRestartFinishesRemoval(t *testing.T) {
 	l := startLB(t)
 	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: web}]}`, l.h.Socket), nil)
 	w.change(t, "web2", events.StateUnknown, events.StateUp)
-	now := time.Now().UTC()
-	w.state(t, "web1", events.StateDown, now)
-	c := &events.ServerStateChanged{Server: "web1", Box: "web", From: events.StateSuspect, To: events.StateDown, Since: now, Reason: "connection refused"}
-	down := events.New(fmt.Sprintf("web1/state/2-%d", now.UnixMilli()), "verifier", now, c)
 	// What the stopped instance left: its intent, and HAProxy acted on.
-	rec := record{Server: "web1", Box: "web", Change: down.ID, Since: now, State: events.StateDown,
-		Places: map[string]*place{"haproxy-1": {At: placeRemoving}}}
-	if _, err := bus.PutJSON(context.Background(), w.st.records, "web1", rec, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.c.SetState(context.Background(), "web", "web1", haproxy.Maint); err != nil {
-		t.Fatal(err)
-	}
-	// JetStream delivers the change again.
-	if err := w.b.Publish(context.Background(), down); err != nil {
-		t.Fatal(err)
-	}
+	w.leftMidRemoval(t, l, func(down events.Event, now time.Time) any {
+		return record{Server: "web1", Box: "web", Change: down.ID, Since: now, State: events.StateDown,
+			Places: map[string]*place{"haproxy-1": {At: placeRemoving}}}
+	})
 	w.run(t)
 	wait.For(t, "the removal finished", func() bool { return len(w.actions(t, "web1")) == 1 })
 	if got := summary(w.actions(t, "web1")); got != "remove haproxy done 1" {

@@ -8,11 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
-	"github.com/tocsin-alarm/tocsin/services/failover/internal/haproxy"
 )
 
 // TestOlderRecordCarriesOn: a record written while actions were held in
@@ -24,23 +22,12 @@ func TestOlderRecordCarriesOn(t *testing.T) {
 	l := startLB(t)
 	w := newWorld(t, fmt.Sprintf(`{haproxy: [{address: %q, backend: web}]}`, l.h.Socket), nil)
 	w.change(t, "web2", events.StateUnknown, events.StateUp)
-	now := time.Now().UTC()
-	w.state(t, "web1", events.StateDown, now)
-	c := &events.ServerStateChanged{Server: "web1", Box: "web", From: events.StateSuspect, To: events.StateDown, Since: now, Reason: "connection refused"}
-	down := events.New(fmt.Sprintf("web1/state/2-%d", now.UnixMilli()), "verifier", now, c)
-	older := map[string]any{"server": "web1", "box": "web", "change": down.ID, "since": now, "state": "down",
-		"places":  map[string]any{"haproxy-1": map[string]any{"at": placeRemoving}},
-		"pending": []map[string]any{{"id": down.ID + "/remove/haproxy-1/held", "action": map[string]any{"action": "remove", "outcome": "held"}}},
-	}
-	if _, err := bus.PutJSON(context.Background(), w.st.records, "web1", older, 0); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.c.SetState(context.Background(), "web", "web1", haproxy.Maint); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.b.Publish(context.Background(), down); err != nil {
-		t.Fatal(err)
-	}
+	w.leftMidRemoval(t, l, func(down events.Event, now time.Time) any {
+		return map[string]any{"server": "web1", "box": "web", "change": down.ID, "since": now, "state": "down",
+			"places":  map[string]any{"haproxy-1": map[string]any{"at": placeRemoving}},
+			"pending": []map[string]any{{"id": down.ID + "/remove/haproxy-1/held", "action": map[string]any{"action": "remove", "outcome": "held"}}},
+		}
+	})
 	m := metrics.New()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

@@ -15,6 +15,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/logbuf"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -28,7 +29,7 @@ type voiceRig struct {
 	voice  Channel
 	twilio *twilioapi.Server
 	public string
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 }
 
 func startVoice(t *testing.T) *voiceRig {
@@ -57,7 +58,7 @@ notify: {public_url: "%s", link_key_env: LINK}
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	b := bustest.New(t)
 	n, err := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {

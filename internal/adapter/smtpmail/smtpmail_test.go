@@ -385,38 +385,27 @@ func TestSendAcceptedButHangupFails(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	valid := smtpmail.Config{Host: "smtp.example.com", From: "Tocsin <alarm@tocsin.example>"}
-	tests := []struct {
-		name   string
-		change func(cfg *smtpmail.Config)
-		want   []string // in the error; none: no error
-	}{
-		{name: "minimal", change: func(*smtpmail.Config) {}},
-		{name: "bare from address", change: func(cfg *smtpmail.Config) { cfg.From = "alarm@tocsin.example" }},
-		{name: "auth over clear text on loopback", change: func(cfg *smtpmail.Config) {
+	tests := []providertest.Change[smtpmail.Config]{
+		{Name: "minimal", Change: func(*smtpmail.Config) {}},
+		{Name: "bare from address", Change: func(cfg *smtpmail.Config) { cfg.From = "alarm@tocsin.example" }},
+		{Name: "auth over clear text on loopback", Change: func(cfg *smtpmail.Config) {
 			cfg.Host, cfg.TLS, cfg.Username, cfg.Password = "127.0.0.1", smtpmail.TLSNone, "u", "p"
 		}},
-		{name: "no host", change: func(cfg *smtpmail.Config) { cfg.Host = "" }, want: []string{"host is empty"}},
-		{name: "URL for host", change: func(cfg *smtpmail.Config) { cfg.Host = "smtp://smtp.example.com" }, want: []string{"not a URL"}},
-		{name: "port in host", change: func(cfg *smtpmail.Config) { cfg.Host = "smtp.example.com:587" }, want: []string{"includes a port"}},
-		{name: "port out of range", change: func(cfg *smtpmail.Config) { cfg.Port = 70000 }, want: []string{"port 70000"}},
-		{name: "no from", change: func(cfg *smtpmail.Config) { cfg.From = "" }, want: []string{"from is empty"}},
-		{name: "bad from", change: func(cfg *smtpmail.Config) { cfg.From = "Tocsin alarm at tocsin" }, want: []string{`from "Tocsin alarm at tocsin"`}},
-		{name: "unknown tls mode", change: func(cfg *smtpmail.Config) { cfg.TLS = "ssl" }, want: []string{`tls "ssl"`, "starttls"}},
-		{name: "password without username", change: func(cfg *smtpmail.Config) { cfg.Password = "p4ss-w0rd" }, want: []string{"username is empty"}},
-		{name: "auth over clear text", change: func(cfg *smtpmail.Config) {
+		{Name: "no host", Change: func(cfg *smtpmail.Config) { cfg.Host = "" }, Want: []string{"host is empty"}},
+		{Name: "URL for host", Change: func(cfg *smtpmail.Config) { cfg.Host = "smtp://smtp.example.com" }, Want: []string{"not a URL"}},
+		{Name: "port in host", Change: func(cfg *smtpmail.Config) { cfg.Host = "smtp.example.com:587" }, Want: []string{"includes a port"}},
+		{Name: "port out of range", Change: func(cfg *smtpmail.Config) { cfg.Port = 70000 }, Want: []string{"port 70000"}},
+		{Name: "no from", Change: func(cfg *smtpmail.Config) { cfg.From = "" }, Want: []string{"from is empty"}},
+		{Name: "bad from", Change: func(cfg *smtpmail.Config) { cfg.From = "Tocsin alarm at tocsin" }, Want: []string{`from "Tocsin alarm at tocsin"`}},
+		{Name: "unknown tls mode", Change: func(cfg *smtpmail.Config) { cfg.TLS = "ssl" }, Want: []string{`tls "ssl"`, "starttls"}},
+		{Name: "password without username", Change: func(cfg *smtpmail.Config) { cfg.Password = "p4ss-w0rd" }, Want: []string{"username is empty"}},
+		{Name: "auth over clear text", Change: func(cfg *smtpmail.Config) {
 			cfg.TLS, cfg.Username, cfg.Password = smtpmail.TLSNone, "u", "secret-password"
-		}, want: []string{"clear text"}},
-		{name: "negative timeout", change: func(cfg *smtpmail.Config) { cfg.Timeout = -time.Second }, want: []string{"negative"}},
-		{name: "every problem at once", change: func(cfg *smtpmail.Config) { *cfg = smtpmail.Config{TLS: "tls"} }, want: []string{"host", "from", "tls"}},
+		}, Want: []string{"clear text"}},
+		{Name: "negative timeout", Change: func(cfg *smtpmail.Config) { cfg.Timeout = -time.Second }, Want: []string{"negative"}},
+		{Name: "every problem at once", Change: func(cfg *smtpmail.Config) { *cfg = smtpmail.Config{TLS: "tls"} }, Want: []string{"host", "from", "tls"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := valid
-			tt.change(&cfg)
-			_, err := smtpmail.New(cfg)
-			providertest.Problems(t, err, tt.want, cfg.Password)
-		})
-	}
+	providertest.Configs(t, smtpmail.New, valid, tests, func(cfg smtpmail.Config) []string { return []string{cfg.Password} })
 }
 
 // silentServer accepts connections and, if greet is set, says 220 and then

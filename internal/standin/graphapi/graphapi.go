@@ -99,8 +99,7 @@ type Server struct {
 	mu       sync.Mutex
 	posts    []Post
 	comments []Comment
-	attempts []Attempt
-	arrived  chan struct{} // closed and replaced whenever a post or comment is stored
+	attempts standin.Kept[Attempt]
 	lastID   uint64
 }
 
@@ -111,15 +110,14 @@ func New(pageID, token string) (*Server, error) {
 	if !digits(pageID) {
 		return nil, errors.New("graphapi: page ID must be digits, as Graph's are")
 	}
-	if !printable(token) {
+	if !standin.Credential(token) {
 		return nil, errors.New("graphapi: token must be non-empty printable ASCII without spaces")
 	}
 	var seed [8]byte
 	_, _ = rand.Read(seed[:]) // never fails, per crypto/rand
 	s := &Server{
-		PageID:  pageID,
-		Token:   token,
-		arrived: make(chan struct{}),
+		PageID: pageID,
+		Token:  token,
 		// IDs of 16 digits from a random start, as Graph's are.
 		lastID: 1_000_000_000_000_000 + binary.BigEndian.Uint64(seed[:])%8_000_000_000_000_000,
 	}
@@ -132,11 +130,7 @@ func New(pageID, token string) (*Server, error) {
 func Start(t standin.TB, pageID, token string) *Server {
 	t.Helper()
 	s, err := New(pageID, token)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return standin.ForTest(t, s, err)
 }
 
 // Posts returns a copy of every post accepted so far, in the order they
@@ -144,12 +138,7 @@ func Start(t standin.TB, pageID, token string) *Server {
 func (s *Server) Posts() []Post {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Post, len(s.posts))
-	for i, p := range s.posts {
-		p.Header = p.Header.Clone()
-		out[i] = p
-	}
-	return out
+	return standin.Copies(s.posts, func(p Post) Post { p.Header = p.Header.Clone(); return p })
 }
 
 // Comments returns a copy of every comment accepted so far, in the order
@@ -157,20 +146,13 @@ func (s *Server) Posts() []Post {
 func (s *Server) Comments() []Comment {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]Comment, len(s.comments))
-	for i, c := range s.comments {
-		c.Header = c.Header.Clone()
-		out[i] = c
-	}
-	return out
+	return standin.Copies(s.comments, func(c Comment) Comment { c.Header = c.Header.Clone(); return c })
 }
 
 // Attempts returns a copy of every request received so far that has been
 // answered or given up on, in that order.
 func (s *Server) Attempts() []Attempt {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Attempt(nil), s.attempts...)
+	return s.attempts.All()
 }
 
 // WaitFor returns the posts and comments as soon as at least posts posts
@@ -178,29 +160,16 @@ func (s *Server) Attempts() []Attempt {
 // closes first, it returns what did arrive and an error that lists it, so
 // that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, posts, comments int) ([]Post, []Comment, error) {
-	for {
-		s.mu.Lock()
-		arrived := s.arrived
-		s.mu.Unlock()
-		ps, cs := s.Posts(), s.Comments()
-		if len(ps) >= posts && len(cs) >= comments {
-			return ps, cs, nil
-		}
-		select {
-		case <-arrived:
-		case <-s.Closed():
-			return ps, cs, fmt.Errorf("graphapi: closed while waiting for %d posts and %d comments; %s", posts, comments, describe(ps, cs))
-		case <-ctx.Done():
-			return ps, cs, fmt.Errorf("graphapi: waiting for %d posts and %d comments; %s: %w", posts, comments, describe(ps, cs), context.Cause(ctx))
-		}
-	}
+	var ps []Post
+	var cs []Comment
+	err := s.Wait(ctx, fmt.Sprintf("%d posts and %d comments", posts, comments), func() (bool, string) {
+		ps, cs = s.Posts(), s.Comments()
+		return len(ps) >= posts && len(cs) >= comments, describe(ps, cs)
+	})
+	return ps, cs, err
 }
 
-func (s *Server) record(a Attempt) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attempts = append(s.attempts, a)
-}
+func (s *Server) record(a Attempt) { s.attempts.Add(a) }
 
 // nextID returns a new object ID, growing like Graph's. The caller holds
 // s.mu.
@@ -209,12 +178,6 @@ func (s *Server) nextID() string {
 	_, _ = rand.Read(b[:])
 	s.lastID += 1 + uint64(binary.BigEndian.Uint16(b[:]))%1000
 	return fmt.Sprint(s.lastID)
-}
-
-// signal wakes WaitFor. The caller holds s.mu.
-func (s *Server) signal() {
-	close(s.arrived)
-	s.arrived = make(chan struct{})
 }
 
 func describe(posts []Post, comments []Comment) string {
@@ -238,18 +201,6 @@ func digits(s string) bool {
 	}
 	for i := range len(s) {
 		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-func printable(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] <= ' ' || s[i] >= 0x7f {
 			return false
 		}
 	}

@@ -485,12 +485,8 @@ func TestStandInContract(t *testing.T) {
 		hc := s.Client()
 		return providertest.StandIn{
 			Post: func(ctx context.Context, key string) (int, error) {
-				req, err := http.NewRequestWithContext(ctx, "POST", "https://graph.facebook.com/v21.0/"+page+"/feed", strings.NewReader(withToken("message", key).Encode()))
-				if err != nil {
-					return 0, err
-				}
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				return providertest.Do(hc, req)
+				return providertest.Post(ctx, hc, "https://graph.facebook.com/v21.0/"+page+"/feed",
+					"application/x-www-form-urlencoded", withToken("message", key).Encode())
 			},
 			OK:          http.StatusOK,
 			Unavailable: func() { s.Fail(graphapi.ServerError(503)) },
@@ -500,11 +496,11 @@ func TestStandInContract(t *testing.T) {
 			Stalled: s.Stalled, Connections: s.Connections,
 			Attempts: func() int { return len(s.Attempts()) },
 			Accepted: func() []string {
-				var keys []string
-				for _, p := range s.Posts() {
-					keys = append(keys, p.Message)
-				}
-				return keys
+				return providertest.Keys(s.Posts(), func(p graphapi.Post) string { return p.Message })
+			},
+			WaitFor: func(ctx context.Context, n int) (int, error) {
+				posts, _, err := s.WaitFor(ctx, n, 0)
+				return len(posts), err
 			},
 			Close: s.Close, Client: hc, API: "graph.facebook.com",
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -115,16 +114,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.respond(w, a, s.faultAnswer(*f))
 			return
 		}
-		switch s.Hold(r) {
-		case standin.ClientGone:
-			a.Why = "the client gave up on a stalled request"
-			s.record(a)
-			return
-		case standin.ServerClosed:
-			s.respond(w, a, s.faultAnswer(ServerError(http.StatusServiceUnavailable)))
+		gone := func() { a.Why = "the client gave up on a stalled request"; s.record(a) }
+		if !s.Held(r, gone, func() { s.respond(w, a, s.faultAnswer(ServerError(http.StatusServiceUnavailable))) }) {
 			return
 		}
-		// Released: carry on as if the request had just arrived.
 	}
 
 	limit := maxPost
@@ -234,10 +227,10 @@ func (s *Server) accept(req Request, version, tokenIn string, now time.Time, r *
 			Received: now, RequestURI: r.RequestURI, Raw: string(raw), Header: r.Header.Clone(),
 		})
 	}
+	s.mu.Unlock()
 	// Stored before answering, so that a client that has its answer finds
 	// the object in Posts or Comments.
-	s.signal()
-	s.mu.Unlock()
+	s.Arrived()
 	return answer{
 		status: http.StatusOK,
 		header: map[string]string{"facebook-api-version": version},
@@ -315,13 +308,6 @@ func (s *Server) respond(w http.ResponseWriter, a Attempt, ans answer) {
 		_, _ = io.WriteString(w, ans.html)
 		return
 	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ans.body); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
 	// Graph says what is wrong with a token in the header too.
 	switch ans.code {
 	case CodeToken:
@@ -329,7 +315,5 @@ func (s *Server) respond(w http.ResponseWriter, a Attempt, ans answer) {
 	case CodeTokenMissing:
 		w.Header().Set("WWW-Authenticate", `OAuth "Facebook Platform" "invalid_request" "`+message(CodeTokenMissing)+`"`)
 	}
-	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
-	w.WriteHeader(ans.status)
-	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	standin.WriteJSON(w, ans.status, "application/json; charset=UTF-8", ans.body)
 }

@@ -12,13 +12,14 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"github.com/tocsin-alarm/tocsin/internal/standin"
 	"io"
 	"log"
 	"net"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 
 	"github.com/emersion/go-smtp"
 )

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -48,13 +47,6 @@ type Call struct {
 	Header http.Header
 }
 
-// callBook holds the calls the stand-in accepted. Its zero value is ready.
-type callBook struct {
-	mu      sync.Mutex
-	calls   []Call
-	arrived chan struct{} // closed and replaced whenever a call is stored
-}
-
 // callResource is the JSON Twilio answers a created call with; the field
 // order and the nulls are Twilio's.
 type callResource struct {
@@ -90,35 +82,19 @@ type callResource struct {
 // Calls returns a copy of every call accepted so far, in the order they
 // were accepted.
 func (s *Server) Calls() []Call {
-	s.calls.mu.Lock()
-	defer s.calls.mu.Unlock()
-	return cloneCalls(s.calls.calls)
+	return s.calls.All()
 }
 
 // WaitForCalls returns the calls as soon as at least n have been accepted.
 // If ctx ends or the stand-in closes first, it returns what did arrive and
 // an error that lists it.
 func (s *Server) WaitForCalls(ctx context.Context, n int) ([]Call, error) {
-	for {
-		s.calls.mu.Lock()
-		calls := cloneCalls(s.calls.calls)
-		if s.calls.arrived == nil {
-			s.calls.arrived = make(chan struct{})
-		}
-		arrived := s.calls.arrived
-		s.calls.mu.Unlock()
-
-		if len(calls) >= n {
-			return calls, nil
-		}
-		select {
-		case <-arrived:
-		case <-s.Closed():
-			return calls, fmt.Errorf("twilioapi: closed while waiting for %d calls; %s", n, describeCalls(calls))
-		case <-ctx.Done():
-			return calls, fmt.Errorf("twilioapi: waiting for %d calls; %s: %w", n, describeCalls(calls), context.Cause(ctx))
-		}
-	}
+	var calls []Call
+	err := s.Wait(ctx, fmt.Sprintf("%d calls", n), func() (bool, string) {
+		calls = s.Calls()
+		return len(calls) >= n, describeCalls(calls)
+	})
+	return calls, err
 }
 
 // Press is the person who answered call callSID pressing digits: it posts
@@ -291,13 +267,8 @@ func (s *Server) acceptCall(w http.ResponseWriter, r *http.Request, form url.Val
 
 	// Stored before answering, so that a client that has its answer finds
 	// the call in Calls.
-	s.calls.mu.Lock()
-	s.calls.calls = append(s.calls.calls, c)
-	if s.calls.arrived != nil {
-		close(s.calls.arrived)
-	}
-	s.calls.arrived = make(chan struct{})
-	s.calls.mu.Unlock()
+	s.calls.Add(c)
+	s.Arrived()
 	s.record(Attempt{Time: now, Form: form, Status: http.StatusCreated})
 	writeJSON(w, http.StatusCreated, res)
 }
@@ -312,13 +283,4 @@ func describeCalls(calls []Call) string {
 		fmt.Fprintf(&b, " [%d] %s to %q;", i, c.SID, c.To)
 	}
 	return strings.TrimSuffix(b.String(), ";")
-}
-
-func cloneCalls(calls []Call) []Call {
-	out := make([]Call, len(calls))
-	for i, c := range calls {
-		c.Header = c.Header.Clone()
-		out[i] = c
-	}
-	return out
 }

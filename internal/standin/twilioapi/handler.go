@@ -1,9 +1,7 @@
 package twilioapi
 
 import (
-	"bytes"
 	"crypto/subtle"
-	"encoding/json"
 	"io"
 	"math"
 	"mime"
@@ -135,15 +133,10 @@ func (s *Server) admit(w http.ResponseWriter, r *http.Request, sid string) (url.
 			s.answerError(w, r, form, *f)
 			return nil, nil, false
 		}
-		switch s.Hold(r) {
-		case standin.ClientGone:
-			s.record(Attempt{Time: time.Now(), Form: form})
-			return nil, nil, false
-		case standin.ServerClosed:
-			s.answerError(w, r, form, ServerError(http.StatusServiceUnavailable))
+		if !s.Held(r, func() { s.record(Attempt{Time: time.Now(), Form: form}) },
+			func() { s.answerError(w, r, form, ServerError(http.StatusServiceUnavailable)) }) {
 			return nil, nil, false
 		}
-		// Released: carry on as if the request had just arrived.
 	}
 	return form, raw, true
 }
@@ -278,15 +271,5 @@ func (s *Server) answerError(w http.ResponseWriter, r *http.Request, form url.Va
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	// Twilio leaves <, > and & in bodies as they are.
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	standin.WriteJSON(w, status, "application/json", v)
 }

@@ -21,7 +21,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
@@ -72,11 +71,9 @@ type Server struct {
 
 	webhooks *http.Client // for status callbacks and inbound messages
 
-	mu       sync.Mutex
-	msgs     []Message
-	attempts []Attempt
-	arrived  chan struct{} // closed and replaced whenever a message is stored
-	calls    callBook      // the Calls API's, in calls.go
+	msgs     standin.Kept[Message]
+	attempts standin.Kept[Attempt]
+	calls    standin.Kept[Call] // the Calls API's, in calls.go
 }
 
 // New starts a stand-in that accepts requests authenticated as accountSID
@@ -89,8 +86,10 @@ func New(accountSID, authToken string) (*Server, error) {
 	s := &Server{
 		AccountSID: accountSID,
 		AuthToken:  authToken,
-		arrived:    make(chan struct{}),
 	}
+	s.msgs.Deep = func(m Message) Message { m.Header = m.Header.Clone(); return m }
+	s.attempts.Deep = func(a Attempt) Attempt { a.Form = cloneValues(a.Form); return a }
+	s.calls.Deep = func(c Call) Call { c.Header = c.Header.Clone(); return c }
 	s.Server = standin.Start("twilioapi", http.HandlerFunc(s.serve))
 	s.webhooks = &http.Client{
 		Transport:     loopbackOnly{base: &http.Transport{}},
@@ -105,11 +104,7 @@ func New(accountSID, authToken string) (*Server, error) {
 func Start(t standin.TB, accountSID, authToken string) *Server {
 	t.Helper()
 	s, err := New(accountSID, authToken)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return standin.ForTest(t, s, err)
 }
 
 // Close answers stalled requests with 503, stops the server and waits for
@@ -123,60 +118,33 @@ func (s *Server) Close() {
 // Messages returns a copy of every message accepted so far, in the order
 // they were accepted.
 func (s *Server) Messages() []Message {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return cloneMessages(s.msgs)
+	return s.msgs.All()
 }
 
 // Attempts returns a copy of every request received so far that has been
 // answered, in the order they were answered.
 func (s *Server) Attempts() []Attempt {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Attempt, len(s.attempts))
-	for i, a := range s.attempts {
-		a.Form = cloneValues(a.Form)
-		out[i] = a
-	}
-	return out
+	return s.attempts.All()
 }
 
 // WaitFor returns the messages as soon as at least n have been accepted. If
 // ctx ends or the stand-in closes first, it returns what did arrive and an
 // error that lists it, so that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Message, error) {
-	for {
-		s.mu.Lock()
-		msgs := cloneMessages(s.msgs)
-		arrived := s.arrived
-		s.mu.Unlock()
-
-		if len(msgs) >= n {
-			return msgs, nil
-		}
-		select {
-		case <-arrived:
-		case <-s.Closed():
-			return msgs, fmt.Errorf("twilioapi: closed while waiting for %d messages; %s", n, describe(msgs))
-		case <-ctx.Done():
-			return msgs, fmt.Errorf("twilioapi: waiting for %d messages; %s: %w", n, describe(msgs), context.Cause(ctx))
-		}
-	}
+	var msgs []Message
+	err := s.Wait(ctx, fmt.Sprintf("%d messages", n), func() (bool, string) {
+		msgs = s.Messages()
+		return len(msgs) >= n, describe(msgs)
+	})
+	return msgs, err
 }
 
 func (s *Server) store(m Message) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.msgs = append(s.msgs, m)
-	close(s.arrived)
-	s.arrived = make(chan struct{})
+	s.msgs.Add(m)
+	s.Arrived()
 }
 
-func (s *Server) record(a Attempt) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attempts = append(s.attempts, a)
-}
+func (s *Server) record(a Attempt) { s.attempts.Add(a) }
 
 // NewSID returns a new random SID of the kind prefix names, in Twilio's
 // form: "AC" for an account, "MG" for a messaging service, "SM" for a
@@ -197,15 +165,6 @@ func describe(msgs []Message) string {
 		fmt.Fprintf(&b, " [%d] %s to %q body %q;", i, m.SID, m.To, m.Body)
 	}
 	return strings.TrimSuffix(b.String(), ";")
-}
-
-func cloneMessages(msgs []Message) []Message {
-	out := make([]Message, len(msgs))
-	for i, m := range msgs {
-		m.Header = m.Header.Clone()
-		out[i] = m
-	}
-	return out
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -393,26 +393,6 @@ func TestFailIfByRecipient(t *testing.T) {
 	}
 }
 
-func TestWaitFor(t *testing.T) {
-	s := twilioapi.Start(t, account, token)
-	go func() {
-		for range 3 {
-			_, _ = send(s, "x")
-		}
-	}()
-	msgs, err := s.WaitFor(ctx(t), 3)
-	if err != nil || len(msgs) != 3 {
-		t.Fatalf("WaitFor: %d messages, %v", len(msgs), err)
-	}
-
-	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	msgs, err = s.WaitFor(short, 4)
-	if err == nil || len(msgs) != 3 || !strings.Contains(err.Error(), "3 message(s) arrived") || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("WaitFor(4) = %d, %v; want the 3 and a deadline error listing them", len(msgs), err)
-	}
-}
-
 // TestSignatureGolden checks Signature against the example twilio-go's own
 // tests hold, which includes a name that is a prefix of another.
 func TestSignatureGolden(t *testing.T) {
@@ -591,30 +571,27 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // as every stand-in's do.
 func TestStandInContract(t *testing.T) {
 	runContract(t, "Messages.json", func(key string) url.Values { return url.Values{"To": {to}, "From": {from}, "Body": {key}} },
-		func(s *twilioapi.Server) (keys []string) {
-			for _, m := range s.Messages() {
-				keys = append(keys, m.Body)
-			}
-			return keys
+		func(s *twilioapi.Server) []string {
+			return providertest.Keys(s.Messages(), func(m twilioapi.Message) string { return m.Body })
+		},
+		func(ctx context.Context, s *twilioapi.Server, n int) (int, error) {
+			msgs, err := s.WaitFor(ctx, n)
+			return len(msgs), err
 		})
 }
 
 // runContract runs the stand-in contract against one resource of the
 // account: form is the request carrying a key, accepted the keys the
 // stand-in took, in order.
-func runContract(t *testing.T, resource string, form func(key string) url.Values, accepted func(*twilioapi.Server) []string) {
+func runContract(t *testing.T, resource string, form func(key string) url.Values, accepted func(*twilioapi.Server) []string,
+	waitFor func(ctx context.Context, s *twilioapi.Server, n int) (int, error)) {
 	providertest.RunStandIn(t, func(t *testing.T) providertest.StandIn {
 		s := twilioapi.Start(t, account, token)
 		hc := s.Client()
 		return providertest.StandIn{
 			Post: func(ctx context.Context, key string) (int, error) {
-				req, err := http.NewRequestWithContext(ctx, "POST", "https://api.twilio.com/2010-04-01/Accounts/"+account+"/"+resource, strings.NewReader(form(key).Encode()))
-				if err != nil {
-					return 0, err
-				}
-				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-				req.SetBasicAuth(account, token)
-				return providertest.Do(hc, req)
+				return providertest.Post(ctx, hc, "https://api.twilio.com/2010-04-01/Accounts/"+account+"/"+resource,
+					"application/x-www-form-urlencoded", form(key).Encode(), func(r *http.Request) { r.SetBasicAuth(account, token) })
 			},
 			OK:          http.StatusCreated,
 			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
@@ -624,6 +601,7 @@ func runContract(t *testing.T, resource string, form func(key string) url.Values
 			Stalled: s.Stalled, Connections: s.Connections,
 			Attempts: func() int { return len(s.Attempts()) },
 			Accepted: func() []string { return accepted(s) },
+			WaitFor:  func(ctx context.Context, n int) (int, error) { return waitFor(ctx, s, n) },
 			Close:    s.Close, Client: hc, API: "api.twilio.com",
 		}
 	})

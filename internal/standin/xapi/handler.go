@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
+	"github.com/tocsin-alarm/tocsin/internal/xtext"
 )
 
 // X's texts for the refusals a test may want to match or script.
@@ -122,16 +123,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			s.respond(w, a, faultAnswer(*f, now))
 			return
 		}
-		switch s.Hold(r) {
-		case standin.ClientGone:
-			a.Why = "the client gave up on a stalled request"
-			s.record(a)
-			return
-		case standin.ServerClosed:
-			s.respond(w, a, faultAnswer(ServerError(http.StatusServiceUnavailable), now))
+		gone := func() { a.Why = "the client gave up on a stalled request"; s.record(a) }
+		if !s.Held(r, gone, func() { s.respond(w, a, faultAnswer(ServerError(http.StatusServiceUnavailable), now)) }) {
 			return
 		}
-		// Released: carry on as if the request had just arrived.
 	}
 
 	text, replyTo, bad := check(r, raw)
@@ -206,11 +201,11 @@ func check(r *http.Request, raw []byte) (text, replyTo string, bad *answer) {
 	if b.Text == nil || *b.Text == "" {
 		return invalid("no text", "$.text: must not be empty when there is no media, poll or quote", "text", "")
 	}
-	if n := Length(*b.Text); n > maxLength {
+	if n := xtext.Length(*b.Text); n > xtext.MaxLength {
 		return "", "", &answer{
 			status: http.StatusForbidden,
 			body:   problem{Detail: DetailTooLong, Type: "about:blank", Title: "Forbidden", Status: http.StatusForbidden},
-			why:    fmt.Sprintf("text counts %d by X's count, over %d", n, maxLength),
+			why:    fmt.Sprintf("text counts %d by X's count, over %d", n, xtext.MaxLength),
 		}
 	}
 	return *b.Text, replyTo, nil
@@ -255,11 +250,11 @@ func (s *Server) accept(text, replyTo string, now time.Time, raw []byte, h http.
 // text: 23 characters, the count every URL is given.
 func wrapLinks(text string) string {
 	var b strings.Builder
-	for _, c := range clusters(text) {
-		if c.url {
+	for _, c := range xtext.Clusters(text) {
+		if c.URL {
 			b.WriteString("https://t.co/" + randomAlnum(10))
 		} else {
-			b.WriteString(text[c.start:c.end])
+			b.WriteString(text[c.Start:c.End])
 		}
 	}
 	return b.String()
@@ -335,15 +330,5 @@ func (s *Server) respond(w http.ResponseWriter, a Attempt, ans answer) {
 		_, _ = io.WriteString(w, ans.html)
 		return
 	}
-	// X leaves <, > and & in bodies as they are.
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(ans.body); err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(ans.status)
-	_, _ = w.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	standin.WriteJSON(w, ans.status, "application/json; charset=utf-8", ans.body)
 }

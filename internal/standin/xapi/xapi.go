@@ -83,8 +83,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	posts    []Post
-	attempts []Attempt
-	arrived  chan struct{}        // closed and replaced whenever a post is stored
+	attempts standin.Kept[Attempt]
 	nonces   map[string]time.Time // nonce → when it may be forgotten
 	lastID   int64
 }
@@ -97,13 +96,12 @@ func New(c Credentials) (*Server, error) {
 		"consumer key": c.ConsumerKey, "consumer secret": c.ConsumerSecret,
 		"access token": c.Token, "access token secret": c.TokenSecret,
 	} {
-		if !printable(v) {
+		if !standin.Credential(v) {
 			return nil, fmt.Errorf("xapi: %s must be non-empty printable ASCII without spaces, as X issues it", name)
 		}
 	}
 	s := &Server{
 		Credentials: c,
-		arrived:     make(chan struct{}),
 		nonces:      map[string]time.Time{},
 	}
 	s.Server = standin.Start("xapi", http.HandlerFunc(s.serve))
@@ -115,11 +113,7 @@ func New(c Credentials) (*Server, error) {
 func Start(t standin.TB, c Credentials) *Server {
 	t.Helper()
 	s, err := New(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	return s
+	return standin.ForTest(t, s, err)
 }
 
 // Posts returns a copy of every post accepted so far, in the order they
@@ -133,32 +127,19 @@ func (s *Server) Posts() []Post {
 // Attempts returns a copy of every request received so far that has been
 // answered or given up on, in that order.
 func (s *Server) Attempts() []Attempt {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]Attempt(nil), s.attempts...)
+	return s.attempts.All()
 }
 
 // WaitFor returns the posts as soon as at least n have been accepted. If
 // ctx ends or the stand-in closes first, it returns what did arrive and an
 // error that lists it, so that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Post, error) {
-	for {
-		s.mu.Lock()
-		posts := clonePosts(s.posts)
-		arrived := s.arrived
-		s.mu.Unlock()
-
-		if len(posts) >= n {
-			return posts, nil
-		}
-		select {
-		case <-arrived:
-		case <-s.Closed():
-			return posts, fmt.Errorf("xapi: closed while waiting for %d posts; %s", n, describe(posts))
-		case <-ctx.Done():
-			return posts, fmt.Errorf("xapi: waiting for %d posts; %s: %w", n, describe(posts), context.Cause(ctx))
-		}
-	}
+	var posts []Post
+	err := s.Wait(ctx, fmt.Sprintf("%d posts", n), func() (bool, string) {
+		posts = s.Posts()
+		return len(posts) >= n, describe(posts)
+	})
+	return posts, err
 }
 
 // ErrNoSuchPost is what Lookup returns for an ID the stand-in never gave
@@ -181,17 +162,12 @@ func (s *Server) Lookup(id string) (Post, error) {
 
 func (s *Server) store(p Post) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.posts = append(s.posts, p)
-	close(s.arrived)
-	s.arrived = make(chan struct{})
+	s.mu.Unlock()
+	s.Arrived()
 }
 
-func (s *Server) record(a Attempt) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.attempts = append(s.attempts, a)
-}
+func (s *Server) record(a Attempt) { s.attempts.Add(a) }
 
 // twitterEpoch is where X's IDs count milliseconds from: 2010-11-04.
 const twitterEpoch = 1288834974657
@@ -225,22 +201,5 @@ func describe(posts []Post) string {
 }
 
 func clonePosts(posts []Post) []Post {
-	out := make([]Post, len(posts))
-	for i, p := range posts {
-		p.Header = p.Header.Clone()
-		out[i] = p
-	}
-	return out
-}
-
-func printable(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return standin.Copies(posts, func(p Post) Post { p.Header = p.Header.Clone(); return p })
 }

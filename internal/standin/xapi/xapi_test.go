@@ -618,29 +618,6 @@ func TestFailIf(t *testing.T) {
 	}
 }
 
-func TestWaitFor(t *testing.T) {
-	s := xapi.Start(t, creds)
-	go func() {
-		for i := range 3 {
-			req, _ := http.NewRequest("POST", s.URL+"/2/tweets", strings.NewReader(text(fmt.Sprint("w", i))))
-			req.Header.Set("Content-Type", "application/json")
-			if resp, err := signer(creds, nil).Do(req); err == nil {
-				resp.Body.Close()
-			}
-		}
-	}()
-	posts, err := s.WaitFor(ctx(t), 3)
-	if err != nil || len(posts) != 3 {
-		t.Fatalf("WaitFor: %d posts, %v", len(posts), err)
-	}
-	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-	defer cancel()
-	posts, err = s.WaitFor(short, 4)
-	if err == nil || len(posts) != 3 || !strings.Contains(err.Error(), `3 post(s) arrived: [0]`) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Errorf("WaitFor(4) = %d, %v; want the 3 and a deadline error listing them", len(posts), err)
-	}
-}
-
 // TestTransport posts to https://api.x.com through the stand-in's
 // transport: the signature, made for X's URL, holds.
 func TestTransport(t *testing.T) {
@@ -660,42 +637,6 @@ func TestTransport(t *testing.T) {
 		t.Errorf("signed for another URL: %d", got.status)
 	}
 
-}
-
-func TestLength(t *testing.T) {
-	tests := []struct {
-		text string
-		want int
-	}{
-		{"", 0},
-		{"hello", 5},
-		{"web-3 — down… “really”", 23}, // … counts 2, — and quotes 1,
-		{"café", 4},
-		{"障害", 4},
-		{"🔥", 2},
-		{"👍🏽", 2},
-		{"👨‍👩‍👧", 2},
-		{"🇬🇧", 2},
-		{"⚠️ down", 7},
-		{"⚠ down", 7},
-		{"1️⃣", 2},
-		{"❤️‍🔥", 2},
-		{"see https://status.example.com/i/42", 27},
-		{"see https://status.example.com/i/42.", 28},
-		{"(https://en.wikipedia.org/wiki/Foo_(bar))", 25},
-		{"see x.com", 27},
-		{"see status.tocsin.net/i/1, now", 32},
-		{"mail ops@example.com", 20},
-		{"node.js and e.g. 3.5", 20},
-		{"http://localhost:8080/", 22},
-		{"https://10.0.0.1/x", 18},
-		{"two https://a.example.com https://b.example.com", 4 + 23 + 1 + 23},
-	}
-	for _, tt := range tests {
-		if got := xapi.Length(tt.text); got != tt.want {
-			t.Errorf("Length(%q) = %d, want %d", tt.text, got, tt.want)
-		}
-	}
 }
 
 func TestNewRejectsCredentials(t *testing.T) {
@@ -722,12 +663,7 @@ func TestStandInContract(t *testing.T) {
 		hc := signer(creds, s.Transport())
 		return providertest.StandIn{
 			Post: func(ctx context.Context, key string) (int, error) {
-				req, err := http.NewRequestWithContext(ctx, "POST", "https://api.x.com/2/tweets", strings.NewReader(text(key)))
-				if err != nil {
-					return 0, err
-				}
-				req.Header.Set("Content-Type", "application/json")
-				return providertest.Do(hc, req)
+				return providertest.Post(ctx, hc, "https://api.x.com/2/tweets", "application/json", text(key))
 			},
 			OK:          http.StatusCreated,
 			Unavailable: func() { s.Fail(xapi.ServerError(503)) },
@@ -736,14 +672,9 @@ func TestStandInContract(t *testing.T) {
 			Recover:     s.Recover, Release: s.Release,
 			Stalled: s.Stalled, Connections: s.Connections,
 			Attempts: func() int { return len(s.Attempts()) },
-			Accepted: func() []string {
-				var keys []string
-				for _, p := range s.Posts() {
-					keys = append(keys, p.Text)
-				}
-				return keys
-			},
-			Close: s.Close, Client: s.Client(), API: "api.x.com",
+			Accepted: func() []string { return providertest.Keys(s.Posts(), func(p xapi.Post) string { return p.Text }) },
+			WaitFor:  func(ctx context.Context, n int) (int, error) { posts, err := s.WaitFor(ctx, n); return len(posts), err },
+			Close:    s.Close, Client: s.Client(), API: "api.x.com",
 		}
 	})
 }

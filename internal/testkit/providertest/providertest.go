@@ -56,6 +56,25 @@ type Options struct {
 	Addr string
 }
 
+// APIURL is the API URL an HTTP adapter is to use: standIn's, or the
+// address Addr names instead when it is set.
+func (o Options) APIURL(standIn string) string {
+	if o.Addr != "" {
+		return "http://" + o.Addr
+	}
+	return standIn
+}
+
+// Keys is the key of each of items, in order: what a Rig's or a
+// StandIn's Accepted returns of what the stand-in took.
+func Keys[T any](items []T, key func(T) string) []string {
+	var keys []string
+	for _, it := range items {
+		keys = append(keys, key(it))
+	}
+	return keys
+}
+
 // Factory wires an adapter to a fresh stand-in for t.
 type Factory func(t *testing.T, o Options) Rig
 
@@ -234,6 +253,34 @@ func ProviderError(t *testing.T, err error) *bus.ProviderError {
 	return p
 }
 
+// Failed is what a test expects of a failed call: the provider error's
+// status, whether it is worth a retry and after how long, how its text
+// starts (what failed) and a part of the rest.
+type Failed struct {
+	Status       int
+	Retry        bool
+	RetryAfter   time.Duration
+	Prefix, Text string
+}
+
+// Classified checks that err is a *bus.ProviderError as want says, that
+// bus.Retryable and bus.IsPermanent read it the same way, and returns it
+// for the adapter's own checks.
+func Classified(t *testing.T, err error, want Failed) *bus.ProviderError {
+	t.Helper()
+	e := ProviderError(t, err)
+	if e.Status != want.Status || e.Retry != want.Retry || e.RetryAfter != want.RetryAfter {
+		t.Errorf("got status %d retry %v after %v; want %d %v %v", e.Status, e.Retry, e.RetryAfter, want.Status, want.Retry, want.RetryAfter)
+	}
+	if bus.Retryable(err) != want.Retry || bus.IsPermanent(err) == want.Retry {
+		t.Errorf("Retryable %v, IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), want.Retry)
+	}
+	if !strings.HasPrefix(err.Error(), want.Prefix) || !strings.Contains(err.Error(), want.Text) {
+		t.Errorf("error %q: want it to start with %q and hold %q", err, want.Prefix, want.Text)
+	}
+	return e
+}
+
 // NoSecrets fails t if err shows one of secrets, however it is printed:
 // what a log holds. (An adapter may keep a provider's own error among the
 // causes, for errors.As; its text is the adapter's to clean or keep.) A
@@ -250,6 +297,15 @@ func NoSecrets(t *testing.T, err error, secrets ...string) {
 				t.Errorf("error text %q shows %q", text, secret)
 			}
 		}
+	}
+}
+
+// NoSecretsInCauses is NoSecrets for err and every error it wraps, for
+// an adapter that cleans the provider's own error too.
+func NoSecretsInCauses(t *testing.T, err error, secrets ...string) {
+	t.Helper()
+	for ; err != nil; err = errors.Unwrap(err) {
+		NoSecrets(t, err, secrets...)
 	}
 }
 
@@ -346,6 +402,30 @@ func Closed(t *testing.T) string {
 	addr := ln.Addr().String()
 	_ = ln.Close()
 	return addr
+}
+
+// Change is one case of an adapter's config test: what it does to a good
+// config, and the parts of the error New must give (none: the config is
+// valid).
+type Change[C any] struct {
+	Name   string
+	Change func(*C)
+	Want   []string
+}
+
+// Configs runs a subtest a case: mk (the adapter's New) on good as the
+// case changes it, its error checked by Problems, showing none of
+// secrets of the changed config.
+func Configs[C, A any](t *testing.T, mk func(C) (A, error), good C, cases []Change[C], secrets func(C) []string) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.Name, func(t *testing.T) {
+			cfg := good
+			tt.Change(&cfg)
+			_, err := mk(cfg)
+			Problems(t, err, tt.Want, secrets(cfg)...)
+		})
+	}
 }
 
 // Problems checks what an adapter's New said of a config: nothing when

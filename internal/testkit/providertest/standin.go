@@ -2,9 +2,13 @@ package providertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +36,10 @@ type StandIn struct {
 	Stalled, Attempts, Connections func() int
 	// Accepted is the keys of what it took, in order.
 	Accepted func() []string
+	// WaitFor is the stand-in's own, waiting for n of what Post makes:
+	// it returns how many it has and, if ctx ended first, an error that
+	// says what arrived.
+	WaitFor func(ctx context.Context, n int) (int, error)
 	// Close stops it; Client reaches it at the real API's URLs, on host
 	// API, and refuses any other host.
 	Close  func()
@@ -45,7 +53,8 @@ type StandInFactory func(t *testing.T) StandIn
 // RunStandIn tests what every HTTP stand-in does the same way: its faults
 // come and go on command, a stalled request is held until the client
 // gives up, Release or Close, answers are read whole on one connection,
-// and its client reaches nothing but the stand-in.
+// a test can wait for what it took, and its client reaches nothing but
+// the stand-in.
 func RunStandIn(t *testing.T, f StandInFactory) {
 	ctx := func(t *testing.T) context.Context {
 		c, cancel := context.WithTimeout(t.Context(), 10*time.Second)
@@ -156,6 +165,26 @@ func RunStandIn(t *testing.T, f StandInFactory) {
 		}
 	})
 
+	t.Run("wait for what it took", func(t *testing.T) {
+		s := f(t)
+		go func() {
+			for i := range 3 {
+				if _, err := s.Post(ctx(t), fmt.Sprint("waited-", i)); err != nil {
+					return // WaitFor below reports what did not arrive
+				}
+			}
+		}()
+		if n, err := s.WaitFor(ctx(t), 3); err != nil || n != 3 {
+			t.Fatalf("WaitFor(3): %d, %v", n, err)
+		}
+		short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		defer cancel()
+		n, err := s.WaitFor(short, 4)
+		if err == nil || n != 3 || !strings.Contains(err.Error(), "3 ") || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("WaitFor(4) = %d, %v; want the 3 and a deadline error that counts them", n, err)
+		}
+	})
+
 	t.Run("its client reaches nothing else", func(t *testing.T) {
 		s := f(t)
 		for _, u := range []string{"https://example.com/", "https://" + s.API + ".evil.example/", "http://10.0.0.1/"} {
@@ -171,6 +200,21 @@ func RunStandIn(t *testing.T, f StandInFactory) {
 	})
 }
 
+// Post sends body to url as contentType with hc, after each of set has
+// readied the request (set credentials, say), and returns the answer's
+// status, as Do does: what a StandIn's Post does.
+func Post(ctx context.Context, hc *http.Client, url, contentType, body string, set ...func(*http.Request)) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Content-Type", contentType)
+	for _, f := range set {
+		f(req)
+	}
+	return Do(hc, req)
+}
+
 // Do sends req with hc and reads the answer to its end, as a client that
 // keeps its connections does, and returns its status.
 func Do(hc *http.Client, req *http.Request) (int, error) {
@@ -183,4 +227,57 @@ func Do(hc *http.Client, req *http.Request) (int, error) {
 		return 0, err
 	}
 	return resp.StatusCode, nil
+}
+
+// BehindPath starts a reverse proxy that serves the stand-in at standIn
+// below path, such as "/twilio", as an operator's egress proxy might, and
+// returns the proxy's URL, without the path. It stops when t ends.
+func BehindPath(t *testing.T, standIn, path string) string {
+	t.Helper()
+	target, err := url.Parse(standIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httptest.NewServer(http.StripPrefix(path, httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(proxy.Close)
+	return proxy.URL
+}
+
+// Find returns the one of what a stand-in took that is named id, by
+// idOf, failing t when there is none.
+func Find[T any](t *testing.T, took []T, idOf func(T) string, id string) T {
+	t.Helper()
+	for _, v := range took {
+		if idOf(v) == id {
+			return v
+		}
+	}
+	t.Fatalf("no %s at the stand-in among %d", id, len(took))
+	var zero T
+	return zero
+}
+
+// Recorder is an http.RoundTripper that notes the URL of each request
+// and sends it on through Base: to see where an adapter sends when it is
+// left to its defaults. It is safe for concurrent use.
+type Recorder struct {
+	Base http.RoundTripper
+
+	mu   sync.Mutex
+	urls []string
+}
+
+// RoundTrip notes req's URL and sends it through Base.
+func (r *Recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.urls = append(r.urls, req.URL.String())
+	r.mu.Unlock()
+	return r.Base.RoundTrip(req)
+}
+
+// URLs returns the URLs of the requests so far, in order.
+func (r *Recorder) URLs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.urls...)
 }

@@ -3,7 +3,9 @@ package servertest
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -41,6 +43,28 @@ type HAProxyOptions struct {
 	// until it is told otherwise: what it does is then all Tocsin's doing.
 	Check         bool
 	CheckInterval time.Duration
+}
+
+// Answers asks the frontend for / n times, one after another, and counts
+// who answered: the body of a 200, the status of anything else.
+func (h *HAProxy) Answers(t testing.TB, n int) map[string]int {
+	t.Helper()
+	client := &http.Client{Timeout: 5 * time.Second}
+	got := map[string]int{}
+	for range n {
+		resp, err := client.Get("http://" + h.Addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			got[resp.Status]++
+			continue
+		}
+		got[string(body)]++
+	}
+	return got
 }
 
 // Log returns what HAProxy has written so far, for a failing test to show.

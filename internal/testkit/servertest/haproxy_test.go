@@ -15,15 +15,8 @@ func TestHAProxy(t *testing.T) {
 	defer web.Close()
 	h := StartHAProxy(t, HAProxyOptions{Servers: []HAProxyServer{{Name: "web1", Addr: web.Listener.Addr().String()}}})
 
-	client := &http.Client{Timeout: 5 * time.Second}
-	resp, err := client.Get("http://" + h.Addr + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "hello from web1" {
-		t.Errorf("through the frontend: %d %q", resp.StatusCode, body)
+	if got := h.Answers(t, 2); got["hello from web1"] != 2 {
+		t.Errorf("through the frontend: %v", got)
 	}
 
 	c, err := net.DialTimeout("unix", h.Socket, 5*time.Second)

@@ -55,6 +55,18 @@ func ClosedByServer(t testing.TB, c net.Conn, within time.Duration) time.Duratio
 	return time.Since(start)
 }
 
+// TrickleCut trickles request over c and checks that the server cuts it
+// off, within 10 seconds, before all of it went through: what a server
+// does to a client that sends its headers a byte at a time.
+func TrickleCut(t testing.TB, c net.Conn, request string) {
+	t.Helper()
+	sent := Trickle(c, request)
+	took := ClosedByServer(t, c, 10*time.Second)
+	if n := <-sent; n >= len(request) {
+		t.Errorf("the whole request went through, byte by byte, in %s", took)
+	}
+}
+
 // IdleClosed sends one GET of path on c, checks the answer is status on a
 // connection kept alive, then that the server closes the connection once
 // it has stayed idle, and not before half of idle.

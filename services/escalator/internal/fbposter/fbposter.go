@@ -8,19 +8,17 @@ package fbposter
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/apicall"
 	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 )
@@ -39,10 +37,6 @@ const (
 	// characters.
 	MaxPost    = 63206
 	MaxComment = 8000
-
-	// maxAnswer bounds how much of an answer is read: Graph's are a few
-	// hundred bytes.
-	maxAnswer = 1 << 20
 )
 
 var (
@@ -76,9 +70,10 @@ type Config struct {
 // connections to Graph but no state about posts, so it is safe for
 // concurrent use.
 type Poster struct {
-	cfg    Config
-	api    string // APIURL and version, without a trailing slash
-	client *http.Client
+	cfg  Config
+	api  string // APIURL and version, without a trailing slash
+	call apicall.Caller
+	now  func() time.Time // for a Retry-After given as a date
 }
 
 // New checks cfg, reporting every problem at once, and fills in defaults.
@@ -91,7 +86,7 @@ func New(cfg Config) (*Poster, error) {
 	switch {
 	case cfg.Token == "":
 		problems = append(problems, errors.New("token is empty"))
-	case !printable(cfg.Token):
+	case !apicall.Printable(cfg.Token):
 		problems = append(problems, errors.New("token holds spaces or characters outside printable ASCII; check for a stray newline or quote"))
 	}
 	if cfg.APIURL == "" {
@@ -116,25 +111,17 @@ func New(cfg Config) (*Poster, error) {
 		return nil, fmt.Errorf("facebook config: %w", errors.Join(problems...))
 	}
 
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	return &Poster{
-		cfg:    cfg,
-		api:    strings.TrimSuffix(cfg.APIURL, "/") + "/" + cfg.Version,
-		client: newClient(base, cfg.Timeout),
-	}, nil
-}
-
-func newClient(base http.RoundTripper, timeout time.Duration) *http.Client {
-	return &http.Client{
-		Transport: base,
-		// A backstop: the request's context, with the same timeout, ends
-		// first and says why.
-		Timeout: timeout + time.Second,
-		// A redirect is an answer, not a reason to send the token
-		// elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	p := &Poster{
+		cfg: cfg,
+		api: strings.TrimSuffix(cfg.APIURL, "/") + "/" + cfg.Version,
+		now: time.Now,
 	}
+	p.call = apicall.Caller{
+		Provider: "facebook", Server: "graph", Timeout: cfg.Timeout,
+		Scrub: p.scrub, SecretParams: map[string]string{"access_token": "[token]"},
+		Client: apicall.Bound(&http.Client{Transport: apicall.Transport()}, cfg.Timeout),
+	}
+	return p, nil
 }
 
 // Post publishes message on the page's feed, with link attached when it is
@@ -152,14 +139,14 @@ func newClient(base http.RoundTripper, timeout time.Duration) *http.Client {
 func (p *Poster) Post(ctx context.Context, message, link string) (string, error) {
 	const what = "post"
 	if why := checkMessage(message, MaxPost); why != "" {
-		return "", p.refuse(what, why)
+		return "", p.call.Refuse(what, why)
 	}
 	if link != "" {
 		if u, err := url.Parse(link); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-			return "", p.refuse(what, fmt.Sprintf("link %q is not an absolute http or https URL", link))
+			return "", p.call.Refuse(what, fmt.Sprintf("link %q is not an absolute http or https URL", link))
 		}
 	}
-	return p.call(ctx, what, p.api+"/"+p.cfg.PageID+"/feed", postForm(message, link, p.cfg.Token))
+	return p.create(ctx, what, p.api+"/"+p.cfg.PageID+"/feed", postForm(message, link, p.cfg.Token))
 }
 
 // Comment publishes message as a comment on the post postID, as Post
@@ -168,12 +155,12 @@ func (p *Poster) Post(ctx context.Context, message, link string) (string, error)
 func (p *Poster) Comment(ctx context.Context, postID, message string) (string, error) {
 	what := "comment on " + postID
 	if !postIDRE.MatchString(postID) {
-		return "", p.refuse("comment", fmt.Sprintf("%q is not a post ID: want digits, or the page's ID, '_' and digits", postID))
+		return "", p.call.Refuse("comment", fmt.Sprintf("%q is not a post ID: want digits, or the page's ID, '_' and digits", postID))
 	}
 	if why := checkMessage(message, MaxComment); why != "" {
-		return "", p.refuse(what, why)
+		return "", p.call.Refuse(what, why)
 	}
-	return p.call(ctx, what, p.api+"/"+postID+"/comments", commentForm(message, p.cfg.Token))
+	return p.create(ctx, what, p.api+"/"+postID+"/comments", commentForm(message, p.cfg.Token))
 }
 
 func checkMessage(message string, limit int) string {
@@ -204,47 +191,22 @@ func commentForm(message, token string) string {
 	return url.Values{"message": {message}, "access_token": {token}}.Encode()
 }
 
-// call makes one POST to endpoint with the form body and returns the ID of
-// the object Graph created.
-func (p *Poster) call(ctx context.Context, what, endpoint, body string) (string, error) {
-	ctx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout,
-		fmt.Errorf("graph did not answer within %v: %w", p.cfg.Timeout, context.DeadlineExceeded))
-	defer cancel()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, endpoint, strings.NewReader(body))
+// create makes one POST to endpoint with the form body and returns the
+// ID of the object Graph created.
+func (p *Poster) create(ctx context.Context, what, endpoint, body string) (string, error) {
+	ans, err := p.call.Post(ctx, what, endpoint, "application/x-www-form-urlencoded", []byte(body))
 	if err != nil {
-		return "", p.refuse(what, err.Error())
+		return "", err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("User-Agent", "tocsin")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		err = p.scrubURLError(err)
-		if cause := context.Cause(ctx); cause != nil {
-			// What the client saw was the request we cancelled; say why.
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		return "", p.failure(what, &bus.ProviderError{Retry: true}, err.Error(), err)
-	}
-	// Read to the end, so that the connection goes back to the pool.
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	_ = resp.Body.Close()
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		return "", p.failure(what, &bus.ProviderError{Status: resp.StatusCode, Retry: true},
-			fmt.Sprintf("graph answered %d; reading the answer: %v", resp.StatusCode, err), err)
-	}
-	if resp.StatusCode == http.StatusOK {
-		var ans struct {
+	if ans.Status == http.StatusOK {
+		var created struct {
 			ID string `json:"id"`
 		}
-		if err := json.Unmarshal(b, &ans); err == nil && postIDRE.MatchString(ans.ID) {
-			return ans.ID, nil
+		if err := json.Unmarshal(ans.Body, &created); err == nil && postIDRE.MatchString(created.ID) {
+			return created.ID, nil
 		}
 	}
-	return "", p.answered(what, resp, b)
+	return "", p.answered(what, ans)
 }
 
 // GraphError is what Graph said was wrong with a call. A failed call's
@@ -263,11 +225,6 @@ type GraphError struct {
 
 func (g *GraphError) Error() string { return fmt.Sprintf("graph error %d: %s", g.Code, g.Message) }
 
-// refuse is the error for a call not made.
-func (p *Poster) refuse(what, why string) error {
-	return p.failure(what, &bus.ProviderError{}, why, nil)
-}
-
 // graphError is the body of Graph's error answers.
 type graphError struct {
 	Error *struct {
@@ -282,13 +239,13 @@ type graphError struct {
 
 // answered describes and classifies an answer that holds no created
 // object.
-func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
-	e := &bus.ProviderError{Status: resp.StatusCode}
-	desc := fmt.Sprintf("graph answered %d", resp.StatusCode)
+func (p *Poster) answered(what string, ans *apicall.Answer) error {
+	e := &bus.ProviderError{Status: ans.Status, Retry: apicall.Retry(ans.Status)}
+	desc := fmt.Sprintf("graph answered %d", ans.Status)
 	var ge graphError
 	var cause *GraphError
 	transient := false
-	if json.Unmarshal(body, &ge) == nil && ge.Error != nil {
+	if json.Unmarshal(ans.Body, &ge) == nil && ge.Error != nil {
 		g := ge.Error
 		cause = &GraphError{Code: g.Code, Subcode: g.Subcode, Type: g.Type, Message: p.scrub(g.Message), TraceID: g.FBTraceID}
 		transient = g.IsTransient
@@ -306,31 +263,24 @@ func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
 			desc += " [fbtrace_id " + g.FBTraceID + "]"
 		}
 	}
-	switch s := resp.StatusCode; {
-	case s == http.StatusTooManyRequests, s == http.StatusRequestTimeout, s >= 500:
+	// A 4xx is refused again, unless Graph says its error goes away
+	// with time.
+	if cause != nil && retryableCode(cause.Code) || transient {
 		e.Retry = true
-	case cause != nil && retryableCode(cause.Code), transient:
-		e.Retry = true
-	case s >= 400:
-		// Graph will refuse this call again.
-	default:
-		// A 2xx or 3xx that holds no ID: Graph may or may not have made
-		// the post. A second notice beats a missing one.
-		e.Retry = true
-		if s == http.StatusOK {
-			desc += " without an ID"
-		}
+	}
+	if ans.Status == http.StatusOK {
+		desc += " without an ID"
 	}
 	if e.Retry {
-		e.RetryAfter = regainAccess(resp.Header)
+		e.RetryAfter = p.regainAccess(ans.Header)
 	}
 	if e.RetryAfter > 0 {
 		desc += fmt.Sprintf("; access regained in %v", e.RetryAfter)
 	}
 	if cause == nil {
-		return p.failure(what, e, desc, nil)
+		return p.call.Fail(what, e, desc, nil)
 	}
-	return p.failure(what, e, desc, cause)
+	return p.call.Fail(what, e, desc, cause)
 }
 
 // retryableCode reports whether Graph's error code is one that goes away
@@ -347,7 +297,7 @@ func retryableCode(code int) bool {
 // says: the largest estimated_time_to_regain_access, in minutes, of an
 // X-Business-Use-Case-Usage header, or a Retry-After in seconds. It is 0
 // when neither says.
-func regainAccess(h http.Header) time.Duration {
+func (p *Poster) regainAccess(h http.Header) time.Duration {
 	var usage map[string][]struct {
 		Minutes int `json:"estimated_time_to_regain_access"`
 	}
@@ -362,58 +312,11 @@ func regainAccess(h http.Header) time.Duration {
 	if most > 0 {
 		return most
 	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
-	}
-	return 0
-}
-
-// failure finishes e: its text, scrubbed of the token, and its cause.
-func (p *Poster) failure(what string, e *bus.ProviderError, desc string, cause error) error {
-	e.Text = p.scrub("facebook: " + what + ": " + desc)
-	e.Err = cause
-	return e
+	return apicall.RetryAfter(h.Get("Retry-After"), p.now())
 }
 
 // scrub takes the token out of text, as it is and URL-encoded, in case
 // Graph or a library ever echoes it.
 func (p *Poster) scrub(text string) string {
-	if p.cfg.Token == "" {
-		return text
-	}
-	text = strings.ReplaceAll(text, p.cfg.Token, "[token]")
-	if enc := url.QueryEscape(p.cfg.Token); enc != p.cfg.Token {
-		text = strings.ReplaceAll(text, enc, "[token]")
-	}
-	return text
-}
-
-// scrubURLError takes the token out of the URL a *url.Error quotes: the
-// token travels in the body, but a proxy's redirect or a future change
-// could put it in a URL, and the error reaches logs.
-func (p *Poster) scrubURLError(err error) error {
-	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err
-	}
-	clean := *ue
-	if u, perr := url.Parse(ue.URL); perr == nil && u.RawQuery != "" {
-		q := u.Query()
-		if q.Has("access_token") {
-			q.Set("access_token", "[token]")
-			u.RawQuery = q.Encode()
-		}
-		clean.URL = u.String()
-	}
-	clean.URL = p.scrub(clean.URL)
-	return &clean
-}
-
-func printable(s string) bool {
-	for i := range len(s) {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return apicall.Scrub(text, apicall.Secret{Value: p.cfg.Token, Name: "[token]"})
 }

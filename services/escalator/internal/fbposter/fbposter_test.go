@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"regexp"
 	"strings"
@@ -58,15 +57,7 @@ func TestRequestsOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Post: %v", err)
 			}
-			var got graphapi.Post
-			for _, q := range s.Posts() {
-				if q.ID == id {
-					got = q
-				}
-			}
-			if got.ID == "" {
-				t.Fatalf("no post %s at the stand-in", id)
-			}
+			got := providertest.Find(t, s.Posts(), func(q graphapi.Post) string { return q.ID }, id)
 			if got.Raw != tt.want {
 				t.Errorf("body on the wire:\n got %s\nwant %s", got.Raw, tt.want)
 			}
@@ -199,19 +190,11 @@ func TestFailures(t *testing.T) {
 					s.FailNext(1, tt.fault)
 					_, err = p.Comment(ctx(t), pid, "web-3 is up")
 				}
+				providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
+					Prefix: "facebook: " + call, Text: tt.text})
 				e := callError(t, err)
-				if e.Status != tt.status || e.Code != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
-					t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
-						e.Status, e.Code, e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
-				}
-				if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-					t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
-				}
-				if !strings.Contains(err.Error(), tt.text) {
-					t.Errorf("error %q, want it to contain %q", err, tt.text)
-				}
-				if prefix := "facebook: " + call; !strings.HasPrefix(err.Error(), prefix) {
-					t.Errorf("error %q does not start with %q", err, prefix)
+				if e.Code != tt.code {
+					t.Errorf("code %d, want %d", e.Code, tt.code)
 				}
 				if tt.code != 0 && (e.Type == "" || !strings.HasPrefix(e.TraceID, "A")) {
 					t.Errorf("type %q, trace ID %q", e.Type, e.TraceID)
@@ -312,11 +295,8 @@ func TestRefusedBeforeSending(t *testing.T) {
 // path, as an operator's egress proxy might.
 func TestAPIURLBehindPath(t *testing.T) {
 	s := graphapi.Start(t, page, token)
-	target, _ := url.Parse(s.URL)
-	proxy := httptest.NewServer(http.StripPrefix("/graph", httputil.NewSingleHostReverseProxy(target)))
-	t.Cleanup(proxy.Close)
 	cfg := config(s)
-	cfg.APIURL = proxy.URL + "/graph/"
+	cfg.APIURL = providertest.BehindPath(t, s.URL, "/graph") + "/graph/"
 	if _, err := newPoster(t, cfg).Post(ctx(t), "x", ""); err != nil {
 		t.Fatalf("Post via proxy: %v", err)
 	}
@@ -324,16 +304,12 @@ func TestAPIURLBehindPath(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	good := fbposter.Config{PageID: page, Token: token}
-	tests := []struct {
-		name   string
-		change func(*fbposter.Config)
-		want   []string // parts of the error; none: valid
-	}{
-		{"good", func(*fbposter.Config) {}, nil},
-		{"https API URL", func(c *fbposter.Config) { c.APIURL = "https://graph-proxy.internal.example/graph" }, nil},
-		{"http on loopback", func(c *fbposter.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
-		{"another version", func(c *fbposter.Config) { c.Version = "v19.0" }, nil},
-		{"everything wrong at once", func(c *fbposter.Config) {
+	tests := []providertest.Change[fbposter.Config]{
+		{Name: "good", Change: func(*fbposter.Config) {}},
+		{Name: "https API URL", Change: func(c *fbposter.Config) { c.APIURL = "https://graph-proxy.internal.example/graph" }},
+		{Name: "http on loopback", Change: func(c *fbposter.Config) { c.APIURL = "http://127.0.0.1:8080" }},
+		{Name: "another version", Change: func(c *fbposter.Config) { c.Version = "v19.0" }},
+		{Name: "everything wrong at once", Change: func(c *fbposter.Config) {
 			*c = fbposter.Config{
 				PageID:  "my-page",
 				Token:   token + "\n",
@@ -341,22 +317,17 @@ func TestNew(t *testing.T) {
 				Version: "21.0",
 				Timeout: -time.Second,
 			}
-		}, []string{
+		}, Want: []string{
 			`page ID "my-page"`, "token holds spaces or characters outside printable ASCII",
 			"plain http would send the token in clear text", `version "21.0"`, "timeout -1s is negative",
 		}},
-		{"empty", func(c *fbposter.Config) { *c = fbposter.Config{} }, []string{`page ID ""`, "token is empty"}},
-		{"API URL with a query", func(c *fbposter.Config) { c.APIURL = "https://graph.facebook.com/?access_token=x" }, []string{"want no user, query or fragment"}},
-		{"API URL not a URL", func(c *fbposter.Config) { c.APIURL = "graph.facebook.com" }, []string{"want an absolute http or https URL"}},
+		{Name: "empty", Change: func(c *fbposter.Config) { *c = fbposter.Config{} }, Want: []string{`page ID ""`, "token is empty"}},
+		{Name: "API URL with a query", Change: func(c *fbposter.Config) { c.APIURL = "https://graph.facebook.com/?access_token=x" }, Want: []string{"want no user, query or fragment"}},
+		{Name: "API URL not a URL", Change: func(c *fbposter.Config) { c.APIURL = "graph.facebook.com" }, Want: []string{"want an absolute http or https URL"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := good
-			tt.change(&cfg)
-			_, err := fbposter.New(cfg)
-			providertest.Problems(t, err, tt.want, token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page")
-		})
-	}
+	providertest.Configs(t, fbposter.New, good, tests, func(fbposter.Config) []string {
+		return []string{token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page"}
+	})
 }
 
 // callErr is a failed call as the tests read it: the provider error, and
@@ -381,10 +352,7 @@ func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
 		s := graphapi.Start(t, page, token)
 		cfg := config(s)
-		cfg.Timeout = o.Timeout
-		if o.Addr != "" {
-			cfg.APIURL = "http://" + o.Addr
-		}
+		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		p := newPoster(t, cfg)
 		return providertest.Rig{
 			Send:        func(ctx context.Context, key string) (string, error) { return p.Post(ctx, key, "") },
@@ -396,11 +364,7 @@ func TestContract(t *testing.T) {
 				return time.Duration(math.Ceil(d.Minutes())) * time.Minute // Graph counts in minutes
 			},
 			Accepted: func() []string {
-				var keys []string
-				for _, p := range s.Posts() {
-					keys = append(keys, p.Message)
-				}
-				return keys
+				return providertest.Keys(s.Posts(), func(p graphapi.Post) string { return p.Message })
 			},
 			Connections: s.Connections,
 			Secrets:     []string{token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page"},
@@ -412,7 +376,5 @@ func TestContract(t *testing.T) {
 // them), shows the token, as it is or URL-encoded.
 func noToken(t *testing.T, err error) {
 	t.Helper()
-	for ; err != nil; err = errors.Unwrap(err) {
-		providertest.NoSecrets(t, err, token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page")
-	}
+	providertest.NoSecretsInCauses(t, err, token, url.QueryEscape(token), "EAAGm0PX4ZCpsBAKZC9page")
 }

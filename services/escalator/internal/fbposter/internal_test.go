@@ -2,15 +2,13 @@ package fbposter
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net/http"
-	"net/url"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/apicall"
 	"github.com/tocsin-alarm/tocsin/internal/standin/graphapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 )
 
 // TestDefaultIsGraph checks that without an API URL or version calls go to
@@ -22,8 +20,8 @@ func TestDefaultIsGraph(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seen []string
-	p.client = newClient(recording{base: s.Transport(), urls: &seen}, p.cfg.Timeout)
+	rec := &providertest.Recorder{Base: s.Transport()}
+	p.call.Client = apicall.Bound(&http.Client{Transport: rec}, p.cfg.Timeout)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -35,19 +33,9 @@ func TestDefaultIsGraph(t *testing.T) {
 		t.Fatalf("Comment: %v", err)
 	}
 	want := []string{"https://graph.facebook.com/v21.0/42/feed", "https://graph.facebook.com/v21.0/" + pid + "/comments"}
-	if len(seen) != 2 || seen[0] != want[0] || seen[1] != want[1] {
+	if seen := rec.URLs(); len(seen) != 2 || seen[0] != want[0] || seen[1] != want[1] {
 		t.Errorf("requests went to %v, want %v", seen, want)
 	}
-}
-
-type recording struct {
-	base http.RoundTripper
-	urls *[]string
-}
-
-func (r recording) RoundTrip(req *http.Request) (*http.Response, error) {
-	*r.urls = append(*r.urls, req.URL.String())
-	return r.base.RoundTrip(req)
 }
 
 func TestRegainAccess(t *testing.T) {
@@ -62,6 +50,7 @@ func TestRegainAccess(t *testing.T) {
 		{`not JSON`, "", 0},
 		{"", "-5", 0},
 	}
+	p := &Poster{now: time.Now}
 	for _, tt := range tests {
 		h := http.Header{}
 		if tt.usage != "" {
@@ -70,31 +59,9 @@ func TestRegainAccess(t *testing.T) {
 		if tt.retryAfter != "" {
 			h.Set("Retry-After", tt.retryAfter)
 		}
-		if got := regainAccess(h); got != tt.want {
+		if got := p.regainAccess(h); got != tt.want {
 			t.Errorf("usage %q, Retry-After %q: got %v, want %v", tt.usage, tt.retryAfter, got, tt.want)
 		}
-	}
-}
-
-func TestScrubURLError(t *testing.T) {
-	const token = "EAAsecret+/="
-	p := &Poster{cfg: Config{Token: token}}
-	ue := &url.Error{Op: "Post", URL: "https://graph.example/v21.0/1/feed?access_token=" + url.QueryEscape(token) + "&x=1", Err: errors.New("boom")}
-	got := p.scrubURLError(ue)
-	for _, text := range []string{got.Error(), fmt.Sprintf("%#v", got)} {
-		if strings.Contains(text, "EAAsecret") {
-			t.Errorf("%s shows the token", text)
-		}
-	}
-	if !strings.Contains(got.Error(), "x=1") || !strings.Contains(got.Error(), "boom") {
-		t.Errorf("scrubbed too much: %v", got)
-	}
-	if ue.URL == got.(*url.Error).URL {
-		t.Error("the original error was changed, or nothing was scrubbed")
-	}
-	plain := errors.New("no URL")
-	if p.scrubURLError(plain) != plain {
-		t.Error("an error without a URL was replaced")
 	}
 }
 

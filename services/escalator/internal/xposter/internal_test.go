@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 )
 
 // TestDefaultIsX checks that without an API URL posts go to
@@ -20,27 +21,17 @@ func TestDefaultIsX(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seen []string
-	p.client = p.newClient(recording{base: s.Transport(), urls: &seen})
+	rec := &providertest.Recorder{Base: s.Transport()}
+	p.call.Client = p.newClient(rec)
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	if _, err := p.Post(ctx, "web-3 is down", ""); err != nil {
 		t.Fatalf("Post: %v", err)
 	}
-	if want := "https://api.x.com/2/tweets"; len(seen) != 1 || seen[0] != want {
+	if want, seen := "https://api.x.com/2/tweets", rec.URLs(); len(seen) != 1 || seen[0] != want {
 		t.Errorf("requests went to %v, want %s", seen, want)
 	}
-}
-
-type recording struct {
-	base http.RoundTripper
-	urls *[]string
-}
-
-func (r recording) RoundTrip(req *http.Request) (*http.Response, error) {
-	*r.urls = append(*r.urls, req.URL.String())
-	return r.base.RoundTrip(req)
 }
 
 func TestRateLimitReset(t *testing.T) {

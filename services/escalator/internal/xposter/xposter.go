@@ -10,13 +10,10 @@ package xposter
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -25,8 +22,10 @@ import (
 
 	"github.com/dghubble/oauth1"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/apicall"
 	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/internal/xtext"
 )
 
 const (
@@ -35,9 +34,6 @@ const (
 	// DefaultAPIURL is X's API, where posts go when Config.APIURL is
 	// empty.
 	DefaultAPIURL = "https://api.x.com"
-	// maxAnswer bounds how much of an answer is read: X's are a few
-	// hundred bytes.
-	maxAnswer = 1 << 20
 )
 
 var idRE = regexp.MustCompile(`^[0-9]{1,19}$`)
@@ -74,7 +70,7 @@ type Config struct {
 type Poster struct {
 	cfg      Config
 	endpoint string // the URL of POST /2/tweets
-	client   *http.Client
+	call     apicall.Caller
 	now      func() time.Time // for the end of a rate-limit window
 }
 
@@ -89,7 +85,7 @@ func New(cfg Config) (*Poster, error) {
 		switch {
 		case c.value == "":
 			problems = append(problems, fmt.Errorf("%s is empty", c.name))
-		case !printable(c.value):
+		case !apicall.Printable(c.value):
 			problems = append(problems, fmt.Errorf("%s holds spaces or characters outside printable ASCII; check for a stray newline or quote", c.name))
 		}
 	}
@@ -109,14 +105,13 @@ func New(cfg Config) (*Poster, error) {
 		return nil, fmt.Errorf("x config: %w", errors.Join(problems...))
 	}
 
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	p := &Poster{
 		cfg:      cfg,
 		endpoint: strings.TrimSuffix(cfg.APIURL, "/") + "/2/tweets",
 		now:      time.Now,
 	}
-	p.client = p.newClient(base)
+	p.call = apicall.Caller{Provider: "x", Server: "x", Timeout: cfg.Timeout, Scrub: p.scrub}
+	p.call.Client = p.newClient(apicall.Transport())
 	return p, nil
 }
 
@@ -128,13 +123,7 @@ func (p *Poster) newClient(base http.RoundTripper) *http.Client {
 	bctx := context.WithValue(context.Background(), oauth1.HTTPClient, &http.Client{Transport: base})
 	hc := oauth1.NewConfig(p.cfg.ConsumerKey, p.cfg.ConsumerSecret).
 		Client(bctx, oauth1.NewToken(p.cfg.Token, p.cfg.TokenSecret))
-	// A backstop: the request's context, with the same timeout, ends
-	// first and says why.
-	hc.Timeout = p.cfg.Timeout + time.Second
-	// A redirect is an answer, not a reason to sign a request for
-	// another URL.
-	hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return hc
+	return apicall.Bound(hc, p.cfg.Timeout)
 }
 
 // Post publishes text on the account and returns the new post's ID; with
@@ -156,60 +145,34 @@ func (p *Poster) Post(ctx context.Context, text, replyTo string) (string, error)
 	if replyTo != "" {
 		what = "reply to " + replyTo
 	}
-	switch n := Length(text); {
+	switch n := xtext.Bound(text); {
 	case strings.TrimSpace(text) == "":
-		return "", p.refuse(what, "the text is empty")
+		return "", p.call.Refuse(what, "the text is empty")
 	case !utf8.ValidString(text):
-		return "", p.refuse(what, "the text is not valid UTF-8")
-	case n > MaxLength:
-		return "", p.refuse(what, fmt.Sprintf("the text counts %d characters by X's count; X takes at most %d (Fit shortens it)", n, MaxLength))
+		return "", p.call.Refuse(what, "the text is not valid UTF-8")
+	case n > xtext.MaxLength:
+		return "", p.call.Refuse(what, fmt.Sprintf("the text counts %d characters by X's count; X takes at most %d (Fit shortens it)", n, xtext.MaxLength))
 	case replyTo != "" && !idRE.MatchString(replyTo):
-		return "", p.refuse("reply", fmt.Sprintf("%q is not a post ID: want up to 19 digits", replyTo))
+		return "", p.call.Refuse("reply", fmt.Sprintf("%q is not a post ID: want up to 19 digits", replyTo))
 	}
 
-	ctx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout,
-		fmt.Errorf("x did not answer within %v: %w", p.cfg.Timeout, context.DeadlineExceeded))
-	defer cancel()
-
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, p.endpoint, bytes.NewReader(requestBody(text, replyTo)))
+	ans, err := p.call.Post(ctx, what, p.endpoint, "application/json", requestBody(text, replyTo))
 	if err != nil {
-		return "", p.refuse(what, err.Error())
+		return "", err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "tocsin")
-	resp, err := p.client.Do(req)
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			// What the client saw was the request we cancelled; say why.
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		return "", p.failure(what, &bus.ProviderError{Retry: true}, err.Error(), err)
-	}
-	// Read to the end, so that the connection goes back to the pool.
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
-	_ = resp.Body.Close()
-	if err != nil {
-		if cause := context.Cause(ctx); cause != nil {
-			err = fmt.Errorf("%w (%w)", cause, err)
-		}
-		// Whether X took the post is unknown; a retry finds out, as a
-		// duplicate if it did.
-		return "", p.failure(what, &bus.ProviderError{Status: resp.StatusCode, Retry: true},
-			fmt.Sprintf("x answered %d; reading the answer: %v", resp.StatusCode, err), err)
-	}
-	if resp.StatusCode == http.StatusCreated {
-		var ans struct {
+	if ans.Status == http.StatusCreated {
+		var created struct {
 			Data struct {
 				ID string `json:"id"`
 			} `json:"data"`
 		}
-		if err := json.Unmarshal(body, &ans); err == nil && idRE.MatchString(ans.Data.ID) {
-			return ans.Data.ID, nil
+		if err := json.Unmarshal(ans.Body, &created); err == nil && idRE.MatchString(created.Data.ID) {
+			return created.Data.ID, nil
 		}
-		return "", p.failure(what, &bus.ProviderError{Status: resp.StatusCode, Retry: true},
+		return "", p.call.Fail(what, &bus.ProviderError{Status: ans.Status, Retry: true},
 			"x answered 201 without a post ID", nil)
 	}
-	return "", p.answered(what, resp, body)
+	return "", p.answered(what, ans)
 }
 
 // requestBody is the JSON of a request to post text, in reply to replyTo
@@ -249,11 +212,6 @@ func (p *Problem) Error() string { return p.Detail }
 // Is makes errors.Is(err, ErrDuplicate) true for a duplicate.
 func (p *Problem) Is(target error) bool { return target == ErrDuplicate && p.Duplicate }
 
-// refuse is the error for a post Post will not try to make.
-func (p *Poster) refuse(what, why string) error {
-	return p.failure(what, &bus.ProviderError{}, why, nil)
-}
-
 // problem is the body of X's error answers: RFC 7807 fields, and the
 // errors list of a request that breaks the schema.
 type problem struct {
@@ -265,12 +223,12 @@ type problem struct {
 }
 
 // answered describes and classifies an answer other than 201.
-func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
-	e := &bus.ProviderError{Status: resp.StatusCode}
+func (p *Poster) answered(what string, ans *apicall.Answer) error {
+	e := &bus.ProviderError{Status: ans.Status, Retry: apicall.Retry(ans.Status)}
 	pb := &Problem{}
-	desc := fmt.Sprintf("x answered %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+	desc := fmt.Sprintf("x answered %d %s", ans.Status, http.StatusText(ans.Status))
 	var pr problem
-	if json.Unmarshal(body, &pr) == nil {
+	if json.Unmarshal(ans.Body, &pr) == nil {
 		var msgs []string
 		for _, m := range pr.Errors {
 			if m.Message != "" {
@@ -286,29 +244,22 @@ func (p *Poster) answered(what string, resp *http.Response, body []byte) error {
 			desc += ": " + pb.Detail
 		}
 	}
-	switch s := resp.StatusCode; {
+	// A 2xx or 3xx that is not a created post is worth a retry: X may or
+	// may not have it, and a retry finds out, as a duplicate if it does.
+	switch s := ans.Status; {
 	case s == http.StatusTooManyRequests:
-		e.Retry = true
-		e.RetryAfter = p.rateLimitReset(resp.Header)
-	case s == http.StatusRequestTimeout, s >= 500:
-		e.Retry = true
+		e.RetryAfter = p.rateLimitReset(ans.Header)
 	case s == http.StatusForbidden && strings.Contains(strings.ToLower(pb.Detail), "duplicate content"):
 		pb.Duplicate = true
-	case s >= 400:
-		// X will refuse this post again.
-	default:
-		// A 2xx or 3xx that is not a created post: X may or may not
-		// have it, and a retry finds out, as a duplicate if it does.
-		e.Retry = true
 	}
 	if e.RetryAfter > 0 {
 		desc += fmt.Sprintf("; the rate-limit window starts again in %v", e.RetryAfter)
 	}
 	if pb.Detail == "" && !pb.Duplicate {
-		return p.failure(what, e, desc, nil)
+		return p.call.Fail(what, e, desc, nil)
 	}
 	pb.Detail = p.scrub(pb.Detail)
-	return p.failure(what, e, desc, pb)
+	return p.call.Fail(what, e, desc, pb)
 }
 
 // rateLimitReset is how long until X's rate-limit window starts again:
@@ -322,43 +273,16 @@ func (p *Poster) rateLimitReset(h http.Header) time.Duration {
 		}
 		return 0
 	}
-	if secs, err := strconv.Atoi(strings.TrimSpace(h.Get("Retry-After"))); err == nil && secs > 0 {
-		return time.Duration(secs) * time.Second
-	}
-	return 0
-}
-
-// failure finishes e: its text, scrubbed of the credentials, and its
-// cause.
-func (p *Poster) failure(what string, e *bus.ProviderError, desc string, cause error) error {
-	e.Text = p.scrub("x: " + what + ": " + desc)
-	e.Err = cause
-	return e
+	return apicall.RetryAfter(h.Get("Retry-After"), now)
 }
 
 // scrub takes the credentials out of text, in case X or a library ever
 // echoes them. The consumer key and the access token are sent with every
 // request, but they still say which app and account to attack.
 func (p *Poster) scrub(text string) string {
-	for _, c := range []struct{ secret, name string }{
-		{p.cfg.ConsumerSecret, "[consumer secret]"}, {p.cfg.TokenSecret, "[token secret]"},
-		{p.cfg.ConsumerKey, "[consumer key]"}, {p.cfg.Token, "[access token]"},
-	} {
-		if c.secret != "" {
-			text = strings.ReplaceAll(text, c.secret, c.name)
-			if enc := url.QueryEscape(c.secret); enc != c.secret {
-				text = strings.ReplaceAll(text, enc, c.name)
-			}
-		}
-	}
-	return text
-}
-
-func printable(s string) bool {
-	for i := range len(s) {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
-		}
-	}
-	return true
+	return apicall.Scrub(text,
+		apicall.Secret{Value: p.cfg.ConsumerSecret, Name: "[consumer secret]"},
+		apicall.Secret{Value: p.cfg.TokenSecret, Name: "[token secret]"},
+		apicall.Secret{Value: p.cfg.ConsumerKey, Name: "[consumer key]"},
+		apicall.Secret{Value: p.cfg.Token, Name: "[access token]"})
 }

@@ -4,10 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -16,6 +12,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/xapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/internal/xtext"
 	"github.com/tocsin-alarm/tocsin/services/escalator/internal/xposter"
 )
 
@@ -189,19 +186,9 @@ func TestFailures(t *testing.T) {
 			s := xapi.Start(t, creds)
 			s.FailNext(1, tt.fault)
 			_, err := newPoster(t, config(s)).Post(ctx(t), "web-3 is down", "")
-			e := providertest.ProviderError(t, err)
-			if dup := problem(err).Duplicate; e.Status != tt.status || e.Retry != tt.retry || dup != tt.duplicate || e.RetryAfter != 0 {
-				t.Errorf("got status %d retry %v duplicate %v after %v; want %d %v %v 0",
-					e.Status, e.Retry, dup, e.RetryAfter, tt.status, tt.retry, tt.duplicate)
-			}
-			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
-			}
-			if errors.Is(err, xposter.ErrDuplicate) != tt.duplicate {
-				t.Errorf("errors.Is(ErrDuplicate) = %v", !tt.duplicate)
-			}
-			if !strings.Contains(err.Error(), tt.text) {
-				t.Errorf("error %q, want it to contain %q", err, tt.text)
+			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, Prefix: "x: post: ", Text: tt.text})
+			if dup := problem(err).Duplicate; dup != tt.duplicate || errors.Is(err, xposter.ErrDuplicate) != tt.duplicate {
+				t.Errorf("duplicate %v, errors.Is(ErrDuplicate) %v; want %v", dup, errors.Is(err, xposter.ErrDuplicate), tt.duplicate)
 			}
 			noSecrets(t, err, config(s))
 		})
@@ -275,11 +262,8 @@ func TestRefusedBeforeSending(t *testing.T) {
 // a reverse proxy: the signature covers the URL, and X sees another.
 func TestReverseProxyBreaksSignature(t *testing.T) {
 	s := xapi.Start(t, creds)
-	target, _ := url.Parse(s.URL)
-	proxy := httptest.NewServer(http.StripPrefix("/x", httputil.NewSingleHostReverseProxy(target)))
-	t.Cleanup(proxy.Close)
 	cfg := config(s)
-	cfg.APIURL = proxy.URL + "/x"
+	cfg.APIURL = providertest.BehindPath(t, s.URL, "/x") + "/x"
 	_, err := newPoster(t, cfg).Post(ctx(t), "web-3 is down", "")
 	if e := providertest.ProviderError(t, err); e.Status != 401 || e.Retry {
 		t.Errorf("got %v, want a permanent 401", err)
@@ -300,12 +284,12 @@ func TestFitAcceptedByX(t *testing.T) {
 			b.WriteByte(" \n"[j%9/8])
 		}
 		text := fmt.Sprintf("%d %s https://status.example.com/i/%d", i, b.String(), i)
-		if got, want := xposter.Length(text), xapi.Length(text); got != want {
-			t.Errorf("Length(%q) = %d, the stand-in counts %d", text, got, want)
+		if got, want := xtext.Bound(text), xtext.Length(text); got != want {
+			t.Errorf("Bound(%q) = %d, X counts %d", text, got, want)
 		}
 		fit := xposter.Fit(text)
 		if _, err := p.Post(ctx(t), fit, ""); err != nil {
-			t.Errorf("Fit(%q) = %q (%d by X's count): %v", text, fit, xapi.Length(fit), err)
+			t.Errorf("Fit(%q) = %q (%d by X's count): %v", text, fit, xtext.Length(fit), err)
 		}
 		if !strings.HasSuffix(fit, fmt.Sprintf(" https://status.example.com/i/%d", i)) {
 			t.Errorf("Fit(%q) = %q lost the link at the end", text, fit)
@@ -315,17 +299,13 @@ func TestFitAcceptedByX(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	good := xposter.Config{ConsumerKey: "k", ConsumerSecret: "s", Token: "1-t", TokenSecret: "ts"}
-	tests := []struct {
-		name   string
-		change func(*xposter.Config)
-		want   []string // parts of the error; none: valid
-	}{
-		{"good", func(*xposter.Config) {}, nil},
-		{"https API URL", func(c *xposter.Config) { c.APIURL = "https://x-proxy.internal.example" }, nil},
-		{"http on loopback", func(c *xposter.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
-		{"http on localhost", func(c *xposter.Config) { c.APIURL = "http://localhost:8080/" }, nil},
-		{"http on IPv6 loopback", func(c *xposter.Config) { c.APIURL = "http://[::1]:8080" }, nil},
-		{"everything wrong at once", func(c *xposter.Config) {
+	tests := []providertest.Change[xposter.Config]{
+		{Name: "good", Change: func(*xposter.Config) {}},
+		{Name: "https API URL", Change: func(c *xposter.Config) { c.APIURL = "https://x-proxy.internal.example" }},
+		{Name: "http on loopback", Change: func(c *xposter.Config) { c.APIURL = "http://127.0.0.1:8080" }},
+		{Name: "http on localhost", Change: func(c *xposter.Config) { c.APIURL = "http://localhost:8080/" }},
+		{Name: "http on IPv6 loopback", Change: func(c *xposter.Config) { c.APIURL = "http://[::1]:8080" }},
+		{Name: "everything wrong at once", Change: func(c *xposter.Config) {
 			*c = xposter.Config{
 				ConsumerKey:    "",
 				ConsumerSecret: "sec ret",
@@ -334,22 +314,15 @@ func TestNew(t *testing.T) {
 				APIURL:         "http://api.x.com",
 				Timeout:        -time.Second,
 			}
-		}, []string{
+		}, Want: []string{
 			"consumer key is empty", "consumer secret holds spaces", "access token holds spaces",
 			"access token secret is empty", "plain http would let anyone", "timeout -1s is negative",
 		}},
-		{"API URL with a query", func(c *xposter.Config) { c.APIURL = "https://api.x.com/?a=1" }, []string{"want no user, query or fragment"}},
-		{"API URL with a user", func(c *xposter.Config) { c.APIURL = "https://u:p@api.x.com/" }, []string{"want no user, query or fragment"}},
-		{"API URL not a URL", func(c *xposter.Config) { c.APIURL = "api.x.com" }, []string{"want an absolute http or https URL"}},
+		{Name: "API URL with a query", Change: func(c *xposter.Config) { c.APIURL = "https://api.x.com/?a=1" }, Want: []string{"want no user, query or fragment"}},
+		{Name: "API URL with a user", Change: func(c *xposter.Config) { c.APIURL = "https://u:p@api.x.com/" }, Want: []string{"want no user, query or fragment"}},
+		{Name: "API URL not a URL", Change: func(c *xposter.Config) { c.APIURL = "api.x.com" }, Want: []string{"want an absolute http or https URL"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := good
-			tt.change(&cfg)
-			_, err := xposter.New(cfg)
-			providertest.Problems(t, err, tt.want, cfg.ConsumerSecret, cfg.TokenSecret, cfg.Token)
-		})
-	}
+	providertest.Configs(t, xposter.New, good, tests, func(cfg xposter.Config) []string { return []string{cfg.ConsumerSecret, cfg.TokenSecret, cfg.Token} })
 }
 
 // problem is what X said, as Post's error holds it; empty when it said
@@ -367,10 +340,7 @@ func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
 		s := xapi.Start(t, creds)
 		cfg := config(s)
-		cfg.Timeout = o.Timeout
-		if o.Addr != "" {
-			cfg.APIURL = "http://" + o.Addr
-		}
+		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		p := newPoster(t, cfg)
 		return providertest.Rig{
 			Send:        func(ctx context.Context, key string) (string, error) { return p.Post(ctx, key, "") },
@@ -378,13 +348,7 @@ func TestContract(t *testing.T) {
 			Unavailable: func() { s.Fail(xapi.ServerError(503)) },
 			Recover:     s.Recover,
 			RateLimit:   func(d time.Duration) time.Duration { s.Fail(xapi.RateLimited(time.Now().Add(d))); return d },
-			Accepted: func() []string {
-				var keys []string
-				for _, p := range s.Posts() {
-					keys = append(keys, p.Text)
-				}
-				return keys
-			},
+			Accepted:    func() []string { return providertest.Keys(s.Posts(), func(p xapi.Post) string { return p.Text }) },
 			Connections: s.Connections,
 			Secrets:     []string{creds.ConsumerKey, creds.ConsumerSecret, creds.Token, creds.TokenSecret},
 		}

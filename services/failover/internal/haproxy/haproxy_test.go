@@ -22,27 +22,6 @@ func named(name string) *httptest.Server {
 	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, name) }))
 }
 
-// answers asks the frontend n times and counts who answered.
-func answers(t *testing.T, addr string, n int) map[string]int {
-	t.Helper()
-	client := &http.Client{Timeout: 5 * time.Second}
-	got := map[string]int{}
-	for range n {
-		resp, err := client.Get("http://" + addr + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			got[resp.Status]++
-			continue
-		}
-		got[string(body)]++
-	}
-	return got
-}
-
 func TestAgainstHAProxy(t *testing.T) {
 	web1, web2 := named("web1"), named("web2")
 	defer web1.Close()
@@ -80,7 +59,7 @@ func TestAgainstHAProxy(t *testing.T) {
 	if !s.Is(haproxy.Maint) || s.Serving() || s.Is(haproxy.Ready) {
 		t.Errorf("web1 after maint: %+v", s)
 	}
-	if got := answers(t, h.Addr, 6); got["web2"] != 6 {
+	if got := h.Answers(t, 6); got["web2"] != 6 {
 		t.Errorf("with web1 in maintenance the frontend was answered by %v, want web2 only", got)
 	}
 	// Setting a state twice is harmless.
@@ -93,7 +72,7 @@ func TestAgainstHAProxy(t *testing.T) {
 	if s, err = c.Server(ctx, "web", "web1"); err != nil || !s.Is(haproxy.Ready) || !s.Serving() {
 		t.Errorf("web1 after ready: %+v, %v", s, err)
 	}
-	if got := answers(t, h.Addr, 6); got["web1"] != 3 || got["web2"] != 3 {
+	if got := h.Answers(t, 6); got["web1"] != 3 || got["web2"] != 3 {
 		t.Errorf("with both ready the frontend was answered by %v, want 3 each", got)
 	}
 

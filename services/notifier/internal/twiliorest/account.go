@@ -1,7 +1,6 @@
 package twiliorest
 
 import (
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +8,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/apicall"
 	"github.com/tocsin-alarm/tocsin/internal/platform/apiurl"
 )
 
@@ -39,11 +39,15 @@ type Account struct {
 
 // Checked is an Account once checked: the API URL parsed (nil: Twilio's
 // own), the timeout filled in, and the transport whose connection pool
-// every request of the adapter shares.
+// every request of the adapter shares. Begin starts each adapter call.
 type Checked struct {
 	API     *url.URL
 	Timeout time.Duration
 	Base    http.RoundTripper
+	// Now reads a Retry-After given as a date.
+	Now func() time.Time
+
+	sid, authToken string
 }
 
 // Check reports every problem with a at once; texts never hold the auth
@@ -60,7 +64,7 @@ func (a Account) Check() (Checked, []error) {
 		// twilio-go refuses it too, and Twilio never issues one.
 		problems = append(problems, errors.New("auth token holds characters other than letters and digits; check for a stray newline or quote"))
 	}
-	var c Checked
+	c := Checked{Now: time.Now, sid: a.SID, authToken: a.AuthToken}
 	if a.APIURL != "" {
 		u, err := apiurl.Check(a.APIURL, "send the auth token in clear text")
 		if err != nil {
@@ -79,9 +83,7 @@ func (a Account) Check() (Checked, []error) {
 	default:
 		c.Timeout = a.Timeout
 	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	c.Base = base
+	c.Base = apicall.Transport()
 	return c, problems
 }
 

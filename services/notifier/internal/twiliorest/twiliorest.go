@@ -16,13 +16,13 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/twilio/twilio-go/client"
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform/apicall"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 )
 
@@ -79,7 +79,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	t.ans.Status = resp.StatusCode
-	t.ans.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), t.now())
+	t.ans.RetryAfter = apicall.RetryAfter(resp.Header.Get("Retry-After"), t.now())
 	// twilio-go stops reading an answer at the end of its JSON, and never
 	// closes the body of an error answer. Unless the body's end happened
 	// to arrive with the JSON, the connection would be stuck or thrown
@@ -87,32 +87,13 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// handshake. Reading the answer here to its end, bounded (Twilio's
 	// are a few kilobytes), returns the connection to the pool; twilio-go
 	// decodes the copy.
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, apicall.MaxAnswer))
 	_ = resp.Body.Close()
 	if err != nil {
 		return nil, fmt.Errorf("read twilio's %d answer: %w", resp.StatusCode, err)
 	}
 	resp.Body = io.NopCloser(bytes.NewReader(b))
 	return resp, nil
-}
-
-// retryAfter reads a Retry-After header: a number of seconds or an HTTP
-// date. It is 0 when the header is missing, malformed or in the past.
-func retryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if secs, err := strconv.Atoi(v); err == nil {
-		if secs < 0 {
-			return 0
-		}
-		return time.Duration(secs) * time.Second
-	}
-	if at, err := http.ParseTime(v); err == nil && at.After(now) {
-		return at.Sub(now)
-	}
-	return 0
 }
 
 // NewService builds a twilio-go API client for one call's requests,
@@ -123,13 +104,7 @@ func retryAfter(v string, now time.Time) time.Duration {
 // the one the call's context already has: the client's own is a
 // backstop a second later, so that the context ends first and says why.
 func NewService(t *Transport, accountSID, authToken string, timeout time.Duration) *api.ApiService {
-	hc := &http.Client{
-		Transport: t,
-		Timeout:   timeout + time.Second,
-		// As twilio-go's own client: a redirect is an answer, not a
-		// reason to send the credentials elsewhere.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	hc := apicall.Bound(&http.Client{Transport: t}, timeout)
 	c := &client.Client{
 		Credentials:         client.NewCredentials(accountSID, authToken),
 		HTTPClient:          hc,
@@ -140,6 +115,36 @@ func NewService(t *Transport, accountSID, authToken string, timeout time.Duratio
 	// from the environment and would send to another host than the one
 	// configured.
 	return api.NewApiService(&client.RequestHandler{Client: c})
+}
+
+// Begin starts one adapter call (one SMS, one phone call) under ctx. It
+// returns ctx bounded by the account's timeout, with a cause that says so
+// when it ends; the twilio-go service for the call's requests, which that
+// context bounds; and the transport, which notes Twilio's answer for
+// Failure. cancel must be called when the call is over.
+func (c Checked) Begin(ctx context.Context) (_ context.Context, cancel context.CancelFunc, _ *api.ApiService, _ *Transport) {
+	ctx, cancel = context.WithTimeoutCause(ctx, c.Timeout,
+		fmt.Errorf("twilio did not answer within %v: %w", c.Timeout, context.DeadlineExceeded))
+	// twilio-go makes its requests with context.Background(); the
+	// transport is what bounds them by ctx.
+	tr := NewTransport(ctx, c.Base, c.API, c.Now)
+	return ctx, cancel, NewService(tr, c.sid, c.authToken, c.Timeout), tr
+}
+
+// Scrub takes the auth token and the number to out of text, in case
+// Twilio or a library ever echoes them: the number, with or without its
+// "+", becomes short(to).
+func Scrub(text, authToken, to string, short func(string) string) string {
+	if authToken != "" {
+		text = strings.ReplaceAll(text, authToken, "[auth token]")
+	}
+	if len(to) >= 7 {
+		text = strings.ReplaceAll(text, to, short(to))
+		if bare := strings.TrimPrefix(to, "+"); len(bare) >= 7 {
+			text = strings.ReplaceAll(text, bare, short(to))
+		}
+	}
+	return text
 }
 
 // Failure describes and classifies err, the failure of a request whose
@@ -186,19 +191,7 @@ func Failure(ctx context.Context, err error, ans Answer, what string, scrub func
 		}
 	}
 
-	switch {
-	case e.Status == 0:
-		e.Retry = true // no answer: a timeout, a connection failure, ctx
-	case e.Status == http.StatusTooManyRequests, e.Status == http.StatusRequestTimeout, e.Status >= 500:
-		e.Retry = true
-	case e.Status >= 400:
-		e.Retry = false // Twilio will refuse the same request again
-	default:
-		// A 2xx or 3xx answer that does not hold what was asked for:
-		// Twilio may or may not have it. A second message or call beats
-		// a missed alarm.
-		e.Retry = true
-	}
+	e.Retry = apicall.Retry(e.Status)
 	if e.RetryAfter > 0 {
 		desc += fmt.Sprintf("; retry after %v", e.RetryAfter)
 	}

@@ -15,28 +15,6 @@ import (
 	"github.com/twilio/twilio-go/client"
 )
 
-func TestRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 21, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		header string
-		want   time.Duration
-	}{
-		{"", 0},
-		{"0", 0},
-		{"7", 7 * time.Second},
-		{" 120 ", 2 * time.Minute},
-		{"-3", 0},
-		{"soon", 0},
-		{"Sat, 21 Nov 2026 12:00:30 GMT", 30 * time.Second},
-		{"Sat, 21 Nov 2026 11:59:00 GMT", 0},
-	}
-	for _, tt := range tests {
-		if got := retryAfter(tt.header, now); got != tt.want {
-			t.Errorf("retryAfter(%q) = %v, want %v", tt.header, got, tt.want)
-		}
-	}
-}
-
 // TestTransport checks that a request goes below the configured API URL,
 // that the answer's status and Retry-After are noted, and that the body
 // twilio-go reads is the whole answer.
@@ -151,5 +129,13 @@ func TestFailureSaysWhyContextEnded(t *testing.T) {
 	e := Failure(ctx, context.Canceled, Answer{}, "call +44…01", func(s string) string { return s })
 	if !e.Retry || !errors.Is(e, why) || !strings.Contains(e.Text, why.Error()) {
 		t.Errorf("Failure = %+v (%q), want a retry that says %q", e, e.Text, why)
+	}
+}
+
+func TestScrub(t *testing.T) {
+	short := func(n string) string { return n[:3] + "…" }
+	got := Scrub("token tok123 to +447700900001 or 447700900001, not +4412", "tok123", "+447700900001", short)
+	if want := "token [auth token] to +44… or +44…, not +4412"; got != want {
+		t.Errorf("Scrub = %q, want %q", got, want)
 	}
 }

@@ -2,12 +2,12 @@ package twiliosms
 
 import (
 	"context"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 )
 
 func TestMask(t *testing.T) {
@@ -39,8 +39,8 @@ func TestDefaultIsTwilio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var seen []string
-	snd.base = recording{base: s.Transport(), urls: &seen}
+	rec := &providertest.Recorder{Base: s.Transport()}
+	snd.acct.Base = rec
 
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
@@ -48,17 +48,7 @@ func TestDefaultIsTwilio(t *testing.T) {
 		t.Fatalf("Send: %v", err)
 	}
 	want := "https://api.twilio.com/2010-04-01/Accounts/" + account + "/Messages.json"
-	if len(seen) != 1 || seen[0] != want {
+	if seen := rec.URLs(); len(seen) != 1 || seen[0] != want {
 		t.Errorf("requests went to %v, want %s", seen, want)
 	}
-}
-
-type recording struct {
-	base http.RoundTripper
-	urls *[]string
-}
-
-func (r recording) RoundTrip(req *http.Request) (*http.Response, error) {
-	*r.urls = append(*r.urls, req.URL.String())
-	return r.base.RoundTrip(req)
 }

@@ -9,10 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/url"
 	"regexp"
-	"strings"
 	"time"
 	"unicode/utf16"
 
@@ -64,9 +61,7 @@ type Config struct {
 // but no state about messages, so it is safe for concurrent use.
 type Sender struct {
 	cfg  Config
-	api  *url.URL          // where requests go instead of api.twilio.com; nil: there
-	base http.RoundTripper // shared by every Send, for its connection pool
-	now  func() time.Time  // for a Retry-After given as a date
+	acct twiliorest.Checked
 }
 
 // New checks cfg, reporting every problem at once, and fills in defaults.
@@ -81,7 +76,7 @@ func New(cfg Config) (*Sender, error) {
 		return nil, fmt.Errorf("twilio config: %w", errors.Join(problems...))
 	}
 	cfg.Timeout = c.Timeout
-	return &Sender{cfg: cfg, api: c.API, base: c.Base, now: time.Now}, nil
+	return &Sender{cfg: cfg, acct: c}, nil
 }
 
 func validFrom(from string) bool {
@@ -116,14 +111,8 @@ func (s *Sender) Send(ctx context.Context, to, body string) (string, error) {
 		return "", s.refuse(to, fmt.Sprintf("the message has %d characters; Twilio takes at most %d", n, MaxBody))
 	}
 
-	ctx, cancel := context.WithTimeoutCause(ctx, s.cfg.Timeout,
-		fmt.Errorf("twilio did not answer within %v: %w", s.cfg.Timeout, context.DeadlineExceeded))
+	ctx, cancel, svc, tr := s.acct.Begin(ctx)
 	defer cancel()
-
-	// twilio-go makes its requests with context.Background(); the
-	// transport is what bounds them by ctx.
-	tr := twiliorest.NewTransport(ctx, s.base, s.api, s.now)
-	svc := twiliorest.NewService(tr, s.cfg.AccountSID, s.cfg.AuthToken, s.cfg.Timeout)
 	msg, err := svc.CreateMessage(params(s.cfg.From, to, body, s.cfg.StatusCallback))
 	if err != nil {
 		return "", s.failure(ctx, err, tr.Answer(), to)
@@ -164,16 +153,7 @@ func (s *Sender) failure(ctx context.Context, err error, ans twiliorest.Answer, 
 // scrub takes the auth token and the recipient's number out of text, in
 // case Twilio or a library ever echoes them.
 func (s *Sender) scrub(text, to string) string {
-	if s.cfg.AuthToken != "" {
-		text = strings.ReplaceAll(text, s.cfg.AuthToken, "[auth token]")
-	}
-	if len(to) >= 7 {
-		text = strings.ReplaceAll(text, to, mask(to))
-		if bare := strings.TrimPrefix(to, "+"); len(bare) >= 7 {
-			text = strings.ReplaceAll(text, bare, mask(to))
-		}
-	}
-	return text
+	return twiliorest.Scrub(text, s.cfg.AuthToken, to, mask)
 }
 
 // mask keeps the start of a number, which tells the country, and its last

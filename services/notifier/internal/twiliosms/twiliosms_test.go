@@ -8,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -103,15 +101,7 @@ func TestRequestOnTheWire(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Send: %v", err)
 			}
-			var got twilioapi.Message
-			for _, m := range s.Messages() {
-				if m.SID == sid {
-					got = m
-				}
-			}
-			if got.SID == "" {
-				t.Fatalf("no message %s at the stand-in", sid)
-			}
+			got := providertest.Find(t, s.Messages(), func(m twilioapi.Message) string { return m.SID }, sid)
 			if got.Raw != tt.want {
 				t.Errorf("body on the wire:\n got %s\nwant %s", got.Raw, tt.want)
 			}
@@ -182,19 +172,10 @@ func TestFailures(t *testing.T) {
 			s := twilioapi.Start(t, account, token)
 			s.FailNext(1, tt.fault)
 			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
-			e := providertest.ProviderError(t, err)
-			if e.Status != tt.status || code(err) != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
-				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
-					e.Status, code(err), e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
-			}
-			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-				t.Errorf("Retryable %v, bus.IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
-			}
-			if !strings.Contains(err.Error(), tt.text) {
-				t.Errorf("error %q, want it to contain %q", err, tt.text)
-			}
-			if !strings.HasPrefix(err.Error(), "twilio: send sms to "+masked+": ") {
-				t.Errorf("error %q does not say what failed", err)
+			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
+				Prefix: "twilio: send sms to " + masked + ": ", Text: tt.text})
+			if code(err) != tt.code {
+				t.Errorf("code %d, want %d", code(err), tt.code)
 			}
 			noSecrets(t, err)
 			if tt.code != 0 {
@@ -308,16 +289,13 @@ func TestRefusedBeforeSending(t *testing.T) {
 // below a path, as an operator's egress proxy might.
 func TestAPIURLBehindPath(t *testing.T) {
 	s := twilioapi.Start(t, account, token)
-	target, _ := url.Parse(s.URL)
-	proxy := httptest.NewServer(http.StripPrefix("/twilio", httputil.NewSingleHostReverseProxy(target)))
-	t.Cleanup(proxy.Close)
-
+	proxy := providertest.BehindPath(t, s.URL, "/twilio")
 	cfg := config(s)
-	cfg.APIURL = proxy.URL + "/twilio/"
+	cfg.APIURL = proxy + "/twilio/"
 	if _, err := newSender(t, cfg).Send(ctx(t), rcpt, "x"); err != nil {
 		t.Fatalf("Send via proxy: %v", err)
 	}
-	cfg.APIURL = proxy.URL // without the path: Twilio's path alone is not found
+	cfg.APIURL = proxy // without the path: Twilio's path alone is not found
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
 	if e := providertest.ProviderError(t, err); e.Status != 404 || e.Retry {
 		t.Errorf("got %v, want a permanent 404", err)
@@ -326,19 +304,15 @@ func TestAPIURLBehindPath(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	good := twiliosms.Config{AccountSID: account, AuthToken: token, From: sender}
-	tests := []struct {
-		name   string
-		change func(*twiliosms.Config)
-		want   []string // parts of the error; none: valid
-	}{
-		{"good", func(*twiliosms.Config) {}, nil},
-		{"messaging service", func(c *twiliosms.Config) { c.From = service }, nil},
-		{"short code", func(c *twiliosms.Config) { c.From = "12345" }, nil},
-		{"alphanumeric sender", func(c *twiliosms.Config) { c.From = "Tocsin" }, nil},
-		{"https API URL", func(c *twiliosms.Config) { c.APIURL = "https://twilio-proxy.internal.example/api" }, nil},
-		{"http on loopback", func(c *twiliosms.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
-		{"http on localhost", func(c *twiliosms.Config) { c.APIURL = "http://localhost:8080" }, nil},
-		{"everything wrong at once", func(c *twiliosms.Config) {
+	tests := []providertest.Change[twiliosms.Config]{
+		{Name: "good", Change: func(*twiliosms.Config) {}},
+		{Name: "messaging service", Change: func(c *twiliosms.Config) { c.From = service }},
+		{Name: "short code", Change: func(c *twiliosms.Config) { c.From = "12345" }},
+		{Name: "alphanumeric sender", Change: func(c *twiliosms.Config) { c.From = "Tocsin" }},
+		{Name: "https API URL", Change: func(c *twiliosms.Config) { c.APIURL = "https://twilio-proxy.internal.example/api" }},
+		{Name: "http on loopback", Change: func(c *twiliosms.Config) { c.APIURL = "http://127.0.0.1:8080" }},
+		{Name: "http on localhost", Change: func(c *twiliosms.Config) { c.APIURL = "http://localhost:8080" }},
+		{Name: "everything wrong at once", Change: func(c *twiliosms.Config) {
 			*c = twiliosms.Config{
 				AccountSID:     "SK" + strings.Repeat("0", 32),
 				AuthToken:      "sec ret\n",
@@ -347,33 +321,24 @@ func TestNew(t *testing.T) {
 				StatusCallback: "/twilio/status",
 				Timeout:        -time.Second,
 			}
-		}, []string{
+		}, Want: []string{
 			`account SID "SK000`, "auth token holds characters other than letters and digits",
 			`from "07700900999"`, "plain http would send the auth token in clear text",
 			`status callback "/twilio/status"`, "timeout -1s is negative",
 		}},
-		{"empty", func(c *twiliosms.Config) { *c = twiliosms.Config{} }, []string{"account SID", "auth token is empty", `from ""`}},
-		{"API URL with a query", func(c *twiliosms.Config) { c.APIURL = "https://x.example/?a=1" }, []string{"want no user, query or fragment"}},
-		{"API URL not a URL", func(c *twiliosms.Config) { c.APIURL = "api.twilio.com" }, []string{"want an absolute http or https URL"}},
-		{"alphanumeric sender too long", func(c *twiliosms.Config) { c.From = "TocsinAlarms" }, []string{"from"}},
+		{Name: "empty", Change: func(c *twiliosms.Config) { *c = twiliosms.Config{} }, Want: []string{"account SID", "auth token is empty", `from ""`}},
+		{Name: "API URL with a query", Change: func(c *twiliosms.Config) { c.APIURL = "https://x.example/?a=1" }, Want: []string{"want no user, query or fragment"}},
+		{Name: "API URL not a URL", Change: func(c *twiliosms.Config) { c.APIURL = "api.twilio.com" }, Want: []string{"want an absolute http or https URL"}},
+		{Name: "alphanumeric sender too long", Change: func(c *twiliosms.Config) { c.From = "TocsinAlarms" }, Want: []string{"from"}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := good
-			tt.change(&cfg)
-			_, err := twiliosms.New(cfg)
-			providertest.Problems(t, err, tt.want, cfg.AuthToken)
-		})
-	}
+	providertest.Configs(t, twiliosms.New, good, tests, func(cfg twiliosms.Config) []string { return []string{cfg.AuthToken} })
 }
 
 // noSecrets fails if err, or anything it wraps (Twilio's own error among
 // them, cleaned), shows the auth token or the number in full.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	for ; err != nil; err = errors.Unwrap(err) {
-		providertest.NoSecrets(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"))
-	}
+	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"))
 }
 
 // code is Twilio's error code behind err, 0 when it gave none.
@@ -390,10 +355,7 @@ func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
 		s := twilioapi.Start(t, account, token)
 		cfg := config(s)
-		cfg.Timeout = o.Timeout
-		if o.Addr != "" {
-			cfg.APIURL = "http://" + o.Addr
-		}
+		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		snd := newSender(t, cfg)
 		return providertest.Rig{
 			Send:        func(ctx context.Context, key string) (string, error) { return snd.Send(ctx, rcpt, key) },
@@ -402,11 +364,7 @@ func TestContract(t *testing.T) {
 			Recover:     s.Recover,
 			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
 			Accepted: func() []string {
-				var keys []string
-				for _, m := range s.Messages() {
-					keys = append(keys, m.Body)
-				}
-				return keys
+				return providertest.Keys(s.Messages(), func(m twilioapi.Message) string { return m.Body })
 			},
 			Connections: s.Connections,
 			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+")},

@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -73,9 +72,7 @@ type Config struct {
 // Twilio but no state about calls, so it is safe for concurrent use.
 type Caller struct {
 	cfg  Config
-	api  *url.URL          // where requests go instead of api.twilio.com; nil: there
-	base http.RoundTripper // shared by every Call, for its connection pool
-	now  func() time.Time  // for a Retry-After given as a date
+	acct twiliorest.Checked
 }
 
 // New checks cfg, reporting every problem at once, and fills in defaults.
@@ -96,7 +93,7 @@ func New(cfg Config) (*Caller, error) {
 		return nil, fmt.Errorf("twilio voice config: %w", errors.Join(problems...))
 	}
 	cfg.Timeout = c.Timeout
-	return &Caller{cfg: cfg, api: c.API, base: c.Base, now: time.Now}, nil
+	return &Caller{cfg: cfg, acct: c}, nil
 }
 
 // Call asks Twilio to call the number to, in international form, read
@@ -125,14 +122,8 @@ func (c *Caller) Call(ctx context.Context, to, text, gatherURL string) (string, 
 		return "", c.refuse(to, gatherURL, "the gather URL is not an absolute http or https URL")
 	}
 
-	ctx, cancel := context.WithTimeoutCause(ctx, c.cfg.Timeout,
-		fmt.Errorf("twilio did not answer within %v: %w", c.cfg.Timeout, context.DeadlineExceeded))
+	ctx, cancel, svc, tr := c.acct.Begin(ctx)
 	defer cancel()
-
-	// twilio-go makes its requests with context.Background(); the
-	// transport is what bounds them by ctx.
-	tr := twiliorest.NewTransport(ctx, c.base, c.api, c.now)
-	svc := twiliorest.NewService(tr, c.cfg.AccountSID, c.cfg.AuthToken, c.cfg.Timeout)
 	p := params(c.cfg.From, to, TwiML(text, gatherURL), c.cfg.StatusCallback, int(c.cfg.Ring/time.Second))
 	call, err := svc.CreateCall(p)
 	if err != nil {
@@ -168,18 +159,9 @@ func (c *Caller) failure(ctx context.Context, err error, ans twiliorest.Answer, 
 // scrub takes the auth token, the number and the gather URL out of text,
 // in case Twilio or a library ever echoes them.
 func (c *Caller) scrub(text, to, gatherURL string) string {
-	if c.cfg.AuthToken != "" {
-		text = strings.ReplaceAll(text, c.cfg.AuthToken, "[auth token]")
-	}
 	if gatherURL != "" {
 		text = strings.ReplaceAll(text, gatherURL, "[gather URL]")
 		text = strings.ReplaceAll(text, url.QueryEscape(gatherURL), "[gather URL]")
 	}
-	if len(to) >= 7 {
-		text = strings.ReplaceAll(text, to, redact.Phone(to))
-		if bare := strings.TrimPrefix(to, "+"); len(bare) >= 7 {
-			text = strings.ReplaceAll(text, bare, redact.Phone(to))
-		}
-	}
-	return text
+	return twiliorest.Scrub(text, c.cfg.AuthToken, to, redact.Phone)
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/twilio/twilio-go/client"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliovoice"
@@ -161,16 +160,10 @@ func TestFailures(t *testing.T) {
 			s := twilioapi.Start(t, account, token)
 			s.FailNext(1, tt.fault)
 			_, err := newCaller(t, config(s)).Call(ctx(t), rcpt, "web-3 is down", gather)
-			e := providertest.ProviderError(t, err)
-			if e.Status != tt.status || code(err) != tt.code || e.Retry != tt.retry || e.RetryAfter != tt.retryAfter {
-				t.Errorf("got status %d code %d retry %v after %v; want %d %d %v %v",
-					e.Status, code(err), e.Retry, e.RetryAfter, tt.status, tt.code, tt.retry, tt.retryAfter)
-			}
-			if bus.Retryable(err) != tt.retry || bus.IsPermanent(err) == tt.retry {
-				t.Errorf("Retryable %v, IsPermanent %v; want retry %v", bus.Retryable(err), bus.IsPermanent(err), tt.retry)
-			}
-			if !strings.Contains(err.Error(), tt.text) || !strings.HasPrefix(err.Error(), "twilio: call "+masked+": ") {
-				t.Errorf("error %q, want it to start with what failed and contain %q", err, tt.text)
+			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
+				Prefix: "twilio: call " + masked + ": ", Text: tt.text})
+			if code(err) != tt.code {
+				t.Errorf("code %d, want %d", code(err), tt.code)
 			}
 			noSecrets(t, err)
 		})
@@ -230,36 +223,25 @@ func TestStallEndsAtTheTimeout(t *testing.T) {
 
 func TestNew(t *testing.T) {
 	good := twiliovoice.Config{AccountSID: account, AuthToken: token, From: caller}
-	tests := []struct {
-		name   string
-		change func(*twiliovoice.Config)
-		want   []string
-	}{
-		{"good", func(*twiliovoice.Config) {}, nil},
-		{"ring a minute", func(c *twiliovoice.Config) { c.Ring = time.Minute }, nil},
-		{"http on loopback", func(c *twiliovoice.Config) { c.APIURL = "http://127.0.0.1:8080" }, nil},
-		{"everything wrong at once", func(c *twiliovoice.Config) {
+	tests := []providertest.Change[twiliovoice.Config]{
+		{Name: "good", Change: func(*twiliovoice.Config) {}},
+		{Name: "ring a minute", Change: func(c *twiliovoice.Config) { c.Ring = time.Minute }},
+		{Name: "http on loopback", Change: func(c *twiliovoice.Config) { c.APIURL = "http://127.0.0.1:8080" }},
+		{Name: "everything wrong at once", Change: func(c *twiliovoice.Config) {
 			*c = twiliovoice.Config{
 				AccountSID: "SK" + strings.Repeat("0", 32), AuthToken: "sec ret\n", From: "Tocsin",
 				APIURL: "http://twilio-proxy.example", StatusCallback: "/status", Ring: 2 * time.Second, Timeout: -time.Second,
 			}
-		}, []string{
+		}, Want: []string{
 			`account SID "SK000`, "auth token holds characters other than letters and digits",
 			`from "Tocsin": a call needs a number`, "plain http would send the auth token in clear text",
 			`status callback "/status"`, "ring 2s: want whole seconds from 5s to 10m0s", "timeout -1s is negative",
 		}},
-		{"ring in fractions", func(c *twiliovoice.Config) { c.Ring = 7500 * time.Millisecond }, []string{"ring 7.5s"}},
-		{"ring too long", func(c *twiliovoice.Config) { c.Ring = time.Hour }, []string{"ring 1h0m0s"}},
-		{"empty", func(c *twiliovoice.Config) { *c = twiliovoice.Config{} }, []string{"account SID", "auth token is empty", `from ""`}},
+		{Name: "ring in fractions", Change: func(c *twiliovoice.Config) { c.Ring = 7500 * time.Millisecond }, Want: []string{"ring 7.5s"}},
+		{Name: "ring too long", Change: func(c *twiliovoice.Config) { c.Ring = time.Hour }, Want: []string{"ring 1h0m0s"}},
+		{Name: "empty", Change: func(c *twiliovoice.Config) { *c = twiliovoice.Config{} }, Want: []string{"account SID", "auth token is empty", `from ""`}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg := good
-			tt.change(&cfg)
-			_, err := twiliovoice.New(cfg)
-			providertest.Problems(t, err, tt.want, cfg.AuthToken)
-		})
-	}
+	providertest.Configs(t, twiliovoice.New, good, tests, func(cfg twiliovoice.Config) []string { return []string{cfg.AuthToken} })
 }
 
 // TestContract: the caller keeps the promises every adapter keeps.
@@ -267,10 +249,7 @@ func TestContract(t *testing.T) {
 	providertest.Run(t, func(t *testing.T, o providertest.Options) providertest.Rig {
 		s := twilioapi.Start(t, account, token)
 		cfg := config(s)
-		cfg.Timeout = o.Timeout
-		if o.Addr != "" {
-			cfg.APIURL = "http://" + o.Addr
-		}
+		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		c := newCaller(t, cfg)
 		return providertest.Rig{
 			Send:        func(ctx context.Context, key string) (string, error) { return c.Call(ctx, rcpt, key, gather) },
@@ -279,11 +258,7 @@ func TestContract(t *testing.T) {
 			Recover:     s.Recover,
 			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
 			Accepted: func() []string {
-				var keys []string
-				for _, call := range s.Calls() {
-					keys = append(keys, call.TwiML)
-				}
-				return keys
+				return providertest.Keys(s.Calls(), func(call twilioapi.Call) string { return call.TwiML })
 			},
 			Connections: s.Connections,
 			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather},
@@ -295,9 +270,7 @@ func TestContract(t *testing.T) {
 // number in full or the signed gather URL.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	for ; err != nil; err = errors.Unwrap(err) {
-		providertest.NoSecrets(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"), gather)
-	}
+	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"), gather)
 }
 
 func code(err error) int {

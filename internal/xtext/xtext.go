@@ -1,4 +1,24 @@
-package xapi
+// Package xtext counts a post's text as X does (twitter-text,
+// configuration v3), for the poster that must keep within X's limit and
+// the stand-in that enforces it: one count, so that the two cannot drift
+// apart.
+//
+// A URL counts URLLength whatever its length; an emoji, with its
+// modifiers, variation selectors and joined parts, counts 2; any other
+// character counts 1 if it is in the ranges X weighs light (U+0000–U+10FF,
+// most of General Punctuation) and 2 otherwise, so that a CJK character
+// counts 2. X normalises the text to NFC first; this package does not, and
+// counts a decomposed letter as two characters, which errs on the safe
+// side.
+//
+// Which tokens are URLs follows twitter-text in the common cases: a token
+// starting http:// or https:// with a dotted host name, or a bare host
+// name whose last label is a well-known top-level domain, such as
+// status.example.com; not an address like ops@example.com. X's list of
+// top-level domains is longer than this package's: Length models X with
+// the shorter list, and Bound counts the more of the two readings wherever
+// the list decides.
+package xtext
 
 import (
 	"strings"
@@ -6,65 +26,96 @@ import (
 	"unicode/utf8"
 )
 
-// maxLength is X's limit on a post's text, by Length's count.
-const maxLength = 280
+const (
+	// MaxLength is X's limit on a post's text.
+	MaxLength = 280
+	// URLLength is what a URL counts for in a post, whatever its own
+	// length: X wraps every link in a t.co link of this many characters.
+	URLLength = 23
+)
 
-// urlLength is what a URL counts for in a post, whatever its own length:
-// X wraps every link in a t.co link of this many characters.
-const urlLength = 23
+// Length counts s as X counts a post's text, where a link is a token with
+// http:// or https:// and a host name, or a bare host name under a
+// top-level domain this package knows.
+func Length(s string) int { return total(Clusters(s)) }
 
-// Length counts s as X counts a post's text (twitter-text, configuration
-// v3): a URL counts 23 whatever its length; an emoji, with its modifiers,
-// variation selectors and joined parts, counts 2; any other character
-// counts 1 if it is in the ranges X weighs light (U+0000–U+10FF, most of
-// General Punctuation) and 2 otherwise, so that a CJK character counts 2.
-// X normalises the text to NFC first; Length does not, and counts a
-// decomposed letter as two characters.
-//
-// Which tokens are URLs follows twitter-text in the common cases: a token
-// starting http:// or https:// with a dotted host name, or a bare host name
-// whose last label is a well-known top-level domain, such as
-// status.example.com; not an address like ops@example.com. This is a
-// stand-in's approximation of X's full top-level domain list, and the
-// code under test keeps its own count: the tests hold the two to each
-// other.
-func Length(s string) int {
+// Bound counts s as Length does, except where X may or may not see a link
+// — a host name under a top-level domain this package does not know, such
+// as node.js or https://status.internal/ — where it counts the more of
+// URLLength and the token's own count. A text whose Bound is within
+// MaxLength is one X takes.
+func Bound(s string) int { return total(BoundClusters(s)) }
+
+// Cluster is a piece of text X counts as a whole: a URL, an emoji
+// sequence, or one character.
+type Cluster struct {
+	Start, End int // byte offsets in the text
+	Weight     int // what it counts for
+	URL        bool
+}
+
+// Clusters splits s into the pieces X counts, as Length counts them.
+func Clusters(s string) []Cluster { return split(s, false) }
+
+// BoundClusters splits s into the pieces X counts, as Bound counts them:
+// a token X may or may not see as a link is a URL cluster that counts the
+// more of the two.
+func BoundClusters(s string) []Cluster { return split(s, true) }
+
+func total(cs []Cluster) int {
 	n := 0
-	for _, c := range clusters(s) {
-		n += c.weight
+	for _, c := range cs {
+		n += c.Weight
 	}
 	return n
 }
 
-// cluster is a piece of text X counts as a whole: a URL, an emoji
-// sequence, or one character.
-type cluster struct {
-	start, end int // byte offsets in the text
-	weight     int
-	url        bool
-}
-
-// clusters splits s into the pieces X counts.
-func clusters(s string) []cluster {
-	var out []cluster
+func split(s string, bound bool) []Cluster {
+	var out []Cluster
 	links := urls(s)
 	for i := 0; i < len(s); {
-		if len(links) > 0 && links[0][0] == i {
-			out = append(out, cluster{start: i, end: links[0][1], weight: urlLength, url: true})
-			i = links[0][1]
+		if len(links) > 0 && links[0].start == i {
+			l := links[0]
 			links = links[1:]
-			continue
+			w, isURL := URLLength, l.known || l.scheme
+			if bound && !l.known {
+				// X may see a link or text: count the more of the two.
+				w, isURL = max(w, plain(s[l.start:l.end])), true
+			}
+			if isURL {
+				out = append(out, Cluster{Start: i, End: l.end, Weight: w, URL: true})
+				i = l.end
+				continue
+			}
+			// A bare name under a top-level domain this package does
+			// not know is text by Length's count.
 		}
-		if n := emoji(s[i:]); n > 0 {
-			out = append(out, cluster{start: i, end: i + n, weight: 2})
-			i += n
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		out = append(out, cluster{start: i, end: i + size, weight: weight(r)})
-		i += size
+		c := char(s, i)
+		out = append(out, c)
+		i = c.End
 	}
 	return out
+}
+
+// char is the cluster at s[i:] outside a URL: an emoji sequence or one
+// character.
+func char(s string, i int) Cluster {
+	if n := emoji(s[i:]); n > 0 {
+		return Cluster{Start: i, End: i + n, Weight: 2}
+	}
+	r, size := utf8.DecodeRuneInString(s[i:])
+	return Cluster{Start: i, End: i + size, Weight: weight(r)}
+}
+
+// plain counts s as text, with no URL in it.
+func plain(s string) int {
+	n := 0
+	for i := 0; i < len(s); {
+		c := char(s, i)
+		n += c.Weight
+		i = c.End
+	}
+	return n
 }
 
 // weight is what one character counts for outside an emoji or URL.
@@ -134,9 +185,17 @@ func symbol(r rune) bool {
 		r == 0x3030 || r == 0x303D || r == 0x3297 || r == 0x3299
 }
 
-// urls returns the byte ranges of the URLs in s, in order.
-func urls(s string) [][2]int {
-	var out [][2]int
+// span is where a token shaped like a link is in a text: whether it
+// starts with a scheme, and whether its top-level domain is one this
+// package knows.
+type span struct {
+	start, end    int
+	scheme, known bool
+}
+
+// urls returns where the tokens shaped like links in s are, in order.
+func urls(s string) []span {
+	var out []span
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if unicode.IsSpace(r) {
@@ -151,18 +210,20 @@ func urls(s string) [][2]int {
 			}
 			end += size
 		}
-		if a, b, ok := link(s[i:end]); ok {
-			out = append(out, [2]int{i + a, i + b})
+		if l, ok := link(s[i:end]); ok {
+			l.start += i
+			l.end += i
+			out = append(out, l)
 		}
 		i = end
 	}
 	return out
 }
 
-// link finds the URL in token, a run of text without spaces, once the
+// link finds the link in token, a run of text without spaces, once the
 // quotes and brackets around it and the punctuation after it are set
 // aside, and returns its byte range in token.
-func link(token string) (int, int, bool) {
+func link(token string) (span, bool) {
 	start, end := 0, len(token)
 	for start < end && strings.IndexByte(`"'([{<`, token[start]) >= 0 {
 		start++
@@ -185,7 +246,7 @@ func link(token string) (int, int, bool) {
 		}
 	}
 	if !scheme && strings.ContainsAny(lower, "@") {
-		return 0, 0, false // an address or a mention, not a link
+		return span{}, false // an address or a mention, not a link
 	}
 	if i := strings.IndexAny(host, "/?#"); i >= 0 {
 		host = host[:i]
@@ -193,7 +254,7 @@ func link(token string) (int, int, bool) {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		port := host[i+1:]
 		if port == "" || strings.Trim(port, "0123456789") != "" {
-			return 0, 0, false
+			return span{}, false
 		}
 		host = host[:i]
 	}
@@ -201,28 +262,24 @@ func link(token string) (int, int, bool) {
 	// is text, counted character by character.
 	labels := strings.Split(host, ".")
 	if len(labels) < 2 || len(host) > 253 || len(core) > 4096 {
-		return 0, 0, false
+		return span{}, false
 	}
 	for _, l := range labels {
 		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") ||
 			strings.IndexFunc(l, func(r rune) bool { return r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) }) >= 0 {
-			return 0, 0, false
+			return span{}, false
 		}
 	}
 	tld := labels[len(labels)-1]
-	if scheme {
-		if len(tld) < 2 || strings.IndexFunc(tld, func(r rune) bool { return !unicode.IsLetter(r) }) >= 0 {
-			return 0, 0, false
-		}
-	} else if !knownTLD(tld) {
-		return 0, 0, false
+	if len(tld) < 2 || strings.IndexFunc(tld, func(r rune) bool { return !unicode.IsLetter(r) }) >= 0 {
+		return span{}, false
 	}
-	return start, end, true
+	return span{start: start, end: end, scheme: scheme, known: knownTLD(tld)}, true
 }
 
-// knownTLDs holds the top-level domains a bare host name is a link
+// knownTLDs holds the top-level domains a host name is surely a link
 // with: the generic ones and the country codes seen most. twitter-text
-// holds every one; a name under any other is counted as text.
+// holds every one.
 const knownTLDs = ` com net org edu gov mil int info biz name pro mobi io co ai app dev me tv
  cc ly gl gg fm to so sh ws xyz online site tech cloud page blog news shop store host network
  systems services email link live world us uk ca au nz ie de fr es it nl be ch at se no dk fi
