@@ -31,6 +31,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -83,6 +84,7 @@ func main() {
 		if *bare {
 			err = baseline(ctx, o, os.Stdout)
 		} else {
+			platform.TuneGC(os.LookupEnv) // as tocsin run does
 			err = run(ctx, o, os.Stdout)
 		}
 		stop()

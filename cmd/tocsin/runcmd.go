@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/tocsin-alarm/tocsin/internal/platform"
 	"github.com/tocsin-alarm/tocsin/internal/platform/admin"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
@@ -123,6 +124,7 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, env func(strin
 	if cfg == nil {
 		return code
 	}
+	platform.TuneGC(env)
 	if f.cpuProfile != "" {
 		stop, err := profileCPU(f.cpuProfile)
 		if err != nil {
