@@ -287,6 +287,13 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 	}); err != nil {
 		return err
 	}
+	// Outages are placed by the last scheduled check seen: wait for one,
+	// as successes come batched, up to a second after their check.
+	if o.spread == "even" {
+		if err := waitUntil(sctx, 2*o.interval+5*time.Second, "a scheduled check seen", func() bool { return !w.lastScheduled().IsZero() }); err != nil {
+			return err
+		}
+	}
 
 	rng := rand.New(rand.NewPCG(o.seed, o.seed>>1|1))
 	// Each wait is bounded by the slowest path: a check not due for an
