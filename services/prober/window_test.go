@@ -265,21 +265,28 @@ func TestWindowOfAStoppedProber(t *testing.T) {
 	}
 }
 
-// TestForgedWindows: a window that does not decode, has too many checks,
-// begins an hour from now, or names a server the config does not have,
-// is set aside with the reason; the checks it names that the config has
-// still run, and so do the windows after it.
-func TestForgedWindows(t *testing.T) {
+// windowsAtLon1 runs lon1's prober on windows alone, for web1 and web2
+// checked hourly: the servers' count of checks, a connection to publish
+// windows on, and the prober's context.
+func windowsAtLon1(t *testing.T) (*counting, *bus.Bus, context.Context) {
 	web := newCounting(t)
 	cfg := fleet(t, web, "lon1", "1h", "web1", "web2")
 	srv := bustest.Start(t)
-	b := srv.Connect(t, quiet())
 	p, err := New(cfg, Options{Location: "lon1"}, Deps{Bus: srv.Connect(t, quiet()), Log: quiet()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	stop, ctx := goRun(p.takeWindowsSending)
-	defer stop()
+	t.Cleanup(func() { _ = stop() })
+	return web, srv.Connect(t, quiet()), ctx
+}
+
+// TestForgedWindows: a window that does not decode, has too many checks,
+// begins an hour from now, or names a server the config does not have,
+// is set aside with the reason; the checks it names that the config has
+// still run, and so do the windows after it.
+func TestForgedWindows(t *testing.T) {
+	web, b, ctx := windowsAtLon1(t)
 
 	now := time.Now().UTC()
 	check := func(server string) map[string]any {
@@ -346,16 +353,7 @@ func TestForgedWindows(t *testing.T) {
 // it (here, the same window under another id) runs only the checks that
 // had not run: a server is not checked twice for one slot.
 func TestWindowHandledAgain(t *testing.T) {
-	web := newCounting(t)
-	cfg := fleet(t, web, "lon1", "1h", "web1", "web2")
-	srv := bustest.Start(t)
-	b := srv.Connect(t, quiet())
-	p, err := New(cfg, Options{Location: "lon1"}, Deps{Bus: srv.Connect(t, quiet()), Log: quiet()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stop, ctx := goRun(p.takeWindowsSending)
-	defer stop()
+	web, b, ctx := windowsAtLon1(t)
 	k := windowOf(time.Now())
 	ws := &events.ProbeSchedule{Start: windowStart(k), WindowMS: 1000, Locations: []string{"lon1"},
 		Checks: []events.ScheduledCheck{{Server: "web1", Slot: 42}}}
