@@ -81,6 +81,16 @@ func (r *record) of(server string) []int {
 	return slices.Clone(r.seen[server])
 }
 
+// want checks the n of each server's results handled, in order.
+func (r *record) want(t *testing.T, handled map[string][]int) {
+	t.Helper()
+	for server, want := range handled {
+		if got := r.of(server); !slices.Equal(got, want) {
+			t.Errorf("server %s: results handled in order %v, want %v", server, got, want)
+		}
+	}
+}
+
 func publishAll(t *testing.T, b *bus.Bus, evs ...events.Event) {
 	t.Helper()
 	for _, ev := range evs {
@@ -116,11 +126,7 @@ func TestBatchEventsGoToTheirKeysInOrder(t *testing.T) {
 		single("a", 3), batchOf(t, 4, "b", "a"), single("b", 5), single("c", 5),
 	)
 	wait.For(t, "every result to be handled", func() bool { return rec.handled() == 15 })
-	for server, want := range map[string][]int{"a": {1, 2, 3, 4}, "b": {1, 2, 4, 5}, "c": {2, 5}, "h": {2}} {
-		if got := rec.of(server); !slices.Equal(got, want) {
-			t.Errorf("server %s: results handled in order %v, want %v", server, got, want)
-		}
-	}
+	rec.want(t, map[string][]int{"a": {1, 2, 3, 4}, "b": {1, 2, 4, 5}, "c": {2, 5}, "h": {2}})
 	settled(t, b, "split-order")
 }
 
@@ -145,11 +151,7 @@ func TestBatchWithAFailureIsHandledAgain(t *testing.T) {
 	publishAll(t, b, batchOf(t, 1, "x", "flaky", "y"))
 	settled(t, b, "split-retry")
 	// Redelivered whole: what succeeded the first time is handled again.
-	for server, want := range map[string][]int{"x": {1, 1}, "flaky": {1}, "y": {1, 1}} {
-		if got := rec.of(server); !slices.Equal(got, want) {
-			t.Errorf("server %s: handled %v, want %v", server, got, want)
-		}
-	}
+	rec.want(t, map[string][]int{"x": {1, 1}, "flaky": {1}, "y": {1, 1}})
 }
 
 func TestBatchEventRefusedIsSetAsideAlone(t *testing.T) {
@@ -176,11 +178,7 @@ func TestBatchEventRefusedIsSetAsideAlone(t *testing.T) {
 		t.Errorf("set aside %q (%v), want the refused result alone", dead.Data(), err)
 	}
 	settled(t, b, "split-dead")
-	for server, want := range map[string][]int{"p": {1}, "q": {1}} {
-		if got := rec.of(server); !slices.Equal(got, want) {
-			t.Errorf("server %s: handled %v, want %v once", server, got, want)
-		}
-	}
+	rec.want(t, map[string][]int{"p": {1}, "q": {1}})
 }
 
 func TestBatchUndecodableIsSetAsideWhole(t *testing.T) {
