@@ -16,6 +16,7 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -138,18 +139,23 @@ func (n *Notifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Each part runs until ctx ends or one of them stops; Run returns once
+	// every part has finished what it held, so that nothing is still
+	// sending, or logging, after it.
 	errs := make(chan error, 4)
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() { errs <- n.consumeActions(ctx, kv) }()
-	if err := n.watchSelf(ctx, kv, errs); err != nil {
+	var parts sync.WaitGroup
+	defer func() { cancel(); parts.Wait() }()
+	start := func(part func() error) { parts.Go(func() { errs <- part() }) }
+	start(func() error { return n.consumeActions(ctx, kv) })
+	if err := n.watchSelf(ctx, kv, start); err != nil {
 		return err
 	}
 	if n.cfg.Notify.PublicURL != "" {
-		go func() { errs <- n.serve(ctx, kv) }()
+		start(func() error { return n.serve(ctx, kv) })
 	}
-	go func() {
-		errs <- n.bus.Consume(ctx, bus.Consumer{
+	start(func() error {
+		return n.bus.Consume(ctx, bus.Consumer{
 			Stream:  events.StreamEvents,
 			Name:    "notifier",
 			Filter:  n.eventFilters(),
@@ -170,10 +176,8 @@ func (n *Notifier) Run(ctx context.Context) error {
 			}
 			return n.handle(ctx, kv, ev)
 		})
-	}()
-	err = <-errs
-	cancel()
-	return err
+	})
+	return <-errs
 }
 
 // handle merges an event into its incident's state, finishes a message

@@ -17,9 +17,9 @@ import (
 // kindSelf is no incident's: a part of the alarm itself stopped.
 const kindSelf = "self"
 
-// watchSelf opens the record of the providers' health and follows the
-// self alerts until ctx ends, sending its end on errs.
-func (n *Notifier) watchSelf(ctx context.Context, kv jetstream.KeyValue, errs chan<- error) error {
+// watchSelf opens the record of the providers' health and starts a part
+// that follows the self alerts until ctx ends.
+func (n *Notifier) watchSelf(ctx context.Context, kv jetstream.KeyValue, start func(func() error)) error {
 	skv, err := n.bus.KV(ctx, events.BucketSelf)
 	if err != nil {
 		return err
@@ -27,13 +27,13 @@ func (n *Notifier) watchSelf(ctx context.Context, kv jetstream.KeyValue, errs ch
 	n.health.mu.Lock()
 	n.health.kv = skv
 	n.health.mu.Unlock()
-	go func() {
-		errs <- n.bus.Consume(ctx, bus.Consumer{
+	start(func() error {
+		return n.bus.Consume(ctx, bus.Consumer{
 			Stream: events.StreamEvents, Name: "notifier-self", Filter: []string{events.SubjectSelf},
 			Workers: 2, AckWait: n.ackWait, BackoffMin: time.Second, BackoffMax: 30 * time.Second, Since: time.Hour,
 			Metrics: n.m, Log: n.log,
 		}, func(ctx context.Context, ev events.Event) error { return n.selfAlert(ctx, kv, ev) })
-	}()
+	})
 	return nil
 }
 
