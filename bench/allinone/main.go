@@ -148,7 +148,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "tocsin ready (pid %s): %d servers every %s, %.1f checks/s due; warming up for %s\n",
 		t.pid(), o.servers, o.interval, r.due(), o.warmup)
-	if !sleep(ctx, o.warmup) {
+	if !benchkit.Sleep(ctx, o.warmup) {
 		return ctx.Err()
 	}
 	if err := measureTocsin(ctx, t, web, &r, out); err != nil {
@@ -186,7 +186,7 @@ func measureTocsin(ctx context.Context, t *tocsinProc, web *benchkit.Child, r *r
 	fmt.Fprintf(out, "measuring tocsin for %s from %s\n", r.opts.window, from.Format(time.TimeOnly))
 	to := from.Add(r.opts.window)
 	for now := time.Now(); now.Before(to); now = time.Now() {
-		if !sleep(ctx, min(5*time.Second, to.Sub(now))) {
+		if !benchkit.Sleep(ctx, min(5*time.Second, to.Sub(now))) {
 			return ctx.Err()
 		}
 		if t.exited() {

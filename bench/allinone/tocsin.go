@@ -179,7 +179,7 @@ func (t *tocsinProc) waitReady(ctx context.Context, within time.Duration) error 
 				return nil
 			}
 		}
-		if !sleep(ctx, 250*time.Millisecond) {
+		if !benchkit.Sleep(ctx, 250*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -225,16 +225,4 @@ func (t *tocsinProc) counters(names ...string) (map[string]float64, error) {
 		return nil, errors.New("/metrics has no " + names[0])
 	}
 	return sums, nil
-}
-
-// sleep waits for d or until ctx ends, and reports whether it slept it all.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -229,7 +229,7 @@ func run(ctx context.Context, o options, out io.Writer) error {
 	defer stopProber()
 
 	fmt.Fprintf(out, "warming up for %s\n", o.warmup)
-	if !sleep(ctx, o.warmup) {
+	if !benchkit.Sleep(ctx, o.warmup) {
 		return ctx.Err()
 	}
 	m, err := measure(ctx, o, t, pb, natsChild, web, out)
@@ -316,7 +316,7 @@ func measure(ctx context.Context, o options, t *tally, pb *bus.Bus, natsChild, w
 	// their timeout to report.
 	m.due = t.dueIn(from, to)
 	deadline := time.Now().Add(o.timeout + 5*time.Second)
-	for t.doneCount() < m.due && time.Now().Before(deadline) && sleep(ctx, 250*time.Millisecond) {
+	for t.doneCount() < m.due && time.Now().Before(deadline) && benchkit.Sleep(ctx, 250*time.Millisecond) {
 	}
 	m.tallied = t.close()
 	return m, nil
@@ -355,18 +355,6 @@ func writeHeapProfile(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// sleep waits for d or until ctx ends, and reports whether it slept it all.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
 
 // fleetYAML is a config of o.servers HTTP servers in boxes of o.perBox,

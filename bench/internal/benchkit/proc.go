@@ -2,6 +2,7 @@ package benchkit
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"strconv"
 	"strings"
@@ -89,4 +90,16 @@ func TimeWait() int {
 		}
 	}
 	return -1
+}
+
+// Sleep waits for d or until ctx ends, and reports whether it slept it all.
+func Sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
