@@ -44,6 +44,7 @@ type options struct {
 	keep        bool
 	cpuProfile  string
 	memProfile  string
+	rssEvery    time.Duration
 }
 
 func main() {
@@ -61,6 +62,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, data, tocsin's log) and say where")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "have tocsin write a CPU profile of its whole run to this file (its --cpu-profile)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "have tocsin write a profile of its memory in use to this file when it stops (its --mem-profile)")
+	flag.DurationVar(&o.rssEvery, "rss-every", 0, "print tocsin's resident memory this often during the window (0: only at the end), to see whether it stays flat")
 	serve := flag.Bool("serve", false, "internal: serve HTTP on loopback for the parent process")
 	flag.Parse()
 
@@ -185,6 +187,7 @@ func measureTocsin(ctx context.Context, t *tocsinProc, web *benchkit.Child, r *r
 	web0 := benchkit.CPUOf(web.Pid())
 	fmt.Fprintf(out, "measuring tocsin for %s from %s\n", r.opts.window, from.Format(time.TimeOnly))
 	to := from.Add(r.opts.window)
+	lastSample := from
 	for now := time.Now(); now.Before(to); now = time.Now() {
 		if !benchkit.Sleep(ctx, min(5*time.Second, to.Sub(now))) {
 			return ctx.Err()
@@ -194,6 +197,13 @@ func measureTocsin(ctx context.Context, t *tocsinProc, web *benchkit.Child, r *r
 		}
 		rss, _ := benchkit.MemOf(t.pid())
 		r.rssMax = max(r.rssMax, rss)
+		if r.rssMin == 0 || rss < r.rssMin {
+			r.rssMin = rss
+		}
+		if every := r.opts.rssEvery; every > 0 && time.Since(lastSample) >= every {
+			lastSample = time.Now()
+			fmt.Fprintf(out, "  %s into the window: RSS %s\n", lastSample.Sub(from).Round(time.Second), mb(rss))
+		}
 	}
 	c1, err := t.counters(names...)
 	if err != nil {

@@ -27,7 +27,7 @@ type result struct {
 	cpu, sys       time.Duration
 	webCPU         time.Duration // the HTTP servers', not counted
 	rss, hwm       int64         // at the end, and the peak since start
-	rssMax         int64         // the highest sample in the window
+	rssMax, rssMin int64         // the highest and lowest samples in the window
 
 	floor       benchkit.FloorResult
 	floorWebCPU time.Duration
@@ -53,7 +53,7 @@ func (r *result) print(w io.Writer) {
 	fmt.Fprintf(w, "\n%d servers every %s, window %s, %d CPUs, load average at start %s\n", o.servers, o.interval, o.window, runtime.NumCPU(), r.load)
 	fmt.Fprintf(w, "tocsin:  %.1f checks/s of %.1f due (%.0f checks, %.0f failed); CPU %.2f s (kernel %.2f s) = %.3f CPU-s per 1,000 checks, %.1f%% of the machine\n",
 		rate, r.due(), r.checks, r.failed, r.cpu.Seconds(), r.sys.Seconds(), r.perThousand(), share(r.cpu, r.elapsed))
-	fmt.Fprintf(w, "         RSS %s at the end, %s at most in the window, %s peak since start\n", mb(r.rss), mb(r.rssMax), mb(r.hwm))
+	fmt.Fprintf(w, "         RSS %s at the end, %s to %s in the window, %s peak since start\n", mb(r.rss), mb(r.rssMin), mb(r.rssMax), mb(r.hwm))
 	fmt.Fprintf(w, "floor:   %.1f checks/s (%d checks, %d failed); CPU %.2f s (kernel %.2f s) = %.3f CPU-s per 1,000 checks\n",
 		floorRate, r.floor.Done, r.floor.Failed, r.floor.CPU.Seconds(), r.floor.Sys.Seconds(), r.floor.PerThousand())
 	fmt.Fprintf(w, "HTTP servers: %.2f CPU-s during tocsin's window, %.2f during the floor's warm-up and window, in their own process, not counted\n",
