@@ -45,6 +45,7 @@ type options struct {
 	cpuProfile  string
 	memProfile  string
 	rssEvery    time.Duration
+	floorWindow time.Duration
 }
 
 func main() {
@@ -62,6 +63,7 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (config, data, tocsin's log) and say where")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "have tocsin write a CPU profile of its whole run to this file (its --cpu-profile)")
 	flag.StringVar(&o.memProfile, "memprofile", "", "have tocsin write a profile of its memory in use to this file when it stops (its --mem-profile)")
+	flag.DurationVar(&o.floorWindow, "floor-window", 0, "how long to measure the bare checks (0: as long as -window); a shorter one suits a long -window of memory")
 	flag.DurationVar(&o.rssEvery, "rss-every", 0, "print tocsin's resident memory this often during the window (0: only at the end), to see whether it stays flat")
 	serve := flag.Bool("serve", false, "internal: serve HTTP on loopback for the parent process")
 	flag.Parse()
@@ -100,6 +102,12 @@ func (o *options) check() error {
 	}
 	if o.listeners < 1 || o.listeners > 64 || o.perBox < 1 || o.concurrency < 1 || o.concurrency > 10000 {
 		errs = append(errs, errors.New("-listeners (1 to 64), -per-box and -concurrency (1 to 10000) must be at least 1"))
+	}
+	if o.floorWindow == 0 {
+		o.floorWindow = o.window
+	}
+	if o.floorWindow < time.Second || o.floorWindow > time.Hour {
+		errs = append(errs, errors.New("-floor-window must be between 1s and 1h"))
 	}
 	o.timeout = min(o.timeout, o.interval)
 	return errors.Join(errs...)
@@ -161,11 +169,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		return ctx.Err()
 	}
 
-	fmt.Fprintf(out, "floor: bare checks at %.1f/s; warming up for %s, measuring for %s\n", r.due(), o.floorWarmup, o.window)
+	fmt.Fprintf(out, "floor: bare checks at %.1f/s; warming up for %s, measuring for %s\n", r.due(), o.floorWarmup, o.floorWindow)
 	web0 := benchkit.CPUOf(web.Pid())
 	r.floor = benchkit.Floor(ctx, benchkit.FloorOptions{
 		Addrs: addrs, Servers: o.servers, Rate: r.due(), Timeout: o.timeout,
-		Concurrency: o.concurrency, Warmup: o.floorWarmup, Window: o.window,
+		Concurrency: o.concurrency, Warmup: o.floorWarmup, Window: o.floorWindow,
 	})
 	r.floorWebCPU = benchkit.CPUOf(web.Pid()) - web0 // warm-up included
 	if ctx.Err() != nil {
