@@ -58,6 +58,7 @@ func (p *Prober) longestTimeout() time.Duration {
 // job is one check of a window, for this location.
 type job struct {
 	id   string
+	ran  ranCheck // how it is remembered once run; zero: not remembered
 	task *events.ProbeTask
 	spec check.Spec
 }
@@ -101,14 +102,17 @@ func (p *Prober) handleWindow(run, ctx context.Context, ev events.Event) error {
 			unknown = append(unknown, c.Server)
 			continue
 		}
-		if tg, _ := p.cfg.Target(c.Server); task.Due.Add(tg.Interval).Before(now) {
+		tg, _ := p.cfg.Target(c.Server)
+		if task.Due.Add(tg.Interval).Before(now) {
 			continue // past: the next slot has replaced it
 		}
-		id := events.TaskID(c.Server, c.Slot)
-		if p.ran.has(id) {
+		// The config's own string: what is remembered of a check that ran
+		// allocates nothing of its own.
+		ran := ranCheck{server: tg.Server.ID, slot: c.Slot}
+		if p.ran.has(ran) {
 			continue // this window came back, and this check had run
 		}
-		jobs = append(jobs, job{id: id, task: task, spec: spec})
+		jobs = append(jobs, job{id: events.TaskID(c.Server, c.Slot), ran: ran, task: task, spec: spec})
 	}
 	slices.SortFunc(jobs, func(a, b job) int { return a.task.Due.Compare(b.task.Due) })
 	if err := p.runAll(run, ctx, jobs); err != nil {
@@ -197,7 +201,9 @@ func (p *Prober) runAll(run, ctx context.Context, jobs []job) error {
 				mu.Unlock()
 				return
 			}
-			p.ran.add(j.id, p.now())
+			if j.ran.server != "" {
+				p.ran.add(j.ran, p.now())
+			}
 		})
 	}
 	wg.Wait()
@@ -230,37 +236,44 @@ func listed(names []string, n int) string {
 
 // ranChecks remembers the checks of windows this prober has run and
 // published, for as long as a window may come back to it (a result that
-// could not be published, a window held past its ack wait): the window
-// handled again runs only the checks that had not run.
+// could not be published, a window held past its ack wait), or another
+// window hold the same check: the window handled again runs only the
+// checks that had not run.
 type ranChecks struct {
 	mu     sync.Mutex
-	at     map[string]time.Time
-	pruned int // the size after the last pruning
+	at     map[ranCheck]int64 // when it ran, in Unix seconds
+	pruned int                // the size after the last pruning
+}
+
+// ranCheck is a server's check of one slot.
+type ranCheck struct {
+	server string
+	slot   int64
 }
 
 // ranKept is how long a check is remembered: over twice a window's ack
 // wait with the default timeouts.
 const ranKept = 2 * time.Minute
 
-func (r *ranChecks) has(id string) bool {
+func (r *ranChecks) has(c ranCheck) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	_, ok := r.at[id]
+	_, ok := r.at[c]
 	return ok
 }
 
-func (r *ranChecks) add(id string, now time.Time) {
+func (r *ranChecks) add(c ranCheck, now time.Time) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.at == nil {
-		r.at = map[string]time.Time{}
+		r.at = map[ranCheck]int64{}
 	}
-	r.at[id] = now
+	r.at[c] = now.Unix()
 	// Pruned whenever it has doubled: a few passes over the map each
 	// ranKept, whatever the rate of checks.
 	if len(r.at) > 2*max(r.pruned, 1024) {
 		for k, t := range r.at {
-			if now.Sub(t) > ranKept {
+			if now.Unix()-t > int64(ranKept/time.Second) {
 				delete(r.at, k)
 			}
 		}
