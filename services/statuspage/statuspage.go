@@ -132,24 +132,27 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.stale != nil {
 		saving.Go(func() { s.watchStale(ctx) })
 	}
-	go func() { errs <- s.keepFollowing(ctx) }()
-	go func() {
+	// Both parts end before Run returns: a page that stops has stopped
+	// reading the bus and answering, not half of it.
+	var parts sync.WaitGroup
+	parts.Go(func() { errs <- s.keepFollowing(ctx) })
+	parts.Go(func() {
 		s.log.Info("status page serving", "listen", ln.Addr().String())
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			errs <- err
 			return
 		}
 		errs <- nil
-	}()
+	})
+	var err error
 	select {
-	case err := <-errs:
-		cancel()
-		shutdown(srv)
-		return err
+	case err = <-errs:
 	case <-ctx.Done():
-		shutdown(srv)
-		return nil
 	}
+	cancel()
+	shutdown(srv)
+	parts.Wait()
+	return err
 }
 
 func shutdown(srv *http.Server) {
