@@ -28,6 +28,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three probers and a verifier")
 	}
+	t.Parallel()
 	// 100 servers every 2s, each slot checked from one location in turn:
 	// 17 failures a second from nyc1 to clear, and few enough results that
 	// the verifier keeps up under the race detector on a busy machine, so
