@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // TestDemo runs "tocsin demo" with short intervals until an outage has been
@@ -16,6 +18,7 @@ func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole pipeline")
 	}
+	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out, errs := newSyncBuffer(), newSyncBuffer()
@@ -23,19 +26,22 @@ func TestDemo(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"demo", "--interval", "1s", "--outage-every", "1h", "--outage-for", "4s", "--listen", "127.0.0.1:0"}, out, errs, testEnv)
 	}()
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(out.String(), "RESOLVED:") {
+	exited := -1
+	resolved := wait.Until(ctx, 60*time.Second, func() bool {
 		select {
-		case code := <-done:
-			t.Fatalf("demo exited %d early:\n%s\n%s", code, out, errs)
+		case exited = <-done:
+			return true
 		default:
 		}
-		if time.Now().After(deadline) {
-			cancel()
-			<-done
-			t.Fatalf("no resolved email within a minute:\n%s\n%s", out, errs)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return strings.Contains(out.String(), "RESOLVED:")
+	})
+	if exited >= 0 {
+		t.Fatalf("demo exited %d early:\n%s\n%s", exited, out, errs)
+	}
+	if !resolved {
+		cancel()
+		<-done
+		t.Fatalf("no resolved email within a minute:\n%s\n%s", out, errs)
 	}
 	// The outbox page shows what went out.
 	if m := regexp.MustCompile(`What would have gone out \(SMS, email, tickets, posts\): (http://\S+)`).FindStringSubmatch(out.String()); m == nil {
@@ -76,11 +82,8 @@ func TestDemo(t *testing.T) {
 		if code := run(ctx, append(append([]string{"ack"}, natsArgs...), "--by", "Alice", m[1]), &cmdOut, &cmdErr, testEnv); code != 0 {
 			t.Errorf("tocsin ack %s exited %d: %s", m[1], code, cmdErr.String())
 		}
-		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), "acknowledged by Alice (via cli)"); time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Errorf("the demo does not show the acknowledgement:\n%s", out)
-				break
-			}
+		if !wait.Until(ctx, 30*time.Second, func() bool { return strings.Contains(out.String(), "acknowledged by Alice (via cli)") }) {
+			t.Errorf("the demo does not show the acknowledgement:\n%s", out)
 		}
 	}
 	var statusOut, statusErr strings.Builder

@@ -74,15 +74,6 @@ func startDeployedNATS(t *testing.T) *deployedNATS {
 	if err := os.Mkdir(conf, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"nats.conf", "accounts.conf"} {
-		data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "nats", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(conf, name), data, 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
 	var passwords strings.Builder
 	for _, u := range natsUsers {
 		pw := "test-" + u + "-" + rand.Text()
@@ -106,13 +97,30 @@ func startDeployedNATS(t *testing.T) *deployedNATS {
 	wrong := newTestCA(t, "Some other CA")
 	wrong.writeCert(t, filepath.Join(dir, "wrong-ca.pem"))
 
-	for k, v := range map[string]string{
-		"NATS_NAME": "nats-1", "NATS_LISTEN": "127.0.0.1:-1", "NATS_CLUSTER": "127.0.0.1:-1", "NATS_MONITOR": "127.0.0.1:-1",
-		"NATS_STORE":   filepath.Join(dir, "jetstream"),
-		"NATS_ROUTE_1": "tls://127.0.0.1:1", "NATS_ROUTE_2": "tls://127.0.0.1:1", "NATS_ROUTE_3": "tls://127.0.0.1:1",
-		"NATS_CERT": filepath.Join(dir, "server.pem"), "NATS_KEY": filepath.Join(dir, "server-key.pem"), "NATS_CA": filepath.Join(dir, "ca.pem"),
+	// What a node takes from its environment is given as variables at the
+	// head of its nats.conf, where nats-server looks before the
+	// environment: the same values, and no process-wide environment that
+	// would keep the test from running beside others.
+	var vars strings.Builder
+	for _, kv := range [][2]string{
+		{"NATS_NAME", "nats-1"}, {"NATS_LISTEN", "127.0.0.1:-1"}, {"NATS_CLUSTER", "127.0.0.1:-1"}, {"NATS_MONITOR", "127.0.0.1:-1"},
+		{"NATS_STORE", filepath.Join(dir, "jetstream")},
+		{"NATS_ROUTE_1", "tls://127.0.0.1:1"}, {"NATS_ROUTE_2", "tls://127.0.0.1:1"}, {"NATS_ROUTE_3", "tls://127.0.0.1:1"},
+		{"NATS_CERT", filepath.Join(dir, "server.pem")}, {"NATS_KEY", filepath.Join(dir, "server-key.pem")}, {"NATS_CA", filepath.Join(dir, "ca.pem")},
 	} {
-		t.Setenv(k, v)
+		fmt.Fprintf(&vars, "%s: %q\n", kv[0], kv[1])
+	}
+	for _, name := range []string{"nats.conf", "accounts.conf"} {
+		data, err := os.ReadFile(filepath.Join("..", "..", "deploy", "nats", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "nats.conf" {
+			data = append([]byte(vars.String()), data...)
+		}
+		if err := os.WriteFile(filepath.Join(conf, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	opts, err := server.ProcessConfigFile(filepath.Join(conf, "nats.conf"))
 	if err != nil {

@@ -122,6 +122,7 @@ func TestOutageEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel()
 	web, err := newLoopbackServer("web1", "")
 	if err != nil {
 		t.Fatal(err)

@@ -28,6 +28,7 @@ func TestHangingServer(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs probers and a verifier")
 	}
+	t.Parallel()
 	var hang, slow atomic.Bool
 	var release sync.Once
 	done := make(chan struct{}) // ends the hanging requests at cleanup

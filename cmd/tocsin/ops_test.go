@@ -26,6 +26,7 @@ func TestOperability(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs three probers and a verifier")
 	}
+	t.Parallel()
 	cfgFile, broken := unreachableFromNYC(t, 3, "1s")
 	ns := bustest.Start(t)
 	p := startProcess(t, "run", "--config", cfgFile, "--nats", ns.URL, "--shutdown-timeout", "10s", "--log-format", "json",

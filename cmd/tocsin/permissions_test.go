@@ -59,28 +59,39 @@ func readFile(t *testing.T, path string) string {
 	return strings.TrimSpace(string(b))
 }
 
+// refusalMarker is a subject that no user of deploy/nats/accounts.conf may
+// publish to: its refusal marks where the refusals of a publish end.
+const refusalMarker = "tocsin.test.refusal-marker"
+
 // publishRefused publishes to subject and reports whether the server
-// refused it. The server answers a publish only when it refuses it; a
-// request to the server after it (the flush) tells when it would have.
+// refused it. The server answers a publish only when it refuses it, in the
+// order of the publishes; the client hands the refusals to the error
+// handler in that order too. A publish to refusalMarker after it, always
+// refused, says when every refusal of subject would have come.
 func (r *refusals) publishRefused(t *testing.T, subject string) bool {
 	t.Helper()
-	if err := r.nc.Publish(subject, []byte("{}")); err != nil {
-		t.Fatal(err)
+	for _, s := range []string{subject, refusalMarker} {
+		if err := r.nc.Publish(s, []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := r.nc.FlushTimeout(5 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	// The refusal is sent before the answer to the flush, but handed to
-	// the error handler on its own goroutine.
-	timer := time.NewTimer(2 * time.Second)
+	timer := time.NewTimer(15 * time.Second)
 	defer timer.Stop()
+	refused := false
 	for {
 		select {
 		case msg := <-r.refused:
-			if strings.Contains(msg, `"`+subject+`"`) {
-				return true
+			switch {
+			case strings.Contains(msg, `"`+subject+`"`):
+				refused = true
+			case strings.Contains(msg, `"`+refusalMarker+`"`):
+				return refused
 			}
 		case <-timer.C:
+			t.Fatalf("no refusal of %s after a publish to %s: the marker is no longer refused to every user", refusalMarker, subject)
 			return false
 		}
 	}
@@ -102,6 +113,7 @@ func TestDeployedPermissions(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel()
 	d := startDeployedNATS(t)
 	ctx := context.Background()
 

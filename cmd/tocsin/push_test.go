@@ -25,6 +25,7 @@ func TestPushServerEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel()
 	pr := startProviders(t)
 	nats := bustest.Start(t)
 	page, pushAddr := freeAddr(t), freeAddr(t)

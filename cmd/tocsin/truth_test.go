@@ -105,6 +105,7 @@ func TestWorseNewsBeforeThePublic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel()
 	mx1, err := newLoopbackServer("mx1", "220 mx1 ESMTP")
 	if err != nil {
 		t.Fatal(err)
@@ -284,6 +285,7 @@ func TestCertificateWarning(t *testing.T) {
 	if testing.Short() {
 		t.Skip("end-to-end")
 	}
+	t.Parallel()
 	ca := newTestCA(t, "Fleet CA")
 	dir := t.TempDir()
 	ca.writeCert(t, filepath.Join(dir, "fleet-ca.pem"))

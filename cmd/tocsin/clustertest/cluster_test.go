@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,11 +49,27 @@ func freePorts(t *testing.T, n int) []int {
 	return ports
 }
 
+// handedOut are the ports listenPorts gave to the tests of this run: a
+// test closes some of them and binds them again later, or gives them to a
+// process that binds them, so that no other test running beside it may
+// have them meanwhile. Other programs of the machine are left to the
+// random start.
+var handedOut struct {
+	sync.Mutex
+	ports map[int]bool
+}
+
 // listenPorts listens on n TCP ports of 127.0.0.1 below the ephemeral
 // range, starting from a random one so that tests running at the same
-// time on the machine rarely try the same.
+// time on the machine rarely try the same, and never one handed out to
+// another test of this run.
 func listenPorts(t *testing.T, n int) []net.Listener {
 	t.Helper()
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports == nil {
+		handedOut.ports = map[int]bool{}
+	}
 	low, high := 10000, ephemeralLow()-1
 	if high-low < 4*n {
 		t.Fatalf("only %d ports below the ephemeral range for %d", high-low, n)
@@ -66,6 +83,9 @@ func listenPorts(t *testing.T, n int) []net.Listener {
 		}
 		port := low + next
 		next = (next + 1) % span
+		if handedOut.ports[port] {
+			continue
+		}
 		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
 			continue // in use
@@ -77,6 +97,9 @@ func listenPorts(t *testing.T, n int) []net.Listener {
 			ln.Close()
 		}
 		t.Fatalf("found %d free ports below the ephemeral range, need %d", len(lns), n)
+	}
+	for _, ln := range lns {
+		handedOut.ports[ln.Addr().(*net.TCPAddr).Port] = true
 	}
 	return lns
 }

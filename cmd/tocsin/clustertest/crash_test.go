@@ -82,6 +82,7 @@ func (c *chaos) end() ([]string, error) {
 // for. Duplicates are counted and reported.
 func TestCrashes(t *testing.T) {
 	build(t) // or skip, before anything else is set up
+	t.Parallel()
 	const servers, wave = 20, 2
 	var dcs []string
 	for i := range servers {

@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -37,8 +39,23 @@ var built struct {
 	err  error
 }
 
+// parallelTests is how many tests run at once unless -parallel says
+// otherwise: those marked parallel (the storm, the crashes, the killed
+// prober) mostly wait on processes of their own, not on the CPU, and all
+// three start together rather than one after another on a machine of two.
+// The tests that assert how soon something happens run alone first.
+const parallelTests = 3
+
 func TestMain(m *testing.M) {
 	flag.Parse()
+	given := false
+	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
+	if !given && runtime.GOMAXPROCS(0) < parallelTests {
+		if err := flag.Set("test.parallel", strconv.Itoa(parallelTests)); err != nil {
+			fmt.Fprintf(os.Stderr, "clustertest: %v\n", err)
+			os.Exit(1)
+		}
+	}
 	dir, err := os.MkdirTemp("", "tocsin-clustertest-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "clustertest: %v\n", err)

@@ -17,6 +17,7 @@ import (
 // checking.
 func TestProberKilledIsTold(t *testing.T) {
 	build(t)
+	t.Parallel()
 	const interval = 20 * time.Second
 	f := newFleet(t, 1, 1, []string{"dc01"})
 	h := newHarness(t, f, settings{interval: interval.String(), timeout: "5s", groupWindow: "2m",
