@@ -154,19 +154,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
-				t.Errorf("wire format changed (run with -update if on purpose):\n got %s\nwant %s", got, want)
-			}
+			want := golden(t, filepath.Join("testdata", "golden", name+".json"), got,
+				"wire format changed (run with -update if on purpose)")
 			back, err := Decode(ev.Subject(), want)
 			if err != nil {
 				t.Fatal(err)
@@ -176,6 +165,26 @@ func TestGolden(t *testing.T) {
 			}
 		})
 	}
+}
+
+// golden holds got to the golden file at path, first writing it there when
+// the test runs with -update, and returns the file's bytes for the caller
+// to decode. changed is what a difference means and how to accept it.
+func golden(t *testing.T, path string, got []byte, changed string) []byte {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
+		t.Errorf("%s:\n got %s\nwant %s", changed, got, want)
+	}
+	return want
 }
 
 func TestDecodeErrors(t *testing.T) {
