@@ -39,6 +39,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
@@ -205,19 +206,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 
-	dir, err := os.MkdirTemp("", "tocsin-bench-alarm-")
+	ns, stopNATS, err := benchkit.JetStream("alarm")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
+	defer stopNATS()
 	b, err := bus.Connect("", ns, "bench alarm services", log)
 	if err != nil {
 		return err

@@ -142,14 +142,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		defer natsChild.Stop()
 	} else {
-		ns, err = bus.StartEmbedded(bus.EmbeddedOptions{Dir: tmp})
+		var stopNATS func()
+		ns, stopNATS, err = benchkit.JetStream("prober-nats")
 		if err != nil {
 			return err
 		}
-		defer func() {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}()
+		defer stopNATS()
 	}
 	pb, err := bus.Connect(natsURL, ns, "bench prober", log)
 	if err != nil {

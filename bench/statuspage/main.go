@@ -34,6 +34,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
@@ -113,19 +114,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	tmp, err := os.MkdirTemp("", "tocsin-bench-statuspage-")
+	ns, stopNATS, err := benchkit.JetStream("statuspage")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: tmp})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
+	defer stopNATS()
 	// The verifier's connection, which writes the state, and the page's own.
 	writer, err := bus.Connect("", ns, "bench writer", log)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -53,16 +54,11 @@ func main() {
 func run(servers, results, changes, rate, batch int, profile string, out io.Writer) error {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir, err := os.MkdirTemp("", "tocsin-bench-verifier-")
+	ns, stopNATS, err := benchkit.JetStream("verifier")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir})
-	if err != nil {
-		return err
-	}
-	defer ns.Shutdown()
+	defer stopNATS()
 	b, err := bus.Connect("", ns, "bench verifier", log)
 	if err != nil {
 		return err
