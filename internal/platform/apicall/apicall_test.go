@@ -55,10 +55,17 @@ func TestScrub(t *testing.T) {
 	}
 }
 
-func TestPrintable(t *testing.T) {
-	for s, want := range map[string]bool{"EAAb+/=": true, "": true, "a b": false, "tok\n": false, "é": false, "\x7f": false} {
-		if got := apicall.Printable(s); got != want {
-			t.Errorf("Printable(%q) = %v, want %v", s, got, want)
+func TestCheckCredential(t *testing.T) {
+	const stray = "token holds spaces or characters outside printable ASCII; check for a stray newline or quote"
+	for s, want := range map[string]string{
+		"EAAb+/=": "", "": "token is empty", "a b": stray, "tok\n": stray, "é": stray, "\x7f": stray,
+	} {
+		got := ""
+		if err := apicall.CheckCredential("token", s); err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("CheckCredential(%q) = %q, want %q", s, got, want)
 		}
 	}
 }

@@ -83,11 +83,8 @@ func New(cfg Config) (*Poster, error) {
 	if !digitsRE.MatchString(cfg.PageID) {
 		problems = append(problems, fmt.Errorf("page ID %q: want the page's numeric ID", cfg.PageID))
 	}
-	switch {
-	case cfg.Token == "":
-		problems = append(problems, errors.New("token is empty"))
-	case !apicall.Printable(cfg.Token):
-		problems = append(problems, errors.New("token holds spaces or characters outside printable ASCII; check for a stray newline or quote"))
+	if err := apicall.CheckCredential("token", cfg.Token); err != nil {
+		problems = append(problems, err)
 	}
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL

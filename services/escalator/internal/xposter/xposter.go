@@ -82,11 +82,8 @@ func New(cfg Config) (*Poster, error) {
 		{"consumer key", cfg.ConsumerKey}, {"consumer secret", cfg.ConsumerSecret},
 		{"access token", cfg.Token}, {"access token secret", cfg.TokenSecret},
 	} {
-		switch {
-		case c.value == "":
-			problems = append(problems, fmt.Errorf("%s is empty", c.name))
-		case !apicall.Printable(c.value):
-			problems = append(problems, fmt.Errorf("%s holds spaces or characters outside printable ASCII; check for a stray newline or quote", c.name))
+		if err := apicall.CheckCredential(c.name, c.value); err != nil {
+			problems = append(problems, err)
 		}
 	}
 	if cfg.APIURL == "" {
