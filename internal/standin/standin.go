@@ -3,7 +3,8 @@
 // 127.0.0.1 with its count of connections, requests held on command until
 // released, faults a test queues up, and a transport that carries requests
 // for the provider's hosts to the stand-in and refuses every other address
-// but loopback, so that a test never reaches the real provider.
+// but loopback, so that a test never reaches the real provider; and the
+// self-signed certificate a server on loopback serves.
 package standin
 
 import (
