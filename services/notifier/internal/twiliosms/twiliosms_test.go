@@ -3,7 +3,6 @@ package twiliosms_test
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twilio/twilio-go/client"
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest/twiliotest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
@@ -139,53 +137,24 @@ func TestSendReturnsTheSID(t *testing.T) {
 // TestFailures sends through each way Twilio fails and checks how Send
 // classifies it.
 func TestFailures(t *testing.T) {
-	tests := []struct {
-		name       string
-		fault      twilioapi.Fault
-		status     int
-		code       int
-		retry      bool
-		retryAfter time.Duration
-		text       string // a part of the error's text
-	}{
-		{name: "500", fault: twilioapi.ServerError(500), status: 500, code: 20500, retry: true,
-			text: "twilio answered 500, error 20500: An internal server error has occurred"},
-		{name: "503", fault: twilioapi.ServerError(503), status: 503, code: 20503, retry: true},
-		{name: "429 with Retry-After", fault: twilioapi.RateLimited(3 * time.Second), status: 429, code: 20429,
-			retry: true, retryAfter: 3 * time.Second, text: "retry after 3s"},
-		{name: "429 without Retry-After", fault: twilioapi.RateLimited(0), status: 429, code: 20429, retry: true},
-		{name: "502 from a proxy", fault: twilioapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"},
-			status: 502, retry: true, text: "twilio answered 502"},
-		{name: "unsubscribed recipient", fault: twilioapi.Refused(21610), status: 400, code: 21610,
-			text: "Attempt to send to unsubscribed recipient"},
-		{name: "region not enabled", fault: twilioapi.Refused(21408), status: 400, code: 21408,
-			text: "the region indicated by the 'To' number: " + masked + "."},
-		{name: "number refused, quoted", fault: twilioapi.Refused(21211), status: 400, code: 21211,
-			text: "The 'To' number " + masked + " is not a valid phone number."},
-		{name: "number refused without the plus", status: 400, code: 21614,
-			fault: twilioapi.Fault{Status: 400, Code: 21614, Message: "'To' number 447700900001 is not a valid mobile number"},
-			text:  "'To' number " + masked + " is not a valid mobile number"},
-		{name: "403", fault: twilioapi.Fault{Status: 403, Code: 20403}, status: 403, code: 20403},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := twilioapi.Start(t, account, token)
-			s.FailNext(1, tt.fault)
+	twiliotest.Failures(t, twiliotest.Adapter{
+		Account: account, Token: token, Prefix: "twilio: send sms to " + masked + ": ",
+		Secrets: []string{token, rcpt, strings.TrimPrefix(rcpt, "+")},
+		Send: func(t *testing.T, s *twilioapi.Server) error {
 			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
-			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
-				Prefix: "twilio: send sms to " + masked + ": ", Text: tt.text})
-			if code(err) != tt.code {
-				t.Errorf("code %d, want %d", code(err), tt.code)
-			}
-			noSecrets(t, err)
-			if tt.code != 0 {
-				var re *client.TwilioRestError
-				if !errors.As(err, &re) || re.Code != tt.code {
-					t.Errorf("errors.As(*client.TwilioRestError) = %v", re)
-				}
-			}
-		})
-	}
+			return err
+		},
+	}, append(twiliotest.Common(), []twiliotest.Failure{
+		{Name: "unsubscribed recipient", Fault: twilioapi.Refused(21610), Status: 400, Code: 21610,
+			Text: "Attempt to send to unsubscribed recipient"},
+		{Name: "region not enabled", Fault: twilioapi.Refused(21408), Status: 400, Code: 21408,
+			Text: "the region indicated by the 'To' number: " + masked + "."},
+		{Name: "number refused, quoted", Fault: twilioapi.Refused(21211), Status: 400, Code: 21211,
+			Text: "The 'To' number " + masked + " is not a valid phone number."},
+		{Name: "number refused without the plus", Status: 400, Code: 21614,
+			Fault: twilioapi.Fault{Status: 400, Code: 21614, Message: "'To' number 447700900001 is not a valid mobile number"},
+			Text:  "'To' number " + masked + " is not a valid mobile number"},
+	}...))
 }
 
 // TestChunkedAnswersReused is TestConnectionsReused for answers without a
@@ -243,8 +212,8 @@ func TestWrongCredentialsArePermanent(t *testing.T) {
 	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
 	e := providertest.ProviderError(t, err)
-	if e.Status != 401 || code(err) != 20003 || e.Retry || !bus.IsPermanent(err) {
-		t.Errorf("got %v (status %d, code %d, retry %v), want a permanent 401", err, e.Status, code(err), e.Retry)
+	if e.Status != 401 || twiliotest.Code(err) != 20003 || e.Retry || !bus.IsPermanent(err) {
+		t.Errorf("got %v (status %d, code %d, retry %v), want a permanent 401", err, e.Status, twiliotest.Code(err), e.Retry)
 	}
 	if strings.Contains(err.Error(), cfg.AuthToken) {
 		t.Errorf("error %q holds the wrong token", err)
@@ -339,15 +308,6 @@ func TestNew(t *testing.T) {
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
 	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"))
-}
-
-// code is Twilio's error code behind err, 0 when it gave none.
-func code(err error) int {
-	var re *client.TwilioRestError
-	if errors.As(err, &re) {
-		return re.Code
-	}
-	return 0
 }
 
 // TestContract: the sender keeps the promises every adapter keeps.

@@ -9,10 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/twilio/twilio-go/client"
-
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest/twiliotest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliovoice"
 )
 
@@ -133,41 +132,19 @@ func TestRequestOnTheWire(t *testing.T) {
 }
 
 func TestFailures(t *testing.T) {
-	tests := []struct {
-		name       string
-		fault      twilioapi.Fault
-		status     int
-		code       int
-		retry      bool
-		retryAfter time.Duration
-		text       string
-	}{
-		{name: "500", fault: twilioapi.ServerError(500), status: 500, code: 20500, retry: true,
-			text: "twilio answered 500, error 20500: An internal server error has occurred"},
-		{name: "503", fault: twilioapi.ServerError(503), status: 503, code: 20503, retry: true},
-		{name: "429 with Retry-After", fault: twilioapi.RateLimited(3 * time.Second), status: 429, code: 20429,
-			retry: true, retryAfter: 3 * time.Second, text: "retry after 3s"},
-		{name: "502 from a proxy", fault: twilioapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"},
-			status: 502, retry: true, text: "twilio answered 502"},
-		{name: "number refused, quoted", fault: twilioapi.Fault{Status: 400, Code: 21211, Message: "The 'To' number " + rcpt + " is not a valid phone number."},
-			status: 400, code: 21211, text: "The 'To' number " + masked + " is not a valid phone number."},
-		{name: "URL refused, quoted", fault: twilioapi.Fault{Status: 400, Code: 21205, Message: "Url is not a valid URL: " + gather},
-			status: 400, code: 21205, text: "Url is not a valid URL: [gather URL]"},
-		{name: "403", fault: twilioapi.Fault{Status: 403, Code: 20403}, status: 403, code: 20403},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := twilioapi.Start(t, account, token)
-			s.FailNext(1, tt.fault)
+	twiliotest.Failures(t, twiliotest.Adapter{
+		Account: account, Token: token, Prefix: "twilio: call " + masked + ": ",
+		Secrets: []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather},
+		Send: func(t *testing.T, s *twilioapi.Server) error {
 			_, err := newCaller(t, config(s)).Call(ctx(t), rcpt, "web-3 is down", gather)
-			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
-				Prefix: "twilio: call " + masked + ": ", Text: tt.text})
-			if code(err) != tt.code {
-				t.Errorf("code %d, want %d", code(err), tt.code)
-			}
-			noSecrets(t, err)
-		})
-	}
+			return err
+		},
+	}, append(twiliotest.Common(), []twiliotest.Failure{
+		{Name: "number refused, quoted", Fault: twilioapi.Fault{Status: 400, Code: 21211, Message: "The 'To' number " + rcpt + " is not a valid phone number."},
+			Status: 400, Code: 21211, Text: "The 'To' number " + masked + " is not a valid phone number."},
+		{Name: "URL refused, quoted", Fault: twilioapi.Fault{Status: 400, Code: 21205, Message: "Url is not a valid URL: " + gather},
+			Status: 400, Code: 21205, Text: "Url is not a valid URL: [gather URL]"},
+	}...))
 }
 
 // TestRefusedByTheStandIn: the stand-in's own checks, as Twilio's, refuse
@@ -177,7 +154,7 @@ func TestRefusedByTheStandIn(t *testing.T) {
 	cfg := config(s)
 	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
 	_, err := newCaller(t, cfg).Call(ctx(t), rcpt, "x", gather)
-	if e := providertest.ProviderError(t, err); e.Status != 401 || code(err) != 20003 || e.Retry {
+	if e := providertest.ProviderError(t, err); e.Status != 401 || twiliotest.Code(err) != 20003 || e.Retry {
 		t.Errorf("wrong token: %v, want a permanent 401", err)
 	}
 	providertest.NoSecrets(t, err, cfg.AuthToken)
@@ -271,12 +248,4 @@ func TestContract(t *testing.T) {
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
 	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"), gather)
-}
-
-func code(err error) int {
-	var re *client.TwilioRestError
-	if errors.As(err, &re) {
-		return re.Code
-	}
-	return 0
 }
