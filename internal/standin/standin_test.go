@@ -115,6 +115,22 @@ func TestCopies(t *testing.T) {
 	}
 }
 
+func TestArrived(t *testing.T) {
+	say := func(s string) string { return strings.ToUpper(s) }
+	for _, tt := range []struct {
+		items []string
+		want  string
+	}{
+		{nil, "no call arrived"},
+		{[]string{"a"}, "1 call(s) arrived: [0] A"},
+		{[]string{"a", "b"}, "2 call(s) arrived: [0] A; [1] B"},
+	} {
+		if got := Arrived(tt.items, "call", say); got != tt.want {
+			t.Errorf("Arrived(%q) = %q, want %q", tt.items, got, tt.want)
+		}
+	}
+}
+
 func TestCredential(t *testing.T) {
 	for s, want := range map[string]bool{"EAAb+/=": true, "": false, "a b": false, "tok\n": false, "é": false} {
 		if got := Credential(s); got != want {

@@ -241,15 +241,9 @@ func (s *Server) store(m Message) {
 }
 
 func describe(msgs []Message) string {
-	if len(msgs) == 0 {
-		return "no message arrived"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d message(s) arrived:", len(msgs))
-	for i, m := range msgs {
-		fmt.Fprintf(&b, " [%d] from %q to %q subject %q message-id %q;", i, m.From, m.To, m.Subject, m.MessageID)
-	}
-	return strings.TrimSuffix(b.String(), ";")
+	return standin.Arrived(msgs, "message", func(m Message) string {
+		return fmt.Sprintf("from %q to %q subject %q message-id %q", m.From, m.To, m.Subject, m.MessageID)
+	})
 }
 
 // gatedLog passes the SMTP server's error log to a test's log until the

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // MaxTwiML is the longest Twiml parameter Twilio takes when a call is
@@ -274,13 +276,5 @@ func (s *Server) acceptCall(w http.ResponseWriter, r *http.Request, form url.Val
 }
 
 func describeCalls(calls []Call) string {
-	if len(calls) == 0 {
-		return "no call arrived"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d call(s) arrived:", len(calls))
-	for i, c := range calls {
-		fmt.Fprintf(&b, " [%d] %s to %q;", i, c.SID, c.To)
-	}
-	return strings.TrimSuffix(b.String(), ";")
+	return standin.Arrived(calls, "call", func(c Call) string { return fmt.Sprintf("%s to %q", c.SID, c.To) })
 }

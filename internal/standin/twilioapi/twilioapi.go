@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
@@ -156,15 +155,9 @@ func NewSID(prefix string) string {
 }
 
 func describe(msgs []Message) string {
-	if len(msgs) == 0 {
-		return "no message arrived"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d message(s) arrived:", len(msgs))
-	for i, m := range msgs {
-		fmt.Fprintf(&b, " [%d] %s to %q body %q;", i, m.SID, m.To, m.Body)
-	}
-	return strings.TrimSuffix(b.String(), ";")
+	return standin.Arrived(msgs, "message", func(m Message) string {
+		return fmt.Sprintf("%s to %q body %q", m.SID, m.To, m.Body)
+	})
 }
 
 func cloneValues(v url.Values) url.Values {

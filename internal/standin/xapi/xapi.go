@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -185,19 +184,13 @@ func (s *Server) newID(now time.Time) string {
 }
 
 func describe(posts []Post) string {
-	if len(posts) == 0 {
-		return "no post arrived"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d post(s) arrived:", len(posts))
-	for i, p := range posts {
-		fmt.Fprintf(&b, " [%d] %s %q", i, p.ID, p.Text)
+	return standin.Arrived(posts, "post", func(p Post) string {
+		s := fmt.Sprintf("%s %q", p.ID, p.Text)
 		if p.ReplyTo != "" {
-			fmt.Fprintf(&b, " in reply to %s", p.ReplyTo)
+			s += " in reply to " + p.ReplyTo
 		}
-		b.WriteByte(';')
-	}
-	return strings.TrimSuffix(b.String(), ";")
+		return s
+	})
 }
 
 func clonePosts(posts []Post) []Post {
