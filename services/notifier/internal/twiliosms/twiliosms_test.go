@@ -15,6 +15,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest/twiliotest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
@@ -33,11 +34,8 @@ var (
 
 func config(s *twilioapi.Server) twiliosms.Config {
 	return twiliosms.Config{
-		AccountSID: account,
-		AuthToken:  token,
-		From:       sender,
-		APIURL:     s.URL,
-		Timeout:    5 * time.Second,
+		Account: twiliorest.Account{SID: account, AuthToken: token, APIURL: s.URL, Timeout: 5 * time.Second},
+		From:    sender,
 	}
 }
 
@@ -192,7 +190,7 @@ func TestChunkedAnswersReused(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	snd := newSender(t, twiliosms.Config{AccountSID: account, AuthToken: token, From: sender, APIURL: srv.URL})
+	snd := newSender(t, twiliosms.Config{Account: twiliorest.Account{SID: account, AuthToken: token, APIURL: srv.URL}, From: sender})
 	for i := range 6 {
 		_, err := snd.Send(ctx(t), rcpt, "x")
 		if (i%2 == 1) != (err == nil) {
@@ -224,7 +222,7 @@ func TestWrongCredentialsArePermanent(t *testing.T) {
 func TestOtherAccountIsPermanent(t *testing.T) {
 	s := twilioapi.Start(t, account, token)
 	cfg := config(s)
-	cfg.AccountSID = "AC" + strings.Repeat("00", 16)
+	cfg.SID = "AC" + strings.Repeat("00", 16)
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
 	if e := providertest.ProviderError(t, err); e.Status != 401 || e.Retry {
 		t.Errorf("got %v, want a permanent 401", err)
@@ -272,7 +270,7 @@ func TestAPIURLBehindPath(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	good := twiliosms.Config{AccountSID: account, AuthToken: token, From: sender}
+	good := twiliosms.Config{Account: twiliorest.Account{SID: account, AuthToken: token}, From: sender}
 	tests := []providertest.Change[twiliosms.Config]{
 		{Name: "good", Change: func(*twiliosms.Config) {}},
 		{Name: "messaging service", Change: func(c *twiliosms.Config) { c.From = service }},
@@ -283,12 +281,14 @@ func TestNew(t *testing.T) {
 		{Name: "http on localhost", Change: func(c *twiliosms.Config) { c.APIURL = "http://localhost:8080" }},
 		{Name: "everything wrong at once", Change: func(c *twiliosms.Config) {
 			*c = twiliosms.Config{
-				AccountSID:     "SK" + strings.Repeat("0", 32),
-				AuthToken:      "sec ret\n",
-				From:           "07700900999",
-				APIURL:         "http://twilio-proxy.example",
-				StatusCallback: "/twilio/status",
-				Timeout:        -time.Second,
+				Account: twiliorest.Account{
+					SID:            "SK" + strings.Repeat("0", 32),
+					AuthToken:      "sec ret\n",
+					APIURL:         "http://twilio-proxy.example",
+					StatusCallback: "/twilio/status",
+					Timeout:        -time.Second,
+				},
+				From: "07700900999",
 			}
 		}, Want: []string{
 			`account SID "SK000`, "auth token holds characters other than letters and digits",

@@ -11,6 +11,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest/twiliotest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliovoice"
 )
@@ -26,7 +27,7 @@ const (
 var account = "AC" + strings.Repeat("5e", 16)
 
 func config(s *twilioapi.Server) twiliovoice.Config {
-	return twiliovoice.Config{AccountSID: account, AuthToken: token, From: caller, APIURL: s.URL, Timeout: 5 * time.Second}
+	return twiliovoice.Config{Account: twiliorest.Account{SID: account, AuthToken: token, APIURL: s.URL, Timeout: 5 * time.Second}, From: caller}
 }
 
 func newCaller(t *testing.T, cfg twiliovoice.Config) *twiliovoice.Caller {
@@ -199,15 +200,16 @@ func TestStallEndsAtTheTimeout(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	good := twiliovoice.Config{AccountSID: account, AuthToken: token, From: caller}
+	good := twiliovoice.Config{Account: twiliorest.Account{SID: account, AuthToken: token}, From: caller}
 	tests := []providertest.Change[twiliovoice.Config]{
 		{Name: "good", Change: func(*twiliovoice.Config) {}},
 		{Name: "ring a minute", Change: func(c *twiliovoice.Config) { c.Ring = time.Minute }},
 		{Name: "http on loopback", Change: func(c *twiliovoice.Config) { c.APIURL = "http://127.0.0.1:8080" }},
 		{Name: "everything wrong at once", Change: func(c *twiliovoice.Config) {
 			*c = twiliovoice.Config{
-				AccountSID: "SK" + strings.Repeat("0", 32), AuthToken: "sec ret\n", From: "Tocsin",
-				APIURL: "http://twilio-proxy.example", StatusCallback: "/status", Ring: 2 * time.Second, Timeout: -time.Second,
+				Account: twiliorest.Account{SID: "SK" + strings.Repeat("0", 32), AuthToken: "sec ret\n",
+					APIURL: "http://twilio-proxy.example", StatusCallback: "/status", Timeout: -time.Second},
+				From: "Tocsin", Ring: 2 * time.Second,
 			}
 		}, Want: []string{
 			`account SID "SK000`, "auth token holds characters other than letters and digits",
