@@ -309,3 +309,16 @@ func TestClip(t *testing.T) {
 		t.Error("a 600-byte reason was accepted")
 	}
 }
+
+func TestSubjectID(t *testing.T) {
+	for subject, want := range map[string]string{
+		SubjectIncident("20261121-mx1-4", "opened"): "20261121-mx1-4",
+		SubjectServerChanged("mx1"):                 "mx1",
+		SubjectProbeResult("mx1", "lon1"):           "result",
+		"nodots":                                    "nodots",
+	} {
+		if got := SubjectID(subject); got != want {
+			t.Errorf("SubjectID(%q) = %q, want %q", subject, got, want)
+		}
+	}
+}
