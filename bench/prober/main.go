@@ -362,13 +362,6 @@ func fleetYAML(o options, addrs []string) []byte {
 	fmt.Fprintf(&b, "site: {name: Bench}\nlocations: [%s]\nchecks: {interval: %s, timeout: %s}\n", location, o.interval, o.timeout)
 	b.WriteString("staff: [{name: Bench, email: bench@example.net}]\n")
 	b.WriteString("providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}\n")
-	b.WriteString("boxes:\n")
-	for i := range o.servers {
-		if i%o.perBox == 0 {
-			fmt.Fprintf(&b, "  - id: b%06d\n    name: Box %d\n    servers:\n", i/o.perBox, i/o.perBox)
-		}
-		id := serverID(i)
-		fmt.Fprintf(&b, "      - {id: %s, check: \"http://%s/%s\"}\n", id, addrs[i%len(addrs)], id)
-	}
+	b.WriteString(benchkit.Boxes(o.servers, o.perBox, addrs))
 	return []byte(b.String())
 }
