@@ -30,6 +30,9 @@ const (
 var (
 	account = "AC" + strings.Repeat("5e", 16)
 	service = "MG" + strings.Repeat("7c", 16)
+	// secrets are what no error may show: the auth token, the number in
+	// full.
+	secrets = []string{token, rcpt, strings.TrimPrefix(rcpt, "+")}
 )
 
 func config(s *twilioapi.Server) twiliosms.Config {
@@ -137,7 +140,7 @@ func TestSendReturnsTheSID(t *testing.T) {
 func TestFailures(t *testing.T) {
 	twiliotest.Failures(t, twiliotest.Adapter{
 		Account: account, Token: token, Prefix: "twilio: send sms to " + masked + ": ",
-		Secrets: []string{token, rcpt, strings.TrimPrefix(rcpt, "+")},
+		Secrets: secrets,
 		Send: func(t *testing.T, s *twilioapi.Server) error {
 			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
 			return err
@@ -307,7 +310,7 @@ func TestNew(t *testing.T) {
 // them, cleaned), shows the auth token or the number in full.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"))
+	providertest.NoSecretsInCauses(t, err, secrets...)
 }
 
 // TestContract: the sender keeps the promises every adapter keeps.
@@ -317,17 +320,11 @@ func TestContract(t *testing.T) {
 		cfg := config(s)
 		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		snd := newSender(t, cfg)
-		return providertest.Rig{
-			Send:        func(ctx context.Context, key string) (string, error) { return snd.Send(ctx, rcpt, key) },
-			Refuse:      func() { s.Fail(twilioapi.Refused(21610)) },
-			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
-			Recover:     s.Recover,
-			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
-			Accepted: func() []string {
+		return twiliotest.Rig(s,
+			func(ctx context.Context, key string) (string, error) { return snd.Send(ctx, rcpt, key) },
+			func() []string {
 				return providertest.Keys(s.Messages(), func(m twilioapi.Message) string { return m.Body })
 			},
-			Connections: s.Connections,
-			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+")},
-		}
+			21610, secrets)
 	})
 }

@@ -24,7 +24,12 @@ const (
 	gather = "https://tocsin.example/twilio/voice/20261121-abc/1f2e3d/s1gn4ture"
 )
 
-var account = "AC" + strings.Repeat("5e", 16)
+var (
+	account = "AC" + strings.Repeat("5e", 16)
+	// secrets are what no error may show: the auth token, the number in
+	// full, the signed gather URL.
+	secrets = []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather}
+)
 
 func config(s *twilioapi.Server) twiliovoice.Config {
 	return twiliovoice.Config{Account: twiliorest.Account{SID: account, AuthToken: token, APIURL: s.URL, Timeout: 5 * time.Second}, From: caller}
@@ -135,7 +140,7 @@ func TestRequestOnTheWire(t *testing.T) {
 func TestFailures(t *testing.T) {
 	twiliotest.Failures(t, twiliotest.Adapter{
 		Account: account, Token: token, Prefix: "twilio: call " + masked + ": ",
-		Secrets: []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather},
+		Secrets: secrets,
 		Send: func(t *testing.T, s *twilioapi.Server) error {
 			_, err := newCaller(t, config(s)).Call(ctx(t), rcpt, "web-3 is down", gather)
 			return err
@@ -230,18 +235,12 @@ func TestContract(t *testing.T) {
 		cfg := config(s)
 		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		c := newCaller(t, cfg)
-		return providertest.Rig{
-			Send:        func(ctx context.Context, key string) (string, error) { return c.Call(ctx, rcpt, key, gather) },
-			Refuse:      func() { s.Fail(twilioapi.Refused(21215)) },
-			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
-			Recover:     s.Recover,
-			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
-			Accepted: func() []string {
+		return twiliotest.Rig(s,
+			func(ctx context.Context, key string) (string, error) { return c.Call(ctx, rcpt, key, gather) },
+			func() []string {
 				return providertest.Keys(s.Calls(), func(call twilioapi.Call) string { return call.TwiML })
 			},
-			Connections: s.Connections,
-			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather},
-		}
+			21215, secrets)
 	})
 }
 
@@ -249,5 +248,5 @@ func TestContract(t *testing.T) {
 // number in full or the signed gather URL.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"), gather)
+	providertest.NoSecretsInCauses(t, err, secrets...)
 }

@@ -4,6 +4,7 @@
 package twiliotest
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -67,6 +68,24 @@ func Failures(t *testing.T, a Adapter, failures []Failure) {
 			}
 			providertest.NoSecretsInCauses(t, err, a.Secrets...)
 		})
+	}
+}
+
+// Rig is the rig providertest.Run drives a Twilio adapter with, on the
+// stand-in s: how Twilio fails and recovers is the same for every adapter;
+// send, what s accepted, the code Twilio refuses with for good and what
+// must never show are the adapter's.
+func Rig(s *twilioapi.Server, send func(ctx context.Context, key string) (string, error), accepted func() []string,
+	refusal int, secrets []string) providertest.Rig {
+	return providertest.Rig{
+		Send:        send,
+		Refuse:      func() { s.Fail(twilioapi.Refused(refusal)) },
+		Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
+		Recover:     s.Recover,
+		RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
+		Accepted:    accepted,
+		Connections: s.Connections,
+		Secrets:     secrets,
 	}
 }
 
