@@ -66,6 +66,19 @@ func Scrub(text string, secrets ...Secret) string {
 	return text
 }
 
+// Timeout is the bound on one call that an adapter's config asks for: d,
+// or def when d is 0. A negative d is a mistake in the config, said in the
+// error.
+func Timeout(d, def time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, fmt.Errorf("timeout %v is negative", d)
+	case d == 0:
+		return def, nil
+	}
+	return d, nil
+}
+
 // CheckCredential says what is wrong with the credential called name, or
 // returns nil: it must be set, and hold printable ASCII and no space, as
 // every provider's token and key does; a stray newline or quote from a

@@ -98,12 +98,11 @@ func New(cfg Config) (*Poster, error) {
 	if !versionRE.MatchString(cfg.Version) {
 		problems = append(problems, fmt.Errorf("version %q: want a Graph API version like %s", cfg.Version, DefaultVersion))
 	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	timeout, err := apicall.Timeout(cfg.Timeout, DefaultTimeout)
+	if err != nil {
+		problems = append(problems, err)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
+	cfg.Timeout = timeout
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("facebook config: %w", errors.Join(problems...))
 	}

@@ -92,12 +92,11 @@ func New(cfg Config) (*Poster, error) {
 	if _, err := apiurl.Check(cfg.APIURL, "let anyone on the way read and replay signed requests"); err != nil {
 		problems = append(problems, err)
 	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	timeout, err := apicall.Timeout(cfg.Timeout, DefaultTimeout)
+	if err != nil {
+		problems = append(problems, err)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
+	cfg.Timeout = timeout
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("x config: %w", errors.Join(problems...))
 	}
