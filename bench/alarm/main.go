@@ -33,10 +33,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
@@ -93,13 +91,7 @@ func main() {
 	flag.StringVar(&o.spread, "spread", "even", "where in the check interval outages start: even (spread evenly) or random")
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the random start of each outage within the interval (0: a random seed)")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/alarm:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/alarm", benchkit.Interruptible(func(ctx context.Context) error { return run(ctx, o, os.Stdout) }))
 }
 
 func (o *options) check() error {

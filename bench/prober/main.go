@@ -19,12 +19,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -80,19 +78,15 @@ func main() {
 	case *serveNATS != "":
 		err = serveJetStream(*serveNATS)
 	default:
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		if *bare {
-			err = baseline(ctx, o, os.Stdout)
-		} else {
+		err = benchkit.Interruptible(func(ctx context.Context) error {
+			if *bare {
+				return baseline(ctx, o, os.Stdout)
+			}
 			platform.TuneGC(os.LookupEnv) // as tocsin run does
-			err = run(ctx, o, os.Stdout)
-		}
-		stop()
+			return run(ctx, o, os.Stdout)
+		})
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/prober:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/prober", err)
 }
 
 func (o *options) check() error {

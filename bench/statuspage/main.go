@@ -29,7 +29,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
@@ -73,14 +72,9 @@ func main() {
 	if *loadURL != "" {
 		err = generate(*loadURL, o.clients, o.gzip, o.warmup, o.duration, os.Stdout)
 	} else {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err = run(ctx, o, os.Stdout)
-		stop()
+		err = benchkit.Interruptible(func(ctx context.Context) error { return run(ctx, o, os.Stdout) })
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/statuspage:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/statuspage", err)
 }
 
 func (o *options) check() error {

@@ -45,10 +45,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench/verifier: -batch must be from 1 to %d\n", events.MaxBatchResults)
 		os.Exit(2)
 	}
-	if err := run(*servers, *results, *changes, *rate, *batch, *profile, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/verifier:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/verifier", run(*servers, *results, *changes, *rate, *batch, *profile, os.Stdout))
 }
 
 func run(servers, results, changes, rate, batch int, profile string, out io.Writer) error {
