@@ -194,6 +194,19 @@ func (s *Server) Wait(ctx context.Context, what string, check func() (done bool,
 	}
 }
 
+// WaitForN returns what all lists as soon as it holds at least n. If ctx
+// ends or s closes first, it returns what did arrive and an error that
+// lists it, each as one says it, so that a failing test says what it got.
+// noun names one of them, as "message".
+func WaitForN[T any](ctx context.Context, s *Server, n int, noun string, all func() []T, one func(T) string) ([]T, error) {
+	var got []T
+	err := s.Wait(ctx, fmt.Sprintf("%d %ss", n, noun), func() (bool, string) {
+		got = all()
+		return len(got) >= n, Arrived(got, noun, one)
+	})
+	return got, err
+}
+
 // WriteJSON answers with status and v as JSON of contentType, with <, >
 // and & left as they are and no newline at the end, as the providers
 // write it.

@@ -91,12 +91,7 @@ func (s *Server) Calls() []Call {
 // If ctx ends or the stand-in closes first, it returns what did arrive and
 // an error that lists it.
 func (s *Server) WaitForCalls(ctx context.Context, n int) ([]Call, error) {
-	var calls []Call
-	err := s.Wait(ctx, fmt.Sprintf("%d calls", n), func() (bool, string) {
-		calls = s.Calls()
-		return len(calls) >= n, describeCalls(calls)
-	})
-	return calls, err
+	return standin.WaitForN(ctx, s.Server, n, "call", s.Calls, func(c Call) string { return fmt.Sprintf("%s to %q", c.SID, c.To) })
 }
 
 // Press is the person who answered call callSID pressing digits: it posts
@@ -273,8 +268,4 @@ func (s *Server) acceptCall(w http.ResponseWriter, r *http.Request, form url.Val
 	s.Arrived()
 	s.record(Attempt{Time: now, Form: form, Status: http.StatusCreated})
 	writeJSON(w, http.StatusCreated, res)
-}
-
-func describeCalls(calls []Call) string {
-	return standin.Arrived(calls, "call", func(c Call) string { return fmt.Sprintf("%s to %q", c.SID, c.To) })
 }

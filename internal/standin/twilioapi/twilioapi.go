@@ -130,12 +130,9 @@ func (s *Server) Attempts() []Attempt {
 // ctx ends or the stand-in closes first, it returns what did arrive and an
 // error that lists it, so that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Message, error) {
-	var msgs []Message
-	err := s.Wait(ctx, fmt.Sprintf("%d messages", n), func() (bool, string) {
-		msgs = s.Messages()
-		return len(msgs) >= n, describe(msgs)
+	return standin.WaitForN(ctx, s.Server, n, "message", s.Messages, func(m Message) string {
+		return fmt.Sprintf("%s to %q body %q", m.SID, m.To, m.Body)
 	})
-	return msgs, err
 }
 
 func (s *Server) store(m Message) {
@@ -152,12 +149,6 @@ func NewSID(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails, per crypto/rand
 	return prefix + hex.EncodeToString(b[:])
-}
-
-func describe(msgs []Message) string {
-	return standin.Arrived(msgs, "message", func(m Message) string {
-		return fmt.Sprintf("%s to %q body %q", m.SID, m.To, m.Body)
-	})
 }
 
 func cloneValues(v url.Values) url.Values {
