@@ -117,7 +117,7 @@ func TestPost(t *testing.T) {
 	p := posts[0]
 	want := graphapi.Post{
 		ID: pid, Message: "web-3 is down & <being> looked at", Link: "https://status.example.com/i/42",
-		Version: "v21.0", TokenIn: "form", RequestURI: "/v21.0/" + page + "/feed", Raw: form.Encode(),
+		Arrival: graphapi.Arrival{Version: "v21.0", TokenIn: "form", RequestURI: "/v21.0/" + page + "/feed", Raw: form.Encode()},
 	}
 	if diff := cmp.Diff(p, want, cmpIgnoring("Received", "Header")); diff != "" {
 		t.Errorf("post (-got +want):\n%s", diff)
@@ -278,8 +278,8 @@ func TestComment(t *testing.T) {
 	}
 	cs := s.Comments()
 	want := []graphapi.Comment{{
-		ID: cid, PostID: pid, Message: "Resolved: web-3 is up again.", Version: "v21.0", TokenIn: "form",
-		RequestURI: "/v21.0/" + pid + "/comments", Raw: form.Encode(),
+		ID: cid, PostID: pid, Message: "Resolved: web-3 is up again.",
+		Arrival: graphapi.Arrival{Version: "v21.0", TokenIn: "form", RequestURI: "/v21.0/" + pid + "/comments", Raw: form.Encode()},
 	}}
 	if diff := cmp.Diff(cs, want, cmpIgnoring("Received", "Header")); diff != "" {
 		t.Errorf("comments (-got +want):\n%s", diff)
