@@ -33,12 +33,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/signal"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
@@ -92,13 +91,7 @@ func main() {
 	flag.StringVar(&o.spread, "spread", "even", "where in the check interval outages start: even (spread evenly) or random")
 	flag.Uint64Var(&o.seed, "seed", 0, "seed of the random start of each outage within the interval (0: a random seed)")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, o, os.Stdout)
-	stop()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/alarm:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/alarm", benchkit.Interruptible(func(ctx context.Context) error { return run(ctx, o, os.Stdout) }))
 }
 
 func (o *options) check() error {
@@ -205,19 +198,11 @@ func run(ctx context.Context, o options, out io.Writer) (err error) {
 		return err
 	}
 
-	dir, err := os.MkdirTemp("", "tocsin-bench-alarm-")
+	ns, stopNATS, err := benchkit.JetStream("alarm")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
+	defer stopNATS()
 	b, err := bus.Connect("", ns, "bench alarm services", log)
 	if err != nil {
 		return err

@@ -22,9 +22,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
@@ -72,18 +70,9 @@ func main() {
 	if *serve {
 		err = benchkit.ServeHTTP(o.listeners, "bench/allinone")
 	} else {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err = run(ctx, o, os.Stdout)
-		stop()
+		err = benchkit.Interruptible(func(ctx context.Context) error { return run(ctx, o, os.Stdout) })
 	}
-	if errors.Is(err, context.Canceled) {
-		fmt.Fprintln(os.Stderr, "bench/allinone: interrupted; tocsin and the HTTP servers are stopped")
-		os.Exit(130)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/allinone:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/allinone", err)
 }
 
 func (o *options) check() error {

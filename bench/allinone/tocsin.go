@@ -74,13 +74,7 @@ func fleetYAML(o options, addrs []string, p ports) []byte {
 	b.WriteString("staff: [{name: Bench, email: bench@example.net}]\n")
 	fmt.Fprintf(&b, "providers: {smtp: {host: %s, port: %s, from: alarm@example.net, tls: none}}\n", smtpHost, smtpPort)
 	fmt.Fprintf(&b, "notify: {listen: %q}\nstatuspage: {listen: %q}\npush: {listen: %q}\n", p.ack, p.page, p.push)
-	b.WriteString("boxes:\n")
-	for i := range o.servers {
-		if i%o.perBox == 0 {
-			fmt.Fprintf(&b, "  - id: b%06d\n    name: Box %d\n    servers:\n", i/o.perBox, i/o.perBox)
-		}
-		fmt.Fprintf(&b, "      - {id: %s, check: %q}\n", benchkit.ServerID(i), benchkit.URL(addrs, i))
-	}
+	b.WriteString(benchkit.Boxes(o.servers, o.perBox, addrs))
 	return []byte(b.String())
 }
 

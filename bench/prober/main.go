@@ -19,12 +19,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -80,19 +78,15 @@ func main() {
 	case *serveNATS != "":
 		err = serveJetStream(*serveNATS)
 	default:
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		if *bare {
-			err = baseline(ctx, o, os.Stdout)
-		} else {
+		err = benchkit.Interruptible(func(ctx context.Context) error {
+			if *bare {
+				return baseline(ctx, o, os.Stdout)
+			}
 			platform.TuneGC(os.LookupEnv) // as tocsin run does
-			err = run(ctx, o, os.Stdout)
-		}
-		stop()
+			return run(ctx, o, os.Stdout)
+		})
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/prober:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/prober", err)
 }
 
 func (o *options) check() error {
@@ -142,14 +136,12 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 		defer natsChild.Stop()
 	} else {
-		ns, err = bus.StartEmbedded(bus.EmbeddedOptions{Dir: tmp})
+		var stopNATS func()
+		ns, stopNATS, err = benchkit.JetStream("prober-nats")
 		if err != nil {
 			return err
 		}
-		defer func() {
-			ns.Shutdown()
-			ns.WaitForShutdown()
-		}()
+		defer stopNATS()
 	}
 	pb, err := bus.Connect(natsURL, ns, "bench prober", log)
 	if err != nil {
@@ -364,13 +356,6 @@ func fleetYAML(o options, addrs []string) []byte {
 	fmt.Fprintf(&b, "site: {name: Bench}\nlocations: [%s]\nchecks: {interval: %s, timeout: %s}\n", location, o.interval, o.timeout)
 	b.WriteString("staff: [{name: Bench, email: bench@example.net}]\n")
 	b.WriteString("providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}\n")
-	b.WriteString("boxes:\n")
-	for i := range o.servers {
-		if i%o.perBox == 0 {
-			fmt.Fprintf(&b, "  - id: b%06d\n    name: Box %d\n    servers:\n", i/o.perBox, i/o.perBox)
-		}
-		id := serverID(i)
-		fmt.Fprintf(&b, "      - {id: %s, check: \"http://%s/%s\"}\n", id, addrs[i%len(addrs)], id)
-	}
+	b.WriteString(benchkit.Boxes(o.servers, o.perBox, addrs))
 	return []byte(b.String())
 }

@@ -29,11 +29,11 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/services/statuspage"
@@ -72,14 +72,9 @@ func main() {
 	if *loadURL != "" {
 		err = generate(*loadURL, o.clients, o.gzip, o.warmup, o.duration, os.Stdout)
 	} else {
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		err = run(ctx, o, os.Stdout)
-		stop()
+		err = benchkit.Interruptible(func(ctx context.Context) error { return run(ctx, o, os.Stdout) })
 	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "bench/statuspage:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/statuspage", err)
 }
 
 func (o *options) check() error {
@@ -113,19 +108,11 @@ func run(ctx context.Context, o options, out io.Writer) error {
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	tmp, err := os.MkdirTemp("", "tocsin-bench-statuspage-")
+	ns, stopNATS, err := benchkit.JetStream("statuspage")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: tmp})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	}()
+	defer stopNATS()
 	// The verifier's connection, which writes the state, and the page's own.
 	writer, err := bus.Connect("", ns, "bench writer", log)
 	if err != nil {

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tocsin-alarm/tocsin/bench/internal/benchkit"
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
@@ -44,25 +45,17 @@ func main() {
 		fmt.Fprintf(os.Stderr, "bench/verifier: -batch must be from 1 to %d\n", events.MaxBatchResults)
 		os.Exit(2)
 	}
-	if err := run(*servers, *results, *changes, *rate, *batch, *profile, os.Stdout); err != nil {
-		fmt.Fprintln(os.Stderr, "bench/verifier:", err)
-		os.Exit(1)
-	}
+	benchkit.Exit("bench/verifier", run(*servers, *results, *changes, *rate, *batch, *profile, os.Stdout))
 }
 
 func run(servers, results, changes, rate, batch int, profile string, out io.Writer) error {
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	dir, err := os.MkdirTemp("", "tocsin-bench-verifier-")
+	ns, stopNATS, err := benchkit.JetStream("verifier")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
-	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir})
-	if err != nil {
-		return err
-	}
-	defer ns.Shutdown()
+	defer stopNATS()
 	b, err := bus.Connect("", ns, "bench verifier", log)
 	if err != nil {
 		return err

@@ -1,6 +1,10 @@
 package standin
 
-import "sync"
+import (
+	"fmt"
+	"strings"
+	"sync"
+)
 
 // Kept is a list a stand-in keeps in the order things happened: the
 // requests it answered, the messages it accepted. A test reads it through
@@ -40,6 +44,21 @@ func Copies[T any](items []T, deep func(T) T) []T {
 		out[i] = deep(it)
 	}
 	return out
+}
+
+// Arrived says what a stand-in took, for the error of a test that waited
+// for more: "no <noun> arrived", or how many did, each numbered and said
+// by one.
+func Arrived[T any](items []T, noun string, one func(T) string) string {
+	if len(items) == 0 {
+		return "no " + noun + " arrived"
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d %s(s) arrived:", len(items), noun)
+	for i, it := range items {
+		fmt.Fprintf(&b, " [%d] %s;", i, one(it))
+	}
+	return strings.TrimSuffix(b.String(), ";")
 }
 
 // Credential reports whether s is what providers issue as a credential:

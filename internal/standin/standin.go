@@ -3,7 +3,8 @@
 // 127.0.0.1 with its count of connections, requests held on command until
 // released, faults a test queues up, and a transport that carries requests
 // for the provider's hosts to the stand-in and refuses every other address
-// but loopback, so that a test never reaches the real provider.
+// but loopback, so that a test never reaches the real provider; and the
+// self-signed certificate a server on loopback serves.
 package standin
 
 import (
@@ -191,6 +192,19 @@ func (s *Server) Wait(ctx context.Context, what string, check func() (done bool,
 			return fmt.Errorf("%s: waiting for %s; %s: %w", s.name, what, got, context.Cause(ctx))
 		}
 	}
+}
+
+// WaitForN returns what all lists as soon as it holds at least n. If ctx
+// ends or s closes first, it returns what did arrive and an error that
+// lists it, each as one says it, so that a failing test says what it got.
+// noun names one of them, as "message".
+func WaitForN[T any](ctx context.Context, s *Server, n int, noun string, all func() []T, one func(T) string) ([]T, error) {
+	var got []T
+	err := s.Wait(ctx, fmt.Sprintf("%d %ss", n, noun), func() (bool, string) {
+		got = all()
+		return len(got) >= n, Arrived(got, noun, one)
+	})
+	return got, err
 }
 
 // WriteJSON answers with status and v as JSON of contentType, with <, >

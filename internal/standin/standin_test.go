@@ -105,6 +105,19 @@ func TestWait(t *testing.T) {
 	}
 }
 
+func TestWaitForN(t *testing.T) {
+	s := Start("test", http.HandlerFunc(ok))
+	all := func() []string { return []string{"a"} }
+	if got, err := WaitForN(t.Context(), s, 1, "call", all, strings.ToUpper); err != nil || len(got) != 1 {
+		t.Errorf("WaitForN of 1 = %q, %v", got, err)
+	}
+	s.Close()
+	got, err := WaitForN(t.Context(), s, 2, "call", all, strings.ToUpper)
+	if want := "test: closed while waiting for 2 calls; 1 call(s) arrived: [0] A"; err == nil || err.Error() != want || len(got) != 1 {
+		t.Errorf("WaitForN of 2 on a closed stand-in = %q, %v; want what arrived and %q", got, err, want)
+	}
+}
+
 // TestCopies: a test's copy and the stand-in's own share nothing deep.
 func TestCopies(t *testing.T) {
 	own := []http.Header{{"A": {"1"}}}
@@ -112,6 +125,22 @@ func TestCopies(t *testing.T) {
 	got[0].Set("A", "2")
 	if own[0].Get("A") != "1" {
 		t.Errorf("changing the copy changed the stand-in's own: %v", own)
+	}
+}
+
+func TestArrived(t *testing.T) {
+	say := func(s string) string { return strings.ToUpper(s) }
+	for _, tt := range []struct {
+		items []string
+		want  string
+	}{
+		{nil, "no call arrived"},
+		{[]string{"a"}, "1 call(s) arrived: [0] A"},
+		{[]string{"a", "b"}, "2 call(s) arrived: [0] A; [1] B"},
+	} {
+		if got := Arrived(tt.items, "call", say); got != tt.want {
+			t.Errorf("Arrived(%q) = %q, want %q", tt.items, got, tt.want)
+		}
 	}
 }
 

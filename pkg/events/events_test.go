@@ -154,19 +154,8 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
-				t.Errorf("wire format changed (run with -update if on purpose):\n got %s\nwant %s", got, want)
-			}
+			want := golden(t, filepath.Join("testdata", "golden", name+".json"), got,
+				"wire format changed (run with -update if on purpose)")
 			back, err := Decode(ev.Subject(), want)
 			if err != nil {
 				t.Fatal(err)
@@ -178,23 +167,68 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-func TestDecodeErrors(t *testing.T) {
-	good, err := samples()["probe_result"].Marshal()
+// golden holds got to the golden file at path, first writing it there when
+// the test runs with -update, and returns the file's bytes for the caller
+// to decode. changed is what a difference means and how to accept it.
+func golden(t *testing.T, path string, got []byte, changed string) []byte {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	replace := func(old, new string) string {
-		if !strings.Contains(string(good), old) {
+	if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
+		t.Errorf("%s:\n got %s\nwant %s", changed, got, want)
+	}
+	return want
+}
+
+// edited marshals ev, and returns its text and a way to change one part of
+// that text, which fails t if the part is not there.
+func edited(t *testing.T, ev Event) (good string, replace func(old, new string) string) {
+	t.Helper()
+	b, err := ev.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	good = string(b)
+	return good, func(old, new string) string {
+		t.Helper()
+		if !strings.Contains(good, old) {
 			t.Fatalf("sample has no %q", old)
 		}
-		return strings.Replace(string(good), old, new, 1)
+		return strings.Replace(good, old, new, 1)
 	}
-	tests := []struct {
-		name, subject, in, want string
-	}{
+}
+
+// refusal is a message on subject that Decode must refuse, saying want.
+type refusal struct{ name, subject, in, want string }
+
+func refused(t *testing.T, cases []refusal) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Decode(tt.subject, []byte(tt.in))
+			if err == nil {
+				t.Fatalf("Decode(%s) succeeded, want error containing %q", tt.in, tt.want)
+			}
+			if !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Decode error = %q, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	good, replace := edited(t, samples()["probe_result"])
+	refused(t, []refusal{
 		{"not json", "", "hello", "malformed envelope"},
 		{"empty", "", "", "malformed envelope"},
-		{"trailing data", "", string(good) + "{}", "after top-level value"},
+		{"trailing data", "", good + "{}", "after top-level value"},
 		{"newer version", "", replace(`"v":1`, `"v":2`), "unsupported envelope version 2"},
 		{"unknown type", "", replace(`"type":"probe.result"`, `"type":"probe.weird"`), `unknown event type "probe.weird"`},
 		{"missing type", "", replace(`"type":"probe.result"`, `"type":""`), "missing event type"},
@@ -207,20 +241,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"failure without reason", "", replace(`,"reason":"timeout after 10s"`, ``), "needs a reason"},
 		{"unanswered re-check", "", replace(`"purpose":"scheduled"`, `"purpose":"recheck","unanswered":true`), "only a scheduled check"},
 		{"unanswered but ok", "", replace(`"ok":false`, `"ok":true,"unanswered":true`), "only a scheduled check"},
-		{"wrong subject", "probe.result.mx2.lon1", string(good), `belongs on "probe.result.mx1.lon1", found on "probe.result.mx2.lon1"`},
-		{"another location's subject", "probe.result.mx1.ams1", string(good), `belongs on "probe.result.mx1.lon1", found on "probe.result.mx1.ams1"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := Decode(tt.subject, []byte(tt.in))
-			if err == nil {
-				t.Fatalf("Decode(%s) succeeded, want error containing %q", tt.in, tt.want)
-			}
-			if !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Decode error = %q, want it to contain %q", err, tt.want)
-			}
-		})
-	}
+		{"wrong subject", "probe.result.mx2.lon1", good, `belongs on "probe.result.mx1.lon1", found on "probe.result.mx2.lon1"`},
+		{"another location's subject", "probe.result.mx1.ams1", good, `belongs on "probe.result.mx1.lon1", found on "probe.result.mx1.ams1"`},
+	})
 }
 
 func TestMarshalRefusesInvalid(t *testing.T) {
@@ -284,5 +307,18 @@ func TestClip(t *testing.T) {
 	r := &ProbeResult{Server: "mx1", Location: "lon1", Task: "t", Started: t0, Reason: long}
 	if err := r.Validate(); err == nil {
 		t.Error("a 600-byte reason was accepted")
+	}
+}
+
+func TestSubjectID(t *testing.T) {
+	for subject, want := range map[string]string{
+		SubjectIncident("20261121-mx1-4", "opened"): "20261121-mx1-4",
+		SubjectServerChanged("mx1"):                 "mx1",
+		SubjectProbeResult("mx1", "lon1"):           "result",
+		"nodots":                                    "nodots",
+	} {
+		if got := SubjectID(subject); got != want {
+			t.Errorf("SubjectID(%q) = %q, want %q", subject, got, want)
+		}
 	}
 }

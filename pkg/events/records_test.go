@@ -40,19 +40,8 @@ func TestRecordGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", "records", name+".json")
-			if *update {
-				if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(got, bytes.TrimSuffix(want, []byte("\n"))) {
-				t.Errorf("stored form changed (run with -update if every reader changed with it):\n got %s\nwant %s", got, want)
-			}
+			want := golden(t, filepath.Join("testdata", "records", name+".json"), got,
+				"stored form changed (run with -update if every reader changed with it)")
 			back := reflect.New(reflect.TypeOf(rec).Elem()).Interface()
 			dec := json.NewDecoder(bytes.NewReader(want))
 			dec.DisallowUnknownFields()

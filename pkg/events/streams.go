@@ -42,6 +42,16 @@ func ResultServer(subject string) string {
 	return subject
 }
 
+// SubjectID is the id a subject names after its kind, as in
+// server.<id>.changed and incident.<id>.opened: the key that keeps one
+// server's, or one incident's, events in order.
+func SubjectID(subject string) string {
+	if parts := strings.SplitN(subject, ".", 3); len(parts) >= 2 {
+		return parts[1]
+	}
+	return subject
+}
+
 // SubjectServerChanged is where one server's state changes go.
 func SubjectServerChanged(server string) string { return "server." + server + ".changed" }
 

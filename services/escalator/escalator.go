@@ -121,7 +121,7 @@ func (e *Escalator) Run(ctx context.Context) error {
 		Name:       "escalator",
 		Filter:     []string{events.SubjectIncidents},
 		Workers:    4,
-		Key:        func(subject string) string { return strings.Split(subject, ".")[1] },
+		Key:        events.SubjectID,
 		Exclusive:  true, // one incident's steps in order, by one instance
 		AckWait:    e.ackWait,
 		BackoffMin: time.Second, BackoffMax: time.Minute,

@@ -133,21 +133,13 @@ func (a *act) remove(ctx context.Context) error {
 		return err
 	}
 	for _, t := range todo {
-		p := a.rec.place(t.ID())
-		if p.At != placeRemoving {
+		if a.rec.place(t.ID()).At != placeRemoving {
 			continue
 		}
-		err := t.Apply(ctx, Request{ID: a.id(events.ActionRemove), Action: events.ActionRemove, Server: a.rec.Server, Name: name, Box: a.box.ID, Change: a.ev, At: now})
-		if err != nil {
-			errs = append(errs, a.failed(t, events.ActionRemove, err, inPool, now))
+		if err := a.apply(ctx, t, events.ActionRemove, placeOut, inPool, now); err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		p.At = placeOut
-		a.announce(a.id(events.ActionRemove)+"/"+t.ID()+"/done", events.ServerAction{
-			Action: events.ActionRemove, Via: t.Via(), Target: t.Describe(name), Outcome: events.OutcomeDone,
-			Attempt: p.Attempts + 1, At: now, InPool: inPool,
-		})
-		p.Attempts, p.FailingSince = 0, time.Time{}
 		a.log.Info("server taken out of the pool", "target", t.Describe(name), "in_pool", inPool)
 	}
 	if err := a.save(ctx); err != nil {
@@ -175,24 +167,36 @@ func (a *act) restore(ctx context.Context) error {
 	}
 	var errs []error
 	for _, t := range todo {
-		p := a.rec.place(t.ID())
-		err := t.Apply(ctx, Request{ID: a.id(events.ActionRestore), Action: events.ActionRestore, Server: a.rec.Server, Name: name, Box: a.box.ID, Change: a.ev, At: now})
-		if err != nil {
-			errs = append(errs, a.failed(t, events.ActionRestore, err, nil, now))
+		if err := a.apply(ctx, t, events.ActionRestore, placeIn, nil, now); err != nil {
+			errs = append(errs, err)
 			continue
 		}
-		p.At = placeIn
-		a.announce(a.id(events.ActionRestore)+"/"+t.ID()+"/done", events.ServerAction{
-			Action: events.ActionRestore, Via: t.Via(), Target: t.Describe(name), Outcome: events.OutcomeDone,
-			Attempt: p.Attempts + 1, At: now,
-		})
-		p.Attempts, p.FailingSince = 0, time.Time{}
 		a.log.Info("server back in the pool", "target", t.Describe(name))
 	}
 	if err := a.save(ctx); err != nil {
 		return err
 	}
 	return outcome(errs)
+}
+
+// apply has t take the server out or put it back, as action says. Done, it
+// records that the server now stands at to there and announces it, with
+// inPool, the box's servers left in the pool; failed, it counts the attempt
+// and returns the failure.
+func (a *act) apply(ctx context.Context, t Target, action events.Action, to string, inPool []string, now time.Time) error {
+	name := a.box.Failover.ServerName(a.rec.Server)
+	err := t.Apply(ctx, Request{ID: a.id(action), Action: action, Server: a.rec.Server, Name: name, Box: a.box.ID, Change: a.ev, At: now})
+	if err != nil {
+		return a.failed(t, action, err, inPool, now)
+	}
+	p := a.rec.place(t.ID())
+	p.At = to
+	a.announce(a.id(action)+"/"+t.ID()+"/done", events.ServerAction{
+		Action: action, Via: t.Via(), Target: t.Describe(name), Outcome: events.OutcomeDone,
+		Attempt: p.Attempts + 1, At: now, InPool: inPool,
+	})
+	p.Attempts, p.FailingSince = 0, time.Time{}
+	return nil
 }
 
 // alertAfter is the attempt from which a failing action asks staff to act.

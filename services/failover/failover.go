@@ -122,7 +122,7 @@ func (s *Service) Run(ctx context.Context) error {
 		Filter:  []string{events.SubjectServerChanges},
 		Workers: 4,
 		// One server's changes in order; different servers at once.
-		Key:        func(subject string) string { return strings.Split(subject, ".")[1] },
+		Key:        events.SubjectID,
 		Exclusive:  true, // one server's changes in order, by one instance
 		AckWait:    s.ackWait,
 		BackoffMin: s.backoffMin, BackoffMax: s.backoffMax,

@@ -9,6 +9,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/adapter/smtpmail"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/redact"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
@@ -116,10 +117,9 @@ func newSMS(t *config.Twilio, callback string) (Channel, error) {
 	if t == nil {
 		return nil, nil
 	}
-	s, err := twiliosms.New(twiliosms.Config{
-		AccountSID: t.AccountSID.Reveal(), AuthToken: t.AuthToken.Reveal(), From: t.From,
-		APIURL: t.APIURL, StatusCallback: callback,
-	})
+	s, err := twiliosms.New(twiliosms.Config{Account: twiliorest.Account{
+		SID: t.AccountSID.Reveal(), AuthToken: t.AuthToken.Reveal(), APIURL: t.APIURL, StatusCallback: callback,
+	}, From: t.From})
 	if err != nil {
 		return nil, err
 	}

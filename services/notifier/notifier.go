@@ -161,7 +161,7 @@ func (n *Notifier) Run(ctx context.Context) error {
 			Filter:  n.eventFilters(),
 			Workers: 8,
 			// One incident's events in order, by one worker.
-			Key: func(subject string) string { return strings.Split(subject, ".")[1] },
+			Key: events.SubjectID,
 			// One incident's messages in order, by one instance.
 			Exclusive: true,
 			// Work done before a crash is recorded; what is left goes on

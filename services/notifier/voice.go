@@ -16,6 +16,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliovoice"
 )
 
@@ -55,9 +56,9 @@ func newVoice(cfg *config.Config) (Channel, error) {
 	if t == nil || !callerID.MatchString(t.From) {
 		return nil, nil
 	}
-	c, err := twiliovoice.New(twiliovoice.Config{
-		AccountSID: t.AccountSID.Reveal(), AuthToken: t.AuthToken.Reveal(), From: t.From, APIURL: t.APIURL,
-	})
+	c, err := twiliovoice.New(twiliovoice.Config{Account: twiliorest.Account{
+		SID: t.AccountSID.Reveal(), AuthToken: t.AuthToken.Reveal(), APIURL: t.APIURL,
+	}, From: t.From})
 	if err != nil {
 		return nil, err
 	}

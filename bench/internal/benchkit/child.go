@@ -131,3 +131,17 @@ func ServerID(i int) string { return fmt.Sprintf("s%06d", i) }
 func URL(addrs []string, i int) string {
 	return fmt.Sprintf("http://%s/%s", addrs[i%len(addrs)], ServerID(i))
 }
+
+// Boxes is the boxes section of a config: servers HTTP servers, checked at
+// URL, in boxes of perBox.
+func Boxes(servers, perBox int, addrs []string) string {
+	var b strings.Builder
+	b.WriteString("boxes:\n")
+	for i := range servers {
+		if i%perBox == 0 {
+			fmt.Fprintf(&b, "  - id: b%06d\n    name: Box %d\n    servers:\n", i/perBox, i/perBox)
+		}
+		fmt.Fprintf(&b, "      - {id: %s, check: %q}\n", ServerID(i), URL(addrs, i))
+	}
+	return b.String()
+}

@@ -66,16 +66,33 @@ func Scrub(text string, secrets ...Secret) string {
 	return text
 }
 
-// Printable reports whether s holds printable ASCII and no space, as a
-// credential does: a stray newline or quote from a secret's file is the
-// usual mistake.
-func Printable(s string) bool {
-	for i := range len(s) {
-		if s[i] <= ' ' || s[i] >= 0x7f {
-			return false
+// Timeout is the bound on one call that an adapter's config asks for: d,
+// or def when d is 0. A negative d is a mistake in the config, said in the
+// error.
+func Timeout(d, def time.Duration) (time.Duration, error) {
+	switch {
+	case d < 0:
+		return 0, fmt.Errorf("timeout %v is negative", d)
+	case d == 0:
+		return def, nil
+	}
+	return d, nil
+}
+
+// CheckCredential says what is wrong with the credential called name, or
+// returns nil: it must be set, and hold printable ASCII and no space, as
+// every provider's token and key does; a stray newline or quote from a
+// secret's file is the usual mistake. The text never holds the value.
+func CheckCredential(name, value string) error {
+	if value == "" {
+		return fmt.Errorf("%s is empty", name)
+	}
+	for i := range len(value) {
+		if value[i] <= ' ' || value[i] >= 0x7f {
+			return fmt.Errorf("%s holds spaces or characters outside printable ASCII; check for a stray newline or quote", name)
 		}
 	}
-	return true
+	return nil
 }
 
 // Caller makes the calls of one adapter.

@@ -55,10 +55,37 @@ func TestScrub(t *testing.T) {
 	}
 }
 
-func TestPrintable(t *testing.T) {
-	for s, want := range map[string]bool{"EAAb+/=": true, "": true, "a b": false, "tok\n": false, "é": false, "\x7f": false} {
-		if got := apicall.Printable(s); got != want {
-			t.Errorf("Printable(%q) = %v, want %v", s, got, want)
+func TestTimeout(t *testing.T) {
+	for _, tt := range []struct {
+		d, want time.Duration
+		err     string
+	}{
+		{0, 10 * time.Second, ""},
+		{3 * time.Second, 3 * time.Second, ""},
+		{-time.Second, 0, "timeout -1s is negative"},
+	} {
+		got, err := apicall.Timeout(tt.d, 10*time.Second)
+		gotErr := ""
+		if err != nil {
+			gotErr = err.Error()
+		}
+		if got != tt.want || gotErr != tt.err {
+			t.Errorf("Timeout(%v) = %v, %q; want %v, %q", tt.d, got, gotErr, tt.want, tt.err)
+		}
+	}
+}
+
+func TestCheckCredential(t *testing.T) {
+	const stray = "token holds spaces or characters outside printable ASCII; check for a stray newline or quote"
+	for s, want := range map[string]string{
+		"EAAb+/=": "", "": "token is empty", "a b": stray, "tok\n": stray, "é": stray, "\x7f": stray,
+	} {
+		got := ""
+		if err := apicall.CheckCredential("token", s); err != nil {
+			got = err.Error()
+		}
+		if got != want {
+			t.Errorf("CheckCredential(%q) = %q, want %q", s, got, want)
 		}
 	}
 }

@@ -91,22 +91,8 @@ func (v *validator) push(path []any, srv *Server) {
 	}
 	pp := append(path, "push")
 	pu := srv.Push
-	switch e := pu.Every.D(); {
-	case e == 0:
-		v.at(pp, "push.every is missing: how often the job reports, like 24h")
-	case e < minPushEvery:
-		v.at(append(pp, "every"), "every %s is too short: at least %s", pu.Every, Duration(minPushEvery))
-	case e > maxPushEvery:
-		v.at(append(pp, "every"), "every %s is too long: at most %s (a monthly job)", pu.Every, Duration(maxPushEvery))
-	}
-	switch g := pu.Grace.D(); {
-	case g == 0:
-		v.at(pp, "push.grace is missing: how late a report may be, like 1h")
-	case g < minPushGrace:
-		v.at(append(pp, "grace"), "grace %s is too short: at least %s", pu.Grace, Duration(minPushGrace))
-	case g > maxPushGrace:
-		v.at(append(pp, "grace"), "grace %s is too long: at most %s", pu.Grace, Duration(maxPushGrace))
-	}
+	v.pushSpan(pp, "every", pu.Every, minPushEvery, maxPushEvery, "how often the job reports, like 24h", " (a monthly job)")
+	v.pushSpan(pp, "grace", pu.Grace, minPushGrace, maxPushGrace, "how late a report may be, like 1h", "")
 	pu.Token = v.secret(pp, "token", pu.TokenEnv, pu.TokenFile, true)
 	if pu.Token.IsSet() && !ValidPushToken(pu.Token.Reveal()) {
 		key := "token_env"
@@ -119,6 +105,20 @@ func (v *validator) push(path []any, srv *Server) {
 
 // pushes checks what push servers share: no two have one token (a report
 // must name one server), and the push service's own server.
+// pushSpan checks push.<key>, a duration that must be given, from lo to
+// hi; what says what it is for when it is missing, and longest follows the
+// bound when it is too long.
+func (v *validator) pushSpan(pp []any, key string, d Duration, lo, hi time.Duration, what, longest string) {
+	switch {
+	case d == 0:
+		v.at(pp, "push.%s is missing: %s", key, what)
+	case d.D() < lo:
+		v.at(append(pp, key), "%s %s is too short: at least %s", key, d, Duration(lo))
+	case d.D() > hi:
+		v.at(append(pp, key), "%s %s is too long: at most %s%s", key, d, Duration(hi), longest)
+	}
+}
+
 func (v *validator) pushes(c *Config) {
 	seen := map[[32]byte]string{}
 	for i, b := range c.Boxes {

@@ -1,14 +1,12 @@
 package locations_test
 
 import (
-	"context"
 	"encoding/json"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/readmodel/locations"
-	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -19,21 +17,9 @@ import (
 // cannot keep a location live for a year with one heartbeat, and cannot
 // speak for another location under its own key.
 func TestForgedHeartbeats(t *testing.T) {
-	b := bustest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	kv, err := b.KV(ctx, events.BucketLocations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, kv := bucket(t)
 	t0 := time.Now()
-	live, err := locations.Watch(ctx, kv, time.Now, []string{"lon1", "ams1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := live.WaitReady(ctx); err != nil {
-		t.Fatal(err)
-	}
+	live := watch(ctx, t, kv, "lon1", "ams1")
 	put := func(key string, hb events.Heartbeat) {
 		b, _ := json.Marshal(hb)
 		if _, err := kv.Put(ctx, key, b); err != nil {

@@ -16,24 +16,38 @@ import (
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
-// TestLiveAt: a prober is live from its start until its heartbeat's TTL runs
-// out, or until it withdraws; the answer for a past moment does not change
-// as later heartbeats arrive.
-func TestLiveAt(t *testing.T) {
-	b := bustest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	kv, err := b.KV(ctx, events.BucketLocations)
+// bucket is an empty locations bucket on a JetStream server of the test's
+// own, and a context that ends with the test.
+func bucket(t *testing.T) (context.Context, jetstream.KeyValue) {
+	t.Helper()
+	ctx := t.Context()
+	kv, err := bustest.New(t).KV(ctx, events.BucketLocations)
 	if err != nil {
 		t.Fatal(err)
 	}
-	live, err := locations.Watch(ctx, kv, time.Now, []string{"lon1", "ams1"})
+	return ctx, kv
+}
+
+// watch is a reader of kv that knows the locations named, once it has read
+// what kv held.
+func watch(ctx context.Context, t *testing.T, kv jetstream.KeyValue, names ...string) *locations.Live {
+	t.Helper()
+	live, err := locations.Watch(ctx, kv, time.Now, names)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := live.WaitReady(ctx); err != nil {
 		t.Fatal(err)
 	}
+	return live
+}
+
+// TestLiveAt: a prober is live from its start until its heartbeat's TTL runs
+// out, or until it withdraws; the answer for a past moment does not change
+// as later heartbeats arrive.
+func TestLiveAt(t *testing.T) {
+	ctx, kv := bucket(t)
+	live := watch(ctx, t, kv, "lon1", "ams1")
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	before := time.Now().Add(-time.Millisecond) // strictly before any heartbeat
 
@@ -85,17 +99,8 @@ func TestLiveAt(t *testing.T) {
 // on a moment answers for it as every other reader does, however late its
 // watch runs.
 func TestReadersAgreeOnAGap(t *testing.T) {
-	b := bustest.New(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	kv, err := b.KV(ctx, events.BucketLocations)
-	if err != nil {
-		t.Fatal(err)
-	}
-	early, err := locations.Watch(ctx, kv, time.Now, []string{"lon1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, kv := bucket(t)
+	early := watch(ctx, t, kv, "lon1")
 	put := func() time.Time {
 		hb, _ := json.Marshal(events.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 200})
 		e, err := kv.Put(ctx, "lon1.a", hb)
@@ -114,10 +119,7 @@ func TestReadersAgreeOnAGap(t *testing.T) {
 	wait.For(t, "the gap to pass", func() bool { return time.Now().After(gap.Add(100 * time.Millisecond)) })
 	again := put()
 
-	late, err := locations.Watch(ctx, kv, time.Now, []string{"lon1"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	late := watch(ctx, t, kv, "lon1")
 	for name, l := range map[string]*locations.Live{"early": early, "late": late} {
 		if err := l.Settled(ctx, again); err != nil {
 			t.Fatal(err)
@@ -134,11 +136,7 @@ func TestReadersAgreeOnAGap(t *testing.T) {
 // TestAnnounceStoppedAtOnce: a prober stopped before its first heartbeat
 // is written stops cleanly, and leaves no heartbeat behind.
 func TestAnnounceStoppedAtOnce(t *testing.T) {
-	b := bustest.New(t)
-	kv, err := b.KV(context.Background(), events.BucketLocations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, kv := bucket(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	hb := events.Heartbeat{Location: "lon1", Instance: "a", Since: time.Now(), TTLMS: 15_000}

@@ -35,6 +35,23 @@ type Post struct {
 	ID      string
 	Message string
 	Link    string // empty when none was sent
+	Arrival
+}
+
+// Comment is one comment the stand-in accepted on a post, as the client
+// sent it.
+type Comment struct {
+	// ID is the comment's ID as the answer gave it: "<post>_<comment>",
+	// where <post> is the part of PostID after the page's.
+	ID string
+	// PostID is the ID of the post commented on, "<page-id>_<post>".
+	PostID  string
+	Message string
+	Arrival
+}
+
+// Arrival is how an accepted post or comment reached the stand-in.
+type Arrival struct {
 	// Version is the Graph API version the request named, such as
 	// "v21.0".
 	Version string
@@ -48,23 +65,6 @@ type Post struct {
 	// encoding byte for byte.
 	Raw    string
 	Header http.Header
-}
-
-// Comment is one comment the stand-in accepted on a post, as the client
-// sent it.
-type Comment struct {
-	// ID is the comment's ID as the answer gave it: "<post>_<comment>",
-	// where <post> is the part of PostID after the page's.
-	ID string
-	// PostID is the ID of the post commented on, "<page-id>_<post>".
-	PostID     string
-	Message    string
-	Version    string
-	TokenIn    string
-	Received   time.Time
-	RequestURI string
-	Raw        string
-	Header     http.Header
 }
 
 // Attempt is one request that reached the stand-in, accepted or not, so

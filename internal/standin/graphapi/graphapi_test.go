@@ -117,7 +117,7 @@ func TestPost(t *testing.T) {
 	p := posts[0]
 	want := graphapi.Post{
 		ID: pid, Message: "web-3 is down & <being> looked at", Link: "https://status.example.com/i/42",
-		Version: "v21.0", TokenIn: "form", RequestURI: "/v21.0/" + page + "/feed", Raw: form.Encode(),
+		Arrival: graphapi.Arrival{Version: "v21.0", TokenIn: "form", RequestURI: "/v21.0/" + page + "/feed", Raw: form.Encode()},
 	}
 	if diff := cmp.Diff(p, want, cmpIgnoring("Received", "Header")); diff != "" {
 		t.Errorf("post (-got +want):\n%s", diff)
@@ -278,8 +278,8 @@ func TestComment(t *testing.T) {
 	}
 	cs := s.Comments()
 	want := []graphapi.Comment{{
-		ID: cid, PostID: pid, Message: "Resolved: web-3 is up again.", Version: "v21.0", TokenIn: "form",
-		RequestURI: "/v21.0/" + pid + "/comments", Raw: form.Encode(),
+		ID: cid, PostID: pid, Message: "Resolved: web-3 is up again.",
+		Arrival: graphapi.Arrival{Version: "v21.0", TokenIn: "form", RequestURI: "/v21.0/" + pid + "/comments", Raw: form.Encode()},
 	}}
 	if diff := cmp.Diff(cs, want, cmpIgnoring("Received", "Header")); diff != "" {
 		t.Errorf("comments (-got +want):\n%s", diff)
@@ -294,60 +294,44 @@ func TestComment(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	tests := []struct {
-		name   string
-		fault  graphapi.Fault
-		status int
-		want   string
-		header map[string]string
-	}{
-		{name: "500", fault: graphapi.ServerError(500), status: 500,
-			want: `{"error":{"message":"An unknown error has occurred.","type":"OAuthException","code":1,"fbtrace_id":"TRACE"}}`},
-		{name: "503", fault: graphapi.ServerError(503), status: 503,
-			want: `{"error":{"message":"An unexpected error has occurred. Please retry your request later.","type":"OAuthException","code":2,"is_transient":true,"fbtrace_id":"TRACE"}}`},
-		{name: "app rate limit", fault: graphapi.RateLimited(4, 0), status: 400,
-			want:   `{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4,"is_transient":true,"fbtrace_id":"TRACE"}}`,
-			header: map[string]string{"X-App-Usage": `{"call_count":100,"total_cputime":100,"total_time":100}`, "X-Business-Use-Case-Usage": ""}},
-		{name: "user rate limit", fault: graphapi.RateLimited(17, 0), status: 400,
-			want: `{"error":{"message":"(#17) User request limit reached","type":"OAuthException","code":17,"is_transient":true,"fbtrace_id":"TRACE"}}`},
-		{name: "page rate limit with a time", fault: graphapi.RateLimited(32, 90*time.Second), status: 400,
-			want:   `{"error":{"message":"(#32) Page request limit reached","type":"OAuthException","code":32,"fbtrace_id":"TRACE"}}`,
-			header: map[string]string{"X-Business-Use-Case-Usage": `{"` + page + `":[{"type":"pages","call_count":100,"total_cputime":100,"total_time":100,"estimated_time_to_regain_access":2}]}`}},
-		{name: "613", fault: graphapi.RateLimited(613, 0), status: 400,
-			want: `{"error":{"message":"(#613) Calls to this api have exceeded the rate limit.","type":"OAuthException","code":613,"fbtrace_id":"TRACE"}}`},
-		{name: "invalid token", fault: graphapi.InvalidToken(), status: 400,
-			want:   `{"error":{"message":"Invalid OAuth access token - Cannot parse access token","type":"OAuthException","code":190,"fbtrace_id":"TRACE"}}`,
-			header: map[string]string{"WWW-Authenticate": `OAuth "Facebook Platform" "invalid_token" "Invalid OAuth access token - Cannot parse access token"`}},
-		{name: "expired token", fault: graphapi.Fault{Status: 400, Code: 190, Subcode: 463, Message: "Error validating access token: Session has expired."}, status: 400,
-			want: `{"error":{"message":"Error validating access token: Session has expired.","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"TRACE"}}`},
-		{name: "permission", fault: graphapi.Refused(200), status: 400,
-			want: `{"error":{"message":"(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts permission with page token","type":"OAuthException","code":200,"fbtrace_id":"TRACE"}}`},
-		{name: "transient on command", fault: graphapi.Fault{Status: 400, Code: 368, Transient: true}, status: 400,
-			want: `{"error":{"message":"The action attempted has been deemed abusive or is otherwise disallowed","type":"OAuthException","code":368,"is_transient":true,"fbtrace_id":"TRACE"}}`},
-		{name: "502 from a proxy", fault: graphapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, status: 502,
-			want: "<html>Bad Gateway</html>", header: map[string]string{"Content-Type": "text/html; charset=utf-8"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := graphapi.Start(t, page, token)
-			s.FailNext(1, tt.fault)
-			got := send(t, http.DefaultClient, "POST", feed(s), withToken("message", "x"), nil)
-			if got.status != tt.status || graphError(got.body) != tt.want {
-				t.Errorf("got %d %s, want %d %s", got.status, got.body, tt.status, tt.want)
-			}
-			for k, v := range tt.header {
-				if g := got.header.Get(k); g != v {
-					t.Errorf("%s = %q, want %q", k, g, v)
-				}
-			}
-			if len(s.Posts()) != 0 {
-				t.Error("a failed request was posted")
-			}
-			if got := send(t, http.DefaultClient, "POST", feed(s), withToken("message", "x"), nil); got.status != 200 {
-				t.Errorf("after the fault: %d %s", got.status, got.body)
-			}
-		})
-	}
+	providertest.Faults(t, func(t *testing.T) providertest.FaultRig[graphapi.Fault] {
+		s := graphapi.Start(t, page, token)
+		return providertest.FaultRig[graphapi.Fault]{
+			FailNext: func(f graphapi.Fault) { s.FailNext(1, f) },
+			Send: func(t *testing.T) providertest.Answer {
+				got := send(t, http.DefaultClient, "POST", feed(s), withToken("message", "x"), nil)
+				return providertest.Answer{Status: got.status, Header: got.header, Body: graphError(got.body)}
+			},
+			OK:   200,
+			Kept: func() int { return len(s.Posts()) },
+		}
+	}, []providertest.Faulted[graphapi.Fault]{
+		{Name: "500", Fault: graphapi.ServerError(500), Status: 500,
+			Body: `{"error":{"message":"An unknown error has occurred.","type":"OAuthException","code":1,"fbtrace_id":"TRACE"}}`},
+		{Name: "503", Fault: graphapi.ServerError(503), Status: 503,
+			Body: `{"error":{"message":"An unexpected error has occurred. Please retry your request later.","type":"OAuthException","code":2,"is_transient":true,"fbtrace_id":"TRACE"}}`},
+		{Name: "app rate limit", Fault: graphapi.RateLimited(4, 0), Status: 400,
+			Body:   `{"error":{"message":"(#4) Application request limit reached","type":"OAuthException","code":4,"is_transient":true,"fbtrace_id":"TRACE"}}`,
+			Header: map[string]string{"X-App-Usage": `{"call_count":100,"total_cputime":100,"total_time":100}`, "X-Business-Use-Case-Usage": ""}},
+		{Name: "user rate limit", Fault: graphapi.RateLimited(17, 0), Status: 400,
+			Body: `{"error":{"message":"(#17) User request limit reached","type":"OAuthException","code":17,"is_transient":true,"fbtrace_id":"TRACE"}}`},
+		{Name: "page rate limit with a time", Fault: graphapi.RateLimited(32, 90*time.Second), Status: 400,
+			Body:   `{"error":{"message":"(#32) Page request limit reached","type":"OAuthException","code":32,"fbtrace_id":"TRACE"}}`,
+			Header: map[string]string{"X-Business-Use-Case-Usage": `{"` + page + `":[{"type":"pages","call_count":100,"total_cputime":100,"total_time":100,"estimated_time_to_regain_access":2}]}`}},
+		{Name: "613", Fault: graphapi.RateLimited(613, 0), Status: 400,
+			Body: `{"error":{"message":"(#613) Calls to this api have exceeded the rate limit.","type":"OAuthException","code":613,"fbtrace_id":"TRACE"}}`},
+		{Name: "invalid token", Fault: graphapi.InvalidToken(), Status: 400,
+			Body:   `{"error":{"message":"Invalid OAuth access token - Cannot parse access token","type":"OAuthException","code":190,"fbtrace_id":"TRACE"}}`,
+			Header: map[string]string{"WWW-Authenticate": `OAuth "Facebook Platform" "invalid_token" "Invalid OAuth access token - Cannot parse access token"`}},
+		{Name: "expired token", Fault: graphapi.Fault{Status: 400, Code: 190, Subcode: 463, Message: "Error validating access token: Session has expired."}, Status: 400,
+			Body: `{"error":{"message":"Error validating access token: Session has expired.","type":"OAuthException","code":190,"error_subcode":463,"fbtrace_id":"TRACE"}}`},
+		{Name: "permission", Fault: graphapi.Refused(200), Status: 400,
+			Body: `{"error":{"message":"(#200) If posting to a page, requires both pages_read_engagement and pages_manage_posts permission with page token","type":"OAuthException","code":200,"fbtrace_id":"TRACE"}}`},
+		{Name: "transient on command", Fault: graphapi.Fault{Status: 400, Code: 368, Transient: true}, Status: 400,
+			Body: `{"error":{"message":"The action attempted has been deemed abusive or is otherwise disallowed","type":"OAuthException","code":368,"is_transient":true,"fbtrace_id":"TRACE"}}`},
+		{Name: "502 from a proxy", Fault: graphapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, Status: 502,
+			Body: "<html>Bad Gateway</html>", Header: map[string]string{"Content-Type": "text/html; charset=utf-8"}},
+	})
 }
 
 func TestFaultsOnlyWithTheRightToken(t *testing.T) {

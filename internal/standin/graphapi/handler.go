@@ -211,21 +211,16 @@ func webURL(s string) bool {
 
 // accept stores a post or a comment and answers with its ID.
 func (s *Server) accept(req Request, version, tokenIn string, now time.Time, r *http.Request, raw []byte) answer {
+	arrival := Arrival{Version: version, TokenIn: tokenIn, Received: now, RequestURI: r.RequestURI, Raw: string(raw), Header: r.Header.Clone()}
 	s.mu.Lock()
 	var id string
 	if req.Edge == "feed" {
 		id = s.PageID + "_" + s.nextID()
-		s.posts = append(s.posts, Post{
-			ID: id, Message: req.Message, Link: req.Link, Version: version, TokenIn: tokenIn,
-			Received: now, RequestURI: r.RequestURI, Raw: string(raw), Header: r.Header.Clone(),
-		})
+		s.posts = append(s.posts, Post{ID: id, Message: req.Message, Link: req.Link, Arrival: arrival})
 	} else {
 		_, post, _ := strings.Cut(req.Object, "_")
 		id = post + "_" + s.nextID()
-		s.comments = append(s.comments, Comment{
-			ID: id, PostID: req.Object, Message: req.Message, Version: version, TokenIn: tokenIn,
-			Received: now, RequestURI: r.RequestURI, Raw: string(raw), Header: r.Header.Clone(),
-		})
+		s.comments = append(s.comments, Comment{ID: id, PostID: req.Object, Message: req.Message, Arrival: arrival})
 	}
 	s.mu.Unlock()
 	// Stored before answering, so that a client that has its answer finds

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 )
 
 // MaxTwiML is the longest Twiml parameter Twilio takes when a call is
@@ -89,12 +91,7 @@ func (s *Server) Calls() []Call {
 // If ctx ends or the stand-in closes first, it returns what did arrive and
 // an error that lists it.
 func (s *Server) WaitForCalls(ctx context.Context, n int) ([]Call, error) {
-	var calls []Call
-	err := s.Wait(ctx, fmt.Sprintf("%d calls", n), func() (bool, string) {
-		calls = s.Calls()
-		return len(calls) >= n, describeCalls(calls)
-	})
-	return calls, err
+	return standin.WaitForN(ctx, s.Server, n, "call", s.Calls, func(c Call) string { return fmt.Sprintf("%s to %q", c.SID, c.To) })
 }
 
 // Press is the person who answered call callSID pressing digits: it posts
@@ -271,16 +268,4 @@ func (s *Server) acceptCall(w http.ResponseWriter, r *http.Request, form url.Val
 	s.Arrived()
 	s.record(Attempt{Time: now, Form: form, Status: http.StatusCreated})
 	writeJSON(w, http.StatusCreated, res)
-}
-
-func describeCalls(calls []Call) string {
-	if len(calls) == 0 {
-		return "no call arrived"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d call(s) arrived:", len(calls))
-	for i, c := range calls {
-		fmt.Fprintf(&b, " [%d] %s to %q;", i, c.SID, c.To)
-	}
-	return strings.TrimSuffix(b.String(), ";")
 }

@@ -20,7 +20,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/tocsin-alarm/tocsin/internal/standin"
@@ -131,12 +130,9 @@ func (s *Server) Attempts() []Attempt {
 // ctx ends or the stand-in closes first, it returns what did arrive and an
 // error that lists it, so that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Message, error) {
-	var msgs []Message
-	err := s.Wait(ctx, fmt.Sprintf("%d messages", n), func() (bool, string) {
-		msgs = s.Messages()
-		return len(msgs) >= n, describe(msgs)
+	return standin.WaitForN(ctx, s.Server, n, "message", s.Messages, func(m Message) string {
+		return fmt.Sprintf("%s to %q body %q", m.SID, m.To, m.Body)
 	})
-	return msgs, err
 }
 
 func (s *Server) store(m Message) {
@@ -153,18 +149,6 @@ func NewSID(prefix string) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails, per crypto/rand
 	return prefix + hex.EncodeToString(b[:])
-}
-
-func describe(msgs []Message) string {
-	if len(msgs) == 0 {
-		return "no message arrived"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d message(s) arrived:", len(msgs))
-	for i, m := range msgs {
-		fmt.Fprintf(&b, " [%d] %s to %q body %q;", i, m.SID, m.To, m.Body)
-	}
-	return strings.TrimSuffix(b.String(), ";")
 }
 
 func cloneValues(v url.Values) url.Values {

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"sync"
 	"time"
 
@@ -134,12 +133,12 @@ func (s *Server) Attempts() []Attempt {
 // ctx ends or the stand-in closes first, it returns what did arrive and an
 // error that lists it, so that a failing test says what it got.
 func (s *Server) WaitFor(ctx context.Context, n int) ([]Post, error) {
-	var posts []Post
-	err := s.Wait(ctx, fmt.Sprintf("%d posts", n), func() (bool, string) {
-		posts = s.Posts()
-		return len(posts) >= n, describe(posts)
+	return standin.WaitForN(ctx, s.Server, n, "post", s.Posts, func(p Post) string {
+		if p.ReplyTo != "" {
+			return fmt.Sprintf("%s %q in reply to %s", p.ID, p.Text, p.ReplyTo)
+		}
+		return fmt.Sprintf("%s %q", p.ID, p.Text)
 	})
-	return posts, err
 }
 
 // ErrNoSuchPost is what Lookup returns for an ID the stand-in never gave
@@ -182,22 +181,6 @@ func (s *Server) newID(now time.Time) string {
 	}
 	s.lastID = id
 	return fmt.Sprint(id)
-}
-
-func describe(posts []Post) string {
-	if len(posts) == 0 {
-		return "no post arrived"
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%d post(s) arrived:", len(posts))
-	for i, p := range posts {
-		fmt.Fprintf(&b, " [%d] %s %q", i, p.ID, p.Text)
-		if p.ReplyTo != "" {
-			fmt.Fprintf(&b, " in reply to %s", p.ReplyTo)
-		}
-		b.WriteByte(';')
-	}
-	return strings.TrimSuffix(b.String(), ";")
 }
 
 func clonePosts(posts []Post) []Post {

@@ -502,49 +502,33 @@ func TestConcurrentDuplicates(t *testing.T) {
 
 func TestFaults(t *testing.T) {
 	reset := time.Now().Add(90 * time.Second).Truncate(time.Second)
-	tests := []struct {
-		name   string
-		fault  xapi.Fault
-		status int
-		want   string
-		header map[string]string
-	}{
-		{name: "500", fault: xapi.ServerError(500), status: 500,
-			want: `{"detail":"Internal Server Error","type":"about:blank","title":"Internal Server Error","status":500}`},
-		{name: "503", fault: xapi.ServerError(503), status: 503,
-			want: `{"detail":"Service Unavailable","type":"about:blank","title":"Service Unavailable","status":503}`},
-		{name: "429", fault: xapi.RateLimited(reset), status: 429,
-			want:   `{"detail":"Too Many Requests","type":"about:blank","title":"Too Many Requests","status":429}`,
-			header: map[string]string{"x-rate-limit-remaining": "0", "x-rate-limit-reset": strconv.FormatInt(reset.Unix(), 10), "x-rate-limit-limit": "100"}},
-		{name: "401", fault: xapi.Unauthorized(), status: 401, want: unauthorized},
-		{name: "403 permissions", fault: xapi.Forbidden(""), status: 403,
-			want: `{"detail":"Your client app is not configured with the appropriate oauth1 app permissions for this endpoint.","type":"https://api.twitter.com/2/problems/oauth1-permissions","title":"Forbidden","status":403}`},
-		{name: "403 duplicate on command", fault: xapi.Forbidden(xapi.DetailDuplicate), status: 403,
-			want: `{"detail":"You are not allowed to create a Tweet with duplicate content.","type":"about:blank","title":"Forbidden","status":403}`},
-		{name: "502 from a proxy", fault: xapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, status: 502,
-			want: "<html>Bad Gateway</html>", header: map[string]string{"Content-Type": "text/html; charset=utf-8"}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := xapi.Start(t, creds)
-			s.FailNext(1, tt.fault)
-			got := post(t, s, creds, text("x"))
-			if got.status != tt.status || got.body != tt.want {
-				t.Errorf("got %d %s, want %d %s", got.status, got.body, tt.status, tt.want)
-			}
-			for k, v := range tt.header {
-				if g := got.header.Get(k); g != v {
-					t.Errorf("%s = %q, want %q", k, g, v)
-				}
-			}
-			if len(s.Posts()) != 0 {
-				t.Error("a failed request was posted")
-			}
-			if got := post(t, s, creds, text("x")); got.status != 201 {
-				t.Errorf("after the fault: %d %s", got.status, got.body)
-			}
-		})
-	}
+	providertest.Faults(t, func(t *testing.T) providertest.FaultRig[xapi.Fault] {
+		s := xapi.Start(t, creds)
+		return providertest.FaultRig[xapi.Fault]{
+			FailNext: func(f xapi.Fault) { s.FailNext(1, f) },
+			Send: func(t *testing.T) providertest.Answer {
+				got := post(t, s, creds, text("x"))
+				return providertest.Answer{Status: got.status, Header: got.header, Body: got.body}
+			},
+			OK:   201,
+			Kept: func() int { return len(s.Posts()) },
+		}
+	}, []providertest.Faulted[xapi.Fault]{
+		{Name: "500", Fault: xapi.ServerError(500), Status: 500,
+			Body: `{"detail":"Internal Server Error","type":"about:blank","title":"Internal Server Error","status":500}`},
+		{Name: "503", Fault: xapi.ServerError(503), Status: 503,
+			Body: `{"detail":"Service Unavailable","type":"about:blank","title":"Service Unavailable","status":503}`},
+		{Name: "429", Fault: xapi.RateLimited(reset), Status: 429,
+			Body:   `{"detail":"Too Many Requests","type":"about:blank","title":"Too Many Requests","status":429}`,
+			Header: map[string]string{"x-rate-limit-remaining": "0", "x-rate-limit-reset": strconv.FormatInt(reset.Unix(), 10), "x-rate-limit-limit": "100"}},
+		{Name: "401", Fault: xapi.Unauthorized(), Status: 401, Body: unauthorized},
+		{Name: "403 permissions", Fault: xapi.Forbidden(""), Status: 403,
+			Body: `{"detail":"Your client app is not configured with the appropriate oauth1 app permissions for this endpoint.","type":"https://api.twitter.com/2/problems/oauth1-permissions","title":"Forbidden","status":403}`},
+		{Name: "403 duplicate on command", Fault: xapi.Forbidden(xapi.DetailDuplicate), Status: 403,
+			Body: `{"detail":"You are not allowed to create a Tweet with duplicate content.","type":"about:blank","title":"Forbidden","status":403}`},
+		{Name: "502 from a proxy", Fault: xapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"}, Status: 502,
+			Body: "<html>Bad Gateway</html>", Header: map[string]string{"Content-Type": "text/html; charset=utf-8"}},
+	})
 }
 
 func TestRateLimitedDefaultReset(t *testing.T) {

@@ -465,15 +465,7 @@ func TestMissingChromium(t *testing.T) {
 	for _, tt := range tests {
 		t.Run("require="+tt.require, func(t *testing.T) {
 			t.Setenv("TOCSIN_REQUIRE_SERVERS", tt.require)
-			rec := &skipRecorder{TB: t}
-			func() {
-				defer func() {
-					if r := recover(); r != nil && r != errStop {
-						panic(r)
-					}
-				}()
-				findChromium(rec)
-			}()
+			rec := recordEnd(t, findChromium)
 			if rec.how != tt.want {
 				t.Errorf("without a browser the test ended with %q (%s), want %q", rec.how, rec.msg, tt.want)
 			}
@@ -485,6 +477,19 @@ func TestMissingChromium(t *testing.T) {
 }
 
 var errStop = fmt.Errorf("stopped")
+
+// recordEnd runs helper with a test that records how the helper ended it,
+// if it did, instead of ending t.
+func recordEnd(t *testing.T, helper func(testing.TB) string) (rec *skipRecorder) {
+	rec = &skipRecorder{TB: t}
+	defer func() {
+		if r := recover(); r != nil && r != errStop {
+			panic(r)
+		}
+	}()
+	helper(rec)
+	return rec
+}
 
 // skipRecorder records whether a helper skipped or failed the test.
 type skipRecorder struct {
@@ -506,15 +511,7 @@ func (r *skipRecorder) Fatalf(format string, args ...any) {
 
 func TestChromiumEnv(t *testing.T) {
 	t.Setenv(ChromiumEnv, "/nonexistent/chromium")
-	rec := &skipRecorder{TB: t}
-	func() {
-		defer func() {
-			if r := recover(); r != nil && r != errStop {
-				panic(r)
-			}
-		}()
-		findChromium(rec)
-	}()
+	rec := recordEnd(t, findChromium)
 	if rec.how != "fatal" || !strings.Contains(rec.msg, "/nonexistent/chromium") {
 		t.Errorf("a missing %s ended the test with %s %q, want a failure naming it", ChromiumEnv, rec.how, rec.msg)
 	}

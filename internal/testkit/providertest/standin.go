@@ -200,6 +200,59 @@ func RunStandIn(t *testing.T, f StandInFactory) {
 	})
 }
 
+// Answer is a stand-in's answer as a test reads it.
+type Answer struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+// Faulted is a fault a stand-in is told to give once, and the answer it
+// must give.
+type Faulted[F any] struct {
+	Name   string
+	Fault  F
+	Status int
+	Body   string            // as FaultRig.Send returns it
+	Header map[string]string // what the answer's headers must say
+}
+
+// FaultRig is a fresh stand-in as Faults drives it.
+type FaultRig[F any] struct {
+	FailNext func(F)                   // has the next request fail so
+	Send     func(t *testing.T) Answer // one request the stand-in accepts
+	OK       int                       // the status of an accepted request
+	Kept     func() int                // how many requests it has accepted
+}
+
+// Faults tells a fresh stand-in from start to give each fault once, and
+// checks that the request was answered as the case says, that nothing was
+// kept, and that the next request was accepted.
+func Faults[F any](t *testing.T, start func(t *testing.T) FaultRig[F], cases []Faulted[F]) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(tt.Name, func(t *testing.T) {
+			r := start(t)
+			r.FailNext(tt.Fault)
+			got := r.Send(t)
+			if got.Status != tt.Status || got.Body != tt.Body {
+				t.Errorf("got %d %s, want %d %s", got.Status, got.Body, tt.Status, tt.Body)
+			}
+			for k, v := range tt.Header {
+				if g := got.Header.Get(k); g != v {
+					t.Errorf("%s = %q, want %q", k, g, v)
+				}
+			}
+			if n := r.Kept(); n != 0 {
+				t.Errorf("a failed request was kept: %d", n)
+			}
+			if got := r.Send(t); got.Status != r.OK {
+				t.Errorf("after the fault: %d %s", got.Status, got.Body)
+			}
+		})
+	}
+}
+
 // Post sends body to url as contentType with hc, after each of set has
 // readied the request (set credentials, say), and returns the answer's
 // status, as Do does: what a StandIn's Post does.

@@ -15,14 +15,9 @@ package servertest
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"os/exec"
@@ -31,6 +26,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/standin"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
@@ -304,46 +300,23 @@ func NewCert(t testing.TB, validFor time.Duration) *Cert {
 }
 
 func newCert(dir string, now time.Time, validFor time.Duration) (*Cert, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	// From an hour ago: a client's clock a little behind is fine.
+	pair, pool, err := standin.SelfSigned("servertest on localhost", now.Add(-time.Hour), now.Add(validFor))
 	if err != nil {
-		return nil, fmt.Errorf("generate key: %w", err)
+		return nil, err
 	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		return nil, fmt.Errorf("generate serial: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "servertest on localhost"},
-		DNSNames:              []string{"localhost"},
-		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:             now.Add(-time.Hour), // tolerate a clock a little behind
-		NotAfter:              now.Add(validFor),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, fmt.Errorf("create certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, fmt.Errorf("parse certificate: %w", err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	der := pair.Certificate[0]
+	keyDER, err := x509.MarshalPKCS8PrivateKey(pair.PrivateKey)
 	if err != nil {
 		return nil, fmt.Errorf("encode key: %w", err)
 	}
 	c := &Cert{
-		Pool:     x509.NewCertPool(),
+		Pool:     pool,
 		PEM:      pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		NotAfter: cert.NotAfter,
+		NotAfter: pair.Leaf.NotAfter,
 		CertFile: filepath.Join(dir, "cert.pem"),
 		KeyFile:  filepath.Join(dir, "key.pem"),
 	}
-	c.Pool.AddCert(cert)
 	if err := os.WriteFile(c.CertFile, c.PEM, 0o644); err != nil {
 		return nil, err
 	}

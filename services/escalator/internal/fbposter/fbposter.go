@@ -83,11 +83,8 @@ func New(cfg Config) (*Poster, error) {
 	if !digitsRE.MatchString(cfg.PageID) {
 		problems = append(problems, fmt.Errorf("page ID %q: want the page's numeric ID", cfg.PageID))
 	}
-	switch {
-	case cfg.Token == "":
-		problems = append(problems, errors.New("token is empty"))
-	case !apicall.Printable(cfg.Token):
-		problems = append(problems, errors.New("token holds spaces or characters outside printable ASCII; check for a stray newline or quote"))
+	if err := apicall.CheckCredential("token", cfg.Token); err != nil {
+		problems = append(problems, err)
 	}
 	if cfg.APIURL == "" {
 		cfg.APIURL = DefaultAPIURL
@@ -101,12 +98,11 @@ func New(cfg Config) (*Poster, error) {
 	if !versionRE.MatchString(cfg.Version) {
 		problems = append(problems, fmt.Errorf("version %q: want a Graph API version like %s", cfg.Version, DefaultVersion))
 	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	timeout, err := apicall.Timeout(cfg.Timeout, DefaultTimeout)
+	if err != nil {
+		problems = append(problems, err)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
+	cfg.Timeout = timeout
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("facebook config: %w", errors.Join(problems...))
 	}

@@ -82,11 +82,8 @@ func New(cfg Config) (*Poster, error) {
 		{"consumer key", cfg.ConsumerKey}, {"consumer secret", cfg.ConsumerSecret},
 		{"access token", cfg.Token}, {"access token secret", cfg.TokenSecret},
 	} {
-		switch {
-		case c.value == "":
-			problems = append(problems, fmt.Errorf("%s is empty", c.name))
-		case !apicall.Printable(c.value):
-			problems = append(problems, fmt.Errorf("%s holds spaces or characters outside printable ASCII; check for a stray newline or quote", c.name))
+		if err := apicall.CheckCredential(c.name, c.value); err != nil {
+			problems = append(problems, err)
 		}
 	}
 	if cfg.APIURL == "" {
@@ -95,12 +92,11 @@ func New(cfg Config) (*Poster, error) {
 	if _, err := apiurl.Check(cfg.APIURL, "let anyone on the way read and replay signed requests"); err != nil {
 		problems = append(problems, err)
 	}
-	if cfg.Timeout < 0 {
-		problems = append(problems, fmt.Errorf("timeout %v is negative", cfg.Timeout))
+	timeout, err := apicall.Timeout(cfg.Timeout, DefaultTimeout)
+	if err != nil {
+		problems = append(problems, err)
 	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = DefaultTimeout
-	}
+	cfg.Timeout = timeout
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("x config: %w", errors.Join(problems...))
 	}

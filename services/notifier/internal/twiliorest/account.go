@@ -75,14 +75,11 @@ func (a Account) Check() (Checked, []error) {
 	if a.StatusCallback != "" && !WebURL(a.StatusCallback) {
 		problems = append(problems, fmt.Errorf("status callback %q: want an absolute http or https URL", a.StatusCallback))
 	}
-	switch {
-	case a.Timeout < 0:
-		problems = append(problems, fmt.Errorf("timeout %v is negative", a.Timeout))
-	case a.Timeout == 0:
-		c.Timeout = DefaultTimeout
-	default:
-		c.Timeout = a.Timeout
+	timeout, err := apicall.Timeout(a.Timeout, DefaultTimeout)
+	if err != nil {
+		problems = append(problems, err)
 	}
+	c.Timeout = timeout
 	c.Base = apicall.Transport()
 	return c, problems
 }

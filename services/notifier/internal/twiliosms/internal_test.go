@@ -8,6 +8,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
 )
 
 func TestMask(t *testing.T) {
@@ -35,7 +36,7 @@ func TestDefaultIsTwilio(t *testing.T) {
 	t.Setenv("TWILIO_EDGE", "dublin")
 	t.Setenv("TWILIO_REGION", "ie1")
 
-	snd, err := New(Config{AccountSID: account, AuthToken: token, From: "+447700900999"})
+	snd, err := New(Config{Account: twiliorest.Account{SID: account, AuthToken: token}, From: "+447700900999"})
 	if err != nil {
 		t.Fatal(err)
 	}

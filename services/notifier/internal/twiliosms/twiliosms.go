@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
-	"time"
 	"unicode/utf16"
 
 	api "github.com/twilio/twilio-go/rest/api/v2010"
@@ -37,24 +36,16 @@ var (
 
 // Config is the Twilio account to send from and how.
 type Config struct {
-	AccountSID string // "AC" and 32 hex digits
-	AuthToken  string
+	// Account is whose account, where requests go (APIURL: a stand-in in
+	// tests, or a proxy), where Twilio reports each message's delivery
+	// status, and how long one Send may take, from the first byte sent to
+	// the answer read.
+	twiliorest.Account
 	// From is the sender: a number in international form, a short code,
 	// an alphanumeric sender ID, or a Messaging Service SID ("MG…"),
 	// which is sent as MessagingServiceSid so that Twilio picks the number
 	// from the service's pool.
 	From string
-	// APIURL, when set, is where requests go instead of DefaultAPIURL,
-	// keeping their path below it: a stand-in in tests, or a proxy.
-	// Plain http is allowed only on loopback, since every request carries
-	// the auth token.
-	APIURL string
-	// StatusCallback, when set, is the URL Twilio reports each message's
-	// delivery status to.
-	StatusCallback string
-	// Timeout bounds one Send, from the first byte sent to the answer
-	// read; 0 is DefaultTimeout.
-	Timeout time.Duration
 }
 
 // Sender sends SMS as configured. It keeps a pool of connections to Twilio
@@ -67,8 +58,7 @@ type Sender struct {
 // New checks cfg, reporting every problem at once, and fills in defaults.
 // Error texts never hold the auth token.
 func New(cfg Config) (*Sender, error) {
-	c, problems := twiliorest.Account{SID: cfg.AccountSID, AuthToken: cfg.AuthToken, APIURL: cfg.APIURL,
-		StatusCallback: cfg.StatusCallback, Timeout: cfg.Timeout}.Check()
+	c, problems := cfg.Account.Check()
 	if !validFrom(cfg.From) {
 		problems = append(problems, fmt.Errorf("from %q: want a number in international form like +447700900000, a short code, an alphanumeric sender ID of up to 11 characters, or a Messaging Service SID", cfg.From))
 	}

@@ -3,7 +3,6 @@ package twiliosms_test
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -13,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twilio/twilio-go/client"
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest/twiliotest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliosms"
 )
 
@@ -31,15 +30,15 @@ const (
 var (
 	account = "AC" + strings.Repeat("5e", 16)
 	service = "MG" + strings.Repeat("7c", 16)
+	// secrets are what no error may show: the auth token, the number in
+	// full.
+	secrets = []string{token, rcpt, strings.TrimPrefix(rcpt, "+")}
 )
 
 func config(s *twilioapi.Server) twiliosms.Config {
 	return twiliosms.Config{
-		AccountSID: account,
-		AuthToken:  token,
-		From:       sender,
-		APIURL:     s.URL,
-		Timeout:    5 * time.Second,
+		Account: twiliorest.Account{SID: account, AuthToken: token, APIURL: s.URL, Timeout: 5 * time.Second},
+		From:    sender,
 	}
 }
 
@@ -139,53 +138,24 @@ func TestSendReturnsTheSID(t *testing.T) {
 // TestFailures sends through each way Twilio fails and checks how Send
 // classifies it.
 func TestFailures(t *testing.T) {
-	tests := []struct {
-		name       string
-		fault      twilioapi.Fault
-		status     int
-		code       int
-		retry      bool
-		retryAfter time.Duration
-		text       string // a part of the error's text
-	}{
-		{name: "500", fault: twilioapi.ServerError(500), status: 500, code: 20500, retry: true,
-			text: "twilio answered 500, error 20500: An internal server error has occurred"},
-		{name: "503", fault: twilioapi.ServerError(503), status: 503, code: 20503, retry: true},
-		{name: "429 with Retry-After", fault: twilioapi.RateLimited(3 * time.Second), status: 429, code: 20429,
-			retry: true, retryAfter: 3 * time.Second, text: "retry after 3s"},
-		{name: "429 without Retry-After", fault: twilioapi.RateLimited(0), status: 429, code: 20429, retry: true},
-		{name: "502 from a proxy", fault: twilioapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"},
-			status: 502, retry: true, text: "twilio answered 502"},
-		{name: "unsubscribed recipient", fault: twilioapi.Refused(21610), status: 400, code: 21610,
-			text: "Attempt to send to unsubscribed recipient"},
-		{name: "region not enabled", fault: twilioapi.Refused(21408), status: 400, code: 21408,
-			text: "the region indicated by the 'To' number: " + masked + "."},
-		{name: "number refused, quoted", fault: twilioapi.Refused(21211), status: 400, code: 21211,
-			text: "The 'To' number " + masked + " is not a valid phone number."},
-		{name: "number refused without the plus", status: 400, code: 21614,
-			fault: twilioapi.Fault{Status: 400, Code: 21614, Message: "'To' number 447700900001 is not a valid mobile number"},
-			text:  "'To' number " + masked + " is not a valid mobile number"},
-		{name: "403", fault: twilioapi.Fault{Status: 403, Code: 20403}, status: 403, code: 20403},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := twilioapi.Start(t, account, token)
-			s.FailNext(1, tt.fault)
+	twiliotest.Failures(t, twiliotest.Adapter{
+		Account: account, Token: token, Prefix: "twilio: send sms to " + masked + ": ",
+		Secrets: secrets,
+		Send: func(t *testing.T, s *twilioapi.Server) error {
 			_, err := newSender(t, config(s)).Send(ctx(t), rcpt, "web-3 is down")
-			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
-				Prefix: "twilio: send sms to " + masked + ": ", Text: tt.text})
-			if code(err) != tt.code {
-				t.Errorf("code %d, want %d", code(err), tt.code)
-			}
-			noSecrets(t, err)
-			if tt.code != 0 {
-				var re *client.TwilioRestError
-				if !errors.As(err, &re) || re.Code != tt.code {
-					t.Errorf("errors.As(*client.TwilioRestError) = %v", re)
-				}
-			}
-		})
-	}
+			return err
+		},
+	}, append(twiliotest.Common(), []twiliotest.Failure{
+		{Name: "unsubscribed recipient", Fault: twilioapi.Refused(21610), Status: 400, Code: 21610,
+			Text: "Attempt to send to unsubscribed recipient"},
+		{Name: "region not enabled", Fault: twilioapi.Refused(21408), Status: 400, Code: 21408,
+			Text: "the region indicated by the 'To' number: " + masked + "."},
+		{Name: "number refused, quoted", Fault: twilioapi.Refused(21211), Status: 400, Code: 21211,
+			Text: "The 'To' number " + masked + " is not a valid phone number."},
+		{Name: "number refused without the plus", Status: 400, Code: 21614,
+			Fault: twilioapi.Fault{Status: 400, Code: 21614, Message: "'To' number 447700900001 is not a valid mobile number"},
+			Text:  "'To' number " + masked + " is not a valid mobile number"},
+	}...))
 }
 
 // TestChunkedAnswersReused is TestConnectionsReused for answers without a
@@ -223,7 +193,7 @@ func TestChunkedAnswersReused(t *testing.T) {
 	srv.Start()
 	t.Cleanup(srv.Close)
 
-	snd := newSender(t, twiliosms.Config{AccountSID: account, AuthToken: token, From: sender, APIURL: srv.URL})
+	snd := newSender(t, twiliosms.Config{Account: twiliorest.Account{SID: account, AuthToken: token, APIURL: srv.URL}, From: sender})
 	for i := range 6 {
 		_, err := snd.Send(ctx(t), rcpt, "x")
 		if (i%2 == 1) != (err == nil) {
@@ -243,8 +213,8 @@ func TestWrongCredentialsArePermanent(t *testing.T) {
 	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
 	e := providertest.ProviderError(t, err)
-	if e.Status != 401 || code(err) != 20003 || e.Retry || !bus.IsPermanent(err) {
-		t.Errorf("got %v (status %d, code %d, retry %v), want a permanent 401", err, e.Status, code(err), e.Retry)
+	if e.Status != 401 || twiliotest.Code(err) != 20003 || e.Retry || !bus.IsPermanent(err) {
+		t.Errorf("got %v (status %d, code %d, retry %v), want a permanent 401", err, e.Status, twiliotest.Code(err), e.Retry)
 	}
 	if strings.Contains(err.Error(), cfg.AuthToken) {
 		t.Errorf("error %q holds the wrong token", err)
@@ -255,7 +225,7 @@ func TestWrongCredentialsArePermanent(t *testing.T) {
 func TestOtherAccountIsPermanent(t *testing.T) {
 	s := twilioapi.Start(t, account, token)
 	cfg := config(s)
-	cfg.AccountSID = "AC" + strings.Repeat("00", 16)
+	cfg.SID = "AC" + strings.Repeat("00", 16)
 	_, err := newSender(t, cfg).Send(ctx(t), rcpt, "x")
 	if e := providertest.ProviderError(t, err); e.Status != 401 || e.Retry {
 		t.Errorf("got %v, want a permanent 401", err)
@@ -303,7 +273,7 @@ func TestAPIURLBehindPath(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	good := twiliosms.Config{AccountSID: account, AuthToken: token, From: sender}
+	good := twiliosms.Config{Account: twiliorest.Account{SID: account, AuthToken: token}, From: sender}
 	tests := []providertest.Change[twiliosms.Config]{
 		{Name: "good", Change: func(*twiliosms.Config) {}},
 		{Name: "messaging service", Change: func(c *twiliosms.Config) { c.From = service }},
@@ -314,12 +284,14 @@ func TestNew(t *testing.T) {
 		{Name: "http on localhost", Change: func(c *twiliosms.Config) { c.APIURL = "http://localhost:8080" }},
 		{Name: "everything wrong at once", Change: func(c *twiliosms.Config) {
 			*c = twiliosms.Config{
-				AccountSID:     "SK" + strings.Repeat("0", 32),
-				AuthToken:      "sec ret\n",
-				From:           "07700900999",
-				APIURL:         "http://twilio-proxy.example",
-				StatusCallback: "/twilio/status",
-				Timeout:        -time.Second,
+				Account: twiliorest.Account{
+					SID:            "SK" + strings.Repeat("0", 32),
+					AuthToken:      "sec ret\n",
+					APIURL:         "http://twilio-proxy.example",
+					StatusCallback: "/twilio/status",
+					Timeout:        -time.Second,
+				},
+				From: "07700900999",
 			}
 		}, Want: []string{
 			`account SID "SK000`, "auth token holds characters other than letters and digits",
@@ -338,16 +310,7 @@ func TestNew(t *testing.T) {
 // them, cleaned), shows the auth token or the number in full.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"))
-}
-
-// code is Twilio's error code behind err, 0 when it gave none.
-func code(err error) int {
-	var re *client.TwilioRestError
-	if errors.As(err, &re) {
-		return re.Code
-	}
-	return 0
+	providertest.NoSecretsInCauses(t, err, secrets...)
 }
 
 // TestContract: the sender keeps the promises every adapter keeps.
@@ -357,17 +320,11 @@ func TestContract(t *testing.T) {
 		cfg := config(s)
 		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		snd := newSender(t, cfg)
-		return providertest.Rig{
-			Send:        func(ctx context.Context, key string) (string, error) { return snd.Send(ctx, rcpt, key) },
-			Refuse:      func() { s.Fail(twilioapi.Refused(21610)) },
-			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
-			Recover:     s.Recover,
-			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
-			Accepted: func() []string {
+		return twiliotest.Rig(s,
+			func(ctx context.Context, key string) (string, error) { return snd.Send(ctx, rcpt, key) },
+			func() []string {
 				return providertest.Keys(s.Messages(), func(m twilioapi.Message) string { return m.Body })
 			},
-			Connections: s.Connections,
-			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+")},
-		}
+			21610, secrets)
 	})
 }

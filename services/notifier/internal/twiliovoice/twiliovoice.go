@@ -46,26 +46,18 @@ var e164RE = twiliorest.E164RE
 
 // Config is the Twilio account to call from and how.
 type Config struct {
-	AccountSID string // "AC" and 32 hex digits
-	AuthToken  string
+	// Account is whose account, where requests go (APIURL: a stand-in in
+	// tests, or a proxy), where Twilio reports the call's progress, and
+	// how long one Call may take, from the first byte sent to the answer
+	// read.
+	twiliorest.Account
 	// From is the caller ID: one of the account's numbers in
 	// international form. Unlike an SMS, a call cannot come from a name
 	// or a messaging service.
 	From string
-	// APIURL, when set, is where requests go instead of DefaultAPIURL,
-	// keeping their path below it: a stand-in in tests, or a proxy.
-	// Plain http is allowed only on loopback, since every request carries
-	// the auth token.
-	APIURL string
-	// StatusCallback, when set, is the URL Twilio reports the call's
-	// progress to.
-	StatusCallback string
 	// Ring is how long the phone rings before Twilio gives up, in whole
 	// seconds, 5 to 600; 0 is DefaultRing.
 	Ring time.Duration
-	// Timeout bounds one Call, from the first byte sent to the answer
-	// read; 0 is DefaultTimeout.
-	Timeout time.Duration
 }
 
 // Caller places calls as configured. It keeps a pool of connections to
@@ -78,8 +70,7 @@ type Caller struct {
 // New checks cfg, reporting every problem at once, and fills in defaults.
 // Error texts never hold the auth token.
 func New(cfg Config) (*Caller, error) {
-	c, problems := twiliorest.Account{SID: cfg.AccountSID, AuthToken: cfg.AuthToken, APIURL: cfg.APIURL,
-		StatusCallback: cfg.StatusCallback, Timeout: cfg.Timeout}.Check()
+	c, problems := cfg.Account.Check()
 	if !e164RE.MatchString(cfg.From) {
 		problems = append(problems, fmt.Errorf("from %q: a call needs a number in international form like +447700900000 as its caller ID", cfg.From))
 	}

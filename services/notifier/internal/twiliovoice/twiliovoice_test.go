@@ -9,10 +9,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/twilio/twilio-go/client"
-
 	"github.com/tocsin-alarm/tocsin/internal/standin/twilioapi"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/providertest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest"
+	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliorest/twiliotest"
 	"github.com/tocsin-alarm/tocsin/services/notifier/internal/twiliovoice"
 )
 
@@ -24,10 +24,15 @@ const (
 	gather = "https://tocsin.example/twilio/voice/20261121-abc/1f2e3d/s1gn4ture"
 )
 
-var account = "AC" + strings.Repeat("5e", 16)
+var (
+	account = "AC" + strings.Repeat("5e", 16)
+	// secrets are what no error may show: the auth token, the number in
+	// full, the signed gather URL.
+	secrets = []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather}
+)
 
 func config(s *twilioapi.Server) twiliovoice.Config {
-	return twiliovoice.Config{AccountSID: account, AuthToken: token, From: caller, APIURL: s.URL, Timeout: 5 * time.Second}
+	return twiliovoice.Config{Account: twiliorest.Account{SID: account, AuthToken: token, APIURL: s.URL, Timeout: 5 * time.Second}, From: caller}
 }
 
 func newCaller(t *testing.T, cfg twiliovoice.Config) *twiliovoice.Caller {
@@ -133,41 +138,19 @@ func TestRequestOnTheWire(t *testing.T) {
 }
 
 func TestFailures(t *testing.T) {
-	tests := []struct {
-		name       string
-		fault      twilioapi.Fault
-		status     int
-		code       int
-		retry      bool
-		retryAfter time.Duration
-		text       string
-	}{
-		{name: "500", fault: twilioapi.ServerError(500), status: 500, code: 20500, retry: true,
-			text: "twilio answered 500, error 20500: An internal server error has occurred"},
-		{name: "503", fault: twilioapi.ServerError(503), status: 503, code: 20503, retry: true},
-		{name: "429 with Retry-After", fault: twilioapi.RateLimited(3 * time.Second), status: 429, code: 20429,
-			retry: true, retryAfter: 3 * time.Second, text: "retry after 3s"},
-		{name: "502 from a proxy", fault: twilioapi.Fault{Status: 502, HTML: "<html>Bad Gateway</html>"},
-			status: 502, retry: true, text: "twilio answered 502"},
-		{name: "number refused, quoted", fault: twilioapi.Fault{Status: 400, Code: 21211, Message: "The 'To' number " + rcpt + " is not a valid phone number."},
-			status: 400, code: 21211, text: "The 'To' number " + masked + " is not a valid phone number."},
-		{name: "URL refused, quoted", fault: twilioapi.Fault{Status: 400, Code: 21205, Message: "Url is not a valid URL: " + gather},
-			status: 400, code: 21205, text: "Url is not a valid URL: [gather URL]"},
-		{name: "403", fault: twilioapi.Fault{Status: 403, Code: 20403}, status: 403, code: 20403},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := twilioapi.Start(t, account, token)
-			s.FailNext(1, tt.fault)
+	twiliotest.Failures(t, twiliotest.Adapter{
+		Account: account, Token: token, Prefix: "twilio: call " + masked + ": ",
+		Secrets: secrets,
+		Send: func(t *testing.T, s *twilioapi.Server) error {
 			_, err := newCaller(t, config(s)).Call(ctx(t), rcpt, "web-3 is down", gather)
-			providertest.Classified(t, err, providertest.Failed{Status: tt.status, Retry: tt.retry, RetryAfter: tt.retryAfter,
-				Prefix: "twilio: call " + masked + ": ", Text: tt.text})
-			if code(err) != tt.code {
-				t.Errorf("code %d, want %d", code(err), tt.code)
-			}
-			noSecrets(t, err)
-		})
-	}
+			return err
+		},
+	}, append(twiliotest.Common(), []twiliotest.Failure{
+		{Name: "number refused, quoted", Fault: twilioapi.Fault{Status: 400, Code: 21211, Message: "The 'To' number " + rcpt + " is not a valid phone number."},
+			Status: 400, Code: 21211, Text: "The 'To' number " + masked + " is not a valid phone number."},
+		{Name: "URL refused, quoted", Fault: twilioapi.Fault{Status: 400, Code: 21205, Message: "Url is not a valid URL: " + gather},
+			Status: 400, Code: 21205, Text: "Url is not a valid URL: [gather URL]"},
+	}...))
 }
 
 // TestRefusedByTheStandIn: the stand-in's own checks, as Twilio's, refuse
@@ -177,7 +160,7 @@ func TestRefusedByTheStandIn(t *testing.T) {
 	cfg := config(s)
 	cfg.AuthToken = "badbadbadbadbadbadbadbadbadbad00"
 	_, err := newCaller(t, cfg).Call(ctx(t), rcpt, "x", gather)
-	if e := providertest.ProviderError(t, err); e.Status != 401 || code(err) != 20003 || e.Retry {
+	if e := providertest.ProviderError(t, err); e.Status != 401 || twiliotest.Code(err) != 20003 || e.Retry {
 		t.Errorf("wrong token: %v, want a permanent 401", err)
 	}
 	providertest.NoSecrets(t, err, cfg.AuthToken)
@@ -222,15 +205,16 @@ func TestStallEndsAtTheTimeout(t *testing.T) {
 }
 
 func TestNew(t *testing.T) {
-	good := twiliovoice.Config{AccountSID: account, AuthToken: token, From: caller}
+	good := twiliovoice.Config{Account: twiliorest.Account{SID: account, AuthToken: token}, From: caller}
 	tests := []providertest.Change[twiliovoice.Config]{
 		{Name: "good", Change: func(*twiliovoice.Config) {}},
 		{Name: "ring a minute", Change: func(c *twiliovoice.Config) { c.Ring = time.Minute }},
 		{Name: "http on loopback", Change: func(c *twiliovoice.Config) { c.APIURL = "http://127.0.0.1:8080" }},
 		{Name: "everything wrong at once", Change: func(c *twiliovoice.Config) {
 			*c = twiliovoice.Config{
-				AccountSID: "SK" + strings.Repeat("0", 32), AuthToken: "sec ret\n", From: "Tocsin",
-				APIURL: "http://twilio-proxy.example", StatusCallback: "/status", Ring: 2 * time.Second, Timeout: -time.Second,
+				Account: twiliorest.Account{SID: "SK" + strings.Repeat("0", 32), AuthToken: "sec ret\n",
+					APIURL: "http://twilio-proxy.example", StatusCallback: "/status", Timeout: -time.Second},
+				From: "Tocsin", Ring: 2 * time.Second,
 			}
 		}, Want: []string{
 			`account SID "SK000`, "auth token holds characters other than letters and digits",
@@ -251,18 +235,12 @@ func TestContract(t *testing.T) {
 		cfg := config(s)
 		cfg.Timeout, cfg.APIURL = o.Timeout, o.APIURL(cfg.APIURL)
 		c := newCaller(t, cfg)
-		return providertest.Rig{
-			Send:        func(ctx context.Context, key string) (string, error) { return c.Call(ctx, rcpt, key, gather) },
-			Refuse:      func() { s.Fail(twilioapi.Refused(21215)) },
-			Unavailable: func() { s.Fail(twilioapi.ServerError(503)) },
-			Recover:     s.Recover,
-			RateLimit:   func(d time.Duration) time.Duration { s.Fail(twilioapi.RateLimited(d)); return d },
-			Accepted: func() []string {
+		return twiliotest.Rig(s,
+			func(ctx context.Context, key string) (string, error) { return c.Call(ctx, rcpt, key, gather) },
+			func() []string {
 				return providertest.Keys(s.Calls(), func(call twilioapi.Call) string { return call.TwiML })
 			},
-			Connections: s.Connections,
-			Secrets:     []string{token, rcpt, strings.TrimPrefix(rcpt, "+"), gather},
-		}
+			21215, secrets)
 	})
 }
 
@@ -270,13 +248,5 @@ func TestContract(t *testing.T) {
 // number in full or the signed gather URL.
 func noSecrets(t *testing.T, err error) {
 	t.Helper()
-	providertest.NoSecretsInCauses(t, err, token, rcpt, strings.TrimPrefix(rcpt, "+"), gather)
-}
-
-func code(err error) int {
-	var re *client.TwilioRestError
-	if errors.As(err, &re) {
-		return re.Code
-	}
-	return 0
+	providertest.NoSecretsInCauses(t, err, secrets...)
 }

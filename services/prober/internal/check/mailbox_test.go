@@ -24,24 +24,40 @@ func TestIMAPAndPOP3(t *testing.T) {
 	pop3 := startScripted(t, "+OK\r\n", politely("+OK bye\r\n", ""))
 	pop3Prefix := startScripted(t, "+OKAY\r\n", politely("+OK bye\r\n", ""))
 
+	// What Dovecot's two protocols have in common: each works in plain
+	// text and over TLS, warns of an expiring certificate, refuses one it
+	// cannot trust, and fails on the wrong port, on a refusal and on
+	// silence.
 	const quick = 300 * time.Millisecond
-	runMailCases(t, []mailCase{
-		{name: "imap ok", runner: trusting, spec: Spec{URL: "imap://" + d.IMAP}},
-		{name: "imaps ok", runner: trusting, spec: Spec{URL: "imaps://" + d.IMAPS, CertWarnDays: 1}},
-		{name: "imaps certificate expiring", runner: trusting, spec: Spec{URL: "imaps://" + d.IMAPS, CertWarnDays: 7},
-			warning: "certificate expires in 2 days ("},
-		{name: "imaps untrusted certificate", runner: systemRoots, spec: Spec{URL: "imaps://" + d.IMAPS},
-			reason: "certificate signed by an unknown authority"},
-		{name: "imaps on the plain-text port", runner: trusting, spec: Spec{URL: "imaps://" + d.IMAP},
-			reason: "tls: first record does not look like a TLS handshake"},
-		{name: "imap on the POP3 port", runner: trusting, spec: Spec{URL: "imap://" + d.POP3},
-			reason: "unexpected greeting: +OK Dovecot", partial: true},
-		{name: "imap refused", runner: trusting, spec: Spec{URL: "imap://" + closed},
-			reason: "connection refused"},
-		{name: "imap silent", runner: trusting, spec: Spec{URL: "imap://" + stall, Timeout: quick},
-			reason: "timeout after 300ms"},
-		{name: "imaps silent", runner: trusting, spec: Spec{URL: "imaps://" + stall, Timeout: quick},
-			reason: "timeout after 300ms"},
+	dovecot := func(proto, plain, secure, otherPort, otherGreeting string) []mailCase {
+		url := func(tls bool, addr string) string {
+			if tls {
+				return proto + "s://" + addr
+			}
+			return proto + "://" + addr
+		}
+		return []mailCase{
+			{name: proto + " ok", runner: trusting, spec: Spec{URL: url(false, plain)}},
+			{name: proto + "s ok", runner: trusting, spec: Spec{URL: url(true, secure), CertWarnDays: 1}},
+			{name: proto + "s certificate expiring", runner: trusting, spec: Spec{URL: url(true, secure), CertWarnDays: 7},
+				warning: "certificate expires in 2 days ("},
+			{name: proto + "s untrusted certificate", runner: systemRoots, spec: Spec{URL: url(true, secure)},
+				reason: "certificate signed by an unknown authority"},
+			{name: proto + "s on the plain-text port", runner: trusting, spec: Spec{URL: url(true, plain)},
+				reason: "tls: first record does not look like a TLS handshake"},
+			{name: proto + " on the other protocol's port", runner: trusting, spec: Spec{URL: url(false, otherPort)},
+				reason: "unexpected greeting: " + otherGreeting, partial: true},
+			{name: proto + " refused", runner: trusting, spec: Spec{URL: url(false, closed)},
+				reason: "connection refused"},
+			{name: proto + " silent", runner: trusting, spec: Spec{URL: url(false, stall), Timeout: quick},
+				reason: "timeout after 300ms"},
+			{name: proto + "s silent", runner: trusting, spec: Spec{URL: url(true, stall), Timeout: quick},
+				reason: "timeout after 300ms"},
+		}
+	}
+	cases := append(dovecot("imap", d.IMAP, d.IMAPS, d.POP3, "+OK Dovecot"),
+		dovecot("pop3", d.POP3, d.POP3S, d.IMAP, "* OK [CAPABILITY IMAP4rev1")...)
+	runMailCases(t, append(cases, []mailCase{
 		{name: "imap BYE", runner: trusting, spec: Spec{URL: "imap://" + bye.addr},
 			reason: "server refused the connection: * BYE Too many connections from 127.0.0.1", script: bye, sent: nil},
 		{name: "imap PREAUTH", runner: trusting, spec: Spec{URL: "imap://" + preauth.addr},
@@ -50,26 +66,11 @@ func TestIMAPAndPOP3(t *testing.T) {
 			script: lowerCase, sent: []string{"t1 LOGOUT"}},
 		{name: "imap to a POP3 server", runner: trusting, spec: Spec{URL: "imap://" + imapAsPOP3.addr},
 			reason: "unexpected greeting: +OK POP3 ready", script: imapAsPOP3, sent: nil},
-
-		{name: "pop3 ok", runner: trusting, spec: Spec{URL: "pop3://" + d.POP3}},
-		{name: "pop3s ok", runner: trusting, spec: Spec{URL: "pop3s://" + d.POP3S, CertWarnDays: 1}},
-		{name: "pop3s certificate expiring", runner: trusting, spec: Spec{URL: "pop3s://" + d.POP3S, CertWarnDays: 7},
-			warning: "certificate expires in 2 days ("},
-		{name: "pop3s untrusted certificate", runner: systemRoots, spec: Spec{URL: "pop3s://" + d.POP3S},
-			reason: "certificate signed by an unknown authority"},
-		{name: "pop3 on the IMAP port", runner: trusting, spec: Spec{URL: "pop3://" + d.IMAP},
-			reason: "unexpected greeting: * OK [CAPABILITY IMAP4rev1", partial: true},
-		{name: "pop3 refused", runner: trusting, spec: Spec{URL: "pop3://" + closed},
-			reason: "connection refused"},
-		{name: "pop3 silent", runner: trusting, spec: Spec{URL: "pop3://" + stall, Timeout: quick},
-			reason: "timeout after 300ms"},
-		{name: "pop3s silent", runner: trusting, spec: Spec{URL: "pop3s://" + stall, Timeout: quick},
-			reason: "timeout after 300ms"},
 		{name: "pop3 busy", runner: trusting, spec: Spec{URL: "pop3://" + busyPOP3.addr},
 			reason: "unexpected greeting: -ERR [SYS/TEMP] too many connections, try later", script: busyPOP3, sent: nil},
 		{name: "pop3 bare +OK", runner: trusting, spec: Spec{URL: "pop3://" + pop3.addr},
 			script: pop3, sent: []string{"QUIT"}},
 		{name: "pop3 +OK run on", runner: trusting, spec: Spec{URL: "pop3://" + pop3Prefix.addr},
 			reason: "unexpected greeting: +OKAY"},
-	})
+	}...))
 }

@@ -1,4 +1,4 @@
-package smtpserver
+package standin
 
 import (
 	"crypto/ecdsa"
@@ -13,9 +13,11 @@ import (
 	"time"
 )
 
-// selfSigned makes a certificate for loopback that signs itself, and a pool
-// that trusts it and nothing else.
-func selfSigned(now time.Time) (tls.Certificate, *x509.CertPool, error) {
+// SelfSigned makes a certificate for localhost, 127.0.0.1 and ::1 that
+// signs itself, valid from notBefore to notAfter, and a pool that trusts it
+// and nothing else: what a server on loopback serves, with a date a test
+// chooses. name is its common name, saying who made it.
+func SelfSigned(name string, notBefore, notAfter time.Time) (tls.Certificate, *x509.CertPool, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, nil, fmt.Errorf("generate key: %w", err)
@@ -26,11 +28,11 @@ func selfSigned(now time.Time) (tls.Certificate, *x509.CertPool, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "smtpserver on localhost"},
+		Subject:               pkix.Name{CommonName: name},
 		DNSNames:              []string{"localhost"},
 		IPAddresses:           []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-		NotBefore:             now.Add(-time.Hour), // tolerate a clock a little behind
-		NotAfter:              now.Add(24 * time.Hour),
+		NotBefore:             notBefore,
+		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
