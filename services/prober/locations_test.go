@@ -30,6 +30,7 @@ import (
 // before have passed, the other two take every slot; no slot is
 // ever checked twice; no server is checked from the same place twice in a row.
 func TestLocationStopsAndItsShareMoves(t *testing.T) {
+	t.Parallel()
 	// A heartbeat vouches for 1.8s, beating every 200ms: a prober starved
 	// of the CPU for a moment on a busy machine is not taken for dead,
 	// and one that died is within one interval.
