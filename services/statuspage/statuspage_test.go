@@ -586,14 +586,22 @@ func TestLiveChangesAndLostLink(t *testing.T) {
 	defer resp.Body.Close()
 	lines := bufio.NewScanner(resp.Body)
 	got := make(chan string, 10)
+	connected := make(chan struct{})
 	go func() {
 		for lines.Scan() {
-			if l := lines.Text(); strings.HasPrefix(l, "data: ") {
+			switch l := lines.Text(); {
+			case l == ": connected":
+				close(connected) // the stream follows the page from here
+			case strings.HasPrefix(l, "data: "):
 				got <- strings.TrimPrefix(l, "data: ")
 			}
 		}
 	}()
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-connected:
+	case <-time.After(wait.Default):
+		t.Fatal("the event stream never said it was connected")
+	}
 	sent := time.Now()
 	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now()})
 	for done := false; !done; {
