@@ -61,10 +61,7 @@ providers:
 		for ctx.Err() == nil {
 			b := srv.Connect(t, quiet)
 			b.TakeOver = 300 * time.Millisecond // the next instance takes over from a killed one at once
-			// A kill mid-send holds the message, and the killed instance's
-			// last record writes, for AckWait: a second is ample for one
-			// event's sends, and keeps the kills coming.
-			n, err := New(cfg, Deps{Bus: b, Log: quiet}, WithAckWait(time.Second))
+			n, err := New(cfg, Deps{Bus: b, Log: quiet}, WithAckWait(2*time.Second))
 			if err != nil {
 				t.Error(err)
 				return
