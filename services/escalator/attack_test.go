@@ -13,6 +13,7 @@ import (
 // read (here, a read with no time left), the post is not made: the step
 // is retried, never taken as "not done yet", which would post twice.
 func TestUnreadableRecordIsNotNotDone(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 1s}")
 	kv, err := w.b.KV(context.Background(), events.BucketEscalations)
 	if err != nil {

@@ -250,6 +250,7 @@ func (w *world) held(t *testing.T, id string) {
 // update follows everywhere, threaded; the resolution closes each thread
 // once and lowers the banner. Nothing public names a server.
 func TestIncidentGoesPublic(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 1s, social_after: 2s}")
 	w.start(t)
 	id, now := w.outage(t, "public")
@@ -327,6 +328,7 @@ func TestIncidentGoesPublic(t *testing.T) {
 // TestResolvedBeforeSocial: an incident resolved before social_after is
 // never posted; the datacentre, already emailed, hears it is over.
 func TestResolvedBeforeSocial(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 500ms, social_after: 3s}")
 	w.start(t)
 	id, now := w.outage(t, "quick1")
@@ -351,6 +353,7 @@ func TestResolvedBeforeSocial(t *testing.T) {
 // acknowledged in time is not sent to the datacentre; the public is still
 // told.
 func TestAcknowledgementCancels(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 2s, social_after: 3s, ack_cancels: [datacentre]}")
 	w.start(t)
 	id, now := w.outage(t, "acked1")
@@ -365,6 +368,7 @@ func TestAcknowledgementCancels(t *testing.T) {
 // comes back after it; the step happens once, within seconds of the
 // restart.
 func TestDeadlineSurvivesARestart(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 3s}")
 	stop := w.start(t)
 	id, now := w.outage(t, "restrt")
@@ -391,6 +395,7 @@ func TestDeadlineSurvivesARestart(t *testing.T) {
 // goes down too, the public's clock starts: its posts go social_after
 // later, and not before the people on call were paged about the outage.
 func TestDegradedStaysInternal(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 500ms, social_after: 1s}")
 	w.start(t)
 	id, now := w.degradation(t, "degrad")
@@ -421,6 +426,7 @@ func TestDegradedStaysInternal(t *testing.T) {
 // TestPublicClockFromTheBoxDown: the public's clock runs from when the box
 // went down, not from the first server's failure.
 func TestPublicClockFromTheBoxDown(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 0s, social_after: 2s}")
 	w.start(t)
 	id, now := w.degradation(t, "clock1")
@@ -438,6 +444,7 @@ func TestPublicClockFromTheBoxDown(t *testing.T) {
 // datacentre nor the public hears of an incident the people on call were
 // not paged about; the word that they were brings both at once.
 func TestStaffBeforePublic(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 200ms, social_after: 400ms}")
 	w.start(t)
 	now := time.Now().UTC().Add(-time.Hour) // both deadlines long past
@@ -461,6 +468,7 @@ func TestStaffBeforePublic(t *testing.T) {
 // with the escalator before a deadline, and both come back after it, as
 // when the one box Tocsin runs on reboots. The step happens once.
 func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{datacentre_after: 3s}")
 	dir := t.TempDir()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -513,6 +521,7 @@ func TestDeadlineSurvivesAWholeRestart(t *testing.T) {
 // TestRateLimitIsWaitedOut: X answers 429 with the time its limit resets;
 // the post goes once, after that time, and Facebook is not held up.
 func TestRateLimitIsWaitedOut(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, "{social_after: 200ms}")
 	reset := time.Now().Add(3 * time.Second).Truncate(time.Second).Add(time.Second)
 	w.x.FailNext(1, xapi.RateLimited(reset))
@@ -535,6 +544,7 @@ func TestRateLimitIsWaitedOut(t *testing.T) {
 // datacentres, one incident each, as the verifier groups them. Each
 // datacentre gets one ticket, about its own servers only, and no more.
 func TestStormTicketPerDatacentre(t *testing.T) {
+	t.Parallel()
 	w := newWorldWith(t, "{datacentre_after: 200ms, social_after: 0s}", `datacentres:
   dc1: {name: DC One, email: noc@dc1.example}
   dc2: {name: DC Two, email: noc@dc2.example}

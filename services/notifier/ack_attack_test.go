@@ -75,6 +75,7 @@ func ackLinkOf(t *testing.T, r *running, incident, name string) string {
 // by someone who meant to click something else), and sends no Referer
 // that would carry its signature away.
 func TestAckPageHeaders(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "group_wait: 0s")
 	link := ackLinkOf(t, r, "20260101-hdr001", "Alice")
 	resp, err := http.Get(link)
@@ -111,6 +112,7 @@ func TestAckPageHeaders(t *testing.T) {
 
 // TestAckHugeHeaderRefused: a 1 MB header gets 431.
 func TestAckHugeHeaderRefused(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "group_wait: 0s")
 	resp := rawRequest(t, r.public, "", fmt.Sprintf("GET /ack/a/b/c HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 1<<20)))
 	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
@@ -145,6 +147,7 @@ var shortLimits = httpguard.Limits{ReadHeaderTimeout: 500 * time.Millisecond, Re
 // TestAckSlowHeadersCut: a client that sends its headers a byte at a time
 // is cut off at the header timeout, however steadily the bytes come.
 func TestAckSlowHeadersCut(t *testing.T) {
+	t.Parallel()
 	addr := ackServerShortened(t)
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -158,6 +161,7 @@ func TestAckSlowHeadersCut(t *testing.T) {
 // TestAckIdleConnectionClosed: a keep-alive connection left idle after a
 // request is closed at the idle timeout.
 func TestAckIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
 	addr := ackServerShortened(t)
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -171,6 +175,7 @@ func TestAckIdleConnectionClosed(t *testing.T) {
 // gets 429 with Retry-After before long, while a real link from another
 // address still works.
 func TestAckLinkGuessingLimited(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "group_wait: 0s")
 	who := staffKey(r.cfg.Staff[0])
 	var limited *http.Response
@@ -200,6 +205,7 @@ func TestAckLinkGuessingLimited(t *testing.T) {
 // Retry-After past the limit; Twilio, posting from its own address, is
 // still heard.
 func TestWebhookFloodLimited(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "group_wait: 0s")
 	form := url.Values{"From": {alicePh}, "Body": {"ACK"}, "MessageSid": {"SM00000000000000000000000000000001"}}.Encode()
 	var limited *http.Response

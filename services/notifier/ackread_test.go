@@ -35,6 +35,7 @@ func (kv unreadableKV) Get(ctx context.Context, key string) (jetstream.KeyValueE
 // again; only an incident the bus says does not exist gets the "no
 // incident" reply (200, which Twilio does not retry).
 func TestSMSAckNotLostToABusError(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct {
 		name, body, unreadable string
 		code                   int

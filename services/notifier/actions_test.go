@@ -15,6 +15,7 @@ import (
 // pages nobody; the incident's next update email lists what it did, with
 // the outcomes, once, and the SMS stays as it was.
 func TestActionsInTheNextUpdate(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "group_window: 1s, update_every: 1s, repeat_every: 1h")
 	now := time.Now().UTC().Truncate(time.Second)
 	id := now.Format("20060102") + "-act1on"

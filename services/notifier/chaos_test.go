@@ -24,6 +24,7 @@ import (
 // duplicates, which only the window between a provider accepting a
 // message and its record being written can cause, are counted.
 func TestNotifierKilledAtRandom(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills and restarts the notifier for several seconds")
 	}

@@ -87,6 +87,7 @@ func mailTo(r *running, to string) []smtpserver.Message {
 // reaches each person by each of its channels once, in turn: the person
 // on call by SMS, then by a call, the secondary by both, the team.
 func TestEscalationUnacknowledged(t *testing.T) {
+	t.Parallel()
 	r := startNotifierWith(t, escalationFleet, escalationNotify)
 	_, start := openOutage(t, r, "climb")
 
@@ -141,6 +142,7 @@ func TestEscalationUnacknowledged(t *testing.T) {
 // the outage hear who took it on, once: Alice, whose phone rang, by SMS,
 // Carol by email.
 func TestEscalationAcknowledgedByCall(t *testing.T) {
+	t.Parallel()
 	r := startNotifierWith(t, escalationFleet, escalationNotify)
 	id, start := openOutage(t, r, "press")
 
@@ -197,6 +199,7 @@ func TestEscalationAcknowledgedByCall(t *testing.T) {
 // redelivery without calling again, and fires the next rung once
 // however often the held event comes back.
 func TestEscalationAfterACrash(t *testing.T) {
+	t.Parallel()
 	mail := smtpserver.Start(t, smtpserver.Options{})
 	tw := twilioapi.Start(t, testSID, testToken)
 	env := map[string]string{"SID": testSID, "TOKEN": testToken, "LINK": "l1nk-k3y"}

@@ -94,6 +94,7 @@ func (f *fixture) handle(t *testing.T, ev events.Event) error {
 }
 
 func TestRedeliveredEventNeverSendsTwice(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	for range 3 {
 		if err := f.handle(t, opened()); err != nil {
@@ -129,6 +130,7 @@ func TestRedeliveredEventNeverSendsTwice(t *testing.T) {
 }
 
 func TestTransientFailureRetriesOnlyWhoIsLeft(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.mail.FailWith(451, "try again later")
 	err := f.handle(t, opened())
@@ -152,6 +154,7 @@ func TestTransientFailureRetriesOnlyWhoIsLeft(t *testing.T) {
 }
 
 func TestPermanentFailureIsRecordedNotRetried(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	f.mail.FailWith(550, "mailbox unavailable")
 	if err := f.handle(t, opened()); err != nil {
@@ -194,6 +197,7 @@ func TestPermanentFailureIsRecordedNotRetried(t *testing.T) {
 }
 
 func TestThreadingAndLogs(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	if err := f.handle(t, opened()); err != nil {
 		t.Fatal(err)
@@ -236,6 +240,7 @@ func TestThreadingAndLogs(t *testing.T) {
 // TestLateOpeningIsNotSentAfterResolution: when the opening email was held
 // up (a retry) until the resolution went out, it is not sent at all.
 func TestLateOpeningIsNotSentAfterResolution(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t)
 	resolved := events.New("20261121-abcdef/resolved", "verifier", t0.Add(time.Hour), &events.IncidentResolved{
 		Incident: "20261121-abcdef", Opened: t0, Resolved: t0.Add(time.Minute), Title: "mx1 (Incoming mail) is down", Servers: []string{"mx1"},

@@ -34,6 +34,7 @@ func (kv *lostAnswerKV) Create(ctx context.Context, key string, value []byte, op
 // rather than the first attempt taking all of it: a message sent and not
 // recorded would be sent again.
 func TestRecordOutlivesALostAnswer(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	bucket, err := b.KV(context.Background(), events.BucketDeliveries)
 	if err != nil {

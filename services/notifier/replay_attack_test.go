@@ -18,6 +18,7 @@ import (
 // been paged about another incident, acknowledges nothing: a message is
 // acted on once, by its MessageSid.
 func TestReplayedAckWebhook(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "repeat_every: 1h")
 	now := time.Now().UTC()
 	open := func(id string) {

@@ -138,6 +138,7 @@ func (r *running) tally() map[string]int {
 // for the other person routed to them, and nothing for someone routed
 // elsewhere; nothing more follows while the storm's updates are told.
 func TestStormPagesOnce(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "group_wait: 6s, group_window: 1m")
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-storm1"
@@ -207,6 +208,7 @@ func TestStormPagesOnce(t *testing.T) {
 // the SMS could not be delivered; once Twilio is back every SMS goes
 // exactly once.
 func TestSMSOutage(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "fallback_after: 2s")
 	r.twilio.Fail(twilioapi.ServerError(503))
 	now := time.Now().UTC()
@@ -241,6 +243,7 @@ func TestSMSOutage(t *testing.T) {
 // TestAcknowledge: a reply to the SMS acknowledges, a forged one is
 // refused; the email's link acknowledges on POST only.
 func TestAcknowledge(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "repeat_every: 1h")
 	now := time.Now().UTC()
 	id := now.Format("20060102") + "-ack111"
@@ -344,6 +347,7 @@ func acks(t *testing.T, b *bus.Bus) *events.IncidentAcknowledged {
 // the person on call gets, besides the page, an SMS saying the email
 // failed. Twilio's report of each SMS is recorded.
 func TestEmailRefusedSMSSaysSo(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "repeat_every: 1h")
 	r.mail.FailWith(550, "mailbox unavailable")
 	now := time.Now().UTC()
@@ -380,6 +384,7 @@ func TestEmailRefusedSMSSaysSo(t *testing.T) {
 // TestFailoverAlert: failover that keeps failing to take a server out of its
 // pool pages the person on call and emails the others, once.
 func TestFailoverAlert(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "repeat_every: 1h")
 	now := time.Now().UTC()
 	quiet := &events.ServerAction{Server: "mx1", Box: "mx", Action: events.ActionRemove, Via: "haproxy", Target: "haproxy 127.0.0.1:9999 mail/mx1",
@@ -437,6 +442,7 @@ func (r *running) notifiedOf(t *testing.T) []string {
 // the datacentre nor the public hears of it first. Once an SMS goes, the
 // word goes with it.
 func TestRefusedSMSIsNoPage(t *testing.T) {
+	t.Parallel()
 	r := startNotifier(t, "fallback: [email]")
 	r.twilio.Fail(twilioapi.Refused(21610))
 	now := time.Now().UTC()

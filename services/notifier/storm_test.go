@@ -20,6 +20,7 @@ import (
 // people on call were woken for an outage moments ago. After it, a box
 // going down pages at once.
 func TestStormAcrossDatacentres(t *testing.T) {
+	t.Parallel()
 	r := startNotifierWith(t, `
 datacentres: {dc1: {name: DC One}, dc2: {name: DC Two}, dc3: {name: DC Three}, dc4: {name: DC Four}, dc5: {name: DC Five}}
 boxes:
@@ -137,6 +138,7 @@ staff:
 // within group_window are gathered, and one NOW DOWN names them when the
 // window is over. Not a page per box.
 func TestBoxAfterBox(t *testing.T) {
+	t.Parallel()
 	var fleet strings.Builder
 	fleet.WriteString("datacentres: {dc1: {name: DC One}}\nboxes:\n")
 	for i := range 12 {

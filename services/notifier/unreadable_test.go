@@ -15,6 +15,7 @@ import (
 // with an error that names the record, the record is left as it is, and
 // the others are told once. Once the record is removed, the retry sends it.
 func TestUnreadableDeliveryRecord(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ name, record string }{
 		{"not JSON", "{not json"},
 		{"JSON null", "null"},

@@ -108,6 +108,7 @@ func (r *voiceRig) call(t *testing.T, incident, name string) string {
 }
 
 func TestVoiceChannel(t *testing.T) {
+	t.Parallel()
 	r := startVoice(t)
 	if r.voice.Name() != "voice" || r.voice.Provider() != "twilio" || !r.voice.Wakes() ||
 		r.voice.Address(r.staff("Alice")) != alicePh || r.voice.Address(r.staff("Carol")) != "" {
@@ -142,6 +143,7 @@ func path(u string) string {
 // TestVoiceKeypress: 1 pressed on a real call acknowledges as the person
 // called, once; any other key acknowledges nothing.
 func TestVoiceKeypress(t *testing.T) {
+	t.Parallel()
 	r := startVoice(t)
 	ctx := t.Context()
 
@@ -184,6 +186,7 @@ func TestVoiceKeypress(t *testing.T) {
 // TestVoiceKeypressForged: nothing but Twilio's signature over our signed
 // URL, for a call to that person, acknowledges.
 func TestVoiceKeypressForged(t *testing.T) {
+	t.Parallel()
 	r := startVoice(t)
 	sid := r.call(t, "20261121-voice3", "Alice")
 	action, _, err := twilioapi.GatherAction(r.twilio.Calls()[0].TwiML)
@@ -254,6 +257,7 @@ func TestNewVoice(t *testing.T) {
 // TestVoiceWithoutPublicURL: a notifier that Twilio cannot reach still
 // calls; the call reads the alarm and takes no key.
 func TestVoiceWithoutPublicURL(t *testing.T) {
+	t.Parallel()
 	r := startVoice(t)
 	cfg := *r.n.cfg
 	cfg.Notify.PublicURL = ""
@@ -272,6 +276,7 @@ func TestVoiceWithoutPublicURL(t *testing.T) {
 // TestVoiceNothingToAcknowledge: a resolution, or an alert about no
 // incident, is read out without asking for a key.
 func TestVoiceNothingToAcknowledge(t *testing.T) {
+	t.Parallel()
 	r := startVoice(t)
 	for _, m := range []Message{
 		{To: r.staff("Alice"), Incident: "20261121-voice6", Kind: kindResolved, Short: "mx1 is up again"},

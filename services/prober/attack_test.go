@@ -31,6 +31,7 @@ import (
 // make a healthy server fail; a task for a server the config does not have
 // is set aside.
 func TestForgedTasks(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int32
 	attacker := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
 	defer attacker.Close()

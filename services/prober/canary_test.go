@@ -20,6 +20,7 @@ import (
 // queue of the re-checks. A prober whose windows stall thus stops
 // answering the canary, and the watchdog's switch is told.
 func TestCanaryRidesTheWindows(t *testing.T) {
+	t.Parallel()
 	web := newCounting(t)
 	cfg, err := config.Parse("test.yaml", []byte(`
 site: {name: Test}

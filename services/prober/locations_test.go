@@ -30,10 +30,11 @@ import (
 // before have passed, the other two take every slot; no slot is
 // ever checked twice; no server is checked from the same place twice in a row.
 func TestLocationStopsAndItsShareMoves(t *testing.T) {
+	t.Parallel()
 	// A heartbeat vouches for 1.8s, beating every 200ms: a prober starved
 	// of the CPU for a moment on a busy machine is not taken for dead,
 	// and one that died is within one interval.
-	const interval = 3 * time.Second
+	const interval = 2 * time.Second
 	const ttl = 1800 * time.Millisecond
 	// moved is how soon after a location stops no check is given to it:
 	// its last heartbeat's TTL, and then a window is judged by the
@@ -43,7 +44,7 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer web.Close()
 	var yaml strings.Builder
-	yaml.WriteString("site: {name: Test}\nlocations: [lon1, ams1, nyc1]\nchecks: {interval: 3s, timeout: 500ms}\nstaff: [{name: A, email: a@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}\nboxes:\n  - id: web\n    name: Web\n    servers:\n")
+	yaml.WriteString("site: {name: Test}\nlocations: [lon1, ams1, nyc1]\nchecks: {interval: 2s, timeout: 500ms}\nstaff: [{name: A, email: a@example.net}]\nproviders: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: none}}\nboxes:\n  - id: web\n    name: Web\n    servers:\n")
 	servers := []string{"s1", "s2", "s3", "s4", "s5", "s6"}
 	for _, s := range servers {
 		yaml.WriteString("      - {id: " + s + ", check: \"" + web.URL + "/" + s + "\"}\n")

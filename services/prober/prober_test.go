@@ -21,6 +21,7 @@ import (
 // with its scheduler: JetStream's de-duplication of each window's id must
 // leave one window, and so one check and one result, per server and slot.
 func TestReplicasScheduleEachSlotOnce(t *testing.T) {
+	t.Parallel()
 	var mu sync.Mutex
 	requests := map[string]int{}
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -76,6 +76,7 @@ func resultsConfig(t *testing.T, url string, servers int) *config.Config {
 // messages than results; a failure arrives on its own, on its server's
 // subject; a re-check's answer too; every task has one result.
 func TestSuccessesShareMessages(t *testing.T) {
+	t.Parallel()
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer web.Close()
 	const servers = 20
@@ -192,6 +193,7 @@ func allStored(t *testing.T, dones []<-chan error) {
 // TestStoppedProberSendsWhatItGathered: the successes in hand when the
 // prober stops are stored before it returns, in one batch.
 func TestStoppedProberSendsWhatItGathered(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	s := newSender(b, "lon1", "prober@lon1", slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now, func(*events.ProbeResult) bool { return false })
 	ctx, cancel := context.WithCancel(context.Background())
@@ -211,6 +213,7 @@ func TestStoppedProberSendsWhatItGathered(t *testing.T) {
 // TestRefusedBatchIsRetried: while JetStream refuses the batch (its stream
 // is gone), it waits; once the stream is back it is stored, once.
 func TestRefusedBatchIsRetried(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	if err := b.JS.DeleteStream(ctx, events.StreamResults); err != nil {
@@ -244,6 +247,7 @@ func TestRefusedBatchIsRetried(t *testing.T) {
 // invalid (here a task id too long for a batch) is not lost with it: it
 // is stored alone.
 func TestResultNoBatchMayHoldGoesAlone(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	s := newSender(b, "lon1", "prober@lon1", slog.New(slog.NewTextHandler(io.Discard, nil)), time.Now, func(*events.ProbeResult) bool { return false })
 	ctx, cancel := context.WithCancel(context.Background())

@@ -17,6 +17,7 @@ import (
 // every replica's view; no check is due before its time; a check given to
 // nobody goes to the scheduler's own location.
 func TestWindowMessages(t *testing.T) {
+	t.Parallel()
 	start := windowStart(1795227300)
 	var items []schedule.Item
 	for i := range events.MaxScheduleChecks + 3 {

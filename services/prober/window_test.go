@@ -146,6 +146,7 @@ func results(t *testing.T, b *bus.Bus) func() map[string]map[int64]string {
 // stored, it is stored whole, so every server is checked exactly once in
 // each slot, from one location.
 func TestReplicasWithDifferentLiveSets(t *testing.T) {
+	t.Parallel()
 	web := newCounting(t)
 	servers := []string{"s1", "s2", "s3", "s4", "s5", "s6"}
 	cfg := fleet(t, web, "lon1, ams1, nyc1", "1s", servers...)
@@ -216,6 +217,7 @@ func TestReplicasWithDifferentLiveSets(t *testing.T) {
 // before its checks fall due, leaves them to the location's next prober,
 // which runs them when they fall due.
 func TestWindowOfAStoppedProber(t *testing.T) {
+	t.Parallel()
 	web := newCounting(t)
 	cfg := fleet(t, web, "lon1", "1h", "web1")
 	srv := bustest.Start(t)
@@ -286,6 +288,7 @@ func windowsAtLon1(t *testing.T) (*counting, *bus.Bus, context.Context) {
 // is set aside with the reason; the checks it names that the config has
 // still run, and so do the windows after it.
 func TestForgedWindows(t *testing.T) {
+	t.Parallel()
 	web, b, ctx := windowsAtLon1(t)
 
 	now := time.Now().UTC()
@@ -353,6 +356,7 @@ func TestForgedWindows(t *testing.T) {
 // it (here, the same window under another id) runs only the checks that
 // had not run: a server is not checked twice for one slot.
 func TestWindowHandledAgain(t *testing.T) {
+	t.Parallel()
 	web, b, ctx := windowsAtLon1(t)
 	k := windowOf(time.Now())
 	ws := &events.ProbeSchedule{Start: windowStart(k), WindowMS: 1000, Locations: []string{"lon1"},

@@ -55,6 +55,7 @@ func getAffected(t *testing.T, base, name, token string) (int, string) {
 // while the mail box is down; the page answers from the state it follows
 // on the bus, and only to those holding the admin token.
 func TestAffectedEndpoint(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t)
 	srv := bustest.Start(t)
 	s := &site{srv: srv, b: srv.Connect(t, nil), cfg: cfg}

@@ -60,6 +60,7 @@ providers: {smtp: {host: h, from: a@example.net}}
 // Clients that accept gzip get it, the same document; a poller that has the
 // document gets 304 until it changes.
 func TestAPIDocumentsGzipAndETag(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC()
 	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: now})

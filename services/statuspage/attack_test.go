@@ -70,6 +70,7 @@ func dial(t *testing.T, siteURL, local string) net.Conn {
 // (slowloris) is cut off once the header timeout passes, however steadily
 // it sends.
 func TestSlowHeadersCut(t *testing.T) {
+	t.Parallel()
 	s := startSiteWith(t, siteConfig(t), shortened)
 	c := dial(t, s.url, "")
 	request := "GET / HTTP/1.1\r\nHost: status.example.net\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
@@ -96,6 +97,7 @@ func TestSlowHeadersCut(t *testing.T) {
 // TestSlowBodyCut: a client that sends an admin update's body a byte at a
 // time is cut off once the read timeout passes.
 func TestSlowBodyCut(t *testing.T) {
+	t.Parallel()
 	s := startSiteWith(t, siteConfig(t), shortened)
 	c := dial(t, s.url, "")
 	body := `{"status":"identified","message":"` + strings.Repeat("x", 2000) + `"}`
@@ -117,6 +119,7 @@ func TestSlowBodyCut(t *testing.T) {
 // request is closed once the idle timeout passes, rather than held for
 // ever.
 func TestIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
 	s := startSiteWith(t, siteConfig(t), shortened)
 	c := dial(t, s.url, "")
 	slowconn.IdleClosed(t, c, "/healthz", http.StatusOK, shortLimits.IdleTimeout)
@@ -142,6 +145,7 @@ func hugeHeader(t *testing.T, siteURL string, size int) int {
 // TestHugeHeaderRefused: a 1 MB header, and anything past 16 KiB, is
 // refused with 431 before it costs more than that.
 func TestHugeHeaderRefused(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	for _, size := range []int{1 << 20, 20 << 10} {
 		if got := hugeHeader(t, s.url, size); got != http.StatusRequestHeaderFieldsTooLarge {
@@ -221,6 +225,7 @@ func (st *stream) receives(t *testing.T, component string) {
 // with Retry-After past its share, while its streams open before, and
 // everyone else's, keep streaming, past the server's write timeout.
 func TestStreamFloodCapped(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfigWith(t, ", max_streams: 5, max_streams_per_client: 3")
 	s := startSiteWith(t, cfg, shortened)
 	var open []*stream
@@ -263,6 +268,7 @@ func TestStreamFloodCapped(t *testing.T) {
 // never reads is cut off once an event cannot reach it in time, and its
 // share is free again.
 func TestStreamOfClientThatStopsReading(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfigWith(t, ", max_streams_per_client: 1")
 	s := startSiteWith(t, cfg, func(s *Service) {
 		s.limits, s.eventWrite = shortLimits, 200*time.Millisecond
@@ -299,6 +305,7 @@ func TestStreamOfClientThatStopsReading(t *testing.T) {
 // limits by naming another address, and clients behind the proxy each
 // have their own.
 func TestForwardedForTrustedOnlyFromProxies(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfigWith(t, ", trusted_proxies: [127.0.0.2], max_streams_per_client: 2")
 	s := startSiteWith(t, cfg, shortened)
 	for i := range 2 {
@@ -338,6 +345,7 @@ func TestForwardedForTrustedOnlyFromProxies(t *testing.T) {
 // its own script and style; the API, the feed and the banner stay
 // readable from any origin.
 func TestSecurityHeaders(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	page, hdr := s.get(t, "/")
 	csp := hdr.Get("Content-Security-Policy")
@@ -383,6 +391,7 @@ var internalWord = regexp.MustCompile(`(?i)(^|[^a-z0-9])(mx1|mx2|web1|web2|mx1\.
 // reason naming internal hosts, server ids and addresses reach the page,
 // the API, the feed and the banner without them.
 func TestUnscrubbedNoteNeverPublished(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC().Add(-time.Hour)
 	id := now.Format("20060102") + "-leak01"
@@ -420,6 +429,7 @@ func TestUnscrubbedNoteNeverPublished(t *testing.T) {
 // neither its id nor the code that acknowledges it by SMS, in the API, the
 // feed or the page; it is the same after a restart; staff may use it.
 func TestPublicIncidentIDsOpaque(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t)
 	cfg.Statuspage.IDKey = config.Secret{} // the page keeps a key of its own
 	srv := bustest.Start(t)
@@ -498,6 +508,7 @@ func TestPublicIncidentIDsOpaque(t *testing.T) {
 // address get 429 with Retry-After, whether the token is right or not;
 // another address is not held up.
 func TestAdminAPIRateLimited(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfigWith(t, ", trusted_proxies: [127.0.0.2]")
 	s := startSiteWith(t, cfg, nil)
 	guess := func(local, forwarded string) *http.Response {
@@ -636,6 +647,7 @@ func FuzzAffected(f *testing.F) {
 // words scrubbed, and carries the page's policy in a meta element for a
 // host that sends none.
 func TestExportOpaqueAndPolicied(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC().Add(-time.Hour)
 	id := now.Format("20060102") + "-exp0rt"

@@ -19,6 +19,7 @@ import (
 // works with JavaScript off and on a phone, and the banner script shows its
 // message on a page from another origin.
 func TestInABrowser(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("starts a browser")
 	}

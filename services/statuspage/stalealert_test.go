@@ -88,6 +88,7 @@ func subjects(msgs []smtpserver.Message) []string {
 // staff get one email, not another while it stays silent nor after the
 // page restarts, and one more when the page hears from the main site again.
 func TestStaleAlertOncePerEpisode(t *testing.T) {
+	t.Parallel()
 	mail := smtpserver.Start(t, smtpserver.Options{})
 	cfg := staleConfig(t, mail)
 	dir := t.TempDir()
@@ -166,6 +167,7 @@ func TestStaleAlertOncePerEpisode(t *testing.T) {
 // TestStaleAlertRetried: a mail server that refuses at first gets the
 // email again, with backoff, and staff still get it once.
 func TestStaleAlertRetried(t *testing.T) {
+	t.Parallel()
 	mail := smtpserver.Start(t, smtpserver.Options{})
 	mail.FailWith(451, "out of disk")
 	cfg := staleConfig(t, mail)

@@ -154,6 +154,7 @@ func (s *site) outage(t *testing.T, id string, at time.Time) {
 }
 
 func TestStatuspageAPI(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC().Add(-time.Hour)
 	for _, srv := range []string{"mx1", "mx2", "web1"} {
@@ -298,6 +299,7 @@ func TestStatuspageAPI(t *testing.T) {
 // resolve it on the whole page, as Statuspage does: a resolved_at, out of
 // the unresolved list, shown as past.
 func TestStaffResolution(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC().Add(-time.Hour)
 	id := now.Format("20060102") + "-staff1"
@@ -380,6 +382,7 @@ func TestResolvedAt(t *testing.T) {
 // available is no outage: the page's status stays operational, while the
 // components show each part as it is.
 func TestDegradedStatus(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC()
 	s.put(t, events.BucketServers, "mx1", events.ServerRecord{ID: "mx1", State: events.StateDown, Since: now})
@@ -427,6 +430,7 @@ func degradedThenDown(id string, at time.Time) []events.Event {
 // that were down during it, not those only degraded, and goes on naming
 // them once they are back.
 func TestIncidentNamesBoxesDown(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC().Add(-time.Hour)
 	id := now.Format("20060102") + "-mixed1"
@@ -538,6 +542,7 @@ func TestOldIncidentsForgotten(t *testing.T) {
 // TestPageWithoutJavaScript: the HTML alone shows the boxes and their dots,
 // with words besides colours, and nothing internal.
 func TestPageWithoutJavaScript(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC()
 	// Up for 37 days, through a false alarm three minutes ago.
@@ -566,6 +571,7 @@ func TestPageWithoutJavaScript(t *testing.T) {
 // the page loses its link it keeps serving the last state and says since
 // when.
 func TestLiveChangesAndLostLink(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC()
 	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: now})
@@ -580,14 +586,22 @@ func TestLiveChangesAndLostLink(t *testing.T) {
 	defer resp.Body.Close()
 	lines := bufio.NewScanner(resp.Body)
 	got := make(chan string, 10)
+	connected := make(chan struct{})
 	go func() {
 		for lines.Scan() {
-			if l := lines.Text(); strings.HasPrefix(l, "data: ") {
+			switch l := lines.Text(); {
+			case l == ": connected":
+				close(connected) // the stream follows the page from here
+			case strings.HasPrefix(l, "data: "):
 				got <- strings.TrimPrefix(l, "data: ")
 			}
 		}
 	}()
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-connected:
+	case <-time.After(wait.Default):
+		t.Fatal("the event stream never said it was connected")
+	}
 	sent := time.Now()
 	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now()})
 	for done := false; !done; {
@@ -621,6 +635,7 @@ func TestLiveChangesAndLostLink(t *testing.T) {
 }
 
 func TestBannerScript(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	js, hdr := s.get(t, "/banner.js")
 	if !strings.Contains(hdr.Get("Content-Type"), "javascript") || !strings.Contains(js, "/banner.json") || !strings.Contains(js, "try {") {
@@ -641,6 +656,7 @@ func TestBannerScript(t *testing.T) {
 // TestExport: the static copy has the page without its script, every API
 // document as valid JSON, the feed and the banner.
 func TestExport(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	now := time.Now().UTC()
 	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: now.Add(-48 * time.Hour)})
@@ -679,6 +695,7 @@ func TestExport(t *testing.T) {
 // state it saved, says how old it is, and catches up once the main site is
 // back.
 func TestRestartWhileCutOff(t *testing.T) {
+	t.Parallel()
 	cfg := siteConfig(t)
 	dir := t.TempDir()
 	ns, err := bus.StartEmbedded(bus.EmbeddedOptions{Dir: dir, Listen: "127.0.0.1:-1", Open: true})

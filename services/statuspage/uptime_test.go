@@ -76,6 +76,7 @@ func TestUptime(t *testing.T) {
 // TestUptimeOfStableBox: a box whose state has not changed for longer than
 // the bars show has them all in that state, with no event to tell of it.
 func TestUptimeOfStableBox(t *testing.T) {
+	t.Parallel()
 	s := startSite(t)
 	since := time.Now().Add(-200 * 24 * time.Hour)
 	s.put(t, events.BucketBoxes, "mx", events.BoxRecord{State: events.BoxOperational, Since: since})

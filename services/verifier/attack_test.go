@@ -18,6 +18,7 @@ import (
 // not name, are both set aside with their reason; the real failure after
 // them is judged and confirmed as ever.
 func TestForgedResults(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	start(t, b, testConfig(t))
 	ctx := context.Background()

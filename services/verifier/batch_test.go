@@ -44,6 +44,7 @@ func publishBatch(t *testing.T, b *bus.Bus, location string, n int, servers ...s
 // on their own: a failure confirmed opens an incident, and successes in
 // batches resolve it.
 func TestBatchedResultsJudgedAsSingles(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	start(t, b, testConfig(t))
 	publishBatch(t, b, "lon1", 1, "mx1", "mx2")
@@ -66,6 +67,7 @@ func TestBatchedResultsJudgedAsSingles(t *testing.T) {
 // name, and a result of a batch dated half an hour ahead, are set aside
 // alone, and the others of that batch judged.
 func TestForgedBatches(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	start(t, b, testConfig(t))
 	ctx := context.Background()

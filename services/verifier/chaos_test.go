@@ -29,6 +29,7 @@ import (
 // for each real outage (three servers of one datacentre failing together
 // are one outage), every server joins once, and the false alarms open none.
 func TestVerifierKilledAtRandom(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("kills and restarts the verifier for several seconds")
 	}

@@ -48,6 +48,7 @@ func publishPush(t *testing.T, b *bus.Bus, server string, n int, outcome, reason
 // recover_after; a deadline missed is a failure as well. Reports are
 // believed for push servers only, and probe results never for them.
 func TestPushServerJudgedWithoutVerification(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	start(t, b, pushConfig(t))
 	ctx := context.Background()

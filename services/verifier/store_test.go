@@ -18,6 +18,7 @@ import (
 // warning to staff, raised once however many times it is seen, and ended
 // once the stream is back below 70%, not at 75%.
 func TestStoreNearlyFullWarnsStaff(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	var fill atomic.Uint64 // in per cent
 	fill.Store(85)

@@ -164,6 +164,7 @@ func tookOut(t *testing.T, r *events.IncidentResolved) {
 }
 
 func TestMalformedResultIsSetAsideAndJudgingGoesOn(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	start(t, b, testConfig(t))
 	ctx := context.Background()
@@ -197,6 +198,7 @@ func TestMalformedResultIsSetAsideAndJudgingGoesOn(t *testing.T) {
 }
 
 func TestRestartCarriesOn(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	cfg := testConfig(t)
 	stop := start(t, b, cfg)
@@ -272,6 +274,7 @@ func splitDots(s string) []string {
 // task carrying the same correlation id; with too few of them, from lon1
 // again, and the incident says so.
 func TestRechecksGoToOtherLocations(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		live, want   []string
 		verification string
@@ -358,6 +361,7 @@ func testRechecks(t *testing.T, live, want []string, verification string) {
 // TestPendingEventsAreFlushed: events a crashed verifier decided but did not
 // publish wait in the record and go out with the next result.
 func TestPendingEventsAreFlushed(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	kv, err := b.KV(ctx, events.BucketServers)
@@ -386,6 +390,7 @@ func TestPendingEventsAreFlushed(t *testing.T) {
 // TestBoxOfTwo: one server down leaves its box degraded, both down take it
 // down, and it is operational again when they recover.
 func TestBoxOfTwo(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	start(t, b, testConfig(t))
 	ctx := context.Background()
@@ -485,6 +490,7 @@ func TestBoxOfTwo(t *testing.T) {
 // such at start and left out of its box; failures inside a maintenance
 // window page nobody.
 func TestMaintenanceAndNotInService(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	cfg, err := config.Parse("test.yaml", []byte(`
 site: {name: Test}
@@ -568,6 +574,7 @@ func waitBox(t *testing.T, boxes jetstream.KeyValue, box string, want events.Box
 // server joins once and which resolves when the last is back; a server
 // failing at the same moment in another datacentre has its own.
 func TestStormJoinsOneIncident(t *testing.T) {
+	t.Parallel()
 	var y strings.Builder
 	y.WriteString("site: {name: Test}\nlocations: [lon1]\nchecks: {interval: 1m, recover_after: 1, verify: {locations: 1, quorum: 1}}\n")
 	y.WriteString("datacentres: {dc1: {name: DC One}, dc2: {name: DC Two}}\nboxes:\n")
@@ -679,6 +686,7 @@ func TestStormJoinsOneIncident(t *testing.T) {
 // verifier during a rolling restart) is read when writing over it fails,
 // and judging goes on from it.
 func TestRecordWrittenSinceStartIsRead(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	cfg := testConfig(t)
 	ctx := context.Background()
@@ -731,6 +739,7 @@ func mx1DownThenStopped(t *testing.T) *bus.Bus {
 // resolves rather than wait for a server nobody checks any more; its box
 // is judged on the servers still in service.
 func TestDownServerTakenOutOfService(t *testing.T) {
+	t.Parallel()
 	b := mx1DownThenStopped(t)
 
 	cfg := testConfig(t)
@@ -753,6 +762,7 @@ func TestDownServerTakenOutOfService(t *testing.T) {
 // TestFlappingIsToldOnce: a server going down and up again and again is
 // marked flapping, and its incident tells staff so in one update.
 func TestFlappingIsToldOnce(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	cfg := testConfig(t)
 	changes := 3
@@ -811,6 +821,7 @@ func TestFlappingIsToldOnce(t *testing.T) {
 // then removed from the config, leaves its incident at the next start,
 // which resolves it.
 func TestDownServerRemovedFromConfig(t *testing.T) {
+	t.Parallel()
 	b := mx1DownThenStopped(t)
 
 	cfg, err := config.Parse("test.yaml", []byte(`

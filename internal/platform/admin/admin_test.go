@@ -62,6 +62,7 @@ func answers(t *testing.T, base, path string, code int) string {
 // its consumer, is ready then, and is not ready again once the NATS
 // server is gone; it is healthy throughout.
 func TestReadiness(t *testing.T) {
+	t.Parallel()
 	srv := bustest.Start(t)
 	b := srv.Connect(t, nil)
 	m := metrics.New()
@@ -112,6 +113,7 @@ func TestReadiness(t *testing.T) {
 // TestServe: the admin server serves on its listener until its context
 // ends, then stops; told the process is stopping, it is no longer ready.
 func TestServe(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	m := metrics.New()
 	m.Expect("statuspage")
@@ -152,6 +154,7 @@ func TestServe(t *testing.T) {
 // what it is, where and where its admin server is, and its status endpoint
 // answers for it; stopped, it is no longer found.
 func TestMicro(t *testing.T) {
+	t.Parallel()
 	srv := bustest.Start(t)
 	b := srv.Connect(t, nil)
 	m := metrics.New()
@@ -262,6 +265,7 @@ func listen(t *testing.T) net.Listener {
 // many as wanted have come; a subject nobody listens on is no answer, and
 // when nobody listens at all Ask does not wait out its time.
 func TestAsk(t *testing.T) {
+	t.Parallel()
 	srv := bustest.Start(t)
 	nc, err := nats.Connect(srv.URL)
 	if err != nil {

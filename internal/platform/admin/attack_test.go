@@ -61,6 +61,7 @@ var short = httpguard.Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTime
 // TestAdminSlowHeadersCut: a client sending its headers a byte at a time
 // is cut off at the header timeout.
 func TestAdminSlowHeadersCut(t *testing.T) {
+	t.Parallel()
 	c := dial(t, serve(t, &short))
 	request := "GET /metrics HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
 	slowconn.TrickleCut(t, c, request)
@@ -69,6 +70,7 @@ func TestAdminSlowHeadersCut(t *testing.T) {
 // TestAdminIdleConnectionClosed: a keep-alive connection left idle after a
 // scrape is closed at the idle timeout.
 func TestAdminIdleConnectionClosed(t *testing.T) {
+	t.Parallel()
 	c := dial(t, serve(t, &short))
 	slowconn.IdleClosed(t, c, "/healthz", http.StatusOK, short.IdleTimeout)
 }
@@ -76,6 +78,7 @@ func TestAdminIdleConnectionClosed(t *testing.T) {
 // TestAdminHugeHeaderRefused: a 1 MB header gets 431, with the limits a
 // server has unless told otherwise.
 func TestAdminHugeHeaderRefused(t *testing.T) {
+	t.Parallel()
 	c := dial(t, serve(t, nil))
 	go fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 1<<20))
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -69,6 +69,7 @@ func deadLetters(t *testing.T, b *bus.Bus, consumer string, n int) []jetstream.M
 }
 
 func TestAckPolicy(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 
@@ -144,6 +145,7 @@ func TestAckPolicy(t *testing.T) {
 }
 
 func TestKeyedWorkersKeepOrder(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	const perServer = 50
@@ -197,6 +199,7 @@ func total(m map[string][]int) int {
 }
 
 func TestPublishIsIdempotent(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	for range 3 {
@@ -220,6 +223,7 @@ func TestPublishIsIdempotent(t *testing.T) {
 // TestConsumerDeletedIsSetUpAgain: a consumer deleted under a running
 // service (by an operator, or lost by the cluster) comes back by itself.
 func TestConsumerDeletedIsSetUpAgain(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	handled := make(chan string, 10)
@@ -278,6 +282,7 @@ func TestConnectErrorHidesPassword(t *testing.T) {
 // TestSlowKeyHoldsUpOnlyItsOwnWorker: with keyed workers, a handler stuck
 // on one key delays the keys that share its worker, and no others.
 func TestSlowKeyHoldsUpOnlyItsOwnWorker(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	release := make(chan struct{})
@@ -342,6 +347,7 @@ func TestSlowKeyHoldsUpOnlyItsOwnWorker(t *testing.T) {
 // are each acknowledged once handled, a failed one comes back and is
 // handled, and the ones that never failed keep their key's order.
 func TestKeyedRedeliveryKeepsEveryMessage(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	const perServer = 60
@@ -419,6 +425,7 @@ func TestKeyedRedeliveryKeepsEveryMessage(t *testing.T) {
 // JetStream had sent when the fetching stopped, and no longer had anyone
 // to give it to, comes back after AckWait.)
 func TestRestartLosesNothing(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	// More than JetStream lets the consumer hold at once, so that some
@@ -508,6 +515,7 @@ func TestRestartLosesNothing(t *testing.T) {
 // its context ends before JetStream would deliver the message again, even
 // when the service is shutting down.
 func TestHandlerContextEndsBeforeAckWait(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	c := resultsConsumer("deadline")
 	c.AckWait = 20 * time.Second
@@ -552,6 +560,7 @@ func mustMarshal(t *testing.T, ev events.Event) []byte {
 // message comes back no sooner, though the consumer's own back-off is far
 // shorter, and it is not lost.
 func TestRetryAfterHonoured(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	const after = 1500 * time.Millisecond
 	var mu sync.Mutex
@@ -582,6 +591,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 
 // A provider error that retrying cannot help is set aside, as Permanent is.
 func TestProviderRefusalIsDeadLettered(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	consume(t, b, resultsConsumer("refused"), func(ctx context.Context, ev events.Event) error {
 		return &bus.ProviderError{Status: 400, Text: "bad number"}

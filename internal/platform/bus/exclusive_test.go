@@ -19,12 +19,16 @@ import (
 // other stands by, and takes over when the first stops (at once) or dies
 // (within ExclusiveTTL).
 func TestExclusiveConsumerHasOneActiveInstance(t *testing.T) {
+	t.Parallel()
 	for _, dies := range []bool{false, true} {
 		name := "stops"
 		if dies {
 			name = "dies"
 		}
-		t.Run(name, func(t *testing.T) { testExclusive(t, dies) })
+		t.Run(name, func(t *testing.T) {
+			t.Parallel() // each on a server of its own
+			testExclusive(t, dies)
+		})
 	}
 }
 
@@ -146,6 +150,7 @@ func testExclusive(t *testing.T, dies bool) {
 
 // A consumer made before it was exclusive becomes exclusive where it is.
 func TestConsumerBecomesExclusive(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	handled := make(chan string, 10)

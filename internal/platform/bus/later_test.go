@@ -15,6 +15,7 @@ import (
 // no sooner than asked, as often as it asks, and it is never counted as a
 // failure: nothing is set aside.
 func TestLater(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	var mu sync.Mutex
 	var seen []time.Time

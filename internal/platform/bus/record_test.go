@@ -65,6 +65,7 @@ func published(t *testing.T, b *bus.Bus) []string {
 // TestChange: the record is written with its event held, the event is
 // published, and the record says so; nothing is published twice.
 func TestChange(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	rs, _ := records(t, b)
 	ctx := context.Background()
@@ -88,6 +89,7 @@ func TestChange(t *testing.T) {
 // TestChangePublishesWhatWasLeft: events a crash left in the record go out
 // before the next change's, even when the change writes nothing.
 func TestChangePublishesWhatWasLeft(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	rs, _ := records(t, b)
 	ctx := context.Background()
@@ -113,6 +115,7 @@ func TestChangePublishesWhatWasLeft(t *testing.T) {
 // TestChangeRaces: writers changing one record at once each take their
 // step once: a writer that lost the race reads again and changes again.
 func TestChangeRaces(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	rs, _ := records(t, b)
 	var wg sync.WaitGroup
@@ -133,6 +136,7 @@ func TestChangeRaces(t *testing.T) {
 // TestCorruptRecord is the one policy for a record that cannot be read:
 // it starts afresh, is overwritten, and the loss is logged as an error.
 func TestCorruptRecord(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	rs, log := records(t, b)
 	ctx := context.Background()
@@ -155,6 +159,7 @@ func TestCorruptRecord(t *testing.T) {
 // once the events are out, and the record is marked done; a stale
 // revision is a conflict, and nothing is published.
 func TestCommit(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	rs, _ := records(t, b)
 	ctx := context.Background()

@@ -114,6 +114,7 @@ func settled(t *testing.T, b *bus.Bus, name string) {
 }
 
 func TestBatchEventsGoToTheirKeysInOrder(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	var rec record
 	consume(t, b, splitting("split-order"), func(ctx context.Context, ev events.Event) error {
@@ -131,6 +132,7 @@ func TestBatchEventsGoToTheirKeysInOrder(t *testing.T) {
 }
 
 func TestBatchWithAFailureIsHandledAgain(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	var rec record
 	var mu sync.Mutex
@@ -155,6 +157,7 @@ func TestBatchWithAFailureIsHandledAgain(t *testing.T) {
 }
 
 func TestBatchEventRefusedIsSetAsideAlone(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	var rec record
 	consume(t, b, splitting("split-dead"), func(ctx context.Context, ev events.Event) error {
@@ -182,6 +185,7 @@ func TestBatchEventRefusedIsSetAsideAlone(t *testing.T) {
 }
 
 func TestBatchUndecodableIsSetAsideWhole(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	var rec record
 	consume(t, b, splitting("split-garbled"), func(ctx context.Context, ev events.Event) error {

@@ -55,6 +55,7 @@ func note(n int) events.Event {
 // room: every publish is taken, the oldest tasks make way, the newest are
 // there to be run.
 func TestAttackFullTaskQueueDropsOldest(t *testing.T) {
+	t.Parallel()
 	b := smallBus(t)
 	ctx := context.Background()
 	const n = 2000 // ~300 bytes each: four times the 128KiB the tasks have (half the memory; the windows have the other half)
@@ -78,6 +79,7 @@ func TestAttackFullTaskQueueDropsOldest(t *testing.T) {
 // TestAttackFullScheduleDropsOldest floods the windows of scheduled
 // checks past their room: every window is taken, the oldest make way.
 func TestAttackFullScheduleDropsOldest(t *testing.T) {
+	t.Parallel()
 	b := smallBus(t)
 	ctx := context.Background()
 	const n = 1000 // ~400 bytes each: three times the 128KiB the windows have
@@ -104,6 +106,7 @@ func TestAttackFullScheduleDropsOldest(t *testing.T) {
 // TestAttackFullResultsDropOldest floods the results: publishing goes on,
 // the oldest results make way.
 func TestAttackFullResultsDropOldest(t *testing.T) {
+	t.Parallel()
 	b := smallBus(t)
 	ctx := context.Background()
 	const n = 1500 // ~330 bytes each: more than twice the results' share of 1MiB
@@ -125,6 +128,7 @@ func TestAttackFullResultsDropOldest(t *testing.T) {
 // refuses, with an error that says which stream is full and what to do,
 // and keeps every event it had, the first one too.
 func TestAttackFullEventsRefuse(t *testing.T) {
+	t.Parallel()
 	b := smallBus(t)
 	ctx := context.Background()
 	var refused error
@@ -164,6 +168,7 @@ func TestAttackFullEventsRefuse(t *testing.T) {
 // keys: it refuses the next, keeps the first, and a key already there can
 // still be written.
 func TestAttackFullBucketRefusesNewKeys(t *testing.T) {
+	t.Parallel()
 	b := smallBus(t)
 	ctx := context.Background()
 	kv, err := b.KV(ctx, events.BucketDeliveries)
@@ -192,6 +197,7 @@ func TestAttackFullBucketRefusesNewKeys(t *testing.T) {
 // TestAttackOversizedMessagesRefused: one message cannot take a stream's
 // room, whoever publishes it.
 func TestAttackOversizedMessagesRefused(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	ctx := context.Background()
 	if _, err := b.JS.Publish(ctx, "probe.result.web1", make([]byte, 100<<10)); !errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
@@ -212,6 +218,7 @@ func TestAttackOversizedMessagesRefused(t *testing.T) {
 // TestAttackEnsureBoundsStreamsMadeBefore: streams and buckets made by an
 // earlier version, without limits, are given theirs at the next start.
 func TestAttackEnsureBoundsStreamsMadeBefore(t *testing.T) {
+	t.Parallel()
 	srv := bustest.Start(t)
 	old, err := bus.Connect(srv.URL, nil, "old", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -264,6 +271,7 @@ func TestAttackEnsureBoundsStreamsMadeBefore(t *testing.T) {
 
 // TestAttackStoreFillWarned: a stream past 80% of its room is reported.
 func TestAttackStoreFillWarned(t *testing.T) {
+	t.Parallel()
 	b := smallBus(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -16,6 +16,7 @@ import (
 // streams; the server, which has room for one set only, refuses the ones
 // made twice, and every service finds them made.
 func TestEnsureConcurrently(t *testing.T) {
+	t.Parallel()
 	for range 3 {
 		srv := bustest.Start(t)
 		var wg sync.WaitGroup

@@ -16,6 +16,7 @@ import (
 // work on is acknowledged once that is done, retried if it fails, and the
 // worker takes the next message meanwhile.
 func TestAckWhenWaitsForWhatWasHandedOn(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	var mu sync.Mutex
 	handed := map[string][]chan error{}
@@ -69,6 +70,7 @@ func TestAckWhenWaitsForWhatWasHandedOn(t *testing.T) {
 // TestAckWhenInABatch: the events of a batch may hand their work on too;
 // the batch is acknowledged once every one of them is done.
 func TestAckWhenInABatch(t *testing.T) {
+	t.Parallel()
 	b := bustest.New(t)
 	var mu sync.Mutex
 	var handed []chan error

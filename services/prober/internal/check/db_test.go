@@ -100,6 +100,7 @@ func mysqlPacket(payload []byte) []byte {
 }
 
 func TestMySQL(t *testing.T) {
+	t.Parallel()
 	srv := servertest.StartMariaDB(t)
 	closed, stall := closedPort(t), stalling(t)
 
@@ -171,6 +172,7 @@ func pgError(severity, code, msg string) []byte {
 }
 
 func TestPostgreSQL(t *testing.T) {
+	t.Parallel()
 	srv := servertest.StartPostgreSQL(t)
 	closed, stall := closedPort(t), stalling(t)
 

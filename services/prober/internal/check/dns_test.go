@@ -158,6 +158,7 @@ func closedUDPPort(t *testing.T) string {
 }
 
 func TestDNS(t *testing.T) {
+	t.Parallel()
 	z := startZoneServer(t)
 	ns := "dns://" + z.addr
 	silent := udpServer(t, func([]byte) []byte { return nil })

@@ -27,6 +27,7 @@ const inNetNSEnv = "TOCSIN_TEST_PING_SOCKET_NETNS"
 // systems; rather than change the machine's setting, the test runs again
 // in a network namespace of its own, where it may set its own.
 func TestPingSocket(t *testing.T) {
+	t.Parallel()
 	if os.Getenv(inNetNSEnv) == "1" {
 		pingSocketInNetNS(t)
 		return

@@ -69,6 +69,7 @@ type silentConn struct{ net.PacketConn }
 func (silentConn) WriteTo(b []byte, _ net.Addr) (int, error) { return len(b), nil }
 
 func TestPingFailures(t *testing.T) {
+	t.Parallel()
 	loopback := netip.MustParseAddr("127.0.0.1")
 	tests := []struct {
 		name    string

@@ -8,6 +8,7 @@ import (
 )
 
 func TestIMAPAndPOP3(t *testing.T) {
+	t.Parallel()
 	// Two days and a bit: ok when warned a day ahead, not a week ahead.
 	cert := servertest.NewCert(t, 50*time.Hour)
 	d := servertest.StartDovecot(t, servertest.DovecotOptions{Cert: cert})
