@@ -7,19 +7,17 @@ package clustertest
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/tocsin-alarm/tocsin/internal/testkit/parallel"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/servertest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
@@ -47,15 +45,7 @@ var built struct {
 const parallelTests = 3
 
 func TestMain(m *testing.M) {
-	flag.Parse()
-	given := false
-	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
-	if !given && runtime.GOMAXPROCS(0) < parallelTests {
-		if err := flag.Set("test.parallel", strconv.Itoa(parallelTests)); err != nil {
-			fmt.Fprintf(os.Stderr, "clustertest: %v\n", err)
-			os.Exit(1)
-		}
-	}
+	parallel.At(parallelTests)
 	dir, err := os.MkdirTemp("", "tocsin-clustertest-")
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "clustertest: %v\n", err)

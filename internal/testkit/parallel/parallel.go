@@ -18,6 +18,14 @@ import (
 // at a time, or GOMAXPROCS at a time if that is more, unless the command
 // line says how many (-parallel), and exits with their result.
 func Main(m *testing.M, n int) {
+	At(n)
+	os.Exit(m.Run())
+}
+
+// At is Main's setting alone, for a TestMain that has more to do around
+// m.Run: it parses the command line and, unless -parallel was given, runs
+// the tests that call t.Parallel n at a time, or GOMAXPROCS if that is more.
+func At(n int) {
 	flag.Parse()
 	given := false
 	flag.Visit(func(f *flag.Flag) { given = given || f.Name == "test.parallel" })
@@ -27,5 +35,4 @@ func Main(m *testing.M, n int) {
 			os.Exit(2)
 		}
 	}
-	os.Exit(m.Run())
 }
