@@ -337,7 +337,14 @@ func (b *Bus) receive(ctx context.Context, cons jetstream.Consumer, c Consumer, 
 	}
 	select {
 	case <-ctx.Done():
-		cc.Drain() // what has arrived is still handed over
+		if b.NC.IsConnected() {
+			cc.Drain() // what has arrived is still handed over
+		} else {
+			// Draining would wait out the client's flush timeout on a
+			// connection that is gone, and nothing handed over now could
+			// be acknowledged: JetStream delivers it again.
+			cc.Stop()
+		}
 		<-cc.Closed()
 		return nil
 	case <-cc.Closed():
