@@ -92,7 +92,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 	// A look asks the server to tally the stream by subject: taken at
 	// wait's pace, a hundred a second, it would be load of its own on the
 	// verifier's machine.
-	wait.Within(t, 6*time.Minute, fmt.Sprintf("%d false alarms", faults), spaced(250*time.Millisecond, func() bool {
+	wait.Within(t, 6*time.Minute, fmt.Sprintf("%d false alarms", faults), wait.Spaced(250*time.Millisecond, func() bool {
 		n, _ := count(events.SubjectFalseAlarms)
 		if n > last {
 			last, lastAt = n, time.Now()
@@ -110,7 +110,7 @@ func TestFalseAlarmsAreFilteredOut(t *testing.T) {
 	// A real outage: s7 answers 503 to everyone.
 	broken.Store("s7")
 	var opened *events.IncidentOpened
-	wait.Within(t, 3*time.Minute, "the real outage confirmed", spaced(100*time.Millisecond, func() bool {
+	wait.Within(t, 3*time.Minute, "the real outage confirmed", wait.Spaced(100*time.Millisecond, func() bool {
 		_, msgs := count(events.SubjectIncidents)
 		for _, m := range msgs {
 			ev, err := events.Decode(m.Subject(), m.Data())
@@ -174,20 +174,4 @@ func unreachableFromNYC(t *testing.T, servers int, interval string) (cfgFile str
 		t.Fatal(err)
 	}
 	return cfgFile, broken
-}
-
-// spaced is cond looked at no more than once every d, for a look that is
-// itself load on the system under test; testkit/wait still decides when to
-// give up. Between looks it answers as the last look did.
-func spaced(d time.Duration, cond func() bool) func() bool {
-	var last time.Time
-	held := false
-	return func() bool {
-		if time.Since(last) < d {
-			return held
-		}
-		last = time.Now()
-		held = cond()
-		return held
-	}
 }

@@ -197,7 +197,7 @@ func (n *node) metaLeader() string {
 func (c *cluster) waitMetaLeader(within time.Duration) string {
 	c.t.Helper()
 	var leader string
-	wait.Within(c.t, within, "a meta leader every server names", spaced(200*time.Millisecond, func() bool {
+	wait.Within(c.t, within, "a meta leader every server names", wait.Spaced(200*time.Millisecond, func() bool {
 		leader = ""
 		for _, n := range c.nodes {
 			if !n.running() {

@@ -121,7 +121,7 @@ func TestCrashes(t *testing.T) {
 			s.port.close()
 		}
 		var incidents []string
-		if !wait.Until(context.Background(), 90*time.Second, spaced(200*time.Millisecond, func() bool {
+		if !wait.Until(context.Background(), 90*time.Second, wait.Spaced(200*time.Millisecond, func() bool {
 			incidents = incidents[:0]
 			for _, s := range batch {
 				id := h.incidentOf(s.id)
@@ -144,7 +144,7 @@ func TestCrashes(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if !wait.Until(context.Background(), 90*time.Second, spaced(200*time.Millisecond, func() bool {
+		if !wait.Until(context.Background(), 90*time.Second, wait.Spaced(200*time.Millisecond, func() bool {
 			snap := h.watch.snapshot()
 			for _, id := range incidents {
 				if snap[id].resolved == 0 {
@@ -230,7 +230,7 @@ func (h *harness) incidentOf(server string) string {
 func (h *harness) waitMessagesSoft(want []delivery, codes map[string]string, within time.Duration) {
 	h.t.Helper()
 	var got map[delivery]int
-	if !wait.Until(context.Background(), within, spaced(250*time.Millisecond, func() bool {
+	if !wait.Until(context.Background(), within, wait.Spaced(250*time.Millisecond, func() bool {
 		got = tally(h.mail.Messages(), h.sms.Messages(), codes)
 		for _, d := range want {
 			if got[d] == 0 {

@@ -322,7 +322,7 @@ func (h *harness) waitStates(ids []string, want events.ServerState, within time.
 	h.t.Helper()
 	var missing []string
 	// Reading a thousand records is load on the cluster: a look a second.
-	if wait.Until(context.Background(), within, spaced(time.Second, func() bool {
+	if wait.Until(context.Background(), within, wait.Spaced(time.Second, func() bool {
 		states, err := h.serverStates(context.Background())
 		if err != nil {
 			return false
@@ -390,11 +390,11 @@ func (h *harness) settled(within time.Duration) {
 		last = si.State.LastSeq
 		return true
 	})
-	wait.Within(h.t, within, "the verifier to judge a result stored since", spaced(100*time.Millisecond, func() bool {
+	wait.Within(h.t, within, "the verifier to judge a result stored since", wait.Spaced(100*time.Millisecond, func() bool {
 		ci := info(events.StreamResults, "verifier")
 		return ci != nil && ci.AckFloor.Stream > last
 	}))
-	wait.Within(h.t, within, "the notifier to be given every incident event", spaced(100*time.Millisecond, func() bool {
+	wait.Within(h.t, within, "the notifier to be given every incident event", wait.Spaced(100*time.Millisecond, func() bool {
 		ci := info(events.StreamEvents, "notifier")
 		return ci != nil && ci.NumPending == 0
 	}))

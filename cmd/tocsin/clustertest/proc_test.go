@@ -204,7 +204,7 @@ func (p *proc) tail(n int) string {
 // waitLog waits until the log holds want since the latest start.
 func (p *proc) waitLog(want string, within time.Duration) {
 	p.t.Helper()
-	if wait.Until(context.Background(), within, spaced(100*time.Millisecond, func() bool {
+	if wait.Until(context.Background(), within, wait.Spaced(100*time.Millisecond, func() bool {
 		out := p.log()
 		if i := strings.LastIndex(out, "=== start "); i >= 0 && strings.Contains(out[i:], want) {
 			return true

@@ -51,7 +51,7 @@ func (h *harness) pageComponents() (servers, boxes map[string]int, err error) {
 func (h *harness) waitMessages(want []delivery, codes map[string]string, within time.Duration) map[delivery]int {
 	h.t.Helper()
 	var got map[delivery]int
-	ok := wait.Until(context.Background(), within, spaced(250*time.Millisecond, func() bool {
+	ok := wait.Until(context.Background(), within, wait.Spaced(250*time.Millisecond, func() bool {
 		got = tally(h.mail.Messages(), h.sms.Messages(), codes)
 		for _, d := range want {
 			if got[d] == 0 {
@@ -98,7 +98,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	for _, s := range f.servers {
 		s.port.close()
 	}
-	if !wait.Until(context.Background(), 60*time.Second, spaced(50*time.Millisecond, func() bool { return len(h.watch.snapshot()) > 0 })) {
+	if !wait.Until(context.Background(), 60*time.Second, wait.Spaced(50*time.Millisecond, func() bool { return len(h.watch.snapshot()) > 0 })) {
 		t.Fatal("no incident opened within 60s of the storm")
 	}
 	ctx := ctxFor(t, 5*time.Minute)
@@ -126,7 +126,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	// new events after them.
 	for _, stream := range []string{events.StreamResults, events.StreamEvents} {
 		var took time.Duration
-		if !wait.Until(context.Background(), 60*time.Second, spaced(100*time.Millisecond, func() bool {
+		if !wait.Until(context.Background(), 60*time.Second, wait.Spaced(100*time.Millisecond, func() bool {
 			last, err := lastStored(ctx, h.js, stream)
 			if err == nil && last.After(killAt) {
 				took = time.Since(killAt)
@@ -142,7 +142,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 
 	h.waitStates(ids, events.StateDown, 2*time.Minute)
 	t.Logf("all %d servers confirmed down %v after the storm began", len(ids), time.Since(stormAt).Round(100*time.Millisecond))
-	if !wait.Until(context.Background(), 30*time.Second, spaced(500*time.Millisecond, func() bool {
+	if !wait.Until(context.Background(), 30*time.Second, wait.Spaced(500*time.Millisecond, func() bool {
 		servers, boxes, err := h.pageComponents()
 		return err == nil && servers["major_outage"] == len(ids) && boxes["major_outage"] == 250
 	})) {
@@ -197,7 +197,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	}
 	h.waitStates(ids, events.StateUp, 2*time.Minute)
 	t.Logf("all %d servers up again %v after their ports reopened", len(ids), time.Since(backAt).Round(100*time.Millisecond))
-	if !wait.Until(context.Background(), 60*time.Second, spaced(250*time.Millisecond, func() bool {
+	if !wait.Until(context.Background(), 60*time.Second, wait.Spaced(250*time.Millisecond, func() bool {
 		for _, in := range h.watch.snapshot() {
 			if in.resolved == 0 {
 				return false

@@ -105,7 +105,7 @@ func (w *watcher) incident(id string) *incidentSeen {
 func (w *watcher) caughtUp(t *testing.T, js jetstream.JetStream, within time.Duration) {
 	t.Helper()
 	var want uint64
-	ok := wait.Until(context.Background(), within, spaced(250*time.Millisecond, func() bool {
+	ok := wait.Until(context.Background(), within, wait.Spaced(250*time.Millisecond, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		s, err := js.Stream(ctx, events.StreamEvents)
@@ -326,24 +326,6 @@ func updates(got map[delivery]int) int {
 		}
 	}
 	return n
-}
-
-// spaced is cond looked at no more than once every d: the looks these
-// tests make (tallying thousands of messages, reading the status page of a
-// thousand servers) are themselves load on the cluster under test, so
-// they keep their own pace while testkit/wait decides when to give up.
-// Between looks it answers as the last look did.
-func spaced(d time.Duration, cond func() bool) func() bool {
-	var last time.Time
-	held := false
-	return func() bool {
-		if time.Since(last) < d {
-			return held
-		}
-		last = time.Now()
-		held = cond()
-		return held
-	}
 }
 
 // ctxFor is a context for one step of a test.

@@ -53,3 +53,21 @@ func Until(ctx context.Context, d time.Duration, cond func() bool) bool {
 	}
 	return true
 }
+
+// Spaced is cond looked at no more than once every d, for a look that is
+// itself load on the system under test (tallying thousands of messages,
+// reading the status page of a thousand servers): it keeps its own pace
+// while the wait decides when to give up. Between looks it answers as the
+// last look did.
+func Spaced(d time.Duration, cond func() bool) func() bool {
+	var last time.Time
+	held := false
+	return func() bool {
+		if time.Since(last) < d {
+			return held
+		}
+		last = time.Now()
+		held = cond()
+		return held
+	}
+}
