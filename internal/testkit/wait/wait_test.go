@@ -32,3 +32,18 @@ func TestWait(t *testing.T) {
 		t.Error("Until held for a condition that never holds")
 	}
 }
+
+// TestSpaced: within its pace a spaced condition is looked at once, and
+// answers as that look did.
+func TestSpaced(t *testing.T) {
+	looks := 0
+	cond := Spaced(time.Hour, func() bool { looks++; return looks == 1 })
+	for range 100 {
+		if !cond() {
+			t.Fatal("a spaced condition changed its answer without a look")
+		}
+	}
+	if looks != 1 {
+		t.Errorf("%d looks within the pace, want 1", looks)
+	}
+}
