@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/httpguard"
 )
@@ -17,24 +18,24 @@ type Server struct {
 	name   string
 	banner string // for a banner protocol (SMTP, FTP): sent on connect; "" serves HTTP
 
-	mu      sync.Mutex
-	addr    string
-	l       net.Listener
-	http    *http.Server
-	blocked string // a source address whose connections are cut: a lost route
+	mu   sync.Mutex
+	addr string
+	l    net.Listener
+	http *http.Server
+	// blocked is a source address whose connections are cut (a lost
+	// route), or "". It has no part in mu: Off holds mu while the server
+	// it closes waits for an Accept that looks here.
+	blocked atomic.Value
 }
 
 // Unreachable from the source address ip, until it is called with "".
 func (s *Server) Unreachable(ip string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.blocked = ip
+	s.blocked.Store(ip)
 }
 
 func (s *Server) isBlocked(host string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.blocked != "" && s.blocked == host
+	ip, _ := s.blocked.Load().(string)
+	return ip != "" && ip == host
 }
 
 // NewServer starts a server on loopback: one that sends banner on connect
