@@ -38,10 +38,10 @@ var built struct {
 }
 
 // parallelTests is how many tests run at once unless -parallel says
-// otherwise: those marked parallel (the storm, the crashes, the killed
-// prober) mostly wait on processes of their own, not on the CPU, and all
-// three start together rather than one after another on a machine of two.
-// The tests that assert how soon something happens run alone first.
+// otherwise: those marked parallel (the crashes, the killed prober) mostly
+// wait on processes of their own, not on the CPU, and start together
+// rather than one after another on a machine of two. The tests that
+// assert how soon something happens, and the storm, run alone first.
 const parallelTests = 3
 
 func TestMain(m *testing.M) {

@@ -76,7 +76,9 @@ func (h *harness) waitMessages(want []delivery, codes map[string]string, within 
 // way once the servers answer again.
 func TestStormAndLeaderLoss(t *testing.T) {
 	build(t) // or skip, before anything else is set up
-	t.Parallel()
+	// Alone, not beside the other cluster tests: under their load the
+	// storm's incidents open in another order, and which of them the one
+	// storm page names changes with it (see pages).
 	dcs := []string{"dc1", "dc2", "dc3", "dc4"}
 	f := newFleet(t, 250, 4, dcs)
 	// The services keep their default ack wait, as in production: a
