@@ -198,7 +198,7 @@ func TestCrashes(t *testing.T) {
 	got := tally(h.mail.Messages(), h.sms.Messages(), codes)
 	missing, duplicated, unexpected, dups := compare(got, expected(all, kindDown, kindResolved))
 	if problems := pages(got, all, true); len(problems) > 0 {
-		t.Errorf("SMS pages: %v", problems)
+		t.Errorf("SMS pages: %v; the SMS sent:%s", problems, h.smsSent())
 	}
 	if len(missing) > 0 {
 		t.Errorf("%d messages lost: %v", len(missing), missing)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,15 @@ func (h *harness) waitMessages(want []delivery, codes map[string]string, within 
 	}
 	h.settled(60 * time.Second) // where a duplicate would have shown
 	return tally(h.mail.Messages(), h.sms.Messages(), codes)
+}
+
+// smsSent lists every SMS the Twilio stand-in took, in order, one a line.
+func (h *harness) smsSent() string {
+	var b strings.Builder
+	for _, m := range h.sms.Messages() {
+		fmt.Fprintf(&b, "\n\tto %s: %s", m.To, m.Body)
+	}
+	return b.String()
 }
 
 // TestStormAndLeaderLoss fails a thousand servers at once, kills the
@@ -185,7 +195,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	// One SMS for the storm, however many datacentres: Alice was paged
 	// about one incident and emailed about each.
 	if problems := pages(got, opened, false); len(problems) > 0 {
-		t.Errorf("SMS pages: %v", problems)
+		t.Errorf("SMS pages: %v; the SMS sent:%s", problems, h.smsSent())
 	}
 
 	// The killed server comes back and catches up; then the fleet does.
@@ -225,7 +235,7 @@ func TestStormAndLeaderLoss(t *testing.T) {
 		t.Errorf("messages: missing %v, more than once %v, unexpected %v", missing, duplicated, unexpected)
 	}
 	if problems := pages(got, opened, true); len(problems) > 0 {
-		t.Errorf("SMS pages: %v", problems)
+		t.Errorf("SMS pages: %v; the SMS sent:%s", problems, h.smsSent())
 	}
 	t.Logf("%d outage and resolution messages, each once; %d update digests besides", len(want), updates(got))
 	if n, bad := h.watch.duplicateEvents(); n > 0 || len(bad) > 0 {

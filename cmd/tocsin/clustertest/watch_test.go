@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -204,21 +205,26 @@ func tally(mail []smtpserver.Message, sms []twilioapi.Message, codes map[string]
 				body = page
 			}
 		}
-		f := strings.Fields(body)
-		kind, code := kindOther, ""
-		switch {
-		case len(f) >= 2 && f[0] == "NOW":
-			// "NOW DOWN: <box> - no server answers (<code>). … Reply ACK <code>"
-			kind, code = kindWorse, f[len(f)-1]
-		case len(f) >= 2:
-			code = strings.TrimSuffix(f[1], ":")
-			if f[0] == kindDown || f[0] == kindResolved || f[0] == kindUpdate {
-				kind = f[0]
+		// Every SMS about an incident names its code: "DOWN <code>: …",
+		// "NOW DOWN: <box> … (<code>)", "STILL DOWN <code> after …",
+		// "FLAPPING <code>: …", "ACK by … (<code>)", "RESOLVED <code>: …".
+		kind, id := kindOther, ""
+		for _, w := range strings.Fields(body) {
+			if c, ok := codes[strings.Trim(w, "():.,;")]; ok {
+				id = c
+				break
 			}
 		}
-		id := codes[code]
 		if id == "" {
-			id = "unknown code " + code
+			id = "no known code in " + strconv.Quote(m.Body)
+		}
+		switch f := strings.Fields(body); {
+		case strings.HasPrefix(body, "NOW "):
+			kind = kindWorse
+		case len(f) > 0 && (f[0] == kindDown || f[0] == kindResolved || f[0] == kindUpdate):
+			kind = f[0]
+		case len(f) > 0:
+			kind = f[0] // FLAPPING, STILL (an escalation's rung), ACK
 		}
 		n[delivery{"sms", m.To, kind, id}]++
 	}
@@ -252,11 +258,14 @@ func pages(got map[delivery]int, incidents []string, resolved bool) []string {
 			continue
 		}
 		// Boxes going down one after another page again once per
-		// notify.group_window (2s here): NOW DOWN may come more than once.
-		if c > 1 && d.kind != kindWorse {
+		// notify.group_window (2s here): NOW DOWN may come more than
+		// once, and each rung of an escalation says STILL.
+		if c > 1 && d.kind != kindWorse && d.kind != "STILL" {
 			problems = append(problems, fmt.Sprintf("%s ×%d", d, c))
 		}
-		if d.kind == kindDown || d.kind == kindWorse {
+		// Any SMS about the incident rang her phone, so its resolution
+		// rightly comes by SMS too.
+		if d.kind != kindResolved {
 			paged[d.incident] = true
 		}
 	}
