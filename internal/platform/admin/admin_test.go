@@ -300,4 +300,20 @@ func TestAsk(t *testing.T) {
 	if err != nil || len(msgs) != 2 {
 		t.Errorf("all answers within the time: %d, %v; want 2", len(msgs), err)
 	}
+
+	// Anyone on the bus may answer, as often as they like: Ask holds no
+	// more than its bound.
+	flood, err := nc.Subscribe("test.flood", func(m *nats.Msg) {
+		for range 3 * admin.MaxAnswers {
+			_ = m.Respond([]byte("again"))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Unsubscribe()
+	msgs, err = admin.Ask(ctx, nc, []string{"test.flood"}, time.Second, 0)
+	if err != nil || len(msgs) == 0 || len(msgs) > admin.MaxAnswers {
+		t.Errorf("a flood of answers: %d kept, %v; want some and at most %d", len(msgs), err, admin.MaxAnswers)
+	}
 }

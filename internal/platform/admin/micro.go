@@ -3,7 +3,6 @@ package admin
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -126,13 +125,22 @@ func semver(v string) string {
 	return "0.0.0-" + clean
 }
 
+// MaxAnswers bounds what one Ask holds: it returns at most this many, and
+// answers that arrive faster than it reads them past this are dropped by
+// the client as a slow consumer's, so that a flood on the inbox costs
+// little. It is far above any fleet's instances.
+const MaxAnswers = 4096
+
 // Ask sends one request to each subject, all answered to one inbox, and
 // gathers the answers: until want of them have come (want > 0), wait has
 // passed, or ctx ends. Discovery and status requests are answered by every
 // instance, so there is no telling otherwise when the last has spoken.
+// The inbox's queue is sized to the answers expected, not the client's
+// default of 64k (half a megabyte a call, asked every few seconds).
 func Ask(ctx context.Context, nc *nats.Conn, subjects []string, wait time.Duration, want int) ([]*nats.Msg, error) {
 	inbox := nc.NewRespInbox()
-	sub, err := nc.SubscribeSync(inbox)
+	ch := make(chan *nats.Msg, min(max(want, len(subjects), 16), MaxAnswers))
+	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, err
 	}
@@ -146,20 +154,28 @@ func Ask(ctx context.Context, nc *nats.Conn, subjects []string, wait time.Durati
 	defer cancel()
 	var got []*nats.Msg
 	unheard := 0 // subjects the server says nobody listens on
-	for want <= 0 || len(got) < want {
-		m, err := sub.NextMsgWithContext(ctx)
-		switch {
-		case errors.Is(err, nats.ErrNoResponders):
-			if unheard++; unheard == len(subjects) {
-				return got, nil
+	for (want <= 0 || len(got) < want) && len(got) < MaxAnswers {
+		select {
+		case <-ctx.Done():
+			if nc.IsClosed() {
+				return got, nats.ErrConnectionClosed
 			}
-			continue
-		case err != nil && ctx.Err() != nil:
 			return got, nil // the time for answers is up
-		case err != nil:
-			return got, err
+		case m := <-ch:
+			if noResponders(m) {
+				if unheard++; unheard == len(subjects) {
+					return got, nil
+				}
+				continue
+			}
+			got = append(got, m)
 		}
-		got = append(got, m)
 	}
 	return got, nil
+}
+
+// noResponders reports whether m is the server's word that nobody
+// listens on the subject asked: no data, status 503.
+func noResponders(m *nats.Msg) bool {
+	return len(m.Data) == 0 && m.Header.Get("Status") == "503"
 }
