@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
@@ -141,22 +139,8 @@ func (w *world) boxOf(server string) string {
 // actions is every action event on server so far, in order.
 func (w *world) actions(t *testing.T, server string) []events.ServerAction {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	cons, err := w.b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectServerAction(server)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.FetchNoWait(1000)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []events.ServerAction
-	for m := range batch.Messages() {
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range bustest.Events(t, w.b, events.StreamEvents, events.SubjectServerAction(server)) {
 		out = append(out, *ev.Data.(*events.ServerAction))
 	}
 	return out

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
@@ -99,20 +97,8 @@ func call(t *testing.T, method, url, body string) int {
 // reports is every push report published so far.
 func reports(t *testing.T, b *bus.Bus) []*events.PushReport {
 	t.Helper()
-	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectPushReports}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := c.FetchNoWait(1000)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []*events.PushReport
-	for m := range batch.Messages() {
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range bustest.Events(t, b, events.StreamResults, events.SubjectPushReports) {
 		out = append(out, ev.Data.(*events.PushReport))
 	}
 	return out

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
@@ -43,20 +41,8 @@ func at(h, m int) time.Time { return time.Date(2026, 11, 21, h, m, 0, 0, time.UT
 // announced is every maintenance event on the stream, as "type id public".
 func announced(t *testing.T, b *bus.Bus) []string {
 	t.Helper()
-	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectMaintenances}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := c.FetchNoWait(100)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var got []string
-	for m := range batch.Messages() {
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range bustest.Events(t, b, events.StreamEvents, events.SubjectMaintenances) {
 		switch d := ev.Data.(type) {
 		case *events.MaintenanceSet:
 			got = append(got, "set "+d.Reason+" "+map[bool]string{true: "public", false: "internal"}[d.Public])

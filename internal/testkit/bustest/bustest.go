@@ -11,8 +11,10 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
+	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
 // Server is an embedded JetStream server listening on 127.0.0.1.
@@ -87,4 +89,34 @@ func Put(t testing.TB, b *bus.Bus, bucket, key string, v any) {
 	if _, err := kv.Put(ctx, key, data); err != nil {
 		t.Fatalf("put %s %s: %v", bucket, key, err)
 	}
+}
+
+// MaxEvents is how many events Events reads at the most.
+const MaxEvents = 1000
+
+// Events is every event stored so far in stream on subject (a filter:
+// wildcards allowed), decoded, in the order stored; the first MaxEvents
+// of them. It fails the test on one that does not decode: for a test to
+// look at what a service published.
+func Events(t testing.TB, b *bus.Bus, stream, subject string) []events.Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := b.JS.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := c.FetchNoWait(MaxEvents)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Event
+	for m := range batch.Messages() {
+		ev, err := events.Decode(m.Subject(), m.Data())
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ev)
+	}
+	return out
 }
