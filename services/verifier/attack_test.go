@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
@@ -36,19 +34,7 @@ func TestForgedResults(t *testing.T) {
 	answer(t, b, "mx1", 3, false)
 	waitState(t, b, "mx1", events.StateDown)
 
-	c, err := b.JS.OrderedConsumer(ctx, events.StreamDeadLetters, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for range 2 {
-		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("dead letters so far %q: %v", reasons, err)
-		}
-		reasons = append(reasons, m.Headers().Get(events.HeaderDeadReason))
-	}
-	got := strings.Join(reasons, "\n")
+	got := deadReasons(t, b, 2)
 	for _, want := range []string{"ahead of this verifier's clock", `a result from "zzz9", which is not one of the config's locations`} {
 		if !strings.Contains(got, want) {
 			t.Errorf("dead-letter reasons lack %q:\n%s", want, got)

@@ -155,50 +155,17 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 	})
 
 	// Count what reached the stream, per incident.
-	type tally struct {
-		opened, resolved int
-		added, ended     []string
-	}
-	count := func() map[string]*tally {
-		incidents := map[string]*tally{}
-		get := func(id string) *tally {
-			if incidents[id] == nil {
-				incidents[id] = &tally{}
-			}
-			return incidents[id]
-		}
-		c, err := world.JS.OrderedConsumer(context.Background(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		batch, err := c.FetchNoWait(1000)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for m := range batch.Messages() {
-			ev, err := events.Decode(m.Subject(), m.Data())
-			if err != nil {
-				t.Fatal(err)
-			}
-			switch d := ev.Data.(type) {
-			case *events.IncidentOpened:
-				get(d.Incident).opened++
-				get(d.Incident).added = append(get(d.Incident).added, d.Servers[0].Server)
-			case *events.IncidentUpdated:
-				for _, a := range d.Added {
-					get(d.Incident).added = append(get(d.Incident).added, a.Server)
-				}
-			case *events.IncidentResolved:
-				get(d.Incident).resolved++
-				get(d.Incident).ended = d.Servers
-			}
+	count := func() tallies {
+		incidents := tallies{}
+		for _, ev := range bustest.Events(t, world, events.StreamEvents, events.SubjectIncidents) {
+			incidents.add(ev)
 		}
 		return incidents
 	}
 	// until waits, 90 s at most, for what the incidents say to hold,
 	// the verifier being killed all the while: on a busy machine a
 	// verifier that lives 50 ms at a time may take long to get there.
-	until := func(what string, ok func(map[string]*tally) bool) {
+	until := func(what string, ok func(tallies) bool) {
 		deadline := time.Now().Add(90 * time.Second)
 		for !ok(count()) {
 			if time.Now().After(deadline) {
@@ -208,7 +175,7 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 			time.Sleep(200 * time.Millisecond)
 		}
 	}
-	servers := func(incidents map[string]*tally, resolved bool) int {
+	servers := func(incidents tallies, resolved bool) int {
 		n := 0
 		for _, inc := range incidents {
 			if !resolved || inc.resolved > 0 {
@@ -227,13 +194,13 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 		fault[fmt.Sprintf("s%d", i+5)] = true
 	}
 	mu.Unlock()
-	until("every outage in an incident", func(in map[string]*tally) bool { return servers(in, false) >= 5 })
+	until("every outage in an incident", func(in tallies) bool { return servers(in, false) >= 5 })
 	time.Sleep(time.Second) // the faults go on a while longer
 	mu.Lock()
 	clear(down)
 	clear(fault)
 	mu.Unlock()
-	until("every incident resolved", func(in map[string]*tally) bool { return servers(in, true) >= 5 })
+	until("every incident resolved", func(in tallies) bool { return servers(in, true) >= 5 })
 	// Time for anything that should not come, with the kills going on:
 	// at least ten in all, however fast the outages went.
 	for deadline := time.Now().Add(30 * time.Second); kills.Load() < 10 && time.Now().Before(deadline); {

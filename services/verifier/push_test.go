@@ -7,8 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
@@ -85,19 +83,7 @@ func TestPushServerJudgedWithoutVerification(t *testing.T) {
 		t.Fatal(err)
 	}
 	publishPush(t, b, "mx1", 11, events.PushFailed, "forged")
-	c, err := b.JS.OrderedConsumer(ctx, events.StreamDeadLetters, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reasons []string
-	for range 2 {
-		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("dead letters so far %q: %v", reasons, err)
-		}
-		reasons = append(reasons, m.Headers().Get(events.HeaderDeadReason))
-	}
-	all := strings.Join(reasons, "\n")
+	all := deadReasons(t, b, 2)
 	for _, want := range []string{`a probe result for "backup-nightly", which reports in`, `a push report for "mx1", which is checked`} {
 		if !strings.Contains(all, want) {
 			t.Errorf("dead-letter reasons lack %q:\n%s", want, all)

@@ -132,26 +132,67 @@ func incidentEvents(t *testing.T, b *bus.Bus, n int) []string {
 // resolution is the resolution event of the incidents stream, decoded.
 func resolution(t *testing.T, b *bus.Bus) *events.IncidentResolved {
 	t.Helper()
-	ctx := context.Background()
-	c, err := b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := c.FetchNoWait(1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range batch.Messages() {
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range bustest.Events(t, b, events.StreamEvents, events.SubjectIncidents) {
 		if r, ok := ev.Data.(*events.IncidentResolved); ok {
 			return r
 		}
 	}
 	t.Fatal("no resolution event")
 	return nil
+}
+
+// deadReasons is the reasons given for the first n dead letters, a line
+// each, waiting 5 s at most for each.
+func deadReasons(t *testing.T, b *bus.Bus, n int) string {
+	t.Helper()
+	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamDeadLetters, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reasons []string
+	for range n {
+		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+		if err != nil {
+			t.Fatalf("dead letters so far %q: %v", reasons, err)
+		}
+		reasons = append(reasons, m.Headers().Get(events.HeaderDeadReason))
+	}
+	return strings.Join(reasons, "\n")
+}
+
+// incidentTally is what the incidents stream told of one incident.
+type incidentTally struct {
+	opened, resolved int
+	title            string
+	added, ended     []string
+}
+
+// tallies are incident tallies by incident id.
+type tallies map[string]*incidentTally
+
+// add counts ev, an incident event, and says whether it resolved one.
+func (ts tallies) add(ev events.Event) (resolved bool) {
+	get := func(id string) *incidentTally {
+		if ts[id] == nil {
+			ts[id] = &incidentTally{}
+		}
+		return ts[id]
+	}
+	switch d := ev.Data.(type) {
+	case *events.IncidentOpened:
+		get(d.Incident).opened++
+		get(d.Incident).added = append(get(d.Incident).added, d.Servers[0].Server)
+	case *events.IncidentUpdated:
+		for _, a := range d.Added {
+			get(d.Incident).added = append(get(d.Incident).added, a.Server)
+		}
+	case *events.IncidentResolved:
+		inc := get(d.Incident)
+		inc.resolved++
+		inc.ended, inc.title = d.Servers, d.Title
+		return true
+	}
+	return false
 }
 
 // tookOut checks that a resolution tells of mx1 as taken out of service,
@@ -618,18 +659,7 @@ func TestStormJoinsOneIncident(t *testing.T) {
 		waitState(t, b, s, events.StateUp)
 	}
 
-	type tally struct {
-		opened, resolved int
-		title            string
-		added, ended     []string
-	}
-	incidents := map[string]*tally{}
-	get := func(id string) *tally {
-		if incidents[id] == nil {
-			incidents[id] = &tally{}
-		}
-		return incidents[id]
-	}
+	incidents := tallies{}
 	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
 	if err != nil {
 		t.Fatal(err)
@@ -643,19 +673,8 @@ func TestStormJoinsOneIncident(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		switch d := ev.Data.(type) {
-		case *events.IncidentOpened:
-			get(d.Incident).opened++
-			get(d.Incident).added = append(get(d.Incident).added, d.Servers[0].Server)
-		case *events.IncidentUpdated:
-			for _, a := range d.Added {
-				get(d.Incident).added = append(get(d.Incident).added, a.Server)
-			}
-		case *events.IncidentResolved:
+		if incidents.add(ev) {
 			resolved++
-			inc := get(d.Incident)
-			inc.resolved++
-			inc.ended, inc.title = d.Servers, d.Title
 		}
 	}
 	slices.Sort(servers)
