@@ -11,16 +11,20 @@ import (
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
+// openAt is an incident opened at t0 with mx down, of which staff were
+// told at once as an outage; mod, if not nil, changes it.
+func openAt(t0 time.Time, mod func(*state)) state {
+	st := state{View: incident.View{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}},
+		OutageSince: t0, Told: events.SeverityOutage, ToldDown: []string{"mx"}, ToldAt: t0}}
+	if mod != nil {
+		mod(&st)
+	}
+	return st
+}
+
 func TestDue(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
-	open := func(mod func(*state)) state {
-		st := state{View: incident.View{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}},
-			OutageSince: t0, Told: events.SeverityOutage, ToldDown: []string{"mx"}, ToldAt: t0}}
-		if mod != nil {
-			mod(&st)
-		}
-		return st
-	}
+	open := func(mod func(*state)) state { return openAt(t0, mod) }
 	dc, social := 15*time.Minute, time.Hour
 	tests := []struct {
 		name  string
@@ -76,14 +80,7 @@ func TestDue(t *testing.T) {
 // the public goes with the datacentre's first attempt, however that ends.
 func TestDuePublicAfterDatacentre(t *testing.T) {
 	t0 := time.Date(2026, 11, 21, 3, 0, 0, 0, time.UTC)
-	open := func(mod func(*state)) state {
-		st := state{View: incident.View{Incident: "i", Opened: t0, BoxStates: map[string]events.BoxStatus{"mx": {Box: "mx", State: events.BoxDown}},
-			OutageSince: t0, Told: events.SeverityOutage, ToldDown: []string{"mx"}, ToldAt: t0}}
-		if mod != nil {
-			mod(&st)
-		}
-		return st
-	}
+	open := func(mod func(*state)) state { return openAt(t0, mod) }
 	tests := []struct {
 		name       string
 		st         state
