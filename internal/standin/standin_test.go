@@ -1,10 +1,8 @@
 package standin
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -18,16 +16,6 @@ import (
 // The stand-ins run in the binary for `tocsin demo`, on a port any user of
 // the box can reach: they are bounded like every server Tocsin runs.
 
-func dialStandIn(t *testing.T, s *Server) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", strings.TrimPrefix(s.URL, "http://"), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 func ok(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }
 
 // TestStandInHugeHeaderRefused: a 64 KiB header, which a server with Go's
@@ -35,16 +23,9 @@ func ok(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }
 func TestStandInHugeHeaderRefused(t *testing.T) {
 	s := Start("test", http.HandlerFunc(ok))
 	t.Cleanup(s.Close)
-	c := dialStandIn(t, s)
-	go fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 64<<10))
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("a 64 KiB header: %d, want 431", resp.StatusCode)
+	c := slowconn.Dial(t, s.URL, "")
+	if got := slowconn.HugeHeader(t, c, "/", 64<<10); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 64 KiB header: %d, want 431", got)
 	}
 	if s.Connections() != 1 {
 		t.Errorf("%d connections counted, want 1", s.Connections())
@@ -60,7 +41,7 @@ var shortLimits = httpguard.Limits{ReadHeaderTimeout: 500 * time.Millisecond, Re
 func TestStandInIdleConnectionClosed(t *testing.T) {
 	s := start("test", http.HandlerFunc(ok), shortLimits)
 	t.Cleanup(s.Close)
-	c := dialStandIn(t, s)
+	c := slowconn.Dial(t, s.URL, "")
 	slowconn.IdleClosed(t, c, "/", http.StatusOK, shortLimits.IdleTimeout)
 }
 
@@ -69,7 +50,7 @@ func TestStandInIdleConnectionClosed(t *testing.T) {
 func TestStandInSlowHeadersCut(t *testing.T) {
 	s := start("test", http.HandlerFunc(ok), shortLimits)
 	t.Cleanup(s.Close)
-	c := dialStandIn(t, s)
+	c := slowconn.Dial(t, s.URL, "")
 	request := "GET / HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
 	slowconn.TrickleCut(t, c, request)
 }

@@ -1,9 +1,7 @@
 package admin
 
 import (
-	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -46,23 +44,13 @@ func serve(t *testing.T, limits *httpguard.Limits) string {
 	return ln.Addr().String()
 }
 
-func dial(t *testing.T, addr string) net.Conn {
-	t.Helper()
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 var short = httpguard.Limits{ReadHeaderTimeout: 300 * time.Millisecond, ReadTimeout: 500 * time.Millisecond, WriteTimeout: 500 * time.Millisecond, IdleTimeout: 500 * time.Millisecond}
 
 // TestAdminSlowHeadersCut: a client sending its headers a byte at a time
 // is cut off at the header timeout.
 func TestAdminSlowHeadersCut(t *testing.T) {
 	t.Parallel()
-	c := dial(t, serve(t, &short))
+	c := slowconn.Dial(t, serve(t, &short), "")
 	request := "GET /metrics HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
 	slowconn.TrickleCut(t, c, request)
 }
@@ -71,7 +59,7 @@ func TestAdminSlowHeadersCut(t *testing.T) {
 // scrape is closed at the idle timeout.
 func TestAdminIdleConnectionClosed(t *testing.T) {
 	t.Parallel()
-	c := dial(t, serve(t, &short))
+	c := slowconn.Dial(t, serve(t, &short), "")
 	slowconn.IdleClosed(t, c, "/healthz", http.StatusOK, short.IdleTimeout)
 }
 
@@ -79,15 +67,8 @@ func TestAdminIdleConnectionClosed(t *testing.T) {
 // server has unless told otherwise.
 func TestAdminHugeHeaderRefused(t *testing.T) {
 	t.Parallel()
-	c := dial(t, serve(t, nil))
-	go fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 1<<20))
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("a 1 MB header: %d, want 431", resp.StatusCode)
+	c := slowconn.Dial(t, serve(t, nil), "")
+	if got := slowconn.HugeHeader(t, c, "/healthz", 1<<20); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 1 MB header: %d, want 431", got)
 	}
 }

@@ -1,6 +1,7 @@
 // Package slowconn plays the clients that servers facing a network must
-// survive: one that sends a request a byte at a time (slowloris), and a
-// check that the server closed a connection in time.
+// survive: one that sends a request a byte at a time (slowloris), one
+// that sends a header too large to read, and a check that the server
+// closed a connection in time.
 package slowconn
 
 import (
@@ -10,9 +11,48 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
+
+// Dial connects to the server at addr (host:port, or an http:// URL)
+// from local, an address of the machine ("" for any), for a client that
+// writes its requests by hand; the connection closes when the test ends.
+// It skips the test if the machine cannot connect from local (one of the
+// loopback addresses past 127.0.0.1, which not every machine answers on).
+func Dial(t testing.TB, addr, local string) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 5 * time.Second}
+	if local != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
+	}
+	c, err := d.Dial("tcp", strings.TrimPrefix(addr, "http://"))
+	if err != nil {
+		if local != "" {
+			t.Skipf("cannot connect from %s: %v", local, err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// HugeHeader sends a GET of path on c with a header of size bytes, and
+// returns the status of the answer, which it waits 10 seconds for at most:
+// a server that reads the whole header before refusing it may be filled
+// with as many as a client likes to send.
+func HugeHeader(t testing.TB, c net.Conn, path string, size int) int {
+	t.Helper()
+	go fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", path, strings.Repeat("a", size))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("no answer to a header of %d bytes: %v", size, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
 
 // Pace is how long a slow client waits between bytes: slower than any
 // timeout could miss, fast enough that a whole request of a kilobyte or
@@ -57,14 +97,16 @@ func ClosedByServer(t testing.TB, c net.Conn, within time.Duration) time.Duratio
 
 // TrickleCut trickles request over c and checks that the server cuts it
 // off, within 10 seconds, before all of it went through: what a server
-// does to a client that sends its headers a byte at a time.
-func TrickleCut(t testing.TB, c net.Conn, request string) {
+// does to a client that sends its headers a byte at a time. It returns
+// how long the server took.
+func TrickleCut(t testing.TB, c net.Conn, request string) time.Duration {
 	t.Helper()
 	sent := Trickle(c, request)
 	took := ClosedByServer(t, c, 10*time.Second)
 	if n := <-sent; n >= len(request) {
 		t.Errorf("the whole request went through, byte by byte, in %s", took)
 	}
+	return took
 }
 
 // IdleClosed sends one GET of path on c, checks the answer is status on a

@@ -3,6 +3,8 @@ package slowconn
 import (
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -33,5 +35,18 @@ func TestTrickleAndClose(t *testing.T) {
 	}
 	if n := <-sent; n >= len("a request far too long to go through") {
 		t.Errorf("%d bytes went through a closed connection", n)
+	}
+}
+
+func TestHugeHeader(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	srv.Config.MaxHeaderBytes = 1 << 10 // and Go's 4 KiB of slack
+	srv.Start()
+	t.Cleanup(srv.Close)
+	if got := HugeHeader(t, Dial(t, srv.URL, ""), "/", 64<<10); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 64 KiB header: %d, want 431", got)
+	}
+	if got := HugeHeader(t, Dial(t, srv.URL, "127.0.0.1"), "/", 100); got != http.StatusOK {
+		t.Errorf("a 100-byte header: %d, want 200", got)
 	}
 }
