@@ -46,51 +46,15 @@ var shortLimits = httpguard.Limits{
 
 func shortened(s *Service) { s.limits = shortLimits }
 
-// dial opens a TCP connection to the site from local, an address on
-// loopback ("" for any); it skips the test if the machine has no such
-// address.
-func dial(t *testing.T, siteURL, local string) net.Conn {
-	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	if local != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
-	}
-	c, err := d.Dial("tcp", strings.TrimPrefix(siteURL, "http://"))
-	if err != nil {
-		if local != "" {
-			t.Skipf("cannot connect from %s: %v", local, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
 // TestSlowHeadersCut: a client that sends its headers a byte at a time
 // (slowloris) is cut off once the header timeout passes, however steadily
 // it sends.
 func TestSlowHeadersCut(t *testing.T) {
 	t.Parallel()
 	s := startSiteWith(t, siteConfig(t), shortened)
-	c := dial(t, s.url, "")
+	c := slowconn.Dial(t, s.url, "")
 	request := "GET / HTTP/1.1\r\nHost: status.example.net\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
-	sent := make(chan int, 1)
-	go func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		n := 0
-		for ; n < len(request); n++ {
-			if _, err := c.Write([]byte{request[n]}); err != nil {
-				break
-			}
-			<-tick.C
-		}
-		sent <- n
-	}()
-	took := slowconn.ClosedByServer(t, c, 10*time.Second)
-	if n := <-sent; n >= len(request) {
-		t.Errorf("the whole request went through, byte by byte, in %s", took)
-	}
+	took := slowconn.TrickleCut(t, c, request)
 	t.Logf("cut after %s", took.Round(time.Millisecond))
 }
 
@@ -99,19 +63,10 @@ func TestSlowHeadersCut(t *testing.T) {
 func TestSlowBodyCut(t *testing.T) {
 	t.Parallel()
 	s := startSiteWith(t, siteConfig(t), shortened)
-	c := dial(t, s.url, "")
+	c := slowconn.Dial(t, s.url, "")
 	body := `{"status":"identified","message":"` + strings.Repeat("x", 2000) + `"}`
 	fmt.Fprintf(c, "POST /api/admin/incidents/20260101-abcdef/updates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cr3t-admin\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(body))
-	go func() {
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for i := range len(body) {
-			if _, err := c.Write([]byte{body[i]}); err != nil {
-				return
-			}
-			<-tick.C
-		}
-	}()
+	slowconn.Trickle(c, body)
 	slowconn.ClosedByServer(t, c, 10*time.Second)
 }
 
@@ -121,25 +76,8 @@ func TestSlowBodyCut(t *testing.T) {
 func TestIdleConnectionClosed(t *testing.T) {
 	t.Parallel()
 	s := startSiteWith(t, siteConfig(t), shortened)
-	c := dial(t, s.url, "")
+	c := slowconn.Dial(t, s.url, "")
 	slowconn.IdleClosed(t, c, "/healthz", http.StatusOK, shortLimits.IdleTimeout)
-}
-
-// hugeHeader sends a request with a header of size bytes on a raw
-// connection and returns the status it gets.
-func hugeHeader(t *testing.T, siteURL string, size int) int {
-	t.Helper()
-	c := dial(t, siteURL, "")
-	go func() {
-		fmt.Fprintf(c, "GET / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", size))
-	}()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("no answer to a header of %d bytes: %v", size, err)
-	}
-	resp.Body.Close()
-	return resp.StatusCode
 }
 
 // TestHugeHeaderRefused: a 1 MB header, and anything past 16 KiB, is
@@ -148,11 +86,11 @@ func TestHugeHeaderRefused(t *testing.T) {
 	t.Parallel()
 	s := startSite(t)
 	for _, size := range []int{1 << 20, 20 << 10} {
-		if got := hugeHeader(t, s.url, size); got != http.StatusRequestHeaderFieldsTooLarge {
+		if got := slowconn.HugeHeader(t, slowconn.Dial(t, s.url, ""), "/", size); got != http.StatusRequestHeaderFieldsTooLarge {
 			t.Errorf("a header of %d bytes: %d, want 431", size, got)
 		}
 	}
-	if got := hugeHeader(t, s.url, 4<<10); got != http.StatusOK {
+	if got := slowconn.HugeHeader(t, slowconn.Dial(t, s.url, ""), "/", 4<<10); got != http.StatusOK {
 		t.Errorf("a header of 4 KiB: %d, want 200", got)
 	}
 }
@@ -169,7 +107,7 @@ type stream struct {
 // ends and closes its connection.
 func openStream(t *testing.T, siteURL, local, forwarded string) *stream {
 	t.Helper()
-	c := dial(t, siteURL, local)
+	c := slowconn.Dial(t, siteURL, local)
 	fmt.Fprint(c, "GET /events HTTP/1.1\r\nHost: x\r\n")
 	if forwarded != "" {
 		fmt.Fprintf(c, "X-Forwarded-For: %s\r\n", forwarded)
@@ -248,7 +186,7 @@ func TestStreamFloodCapped(t *testing.T) {
 	open = append(open, other)
 	// Once a connection idle since then is closed, the streams have
 	// outlasted the write and idle timeouts: they must still stream.
-	idle := dial(t, s.url, "")
+	idle := slowconn.Dial(t, s.url, "")
 	fmt.Fprint(idle, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
 	slowconn.ClosedByServer(t, idle, 10*time.Second)
 	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateDown, Since: time.Now()})
@@ -512,7 +450,7 @@ func TestAdminAPIRateLimited(t *testing.T) {
 	cfg := siteConfigWith(t, ", trusted_proxies: [127.0.0.2]")
 	s := startSiteWith(t, cfg, nil)
 	guess := func(local, forwarded string) *http.Response {
-		c := dial(t, s.url, local)
+		c := slowconn.Dial(t, s.url, local)
 		fmt.Fprint(c, "POST /api/admin/incidents/20260101-abcdef/updates HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer guess\r\nContent-Length: 2\r\n")
 		if forwarded != "" {
 			fmt.Fprintf(c, "X-Forwarded-For: %s\r\n", forwarded)
@@ -545,7 +483,7 @@ func TestAdminAPIRateLimited(t *testing.T) {
 	}
 	// The affected check is held to the same limit.
 	affected := func() int {
-		c := dial(t, s.url, "127.0.0.3")
+		c := slowconn.Dial(t, s.url, "127.0.0.3")
 		fmt.Fprint(c, "GET /api/admin/affected?name=example.com HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer guess\r\n\r\n")
 		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
 		if err != nil {
@@ -662,15 +600,7 @@ func TestExportOpaqueAndPolicied(t *testing.T) {
 		live.Incidents = nil
 		return strings.Contains(body, "a server at a server lost a disk") && json.Unmarshal([]byte(body), &live) == nil && len(live.Incidents) == 1
 	})
-	dir := t.TempDir()
-	sp := New(s.cfg, Deps{Bus: s.b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := sp.Export(context.Background(), dir, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	index, err := os.ReadFile(filepath.Join(dir, "index.html"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, index := s.export(t)
 	meta := regexp.MustCompile(`<meta http-equiv="Content-Security-Policy" content="([^"]*)">`).FindSubmatch(index)
 	style := regexp.MustCompile(`(?s)<style>(.*?)</style>`).FindSubmatch(index)
 	if meta == nil || style == nil || !strings.Contains(html.UnescapeString(string(meta[1])), httpguard.Hash(string(style[1]))) ||

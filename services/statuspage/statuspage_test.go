@@ -133,6 +133,22 @@ func (s *site) get(t *testing.T, path string) (string, http.Header) {
 	return string(body), resp.Header
 }
 
+// export writes a static copy of the page, as `tocsin statuspage export`
+// does, to a new directory, and returns the directory and its index.html.
+func (s *site) export(t *testing.T) (dir string, index []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	sp := New(s.cfg, Deps{Bus: s.b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err := sp.Export(context.Background(), dir, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	index, err := os.ReadFile(filepath.Join(dir, "index.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, index
+}
+
 // outage writes and announces what the verifier does when the MX box goes
 // down: both servers down, the box down, an incident.
 func (s *site) outage(t *testing.T, id string, at time.Time) {
@@ -661,15 +677,7 @@ func TestExport(t *testing.T) {
 	now := time.Now().UTC()
 	s.put(t, events.BucketServers, "web1", events.ServerRecord{ID: "web1", State: events.StateUp, Since: now.Add(-48 * time.Hour)})
 	s.outage(t, now.Format("20060102")+"-export", now)
-	dir := t.TempDir()
-	sp := New(s.cfg, Deps{Bus: s.b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err := sp.Export(context.Background(), dir, time.Second); err != nil {
-		t.Fatal(err)
-	}
-	index, err := os.ReadFile(filepath.Join(dir, "index.html"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, index := s.export(t)
 	if !strings.Contains(string(index), "Problem with Incoming mail") || strings.Contains(string(index), "EventSource") || strings.Contains(string(index), "lost its link") {
 		t.Errorf("index.html:\n%s", index)
 	}
