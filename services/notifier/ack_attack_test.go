@@ -33,18 +33,7 @@ import (
 // address) to the server at base and returns the answer.
 func rawRequest(t *testing.T, base, local, text string) *http.Response {
 	t.Helper()
-	d := net.Dialer{Timeout: 5 * time.Second}
-	if local != "" {
-		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
-	}
-	c, err := d.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		if local != "" {
-			t.Skipf("cannot connect from %s: %v", local, err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := slowconn.Dial(t, base, local)
 	go io.WriteString(c, text)
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
@@ -114,9 +103,8 @@ func TestAckPageHeaders(t *testing.T) {
 func TestAckHugeHeaderRefused(t *testing.T) {
 	t.Parallel()
 	r := startNotifier(t, "group_wait: 0s")
-	resp := rawRequest(t, r.public, "", fmt.Sprintf("GET /ack/a/b/c HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\n\r\n", strings.Repeat("a", 1<<20)))
-	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
-		t.Errorf("a 1 MB header: %d, want 431", resp.StatusCode)
+	if got := slowconn.HugeHeader(t, slowconn.Dial(t, r.public, ""), "/ack/a/b/c", 1<<20); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("a 1 MB header: %d, want 431", got)
 	}
 }
 
@@ -148,12 +136,7 @@ var shortLimits = httpguard.Limits{ReadHeaderTimeout: 500 * time.Millisecond, Re
 // is cut off at the header timeout, however steadily the bytes come.
 func TestAckSlowHeadersCut(t *testing.T) {
 	t.Parallel()
-	addr := ackServerShortened(t)
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := slowconn.Dial(t, ackServerShortened(t), "")
 	request := "GET /ack/a/b/c HTTP/1.1\r\nHost: x\r\nUser-Agent: " + strings.Repeat("x", 1000) + "\r\n\r\n"
 	slowconn.TrickleCut(t, c, request)
 }
@@ -162,12 +145,7 @@ func TestAckSlowHeadersCut(t *testing.T) {
 // request is closed at the idle timeout.
 func TestAckIdleConnectionClosed(t *testing.T) {
 	t.Parallel()
-	addr := ackServerShortened(t)
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := slowconn.Dial(t, ackServerShortened(t), "")
 	slowconn.IdleClosed(t, c, "/ack/a/b/c", http.StatusForbidden, shortLimits.IdleTimeout)
 }
 

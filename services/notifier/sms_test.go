@@ -414,21 +414,8 @@ func TestFailoverAlert(t *testing.T) {
 // were paged about, from the events stream.
 func (r *running) notifiedOf(t *testing.T) []string {
 	t.Helper()
-	ctx := context.Background()
-	c, err := r.b.JS.OrderedConsumer(ctx, events.StreamEvents, jetstream.OrderedConsumerConfig{FilterSubjects: []string{events.SubjectIncidents}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := c.FetchNoWait(1000)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var out []string
-	for m := range batch.Messages() {
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, ev := range bustest.Events(t, r.b, events.StreamEvents, events.SubjectIncidents) {
 		if d, ok := ev.Data.(*events.IncidentNotified); ok {
 			out = append(out, d.Incident)
 		}
