@@ -163,25 +163,12 @@ func TestLocationStopsAndItsShareMoves(t *testing.T) {
 	}
 
 	// Every result, by server and slot.
-	b := srv.Connect(t, log)
-	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := c.FetchNoWait(10000)
-	if err != nil {
-		t.Fatal(err)
-	}
 	type check struct {
 		slot     int64
 		location string
 	}
 	bySlot := map[string]map[int64][]string{}
-	for m := range batch.Messages() {
-		evs, err := events.DecodeResults(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, evs := range readResults(t, srv.Connect(t, log)).results {
 		for _, ev := range evs {
 			r := ev.Data.(*events.ProbeResult)
 			slot, _ := strconv.ParseInt(r.Task[strings.LastIndexByte(r.Task, '/')+1:], 10, 64)

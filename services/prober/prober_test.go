@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/logbuf"
@@ -65,26 +63,12 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 		}
 	}
 
-	b := srv.Connect(t, nil)
-	c, err := b.JS.OrderedConsumer(context.Background(), events.StreamResults, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := c.FetchNoWait(1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tasks := map[string]int{}
+	got := readResults(t, srv.Connect(t, nil))
 	perServer := map[string]int{}
-	for m := range batch.Messages() {
-		evs, err := events.DecodeResults(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+	for server, evs := range got.results {
+		perServer[server] = len(evs)
 		for _, ev := range evs {
 			r := ev.Data.(*events.ProbeResult)
-			tasks[r.Task]++
-			perServer[r.Server]++
 			if r.Server == "down1" && (r.OK || r.Reason != "connection refused") {
 				t.Errorf("down1 result ok=%v %q, want connection refused", r.OK, r.Reason)
 			}
@@ -101,7 +85,7 @@ providers: {smtp: {host: 127.0.0.1, port: 2525, from: alarm@example.net, tls: no
 	if n := perServer["backup-nightly"]; n != 0 || log.Has("backup-nightly") {
 		t.Errorf("the push server was checked %d times, or its task tried:\n%s", n, log.String())
 	}
-	for id, n := range tasks {
+	for id, n := range got.tasks {
 		if n != 1 {
 			t.Errorf("task %s has %d results", id, n)
 		}
