@@ -353,14 +353,7 @@ func testRechecks(t *testing.T, live, want []string, verification string) {
 	}
 	got, tasks := map[string]string{}, map[string]string{}
 	for len(got) < 2 {
-		m, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))
-		if err != nil {
-			t.Fatalf("re-check tasks so far %v: %v", got, err)
-		}
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev := bustest.Next(t, c, 10*time.Second, fmt.Sprintf("re-check tasks so far %v", got))
 		task := ev.Data.(*events.ProbeTask)
 		if task.Purpose != events.PurposeRecheck || task.Correlation == "" {
 			t.Errorf("task %+v is not a correlated re-check", task)
@@ -386,14 +379,7 @@ func testRechecks(t *testing.T, live, want []string, verification string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ic.Next(jetstream.FetchMaxWait(10 * time.Second))
-	if err != nil {
-		t.Fatalf("no incident opened: %v", err)
-	}
-	ev, err := events.Decode(m.Subject(), m.Data())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := bustest.Next(t, ic, 10*time.Second, "no incident opened")
 	if a := ev.Data.(*events.IncidentOpened).Servers[0]; a.Verification != verification {
 		t.Errorf("incident says %q, want %q", a.Verification, verification)
 	}
@@ -468,14 +454,7 @@ func TestBoxOfTwo(t *testing.T) {
 	}
 	var got []string
 	for len(got) < 5 {
-		m, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("box events so far %v: %v", got, err)
-		}
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev := bustest.Next(t, c, 5*time.Second, fmt.Sprintf("box events so far %v", got))
 		bc := ev.Data.(*events.BoxStateChanged)
 		got = append(got, fmt.Sprintf("%s(%s)", bc.To, strings.Join(bc.Down, ",")))
 	}
@@ -492,14 +471,7 @@ func TestBoxOfTwo(t *testing.T) {
 	var said []string
 	ids := map[string]bool{}
 	for len(said) < 6 {
-		m, err := ic.Next(jetstream.FetchMaxWait(5 * time.Second))
-		if err != nil {
-			t.Fatalf("incident events so far %v: %v", said, err)
-		}
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev := bustest.Next(t, ic, 5*time.Second, fmt.Sprintf("incident events so far %v", said))
 		switch d := ev.Data.(type) {
 		case *events.IncidentOpened:
 			a := d.Servers[0]
@@ -665,14 +637,7 @@ func TestStormJoinsOneIncident(t *testing.T) {
 		t.Fatal(err)
 	}
 	for resolved := 0; resolved < 2; {
-		m, err := c.Next(jetstream.FetchMaxWait(10 * time.Second))
-		if err != nil {
-			t.Fatalf("incidents so far %d: %v", len(incidents), err)
-		}
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev := bustest.Next(t, c, 10*time.Second, fmt.Sprintf("incidents so far %d", len(incidents)))
 		if incidents.add(ev) {
 			resolved++
 		}

@@ -120,3 +120,19 @@ func Events(t testing.TB, b *bus.Bus, stream, subject string) []events.Event {
 	}
 	return out
 }
+
+// Next is the next event c delivers, decoded, waiting within at most for
+// it. It fails the test if none comes, saying what (what came so far,
+// what was awaited) and why, or if the event does not decode.
+func Next(t testing.TB, c jetstream.Consumer, within time.Duration, what string) events.Event {
+	t.Helper()
+	m, err := c.Next(jetstream.FetchMaxWait(within))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	ev, err := events.Decode(m.Subject(), m.Data())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
