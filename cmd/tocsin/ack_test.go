@@ -53,14 +53,7 @@ func TestAckCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ev, err := events.Decode(m.Subject(), m.Data())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := bustest.Next(t, c, 2*time.Second, "no acknowledgement")
 	if a := ev.Data.(*events.IncidentAcknowledged); a.By != "bob" || a.Via != events.AckViaCLI {
 		t.Errorf("acknowledgement %+v", a)
 	}
@@ -107,14 +100,7 @@ func TestIncidentUpdateCommand(t *testing.T) {
 	}
 	var got []string
 	for range 2 {
-		m, err := c.Next(jetstream.FetchMaxWait(2 * time.Second))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ev, err := events.Decode(m.Subject(), m.Data())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ev := bustest.Next(t, c, 2*time.Second, fmt.Sprintf("notes so far %q", got))
 		n := ev.Data.(*events.IncidentNote)
 		got = append(got, fmt.Sprintf("%d %s %s %s", n.Seq, n.Status, n.By, n.Message))
 	}
