@@ -221,5 +221,11 @@ func buildServices(w wiring, chosen []string) (map[string]runner, error) {
 		}
 		maps.Copy(runners, rs)
 	}
+	if len(runners) == 0 {
+		// Only the watchdog without a watchdog section builds nothing. The
+		// process runs idle rather than fail and be restarted for ever, but
+		// whoever deployed it expects it to work: say so.
+		w.log.Error("nothing to run: the services chosen have no work with this config (the watchdog needs a watchdog section); running idle", "services", chosen)
+	}
 	return runners, nil
 }

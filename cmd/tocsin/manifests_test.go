@@ -1,0 +1,367 @@
+package main
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tocsin-alarm/tocsin/internal/platform/config"
+)
+
+// The manifests an operator deploys must keep in step with the table: a
+// service that "tocsin run" has and no manifest runs is a part of the
+// alarm that nobody starts, and whose absence nothing reports when it is
+// the self-watcher.
+
+// deployDir is deploy/, from this package.
+var deployDir = filepath.Join("..", "..", "deploy")
+
+// TestManifestsRunEveryService: deploy/compose/compose.yaml and the
+// Deployments of deploy/k8s run every service of the table, each as a
+// process of its own connecting as its own NATS user with that user's
+// password; those every installation expects run as shipped.
+func TestManifestsRunEveryService(t *testing.T) {
+	t.Parallel()
+	users := accountUsers(t, filepath.Join(deployDir, "nats", "accounts.conf"))
+	t.Run("compose", func(t *testing.T) {
+		t.Parallel()
+		runs, err := composeRuns(filepath.Join(deployDir, "compose", "compose.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret := func(user string) string { return "./nats/secrets/" + user + ".password" }
+		for _, p := range checkRuns("deploy/compose/compose.yaml", "service", "has a profile", secret, runs, users) {
+			t.Error(p)
+		}
+	})
+	t.Run("k8s", func(t *testing.T) {
+		t.Parallel()
+		runs, err := k8sRuns(filepath.Join(deployDir, "k8s"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret := func(user string) string { return "tocsin-nats/" + user + ".password" }
+		for _, p := range checkRuns("deploy/k8s", "Deployment", "is in a file kustomization.yaml does not list", secret, runs, users) {
+			t.Error(p)
+		}
+	})
+}
+
+// manifestRun is one process a manifest starts with "tocsin run".
+type manifestRun struct {
+	where string            // "compose.yaml: service verifier"
+	args  map[string]string // its flags, by name without dashes
+	// secrets maps each file it is given, by its path in the container,
+	// to the password file or Secret key it comes from, as the operator
+	// makes them: "./nats/secrets/verifier.password" or
+	// "tocsin-nats/verifier.password".
+	secrets map[string]string
+	// secretDirs maps a directory where a whole Secret is mounted to the
+	// Secret: each of its keys is a file there.
+	secretDirs map[string]string
+	// byDefault: started as shipped (no Compose profile; a file that
+	// kustomization.yaml lists).
+	byDefault bool
+}
+
+// checkRuns lists what is wrong with runs: a service of the table that no
+// run starts (or, expected of every installation, none starts as
+// shipped), and a run without its NATS user or that user's password.
+func checkRuns(file, unit, shipped string, secret func(user string) string, runs []manifestRun, users []string) []string {
+	var problems []string
+	for _, s := range table {
+		var started, byDefault bool
+		for _, r := range runs {
+			if !slices.Contains(strings.Split(r.args["services"], ","), s.name) {
+				continue
+			}
+			started = true
+			byDefault = byDefault || r.byDefault
+			user := s.name
+			if s.name == "prober" {
+				if r.args["location"] == "" {
+					problems = append(problems, fmt.Sprintf("%s: %s runs prober without --location", file, r.where))
+					continue
+				}
+				user = "prober-" + r.args["location"]
+			}
+			problems = append(problems, checkUser(file, r, s.name, "nats-user", "nats-password-file", user, secret(user), users)...)
+			if staff := r.args["notes-nats-user"]; staff != "" {
+				problems = append(problems, checkUser(file, r, s.name, "notes-nats-user", "notes-nats-password-file", staff, secret(staff), users)...)
+			}
+		}
+		switch {
+		case !started:
+			problems = append(problems, fmt.Sprintf("%s: no %s runs %s (run --services %s --nats-user %s)", file, unit, s.name, s.name, userOf(s.name)))
+		case !byDefault && s.expected != nil && s.expected(&config.Config{}):
+			problems = append(problems, fmt.Sprintf("%s: %s is expected of every installation, but each %s that runs it %s: it does not start as shipped", file, s.name, unit, shipped))
+		}
+	}
+	return problems
+}
+
+// userOf is the NATS user of service name, for a message.
+func userOf(name string) string {
+	if name == "prober" {
+		return "prober-LOCATION"
+	}
+	return name
+}
+
+// checkUser: r runs service as want, a user of accounts.conf, with that
+// user's password, from secret, in the file its passwordFlag names.
+func checkUser(file string, r manifestRun, service, userFlag, passwordFlag, want, secret string, users []string) []string {
+	var problems []string
+	if got := r.args[userFlag]; got != want {
+		problems = append(problems, fmt.Sprintf("%s: %s runs %s with --%s %q, want %q", file, r.where, service, userFlag, got, want))
+	}
+	if !slices.Contains(users, want) {
+		problems = append(problems, fmt.Sprintf("%s: %s runs %s as NATS user %q, which deploy/nats/accounts.conf does not define", file, r.where, service, want))
+	}
+	pw := r.args[passwordFlag]
+	if pw == "" {
+		return append(problems, fmt.Sprintf("%s: %s runs %s without --%s", file, r.where, service, passwordFlag))
+	}
+	src, ok := r.secrets[pw]
+	if dir, whole := r.secretDirs[path.Dir(pw)]; !ok && whole {
+		src, ok = dir+"/"+path.Base(pw), true
+	}
+	if !ok {
+		return append(problems, fmt.Sprintf("%s: %s runs %s with --%s %s, which no secret it mounts provides", file, r.where, service, passwordFlag, pw))
+	}
+	if src != secret {
+		problems = append(problems, fmt.Sprintf("%s: %s runs %s as %s with the password %s, want %s", file, r.where, service, want, src, secret))
+	}
+	return problems
+}
+
+// accountUsers reads the users that accounts.conf defines.
+func accountUsers(t *testing.T, file string) []string {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var users []string
+	user := regexp.MustCompile(`^\s*\{?\s*user:\s*([A-Za-z0-9_-]+)\s*,`)
+	for line := range strings.Lines(string(data)) {
+		if m := user.FindStringSubmatch(line); m != nil {
+			users = append(users, m[1])
+		}
+	}
+	if len(users) == 0 {
+		t.Fatalf("%s: no users found", file)
+	}
+	return users
+}
+
+// runFlagsOf reads the flags of argv if it is "tocsin run": --name value
+// or --name=value, one dash or two; ok is false for another command.
+func runFlagsOf(argv []string) (flags map[string]string, ok bool) {
+	if len(argv) > 0 && path.Base(argv[0]) == "tocsin" {
+		argv = argv[1:]
+	}
+	if len(argv) == 0 || argv[0] != "run" {
+		return nil, false
+	}
+	flags = map[string]string{}
+	for i := 1; i < len(argv); i++ {
+		name, ok := strings.CutPrefix(argv[i], "-")
+		if !ok {
+			continue
+		}
+		name = strings.TrimPrefix(name, "-")
+		if n, v, ok := strings.Cut(name, "="); ok {
+			flags[n] = v
+			continue
+		}
+		if i+1 < len(argv) && !strings.HasPrefix(argv[i+1], "-") {
+			flags[name] = argv[i+1]
+			i++
+		} else {
+			flags[name] = "true"
+		}
+	}
+	return flags, true
+}
+
+// composeDefault is ${NAME:-default} or ${NAME-default} in compose.yaml,
+// which the shipped file reads as its default.
+var composeDefault = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*:?-([^}]*)\}`)
+
+// composeSecret is one entry of a service's secrets: a name, or
+// {source, target}.
+type composeSecret struct{ Source, Target string }
+
+func (s *composeSecret) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		s.Source = n.Value
+		return nil
+	}
+	var long struct{ Source, Target string }
+	if err := n.Decode(&long); err != nil {
+		return err
+	}
+	*s = long
+	return nil
+}
+
+// composeRuns reads the "tocsin run" processes of a compose file.
+func composeRuns(file string) ([]manifestRun, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	data = composeDefault.ReplaceAll(data, []byte("$1"))
+	var c struct {
+		Services map[string]struct {
+			Command  []string        `yaml:"command"`
+			Secrets  []composeSecret `yaml:"secrets"`
+			Profiles []string        `yaml:"profiles"`
+		} `yaml:"services"`
+		Secrets map[string]struct {
+			File string `yaml:"file"`
+		} `yaml:"secrets"`
+	}
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	var runs []manifestRun
+	for name, svc := range c.Services {
+		args, ok := runFlagsOf(svc.Command)
+		if !ok {
+			continue
+		}
+		r := manifestRun{where: "service " + name, args: args, secrets: map[string]string{}, byDefault: len(svc.Profiles) == 0}
+		for _, s := range svc.Secrets {
+			target := cmp.Or(s.Target, s.Source)
+			if !strings.HasPrefix(target, "/") {
+				target = "/run/secrets/" + target
+			}
+			if top, ok := c.Secrets[s.Source]; ok {
+				r.secrets[target] = top.File
+			}
+		}
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
+// k8sDoc is what the test reads of a Kubernetes object.
+type k8sDoc struct {
+	Kind     string `yaml:"kind"`
+	Metadata struct {
+		Name string `yaml:"name"`
+	} `yaml:"metadata"`
+	Spec struct {
+		Template struct {
+			Spec struct {
+				Containers []struct {
+					Command      []string `yaml:"command"`
+					Args         []string `yaml:"args"`
+					VolumeMounts []struct {
+						Name      string `yaml:"name"`
+						MountPath string `yaml:"mountPath"`
+						SubPath   string `yaml:"subPath"`
+					} `yaml:"volumeMounts"`
+				} `yaml:"containers"`
+				Volumes []struct {
+					Name   string `yaml:"name"`
+					Secret *struct {
+						SecretName string `yaml:"secretName"`
+						Items      []struct {
+							Key  string `yaml:"key"`
+							Path string `yaml:"path"`
+						} `yaml:"items"`
+					} `yaml:"secret"`
+				} `yaml:"volumes"`
+			} `yaml:"spec"`
+		} `yaml:"template"`
+	} `yaml:"spec"`
+}
+
+// k8sRuns reads the "tocsin run" containers of every Deployment in dir's
+// manifests, and checks that kustomization.yaml lists only files there are.
+func k8sRuns(dir string) ([]manifestRun, error) {
+	var kust struct {
+		Resources []string `yaml:"resources"`
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "kustomization.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if err := yaml.Unmarshal(data, &kust); err != nil {
+		return nil, fmt.Errorf("kustomization.yaml: %w", err)
+	}
+	for _, r := range kust.Resources {
+		if _, err := os.Stat(filepath.Join(dir, r)); err != nil {
+			return nil, fmt.Errorf("kustomization.yaml lists %s: %w", r, err)
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	var runs []manifestRun
+	for _, file := range files {
+		base := filepath.Base(file)
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		for {
+			var d k8sDoc
+			if err := dec.Decode(&d); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return nil, fmt.Errorf("%s: %w", base, err)
+			}
+			if d.Kind != "Deployment" {
+				continue
+			}
+			pod := d.Spec.Template.Spec
+			for _, c := range pod.Containers {
+				args, ok := runFlagsOf(append(slices.Clone(c.Command), c.Args...))
+				if !ok {
+					continue
+				}
+				r := manifestRun{where: base + ": Deployment " + d.Metadata.Name, args: args, secrets: map[string]string{}, secretDirs: map[string]string{},
+					byDefault: slices.Contains(kust.Resources, base)}
+				for _, m := range c.VolumeMounts {
+					for _, v := range pod.Volumes {
+						if v.Name != m.Name || v.Secret == nil {
+							continue
+						}
+						switch {
+						case len(v.Secret.Items) == 0 && m.SubPath == "":
+							r.secretDirs[m.MountPath] = v.Secret.SecretName
+						case len(v.Secret.Items) == 0:
+							r.secrets[m.MountPath] = v.Secret.SecretName + "/" + m.SubPath
+						}
+						for _, it := range v.Secret.Items {
+							if m.SubPath == "" {
+								r.secrets[path.Join(m.MountPath, it.Path)] = v.Secret.SecretName + "/" + it.Key
+							} else if m.SubPath == it.Path {
+								r.secrets[m.MountPath] = v.Secret.SecretName + "/" + it.Key
+							}
+						}
+					}
+				}
+				runs = append(runs, r)
+			}
+		}
+	}
+	return runs, nil
+}
