@@ -41,7 +41,7 @@ func cmdAffected(ctx context.Context, args []string, stdout, stderr io.Writer, e
 		fmt.Fprintln(stderr, "usage: tocsin affected HOST-OR-DOMAIN [--config FILE] [--nats URL] [--resolver ADDR] [--json]")
 		return 2
 	}
-	cfg, code := loadConfig(*cfgPath, stderr, env)
+	cfg, code := loadConfigFor(*cfgPath, nil, stderr, env)
 	if cfg == nil {
 		return code
 	}

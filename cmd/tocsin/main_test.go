@@ -58,3 +58,30 @@ func TestValidateCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestEachProcessNeedsOnlyItsSecrets: with no secret in the environment, a
+// process for the verifier, or tocsin status, gets past the config (to a
+// NATS server that is not there), while one for the notifier is refused
+// for the SMTP password it sends with.
+func TestEachProcessNeedsOnlyItsSecrets(t *testing.T) {
+	t.Parallel()
+	const example = "../../deploy/tocsin.example.yaml"
+	noNATS := []string{"--nats", "nats://127.0.0.1:1"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--config", example, "--services", "verifier"}, "connect to nats"},
+		{[]string{"status", "--config", example}, "connect to nats"},
+		{[]string{"run", "--config", example, "--services", "notifier"}, "TOCSIN_SMTP_PASSWORD (password) is not set"},
+	} {
+		var out, errs strings.Builder
+		code := run(context.Background(), append(tc.args, noNATS...), &out, &errs, func(string) (string, bool) { return "", false })
+		if code != 1 || !strings.Contains(errs.String(), tc.want) {
+			t.Errorf("tocsin %v with no secret set: exit %d, stderr %q; want 1 and %q", tc.args, code, errs.String(), tc.want)
+		}
+		if tc.want != "TOCSIN_SMTP_PASSWORD (password) is not set" && strings.Contains(errs.String(), "is not set") {
+			t.Errorf("tocsin %v was refused for a secret it does not read: %s", tc.args, errs.String())
+		}
+	}
+}

@@ -66,7 +66,7 @@ func cmdMaintenance(ctx context.Context, args []string, stdout, stderr io.Writer
 	var w events.MaintenanceSet
 	switch sub {
 	case "start":
-		cfg, code := loadConfig(cfgPath, stderr, env)
+		cfg, code := loadConfigFor(cfgPath, nil, stderr, env)
 		if cfg == nil {
 			return code
 		}

@@ -120,7 +120,10 @@ func cmdRun(ctx context.Context, args []string, stderr io.Writer, env func(strin
 		fmt.Fprintf(stderr, "tocsin: %v\n", err)
 		return 2
 	}
-	cfg, code := loadConfig(f.config, stderr, env)
+	// Each process reads only the secrets of the services it runs; an
+	// unknown service is reported by runServices.
+	chosen, _ := chooseServices(f.services)
+	cfg, code := loadConfigFor(f.config, chosen, stderr, env)
 	if cfg == nil {
 		return code
 	}

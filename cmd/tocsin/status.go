@@ -84,7 +84,7 @@ func cmdStatus(ctx context.Context, args []string, stdout, stderr io.Writer, env
 	var cfg *config.Config
 	if *cfgPath != "" {
 		var code int
-		if cfg, code = loadConfig(*cfgPath, stderr, env); cfg == nil {
+		if cfg, code = loadConfigFor(*cfgPath, nil, stderr, env); cfg == nil {
 			return code
 		}
 	}

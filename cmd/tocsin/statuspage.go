@@ -37,7 +37,7 @@ func cmdStatuspage(ctx context.Context, args []string, stdout, stderr io.Writer,
 		fmt.Fprintln(stderr, "tocsin statuspage export: give the directory to write into")
 		return 2
 	}
-	cfg, code := loadConfig(*cfgPath, stderr, env)
+	cfg, code := loadConfigFor(*cfgPath, []string{"statuspage"}, stderr, env)
 	if cfg == nil {
 		return code
 	}

@@ -34,9 +34,21 @@ func cmdValidate(args []string, stdout, stderr io.Writer, env func(string) (stri
 	return 0
 }
 
-// loadConfig loads and validates, printing every problem as file:line.
+// loadConfig loads and validates, reading every secret, printing every
+// problem as file:line.
 func loadConfig(path string, stderr io.Writer, env func(string) (string, bool)) (*config.Config, int) {
 	cfg, err := config.Load(path, env)
+	return reportConfig(path, cfg, err, stderr)
+}
+
+// loadConfigFor is loadConfig for a process running services: it reads only
+// the secrets they use (none for a command that runs no service).
+func loadConfigFor(path string, services []string, stderr io.Writer, env func(string) (string, bool)) (*config.Config, int) {
+	cfg, err := config.LoadFor(path, env, services)
+	return reportConfig(path, cfg, err, stderr)
+}
+
+func reportConfig(path string, cfg *config.Config, err error, stderr io.Writer) (*config.Config, int) {
 	var problems config.Problems
 	switch {
 	case errors.As(err, &problems):

@@ -150,7 +150,7 @@ func (v *validator) failover(c *Config) {
 			if w.Timeout < 0 {
 				v.at(append(wpath, "timeout"), "timeout must not be negative")
 			}
-			w.Secret = v.secret(wpath, "secret", w.SecretEnv, w.SecretFile, true)
+			w.Secret = v.secret(usedBy("failover"), wpath, "secret", w.SecretEnv, w.SecretFile, true)
 		}
 	}
 }

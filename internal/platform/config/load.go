@@ -8,6 +8,7 @@ import (
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,8 +57,30 @@ func Load(path string, env Env) (*Config, error) {
 	return Parse(path, data, env)
 }
 
+// LoadFor is Load for a process that runs only services (names of
+// `tocsin run --services`; none for a command that runs no service): a
+// secret that none of them reads is checked for its form but never read,
+// so that each process holds only the secrets it needs and needs only
+// those in its environment.
+func LoadFor(path string, env Env, services []string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return parseFor(path, data, env, slices.Clip(append([]string{}, services...)))
+}
+
 // Parse is Load for a file already read.
 func Parse(path string, data []byte, env Env) (*Config, error) {
+	return parseFor(path, data, env, nil)
+}
+
+// usedBy names the services that read a secret.
+func usedBy(services ...string) []string { return services }
+
+// parseFor decodes, defaults and validates data for a process running the
+// services runs (nil: every one).
+func parseFor(path string, data []byte, env Env, runs []string) (*Config, error) {
 	var cfg Config
 	var problems Problems
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -78,7 +101,7 @@ func Parse(path string, data []byte, env Env) (*Config, error) {
 	cfg.raw = data
 	cfg.setDefaults()
 	cfg.buildIndex()
-	v := &validator{file: path, env: env}
+	v := &validator{file: path, env: env, runs: runs}
 	v.validate(&cfg)
 	if len(v.problems) > 0 {
 		// Only now is the file read again for the line of each problem: a

@@ -93,7 +93,7 @@ func (v *validator) push(path []any, srv *Server) {
 	pu := srv.Push
 	v.pushSpan(pp, "every", pu.Every, minPushEvery, maxPushEvery, "how often the job reports, like 24h", " (a monthly job)")
 	v.pushSpan(pp, "grace", pu.Grace, minPushGrace, maxPushGrace, "how late a report may be, like 1h", "")
-	pu.Token = v.secret(pp, "token", pu.TokenEnv, pu.TokenFile, true)
+	pu.Token = v.secret(usedBy("push"), pp, "token", pu.TokenEnv, pu.TokenFile, true)
 	if pu.Token.IsSet() && !ValidPushToken(pu.Token.Reveal()) {
 		key := "token_env"
 		if pu.TokenFile != "" {

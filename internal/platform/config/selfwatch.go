@@ -120,7 +120,7 @@ func (v *validator) selfwatch(c *Config) {
 		v.email(p("statuspage", "stale_alert", "to", i), to)
 	}
 	if a.SMTP != nil {
-		v.smtp(p("statuspage", "stale_alert", "smtp"), a.SMTP)
+		v.smtp(usedBy("statuspage"), p("statuspage", "stale_alert", "smtp"), a.SMTP)
 	} else if c.Providers.SMTP == nil {
 		v.at(path, "stale_alert needs an smtp of its own, or providers.smtp")
 	}

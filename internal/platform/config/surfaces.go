@@ -25,7 +25,7 @@ func (v *validator) surfaces(c *Config) {
 		v.at(p("statuspage", "max_streams_per_client"), "max_streams_per_client (%d) must not be more than max_streams (%d)", sp.MaxStreamsPerClient, sp.MaxStreams)
 	}
 	if sp.IDKeyEnv != "" || sp.IDKeyFile != "" {
-		sp.IDKey = v.secret(p("statuspage"), "id_key", sp.IDKeyEnv, sp.IDKeyFile, true)
+		sp.IDKey = v.secret(usedBy("statuspage"), p("statuspage"), "id_key", sp.IDKeyEnv, sp.IDKeyFile, true)
 		if sp.IDKey.IsSet() && len(sp.IDKey.Reveal()) < minIDKey {
 			key := "id_key_env"
 			if sp.IDKeyFile != "" {

@@ -25,6 +25,24 @@ type validator struct {
 	file     string
 	env      Env
 	problems Problems
+	// runs is the services of the process the config is loaded for; nil
+	// for every service (tocsin validate, the demo). A secret none of
+	// them reads is checked for its form but never read.
+	runs []string
+}
+
+// reads reports whether the process reads a secret that the services
+// users read.
+func (v *validator) reads(users []string) bool {
+	if v.runs == nil {
+		return true
+	}
+	for _, u := range users {
+		if slices.Contains(v.runs, u) {
+			return true
+		}
+	}
+	return false
 }
 
 // at reports a problem at the node that path leads to (map keys and list
@@ -157,7 +175,7 @@ func (v *validator) validate(c *Config) {
 		v.at(p("statuspage", "listen"), "listen %q must be host:port, like 127.0.0.1:8080", c.Statuspage.Listen)
 	}
 	if sp := &c.Statuspage; sp.AdminTokenEnv != "" || sp.AdminTokenFile != "" {
-		sp.AdminToken = v.secret(p("statuspage"), "admin_token", sp.AdminTokenEnv, sp.AdminTokenFile, true)
+		sp.AdminToken = v.secret(usedBy("statuspage"), p("statuspage"), "admin_token", sp.AdminTokenEnv, sp.AdminTokenFile, true)
 	}
 	if c.Statuspage.History < 0 {
 		v.at(p("statuspage", "history"), "history must not be negative")
@@ -344,18 +362,24 @@ func (v *validator) check(path []any, srv *Server) {
 		if l.Username == "" {
 			v.at(lpath, "login needs a username")
 		}
-		l.Password = v.secret(lpath, "password", l.PasswordEnv, l.PasswordFile, true)
+		l.Password = v.secret(usedBy("prober"), lpath, "password", l.PasswordEnv, l.PasswordFile, true)
 	}
 }
 
-// secret reads name_env or name_file. The value never appears in a problem.
-func (v *validator) secret(path []any, name, env, file string, required bool) Secret {
+// secret reads name_env or name_file. The value never appears in a
+// problem. users are the services that read it: a process running none of
+// them has the reference checked but never reads the secret, so that a
+// container of the status page, say, holds no SMS provider's token.
+func (v *validator) secret(users []string, path []any, name, env, file string, required bool) Secret {
 	switch {
 	case env != "" && file != "":
 		v.at(append(path, name+"_env"), "give %s_env or %s_file, not both", name, name)
 	case env != "":
 		if !envRE.MatchString(env) {
 			v.at(append(path, name+"_env"), "%s_env %q is not an environment variable name", name, env)
+			return Secret{}
+		}
+		if !v.reads(users) {
 			return Secret{}
 		}
 		val, ok := v.env(env)
@@ -365,6 +389,9 @@ func (v *validator) secret(path []any, name, env, file string, required bool) Se
 		}
 		return Secret{val}
 	case file != "":
+		if !v.reads(users) {
+			return Secret{}
+		}
 		b, err := os.ReadFile(v.resolve(file))
 		if err != nil {
 			v.at(append(path, name+"_file"), "%s_file: %v", name, err)

@@ -146,14 +146,20 @@ func (v *validator) notify(c *Config) {
 		if u, err := url.Parse(n.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			v.at(p("notify", "public_url"), "public_url must be an http(s) URL, like https://tocsin.example.net")
 		}
-		n.LinkKey = v.secret(p("notify"), "link_key", n.LinkKeyEnv, n.LinkKeyFile, true)
+		n.LinkKey = v.secret(usedBy("notifier"), p("notify"), "link_key", n.LinkKeyEnv, n.LinkKeyFile, true)
 	}
 }
 
 func (v *validator) providers(c *Config) {
 	pr := &c.Providers
 	if s := pr.SMTP; s != nil {
-		v.smtp(p("providers", "smtp"), s)
+		// Staff email, the datacentre's ticket, and the off-site page's
+		// stale alert when it has no mail server of its own.
+		users := usedBy("notifier", "escalator")
+		if a := c.Statuspage.StaleAlert; a != nil && a.SMTP == nil {
+			users = append(users, "statuspage")
+		}
+		v.smtp(users, p("providers", "smtp"), s)
 	} else if c.hasEmailStaff() {
 		v.at(p("providers"), "providers.smtp is missing: staff with an email address could not be told")
 	}
@@ -162,16 +168,16 @@ func (v *validator) providers(c *Config) {
 		if !phoneRE.MatchString(t.From) {
 			v.at(append(path, "from"), "twilio from must be a number in international form, like +447700900000")
 		}
-		t.AccountSID = v.secret(path, "account_sid", t.AccountSIDEnv, t.AccountSIDFile, true)
-		t.AuthToken = v.secret(path, "auth_token", t.AuthTokenEnv, t.AuthTokenFile, true)
+		t.AccountSID = v.secret(usedBy("notifier"), path, "account_sid", t.AccountSIDEnv, t.AccountSIDFile, true)
+		t.AuthToken = v.secret(usedBy("notifier"), path, "auth_token", t.AuthTokenEnv, t.AuthTokenFile, true)
 		v.apiURL(append(path, "api_url"), t.APIURL)
 	}
 	if x := pr.X; x != nil {
 		path := p("providers", "x")
-		x.ConsumerKey = v.secret(path, "consumer_key", x.ConsumerKeyEnv, x.ConsumerKeyFile, true)
-		x.ConsumerSecret = v.secret(path, "consumer_secret", x.ConsumerSecretEnv, x.ConsumerSecretFile, true)
-		x.Token = v.secret(path, "token", x.TokenEnv, x.TokenFile, true)
-		x.TokenSecret = v.secret(path, "token_secret", x.TokenSecretEnv, x.TokenSecretFile, true)
+		x.ConsumerKey = v.secret(usedBy("escalator"), path, "consumer_key", x.ConsumerKeyEnv, x.ConsumerKeyFile, true)
+		x.ConsumerSecret = v.secret(usedBy("escalator"), path, "consumer_secret", x.ConsumerSecretEnv, x.ConsumerSecretFile, true)
+		x.Token = v.secret(usedBy("escalator"), path, "token", x.TokenEnv, x.TokenFile, true)
+		x.TokenSecret = v.secret(usedBy("escalator"), path, "token_secret", x.TokenSecretEnv, x.TokenSecretFile, true)
 		v.apiURL(append(path, "api_url"), x.APIURL)
 	}
 	if f := pr.Facebook; f != nil {
@@ -179,7 +185,7 @@ func (v *validator) providers(c *Config) {
 		if f.PageID == "" {
 			v.at(path, "facebook needs a page_id")
 		}
-		f.Token = v.secret(path, "token", f.TokenEnv, f.TokenFile, true)
+		f.Token = v.secret(usedBy("escalator"), path, "token", f.TokenEnv, f.TokenFile, true)
 		v.apiURL(append(path, "api_url"), f.APIURL)
 	}
 }
@@ -194,8 +200,8 @@ func (c *Config) hasEmailStaff() bool {
 }
 
 // smtp checks a mail server's settings, at path: providers.smtp, or the
-// off-site status page's own.
-func (v *validator) smtp(path []any, s *SMTP) {
+// off-site status page's own; users are the services that send through it.
+func (v *validator) smtp(users []string, path []any, s *SMTP) {
 	if s.Host == "" {
 		v.at(path, "smtp needs a host")
 	} else if strings.ContainsAny(s.Host, ":/ ") && net.ParseIP(s.Host) == nil {
@@ -218,7 +224,7 @@ func (v *validator) smtp(path []any, s *SMTP) {
 		v.at(append(slices.Clone(path), "tls"), "tls: none with a username would send the password in clear text; use starttls or implicit")
 	}
 	if s.Username != "" {
-		s.Password = v.secret(path, "password", s.PasswordEnv, s.PasswordFile, true)
+		s.Password = v.secret(users, path, "password", s.PasswordEnv, s.PasswordFile, true)
 	} else if s.PasswordEnv != "" || s.PasswordFile != "" {
 		v.at(path, "a password without a username is never used")
 	}

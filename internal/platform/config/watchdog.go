@@ -73,7 +73,7 @@ func (v *validator) watchdog(c *Config) {
 	case w.URL != "":
 		w.Ping = NewSecret(w.URL)
 	default:
-		w.Ping = v.secret(path, "url", w.URLEnv, w.URLFile, true)
+		w.Ping = v.secret(usedBy("watchdog"), path, "url", w.URLEnv, w.URLFile, true)
 		raw = w.Ping.Reveal()
 	}
 	if raw != "" {
