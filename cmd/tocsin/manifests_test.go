@@ -45,6 +45,17 @@ func TestManifestsRunEveryService(t *testing.T) {
 			t.Error(p)
 		}
 	})
+	t.Run("systemd", func(t *testing.T) {
+		t.Parallel()
+		runs, err := systemdRuns(filepath.Join(deployDir, "systemd"), []string{"lon1", "ams1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		secret := func(user string) string { return "/etc/tocsin/nats/" + user + ".password" }
+		for _, p := range checkRuns("deploy/systemd", "unit", "is not shipped", secret, runs, users) {
+			t.Error(p)
+		}
+	})
 	t.Run("k8s", func(t *testing.T) {
 		t.Parallel()
 		runs, err := k8sRuns(filepath.Join(deployDir, "k8s"))
@@ -361,6 +372,55 @@ func k8sRuns(dir string) ([]manifestRun, error) {
 				}
 				runs = append(runs, r)
 			}
+		}
+	}
+	return runs, nil
+}
+
+// systemdRuns is each instance of the template units in dir that runs
+// tocsin: tocsin@NAME for every service of the table but the prober, and NAME@LOCATION
+// for the other templates, at each of locations. A unit's password is the
+// credential it loads as nats-password.
+func systemdRuns(dir string, locations []string) ([]manifestRun, error) {
+	units, err := filepath.Glob(filepath.Join(dir, "*@.service"))
+	if err != nil || len(units) == 0 {
+		return nil, cmp.Or(err, fmt.Errorf("%s: no template units", dir))
+	}
+	var runs []manifestRun
+	for _, unit := range units {
+		data, err := os.ReadFile(unit)
+		if err != nil {
+			return nil, err
+		}
+		// Continued lines joined, so that ExecStart is one line.
+		text := strings.ReplaceAll(string(data), "\\\n", " ")
+		instances := locations
+		if filepath.Base(unit) == "tocsin@.service" {
+			// Every service but the prober, which runs as its location's
+			// user from a template of its own.
+			instances = slices.DeleteFunc(slices.Clone(services), func(s string) bool { return s == "prober" })
+		}
+		for _, inst := range instances {
+			r := manifestRun{where: filepath.Base(unit) + ": " + strings.Replace(filepath.Base(unit), "@", "@"+inst, 1),
+				secrets: map[string]string{}, byDefault: true}
+			for line := range strings.Lines(strings.ReplaceAll(text, "%i", inst)) {
+				key, value, _ := strings.Cut(strings.TrimSpace(line), "=")
+				switch key {
+				case "ExecStart":
+					flags, ok := runFlagsOf(strings.Fields(strings.TrimPrefix(value, "/usr/local/bin/")))
+					if !ok {
+						return nil, fmt.Errorf("%s: ExecStart is not tocsin run: %s", unit, value)
+					}
+					r.args = flags
+				case "LoadCredential":
+					name, from, _ := strings.Cut(value, ":")
+					r.secrets["${CREDENTIALS_DIRECTORY}/"+name] = from
+				}
+			}
+			if r.args == nil {
+				return nil, fmt.Errorf("%s: no ExecStart", unit)
+			}
+			runs = append(runs, r)
 		}
 	}
 	return runs, nil
