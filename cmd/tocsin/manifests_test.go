@@ -44,6 +44,10 @@ func TestManifestsRunEveryService(t *testing.T) {
 		for _, p := range checkRuns("deploy/compose/compose.yaml", "service", "has a profile", secret, runs, users) {
 			t.Error(p)
 		}
+		env := func(service string, _ manifestRun) string { return "./env/" + service + ".env" }
+		for _, p := range checkEnvs("deploy/compose/compose.yaml", "env_file", env, nil, runs) {
+			t.Error(p)
+		}
 	})
 	t.Run("systemd", func(t *testing.T) {
 		t.Parallel()
@@ -55,6 +59,16 @@ func TestManifestsRunEveryService(t *testing.T) {
 		for _, p := range checkRuns("deploy/systemd", "unit", "is not shipped", secret, runs, users) {
 			t.Error(p)
 		}
+		env := func(service string, r manifestRun) string {
+			if service == "prober" {
+				return "/etc/tocsin/prober-" + r.args["location"] + ".env"
+			}
+			return "/etc/tocsin/" + service + ".env"
+		}
+		// cluster.env holds the addresses of the NATS servers, no secret.
+		for _, p := range checkEnvs("deploy/systemd", "EnvironmentFile", env, []string{"/etc/tocsin/cluster.env"}, runs) {
+			t.Error(p)
+		}
 	})
 	t.Run("k8s", func(t *testing.T) {
 		t.Parallel()
@@ -64,6 +78,10 @@ func TestManifestsRunEveryService(t *testing.T) {
 		}
 		secret := func(user string) string { return "tocsin-nats/" + user + ".password" }
 		for _, p := range checkRuns("deploy/k8s", "Deployment", "is in a file kustomization.yaml does not list", secret, runs, users) {
+			t.Error(p)
+		}
+		env := func(service string, _ manifestRun) string { return "tocsin-" + service + "-env" }
+		for _, p := range checkEnvs("deploy/k8s", "envFrom Secret", env, nil, runs) {
 			t.Error(p)
 		}
 	})
@@ -84,6 +102,10 @@ type manifestRun struct {
 	// byDefault: started as shipped (no Compose profile; a file that
 	// kustomization.yaml lists).
 	byDefault bool
+	// envs maps each source of its environment (a Compose env_file, a
+	// Secret of envFrom or secretKeyRef, a systemd EnvironmentFile) to
+	// whether it may be missing.
+	envs map[string]bool
 }
 
 // checkRuns lists what is wrong with runs: a service of the table that no
@@ -240,6 +262,7 @@ func composeRuns(file string) ([]manifestRun, error) {
 			Command  []string        `yaml:"command"`
 			Secrets  []composeSecret `yaml:"secrets"`
 			Profiles []string        `yaml:"profiles"`
+			EnvFile  composeEnvFiles `yaml:"env_file"`
 		} `yaml:"services"`
 		Secrets map[string]struct {
 			File string `yaml:"file"`
@@ -254,7 +277,11 @@ func composeRuns(file string) ([]manifestRun, error) {
 		if !ok {
 			continue
 		}
-		r := manifestRun{where: "service " + name, args: args, secrets: map[string]string{}, byDefault: len(svc.Profiles) == 0}
+		r := manifestRun{where: "service " + name, args: args, secrets: map[string]string{}, byDefault: len(svc.Profiles) == 0,
+			envs: map[string]bool{}}
+		for _, f := range svc.EnvFile {
+			r.envs[f.Path] = f.Required != nil && !*f.Required
+		}
 		for _, s := range svc.Secrets {
 			target := cmp.Or(s.Target, s.Source)
 			if !strings.HasPrefix(target, "/") {
@@ -279,8 +306,16 @@ type k8sDoc struct {
 		Template struct {
 			Spec struct {
 				Containers []struct {
-					Command      []string `yaml:"command"`
-					Args         []string `yaml:"args"`
+					Command []string `yaml:"command"`
+					Args    []string `yaml:"args"`
+					EnvFrom []struct {
+						SecretRef *k8sSecretRef `yaml:"secretRef"`
+					} `yaml:"envFrom"`
+					Env []struct {
+						ValueFrom *struct {
+							SecretKeyRef *k8sSecretRef `yaml:"secretKeyRef"`
+						} `yaml:"valueFrom"`
+					} `yaml:"env"`
 					VolumeMounts []struct {
 						Name      string `yaml:"name"`
 						MountPath string `yaml:"mountPath"`
@@ -349,7 +384,17 @@ func k8sRuns(dir string) ([]manifestRun, error) {
 					continue
 				}
 				r := manifestRun{where: base + ": Deployment " + d.Metadata.Name, args: args, secrets: map[string]string{}, secretDirs: map[string]string{},
-					byDefault: slices.Contains(kust.Resources, base)}
+					byDefault: slices.Contains(kust.Resources, base), envs: map[string]bool{}}
+				for _, e := range c.EnvFrom {
+					if e.SecretRef != nil {
+						r.envs[e.SecretRef.Name] = e.SecretRef.Optional
+					}
+				}
+				for _, e := range c.Env {
+					if e.ValueFrom != nil && e.ValueFrom.SecretKeyRef != nil {
+						r.envs[e.ValueFrom.SecretKeyRef.Name] = e.ValueFrom.SecretKeyRef.Optional
+					}
+				}
 				for _, m := range c.VolumeMounts {
 					for _, v := range pod.Volumes {
 						if v.Name != m.Name || v.Secret == nil {
@@ -402,7 +447,7 @@ func systemdRuns(dir string, locations []string) ([]manifestRun, error) {
 		}
 		for _, inst := range instances {
 			r := manifestRun{where: filepath.Base(unit) + ": " + strings.Replace(filepath.Base(unit), "@", "@"+inst, 1),
-				secrets: map[string]string{}, byDefault: true}
+				secrets: map[string]string{}, byDefault: true, envs: map[string]bool{}}
 			for line := range strings.Lines(strings.ReplaceAll(text, "%i", inst)) {
 				key, value, _ := strings.Cut(strings.TrimSpace(line), "=")
 				switch key {
@@ -415,6 +460,9 @@ func systemdRuns(dir string, locations []string) ([]manifestRun, error) {
 				case "LoadCredential":
 					name, from, _ := strings.Cut(value, ":")
 					r.secrets["${CREDENTIALS_DIRECTORY}/"+name] = from
+				case "EnvironmentFile":
+					from, optional := strings.CutPrefix(value, "-")
+					r.envs[from] = optional
 				}
 			}
 			if r.args == nil {
