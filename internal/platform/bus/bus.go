@@ -446,9 +446,16 @@ func (b *Bus) Publish(ctx context.Context, ev events.Event, opts ...jetstream.Pu
 
 // IsConflict reports whether a key-value write lost a race with another
 // writer (a compare-and-set on a stale revision, or a create of a key that
-// exists).
+// exists). A replicated bucket says so with another code than a bucket on
+// one server: on a cluster, a lost race must be read again at once like
+// anywhere else, not failed and redelivered.
 func IsConflict(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.Is(err, jetstream.ErrKeyExists) ||
-		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case jetstream.JSErrCodeStreamWrongLastSequence, jetstream.JSErrCodeStreamWrongLastSequenceConstant:
+			return true
+		}
+	}
+	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
