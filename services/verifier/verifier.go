@@ -56,6 +56,8 @@ type Verifier struct {
 	// How the store is looked at, and how often: see store.go.
 	usage      func(context.Context) ([]bus.StreamUsage, error)
 	storeEvery time.Duration
+	// How often open incidents are looked at for servers back: see sweep.go.
+	sweepEvery time.Duration
 
 	canary jetstream.KeyValue // the canary's stages, see canary.go; nil without a watchdog
 }
@@ -90,7 +92,7 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Verifier {
 		cache:   map[string]cached{},
 		doubt:   map[string]bool{},
 	}
-	v.usage, v.storeEvery = deps.Bus.Usage, time.Minute
+	v.usage, v.storeEvery, v.sweepEvery = deps.Bus.Usage, time.Minute, DefaultSweepEvery
 	for _, o := range opts {
 		o(v)
 	}
@@ -99,10 +101,6 @@ func New(cfg *config.Config, deps Deps, opts ...Option) *Verifier {
 
 // Run judges results until ctx ends.
 func (v *Verifier) Run(ctx context.Context) error {
-	kv, err := v.deps.Bus.KV(ctx, events.BucketServers)
-	if err != nil {
-		return err
-	}
 	lkv, err := v.deps.Bus.KV(ctx, events.BucketLocations)
 	if err != nil {
 		return err
@@ -111,16 +109,11 @@ func (v *Verifier) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	boxes, err := v.deps.Bus.KV(ctx, events.BucketBoxes)
+	st, err := v.openStores(ctx)
 	if err != nil {
 		return err
 	}
-	incidents, err := v.deps.Bus.KV(ctx, events.BucketIncidents)
-	if err != nil {
-		return err
-	}
-	records := func(kv jetstream.KeyValue) bus.Records { return bus.Records{Bus: v.deps.Bus, KV: kv, Log: v.log} }
-	st := stores{servers: records(kv), boxes: records(boxes), incidents: records(incidents)}
+	incidents := st.incidents.KV
 	ms, err := maintenance.Open(ctx, v.deps.Bus)
 	if err != nil {
 		return err
@@ -144,7 +137,13 @@ func (v *Verifier) Run(ctx context.Context) error {
 		return err
 	}
 	v.deps.Metrics.OpenIncidents(func(ctx context.Context) (int, error) { return countOpen(ctx, incidents) })
-	go v.watchStore(ctx, incidents, v.storeEvery)
+	// The looks at the store and at open incidents end with Run.
+	var wg sync.WaitGroup
+	lctx, stop := context.WithCancel(ctx)
+	defer wg.Wait()
+	defer stop()
+	wg.Go(func() { v.watchStore(lctx, incidents, v.storeEvery) })
+	wg.Go(func() { v.sweepLoop(lctx, st) })
 	return v.deps.Bus.Consume(ctx, bus.Consumer{
 		Stream:  events.StreamResults,
 		Name:    "verifier",
@@ -167,6 +166,21 @@ func (v *Verifier) Run(ctx context.Context) error {
 // stores are the buckets the verifier keeps its state in.
 type stores struct {
 	servers, boxes, incidents bus.Records
+}
+
+func (v *Verifier) openStores(ctx context.Context) (stores, error) {
+	var st stores
+	for _, b := range []struct {
+		name string
+		to   *bus.Records
+	}{{events.BucketServers, &st.servers}, {events.BucketBoxes, &st.boxes}, {events.BucketIncidents, &st.incidents}} {
+		kv, err := v.deps.Bus.KV(ctx, b.name)
+		if err != nil {
+			return st, err
+		}
+		*b.to = bus.Records{Bus: v.deps.Bus, KV: kv, Log: v.log}
+	}
+	return st, nil
 }
 
 // handle decides, records the decision with its events, then publishes them.
