@@ -131,7 +131,11 @@ func (v *Verifier) leave(ctx context.Context, st stores, target config.Target, l
 	resolved := false
 	if _, err := v.updateIncident(ctx, ikv, l.Incident, func(rec *incidentRecord) (events.Payload, bool) {
 		if rec.ID == "" {
-			return nil, false // never written: nothing to leave
+			// A server joins its incident before its record names it, so
+			// the incident was written: read from a replica behind, or
+			// lost. If it is open, the sweep tells it (see sweep.go).
+			v.log.Warn("a server left an incident that could not be read", "server", target.Server.ID, "incident", l.Incident)
+			return nil, false
 		}
 		p := rec.Leave(target.Server.ID, l.At, status, l.Withdrawn)
 		resolved = !rec.Resolved.IsZero()

@@ -209,7 +209,9 @@ func TestStormAndLeaderLoss(t *testing.T) {
 	}
 	h.waitStates(ids, events.StateUp, 2*time.Minute)
 	t.Logf("all %d servers up again %v after their ports reopened", len(ids), time.Since(backAt).Round(100*time.Millisecond))
-	if !wait.Until(context.Background(), 60*time.Second, wait.Spaced(250*time.Millisecond, func() bool {
+	// Each server's own work tells its incident it is back; should that
+	// be lost, the verifier's sweep does, within two looks of 30s.
+	if !wait.Until(context.Background(), 2*time.Minute, wait.Spaced(250*time.Millisecond, func() bool {
 		for _, in := range h.watch.snapshot() {
 			if in.resolved == 0 {
 				return false
@@ -217,7 +219,12 @@ func TestStormAndLeaderLoss(t *testing.T) {
 		}
 		return true
 	})) {
-		t.Fatalf("not every incident resolved within 60s: %v", h.watch.snapshot())
+		t.Fatalf("not every incident resolved within 2m: %v", h.watch.snapshot())
+	}
+	for line := range strings.Lines(h.procs["verifier"].log()) {
+		if strings.Contains(line, "record says it is back") || strings.Contains(line, "could not be read") {
+			t.Logf("a leave was lost and the sweep made up for it: %s", line)
+		}
 	}
 	h.watch.caughtUp(t, h.js, 60*time.Second)
 	for id, in := range h.watch.snapshot() {
