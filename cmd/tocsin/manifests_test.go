@@ -34,57 +34,62 @@ var deployDir = filepath.Join("..", "..", "deploy")
 func TestManifestsRunEveryService(t *testing.T) {
 	t.Parallel()
 	users := accountUsers(t, filepath.Join(deployDir, "nats", "accounts.conf"))
-	t.Run("compose", func(t *testing.T) {
-		t.Parallel()
-		runs, err := composeRuns(filepath.Join(deployDir, "compose", "compose.yaml"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		secret := func(user string) string { return "./nats/secrets/" + user + ".password" }
-		for _, p := range checkRuns("deploy/compose/compose.yaml", "service", "has a profile", secret, runs, users) {
-			t.Error(p)
-		}
-		env := func(service string, _ manifestRun) string { return "./env/" + service + ".env" }
-		for _, p := range checkEnvs("deploy/compose/compose.yaml", "env_file", env, nil, runs) {
-			t.Error(p)
-		}
-	})
-	t.Run("systemd", func(t *testing.T) {
-		t.Parallel()
-		runs, err := systemdRuns(filepath.Join(deployDir, "systemd"), []string{"lon1", "ams1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		secret := func(user string) string { return "/etc/tocsin/nats/" + user + ".password" }
-		for _, p := range checkRuns("deploy/systemd", "unit", "is not shipped", secret, runs, users) {
-			t.Error(p)
-		}
-		env := func(service string, r manifestRun) string {
-			if service == "prober" {
-				return "/etc/tocsin/prober-" + r.args["location"] + ".env"
+	for _, m := range []struct {
+		name, file string
+		runs       func() ([]manifestRun, error)
+		// unit names what runs a process; shipped says how one may not
+		// start as shipped.
+		unit, shipped string
+		// secret is where a user's password comes from, env where a
+		// service's own provider secrets do (by envKind); shared may be
+		// given to every process (no secret in it).
+		secret  func(user string) string
+		envKind string
+		env     func(service string, r manifestRun) string
+		shared  []string
+	}{
+		{
+			name: "compose", file: "deploy/compose/compose.yaml",
+			runs: func() ([]manifestRun, error) { return composeRuns(filepath.Join(deployDir, "compose", "compose.yaml")) },
+			unit: "service", shipped: "has a profile",
+			secret:  func(user string) string { return "./nats/secrets/" + user + ".password" },
+			envKind: "env_file", env: func(service string, _ manifestRun) string { return "./env/" + service + ".env" },
+		},
+		{
+			name: "systemd", file: "deploy/systemd",
+			runs: func() ([]manifestRun, error) {
+				return systemdRuns(filepath.Join(deployDir, "systemd"), []string{"lon1", "ams1"})
+			},
+			unit: "unit", shipped: "is not shipped",
+			secret:  func(user string) string { return "/etc/tocsin/nats/" + user + ".password" },
+			envKind: "EnvironmentFile", env: func(service string, r manifestRun) string {
+				if service == "prober" {
+					return "/etc/tocsin/prober-" + r.args["location"] + ".env"
+				}
+				return "/etc/tocsin/" + service + ".env"
+			},
+			shared: []string{"/etc/tocsin/cluster.env"}, // the addresses of the NATS servers
+		},
+		{
+			name: "k8s", file: "deploy/k8s",
+			runs: func() ([]manifestRun, error) { return k8sRuns(filepath.Join(deployDir, "k8s")) },
+			unit: "Deployment", shipped: "is in a file kustomization.yaml does not list",
+			secret:  func(user string) string { return "tocsin-nats/" + user + ".password" },
+			envKind: "envFrom Secret", env: func(service string, _ manifestRun) string { return "tocsin-" + service + "-env" },
+		},
+	} {
+		t.Run(m.name, func(t *testing.T) {
+			t.Parallel()
+			runs, err := m.runs()
+			if err != nil {
+				t.Fatal(err)
 			}
-			return "/etc/tocsin/" + service + ".env"
-		}
-		// cluster.env holds the addresses of the NATS servers, no secret.
-		for _, p := range checkEnvs("deploy/systemd", "EnvironmentFile", env, []string{"/etc/tocsin/cluster.env"}, runs) {
-			t.Error(p)
-		}
-	})
-	t.Run("k8s", func(t *testing.T) {
-		t.Parallel()
-		runs, err := k8sRuns(filepath.Join(deployDir, "k8s"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		secret := func(user string) string { return "tocsin-nats/" + user + ".password" }
-		for _, p := range checkRuns("deploy/k8s", "Deployment", "is in a file kustomization.yaml does not list", secret, runs, users) {
-			t.Error(p)
-		}
-		env := func(service string, _ manifestRun) string { return "tocsin-" + service + "-env" }
-		for _, p := range checkEnvs("deploy/k8s", "envFrom Secret", env, nil, runs) {
-			t.Error(p)
-		}
-	})
+			problems := checkRuns(m.file, m.unit, m.shipped, m.secret, runs, users)
+			for _, p := range append(problems, checkEnvs(m.file, m.envKind, m.env, m.shared, runs)...) {
+				t.Error(p)
+			}
+		})
+	}
 }
 
 // manifestRun is one process a manifest starts with "tocsin run".
