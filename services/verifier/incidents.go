@@ -137,6 +137,9 @@ func (v *Verifier) leave(ctx context.Context, st stores, target config.Target, l
 			v.log.Warn("a server left an incident that could not be read", "server", target.Server.ID, "incident", l.Incident)
 			return nil, false
 		}
+		if m, ok := rec.Members[target.Server.ID]; ok && l.Outage != "" && m.Outage != l.Outage {
+			return nil, false // down again since, in a newer outage
+		}
 		p := rec.Leave(target.Server.ID, l.At, status, l.Withdrawn)
 		resolved = !rec.Resolved.IsZero()
 		return p, true

@@ -40,6 +40,10 @@ type leaving struct {
 	At       time.Time `json:"at"`
 	// Withdrawn: taken out of service rather than back up.
 	Withdrawn bool `json:"withdrawn,omitempty"`
+	// Outage, when set, is the outage the server leaves: if it joined the
+	// incident again since, for a newer one, it does not leave. The
+	// server's own work, done in order, needs none; the sweep does.
+	Outage string `json:"outage,omitempty"`
 }
 
 // unfinished reports whether the record holds work not yet carried out.

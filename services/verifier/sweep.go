@@ -103,7 +103,10 @@ func (v *Verifier) sweepIncident(ctx context.Context, st stores, id string, befo
 		}
 		v.log.Warn("an open incident still held as down a server whose record says it is back; telling it now",
 			"incident", id, "server", server, "state", rec.State, "since", rec.Since)
-		if err := v.leave(ctx, st, target, leaving{Incident: id, At: rec.Since, Withdrawn: rec.State == events.StateNotInService}); err != nil {
+		// Of this outage only: should the server fail again and join
+		// again before this write, it stays.
+		l := leaving{Incident: id, At: rec.Since, Withdrawn: rec.State == events.StateNotInService, Outage: m.Outage}
+		if err := v.leave(ctx, st, target, l); err != nil {
 			return err
 		}
 	}

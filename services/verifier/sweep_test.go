@@ -101,3 +101,41 @@ func TestSweepTellsAnIncidentOfAServerBack(t *testing.T) {
 		t.Errorf("resolution %s at %v, want %s at %v", r.Incident, r.Resolved, incident, at.Add(time.Second))
 	}
 }
+
+// TestSweptLeaveKeepsANewerOutage: the sweep's leave names the outage it
+// judged; a server that failed again and joined the incident again, for a
+// newer outage, before the sweep wrote, stays in it.
+func TestSweptLeaveKeepsANewerOutage(t *testing.T) {
+	t.Parallel()
+	b := mx1DownThenStopped(t)
+	ctx := context.Background()
+	cfg := testConfig(t)
+	v := New(cfg, Deps{Bus: b, Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	st, err := v.openStores(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec record
+	if _, err := st.servers.Read(ctx, "mx1", &rec); err != nil || rec.Incident == "" {
+		t.Fatalf("mx1's record %+v (%v), want it down in an incident", rec.Server, err)
+	}
+	var inc incidentRecord
+	if _, err := st.incidents.Read(ctx, rec.Incident, &inc); err != nil {
+		t.Fatal(err)
+	}
+	joined := inc.Members["mx1"]
+	target, _ := cfg.Target("mx1")
+	at := joined.Since.Add(time.Minute)
+	if err := v.leave(ctx, st, target, leaving{Incident: rec.Incident, At: at, Outage: joined.Outage + "-older"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.incidents.Read(ctx, rec.Incident, &inc); err != nil || !inc.Members["mx1"].Recovered.IsZero() {
+		t.Fatalf("a leave of another outage made mx1 leave (%v, %v)", inc.Members["mx1"], err)
+	}
+	if err := v.leave(ctx, st, target, leaving{Incident: rec.Incident, At: at, Outage: joined.Outage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.incidents.Read(ctx, rec.Incident, &inc); err != nil || !inc.Members["mx1"].Recovered.Equal(at) {
+		t.Fatalf("a leave of mx1's own outage: %v, %v; want it recovered at %v", inc.Members["mx1"], err, at)
+	}
+}
