@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -315,5 +316,35 @@ func TestAsk(t *testing.T) {
 	msgs, err = admin.Ask(ctx, nc, []string{"test.flood"}, time.Second, 0)
 	if err != nil || len(msgs) == 0 || len(msgs) > admin.MaxAnswers {
 		t.Errorf("a flood of answers: %d kept, %v; want some and at most %d", len(msgs), err, admin.MaxAnswers)
+	}
+
+	// A connection closed while Ask waits ends it at once, saying so.
+	asker, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan struct{}, 1)
+	silent, err := nc.Subscribe("test.silent", func(*nats.Msg) { asked <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Unsubscribe()
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := admin.Ask(ctx, asker, []string{"test.silent"}, time.Hour, 1)
+		done <- err
+	}()
+	<-asked
+	asker.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, nats.ErrConnectionClosed) {
+			t.Errorf("Ask on a connection closed meanwhile: %v, want %v", err, nats.ErrConnectionClosed)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("Ask on a connection closed meanwhile waits out its time")
 	}
 }

@@ -126,9 +126,9 @@ func semver(v string) string {
 }
 
 // MaxAnswers bounds what one Ask holds: it returns at most this many, and
-// answers that arrive faster than it reads them past this are dropped by
-// the client as a slow consumer's, so that a flood on the inbox costs
-// little. It is far above any fleet's instances.
+// its inbox queues no more (as many as wanted, when want is given), so that
+// a flood on the inbox costs little: the client drops what overflows, as a
+// slow consumer's. It is far above any fleet's instances.
 const MaxAnswers = 4096
 
 // Ask sends one request to each subject, all answered to one inbox, and
@@ -139,7 +139,11 @@ const MaxAnswers = 4096
 // default of 64k (half a megabyte a call, asked every few seconds).
 func Ask(ctx context.Context, nc *nats.Conn, subjects []string, wait time.Duration, want int) ([]*nats.Msg, error) {
 	inbox := nc.NewRespInbox()
-	ch := make(chan *nats.Msg, min(max(want, len(subjects), 16), MaxAnswers))
+	queue := MaxAnswers
+	if want > 0 {
+		queue = min(max(want, len(subjects)), MaxAnswers)
+	}
+	ch := make(chan *nats.Msg, queue)
 	sub, err := nc.ChanSubscribe(inbox, ch)
 	if err != nil {
 		return nil, err
@@ -154,8 +158,16 @@ func Ask(ctx context.Context, nc *nats.Conn, subjects []string, wait time.Durati
 	defer cancel()
 	var got []*nats.Msg
 	unheard := 0 // subjects the server says nobody listens on
+	// The client never closes the channel of a subscription like this one:
+	// a connection closed meanwhile is looked for.
+	closed := time.NewTicker(250 * time.Millisecond)
+	defer closed.Stop()
 	for (want <= 0 || len(got) < want) && len(got) < MaxAnswers {
 		select {
+		case <-closed.C:
+			if nc.IsClosed() {
+				return got, nats.ErrConnectionClosed
+			}
 		case <-ctx.Done():
 			if nc.IsClosed() {
 				return got, nats.ErrConnectionClosed
