@@ -1,6 +1,7 @@
 package notifier
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -316,8 +317,15 @@ func (n *Notifier) record(ctx context.Context, kv jetstream.KeyValue, key string
 			_, err = kv.Update(actx, key, b, rev)
 		}
 		cancel()
-		if err == nil || bus.IsConflict(err) {
+		if err == nil || bus.IsConflict(err) && !bus.InFlight(err) {
 			return // a conflict: an earlier attempt was stored after all
+		}
+		// On a cluster, an earlier attempt may still be in flight, and
+		// may yet fail: it is stored only once it reads back.
+		if bus.InFlight(err) {
+			if e, gerr := kv.Get(ctx, key); gerr == nil && bytes.Equal(e.Value(), b) {
+				return
+			}
 		}
 		if attempt == recordAttempts || ctx.Err() != nil {
 			log.Error("delivery record could not be written", "outcome", d.Outcome, "err", err)

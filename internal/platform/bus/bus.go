@@ -459,3 +459,11 @@ func IsConflict(err error) bool {
 	}
 	return errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyRevisionMismatch)
 }
+
+// InFlight reports whether a conflict is with a write to the key still in
+// flight on a cluster (code 10164), which may yet fail, rather than with
+// one stored.
+func InFlight(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant
+}

@@ -71,6 +71,9 @@ func TestConflictOnAReplicatedBucket(t *testing.T) {
 			t.Errorf("a writer that lost the race on three replicas: %v, want a conflict", err)
 		case errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant:
 			constant++
+			if !bus.InFlight(err) {
+				t.Errorf("%v: not said to be in flight", err)
+			}
 		}
 	}
 	if won != 1 {
