@@ -135,8 +135,12 @@ func checkRuns(file, unit, shipped string, secret func(user string) string, runs
 				user = "prober-" + r.args["location"]
 			}
 			problems = append(problems, checkUser(file, r, s.name, "nats-user", "nats-password-file", user, secret(user), users)...)
-			if staff := r.args["notes-nats-user"]; staff != "" {
+			switch staff := r.args["notes-nats-user"]; {
+			case staff != "":
 				problems = append(problems, checkUser(file, r, s.name, "notes-nats-user", "notes-nats-password-file", staff, secret(staff), users)...)
+			case s.name == "statuspage":
+				// Its own user only reads.
+				problems = append(problems, fmt.Sprintf("%s: %s runs statuspage without --notes-nats-user staff: staff updates posted through its admin API would be refused", file, r.where))
 			}
 		}
 		switch {
@@ -451,21 +455,34 @@ func systemdRuns(dir string, locations []string) ([]manifestRun, error) {
 			instances = slices.DeleteFunc(slices.Clone(services), func(s string) bool { return s == "prober" })
 		}
 		for _, inst := range instances {
-			r := manifestRun{where: filepath.Base(unit) + ": " + strings.Replace(filepath.Base(unit), "@", "@"+inst, 1),
+			name := strings.Replace(filepath.Base(unit), "@", "@"+inst, 1)
+			r := manifestRun{where: filepath.Base(unit) + ": " + name,
 				secrets: map[string]string{}, byDefault: true, envs: map[string]bool{}}
-			for line := range strings.Lines(strings.ReplaceAll(text, "%i", inst)) {
+			// The instance's drop-ins, read after the unit as systemd does.
+			all := text
+			dropIns, _ := filepath.Glob(filepath.Join(dir, name+".d", "*.conf"))
+			for _, d := range dropIns {
+				b, err := os.ReadFile(d)
+				if err != nil {
+					return nil, err
+				}
+				all += "\n" + strings.ReplaceAll(string(b), "\\\n", " ")
+			}
+			for line := range strings.Lines(strings.ReplaceAll(all, "%i", inst)) {
 				key, value, _ := strings.Cut(strings.TrimSpace(line), "=")
-				switch key {
-				case "ExecStart":
+				switch {
+				case key == "ExecStart" && value == "":
+					r.args = nil // a drop-in resets it
+				case key == "ExecStart":
 					flags, ok := runFlagsOf(strings.Fields(strings.TrimPrefix(value, "/usr/local/bin/")))
 					if !ok {
 						return nil, fmt.Errorf("%s: ExecStart is not tocsin run: %s", unit, value)
 					}
 					r.args = flags
-				case "LoadCredential":
-					name, from, _ := strings.Cut(value, ":")
-					r.secrets["${CREDENTIALS_DIRECTORY}/"+name] = from
-				case "EnvironmentFile":
+				case key == "LoadCredential":
+					cred, from, _ := strings.Cut(value, ":")
+					r.secrets["${CREDENTIALS_DIRECTORY}/"+cred] = from
+				case key == "EnvironmentFile":
 					from, optional := strings.CutPrefix(value, "-")
 					r.envs[from] = optional
 				}
