@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"reflect"
 	"time"
 
@@ -147,7 +148,16 @@ func Change[R any, P interface {
 	*R
 	Record
 }](ctx context.Context, rs Records, key string, change func(P) ([]Outgoing, bool, error)) (R, uint64, error) {
-	for range changeAttempts {
+	for attempt := range changeAttempts {
+		if attempt > 0 {
+			// Lost the race: a moment, not the same for every writer, for
+			// the winner's write to be applied everywhere before reading
+			// again (on a cluster it may still be in flight).
+			if err := pause(ctx, time.Duration(1+rand.IntN(5*attempt))*time.Millisecond); err != nil {
+				var zero R
+				return zero, 0, err
+			}
+		}
 		var rec R
 		p := P(&rec)
 		rev, err := rs.Read(ctx, key, p)
@@ -192,6 +202,18 @@ func Change[R any, P interface {
 	}
 	var zero R
 	return zero, 0, fmt.Errorf("%s kept changing under %d writers' feet; retrying", key, changeAttempts)
+}
+
+// pause waits d, or until ctx ends.
+func pause(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // markPublished writes a record whose events are all published; if it
