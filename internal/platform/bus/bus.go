@@ -438,7 +438,7 @@ func (b *Bus) Publish(ctx context.Context, ev events.Event, opts ...jetstream.Pu
 		return err
 	}
 	opts = append([]jetstream.PublishOpt{jetstream.WithMsgID(ev.ID)}, opts...)
-	if _, err := b.JS.Publish(ctx, ev.Subject(), data, opts...); err != nil {
+	if err := whileInProcess(ctx, func() error { _, err := b.JS.Publish(ctx, ev.Subject(), data, opts...); return err }); err != nil {
 		return fmt.Errorf("publish %s %s: %w", ev.Type, ev.ID, storeError(streamOf(ev.Subject()), err))
 	}
 	return nil

@@ -204,6 +204,28 @@ func Change[R any, P interface {
 	return zero, 0, fmt.Errorf("%s kept changing under %d writers' feet; retrying", key, changeAttempts)
 }
 
+// errCodeInProcess is JetStream's answer to a message whose id another
+// publish is storing at this very moment (two writers publishing the same
+// held event). That one may yet fail, so it is not taken as stored.
+const errCodeInProcess jetstream.ErrorCode = 10158
+
+// whileInProcess publishes, and again a moment later while the same id is
+// being stored by another publish: then it is a duplicate, which succeeds,
+// or it is stored now. Failing instead would redeliver the whole message
+// being handled, after a backoff, for nothing.
+func whileInProcess(ctx context.Context, publish func() error) error {
+	for attempt := 1; ; attempt++ {
+		err := publish()
+		var apiErr *jetstream.APIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeInProcess || attempt == 10 {
+			return err
+		}
+		if err := pause(ctx, time.Duration(attempt)*5*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
 // pause waits d, or until ctx ends.
 func pause(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
@@ -237,7 +259,7 @@ func (b *Bus) PublishHeld(ctx context.Context, out []Outgoing) error {
 		if o.TTLMS > 0 {
 			opts = append(opts, jetstream.WithMsgTTL(time.Duration(o.TTLMS)*time.Millisecond))
 		}
-		if _, err := b.JS.PublishMsg(ctx, m, opts...); err != nil {
+		if err := whileInProcess(ctx, func() error { _, err := b.JS.PublishMsg(ctx, m, opts...); return err }); err != nil {
 			return fmt.Errorf("publish %s: %w", o.ID, storeError(streamOf(o.Subject), err))
 		}
 	}
