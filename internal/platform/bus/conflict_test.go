@@ -23,28 +23,14 @@ import (
 // rather than failed and redelivered with a backoff.
 func TestConflictOnAReplicatedBucket(t *testing.T) {
 	t.Parallel()
-	urls := startCluster(t, 3)
-	nc, err := nats.Connect(strings.Join(urls, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	js := clusterJS(t, 3)
 	var kv jetstream.KeyValue
-	// The cluster takes a moment to elect its meta leader.
-	if !wait.Until(ctx, 30*time.Second, wait.Spaced(200*time.Millisecond, func() bool {
-		c, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
+	onCluster(t, ctx, "a replicated bucket", func(c context.Context) (err error) {
 		kv, err = js.CreateKeyValue(c, jetstream.KeyValueConfig{Bucket: "conflict", Replicas: 3})
-		return err == nil
-	})) {
-		t.Fatalf("no replicated bucket: %v", err)
-	}
+		return err
+	})
 	first, err := bus.PutJSON(ctx, kv, "k", map[string]int{"n": 1}, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -85,6 +71,37 @@ func TestConflictOnAReplicatedBucket(t *testing.T) {
 	}
 	if err := kv.Delete(ctx, "k", jetstream.LastRevision(first)); !bus.IsConflict(err) {
 		t.Errorf("a delete at a stale revision on three replicas: %v, want a conflict", err)
+	}
+}
+
+// clusterJS is JetStream on a cluster of n embedded servers, through a
+// connection the test closes.
+func clusterJS(t *testing.T, n int) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(strings.Join(startCluster(t, n), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
+// onCluster makes what create makes, trying again while the cluster,
+// just started, elects its meta leader; each try bounded on its own.
+func onCluster(t *testing.T, ctx context.Context, what string, create func(context.Context) error) {
+	t.Helper()
+	var err error
+	if !wait.Until(ctx, 30*time.Second, wait.Spaced(200*time.Millisecond, func() bool {
+		c, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		err = create(c)
+		return err == nil
+	})) {
+		t.Fatalf("no %s: %v", what, err)
 	}
 }
 

@@ -2,15 +2,12 @@ package bus_test
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
-	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 )
 
 // TestSameEventPublishedAtOnce: writers publishing the same held event at
@@ -19,27 +16,14 @@ import (
 // first is in flight ("duplicate message id is in process").
 func TestSameEventPublishedAtOnce(t *testing.T) {
 	t.Parallel()
-	urls := startCluster(t, 3)
-	nc, err := nats.Connect(strings.Join(urls, ","))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if !wait.Until(ctx, 30*time.Second, wait.Spaced(200*time.Millisecond, func() bool {
-		c, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		_, err = js.CreateStream(c, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Replicas: 3, Duplicates: time.Minute})
-		return err == nil
-	})) {
-		t.Fatalf("no replicated stream: %v", err)
-	}
-	b := &bus.Bus{NC: nc, JS: js}
+	js := clusterJS(t, 3)
+	onCluster(t, ctx, "replicated stream", func(c context.Context) error {
+		_, err := js.CreateStream(c, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Replicas: 3, Duplicates: time.Minute})
+		return err
+	})
+	b := &bus.Bus{NC: js.Conn(), JS: js}
 	const writers, rounds = 8, 20
 	failed := 0
 	for round := range rounds {
