@@ -206,27 +206,39 @@ func (v *Verifier) updateIncident(ctx context.Context, ikv bus.Records, id strin
 // countOpen counts the incidents open in every datacentre, from the lists
 // join and closeOpen keep: one read per datacentre.
 func countOpen(ctx context.Context, ikv jetstream.KeyValue) (int, error) {
-	keys, err := ikv.ListKeysFiltered(ctx, events.FilterOpenIncidents)
+	lists, err := openLists(ctx, ikv)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("count open incidents: %w", err)
 	}
-	n, seen := 0, map[string]bool{}
-	for key := range keys.Keys() {
-		if seen[key] {
-			continue // a lister may name a key twice
-		}
-		seen[key] = true
-		var open judge.Open
-		if _, err := bus.GetJSON(ctx, ikv, key, &open); err != nil {
-			_ = keys.Stop()
-			return 0, err
-		}
+	n := 0
+	for _, open := range lists {
 		n += len(open.Incidents)
 	}
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("count open incidents: %w", err) // the list was cut short
-	}
 	return n, nil
+}
+
+// openLists reads every datacentre's list of open incidents.
+func openLists(ctx context.Context, ikv jetstream.KeyValue) ([]judge.Open, error) {
+	keys, err := ikv.ListKeysFiltered(ctx, events.FilterOpenIncidents)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for key := range keys.Keys() {
+		names = append(names, key)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err // the list was cut short
+	}
+	var lists []judge.Open
+	for _, key := range slices.Compact(slices.Sorted(slices.Values(names))) { // a lister may name a key twice
+		var open judge.Open
+		if _, err := bus.GetJSON(ctx, ikv, key, &open); err != nil {
+			return nil, err
+		}
+		lists = append(lists, open)
+	}
+	return lists, nil
 }
 
 // closeOpen takes a resolved incident off its datacentre's list.

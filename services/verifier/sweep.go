@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 	"github.com/tocsin-alarm/tocsin/services/verifier/internal/judge"
 )
@@ -52,21 +51,12 @@ func (v *Verifier) sweep(ctx context.Context, st stores, before map[string]bool)
 			v.log.Warn(msg, args...)
 		}
 	}
-	keys, err := st.incidents.KV.ListKeysFiltered(ctx, events.FilterOpenIncidents)
+	lists, err := openLists(ctx, st.incidents.KV)
 	if err != nil {
-		warn("could not list the open incidents to look for servers they still hold", "err", err)
+		warn("could not read the open incidents to look for servers they still hold", "err", err)
 		return before
 	}
-	var lists []string
-	for k := range keys.Keys() {
-		lists = append(lists, k)
-	}
-	for _, key := range slices.Compact(slices.Sorted(slices.Values(lists))) {
-		var open judge.Open
-		if _, err := bus.GetJSON(ctx, st.incidents.KV, key, &open); err != nil {
-			warn("could not read the open incidents", "key", key, "err", err)
-			continue
-		}
+	for _, open := range lists {
 		for _, o := range open.Incidents {
 			if err := v.sweepIncident(ctx, st, o.ID, before, seen); err != nil {
 				warn("could not look at an open incident's servers", "incident", o.ID, "err", err)

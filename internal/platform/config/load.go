@@ -8,7 +8,6 @@ import (
 	"os"
 	"reflect"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -67,7 +66,7 @@ func LoadFor(path string, env Env, services []string) (*Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return parseFor(path, data, env, slices.Clip(append([]string{}, services...)))
+	return parseFor(path, data, env, append([]string{}, services...)) // never nil: no service reads every secret
 }
 
 // Parse is Load for a file already read.
