@@ -59,9 +59,12 @@ push: {listen: %q}
 			t.Logf("tocsin log:\n%s", p.log.String())
 		}
 	}()
-	report := func(path, body string) {
+	// report returns when the attempt the push service took was sent:
+	// its deadline runs from then, not from when the test saw the answer.
+	report := func(path, body string) (sent time.Time) {
 		t.Helper()
 		wait.Within(t, 30*time.Second, "the push service to take "+path, func() bool {
+			sent = time.Now()
 			resp, err := http.Post("http://"+pushAddr+"/push/"+pushToken+path, "text/plain", strings.NewReader(body))
 			if err != nil {
 				return false
@@ -69,6 +72,7 @@ push: {listen: %q}
 			resp.Body.Close()
 			return resp.StatusCode == http.StatusOK
 		})
+		return sent
 	}
 	watch := nats.Connect(t, nil)
 	servers, err := watch.KV(context.Background(), events.BucketServers)
@@ -88,9 +92,8 @@ push: {listen: %q}
 		return false
 	}
 
-	report("", "")
+	reported := report("", "")
 	wait.Within(t, 30*time.Second, "the backup up", func() bool { return stateOf(t, servers, "backup-nightly") == events.StateUp })
-	reported := time.Now()
 
 	// It stops reporting: down once every and grace have passed.
 	wait.Within(t, 30*time.Second, "the backup down for its missed deadline", func() bool {
@@ -119,8 +122,7 @@ push: {listen: %q}
 	})
 
 	// It reports a failure: down at once, with its message.
-	failed := time.Now()
-	report("/fail", "rsync: mailbox store unreachable")
+	failed := report("/fail", "rsync: mailbox store unreachable")
 	wait.Within(t, 30*time.Second, "the backup down for its failure", func() bool {
 		return stateOf(t, servers, "backup-nightly") == events.StateDown
 	})
