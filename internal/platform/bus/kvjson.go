@@ -31,18 +31,27 @@ func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uin
 // PutJSON writes v under key only if nobody wrote it since rev (0: only if
 // it does not exist yet), and returns the new revision; a lost race is an
 // error that IsConflict recognises.
+//
+// On a cluster, a write meeting another write to the key still in flight
+// is refused without saying which won (InFlight); so is, for a moment, a
+// write following the writer's own acknowledged one. It is tried again a
+// moment later, until it is stored or meets the stored winner.
 func PutJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any, rev uint64) (uint64, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return 0, err
 	}
-	if rev == 0 {
-		rev, err = kv.Create(ctx, key, b)
-	} else {
-		rev, err = kv.Update(ctx, key, b, rev)
-	}
+	var next uint64
+	err = whileAnswered(ctx, jetstream.JSErrCodeStreamWrongLastSequenceConstant, func() (err error) {
+		if rev == 0 {
+			next, err = kv.Create(ctx, key, b)
+		} else {
+			next, err = kv.Update(ctx, key, b, rev)
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("write %s: %w", key, err)
 	}
-	return rev, nil
+	return next, nil
 }

@@ -142,14 +142,18 @@ const changeAttempts = 20
 // place and returns the events that follow, and whether the record is to
 // be written at all. The record is then written with the events held in
 // it, under compare-and-set, and read again and changed again if another
-// writer was first; then they are published and marked published. It
-// returns the record as it was left and its revision.
+// writer was first; then they are published and marked published. A
+// decision not to write, which no compare-and-set checks, is taken again
+// on the record as the stream's leader has it, if that is newer than the
+// one read (see readLeader). It returns the record as it was left and its
+// revision.
 func Change[R any, P interface {
 	*R
 	Record
 }](ctx context.Context, rs Records, key string, change func(P) ([]Outgoing, bool, error)) (R, uint64, error) {
+	read, fromLeader, lost := rs.Read, false, false
 	for attempt := range changeAttempts {
-		if attempt > 0 {
+		if lost {
 			// Lost the race: a moment, not the same for every writer, for
 			// the winner's write to be applied everywhere before reading
 			// again (on a cluster it may still be in flight).
@@ -160,7 +164,7 @@ func Change[R any, P interface {
 		}
 		var rec R
 		p := P(&rec)
-		rev, err := rs.Read(ctx, key, p)
+		rev, err := read(ctx, key, p)
 		if err != nil {
 			return rec, 0, err
 		}
@@ -177,6 +181,18 @@ func Change[R any, P interface {
 		if err != nil {
 			return rec, 0, err
 		}
+		if !write && !fromLeader {
+			var zero R
+			if leaderRev, err := rs.readLeader(ctx, key, P(&zero)); err != nil {
+				return rec, 0, err
+			} else if leaderRev != rev {
+				// Decided on a record the leader has moved past: again, on
+				// the leader's (read once more, so that change sees it
+				// afresh).
+				read, fromLeader = rs.readLeader, true
+				continue
+			}
+		}
 		if !write {
 			if held {
 				rev = rs.markPublished(ctx, key, p, rev)
@@ -185,7 +201,7 @@ func Change[R any, P interface {
 		}
 		p.outbox().Pending = out
 		next, err := PutJSON(ctx, rs.KV, key, p, rev)
-		if IsConflict(err) {
+		if lost = IsConflict(err); lost {
 			continue
 		}
 		if err != nil {
@@ -214,10 +230,17 @@ const errCodeInProcess jetstream.ErrorCode = 10158
 // or it is stored now. Failing instead would redeliver the whole message
 // being handled, after a backoff, for nothing.
 func whileInProcess(ctx context.Context, publish func() error) error {
+	return whileAnswered(ctx, errCodeInProcess, publish)
+}
+
+// whileAnswered does try, and again a moment later while JetStream answers
+// it with code, which says another write is being stored at this moment
+// and is settled within moments; at most ten times.
+func whileAnswered(ctx context.Context, code jetstream.ErrorCode, try func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := publish()
+		err := try()
 		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeInProcess || attempt == 10 {
+		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != code || attempt == 10 {
 			return err
 		}
 		if err := pause(ctx, time.Duration(attempt)*5*time.Millisecond); err != nil {
