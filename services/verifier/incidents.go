@@ -158,8 +158,11 @@ func (v *Verifier) leave(ctx context.Context, st stores, target config.Target, l
 // while the other still looked up), and what staff are told of the
 // service must follow it.
 func (v *Verifier) boxChanged(ctx context.Context, ikv bus.Records, box *config.Box, b events.BoxStatus, at time.Time) error {
+	// From the leader: the list was written a moment ago when a server of
+	// the box has just opened an incident, and a replica behind would
+	// leave that incident untold.
 	var open judge.Open
-	if _, err := bus.GetJSON(ctx, ikv.KV, events.KeyOpenIncidents(box.Datacentre), &open); err != nil {
+	if _, err := ikv.ReadLeader(ctx, events.KeyOpenIncidents(box.Datacentre), &open); err != nil {
 		return err
 	}
 	for _, o := range open.Incidents {

@@ -13,7 +13,7 @@ import (
 // replica answers once it has nearly caught up with its leader: a read
 // right after a write may not see it. A decision to write is safe anyway,
 // under compare-and-set; a decision to do nothing is not, since nothing
-// ever shows it was taken on an old record. readLeader reads as the
+// ever shows it was taken on an old record. ReadLeader reads as the
 // stream's leader has it, through JetStream's STREAM.MSG.GET, which only
 // the leader answers, after every acknowledged write.
 
@@ -27,8 +27,9 @@ type msgGetResponse struct {
 	} `json:"message"`
 }
 
-// readLeader is Read, from the bucket's stream leader.
-func (rs Records) readLeader(ctx context.Context, key string, rec any) (uint64, error) {
+// ReadLeader is Read, from the bucket's stream leader: for a read that
+// decides to do nothing, on a record written a moment before.
+func (rs Records) ReadLeader(ctx context.Context, key string, rec any) (uint64, error) {
 	bucket := rs.KV.Bucket()
 	req, err := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`

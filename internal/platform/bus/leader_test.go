@@ -134,3 +134,30 @@ func TestNothingToDoOnACluster(t *testing.T) {
 	}
 	t.Logf("%d of 200 reads right after a write came from a replica behind", stale)
 }
+
+// TestReadLeader: a key never written and a key deleted read as new, as
+// Read has them; a written one reads as written.
+func TestReadLeader(t *testing.T) {
+	t.Parallel()
+	b := bustest.New(t)
+	rs, _ := records(t, b)
+	ctx := context.Background()
+	var c counter
+	if rev, err := rs.ReadLeader(ctx, "none", &c); err != nil || rev != 0 || c.N != 0 {
+		t.Errorf("a key never written: %d, %+v, %v", rev, c, err)
+	}
+	rev, err := bus.PutJSON(ctx, rs.KV, "mx", counter{Box: "mx", N: 7}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := rs.ReadLeader(ctx, "mx", &c); err != nil || got != rev || c.N != 7 {
+		t.Errorf("a key written at %d: %d, %+v, %v", rev, got, c, err)
+	}
+	if err := rs.KV.Delete(ctx, "mx"); err != nil {
+		t.Fatal(err)
+	}
+	c = counter{}
+	if got, err := rs.ReadLeader(ctx, "mx", &c); err != nil || got != 0 || c.N != 0 {
+		t.Errorf("a key deleted: %d, %+v, %v", got, c, err)
+	}
+}

@@ -145,7 +145,7 @@ const changeAttempts = 20
 // writer was first; then they are published and marked published. A
 // decision not to write, which no compare-and-set checks, is taken again
 // on the record as the stream's leader has it, if that is newer than the
-// one read (see readLeader). It returns the record as it was left and its
+// one read (see ReadLeader). It returns the record as it was left and its
 // revision.
 func Change[R any, P interface {
 	*R
@@ -183,13 +183,13 @@ func Change[R any, P interface {
 		}
 		if !write && !fromLeader {
 			var zero R
-			if leaderRev, err := rs.readLeader(ctx, key, P(&zero)); err != nil {
+			if leaderRev, err := rs.ReadLeader(ctx, key, P(&zero)); err != nil {
 				return rec, 0, err
 			} else if leaderRev != rev {
 				// Decided on a record the leader has moved past: again, on
 				// the leader's (read once more, so that change sees it
 				// afresh).
-				read, fromLeader = rs.readLeader, true
+				read, fromLeader = rs.ReadLeader, true
 				continue
 			}
 		}
