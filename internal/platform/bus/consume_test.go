@@ -326,20 +326,12 @@ func TestSlowKeyHoldsUpOnlyItsOwnWorker(t *testing.T) {
 	}
 	// About one server in eight shares the slow one's worker; the rest
 	// must get through while it is stuck.
-	deadline := time.Now().Add(10 * time.Second)
-	for count() < servers*each/2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d messages handled while one key was stuck", count(), servers*each)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !wait.Until(ctx, time.Minute, func() bool { return count() >= servers*each/2 }) {
+		t.Fatalf("only %d of %d messages handled while one key was stuck", count(), servers*each)
 	}
 	close(release)
-	deadline = time.Now().Add(10 * time.Second)
-	for count() < servers*each+1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d messages handled after the stuck key went on", count(), servers*each+1)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !wait.Until(ctx, time.Minute, func() bool { return count() >= servers*each+1 }) {
+		t.Fatalf("only %d of %d messages handled after the stuck key went on", count(), servers*each+1)
 	}
 }
 
@@ -377,21 +369,17 @@ func TestKeyedRedeliveryKeepsEveryMessage(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	n := 0
+	if !wait.Until(ctx, time.Minute, func() bool {
 		mu.Lock()
-		n := 0
+		defer mu.Unlock()
+		n = 0
 		for _, l := range ok {
 			n += len(l)
 		}
-		mu.Unlock()
-		if n >= perServer*len(servers) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d messages handled", n, perServer*len(servers))
-		}
-		time.Sleep(20 * time.Millisecond)
+		return n >= perServer*len(servers)
+	}) {
+		t.Fatalf("%d of %d messages handled", n, perServer*len(servers))
 	}
 	time.Sleep(200 * time.Millisecond) // room for a duplicate to show
 	mu.Lock()

@@ -12,6 +12,7 @@ import (
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
 	"github.com/tocsin-alarm/tocsin/internal/platform/metrics"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -93,33 +94,26 @@ func testExclusive(t *testing.T, dies bool) {
 	}
 	waitTotal := func(n int, within time.Duration) {
 		t.Helper()
-		deadline := time.Now().Add(within)
-		for {
+		if !wait.Until(context.Background(), within, func() bool { a, b := counts(); return a+b >= n }) {
 			a, b := counts()
-			if a+b >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d messages handled (a %d, b %d), want %d", a+b, a, b, n)
-			}
-			time.Sleep(20 * time.Millisecond)
+			t.Fatalf("%d messages handled (a %d, b %d), want %d", a+b, a, b, n)
 		}
 	}
 
 	connA, stopA := run("a")
 	publish(0, 20)
-	waitTotal(20, 10*time.Second)
+	waitTotal(20, 30*time.Second)
 	run("b")
 	time.Sleep(500 * time.Millisecond) // b asks for messages too
 	publish(20, 40)
-	waitTotal(40, 10*time.Second)
+	waitTotal(40, 30*time.Second)
 	if !dies {
 		// Idle for longer than the take-over time, a live instance keeps
 		// its place.
 		time.Sleep(bus.DefaultTakeOver + time.Second)
 	}
 	publish(40, 60)
-	waitTotal(60, 10*time.Second)
+	waitTotal(60, 30*time.Second)
 	if a, b := counts(); a != 60 || b != 0 {
 		t.Fatalf("with both running: a handled %d, b %d; want 60 and 0", a, b)
 	}
