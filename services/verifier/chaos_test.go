@@ -19,6 +19,7 @@ import (
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/config"
 	"github.com/tocsin-alarm/tocsin/internal/testkit/bustest"
+	"github.com/tocsin-alarm/tocsin/internal/testkit/wait"
 	"github.com/tocsin-alarm/tocsin/pkg/events"
 )
 
@@ -166,13 +167,8 @@ providers: {smtp: {host: 127.0.0.1, port: 1, from: a@example.net, tls: none}}
 	// the verifier being killed all the while: on a busy machine a
 	// verifier that lives 50 ms at a time may take long to get there.
 	until := func(what string, ok func(tallies) bool) {
-		deadline := time.Now().Add(90 * time.Second)
-		for !ok(count()) {
-			if time.Now().After(deadline) {
-				t.Errorf("after 90 s, still not %s", what)
-				return
-			}
-			time.Sleep(200 * time.Millisecond)
+		if !wait.Until(context.Background(), 90*time.Second, wait.Spaced(200*time.Millisecond, func() bool { return ok(count()) })) {
+			t.Errorf("after 90 s, still not %s", what)
 		}
 	}
 	servers := func(incidents tallies, resolved bool) int {
