@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -332,6 +333,36 @@ watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
 		}
 		if r := connectWatched(t, d, "prober-lon1"); !r.publishRefused(t, events.SubjectCanaryJudged("lon1")) {
 			t.Error("a prober may say the verifier judged a canary")
+		}
+	})
+
+	t.Run("leader reads, of a service's own buckets only", func(t *testing.T) {
+		may := map[string][]string{
+			"verifier":  {events.BucketBoxes, events.BucketIncidents},
+			"notifier":  {events.BucketDeliveries},
+			"escalator": {events.BucketEscalations, events.BucketBanner},
+			"failover":  {events.BucketServers, events.BucketFailover},
+		}
+		buckets := []string{events.BucketBoxes, events.BucketIncidents, events.BucketDeliveries, events.BucketEscalations, events.BucketBanner, events.BucketServers, events.BucketFailover}
+		for _, user := range []string{"verifier", "notifier", "escalator", "failover", "prober-lon1", "statuspage"} {
+			b, r := d.connect(t, user), connectWatched(t, d, user)
+			for _, bucket := range buckets {
+				if !slices.Contains(may[user], bucket) {
+					if !r.publishRefused(t, "$JS.API.STREAM.MSG.GET.KV_"+bucket) {
+						t.Errorf("%s may read %s from its leader", user, bucket)
+					}
+					continue
+				}
+				rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				kv, err := b.JS.KeyValue(rctx, bucket)
+				if err == nil {
+					_, _, err = b.LeaderGet(rctx, kv, "none")
+				}
+				cancel()
+				if !errors.Is(err, jetstream.ErrKeyNotFound) {
+					t.Errorf("%s reading %s from its leader: %v", user, bucket, err)
+				}
+			}
 		}
 	})
 

@@ -363,21 +363,23 @@ func (e *Escalator) once(ctx context.Context, kv jetstream.KeyValue, key string,
 
 // record reads what an action recorded: its id and true if it was done,
 // false if not. Any error but "not found" is an error, never "not done":
-// taken as not done, a failed read would post twice.
+// taken as not done, a failed read would post twice. It is read from the
+// bucket's leader: a replica a moment behind would not know of the post
+// just made, and the next would go out again, or not as its reply.
 func (e *Escalator) record(ctx context.Context, kv jetstream.KeyValue, key string) (string, bool, error) {
-	en, err := kv.Get(ctx, key)
+	value, _, err := e.bus.LeaderGet(ctx, kv, key)
 	switch {
 	case errors.Is(err, jetstream.ErrKeyNotFound):
 		return "", false, nil
 	case err != nil:
 		return "", false, fmt.Errorf("read the record of %s: %w", key, err)
 	}
-	return string(en.Value()), true, nil
+	return string(value), true, nil
 }
 
 // raiseBanner puts the banner up for an incident made public.
 func (e *Escalator) raiseBanner(ctx context.Context, kv jetstream.KeyValue, st *state, now time.Time) error {
-	return updateBanner(ctx, kv, func(b *events.Banner) {
+	return e.updateBanner(ctx, kv, func(b *events.Banner) {
 		if !slices.Contains(b.Incidents, st.Incident) {
 			b.Incidents = append(b.Incidents, st.Incident)
 		}
@@ -391,7 +393,7 @@ func (e *Escalator) raiseBanner(ctx context.Context, kv jetstream.KeyValue, st *
 // lowerBanner takes an incident off the banner, and the banner down with
 // the last one.
 func (e *Escalator) lowerBanner(ctx context.Context, kv jetstream.KeyValue, incident string) error {
-	return updateBanner(ctx, kv, func(b *events.Banner) {
+	return e.updateBanner(ctx, kv, func(b *events.Banner) {
 		b.Incidents = slices.DeleteFunc(b.Incidents, func(id string) bool { return id == incident })
 		if len(b.Incidents) == 0 {
 			b.On, b.Message, b.Since = false, "", time.Time{}
@@ -399,10 +401,14 @@ func (e *Escalator) lowerBanner(ctx context.Context, kv jetstream.KeyValue, inci
 	})
 }
 
-func updateBanner(ctx context.Context, kv jetstream.KeyValue, change func(*events.Banner)) error {
+// updateBanner changes the banner's record. It is read from its leader:
+// on a cluster a replica a moment behind would miss the incident this
+// escalator put up a moment ago, find nothing to take down, and leave the
+// banner up on the hosting pages for an outage that is over.
+func (e *Escalator) updateBanner(ctx context.Context, kv jetstream.KeyValue, change func(*events.Banner)) error {
 	for range 10 {
 		var b events.Banner
-		rev, err := bus.GetJSON(ctx, kv, events.BannerKey, &b)
+		rev, err := e.bus.GetLeaderJSON(ctx, kv, events.BannerKey, &b)
 		if err != nil {
 			return err
 		}

@@ -293,15 +293,19 @@ func (a *act) othersInPool(ctx context.Context) (ids []string, unread []unreadTa
 		if sv.ID == a.rec.Server || !sv.Serving() {
 			continue
 		}
-		vs, ok, err := a.s.verifierState(ctx, a.st, sv.ID)
+		// Both from the leader: a server back or put back a moment ago
+		// is missed by a replica behind, and the removal would be held
+		// with "no other server is up" for nothing.
+		var vs events.ServerRecord
+		rev, err := a.s.bus.GetLeaderJSON(ctx, a.st.servers, sv.ID, &vs)
 		if err != nil {
 			return nil, nil, err
 		}
-		if !ok || vs.State != events.StateUp {
+		if rev == 0 || !vs.State.Valid() || vs.State != events.StateUp {
 			continue
 		}
 		var other record
-		if _, err := a.s.records(a.st).Read(ctx, sv.ID, &other); err != nil {
+		if _, err := a.s.records(a.st).ReadLeader(ctx, sv.ID, &other); err != nil {
 			return nil, nil, err
 		}
 		if other.outByUs() {

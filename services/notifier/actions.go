@@ -118,8 +118,11 @@ func (n *Notifier) withActions(ctx context.Context, kv jetstream.KeyValue, st *i
 	if s.Actions <= st.ActionsTold {
 		return nil
 	}
-	l, err := loggedActions(ctx, kv, st.Incident)
-	if err != nil {
+	// From the leader: the claim counted actions logged a moment before,
+	// which a replica behind would not have, and the lines it misses would
+	// be marked told unsaid.
+	var l actionLog
+	if _, err := n.bus.GetLeaderJSON(ctx, kv, actionsKey(st.Incident), &l); err != nil {
 		return err
 	}
 	upto := min(s.Actions, len(l.Actions))

@@ -171,8 +171,11 @@ func (n *Notifier) storm(ctx context.Context, kv jetstream.KeyValue, m message, 
 		case pg.Incident == m.Incident && pg.Step == m.step():
 			return "", nil // claimed before a retry
 		case pg.Incident != "" && pg.Incident != m.Incident && now.Sub(pg.At) < window && !m.Severity.Worse(pg.Severity):
-			other, _, err := loadState(ctx, kv, pg.Incident)
-			if err != nil {
+			// From the leader: its resolution may have been written a
+			// moment ago, and a replica behind would keep this page from
+			// ringing a phone.
+			var other incidentState
+			if _, err := n.bus.GetLeaderJSON(ctx, kv, stateKey(pg.Incident), &other); err != nil {
 				return "", err
 			}
 			if other.Resolved == nil {

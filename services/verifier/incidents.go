@@ -248,8 +248,10 @@ func openLists(ctx context.Context, ikv jetstream.KeyValue) ([]judge.Open, error
 func (v *Verifier) closeOpen(ctx context.Context, ikv bus.Records, dc, id string) error {
 	key := events.KeyOpenIncidents(dc)
 	for attempt := 0; attempt < 20; attempt++ {
+		// From the leader: the incident may have been listed a moment
+		// ago, and a replica behind would leave it listed, resolved.
 		var open judge.Open
-		rev, err := bus.GetJSON(ctx, ikv.KV, key, &open)
+		rev, err := ikv.ReadLeader(ctx, key, &open)
 		if err != nil || !open.Remove(id) {
 			return err
 		}

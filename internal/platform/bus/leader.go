@@ -3,7 +3,9 @@ package bus
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"reflect"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -30,38 +32,70 @@ type msgGetResponse struct {
 // ReadLeader is Read, from the bucket's stream leader: for a read that
 // decides to do nothing, on a record written a moment before.
 func (rs Records) ReadLeader(ctx context.Context, key string, rec any) (uint64, error) {
-	bucket := rs.KV.Bucket()
+	value, rev, err := rs.Bus.LeaderGet(ctx, rs.KV, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	rs.Decode(key, value, rec)
+	return rev, nil
+}
+
+// GetLeaderJSON is GetJSON, from the bucket's stream leader.
+func (b *Bus) GetLeaderJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uint64, error) {
+	value, rev, err := b.LeaderGet(ctx, kv, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	if err := json.Unmarshal(value, v); err != nil {
+		reflect.ValueOf(v).Elem().SetZero()
+	}
+	return rev, nil
+}
+
+// LeaderGet is kv.Get, from the bucket's stream leader: the value under
+// key and its revision, or jetstream.ErrKeyNotFound when there is none or
+// it was deleted.
+func (b *Bus) LeaderGet(ctx context.Context, kv jetstream.KeyValue, key string) ([]byte, uint64, error) {
+	bucket := kv.Bucket()
 	req, err := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
 	}{"$KV." + bucket + "." + key})
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	m, err := rs.Bus.NC.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+"STREAM.MSG.GET.KV_"+bucket, req)
+	fail := func(err error) ([]byte, uint64, error) {
+		return nil, 0, fmt.Errorf("read %s from its leader: %w", key, err)
+	}
+	m, err := b.NC.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+"STREAM.MSG.GET.KV_"+bucket, req)
 	if err != nil {
-		return 0, fmt.Errorf("read %s from its leader: %w", key, err)
+		return fail(err)
 	}
 	var resp msgGetResponse
 	if err := json.Unmarshal(m.Data, &resp); err != nil {
-		return 0, fmt.Errorf("read %s from its leader: %w", key, err)
+		return fail(err)
 	}
 	switch {
 	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
-		return 0, nil
+		return nil, 0, jetstream.ErrKeyNotFound
 	case resp.Error != nil:
-		return 0, fmt.Errorf("read %s from its leader: %w", key, resp.Error)
+		return fail(resp.Error)
 	case resp.Message == nil:
-		return 0, fmt.Errorf("read %s from its leader: %w", key, jetstream.ErrInvalidJetStreamResponse)
+		return fail(jetstream.ErrInvalidJetStreamResponse)
 	}
 	if len(resp.Message.Header) > 0 {
 		h, err := nats.DecodeHeadersMsg(resp.Message.Header)
 		if err != nil {
-			return 0, fmt.Errorf("read %s from its leader: %w", key, err)
+			return fail(err)
 		}
 		if h.Get("KV-Operation") != "" || h.Get(jetstream.MarkerReasonHeader) != "" {
-			return 0, nil // deleted or purged: as if new, as Read has it
+			return nil, 0, jetstream.ErrKeyNotFound // deleted or purged
 		}
 	}
-	rs.Decode(key, resp.Message.Data, rec)
-	return resp.Message.Sequence, nil
+	return resp.Message.Data, resp.Message.Sequence, nil
 }
