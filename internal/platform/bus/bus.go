@@ -278,14 +278,24 @@ const errNoPeers jetstream.ErrorCode = 10005
 // restarts, or before a new cluster has formed, sets up once they are back.
 const placementWait = 30 * time.Second
 
-// whenPlaceable runs change, again while the cluster answers that too few
-// peers are online to place the copies, for at most placementWait.
-func whenPlaceable(ctx context.Context, change func(context.Context) error) error {
+// placementAttempt bounds one attempt to create or change a stream: on a
+// cluster just formed, the answer to a create can be lost while its routes
+// settle, and waiting for it would use up the whole start.
+const placementAttempt = 5 * time.Second
+
+// whenPlaceable runs change, each attempt bounded by attempt, and again
+// while the cluster answers that too few peers are online to place the
+// copies or does not answer in time, for at most placementWait.
+func whenPlaceable(ctx context.Context, attempt time.Duration, change func(context.Context) error) error {
 	deadline := time.Now().Add(placementWait)
 	for {
-		err := change(ctx)
+		actx, cancel := context.WithTimeout(ctx, attempt)
+		err := change(actx)
+		cancel()
 		var apiErr *jetstream.APIError
-		if err == nil || !errors.As(err, &apiErr) || apiErr.ErrorCode != errNoPeers || time.Now().After(deadline) {
+		noPeers := errors.As(err, &apiErr) && apiErr.ErrorCode == errNoPeers
+		unanswered := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+		if err == nil || !noPeers && !unanswered || time.Now().After(deadline) {
 			return err
 		}
 		select {
@@ -306,7 +316,7 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 	// --replicas has nothing to warn of.
 	settle := func(kind, name string, exists, replicasOnly bool, change func(context.Context) error) error {
 		if mayChange {
-			err := b.unlessDenied(ctx, func(ctx context.Context) error { return whenPlaceable(ctx, change) })
+			err := b.unlessDenied(ctx, func(ctx context.Context) error { return whenPlaceable(ctx, placementAttempt, change) })
 			if err == nil {
 				b.log.Info("nats "+kind+" set up", kind, name, "replicas", replicas)
 				return nil
