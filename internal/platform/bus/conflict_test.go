@@ -78,7 +78,13 @@ func TestConflictOnAReplicatedBucket(t *testing.T) {
 // connection the test closes.
 func clusterJS(t *testing.T, n int) jetstream.JetStream {
 	t.Helper()
-	nc, err := nats.Connect(strings.Join(startCluster(t, n), ","))
+	return jsAt(t, strings.Join(startCluster(t, n), ","))
+}
+
+// jsAt is JetStream through a connection to urls that the test closes.
+func jsAt(t *testing.T, urls string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(urls)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/tocsin-alarm/tocsin/internal/platform/bus"
@@ -90,15 +89,7 @@ func TestNothingToDoOnACluster(t *testing.T) {
 	var kvs []jetstream.KeyValue
 	var readers []bus.Records
 	for i, u := range urls {
-		nc, err := nats.Connect(u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		js := jsAt(t, u)
 		var kv jetstream.KeyValue
 		onCluster(t, ctx, "a replicated bucket", func(c context.Context) (err error) {
 			if i == 0 {
@@ -109,7 +100,7 @@ func TestNothingToDoOnACluster(t *testing.T) {
 			return err
 		})
 		kvs = append(kvs, kv)
-		readers = append(readers, bus.Records{Bus: &bus.Bus{NC: nc, JS: js}, KV: kv, Log: slog.New(slog.DiscardHandler)})
+		readers = append(readers, bus.Records{Bus: &bus.Bus{NC: js.Conn(), JS: js}, KV: kv, Log: slog.New(slog.DiscardHandler)})
 	}
 	stale, rev := 0, uint64(0)
 	for i := int64(1); i <= 200; i++ {
