@@ -102,6 +102,12 @@ func Register(nc *nats.Conn, in Instance, m *metrics.Metrics) (micro.Service, er
 		_ = svc.Stop()
 		return nil, fmt.Errorf("register %s status endpoint: %w", in.name(), err)
 	}
+	// Registered means found: "tocsin status" run the moment after the
+	// service said it was running must not miss it.
+	if err := nc.Flush(); err != nil {
+		_ = svc.Stop()
+		return nil, fmt.Errorf("register %s with nats micro: %w", in.name(), err)
+	}
 	return svc, nil
 }
 
