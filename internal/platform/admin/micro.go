@@ -103,10 +103,11 @@ func Register(nc *nats.Conn, in Instance, m *metrics.Metrics) (micro.Service, er
 		return nil, fmt.Errorf("register %s status endpoint: %w", in.name(), err)
 	}
 	// Registered means found: "tocsin status" run the moment after the
-	// service said it was running must not miss it.
-	if err := nc.Flush(); err != nil {
-		_ = svc.Stop()
-		return nil, fmt.Errorf("register %s with nats micro: %w", in.name(), err)
+	// service said it was running must not miss it. Not while cut off
+	// from NATS, though (an off-site status page starts so): the
+	// subscriptions go when the connection comes back.
+	if nc.IsConnected() {
+		_ = nc.FlushTimeout(2 * time.Second)
 	}
 	return svc, nil
 }
