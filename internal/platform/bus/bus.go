@@ -283,9 +283,10 @@ const placementWait = 30 * time.Second
 // settle, and waiting for it would use up the whole start.
 const placementAttempt = 5 * time.Second
 
-// whenPlaceable runs change, each attempt bounded by attempt, and again
-// while the cluster answers that too few peers are online to place the
-// copies or does not answer in time, for at most placementWait.
+// whenPlaceable runs change (or a look-up), each attempt bounded by
+// attempt, and again while the cluster answers that too few peers are
+// online to place the copies or does not answer in time, for at most
+// placementWait.
 func whenPlaceable(ctx context.Context, attempt time.Duration, change func(context.Context) error) error {
 	deadline := time.Now().Add(placementWait)
 	for {
@@ -340,9 +341,11 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 	streams, buckets := events.SizedConfigs(replicas, limits.MaxStore, limits.MaxMemory)
 	for _, cfg := range streams {
 		var s jetstream.Stream
-		err := b.unlessDenied(ctx, func(ctx context.Context) (err error) {
-			s, err = b.JS.Stream(ctx, cfg.Name)
-			return err
+		err := b.unlessDenied(ctx, func(ctx context.Context) error {
+			return whenPlaceable(ctx, placementAttempt, func(ctx context.Context) (err error) {
+				s, err = b.JS.Stream(ctx, cfg.Name)
+				return err
+			})
 		})
 		switch {
 		case errors.Is(err, errDenied):
@@ -375,9 +378,11 @@ func (b *Bus) ensure(ctx context.Context, replicas int, strict bool) error {
 	}
 	for _, cfg := range buckets {
 		var kv jetstream.KeyValue
-		err := b.unlessDenied(ctx, func(ctx context.Context) (err error) {
-			kv, err = b.JS.KeyValue(ctx, cfg.Bucket)
-			return err
+		err := b.unlessDenied(ctx, func(ctx context.Context) error {
+			return whenPlaceable(ctx, placementAttempt, func(ctx context.Context) (err error) {
+				kv, err = b.JS.KeyValue(ctx, cfg.Bucket)
+				return err
+			})
 		})
 		if errors.Is(err, errDenied) {
 			return fmt.Errorf("bucket %s: this nats user may not look it up; allow it $JS.API.STREAM.INFO.KV_%s", cfg.Bucket, cfg.Bucket)
