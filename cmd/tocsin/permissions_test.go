@@ -364,6 +364,16 @@ watchdog: {url: "%s/ping/0f3a", every: 1s, timeout: 500ms}
 				}
 			}
 		}
+		// A service refused a leader read hears so, with the rule it
+		// lacks, rather than wait.
+		b := d.connect(t, "prober-lon1")
+		kv, err := b.JS.KeyValue(ctx, events.BucketIncidents)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := b.LeaderGet(ctx, kv, "none"); err == nil || !strings.Contains(err.Error(), "allow it $JS.API.STREAM.MSG.GET.KV_tocsin-incidents") {
+			t.Errorf("a refused leader read: %v, want the rule it lacks", err)
+		}
 	})
 
 	t.Run("verifier may not speak for staff", func(t *testing.T) {

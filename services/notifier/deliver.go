@@ -161,8 +161,10 @@ func (n *Notifier) storm(ctx context.Context, kv jetstream.KeyValue, m message, 
 	key := "page." + staffKey(s)
 	window := n.cfg.Notify.GroupWindow.D()
 	for range 10 {
+		// From the leader, as the other incident's state below: an older
+		// page record a replica behind still has would hold this page back.
 		var pg pageRecord
-		rev, err := bus.GetJSON(ctx, kv, key, &pg)
+		rev, err := n.bus.GetLeaderJSON(ctx, kv, key, &pg)
 		if err != nil {
 			return "", err
 		}
@@ -171,9 +173,7 @@ func (n *Notifier) storm(ctx context.Context, kv jetstream.KeyValue, m message, 
 		case pg.Incident == m.Incident && pg.Step == m.step():
 			return "", nil // claimed before a retry
 		case pg.Incident != "" && pg.Incident != m.Incident && now.Sub(pg.At) < window && !m.Severity.Worse(pg.Severity):
-			// From the leader: its resolution may have been written a
-			// moment ago, and a replica behind would keep this page from
-			// ringing a phone.
+			// Its resolution may have been written a moment ago.
 			var other incidentState
 			if _, err := n.bus.GetLeaderJSON(ctx, kv, stateKey(pg.Incident), &other); err != nil {
 				return "", err

@@ -128,13 +128,9 @@ func (v *Verifier) leave(ctx context.Context, st stores, target config.Target, l
 	}
 	bs, up, _ := judge.BoxState(states)
 	status := events.BoxStatus{Box: target.Box.ID, State: bs, Up: up}
-	resolved := false
+	resolved, unread := false, false
 	if _, err := v.updateIncident(ctx, ikv, l.Incident, func(rec *incidentRecord) (events.Payload, bool) {
-		if rec.ID == "" {
-			// A server joins its incident before its record names it, so
-			// the incident was written: read from a replica behind, or
-			// lost. If it is open, the sweep tells it (see sweep.go).
-			v.log.Warn("a server left an incident that could not be read", "server", target.Server.ID, "incident", l.Incident)
+		if unread = rec.ID == ""; unread {
 			return nil, false
 		}
 		if m, ok := rec.Members[target.Server.ID]; ok && l.Outage != "" && m.Outage != l.Outage {
@@ -145,6 +141,12 @@ func (v *Verifier) leave(ctx context.Context, st stores, target config.Target, l
 		return p, true
 	}); err != nil {
 		return err
+	}
+	if unread {
+		// A server joins its incident before its record names it, so the
+		// incident was written, and even its leader does not have it:
+		// lost. If it is open, the sweep tells it (see sweep.go).
+		v.log.Warn("a server left an incident that could not be read", "server", target.Server.ID, "incident", l.Incident)
 	}
 	if resolved {
 		return v.closeOpen(ctx, ikv, target.Box.Datacentre, l.Incident)

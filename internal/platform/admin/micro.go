@@ -102,8 +102,10 @@ func Register(nc *nats.Conn, in Instance, m *metrics.Metrics) (micro.Service, er
 		_ = svc.Stop()
 		return nil, fmt.Errorf("register %s status endpoint: %w", in.name(), err)
 	}
-	// Registered means found: "tocsin status" run the moment after the
-	// service said it was running must not miss it. Not while cut off
+	// Registered means found by whoever asks through the same server:
+	// "tocsin status" run the moment after the service said it was
+	// running must not miss it (through another server of a cluster, it
+	// may for the moment the routes take). Not while cut off
 	// from NATS, though (an off-site status page starts so): the
 	// subscriptions go when the connection comes back.
 	if nc.IsConnected() {

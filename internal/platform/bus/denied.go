@@ -53,13 +53,19 @@ func (d *denials) watch(f func(msg string) bool) (stop func()) {
 // unlessDenied runs a JetStream stream request, and returns errDenied as
 // soon as the server refuses this user the stream API.
 func (b *Bus) unlessDenied(ctx context.Context, f func(context.Context) error) error {
+	return b.unlessRefused(ctx, "$JS.API.STREAM.", f)
+}
+
+// unlessRefused runs a request, and returns errDenied as soon as the
+// server refuses this user a subject that begins with prefix.
+func (b *Bus) unlessRefused(ctx context.Context, prefix string, f func(context.Context) error) error {
 	if b.denied == nil {
 		return f(ctx)
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := b.denied.watch(func(msg string) bool {
-		if strings.Contains(msg, `"$JS.API.STREAM.`) {
+		if strings.Contains(msg, `"`+prefix) {
 			cancel(errDenied)
 			return true
 		}

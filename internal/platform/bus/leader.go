@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"regexp"
+	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -58,10 +61,27 @@ func (b *Bus) GetLeaderJSON(ctx context.Context, kv jetstream.KeyValue, key stri
 	return rev, nil
 }
 
+// leaderGetTimeout bounds a leader read whose context has no deadline, as
+// nats.go bounds its own requests: a request the leader never answers (it
+// died, or none is elected yet) must not stop the caller for good.
+const leaderGetTimeout = 5 * time.Second
+
+// validKey is the form of a key-value key, as nats.go checks it: a key
+// with a wildcard would read another key's record.
+var validKey = regexp.MustCompile(`^[-/_=.a-zA-Z0-9]+$`)
+
 // LeaderGet is kv.Get, from the bucket's stream leader: the value under
 // key and its revision, or jetstream.ErrKeyNotFound when there is none or
 // it was deleted.
 func (b *Bus) LeaderGet(ctx context.Context, kv jetstream.KeyValue, key string) ([]byte, uint64, error) {
+	if !validKey.MatchString(key) || strings.HasPrefix(key, ".") || strings.HasSuffix(key, ".") {
+		return nil, 0, jetstream.ErrInvalidKey
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, leaderGetTimeout)
+		defer cancel()
+	}
 	bucket := kv.Bucket()
 	req, err := json.Marshal(struct {
 		LastFor string `json:"last_by_subj"`
@@ -72,7 +92,15 @@ func (b *Bus) LeaderGet(ctx context.Context, kv jetstream.KeyValue, key string) 
 	fail := func(err error) ([]byte, uint64, error) {
 		return nil, 0, fmt.Errorf("read %s from its leader: %w", key, err)
 	}
-	m, err := b.NC.RequestWithContext(ctx, jetstream.DefaultAPIPrefix+"STREAM.MSG.GET.KV_"+bucket, req)
+	subject := b.apiPrefix() + "STREAM.MSG.GET.KV_" + bucket
+	var m *nats.Msg
+	err = b.unlessRefused(ctx, subject, func(ctx context.Context) (err error) {
+		m, err = b.NC.RequestWithContext(ctx, subject, req)
+		return err
+	})
+	if errors.Is(err, errDenied) {
+		return fail(fmt.Errorf("this nats user may not; allow it %s", subject))
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -98,4 +126,16 @@ func (b *Bus) LeaderGet(ctx context.Context, kv jetstream.KeyValue, key string) 
 		}
 	}
 	return resp.Message.Data, resp.Message.Sequence, nil
+}
+
+// apiPrefix is where this connection's JetStream API requests go.
+func (b *Bus) apiPrefix() string {
+	o := b.JS.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return jetstream.DefaultAPIPrefix
 }
