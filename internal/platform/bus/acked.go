@@ -3,19 +3,21 @@ package bus
 import "sync"
 
 // ackedHere remembers the stream sequences of the last messages this
-// instance handled and acknowledged. A message can wait in a worker's
-// queue past its ack wait when handling falls behind; JetStream then sends
-// it again, and the copy arrives while, or after, the first is handled.
-// Acknowledging either clears it, so the copy need not be handled.
+// instance handled and acknowledged late, past half their ack wait. A
+// message can wait in a worker's queue past its ack wait when handling
+// falls behind; JetStream then sends it again, and the copy arrives while,
+// or after, the first is handled. Acknowledging either clears it, so the
+// copy need not be handled.
 type ackedHere struct {
-	mu   sync.Mutex
-	seqs map[uint64]struct{}
-	ring []uint64 // the last len(ring) added, oldest at next
-	next int
+	mu    sync.Mutex
+	limit int
+	seqs  map[uint64]struct{}
+	ring  []uint64 // the last limit added; once full, the oldest at next
+	next  int
 }
 
-func newAckedHere(n int) *ackedHere {
-	return &ackedHere{seqs: make(map[uint64]struct{}, n), ring: make([]uint64, n)}
+func newAckedHere(limit int) *ackedHere {
+	return &ackedHere{limit: limit, seqs: map[uint64]struct{}{}}
 }
 
 func (a *ackedHere) add(seq uint64) {
@@ -27,11 +29,13 @@ func (a *ackedHere) add(seq uint64) {
 	if _, ok := a.seqs[seq]; ok {
 		return
 	}
-	if old := a.ring[a.next]; old != 0 {
-		delete(a.seqs, old)
+	if len(a.ring) < a.limit {
+		a.ring = append(a.ring, seq)
+	} else {
+		delete(a.seqs, a.ring[a.next])
+		a.ring[a.next] = seq
+		a.next = (a.next + 1) % a.limit
 	}
-	a.ring[a.next] = seq
-	a.next = (a.next + 1) % len(a.ring)
 	a.seqs[seq] = struct{}{}
 }
 

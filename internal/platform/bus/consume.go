@@ -404,13 +404,15 @@ func (b *Bus) handle(hc *handlerContexts, c Consumer, log *slog.Logger, d delive
 			err := await(done, deadline)
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if b.decide(ctx, c, log, m, err) {
+			if b.decide(ctx, c, log, m, err) && time.Since(d.at) > c.AckWait/2 {
 				acked.add(seq)
 			}
 		})
 		return
 	}
-	if b.decide(hctx, c, log, m, err) {
+	// Only a message acknowledged late can have been sent again: what is
+	// remembered costs nothing while handling keeps up.
+	if b.decide(hctx, c, log, m, err) && time.Since(d.at) > c.AckWait/2 {
 		acked.add(seq)
 	}
 }
