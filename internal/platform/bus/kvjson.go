@@ -22,10 +22,16 @@ func GetJSON(ctx context.Context, kv jetstream.KeyValue, key string, v any) (uin
 	if err != nil {
 		return 0, fmt.Errorf("read %s: %w", key, err)
 	}
-	if err := json.Unmarshal(e.Value(), v); err != nil {
+	decodeOrZero(e.Value(), v)
+	return e.Revision(), nil
+}
+
+// decodeOrZero decodes a stored value into v, or leaves v zero when it
+// does not decode (see GetJSON).
+func decodeOrZero(value []byte, v any) {
+	if err := json.Unmarshal(value, v); err != nil {
 		reflect.ValueOf(v).Elem().SetZero()
 	}
-	return e.Revision(), nil
 }
 
 // PutJSON writes v under key only if nobody wrote it since rev (0: only if

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"reflect"
 	"regexp"
 	"strings"
 	"time"
@@ -55,9 +54,7 @@ func (b *Bus) GetLeaderJSON(ctx context.Context, kv jetstream.KeyValue, key stri
 	if err != nil {
 		return 0, err
 	}
-	if err := json.Unmarshal(value, v); err != nil {
-		reflect.ValueOf(v).Elem().SetZero()
-	}
+	decodeOrZero(value, v)
 	return rev, nil
 }
 
